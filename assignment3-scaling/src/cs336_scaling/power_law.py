@@ -1,0 +1,97 @@
+"""Power laws ``y = a · x^b`` fitted by least squares in log space, with bootstrap uncertainty.
+
+Scaling laws span many decades, so the fit is done on ``log y = log a + b · log x``: every point
+weighs the same whatever its magnitude, and the fit is an ordinary linear regression.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from jaxtyping import Float
+
+
+@dataclass(frozen=True)
+class PowerLaw:
+    """``y = coefficient · x ** exponent``."""
+
+    coefficient: float
+    exponent: float
+
+    def __call__(self, x: Float[np.ndarray, "..."] | float) -> Float[np.ndarray, "..."]:
+        return self.coefficient * np.asarray(x, dtype=np.float64) ** self.exponent
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A central estimate with a bootstrap confidence interval (``low``, ``high``)."""
+
+    estimate: float
+    low: float
+    high: float
+
+
+def fit_power_law(x: Float[np.ndarray, " n"], y: Float[np.ndarray, " n"]) -> PowerLaw:
+    """Least-squares fit of ``log y = log a + b log x``; needs two or more distinct positive ``x``."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x and y must be 1-D arrays of the same length, got shapes {x.shape} and {y.shape}")
+    if np.any(x <= 0) or np.any(y <= 0):
+        raise ValueError("power-law fits need strictly positive x and y")
+    if np.unique(x).size < 2:
+        raise ValueError("a power-law fit needs at least two distinct x values")
+    slope, intercept = np.polyfit(np.log(x), np.log(y), deg=1)
+    return PowerLaw(coefficient=float(np.exp(intercept)), exponent=float(slope))
+
+
+@dataclass(frozen=True)
+class BootstrapFit:
+    """The fit on all points plus percentile intervals from refits on resampled points."""
+
+    law: PowerLaw
+    exponent: Interval
+    predictions: dict[float, Interval]
+
+
+def bootstrap_power_law(
+    x: Float[np.ndarray, " n"],
+    y: Float[np.ndarray, " n"],
+    predict_at: list[float],
+    num_samples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> BootstrapFit:
+    """Refit on ``num_samples`` resamples of the (x, y) pairs drawn with replacement.
+
+    Resamples with fewer than two distinct ``x`` cannot define a line and are redrawn. The interval is
+    the central ``confidence`` percentile range of the refitted exponents and predictions.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    law = fit_power_law(x, y)
+    rng = np.random.default_rng(seed)
+    exponents = np.empty(num_samples)
+    predictions = np.empty((num_samples, len(predict_at)))
+    filled = 0
+    while filled < num_samples:
+        idx = rng.integers(0, x.size, size=x.size)
+        if np.unique(x[idx]).size < 2:
+            continue
+        sample = fit_power_law(x[idx], y[idx])
+        exponents[filled] = sample.exponent
+        predictions[filled] = sample(np.asarray(predict_at, dtype=np.float64))
+        filled += 1
+    tail = 100 * (1 - confidence) / 2
+    low_high = (tail, 100 - tail)
+
+    def interval(estimate: float, samples: np.ndarray) -> Interval:
+        low, high = np.percentile(samples, low_high)
+        return Interval(estimate=float(estimate), low=float(low), high=float(high))
+
+    return BootstrapFit(
+        law=law,
+        exponent=interval(law.exponent, exponents),
+        predictions={c: interval(float(law(c)), predictions[:, i]) for i, c in enumerate(predict_at)},
+    )

@@ -1,0 +1,102 @@
+"""The IsoFLOPs pipeline recovers the exponents of a known Chinchilla loss surface.
+
+For ``L(N, D) = E + A N^-alpha + B D^-beta`` with ``D = C / 6N``, setting dL/dN = 0 gives
+``N_opt = G (C/6)^(beta/(alpha+beta))`` with ``G = (alpha A / (beta B))^(1/(alpha+beta))``
+(Hoffmann et al. 2022, eq. 4): an independent closed form to check the fit against.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from cs336_scaling.isoflops import (
+    ISOFLOPS_RELATIVE_PATH,
+    ISOFLOPS_URL,
+    OptimumMethod,
+    Run,
+    fit_isoflops,
+    load_runs,
+    parabola_optimum,
+)
+
+E, A, B, ALPHA, BETA = 1.69, 406.4, 410.7, 0.34, 0.28
+BUDGETS = [1e18, 3e18, 1e19, 3e19, 1e20, 3e20, 1e21]
+
+
+def chinchilla_loss(n: np.ndarray, c: float) -> np.ndarray:
+    return E + A * n**-ALPHA + B * (c / (6 * n)) ** -BETA
+
+
+def analytic_n_opt(c: float) -> float:
+    g = (ALPHA * A / (BETA * B)) ** (1 / (ALPHA + BETA))
+    return g * (c / 6) ** (BETA / (ALPHA + BETA))
+
+
+def synthetic_runs(sizes_per_budget: int, offset: float = 1.0) -> list[Run]:
+    """Sizes log-spaced over a factor 100 around ``offset`` times the true optimum of each budget."""
+    runs = []
+    for c in BUDGETS:
+        center = offset * analytic_n_opt(c)
+        sizes = center * np.logspace(-1, 1, sizes_per_budget)
+        runs += [Run(float(n), c, float(loss)) for n, loss in zip(sizes, chinchilla_loss(sizes, c))]
+    return runs
+
+
+@pytest.mark.parametrize("method", list(OptimumMethod))
+def test_fit_recovers_known_exponents(method):
+    fit = fit_isoflops(synthetic_runs(sizes_per_budget=201), targets=[1e23], method=method, num_bootstrap=200)
+    expected = BETA / (ALPHA + BETA)
+    assert fit.parameters.law.exponent == pytest.approx(expected, abs=0.01)
+    assert fit.tokens.law.exponent == pytest.approx(1 - expected, abs=0.01)
+    assert fit.parameters.predictions[1e23].estimate == pytest.approx(analytic_n_opt(1e23), rel=0.1)
+
+
+def test_parabola_beats_lowest_loss_on_a_coarse_grid():
+    """With five sizes off-centre from the optimum, the parabola's vertex lies closer to it than any trained size."""
+    runs = synthetic_runs(sizes_per_budget=5, offset=1.6)
+    lowest = fit_isoflops(runs, targets=[1e23], num_bootstrap=50)
+    parabola = fit_isoflops(runs, targets=[1e23], method=OptimumMethod.PARABOLA, num_bootstrap=50)
+    truth = np.log([analytic_n_opt(c) for c in BUDGETS])
+    lowest_error = np.abs(np.log([o.parameters for o in lowest.optima]) - truth).max()
+    parabola_error = np.abs(np.log([o.parameters for o in parabola.optima]) - truth).max()
+    assert parabola_error < lowest_error
+
+
+def test_parabola_vertex_of_exact_quadratic():
+    profile = [Run(float(n), 1e20, 3.0 + 0.2 * (np.log(n) - np.log(4e8)) ** 2) for n in (1e8, 3e8, 1e9, 3e9)]
+    optimum = parabola_optimum(profile)
+    assert optimum.parameters == pytest.approx(4e8, rel=1e-8)
+    assert optimum.loss == pytest.approx(3.0, abs=1e-9)
+    assert optimum.tokens == pytest.approx(1e20 / (6 * 4e8), rel=1e-8)
+
+
+def test_parabola_rejects_downward_profile():
+    profile = [Run(n, 1e20, loss) for n, loss in ((1e8, 3.0), (1e9, 4.0), (1e10, 3.0))]
+    with pytest.raises(ValueError, match="does not curve upwards"):
+        parabola_optimum(profile)
+
+
+def test_load_runs_reports_missing_fields(tmp_path):
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps([{"parameters": 1, "compute_budget": 2}]))
+    with pytest.raises(ValueError, match="final_loss"):
+        load_runs(path)
+
+
+def test_course_data_predictions():
+    """The course's file: 9 budgets of 8 sizes; N_opt(1e23) lands near 7e10 with the lowest-loss choice."""
+    from cs336_basics.shared_data import SharedDataUnavailable, shared_path
+
+    try:
+        runs = load_runs(shared_path(ISOFLOPS_RELATIVE_PATH, url=ISOFLOPS_URL))
+    except SharedDataUnavailable as err:
+        pytest.skip(str(err))
+    assert len(runs) == 72
+    fit = fit_isoflops(runs, targets=[1e23, 1e24], num_bootstrap=200)
+    assert len(fit.optima) == 9
+    for optimum in fit.optima:
+        assert optimum.loss == min(r.final_loss for r in runs if r.compute_budget == optimum.compute_budget)
+    n23 = fit.parameters.predictions[1e23]
+    assert 5e10 < n23.estimate < 1e11
+    # the two fits share the same points: N_opt · D_opt = C / 6 exactly, so the exponents sum to 1
+    assert fit.parameters.law.exponent + fit.tokens.law.exponent == pytest.approx(1.0, abs=1e-9)
