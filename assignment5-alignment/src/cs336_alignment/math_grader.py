@@ -1,0 +1,165 @@
+"""Decide whether a model's final answer is mathematically equivalent to the ground truth.
+
+Three checks, cheapest first, in the manner of the Dr. GRPO grader: equal MATH-style normal forms;
+element-wise ``sympy`` equality of the plain-text forms (tuples and intervals compared element by
+element, brackets included); and, when ``fast=False``, ``math-verify``'s LaTeX-aware comparison.
+Model output is untrusted text: it reaches ``sympy``'s parser only after a character and name
+whitelist, and every symbolic step runs under a time limit (on the main thread).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import signal
+import threading
+from collections.abc import Iterator
+
+import sympy
+from sympy.parsing import sympy_parser
+
+from cs336_alignment.math_answer import last_boxed_content, normalize_for_sympy, normalize_mathd
+
+_SAFE_CHARS = re.compile(r"[0-9a-zA-Z+\-*/().,=\s]*")
+_ALLOWED_NAMES = {"sqrt", "pi", "oo", "sin", "cos", "tan", "log", "ln", "exp", "i", "e"}
+_TRANSFORMS = sympy_parser.standard_transformations + (
+    sympy_parser.implicit_multiplication_application,
+    sympy_parser.convert_xor,
+)
+_MAX_EXPR_CHARS = 120
+_SYMPY_SECONDS = 2.0
+
+
+class _SympyTimeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Interrupt runaway ``sympy`` work; only possible on the main thread (SIGALRM), elsewhere unlimited."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum, frame):
+        raise _SympyTimeout
+
+    previous = signal.signal(signal.SIGALRM, _raise)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _safe_to_parse(expr: str) -> bool:
+    if len(expr) > _MAX_EXPR_CHARS or not _SAFE_CHARS.fullmatch(expr) or "__" in expr:
+        return False
+    names = re.findall(r"[a-zA-Z]+", expr)
+    if any(len(n) > 1 and n.lower() not in _ALLOWED_NAMES for n in names):
+        return False
+    if len({n for n in names if len(n) == 1 and n.lower() not in _ALLOWED_NAMES}) > 2:
+        return False
+    # huge powers (2**99999) would stall simplification
+    return not re.search(r"\*\*\(?\d{4,}", expr)
+
+
+def _parse(expr: str) -> sympy.Expr:
+    expr = expr.replace("ln(", "log(")
+    return sympy_parser.parse_expr(expr, transformations=_TRANSFORMS, evaluate=True)
+
+
+def _sympy_equal(a: str, b: str) -> bool:
+    if not (_safe_to_parse(a) and _safe_to_parse(b)):
+        return False
+    try:
+        with _time_limit(_SYMPY_SECONDS):
+            ea, eb = _parse(a), _parse(b)
+            if isinstance(ea, sympy.Equality) or isinstance(eb, sympy.Equality):
+                return ea == eb
+            diff = ea - eb
+            if diff == 0 or sympy.simplify(diff) == 0:
+                return True
+            if not diff.free_symbols:
+                va, vb = complex(ea.evalf()), complex(eb.evalf())
+                return abs(va - vb) <= 1e-6 * max(1.0, abs(vb))
+            return False
+    except Exception:  # unparsable or unsupported expressions are simply "not equal"
+        return False
+
+
+def _is_wrapped(expr: str) -> bool:
+    """Whether the first bracket closes only at the last character: ``(a,b)`` yes, ``(x-1)(x+1)`` no."""
+    if len(expr) < 3 or expr[0] not in "([" or expr[-1] not in ")]":
+        return False
+    depth = 0
+    for ch in expr[:-1]:
+        depth += ch in "(["
+        depth -= ch in ")]"
+        if depth == 0:
+            return False
+    return True
+
+
+def _split_elements(expr: str) -> list[str]:
+    """Split ``(1,2)`` / ``[a,b)`` / ``1,2,3`` at top-level commas; brackets are kept by the caller."""
+    inner = expr[1:-1] if _is_wrapped(expr) else expr
+    parts, depth, current = [], 0, ""
+    for ch in inner:
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if ch == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    parts.append(current)
+    return [p for p in parts if p != ""]
+
+
+def grade_answer_mathd(given: str, ground_truth: str) -> bool:
+    """Equal under the MATH dataset's string normalisation."""
+    return normalize_mathd(given) == normalize_mathd(ground_truth)
+
+
+def grade_answer_sympy(given: str, ground_truth: str) -> bool:
+    """Element-wise symbolic equality of the plain-text forms (PRM800K-style)."""
+    truth, pred = normalize_for_sympy(ground_truth), normalize_for_sympy(given)
+    if not truth or not pred:
+        return False
+    if truth == pred:
+        return True
+    truth_parts, pred_parts = _split_elements(truth), _split_elements(pred)
+    if len(truth_parts) != len(pred_parts):
+        return False
+    if len(truth_parts) > 1 and (truth[0] != pred[0] or truth[-1] != pred[-1]):
+        return False  # (a, b) is not [a, b]
+    return all(t == p or _sympy_equal(t, p) for t, p in zip(truth_parts, pred_parts))
+
+
+def grade_answer_math_verify(given: str, ground_truth: str) -> bool:
+    """``math-verify``'s LaTeX-aware comparison: slower, recalls answers the string checks miss."""
+    from math_verify import parse, verify
+
+    on_main = threading.current_thread() is threading.main_thread()
+    timeout = 3 if on_main else None
+    try:
+        gold = parse(f"${ground_truth}$", parsing_timeout=timeout)
+        pred = parse(f"${given}$", parsing_timeout=timeout)
+        return bool(gold and pred and verify(gold, pred, timeout_seconds=timeout))
+    except Exception:  # math-verify raises on inputs it cannot parse; treat as not equivalent
+        return False
+
+
+def grade(given: str, ground_truth: str, fast: bool = True) -> bool:
+    r"""Whether ``given`` (an extracted answer) equals ``ground_truth`` (which may contain ``\boxed{}``)."""
+    if "\\boxed" in ground_truth:
+        ground_truth = last_boxed_content(ground_truth) or ground_truth
+    given = given.strip()
+    if not given:
+        return False
+    correct = grade_answer_mathd(given, ground_truth) or grade_answer_sympy(given, ground_truth)
+    if not correct and not fast:
+        correct = grade_answer_math_verify(given, ground_truth)
+    return correct

@@ -1,0 +1,160 @@
+"""Our own batched sampler: left-padded prompts, one prefill, then one KV-cached token per step.
+
+Rows that finish (EOS or a stop string) leave the batch, so a long straggler does not make every
+finished sample keep paying for forward passes (``transformers.generate`` keeps them to the end).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from cs336_alignment.sampling.decoders import decoder_for
+from cs336_alignment.sampling.params import Completion, SamplingParams
+from cs336_alignment.tokenization import encode_texts, eos_token_id, pad_token_id
+
+
+def sample_tokens(
+    logits: Float[Tensor, "batch vocab"], temperature: float, top_p: float, generator: torch.Generator | None
+) -> Int[Tensor, " batch"]:
+    """Greedy when ``temperature == 0``; otherwise nucleus sampling from ``softmax(logits / temperature)``."""
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / temperature
+    if top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        probs = sorted_logits.softmax(dim=-1)
+        outside = probs.cumsum(dim=-1) - probs > top_p  # keep the smallest prefix reaching top_p
+        sorted_logits = sorted_logits.masked_fill(outside, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    probs = logits.softmax(dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+class KVCacheSampler:
+    """Batched generation for a HF causal LM or a ``cs336_basics`` TransformerLM with its tokenizer."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any | None,
+        max_batch_size: int = 64,
+        eos_id: int | None = None,
+        pad_id: int | None = None,
+    ):
+        """``tokenizer`` may be None when only token ids are generated (``generate_ids``) and no stop strings
+        are used; ``eos_id``/``pad_id`` default to the tokenizer's."""
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_batch_size = max_batch_size
+        self.eos_id = eos_id if eos_id is not None or tokenizer is None else eos_token_id(tokenizer)
+        self.pad_id = pad_id if pad_id is not None or tokenizer is None else pad_token_id(tokenizer)
+        self.pad_id = 0 if self.pad_id is None else self.pad_id
+
+    def sync_weights(self, policy: torch.nn.Module) -> None:
+        """Generation reads the policy's parameters directly; only a different module needs swapping in."""
+        self.model = policy
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
+        if self.tokenizer is None:
+            raise ValueError("text generation needs a tokenizer")
+        encoded = encode_texts(self.tokenizer, prompts)
+        outs = self.generate_ids(encoded, params)
+        return [
+            Completion(prompts[k // params.n], self._text(ids, params), ids, reason)
+            for k, (ids, reason) in enumerate(outs)
+        ]
+
+    def generate_ids(self, prompt_ids: Sequence[Sequence[int]], params: SamplingParams) -> list[tuple[list[int], str]]:
+        """``(generated ids, finish reason)`` for each prompt's ``n`` samples, prompt-major."""
+        if params.stop and self.tokenizer is None:
+            raise ValueError("stop strings need a tokenizer")
+        if any(len(ids) == 0 for ids in prompt_ids):
+            raise ValueError("cannot generate from an empty prompt")
+        generator = None
+        if params.seed is not None:
+            generator = torch.Generator(device=self.device).manual_seed(params.seed)
+        # longest prompts first and in similar-length chunks: little padding per chunk
+        order = sorted(range(len(prompt_ids)), key=lambda i: -len(prompt_ids[i]))
+        per_chunk = max(1, self.max_batch_size // params.n)
+        results: dict[int, list[tuple[list[int], str]]] = {}
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for start in range(0, len(order), per_chunk):
+                chunk = order[start : start + per_chunk]
+                outs = self._generate_chunk([list(prompt_ids[i]) for i in chunk], params, generator)
+                for k, i in enumerate(chunk):
+                    results[i] = outs[k * params.n : (k + 1) * params.n]
+        finally:
+            self.model.train(was_training)
+        return [out for i in range(len(prompt_ids)) for out in results[i]]
+
+    @torch.inference_mode()
+    def _generate_chunk(
+        self, prompt_ids: list[list[int]], params: SamplingParams, generator: torch.Generator | None
+    ) -> list[tuple[list[int], str]]:
+        device = self.device
+        width = max(map(len, prompt_ids))
+        input_ids = torch.full((len(prompt_ids), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompt_ids), width), dtype=torch.bool)
+        for row, ids in enumerate(prompt_ids):
+            input_ids[row, width - len(ids) :] = torch.tensor(ids)
+            mask[row, width - len(ids) :] = True
+        decoder = decoder_for(self.model)
+        logits = decoder.prefill(input_ids.to(device), mask.to(device), params.n)
+
+        total = len(prompt_ids) * params.n
+        generated: list[list[int]] = [[] for _ in range(total)]
+        reasons = ["length"] * total
+        active = list(range(total))  # rows of the decoder state -> sample index
+        window = max((len(s) for s in params.stop), default=0) + 1
+        for step in range(params.max_tokens):
+            if step < params.min_tokens and self.eos_id is not None:
+                logits[:, self.eos_id] = float("-inf")
+            tokens = sample_tokens(logits, params.temperature, params.top_p, generator)
+            finished_rows = []
+            token_list = tokens.tolist()
+            for row, sample in enumerate(active):
+                if token_list[row] == self.eos_id:
+                    reasons[sample] = "stop"
+                    finished_rows.append(row)
+                else:
+                    generated[sample].append(token_list[row])
+            if params.stop and step + 1 >= params.min_tokens:
+                live = [row for row in range(len(active)) if reasons[active[row]] == "length"]
+                tails = self.tokenizer.batch_decode([generated[active[row]][-window:] for row in live])
+                for row, tail in zip(live, tails):
+                    if any(s in tail for s in params.stop):
+                        reasons[active[row]] = "stop"
+                        finished_rows.append(row)
+            if step + 1 == params.max_tokens:
+                break
+            if finished_rows:
+                done = set(finished_rows)
+                keep = [row for row in range(len(active)) if row not in done]
+                if not keep:
+                    break
+                keep_t = torch.tensor(keep, device=device)
+                decoder.select(keep_t)
+                tokens = tokens[keep_t]
+                active = [active[row] for row in keep]
+            logits = decoder.step(tokens)
+        return list(zip(generated, reasons))
+
+    def _text(self, ids: list[int], params: SamplingParams) -> str:
+        """Decode a sample, cutting the text at the first stop string (kept when asked)."""
+        text = self.tokenizer.decode(ids, skip_special_tokens=False)
+        cuts = [(text.find(s), s) for s in params.stop if s in text]
+        if cuts:
+            at, stop = min(cuts)
+            text = text[: at + len(stop)] if params.include_stop_str_in_output else text[:at]
+        return text

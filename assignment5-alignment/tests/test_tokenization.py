@@ -1,0 +1,26 @@
+"""Prompt/output tokenisation with GPT-2's tokenizer, checked against per-example encodings."""
+
+import torch
+from cs336_alignment.tokenization import tokenize_prompt_and_output
+
+PROMPTS = ["Hello, world!", "This is a longer test prompt here.", "Q:"]
+OUTPUTS = [" Hi there.", " And a reply", " 42 is the answer to everything, obviously."]
+
+
+def test_shapes_padding_and_response_mask(gpt2_tokenizer):
+    out = tokenize_prompt_and_output(PROMPTS, OUTPUTS, gpt2_tokenizer)
+    seqs = [gpt2_tokenizer.encode(p) + gpt2_tokenizer.encode(o) for p, o in zip(PROMPTS, OUTPUTS)]
+    max_len = max(map(len, seqs))
+    pad = gpt2_tokenizer.eos_token_id  # GPT-2 has no pad token
+    for key in ("input_ids", "labels", "response_mask"):
+        assert out[key].shape == (3, max_len - 1)
+    for row, (p, o) in enumerate(zip(PROMPTS, OUTPUTS)):
+        full = seqs[row] + [pad] * (max_len - len(seqs[row]))
+        assert out["input_ids"][row].tolist() == full[:-1]
+        assert out["labels"][row].tolist() == full[1:]
+        n_prompt, n_out = len(gpt2_tokenizer.encode(p)), len(gpt2_tokenizer.encode(o))
+        expected = [n_prompt - 1 <= j < n_prompt - 1 + n_out for j in range(max_len - 1)]
+        assert out["response_mask"][row].tolist() == expected
+        masked_labels = out["labels"][row][out["response_mask"][row]].tolist()
+        assert gpt2_tokenizer.decode(masked_labels) == o
+    assert out["response_mask"].dtype == torch.bool
