@@ -1,7 +1,6 @@
 from pathlib import Path
 
 import pytest
-
 from cs336_basics.shared_data import SharedDataUnavailable, shared_path
 
 

@@ -62,7 +62,8 @@ def shared_path(relative: str, url: str | None = None) -> Path:
     try:
         _download(url, cached)
     except (urllib.error.URLError, OSError) as err:
-        raise SharedDataUnavailable(f"{relative} not found (tried {'; '.join(tried)}); download of {url} failed: {err}")
+        message = f"{relative} not found (tried {'; '.join(tried)}); download of {url} failed: {err}"
+        raise SharedDataUnavailable(message) from err
     return cached
 
 

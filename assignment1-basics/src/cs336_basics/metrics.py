@@ -1,0 +1,98 @@
+"""Training metrics: one JSON line per record (always), Weights & Biases (when asked), and a loss-curve PNG."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+
+class MetricsLogger:
+    """Append ``{"step": …, **metrics}`` records to a JSONL file and, optionally, to wandb.
+
+    wandb is offline-safe: without credentials it logs in offline mode (sync later with ``wandb sync``), and if
+    it cannot start at all training goes on with the JSONL log and a warning.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        append: bool = False,
+        use_wandb: bool = False,
+        wandb_project: str = "cs336",
+        run_name: str | None = None,
+        config: dict[str, Any] | None = None,
+    ):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("a" if append else "w")
+        self._wandb_run = _start_wandb(wandb_project, run_name, config, self.path.parent) if use_wandb else None
+
+    def log(self, step: int, **metrics: float) -> None:
+        record = {"step": step, **metrics}
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        if self._wandb_run is not None:
+            self._wandb_run.log(metrics, step=step)
+
+    def close(self) -> None:
+        self._file.close()
+        if self._wandb_run is not None:
+            self._wandb_run.finish()
+
+    def __enter__(self) -> MetricsLogger:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _start_wandb(project: str, run_name: str | None, config: dict[str, Any] | None, directory: Path):
+    try:
+        import wandb
+
+        mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
+        return wandb.init(project=project, name=run_name, config=config, dir=str(directory), mode=mode)
+    except Exception as err:  # wandb failing must never stop a training run
+        warnings.warn(f"wandb disabled: {err}", stacklevel=2)
+        return None
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def plot_loss_curve(records: list[dict[str, Any]], out_png: str | os.PathLike, title: str = "Training loss") -> Path:
+    """Plot ``train_loss`` and ``val_loss`` against step (log-scaled loss axis); the PNG is written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for key, style in (("train_loss", "-"), ("val_loss", "o-")):
+        points = [(r["step"], r[key]) for r in records if key in r]
+        if points:
+            steps, losses = zip(*points)
+            ax.plot(steps, losses, style, label=key.replace("_", " "), markersize=4)
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(dir=out_png.parent, prefix=f".{out_png.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=120)
+        os.replace(tmp, out_png)
+    finally:
+        plt.close(fig)
+        Path(tmp).unlink(missing_ok=True)
+    return out_png

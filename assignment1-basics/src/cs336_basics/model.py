@@ -1,0 +1,223 @@
+"""The pre-norm Transformer language model of assignment 1: config, attention, block, LM and its KV cache.
+
+Attention runs through ``torch.nn.functional.scaled_dot_product_attention`` (flash / memory-efficient kernels
+on GPU). It computes exactly ``layers.scaled_dot_product_attention`` -- the from-scratch reference the adapters
+and tests use -- up to float rounding; ``tests/test_model.py`` checks the two against each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from jaxtyping import Bool, Float, Int
+from torch import Tensor, nn
+
+from cs336_basics.layers import Embedding, Linear, RMSNorm, RotaryPositionalEmbedding, SwiGLU
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of a :class:`TransformerLM` (the handout's TinyStories model: 10000, 256, 512, 4, 16, 1344)."""
+
+    vocab_size: int = 10_000
+    context_length: int = 256
+    d_model: int = 512
+    num_layers: int = 4
+    num_heads: int = 16
+    d_ff: int = 1344
+    rope_theta: float = 10_000.0
+
+    def __post_init__(self):
+        if self.d_model % self.num_heads:
+            raise ValueError(f"d_model={self.d_model} is not divisible by num_heads={self.num_heads}")
+        if (self.d_model // self.num_heads) % 2:
+            raise ValueError(f"head size {self.d_model // self.num_heads} must be even for RoPE")
+
+
+class KVCache:
+    """Keys and values of every layer seen so far, each ``(batch, heads, cached_len, d_head)``.
+
+    A forward pass with a cache appends the new tokens' keys/values layer by layer; the queries then attend to
+    cache + new tokens causally. Positions continue from :attr:`length` unless given explicitly.
+    """
+
+    def __init__(self, num_layers: int):
+        self.keys: list[Tensor | None] = [None] * num_layers
+        self.values: list[Tensor | None] = [None] * num_layers
+
+    @property
+    def length(self) -> int:
+        return 0 if self.keys[0] is None else self.keys[0].shape[-2]
+
+    def update(self, layer: int, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+        """Append this step's keys/values for ``layer`` and return everything cached for it."""
+        if self.keys[layer] is not None:
+            keys = torch.cat((self.keys[layer], keys), dim=-2)
+            values = torch.cat((self.values[layer], values), dim=-2)
+        self.keys[layer], self.values[layer] = keys, values
+        return keys, values
+
+    def reorder(self, rows: Int[Tensor, " batch"]) -> None:
+        """Keep only ``rows`` of the batch, in that order (drop finished sequences, beam reordering)."""
+        self.keys = [None if k is None else k[rows] for k in self.keys]
+        self.values = [None if v is None else v[rows] for v in self.values]
+
+
+def attention_mask_for(
+    num_queries: int,
+    num_keys: int,
+    key_is_real: Bool[Tensor, "batch keys"] | None,
+    device: torch.device,
+) -> Bool[Tensor, "batch 1 queries keys"] | None:
+    """Boolean mask (True = attend) for queries that are the last ``num_queries`` of ``num_keys`` positions.
+
+    Causal, minus padding keys. Every query may always attend to itself, so padding queries (which see no real
+    key) get a finite, ignored output instead of NaN that would leak into later layers through ``0 · NaN``.
+    Returns None when nothing is masked (single-token decoding without padding).
+    """
+    if key_is_real is None and num_queries == 1:
+        return None
+    past = num_keys - num_queries
+    query_pos = torch.arange(past, num_keys, device=device)[:, None]
+    key_pos = torch.arange(num_keys, device=device)[None, :]
+    mask = key_pos <= query_pos
+    if key_is_real is not None:
+        mask = (mask & key_is_real[:, None, :]) | (key_pos == query_pos)
+        return mask[:, None]
+    return mask[None, None]
+
+
+class MultiHeadSelfAttention(nn.Module):
+    """Causal multi-head self-attention; head ``h`` owns rows ``h·d_k … (h+1)·d_k-1`` of each projection.
+
+    With ``rope=None`` no positional rotation is applied (the handout's no-RoPE variant).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        rope: RotaryPositionalEmbedding | None = None,
+        layer_index: int = 0,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__()
+        if d_model % num_heads:
+            raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
+        self.num_heads, self.layer_index = num_heads, layer_index
+        self.q_proj = Linear(d_model, d_model, device, dtype)
+        self.k_proj = Linear(d_model, d_model, device, dtype)
+        self.v_proj = Linear(d_model, d_model, device, dtype)
+        self.output_proj = Linear(d_model, d_model, device, dtype)
+        self.rope = rope
+
+    def forward(
+        self,
+        x: Float[Tensor, "batch seq d_model"],
+        token_positions: Int[Tensor, "... seq"] | None = None,
+        kv_cache: KVCache | None = None,
+        attention_mask: Bool[Tensor, "batch keys"] | None = None,
+    ) -> Float[Tensor, "batch seq d_model"]:
+        seq = x.shape[-2]
+        q, k, v = (
+            rearrange(proj(x), "... s (h d) -> ... h s d", h=self.num_heads)
+            for proj in (self.q_proj, self.k_proj, self.v_proj)
+        )
+        if self.rope is not None:
+            if token_positions is None:
+                past = 0 if kv_cache is None else kv_cache.length
+                token_positions = torch.arange(past, past + seq, device=x.device)
+            positions = token_positions.unsqueeze(-2)  # broadcast over the head axis
+            q, k = self.rope(q, positions), self.rope(k, positions)
+        if kv_cache is not None:
+            k, v = kv_cache.update(self.layer_index, k, v)
+        if kv_cache is None and attention_mask is None:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            mask = attention_mask_for(seq, k.shape[-2], attention_mask, x.device)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.output_proj(rearrange(out, "... h s d -> ... s (h d)"))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm block: ``h = x + attn(ln1(x))``, ``out = h + ffn(ln2(h))``."""
+
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        d_ff: int,
+        rope: RotaryPositionalEmbedding | None,
+        layer_index: int = 0,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__()
+        self.ln1 = RMSNorm(d_model, device=device, dtype=dtype)
+        self.attn = MultiHeadSelfAttention(d_model, num_heads, rope, layer_index, device, dtype)
+        self.ln2 = RMSNorm(d_model, device=device, dtype=dtype)
+        self.ffn = SwiGLU(d_model, d_ff, device, dtype)
+
+    def forward(
+        self,
+        x: Float[Tensor, "batch seq d_model"],
+        token_positions: Int[Tensor, "... seq"] | None = None,
+        kv_cache: KVCache | None = None,
+        attention_mask: Bool[Tensor, "batch keys"] | None = None,
+    ) -> Float[Tensor, "batch seq d_model"]:
+        x = x + self.attn(self.ln1(x), token_positions, kv_cache, attention_mask)
+        return x + self.ffn(self.ln2(x))
+
+
+class TransformerLM(nn.Module):
+    """Token embedding → ``num_layers`` pre-norm blocks → final RMSNorm → untied LM head (logits)."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        context_length: int,
+        d_model: int,
+        num_layers: int,
+        num_heads: int,
+        d_ff: int,
+        rope_theta: float = 10_000.0,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__()
+        self.config = ModelConfig(vocab_size, context_length, d_model, num_layers, num_heads, d_ff, rope_theta)
+        self.token_embeddings = Embedding(vocab_size, d_model, device, dtype)
+        # One RoPE table shared by all layers (a plain attribute of each block, registered once here).
+        self.rope = RotaryPositionalEmbedding(rope_theta, d_model // num_heads, context_length, device)
+        self.layers = nn.ModuleList(
+            TransformerBlock(d_model, num_heads, d_ff, self.rope, i, device, dtype) for i in range(num_layers)
+        )
+        self.ln_final = RMSNorm(d_model, device=device, dtype=dtype)
+        self.lm_head = Linear(d_model, vocab_size, device, dtype)
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, device=None, dtype=None) -> TransformerLM:
+        return cls(**asdict(cfg), device=device, dtype=dtype)
+
+    def forward(
+        self,
+        in_indices: Int[Tensor, "batch seq"],
+        token_positions: Int[Tensor, "batch seq"] | None = None,
+        kv_cache: KVCache | None = None,
+        attention_mask: Bool[Tensor, "batch keys"] | None = None,
+    ) -> Float[Tensor, "batch seq vocab"]:
+        """Logits for every position. ``attention_mask`` covers cache + new keys (True = real token)."""
+        seq = in_indices.shape[-1]
+        past = 0 if kv_cache is None else kv_cache.length
+        if past + seq > self.config.context_length and token_positions is None:
+            raise ValueError(f"{past + seq} positions exceed context_length={self.config.context_length}")
+        if token_positions is None:
+            token_positions = torch.arange(past, past + seq, device=in_indices.device)
+        x = self.token_embeddings(in_indices)
+        for layer in self.layers:
+            x = layer(x, token_positions, kv_cache, attention_mask)
+        return self.lm_head(self.ln_final(x))
