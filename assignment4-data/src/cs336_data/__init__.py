@@ -1,1 +1,4 @@
-"""CS336 assignment 4: Common Crawl to training data (extraction, language ID, PII, quality and harmful-content filters, deduplication)."""
+"""CS336 assignment 4: Common Crawl to training data.
+
+Extraction, language ID, PII masking, quality and harmful-content filters, deduplication, a parallel pipeline.
+"""
