@@ -1,0 +1,192 @@
+"""Attention sweep from the handout: naive, torch.compile'd naive and our FlashAttention-2 kernels.
+
+For each (sequence length, head size, dtype) it times forward, backward and forward+backward
+with ``triton.testing.do_bench`` (median ms) and records the memory held between forward and
+backward (what the pass saves for backward). An out-of-memory error becomes an ``OOM`` cell.
+Rows are appended to ``attention.jsonl`` as they finish, so a cut-off run keeps its results;
+the markdown table is written at the end.
+
+Run (GPU machine, repo root):
+    PYTHONPATH=assignment1-basics/src:assignment2-systems/src \
+        python3 assignment2-systems/benchmarks/bench_attention.py --out /tmp/attn
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+import triton
+from cs336_systems.flash_attention import FlashAttentionPytorch, FlashAttentionTriton
+from cs336_systems.flash_attention.reference import naive_attention
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+IMPLEMENTATIONS = ["naive", "naive_compiled", "triton", "pytorch_tiled"]
+
+
+@dataclass
+class AttentionSweepConfig:
+    out: str = "attention_results"
+    batch: int = 1
+    causal: bool = True
+    seq_lens: list[int] = field(default_factory=lambda: [2**p for p in range(7, 17)])
+    head_dims: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
+    dtypes: list[str] = field(default_factory=lambda: ["bfloat16", "float32"])
+    impls: list[str] = field(default_factory=lambda: ["naive", "naive_compiled", "triton"])
+    pytorch_tiled_max_seq: int = 1024
+    warmup_ms: int = 25
+    rep_ms: int = 100
+
+
+def parse_args() -> AttentionSweepConfig:
+    d = AttentionSweepConfig()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=d.out)
+    parser.add_argument("--batch", type=int, default=d.batch)
+    parser.add_argument("--causal", action=argparse.BooleanOptionalAction, default=d.causal)
+    parser.add_argument("--seq-lens", type=int, nargs="+", default=d.seq_lens)
+    parser.add_argument("--head-dims", type=int, nargs="+", default=d.head_dims)
+    parser.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=d.dtypes)
+    parser.add_argument("--impls", nargs="+", choices=IMPLEMENTATIONS, default=d.impls)
+    parser.add_argument(
+        "--pytorch-tiled-max-seq",
+        type=int,
+        default=d.pytorch_tiled_max_seq,
+        help="the Python-loop tiled version is only timed up to this length",
+    )
+    parser.add_argument("--warmup-ms", type=int, default=d.warmup_ms)
+    parser.add_argument("--rep-ms", type=int, default=d.rep_ms)
+    return AttentionSweepConfig(**vars(parser.parse_args()))
+
+
+def build_implementations() -> dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor, bool], torch.Tensor]]:
+    compiled = torch.compile(naive_attention, dynamic=True)
+    return {
+        "naive": naive_attention,
+        "naive_compiled": compiled,
+        "triton": FlashAttentionTriton.apply,
+        "pytorch_tiled": FlashAttentionPytorch.apply,
+    }
+
+
+def _is_oom(error: BaseException) -> bool:
+    return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower()
+
+
+def measure(attention, shape: tuple[int, int, int], dtype: torch.dtype, causal: bool, warmup: int, rep: int) -> dict:
+    """Forward, backward and end-to-end medians (ms) plus MiB held for backward; 'OOM' where memory ran out."""
+    result: dict = {}
+    q, k, v = (torch.randn(shape, device="cuda", dtype=dtype, requires_grad=True) for _ in range(3))
+    grad_out = torch.randn(shape, device="cuda", dtype=dtype)
+    out = None
+    try:
+        result["fwd_ms"] = triton.testing.do_bench(
+            lambda: attention(q, k, v, causal), warmup=warmup, rep=rep, return_mode="median"
+        )
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        out = attention(q, k, v, causal)
+        torch.cuda.synchronize()
+        result["saved_for_bwd_MiB"] = (torch.cuda.memory_allocated() - before) / 2**20
+        result["bwd_ms"] = triton.testing.do_bench(
+            lambda: out.backward(grad_out, retain_graph=True),
+            warmup=warmup,
+            rep=rep,
+            grad_to_none=[q, k, v],
+            return_mode="median",
+        )
+        out = None
+        result["fwd_bwd_ms"] = triton.testing.do_bench(
+            lambda: attention(q, k, v, causal).backward(grad_out),
+            warmup=warmup,
+            rep=rep,
+            grad_to_none=[q, k, v],
+            return_mode="median",
+        )
+    except (torch.cuda.OutOfMemoryError, RuntimeError) as error:
+        if not _is_oom(error):
+            raise
+        for key in ["fwd_ms", "saved_for_bwd_MiB", "bwd_ms", "fwd_bwd_ms"]:
+            result.setdefault(key, "OOM")
+    finally:
+        del out, q, k, v, grad_out
+        torch.cuda.empty_cache()
+    return result
+
+
+def _cell(value) -> str:
+    return value if isinstance(value, str) else f"{value:.3f}" if value < 100 else f"{value:.1f}"
+
+
+def markdown_table(rows: list[dict]) -> str:
+    header = "| dtype | d | seq | impl | fwd ms | bwd ms | fwd+bwd ms | saved MiB | fwd+bwd vs naive |"
+    lines = [header, "|---|---|---|---|---|---|---|---|---|"]
+    naive = {(r["dtype"], r["head_dim"], r["seq_len"]): r["fwd_bwd_ms"] for r in rows if r["impl"] == "naive"}
+    for r in rows:
+        base = naive.get((r["dtype"], r["head_dim"], r["seq_len"]))
+        speedup = (
+            f"{base / r['fwd_bwd_ms']:.2f}x" if isinstance(base, float) and isinstance(r["fwd_bwd_ms"], float) else "-"
+        )
+        lines.append(
+            f"| {r['dtype']} | {r['head_dim']} | {r['seq_len']} | {r['impl']} | {_cell(r['fwd_ms'])} | "
+            f"{_cell(r['bwd_ms'])} | {_cell(r['fwd_bwd_ms'])} | {_cell(r['saved_for_bwd_MiB'])} | {speedup} |"
+        )
+    return "\n".join(lines)
+
+
+def _write_atomic(path: str, text: str) -> None:
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def main() -> None:
+    config = parse_args()
+    if not torch.cuda.is_available():
+        sys.exit("bench_attention needs a CUDA GPU")
+    os.makedirs(config.out, exist_ok=True)
+    print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}", flush=True)
+    impls = build_implementations()
+    rows = []
+    jsonl_path = os.path.join(config.out, "attention.jsonl")
+    with open(jsonl_path, "w") as jsonl:
+        for dtype_name in config.dtypes:
+            for head_dim in config.head_dims:
+                for seq_len in config.seq_lens:
+                    for name in config.impls:
+                        if name == "pytorch_tiled" and seq_len > config.pytorch_tiled_max_seq:
+                            continue
+                        start = time.perf_counter()
+                        timing = measure(
+                            impls[name],
+                            (config.batch, seq_len, head_dim),
+                            DTYPES[dtype_name],
+                            config.causal,
+                            config.warmup_ms,
+                            config.rep_ms,
+                        )
+                        row = {
+                            "dtype": dtype_name,
+                            "head_dim": head_dim,
+                            "seq_len": seq_len,
+                            "impl": name,
+                            **timing,
+                            "wall_s": time.perf_counter() - start,
+                        }
+                        rows.append(row)
+                        jsonl.write(json.dumps(row) + "\n")
+                        jsonl.flush()
+                        print(row, flush=True)
+    table = markdown_table(rows)
+    _write_atomic(os.path.join(config.out, "attention.md"), table + "\n")
+    summary = {"device": torch.cuda.get_device_name(), "config": asdict(config), "rows": rows}
+    _write_atomic(os.path.join(config.out, "attention.json"), json.dumps(summary, indent=2))
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
