@@ -1,0 +1,150 @@
+"""FSDP on 2 gloo ranks against a single process on the whole batch, in fp32 and with a half compute dtype."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from cs336_basics.optimizer import AdamW
+from cs336_systems.distributed_utils import DistributedContext
+from cs336_systems.fsdp import FSDP, ShardedWeight, shard_tensor
+from torch import nn
+
+from tests.distributed_harness import model_lm_available, run_on_ranks
+
+
+class TiedNet(nn.Module):
+    """torch layers with sizes that do not split evenly, a bias, a LayerNorm and an lm_head tied to the embedding."""
+
+    vocab_size = 33
+
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(33, 7)
+        self.fc1 = nn.Linear(7, 9)
+        self.norm = nn.LayerNorm(9)
+        self.fc2 = nn.Linear(9, 7, bias=False)
+        self.lm_head = nn.Linear(7, 33, bias=False)
+        self.lm_head.weight = self.embedding.weight
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.lm_head(self.fc2(self.norm(torch.relu(self.fc1(self.embedding(ids))))))
+
+    @staticmethod
+    def reference_forward(model: TiedNet, ids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """The mixed-precision semantics written out: sharded layers use weights and inputs cast to `dtype`."""
+        h = model.embedding.weight.to(dtype)[ids]
+        h = F.linear(h.to(dtype), model.fc1.weight.to(dtype), model.fc1.bias.to(dtype))
+        h = model.norm(torch.relu(h))
+        h = F.linear(h.to(dtype), model.fc2.weight.to(dtype))
+        return F.linear(h.to(dtype), model.lm_head.weight.to(dtype))
+
+
+class BasicsNet(nn.Module):
+    """The acceptance suite's FSDP model, built from the assignment-1 layers."""
+
+    vocab_size = 100
+
+    def __init__(self):
+        super().__init__()
+        from cs336_basics.model import Embedding, Linear, RMSNorm
+
+        self.embedding = Embedding(100, 64)
+        self.norm1 = RMSNorm(64)
+        self.linear1 = Linear(64, 128)
+        self.norm2 = RMSNorm(128)
+        self.linear2 = Linear(128, 64)
+        self.lm_head = Linear(64, 100)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.linear1(self.norm1(self.embedding(ids))))
+        return self.lm_head(self.linear2(self.norm2(h)))
+
+    @staticmethod
+    def reference_forward(model: BasicsNet, ids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        h = model.norm1(model.embedding.weight.to(dtype)[ids])
+        h = model.norm2(torch.relu(h.to(dtype) @ model.linear1.weight.to(dtype).T))
+        h = h.to(dtype) @ model.linear2.weight.to(dtype).T
+        return h.to(dtype) @ model.lm_head.weight.to(dtype).T
+
+
+def _all_ranks_equal(tensor: torch.Tensor) -> bool:
+    gathered = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, tensor.contiguous())
+    return all(torch.equal(gathered[0], other) for other in gathered[1:])
+
+
+def _train_and_compare(ctx: DistributedContext, net_cls: type[nn.Module], dtype: torch.dtype | None, tol: float):
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    reference = net_cls()
+    torch.manual_seed(1 + ctx.rank)  # rank 1 starts elsewhere: FSDP must broadcast rank 0's weights
+    model = net_cls()
+    if ctx.rank == 0:
+        model.load_state_dict(reference.state_dict())
+    fsdp = FSDP(model, compute_dtype=dtype)
+    assert fsdp.module is model
+    sharded = {id(state.shard) for state in fsdp.sharded_weights}
+    assert sharded and all(id(p) in sharded or p.dim() == 1 for p in model.parameters())
+
+    gathers = {"count": 0}
+    original_gather_flat = ShardedWeight.gather_flat
+
+    def counting_gather_flat(self, gather_dtype):
+        gathers["count"] += 1
+        return original_gather_flat(self, gather_dtype)
+
+    ShardedWeight.gather_flat = counting_gather_flat
+    # AdamW (assignment 1's) on fp32; in half precision Adam's g / (|g| + eps) turns rounding of tiny gradients
+    # into full-size update differences, so there SGD shows the gradients' agreement instead
+    if dtype is None:
+        optimizer, ref_optimizer = (AdamW(m.parameters(), lr=1e-2) for m in (fsdp, reference))
+    else:
+        optimizer, ref_optimizer = (torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9) for m in (fsdp, reference))
+    generator = torch.Generator().manual_seed(7)
+    for _ in range(3):
+        ids = torch.randint(0, net_cls.vocab_size, (8, 5), generator=generator)
+        targets = torch.randint(0, net_cls.vocab_size, (8,), generator=generator)
+        mine = slice(ctx.rank * 4, (ctx.rank + 1) * 4)
+        optimizer.zero_grad(set_to_none=True)
+        ref_optimizer.zero_grad(set_to_none=True)
+        logits = fsdp(ids[mine])
+        assert logits.dtype == (dtype or torch.float32)  # the layers really computed in the compute dtype
+        gathers_after_forward = gathers["count"]
+        F.cross_entropy(logits[:, -1, :].float(), targets[mine]).backward()
+        assert gathers["count"] > gathers_after_forward  # freed weights are gathered again for backward
+        fsdp.finish_gradient_synchronization()
+        ref_logits = net_cls.reference_forward(reference, ids, dtype or torch.float32)
+        F.cross_entropy(ref_logits[:, -1, :].float(), targets).backward()
+
+        for name, param in model.named_parameters():
+            assert param.grad is not None and param.grad.shape == param.shape, name
+            assert param.grad.dtype == torch.float32 == param.dtype, name
+            if id(param) not in sharded:
+                assert _all_ranks_equal(param.grad), name
+        optimizer.step()
+        ref_optimizer.step()
+        full = fsdp.gather_full_params()
+        assert list(full) == [name for name, _ in reference.named_parameters()]
+        for name, ref_param in reference.named_parameters():
+            assert full[name].shape == ref_param.shape and full[name].dtype == torch.float32
+            torch.testing.assert_close(full[name], ref_param.detach(), rtol=tol, atol=tol, msg=name)
+    ShardedWeight.gather_flat = original_gather_flat
+
+
+@pytest.mark.parametrize(("dtype", "tol"), [(None, 1e-5), (torch.bfloat16, 2e-3)])
+def test_fsdp_tied_uneven_torch_layers_match_single_process(dtype, tol):
+    run_on_ranks(_train_and_compare, TiedNet, dtype, tol)
+
+
+@pytest.mark.skipif(not model_lm_available(), reason="cs336_basics.model not available")
+@pytest.mark.parametrize(("dtype", "tol"), [(None, 1e-5), (torch.float16, 1e-4)])
+def test_fsdp_assignment1_layers_match_single_process(dtype, tol):
+    run_on_ranks(_train_and_compare, BasicsNet, dtype, tol)
+
+
+def test_shards_cover_the_flat_weight_with_zero_padding():
+    full = torch.arange(10.0).reshape(2, 5)
+    shards = [shard_tensor(full, rank, 3) for rank in range(3)]
+    assert [s.tolist() for s in shards] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 0, 0]]
