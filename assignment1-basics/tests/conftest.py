@@ -5,8 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from cs336_basics.shared_data import SharedDataUnavailable, shared_path
 from cs336_basics.tiktoken_offline import load_gpt2_encoding
+
+# The tests run tiny tensors, where intra-op threads only add synchronisation, and on a busy 2-core CI machine
+# two spinning threads per process make them several times slower.
+torch.set_num_threads(1)
 
 COURSE_FIXTURES_URL = "https://raw.githubusercontent.com/stanford-cs336/assignment1-basics/main/tests/fixtures/"
 

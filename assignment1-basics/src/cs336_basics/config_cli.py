@@ -1,8 +1,9 @@
 """Command-line flags generated from a config dataclass, so a script's options and its config never drift.
 
 Every field becomes ``--field_name`` (also ``--field-name``) with the field's default; ``bool`` fields get
-``--flag/--no-flag``; ``X | None`` fields accept ``none``; fields that are themselves dataclasses are flattened
-(their fields become top-level flags) and rebuilt on parse. Help text comes from ``field(metadata={"help": ...})``.
+``--flag/--no-flag``; ``X | None`` fields accept ``none``; ``list[X]`` fields take zero or more values;
+fields that are themselves dataclasses are flattened (their fields become top-level flags) and rebuilt on parse.
+Help text comes from ``field(metadata={"help": ...})``.
 """
 
 from __future__ import annotations
@@ -49,7 +50,12 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, defaults
             continue
         flags = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
         help_text = f.metadata.get("help", "")
-        if kind is bool:
+        if typing.get_origin(kind) is list:
+            (item,) = typing.get_args(kind)
+            parser.add_argument(
+                *flags, dest=f.name, nargs="*", type=item, default=default, help=f"{help_text} (default: {default})"
+            )
+        elif kind is bool:
             parser.add_argument(
                 *flags, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=help_text
             )

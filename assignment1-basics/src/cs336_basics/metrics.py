@@ -65,6 +65,18 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
+def drop_records_after(path: str | os.PathLike, step: int) -> None:
+    """Forget records logged after ``step`` (a resumed run repeats those steps; keeping both would plot twice)."""
+    path = Path(path)
+    if not path.exists():
+        return
+    kept = [json.dumps(r) + "\n" for r in read_metrics(path) if r["step"] <= step]
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.writelines(kept)
+    os.replace(tmp, path)
+
+
 def plot_loss_curve(records: list[dict[str, Any]], out_png: str | os.PathLike, title: str = "Training loss") -> Path:
     """Plot ``train_loss`` and ``val_loss`` against step (log-scaled loss axis); the PNG is written atomically."""
     import matplotlib

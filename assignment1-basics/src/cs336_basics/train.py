@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from cs336_basics.checkpoint import load_checkpoint, save_checkpoint
 from cs336_basics.data import get_batch, load_tokens
 from cs336_basics.device import autocast_context, select_device
-from cs336_basics.metrics import MetricsLogger, plot_loss_curve, read_metrics
+from cs336_basics.metrics import MetricsLogger, drop_records_after, plot_loss_curve, read_metrics
 from cs336_basics.model import ModelConfig, TransformerLM
 from cs336_basics.nn_utils import cross_entropy, gradient_clipping
 from cs336_basics.optimizer import AdamW, lr_cosine_schedule
@@ -114,6 +114,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     resumed = cfg.resume and checkpoint_path.exists()
     if resumed:
         start = load_checkpoint(checkpoint_path, model, optimizer)
+        drop_records_after(metrics_path, start)
     forward = torch.compile(model) if cfg.compile else model
     config_record = dataclasses.asdict(cfg)
     extra = {"model_config": dataclasses.asdict(cfg.model), "train_config": config_record}

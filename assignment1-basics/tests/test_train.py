@@ -1,0 +1,85 @@
+"""The training loop end to end on a tiny model: learning, metrics, plot, validation, exact resume, time budget."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from cs336_basics.checkpoint import read_checkpoint
+from cs336_basics.model import ModelConfig
+from cs336_basics.train import TrainConfig, train
+
+TINY = ModelConfig(vocab_size=64, context_length=16, d_model=32, num_layers=1, num_heads=2, d_ff=64)
+
+
+@pytest.fixture(scope="module")
+def token_file(tmp_path_factory):
+    """A periodic sequence: each token determines the next, so a model that learns drives the loss to ~0."""
+    path = tmp_path_factory.mktemp("tokens") / "tokens.bin"
+    np.tile(np.arange(50, dtype=np.uint16), 200).tofile(path)
+    return str(path)
+
+
+def config(token_file, out_dir, **overrides) -> TrainConfig:
+    defaults = dict(
+        train_data=token_file,
+        valid_data=token_file,
+        out_dir=str(out_dir),
+        model=TINY,
+        batch_size=8,
+        max_iters=40,
+        max_lr=1e-2,
+        min_lr=1e-3,
+        warmup_iters=4,
+        log_interval=5,
+        eval_interval=20,
+        eval_batches=2,
+        checkpoint_interval=20,
+        progress=False,
+        device="cpu",
+    )
+    return TrainConfig(**(defaults | overrides))
+
+
+def records(out_dir) -> list[dict]:
+    return [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_training_learns_and_writes_metrics_plot_and_checkpoint(tmp_path, token_file):
+    summary = train(config(token_file, tmp_path))
+    logged = records(tmp_path)
+    train_losses = [r["train_loss"] for r in logged if "train_loss" in r]
+    assert [r["step"] for r in logged if "train_loss" in r] == list(range(5, 41, 5))
+    assert [r["step"] for r in logged if "val_loss" in r] == [20, 40]
+    assert train_losses[0] > 3.0 and train_losses[-1] < 1.0, train_losses  # ln(64) = 4.16 at the start
+    assert summary["val_loss"] < 1.0 and summary["iterations"] == 40
+    assert (tmp_path / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert read_checkpoint(tmp_path / "checkpoint.pt")["iteration"] == 40
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, token_file):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(config(token_file, straight, max_iters=30, checkpoint_interval=10))
+    train(config(token_file, split, max_iters=17, cosine_cycle_iters=30, checkpoint_interval=10))
+    # The checkpoint is at step 17; the metrics log is cut back to it and continued without duplicates.
+    train(config(token_file, split, max_iters=30, checkpoint_interval=10, resume=True))
+    a, b = read_checkpoint(straight / "checkpoint.pt"), read_checkpoint(split / "checkpoint.pt")
+    assert a["iteration"] == b["iteration"] == 30
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=1e-6)
+    steps = [r["step"] for r in records(split) if "train_loss" in r]
+    assert steps == sorted(set(steps)) and steps[-1] == 30
+
+
+def test_time_budget_stops_early_with_a_checkpoint(tmp_path, token_file):
+    summary = train(config(token_file, tmp_path, max_seconds=0.0, valid_data=None))
+    assert summary["iterations"] == 1 and summary["val_loss"] is None
+    assert read_checkpoint(tmp_path / "checkpoint.pt")["iteration"] == 1
+
+
+def test_token_ids_beyond_the_vocabulary_are_a_clear_error(tmp_path, token_file):
+    small = ModelConfig(vocab_size=32, context_length=16, d_model=32, num_layers=1, num_heads=2, d_ff=64)
+    with pytest.raises(ValueError, match="wrong tokenizer"):
+        train(config(token_file, tmp_path, model=small))
