@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from cs336_scaling.power_law import bootstrap_power_law, fit_power_law
+from cs336_scaling.power_law import bootstrap_power_law, fit_power_law, fit_saturating_power_law
 
 
 def test_exact_power_law_is_recovered():
@@ -28,3 +28,20 @@ def test_fit_rejects_bad_input():
         fit_power_law(np.array([1.0, 2.0]), np.array([1.0, -2.0]))
     with pytest.raises(ValueError, match="two distinct"):
         fit_power_law(np.array([3.0, 3.0]), np.array([1.0, 2.0]))
+
+
+def test_saturating_power_law_recovers_floor_and_decay():
+    x = np.logspace(15, 18, 6)
+    y = 1.8 + 900.0 * x**-0.16
+    law = fit_saturating_power_law(x, y)
+    assert law.floor == pytest.approx(1.8, abs=0.02)
+    assert law.decay == pytest.approx(0.16, abs=0.01)
+    assert law(1e19) == pytest.approx(1.8 + 900.0 * 1e19**-0.16, rel=2e-3)
+
+
+def test_saturating_power_law_needs_a_falling_curve():
+    x = np.logspace(15, 17, 4)
+    with pytest.raises(ValueError, match="does not fall"):
+        fit_saturating_power_law(x, 2.0 + 1e-3 * x**0.1)
+    with pytest.raises(ValueError, match="three or more"):
+        fit_saturating_power_law(x[:2], np.array([3.0, 2.0]))

@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 
 from cs336_scaling.isoflops import ProfileOptimum, Run, group_by_budget
 from cs336_scaling.outputs import save_figure_atomic
-from cs336_scaling.power_law import BootstrapFit
+from cs336_scaling.power_law import BootstrapFit, SaturatingPowerLaw
 
 
 def plot_scaling_fit(
@@ -71,4 +71,30 @@ def plot_profiles(runs: list[Run], optima: list[ProfileOptimum], path: str | Pat
     ax.set_title("IsoFLOPs profiles (star: chosen optimum)")
     ax.legend(title="C (FLOPs)", fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
+    return save_figure_atomic(figure, path)
+
+
+def plot_loss_fit(
+    compute: np.ndarray,
+    losses: np.ndarray,
+    law: SaturatingPowerLaw,
+    target: float,
+    path: str | Path,
+    checked_loss: float | None = None,
+) -> Path:
+    """Optimal loss per budget, the fitted ``E + A C^-γ`` out to the target, and the checked run if any."""
+    figure = Figure(figsize=(6.4, 4.4))
+    ax = figure.subplots()
+    grid = np.logspace(np.log10(min(compute)) - 0.2, np.log10(target) + 0.2, 200)
+    label = f"fit: {law.floor:.3f} + {law.coefficient:.3g}·C^-{law.decay:.3f}"
+    ax.semilogx(grid, law(grid), "-", color="tab:blue", label=label)
+    ax.semilogx(compute, losses, "o", color="tab:orange", label="IsoFLOPs optima")
+    ax.semilogx([target], [float(law(target))], "s", color="tab:red", label=f"predicted at {target:.0e}")
+    if checked_loss is not None:
+        ax.semilogx([target], [checked_loss], "*", ms=14, color="tab:green", label="trained at target")
+    ax.set_xlabel("compute budget C (FLOPs)")
+    ax.set_ylabel("final loss")
+    ax.set_title("compute-optimal loss")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
     return save_figure_atomic(figure, path)

@@ -95,3 +95,40 @@ def bootstrap_power_law(
         exponent=interval(law.exponent, exponents),
         predictions={c: interval(float(law(c)), predictions[:, i]) for i, c in enumerate(predict_at)},
     )
+
+
+@dataclass(frozen=True)
+class SaturatingPowerLaw:
+    """``y = floor + coefficient · x ** -decay``: a loss that falls with compute towards an irreducible floor."""
+
+    floor: float
+    coefficient: float
+    decay: float
+
+    def __call__(self, x: Float[np.ndarray, "..."] | float) -> Float[np.ndarray, "..."]:
+        return self.floor + self.coefficient * np.asarray(x, dtype=np.float64) ** -self.decay
+
+
+def fit_saturating_power_law(x: Float[np.ndarray, " n"], y: Float[np.ndarray, " n"]) -> SaturatingPowerLaw:
+    """Least squares on ``log(y - floor)`` for each floor on a grid below ``min(y)``, keeping the best.
+
+    For a fixed floor the rest is a straight line in log space, so the search is exact in two parameters and
+    robust with the handful of points a study has; ``floor = 0`` (a plain power law) is one of the candidates.
+    Needs three or more distinct positive ``x``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1 or np.unique(x).size < 3:
+        raise ValueError(f"a saturating power law needs three or more distinct x, got shape {x.shape}")
+    if np.any(x <= 0) or np.any(y <= 0):
+        raise ValueError("saturating power-law fits need strictly positive x and y")
+    best: tuple[float, SaturatingPowerLaw] | None = None
+    for floor in np.min(y) * (1 - np.logspace(0, -4, 400)):  # 0 up to min(y) - 1e-4 min(y), denser near the top
+        law = fit_power_law(x, y - floor)
+        candidate = SaturatingPowerLaw(float(floor), law.coefficient, -law.exponent)
+        error = float(np.sum((candidate(x) - y) ** 2))
+        if law.exponent < 0 and (best is None or error < best[0]):
+            best = (error, candidate)
+    if best is None:
+        raise ValueError("y does not fall with x: no decreasing power law fits")
+    return best[1]

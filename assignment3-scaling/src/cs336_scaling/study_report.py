@@ -1,0 +1,162 @@
+"""The study's outputs: a markdown report with its plots, and every number as JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from cs336_scaling.isoflops import IsoFlopsFit
+from cs336_scaling.outputs import write_text_atomic
+from cs336_scaling.planner import StudyResult
+from cs336_scaling.plots import plot_loss_fit, plot_profiles, plot_scaling_fit
+
+
+def study_json(result: StudyResult, check: dict | None = None, setting: dict | None = None) -> dict:
+    def fit_json(fit: IsoFlopsFit | None) -> dict | None:
+        if fit is None:
+            return None
+        return {
+            "optima": [asdict(o) for o in fit.optima],
+            "n_opt": {"law": asdict(fit.parameters.law), "exponent_ci": asdict(fit.parameters.exponent)},
+            "d_opt": {"law": asdict(fit.tokens.law), "exponent_ci": asdict(fit.tokens.exponent)},
+            "n_opt_at_target": {str(c): asdict(i) for c, i in fit.parameters.predictions.items()},
+            "d_opt_at_target": {str(c): asdict(i) for c, i in fit.tokens.predictions.items()},
+        }
+
+    return {
+        "setting": setting or {},
+        "config": asdict(result.config),
+        "levels": result.levels,
+        "sweep_level": result.sweep_level,
+        "learning_rate": result.learning_rate,
+        "batch_size": result.batch_size,
+        "flops_used": result.flops_used,
+        "queries": [asdict(q) for q in result.queries],
+        "fit": fit_json(result.fit),
+        "other_fit": fit_json(result.other_fit),
+        "loss_law": asdict(result.loss_law) if result.loss_law else None,
+        "prediction": asdict(result.prediction) if result.prediction else None,
+        "check": check,
+    }
+
+
+def _fit_lines(name: str, fit: IsoFlopsFit, target: float) -> list[str]:
+    n, d = fit.parameters, fit.tokens
+    return [
+        f"- {name}: N_opt = {n.law.coefficient:.4g} · C^{n.law.exponent:.4f} "
+        f"(exponent 95% CI [{n.exponent.low:.3f}, {n.exponent.high:.3f}]), "
+        f"D_opt = {d.law.coefficient:.4g} · C^{d.law.exponent:.4f}; at {target:.0e}: "
+        f"N_opt = {n.predictions[target].estimate:.4g} [{n.predictions[target].low:.3g}, "
+        f"{n.predictions[target].high:.3g}], D_opt = {d.predictions[target].estimate:.4g} "
+        f"[{d.predictions[target].low:.3g}, {d.predictions[target].high:.3g}]",
+    ]
+
+
+def write_study_report(
+    result: StudyResult,
+    out_dir: str | Path,
+    title: str = "Scaling-law study",
+    setting_lines: list[str] | None = None,
+    check: dict | None = None,
+    setting: dict | None = None,
+) -> Path:
+    """Write ``report.md``, ``study.json`` and the PNG plots into ``out_dir``; return the report's path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = result.config
+    target = cfg.target_flops
+    lines = [f"# {title}", ""]
+    if setting_lines:
+        lines += ["## Setting", "", *setting_lines, ""]
+    lines += [
+        "## Plan",
+        "",
+        f"- budget {cfg.budget:.3g} FLOPs, target {target:.3g} FLOPs; {result.flops_used:.4g} FLOPs used "
+        f"in {sum(q.loss is not None for q in result.queries)} answered queries",
+        f"- hyperparameter sweep at {result.sweep_level or 0:.0e} FLOPs over learning rates "
+        f"{list(cfg.learning_rates)} × batch sizes {list(cfg.batch_sizes)}: best lr {result.learning_rate:g}, "
+        f"batch {result.batch_size}",
+        f"- IsoFLOPs levels {', '.join(f'{c:.0e}' for c in result.levels)}; {cfg.sizes_per_level} sizes per level "
+        f"over a factor {cfg.size_spread:g}, centred on D = {cfg.prior_tokens_per_parameter:g}·N for the first "
+        "two levels, then on the power law fitted so far; one extra size past an edge optimum",
+        "",
+        "## Queries",
+        "",
+        "| phase | train_flops | d_model | layers | heads | N | lr | batch | loss |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for q in result.queries:
+        s = q.spec
+        shown = f"{q.loss:.4f}" if q.loss is not None else f"({q.error})"
+        lines.append(
+            f"| {q.phase} | {s.train_flops:.0e} | {s.d_model} | {s.num_layers} | {s.num_heads} | "
+            f"{q.parameters:.4g} | {s.learning_rate:g} | {s.batch_size} | {shown} |"
+        )
+    lines.append("")
+    if result.fit is None or result.prediction is None or result.loss_law is None:
+        lines += ["## Fit", "", "Too few answered levels to fit a scaling law."]
+    else:
+        fit, p, law = result.fit, result.prediction, result.loss_law
+        lines += [
+            "## Fits",
+            "",
+            f"Optima per level ({fit.method.value}):",
+            "",
+            "| C | N_opt | D_opt = C/6N | loss |",
+            "|---|---|---|---|",
+            *[f"| {o.compute_budget:.0e} | {o.parameters:.4g} | {o.tokens:.4g} | {o.loss:.4f} |" for o in fit.optima],
+            "",
+            *_fit_lines(f"{fit.method.value} optima (used for the prediction)", fit, target),
+        ]
+        if result.other_fit is not None:
+            lines += _fit_lines(f"{result.other_fit.method.value} optima (comparison)", result.other_fit, target)
+        lines += [
+            f"- optimal loss: L(C) = {law.floor:.4f} + {law.coefficient:.4g} · C^-{law.decay:.4f}",
+            "",
+            "## Prediction",
+            "",
+            f"For {target:.0e} FLOPs: N_opt ≈ {p.n_opt:.4g} (95% CI [{p.n_opt_low:.3g}, {p.n_opt_high:.3g}]) → "
+            f"d_model={p.shape.d_model}, num_layers={p.shape.num_layers}, num_heads={p.shape.num_heads} "
+            f"(N = {p.parameters:.4g}), learning rate {p.learning_rate:g}, batch size {p.batch_size}, "
+            f"{p.tokens:.4g} tokens; predicted loss {p.loss:.4f}.",
+            "",
+        ]
+        if check is not None:
+            lines += [
+                "## Check: the predicted model trained at the target budget",
+                "",
+                f"Trained loss {check['loss']:.4f} vs predicted {p.loss:.4f} "
+                f"(error {check['loss'] - p.loss:+.4f}, {100 * (check['loss'] - p.loss) / p.loss:+.2f}%).",
+                "",
+                *[f"- {k}: {v}" for k, v in check.items() if k != "loss"],
+                "",
+            ]
+        budgets = np.array([o.compute_budget for o in fit.optima])
+        plots = [
+            plot_profiles(result.runs(), fit.optima, out / "profiles.png"),
+            plot_scaling_fit(
+                budgets,
+                np.array([o.parameters for o in fit.optima]),
+                fit.parameters,
+                target,
+                "parameters N_opt",
+                out / "n_opt.png",
+            ),
+            plot_scaling_fit(
+                budgets, np.array([o.tokens for o in fit.optima]), fit.tokens, target, "tokens D_opt", out / "d_opt.png"
+            ),
+            plot_loss_fit(
+                budgets,
+                np.array([o.loss for o in fit.optima]),
+                law,
+                target,
+                out / "loss.png",
+                None if check is None else check["loss"],
+            ),
+        ]
+        lines += ["## Plots", "", *[f"![{p.stem}]({p.name})" for p in plots], ""]
+    write_text_atomic(out / "study.json", json.dumps(study_json(result, check, setting), indent=2))
+    return write_text_atomic(out / "report.md", "\n".join(lines))

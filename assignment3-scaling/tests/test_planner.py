@@ -1,0 +1,169 @@
+"""The planner: against a synthetic API drawn from a known Chinchilla law, and against the real server.
+
+The synthetic API answers ``L = E + A N^-alpha + B D^-beta`` (``D = C / 6N``) plus a penalty away from the
+best learning rate and batch size, and enforces the budget like the service. For that law the optimum is
+known in closed form (Hoffmann et al. 2022, eq. 4):
+``N_opt = G (C/6)^(beta/(alpha+beta))``, ``G = (alpha A / (beta B))^(1/(alpha+beta))``, and
+``L_opt(C) = E + (A G^-alpha + B G^beta) (C/6)^(-alpha beta/(alpha+beta))``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import httpx
+import numpy as np
+import pytest
+from cs336_scaling.client import ApiError, HttpTrainingApi
+from cs336_scaling.isoflops import OptimumMethod
+from cs336_scaling.planner import (
+    PlannerConfig,
+    ScalingStudy,
+    all_shapes,
+    choose_levels,
+    handout_parameters,
+    nearest_shape,
+)
+from cs336_scaling.run_spec import RunSpec, validated_spec
+from cs336_scaling.store import Store
+from cs336_scaling.study_report import write_study_report
+
+from tests.conftest import running_server
+
+E, A, B, ALPHA, BETA = 1.69, 406.4, 410.7, 0.34, 0.28
+G = (ALPHA * A / (BETA * B)) ** (1 / (ALPHA + BETA))
+
+
+def true_n_opt(c: float) -> float:
+    return G * (c / 6) ** (BETA / (ALPHA + BETA))
+
+
+def true_loss_opt(c: float) -> float:
+    return E + (A * G**-ALPHA + B * G**BETA) * (c / 6) ** (-ALPHA * BETA / (ALPHA + BETA))
+
+
+class SyntheticApi:
+    """The API's budget rules over a known loss surface (best at learning rate 1e-3, batch size 128)."""
+
+    def __init__(self, budget: float):
+        self.budget = budget
+        self.answered: dict[RunSpec, float] = {}
+
+    def loss(self, spec: RunSpec) -> float:
+        spec = validated_spec(**vars(spec))
+        if spec not in self.answered:
+            if self.total_flops_used() + spec.train_flops > self.budget:
+                raise ApiError(403, "Budget exceeded")
+            n = handout_parameters(spec.d_model, spec.num_layers)
+            d = spec.train_flops / (6 * n)
+            penalty = 0.1 * math.log(spec.learning_rate / 1e-3) ** 2 + (0.03 if spec.batch_size == 256 else 0.0)
+            self.answered[spec] = E + A * n**-ALPHA + B * d**-BETA + penalty
+        return self.answered[spec]
+
+    def total_flops_used(self) -> float:
+        return float(sum(spec.train_flops for spec in self.answered))
+
+    def previous_runs(self) -> list[dict]:
+        return [{**vars(spec), "loss": loss} for spec, loss in self.answered.items()]
+
+
+def test_every_shape_is_accepted_by_the_api():
+    shapes = all_shapes()
+    assert len(shapes) == 16 * 23
+    for shape in shapes:
+        validated_spec(shape.d_model, shape.num_layers, shape.num_heads, 128, 1e-3, 1e13)
+
+
+def test_nearest_shape_matches_the_wanted_size():
+    shapes = all_shapes()
+    for wanted in np.logspace(5.5, 8, 12):
+        shape = nearest_shape(wanted, shapes, handout_parameters, aspect_ratio=64)
+        assert abs(math.log(handout_parameters(shape.d_model, shape.num_layers) / wanted)) < 0.15
+
+
+def test_levels_are_the_highest_affordable_block():
+    config = PlannerConfig(sizes_per_level=5, min_levels=3, max_levels=6)
+    levels = choose_levels(1.6e18, config, eligible=lambda c: True)
+    assert levels == [3e15, 6e15, 1e16, 3e16, 6e16, 1e17]
+    assert 5 * sum(levels) <= 1.6e18
+    # one level higher would not fit: 5 * (6e16 + 1e17 + 3e17) > 1.6e18
+    assert 5 * (6e16 + 1e17 + 3e17) > 1.6e18
+    assert choose_levels(1.6e18, config, eligible=lambda c: c >= 1e16) == [1e16, 3e16, 6e16, 1e17]
+    with pytest.raises(ValueError, match="cannot buy"):
+        choose_levels(1e14, config, eligible=lambda c: True)
+
+
+def test_study_recovers_the_known_law_within_budget():
+    api = SyntheticApi(budget=2e18)
+    result = ScalingStudy(api, PlannerConfig(bootstrap=200), log=lambda line: None).run()
+
+    assert api.total_flops_used() <= 2e18
+    assert result.flops_used == api.total_flops_used()
+    assert not any(q.error for q in result.queries)
+    assert (result.learning_rate, result.batch_size) == (1e-3, 128)
+    assert len(result.levels) >= 3
+    # every level's optimum is bracketed by smaller and larger sizes
+    for optimum in result.fit.optima:
+        sizes = [r.parameters for r in result.runs() if r.compute_budget == optimum.compute_budget]
+        assert min(sizes) < optimum.parameters < max(sizes)
+
+    expected = BETA / (ALPHA + BETA)
+    assert result.fit.method == OptimumMethod.PARABOLA
+    assert result.fit.parameters.law.exponent == pytest.approx(expected, abs=0.02)
+    assert result.fit.tokens.law.exponent == pytest.approx(1 - expected, abs=0.02)
+    # the lowest-loss choice, quantised to sizes a factor 2 apart, lands further off
+    assert result.other_fit.parameters.law.exponent == pytest.approx(expected, abs=0.1)
+    assert result.loss_law.decay == pytest.approx(ALPHA * BETA / (ALPHA + BETA), abs=0.05)
+
+    prediction = result.prediction
+    assert prediction.n_opt == pytest.approx(true_n_opt(1e19), rel=0.1)
+    assert prediction.loss == pytest.approx(true_loss_opt(1e19), rel=0.02)
+    assert prediction.tokens == pytest.approx(1e19 / (6 * prediction.parameters))
+    assert prediction.batch_size in (128, 256)
+
+
+def test_study_report_is_written(tmp_path):
+    api = SyntheticApi(budget=2e18)
+    result = ScalingStudy(api, PlannerConfig(bootstrap=50), log=lambda line: None).run()
+    report = write_study_report(result, tmp_path, check={"loss": 3.0, "device": "cpu"})
+    text = report.read_text()
+    assert "## Prediction" in text and "Trained loss 3.0000" in text
+    for name in ("profiles.png", "n_opt.png", "d_opt.png", "loss.png", "study.json"):
+        assert (tmp_path / name).stat().st_size > 0
+        assert name.endswith(".json") or f"({name})" in text
+
+
+TINY = PlannerConfig(
+    budget=3e14,
+    target_flops=1e15,
+    sizes_per_level=3,
+    min_levels=2,
+    max_levels=2,
+    size_spread=4.0,
+    prior_tokens_per_parameter=40.0,
+    learning_rates=(1e-3,),
+    batch_sizes=(128,),
+    allowed_flops=(1e13, 3e13),
+    bootstrap=50,
+)
+
+
+def test_study_against_the_real_server(tmp_path, setup):
+    """Tiny real runs through HTTP: a fit comes out, the spend is exact, and a rerun is free from the store."""
+    db = tmp_path / "api.sqlite"
+    key = Store(db).create_key(TINY.budget)
+    with running_server(db, setup) as (base, pool):
+        api = HttpTrainingApi(base, key, timeout_s=60)
+        result = ScalingStudy(api, TINY, log=lambda line: None).run()
+        answered = [q for q in result.queries if q.loss is not None]
+        assert len(answered) == len(pool.started) >= 6
+        spent = sum({q.spec: q.spec.train_flops for q in answered}.values())
+        assert result.flops_used == spent == httpx.get(f"{base}/total_flops_used", params={"api_key": key}).json()
+        assert result.prediction is not None and math.isfinite(result.prediction.loss)
+        assert all(0 < q.loss < math.log(256) + 1 for q in answered)
+
+        again = ScalingStudy(api, TINY, log=lambda line: None).run()
+        assert len(pool.started) == len(answered)
+        assert again.flops_used == result.flops_used
+        assert [q.loss for q in again.queries] == [q.loss for q in result.queries]
+        api.close()
