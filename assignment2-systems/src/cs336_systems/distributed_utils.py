@@ -48,8 +48,16 @@ def device_for(local_rank: int, backend: str) -> torch.device:
     return torch.device("cpu")
 
 
+# NVLink multicast (NCCL's NVLS, PyTorch symmetric memory, NVSHMEM) must stay off on shared multi-GPU hosts: it
+# can take the host's GPUs out of service. Each library reads its variable when its communicator is created, so
+# forcing them before `init_process_group` covers any launcher's environment.
+NCCL_SAFE_ENVIRONMENT = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
+
+
 def init_from_env(backend: str | None = None) -> DistributedContext:
     """Join the process group described by torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_*)."""
+    for name, value in NCCL_SAFE_ENVIRONMENT.items():
+        os.environ[name] = value
     backend = backend or default_backend()
     missing = [name for name in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if name not in os.environ]
     if missing:

@@ -14,8 +14,8 @@ from torch.optim import Optimizer
 class ShardedOptimizer(Optimizer):
     """Wraps any `optimizer_cls` so that its state is split across ranks.
 
-    Every parameter gets an owner rank (greedy by size: the least-loaded rank so far, ties to the lowest rank,
-    which every rank computes identically). The local `optimizer_cls(**kwargs)` sees only the owned
+    Every parameter gets an owner rank (largest parameters first, each to the least-loaded rank so far, ties to
+    the lowest rank: every rank computes the same assignment). The local `optimizer_cls(**kwargs)` sees only the owned
     parameters; after its step each owner broadcasts its updated parameters, one flattened buffer per
     (owner, dtype, device). `param_groups` hold all parameters, so `zero_grad` and learning-rate schedules work
     as usual; hyper-parameters are copied into the local groups before each step.
@@ -36,13 +36,11 @@ class ShardedOptimizer(Optimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
         group = self.param_groups[-1]
-        owned = []
-        for param in group["params"]:
+        for param in sorted(group["params"], key=lambda p: -p.numel()):  # largest first balances best
             owner = min(range(self._world_size), key=lambda rank: (self._load[rank], rank))
             self._load[owner] += param.numel()
             self._owner[param] = owner
-            if owner == self._rank:
-                owned.append(param)
+        owned = [param for param in group["params"] if self._owner[param] == self._rank]
         if not owned:  # never build an optimizer on an empty list: this rank just skips the group
             self._local_group_of.append(None)
             return

@@ -1,0 +1,183 @@
+"""Step time and communication share of every data-parallel setup on one model, PyTorch's DDP and FSDP included.
+
+Each setup (see `cs336_systems.data_parallel_setups`) trains the same seeded Transformer LM with AdamW on the same
+per-rank batches. Per setup: warm-up steps, then timed steps whose phases (forward, backward, gradient
+synchronisation, optimizer step) are marked on the compute stream (CUDA events) or the wall clock (CPU). Columns:
+
+- `step ms`: mean step time of the slowest rank; `tok/s`: tokens of all ranks per second;
+- `sync ms` / `sync %`: time the compute stream waited in `finish_gradient_synchronization` (all communication for
+  naive/flat, only the part not hidden behind backward for overlap/bucketed/FSDP; PyTorch's wrappers communicate
+  inside backward, so theirs is blank);
+- `overhead %`: (step - local step) / step, where `local` is the same model with no communication at all;
+- `vs torch`: our throughput over the matching PyTorch wrapper's (DDP variants vs `torch-ddp`, `fsdp` vs
+  `torch-fsdp`), measured in the same run;
+- `loss0`: first-step loss of rank 0, equal for all setups because they start from the same weights.
+
+Run (2 processes on CPU with gloo, or one process per GPU with NCCL):
+    uv run torchrun --nproc-per-node 2 assignment2-systems/benchmarks/bench_ddp.py --size tiny --backend gloo
+    PYTHONPATH=assignment1-basics/src:assignment2-systems/src python3 -m torch.distributed.run --nproc-per-node 2 \\
+        assignment2-systems/benchmarks/bench_ddp.py --size xl --out $OUT/ddp
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from cs336_systems.data_parallel_setups import (
+    MODEL_SHAPES,
+    PRECISIONS,
+    ModelSpec,
+    TrainingSetup,
+    build_setup,
+    validate_setup_name,
+)
+from cs336_systems.distributed_report import markdown_table, reduce_over_ranks, run_metadata, write_results
+from cs336_systems.distributed_utils import DistributedContext, init_from_env
+from cs336_systems.phase_timer import PhaseTimer
+
+DEFAULT_SETUPS = [
+    "local",
+    "naive",
+    "flat",
+    "overlap",
+    "bucketed-1",
+    "bucketed-10",
+    "bucketed-100",
+    "bucketed-1000",
+    "zero1",
+    "torch-ddp",
+    "fsdp",
+    "torch-fsdp",
+]
+COLUMNS = ["setup", "step ms", "fwd ms", "bwd ms", "sync ms", "opt ms", "sync %", "overhead %", "tok/s", "vs torch"]
+
+
+@dataclass
+class DDPBenchConfig:
+    size: str = "tiny"
+    setups: list[str] = field(default_factory=lambda: list(DEFAULT_SETUPS))
+    batch_size: int = 4  # per rank
+    context_length: int = 128
+    vocab_size: int = 10_000
+    precision: str = "fp32"
+    warmup: int = 3
+    steps: int = 10
+    backend: str | None = None
+    out: str = "ddp_results"
+
+
+def parse_args() -> DDPBenchConfig:
+    d = DDPBenchConfig()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=list(MODEL_SHAPES), default=d.size)
+    parser.add_argument("--setups", nargs="+", default=d.setups, help="local naive flat overlap bucketed-<MB> ...")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size, help="sequences per rank")
+    parser.add_argument("--context-length", type=int, default=d.context_length)
+    parser.add_argument("--vocab-size", type=int, default=d.vocab_size)
+    parser.add_argument("--precision", choices=list(PRECISIONS), default=d.precision)
+    parser.add_argument("--warmup", type=int, default=d.warmup)
+    parser.add_argument("--steps", type=int, default=d.steps)
+    parser.add_argument("--backend", choices=["nccl", "gloo"], default=d.backend, help="default: nccl if CUDA")
+    parser.add_argument("--out", default=d.out)
+    cfg = DDPBenchConfig(**vars(parser.parse_args()))
+    for name in cfg.setups:
+        validate_setup_name(name)
+    if cfg.steps < 1 or cfg.warmup < 0:
+        parser.error("--steps must be >= 1 and --warmup >= 0")
+    return cfg
+
+
+def train_step(setup: TrainingSetup, x: torch.Tensor, y: torch.Tensor, timer: PhaseTimer | None) -> float:
+    mark = timer.mark if timer is not None else (lambda phase: None)
+    if timer is not None:
+        timer.start_step()
+    setup.start_step()
+    setup.optimizer.zero_grad(set_to_none=True)
+    with setup.autocast():
+        logits = setup.model(x)
+    loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+    mark("fwd")
+    loss.backward()
+    mark("bwd")
+    setup.synchronize()
+    mark("sync")
+    setup.optimizer.step()
+    mark("opt")
+    return loss.item() if timer is None else float("nan")
+
+
+def measure(cfg: DDPBenchConfig, ctx: DistributedContext, name: str) -> dict:
+    spec = ModelSpec(MODEL_SHAPES[cfg.size], cfg.vocab_size, cfg.context_length)
+    setup = build_setup(name, spec, ctx, cfg.precision)
+    generator = torch.Generator().manual_seed(1000 + ctx.rank)
+    tokens = torch.randint(0, cfg.vocab_size, (cfg.batch_size, cfg.context_length + 1), generator=generator)
+    x, y = tokens[:, :-1].to(ctx.device), tokens[:, 1:].to(ctx.device)
+    first_loss = train_step(setup, x, y, timer=None)
+    for _ in range(cfg.warmup):
+        train_step(setup, x, y, timer=None)
+    dist.barrier()
+    timer = PhaseTimer(ctx.device)
+    for _ in range(cfg.steps):
+        train_step(setup, x, y, timer)
+    phases = reduce_over_ranks(timer.mean_ms(), op="max")
+    del setup
+    gc.collect()
+    if ctx.device.type == "cuda":
+        torch.cuda.empty_cache()
+    tokens_per_step = cfg.batch_size * cfg.context_length * ctx.world_size
+    return {
+        "setup": name,
+        "step ms": phases["step"],
+        "fwd ms": phases["fwd"],
+        "bwd ms": phases["bwd"],
+        "sync ms": phases["sync"],
+        "opt ms": phases["opt"],
+        "tok/s": tokens_per_step / (phases["step"] / 1e3),
+        "loss0": first_loss,
+    }
+
+
+def add_comparisons(rows: list[dict]) -> None:
+    by_name = {row["setup"]: row for row in rows}
+    local = by_name.get("local")
+    for row in rows:
+        if not row["setup"].startswith("torch-"):
+            row["sync %"] = 100 * row["sync ms"] / row["step ms"]
+        else:
+            row["sync ms"] = None
+        if local is not None and row is not local:
+            row["overhead %"] = 100 * (row["step ms"] - local["step ms"]) / row["step ms"]
+        baseline = "torch-fsdp" if row["setup"] == "fsdp" else "torch-ddp"
+        if baseline in by_name and row["setup"] not in ("local", "torch-ddp", "torch-fsdp"):
+            row["vs torch"] = row["tok/s"] / by_name[baseline]["tok/s"]
+
+
+def main() -> None:
+    cfg = parse_args()
+    ctx = init_from_env(cfg.backend)
+    torch.set_float32_matmul_precision("high")
+    rows = []
+    for name in cfg.setups:
+        row = measure(cfg, ctx, name)
+        rows.append(row)
+        if ctx.rank == 0:
+            print(f"{name}: {row['step ms']:.2f} ms/step, loss0 {row['loss0']:.4f}", flush=True)
+    add_comparisons(rows)
+    if ctx.rank == 0:
+        meta = {**run_metadata(ctx.backend, ctx.device), **asdict(cfg)}
+        meta.pop("setups")
+        table = markdown_table(rows, COLUMNS + ["loss0"])
+        print(table)
+        stem = f"ddp_{cfg.size}_{cfg.precision}_ws{ctx.world_size}"
+        write_results(cfg.out, stem, meta, rows, table)
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
