@@ -54,3 +54,18 @@ def test_gradient_clipping_matches_clip_grad_norm():
                 assert a.grad is None
             else:
                 torch.testing.assert_close(a.grad, b.grad, atol=1e-6, rtol=0)
+
+
+def test_cross_entropy_gradient_matches_float64_autograd_for_bf16_and_huge_logits():
+    """The hand-written backward against autograd through a float64 log-softmax (and finite for 1e3+ logits)."""
+    torch.manual_seed(0)
+    targets = torch.randint(0, 50, (4, 6))
+    for scale, dtype, tol in ((1.0, torch.float32, 1e-6), (1000.0, torch.float32, 1e-6), (3.0, torch.bfloat16, 5e-4)):
+        base = torch.randn(4, 6, 50) * scale
+        logits = base.to(dtype).requires_grad_()
+        (grad,) = torch.autograd.grad(cross_entropy(logits, targets), logits)
+        exact = logits.detach().double().requires_grad_()
+        loss = -torch.log_softmax(exact, dim=-1).gather(-1, targets.unsqueeze(-1)).mean()
+        (exact_grad,) = torch.autograd.grad(loss, exact)
+        assert grad.dtype == dtype and torch.isfinite(grad).all()
+        torch.testing.assert_close(grad.double(), exact_grad, atol=tol, rtol=0)

@@ -12,15 +12,38 @@ from torch import Tensor
 def cross_entropy(logits: Float[Tensor, "... vocab"], targets: Int[Tensor, "..."]) -> Float[Tensor, ""]:
     """Mean of ``logsumexp(o) - o[target]`` over all positions.
 
-    Computed from max-shifted logits (never ``log(softmax)``) and in at least float32, so bf16 logits from
-    autocast and logits of magnitude 1e3+ both give accurate losses.
+    Computed from max-shifted logits (never ``log(softmax)``) and in float32, so bf16 logits from autocast and
+    logits of magnitude 1e3+ both give accurate losses. The gradient is written by hand (see
+    :class:`_CrossEntropy`): it is the training step's largest elementwise pass.
     """
-    if logits.dtype in (torch.float16, torch.bfloat16):
-        logits = logits.float()
-    shifted = logits - logits.amax(dim=-1, keepdim=True)
-    log_normaliser = shifted.exp().sum(dim=-1).log()
-    target_logit = shifted.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    return (log_normaliser - target_logit).mean()
+    return _CrossEntropy.apply(logits, targets)
+
+
+class _CrossEntropy(torch.autograd.Function):
+    """Cross-entropy whose backward is the closed form ``(softmax(o) - onehot(target)) / N``.
+
+    Letting autograd differentiate the max-shifted formula keeps a float32 copy of the logits for the backward
+    pass and differentiates through ``amax`` (a second full pass to find the argmax): on the GPU that made the
+    loss twice as slow as ``F.cross_entropy`` and cost 2 GiB more memory for the TinyStories model. Here only
+    the (bf16) logits and one log-normaliser per position are saved, and the gradient is one fused pass.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, targets: Tensor) -> Tensor:
+        x = logits.float()
+        shift = x.amax(dim=-1, keepdim=True)
+        log_normaliser = (x - shift).exp().sum(dim=-1, keepdim=True).log() + shift
+        target_logit = x.gather(-1, targets.unsqueeze(-1))
+        ctx.save_for_backward(logits, targets, log_normaliser)
+        return (log_normaliser - target_logit).mean()
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None]:
+        logits, targets, log_normaliser = ctx.saved_tensors
+        probs = (logits.float() - log_normaliser).exp()
+        is_target = torch.arange(logits.shape[-1], device=logits.device) == targets.unsqueeze(-1)
+        grad = (probs - is_target.float()) * (grad_output / targets.numel())
+        return grad.to(logits.dtype), None
 
 
 def gradient_clipping(parameters: Iterable[torch.nn.Parameter], max_l2_norm: float, eps: float = 1e-6) -> Tensor:
