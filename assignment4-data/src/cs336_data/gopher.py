@@ -1,0 +1,50 @@
+"""The handout's subset of the Gopher quality rules (Rae et al., 2021, appendix A)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nltk.tokenize import NLTKWordTokenizer
+
+_TOKENIZER = NLTKWordTokenizer()
+
+
+@dataclass(frozen=True)
+class GopherConfig:
+    min_words: int = 50
+    max_words: int = 100_000
+    min_mean_word_length: float = 3.0
+    max_mean_word_length: float = 10.0
+    max_ellipsis_line_fraction: float = 0.3
+    min_alphabetic_word_fraction: float = 0.8
+
+
+def words_of(text: str) -> list[str]:
+    """NLTK's Treebank-style word tokens (``word_tokenize`` without the sentence splitter, which needs downloads)."""
+    return _TOKENIZER.tokenize(text)
+
+
+def gopher_rejection_reason(text: str, config: GopherConfig = GopherConfig()) -> str | None:
+    """Name of the first rule the text breaks, or None when it passes them all."""
+    # NLTK never yields fewer tokens than whitespace splitting, so huge documents are rejected before tokenising.
+    if len(text.split()) > config.max_words:
+        return "word_count"
+    words = words_of(text)
+    if not config.min_words <= len(words) <= config.max_words:
+        return "word_count"
+    mean_length = sum(len(w) for w in words) / len(words)
+    if not config.min_mean_word_length <= mean_length <= config.max_mean_word_length:
+        return "mean_word_length"
+    lines = text.splitlines()
+    ellipsis_lines = sum(1 for line in lines if line.rstrip().endswith(("...", "…")))
+    if lines and ellipsis_lines / len(lines) > config.max_ellipsis_line_fraction:
+        return "ellipsis_lines"
+    alphabetic = sum(1 for w in words if any(c.isalpha() for c in w))
+    if alphabetic / len(words) < config.min_alphabetic_word_fraction:
+        return "alphabetic_words"
+    return None
+
+
+def gopher_quality_filter(text: str, config: GopherConfig = GopherConfig()) -> bool:
+    """True when the document passes (keep it)."""
+    return gopher_rejection_reason(text, config) is None

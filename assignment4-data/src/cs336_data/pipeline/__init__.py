@@ -1,0 +1,1 @@
+"""Common Crawl shards to training tokens: steps (filters as thin wrappers), executors, stages, statistics."""

@@ -1,0 +1,305 @@
+"""The pipeline's stages over shards: filter, exact-line dedup (two passes), MinHash dedup, tokenisation.
+
+Layout of ``output_dir``::
+
+    filtered/<shard>.jsonl        documents that passed extraction, language, Gopher, quality, NSFW, toxic, PII
+    exact_lines/                  line-hash buckets (pass 1) and duplicate lists
+    deduped/<shard>.jsonl         documents after exact-line dedup (+ byte offsets, for random access)
+    minhash/                      band keys per shard, keep mask after clustering
+    final/<shard>.jsonl           surviving documents
+    tokens/<shard>.bin            uint16 token ids, each document followed by <|endoftext|> (none if no survivors)
+    stats/<stage>/<shard>.json    per-shard counts; stats.json / stats.md / stats.png merge them
+    done/<stage>/<shard>          completion markers: a rerun skips finished shards
+
+Every stage writes to a temporary name and renames, then drops its marker, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cs336_data.dedup.exact_lines import ExactLineDeduplicator
+from cs336_data.dedup.minhash import MinHashConfig, MinHashDeduplicator
+from cs336_data.gopher import GopherConfig
+from cs336_data.harmful import NSFW, TOXIC
+from cs336_data.pipeline.document import Document
+from cs336_data.pipeline.executors import Executor, LocalExecutor
+from cs336_data.pipeline.stats import PipelineStats
+from cs336_data.pipeline.steps import (
+    GopherFilter,
+    HarmFilter,
+    HtmlExtraction,
+    LanguageFilter,
+    PiiMasking,
+    PipelineStep,
+    QualityFilter,
+)
+from cs336_data.warc_io import ReadStats, iter_warc_responses
+
+logger = logging.getLogger(__name__)
+EOS = "<|endoftext|>"
+
+
+@dataclass
+class PipelineConfig:
+    inputs: list[Path]
+    output_dir: Path
+    vocab_path: Path | None = None
+    merges_path: Path | None = None
+    languages: tuple[str, ...] = ("en",)
+    min_language_score: float = 0.65
+    gopher: GopherConfig = field(default_factory=GopherConfig)
+    min_quality: float = 0.5
+    nsfw_threshold: float = 0.5
+    toxic_threshold: float = 0.5
+    minhash: MinHashConfig = field(default_factory=lambda: MinHashConfig(num_hashes=128, num_bands=16, ngrams=5))
+    line_buckets: int = 16
+    lid_model: str | None = None
+    quality_model: str | None = None
+    nsfw_model: str | None = None
+    toxic_model: str | None = None
+
+    def steps(self) -> list[PipelineStep]:
+        return [
+            HtmlExtraction(),
+            LanguageFilter(self.languages, self.min_language_score, self.lid_model),
+            GopherFilter(self.gopher),
+            QualityFilter(self.min_quality, self.quality_model),
+            HarmFilter(NSFW, self.nsfw_threshold, self.nsfw_model),
+            HarmFilter(TOXIC, self.toxic_threshold, self.toxic_model),
+            PiiMasking(),
+        ]
+
+
+# ---- shard bookkeeping -------------------------------------------------------------------------------------------
+
+
+def _marker(config: PipelineConfig, stage: str, shard: int) -> Path:
+    return config.output_dir / "done" / stage / f"{shard:06d}"
+
+
+def _stats_path(config: PipelineConfig, stage: str, shard: int) -> Path:
+    return config.output_dir / "stats" / stage / f"{shard:06d}.json"
+
+
+def _finish(config: PipelineConfig, stage: str, shard: int, stats: PipelineStats) -> PipelineStats:
+    stats.save(_stats_path(config, stage, shard))
+    marker = _marker(config, stage, shard)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    return stats
+
+
+def _already_done(config: PipelineConfig, stage: str, shard: int) -> PipelineStats | None:
+    if _marker(config, stage, shard).exists():
+        return PipelineStats.load(_stats_path(config, stage, shard))
+    return None
+
+
+def _shard_file(config: PipelineConfig, folder: str, shard: int, suffix: str = ".jsonl") -> Path:
+    return config.output_dir / folder / f"{shard:06d}{suffix}"
+
+
+def _write_documents(path: Path, documents: Iterator[Document]) -> list[int]:
+    """Write JSONL atomically; returns each document's byte offset (random access for dedup verification)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    offsets = []
+    with open(tmp, "wb") as out:
+        for document in documents:
+            offsets.append(out.tell())
+            out.write(document.to_json().encode("utf-8") + b"\n")
+    os.replace(tmp, path)
+    return offsets
+
+
+def _read_documents(path: Path) -> Iterator[Document]:
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            yield Document.from_json(line)
+
+
+# ---- stage 1: read and filter ------------------------------------------------------------------------------------
+
+
+def _read_shard(path: Path, stats: PipelineStats) -> Iterator[Document]:
+    read = ReadStats()
+    for i, payload in enumerate(iter_warc_responses(path, read)):
+        yield Document(
+            id=payload.record_id or f"{path.name}#{i}",
+            text="",
+            metadata={"url": payload.url, "source": path.name, "is_extracted_text": payload.is_extracted_text},
+            raw=payload.body,
+        )
+    stats.add("read", "in", read.records + read.truncated_records)
+    stats.add("read", "kept", read.records)
+    if read.truncated_records:
+        stats.add("read", "dropped", read.truncated_records)
+        stats.add("read", "dropped:truncated_record", read.truncated_records)
+    if read.corrupt_files:
+        stats.add("read", "error:corrupt_file", read.corrupt_files)
+
+
+def filter_shard(config: PipelineConfig, shard: int) -> PipelineStats:
+    if (done := _already_done(config, "filter", shard)) is not None:
+        return done
+    stats = PipelineStats()
+    stats.add("read", "in", 0)  # fixes the table's step order: read first
+    documents: Iterator[Document] = _read_shard(config.inputs[shard], stats)
+    for step in config.steps():
+        documents = step.run(documents, stats, rank=shard, world_size=len(config.inputs))
+    _write_documents(_shard_file(config, "filtered", shard), documents)
+    return _finish(config, "filter", shard, stats)
+
+
+# ---- stage 2: exact line dedup ----------------------------------------------------------------------------------
+
+
+def _lines(text: str) -> list[bytes]:
+    return [line.encode("utf-8") for line in text.splitlines(keepends=True)]
+
+
+def hash_lines_shard(config: PipelineConfig, shard: int) -> PipelineStats:
+    if (done := _already_done(config, "line_hashes", shard)) is not None:
+        return done
+    dedup = ExactLineDeduplicator(config.output_dir / "exact_lines", config.line_buckets)
+    lines = [line for d in _read_documents(_shard_file(config, "filtered", shard)) for line in _lines(d.text)]
+    dedup.add_shard(shard, lines)
+    return _finish(config, "line_hashes", shard, PipelineStats())
+
+
+def dedup_lines_shard(config: PipelineConfig, shard: int) -> PipelineStats:
+    """Pass 2 of exact-line dedup, then MinHash band keys of what is left (both need one read of the shard)."""
+    if (done := _already_done(config, "dedup_lines", shard)) is not None:
+        return done
+    stats = PipelineStats()
+    lines_dedup = ExactLineDeduplicator(config.output_dir / "exact_lines", config.line_buckets)
+    texts: list[str] = []
+
+    def kept_documents() -> Iterator[Document]:
+        for document in _read_documents(_shard_file(config, "filtered", shard)):
+            stats.add("exact_line_dedup", "in")
+            lines = _lines(document.text)
+            unique = lines_dedup.unique_lines(lines)
+            if len(unique) < len(lines):
+                stats.add("exact_line_dedup", "lines_removed", len(lines) - len(unique))
+            document.text = b"".join(unique).decode("utf-8")
+            if not document.text.strip():
+                stats.add("exact_line_dedup", "dropped")
+                stats.add("exact_line_dedup", "dropped:all_lines_duplicated")
+                continue
+            stats.add("exact_line_dedup", "kept")
+            texts.append(document.text)
+            yield document
+
+    offsets = _write_documents(_shard_file(config, "deduped", shard), kept_documents())
+    np.save(_shard_file(config, "deduped", shard, ".offsets.npy"), np.asarray(offsets, dtype=np.int64))
+    MinHashDeduplicator(config.minhash, config.output_dir / "minhash").add_shard(shard, texts)
+    return _finish(config, "dedup_lines", shard, stats)
+
+
+# ---- stage 3: MinHash clustering (one process, band by band) ----------------------------------------------------
+
+
+def _keep_mask_path(config: PipelineConfig) -> Path:
+    return config.output_dir / "minhash" / "keep.npy"
+
+
+def cluster_near_duplicates(config: PipelineConfig) -> PipelineStats:
+    num_shards = len(config.inputs)
+    if (done := _already_done(config, "minhash", 0)) is not None:
+        return done
+    offsets = [np.load(_shard_file(config, "deduped", s, ".offsets.npy")) for s in range(num_shards)]
+    starts = np.cumsum([0] + [len(o) for o in offsets])
+
+    def text_of(index: int) -> str:
+        shard = int(np.searchsorted(starts, index, side="right") - 1)
+        with open(_shard_file(config, "deduped", shard), "rb") as f:
+            f.seek(int(offsets[shard][index - starts[shard]]))
+            return Document.from_json(f.readline().decode("utf-8")).text
+
+    keep = MinHashDeduplicator(config.minhash, config.output_dir / "minhash").survivors(num_shards, text_of)
+    path = _keep_mask_path(config)
+    np.save(path.with_name("keep.tmp.npy"), keep)
+    os.replace(path.with_name("keep.tmp.npy"), path)
+    np.save(path.with_name("shard_starts.npy"), starts)
+    stats = PipelineStats()
+    stats.add("minhash_dedup", "in", len(keep))
+    stats.add("minhash_dedup", "kept", int(keep.sum()))
+    stats.add("minhash_dedup", "dropped", int((~keep).sum()))
+    stats.add("minhash_dedup", "dropped:near_duplicate", int((~keep).sum()))
+    return _finish(config, "minhash", 0, stats)
+
+
+# ---- stage 4: tokenise ------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=2)
+def _tokenizer(vocab_path: str, merges_path: str):
+    from cs336_basics.tokenizer import Tokenizer
+
+    return Tokenizer.from_files(vocab_path, merges_path, special_tokens=[EOS])
+
+
+def tokenize_shard(config: PipelineConfig, shard: int) -> PipelineStats:
+    """Surviving documents to ``final/<shard>.jsonl`` and ``tokens/<shard>.bin`` (uint16, EOS after each)."""
+    if (done := _already_done(config, "tokenize", shard)) is not None:
+        return done
+    keep = np.load(_keep_mask_path(config), mmap_mode="r")
+    start = int(np.load(_keep_mask_path(config).with_name("shard_starts.npy"))[shard])
+    survivors = [d for i, d in enumerate(_read_documents(_shard_file(config, "deduped", shard))) if keep[start + i]]
+    _write_documents(_shard_file(config, "final", shard), iter(survivors))
+    stats = PipelineStats()
+    if config.vocab_path is not None and config.merges_path is not None:
+        tokenizer = _tokenizer(str(config.vocab_path), str(config.merges_path))
+        if tokenizer.vocab_size > 1 << 16:
+            raise ValueError(f"vocabulary of {tokenizer.vocab_size} ids does not fit uint16")
+        eos = tokenizer.special_token_ids[EOS]
+        ids: list[int] = []
+        for document in survivors:
+            ids.extend(tokenizer.encode(document.text))
+            ids.append(eos)
+        path = _shard_file(config, "tokens", shard, ".bin")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if ids:  # an empty file cannot be memory-mapped, so a shard with no survivors writes no token file
+            tmp = path.with_name(path.name + ".tmp")
+            np.asarray(ids, dtype=np.uint16).tofile(tmp)
+            os.replace(tmp, path)
+        else:
+            path.unlink(missing_ok=True)
+        stats.add("tokenize", "in", len(survivors))
+        stats.add("tokenize", "kept", len(survivors))
+        stats.add("tokenize", "tokens", len(ids))
+    return _finish(config, "tokenize", shard, stats)
+
+
+# ---- driver -----------------------------------------------------------------------------------------------------
+
+
+def run_pipeline(config: PipelineConfig, executor: Executor | None = None) -> PipelineStats:
+    """Run (or resume) every stage; returns the merged counts and writes stats.json / stats.md / stats.png."""
+    executor = executor or LocalExecutor()
+    shards = list(range(len(config.inputs)))
+    stats = PipelineStats()
+    for shard_stats in executor.map(functools.partial(filter_shard, config), shards, desc="filter"):
+        stats.merge(shard_stats)
+    executor.map(functools.partial(hash_lines_shard, config), shards, desc="line hashes")
+    if not _marker(config, "line_reduce", 0).exists():
+        ExactLineDeduplicator(config.output_dir / "exact_lines", config.line_buckets).reduce()
+        _finish(config, "line_reduce", 0, PipelineStats())
+    for shard_stats in executor.map(functools.partial(dedup_lines_shard, config), shards, desc="line dedup"):
+        stats.merge(shard_stats)
+    stats.merge(cluster_near_duplicates(config))
+    for shard_stats in executor.map(functools.partial(tokenize_shard, config), shards, desc="tokenize"):
+        stats.merge(shard_stats)
+    stats.save(config.output_dir / "stats.json")
+    (config.output_dir / "stats.md").write_text(stats.table() + "\n")
+    stats.plot(config.output_dir / "stats.png")
+    return stats

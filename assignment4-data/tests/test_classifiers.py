@@ -1,0 +1,67 @@
+"""Harmful-content and quality classifiers, exercised for real (offline default models and a trained fastText)."""
+
+import pytest
+from cs336_data.fasttext_training import train_supervised
+from cs336_data.harmful import NSFW, TOXIC, DolmaJigsawClassifier, ProfanityCheckClassifier, harm_classifier
+from cs336_data.quality import QualityClassifier
+
+from .adapters import run_classify_nsfw, run_classify_quality, run_classify_toxic_speech
+
+OBSCENE = (
+    "SUCK MY C*CK WIKIPEDIA EDITORS...F*CKING *SSH*LE DORKS. JUST TRYING TO MAKE THE SITE BETTER YOU UPTIGHT C*NTS"
+)
+HARMLESS = "Umm, theres no actual article for prostitution ring.  - Crunch Captain."
+INSULT = (
+    "Why did that idiot revert the reversion I made? Can that moron not have the decent common sense to read the "
+    "comments? Go f*** yourself, you worthless piece of sh*t, you stupid little runt."
+)
+MILD = "Why the fc*k should I get a warning for doing nothing?"
+
+
+def test_classify_nsfw():
+    label, score = run_classify_nsfw(OBSCENE)
+    assert label == "nsfw" and isinstance(score, float) and score > 0.5
+    label, score = run_classify_nsfw(HARMLESS)
+    assert label == "non-nsfw" and isinstance(score, float) and score > 0.5
+
+
+def test_classify_toxic_speech():
+    label, score = run_classify_toxic_speech(INSULT)
+    assert label == "toxic" and isinstance(score, float) and score > 0.5
+    label, score = run_classify_toxic_speech(MILD)
+    assert label == "non-toxic" and isinstance(score, float) and score > 0
+
+
+def test_offline_default_is_used_without_dolma_files(monkeypatch, tmp_path):
+    monkeypatch.setenv("CS336_NSFW_MODEL", str(tmp_path / "missing.bin"))
+    assert isinstance(harm_classifier(NSFW), ProfanityCheckClassifier)
+
+
+def test_dolma_backend_reads_fasttext_labels(monkeypatch, tmp_path):
+    """A fastText model with Dolma's label names, trained here, is picked up from the env var and its labels mapped."""
+    train = tmp_path / "train.txt"
+    rows = ["__label__toxic you are a stupid idiot moron", "__label__non-toxic thanks for the helpful edit"] * 50
+    train.write_text("\n".join(rows) + "\n")
+    model_path = tmp_path / "jigsaw_toxic.bin"
+    train_supervised(train, epoch=25, lr=0.5, dim=8, thread=1, verbose=0, seed=0).save_model(str(model_path))
+    monkeypatch.setenv("CS336_TOXIC_MODEL", str(model_path))
+    classifier = harm_classifier(TOXIC)
+    assert isinstance(classifier, DolmaJigsawClassifier)
+    assert classifier("you stupid idiot")[0] == "toxic"
+    assert classifier("thanks for the edit")[0] == "non-toxic"
+    with pytest.raises(ValueError, match="not a nsfw model"):
+        DolmaJigsawClassifier(NSFW, model_path)("anything")
+
+
+def test_classify_quality_fixtures(fixtures_dir):
+    label, score = run_classify_quality((fixtures_dir / "high_quality_wiki_reference.txt").read_text())
+    assert label == "wiki" and isinstance(score, float) and score > 0
+    label, score = run_classify_quality((fixtures_dir / "low_quality_cc.txt").read_text())
+    assert label == "cc" and isinstance(score, float) and score > 0
+
+
+def test_quality_probability_is_consistent_with_label(fixtures_dir):
+    classifier = QualityClassifier()
+    text = (fixtures_dir / "high_quality_wiki_reference.txt").read_text()
+    label, score = classifier(text)
+    assert classifier.high_quality_probability(text) == pytest.approx(score if label == "wiki" else 1 - score)

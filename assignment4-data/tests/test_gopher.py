@@ -1,0 +1,43 @@
+"""The handout's Gopher rules, one case per rule (boundaries checked against hand-counted word totals)."""
+
+from cs336_data.gopher import gopher_rejection_reason
+
+from .adapters import run_gopher_quality_filter
+
+SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank today. "
+
+
+def test_normal_text_passes():
+    assert run_gopher_quality_filter(SENTENCE * 20)
+
+
+def test_too_few_words():
+    assert not run_gopher_quality_filter("This sentence has exactly ten words in it, really.")
+
+
+def test_word_count_bounds():
+    assert run_gopher_quality_filter("word " * 50_000)
+    assert not run_gopher_quality_filter("word " * 500_000)
+    assert run_gopher_quality_filter("word " * 50)
+    assert not run_gopher_quality_filter("word " * 49)
+
+
+def test_mean_word_length():
+    assert not run_gopher_quality_filter("the be " * 50)  # mean 2.5
+    assert run_gopher_quality_filter("the with " * 50)  # mean 3.5
+    assert gopher_rejection_reason("supercalifragilistic " * 60 + "a " * 10) == "mean_word_length"
+
+
+def test_ellipsis_lines():
+    lines = ["This line of the document ends in an ellipsis ..."] * 70 + ["This line is a complete sentence."] * 30
+    assert gopher_rejection_reason("\n".join(lines)) == "ellipsis_lines"
+    lines = lines[40:]  # 30 of 60 lines: 50% still too many
+    assert not run_gopher_quality_filter("\n".join(lines))
+    ok = ["This line of the document ends in an ellipsis ..."] * 3 + ["This line is a complete sentence."] * 17
+    assert run_gopher_quality_filter("\n".join(ok))
+
+
+def test_alphabetic_words():
+    text = "1234 5678 2024 31415 " * 25 + "word " * 20  # 20 of 120 words alphabetic
+    assert gopher_rejection_reason(text) == "alphabetic_words"
+    assert run_gopher_quality_filter("1234 5678 " * 10 + "word " * 80)  # 80 of 100
