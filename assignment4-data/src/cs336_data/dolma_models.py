@@ -1,0 +1,50 @@
+"""Download of Dolma's Jigsaw fastText classifiers (NSFW and hate speech), the models the course uses.
+
+They are large (hundreds of MB each) and live outside PyPI, so they are an explicit step (``make assets``) rather
+than a dependency; without them :mod:`cs336_data.harmful` falls back to its offline default.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from cs336_data.harmful import DOLMA_BASE_URL, NSFW, TOXIC, HarmKind, classifier_dir
+
+
+class AssetDownloadError(RuntimeError):
+    """A model file could not be fetched (offline, blocked, or the server moved it)."""
+
+
+def download_dolma_model(
+    kind: HarmKind, dest_dir: str | os.PathLike | None = None, base_url: str = DOLMA_BASE_URL, timeout: float = 30.0
+) -> Path:
+    """Fetch one model into ``dest_dir`` (default: the classifier cache); an existing file is kept as it is."""
+    dest = Path(dest_dir) if dest_dir is not None else classifier_dir()
+    path = dest / kind.dolma_file
+    if path.is_file() and path.stat().st_size > 0:
+        return path
+    dest.mkdir(parents=True, exist_ok=True)
+    url = base_url + kind.dolma_file
+    tmp = path.with_name(path.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
+            shutil.copyfileobj(response, out, length=1 << 20)
+    except (urllib.error.URLError, OSError) as err:
+        tmp.unlink(missing_ok=True)
+        raise AssetDownloadError(
+            f"could not download the Dolma {kind.name} model from {url}: {err}. Without network access, copy "
+            f"{kind.dolma_file} to {path} (or point ${kind.env_var} at it); until then the offline default "
+            "classifier is used."
+        ) from err
+    os.replace(tmp, path)
+    return path
+
+
+def download_dolma_models(
+    dest_dir: str | os.PathLike | None = None, base_url: str = DOLMA_BASE_URL, timeout: float = 30.0
+) -> list[Path]:
+    return [download_dolma_model(kind, dest_dir, base_url, timeout) for kind in (NSFW, TOXIC)]
