@@ -125,9 +125,18 @@ def test_study_recovers_the_known_law_within_budget():
 def test_study_report_is_written(tmp_path):
     api = SyntheticApi(budget=2e18)
     result = ScalingStudy(api, PlannerConfig(bootstrap=50), log=lambda line: None).run()
-    report = write_study_report(result, tmp_path, check={"loss": 3.0, "device": "cpu"})
+    run = {
+        "d_model": 64,
+        "num_layers": 2,
+        "parameters": 1e5,
+        "tokens": 1e6,
+        "steps": 9,
+        "seconds": 1.0,
+        "device": "cpu",
+    }
+    report = write_study_report(result, tmp_path, check={"loss": 3.0, "run": {**run, "loss": 3.0}})
     text = report.read_text()
-    assert "## Prediction" in text and "Trained loss 3.0000" in text
+    assert "## Prediction" in text and "Trained loss 3.0000" in text and "| predicted | 64 | 2 |" in text
     for name in ("profiles.png", "n_opt.png", "d_opt.png", "loss.png", "study.json"):
         assert (tmp_path / name).stat().st_size > 0
         assert name.endswith(".json") or f"({name})" in text

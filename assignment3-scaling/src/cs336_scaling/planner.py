@@ -221,8 +221,12 @@ class ScalingStudy:
         return sorted(shapes, key=self.parameters_of)
 
     def eligible(self, flops: float) -> bool:
-        """A level whose prior optimum leaves room for the smaller half of its sizes."""
-        return self.prior_n_opt(flops) >= self.smallest * math.sqrt(self.config.size_spread) / 2
+        """A level whose prior optimum lies clearly above the smallest shape the API allows.
+
+        Below it the level's smaller sizes would all collapse onto that shape and its optimum could not be
+        bracketed.
+        """
+        return self.prior_n_opt(flops) >= 1.25 * self.smallest
 
     # queries
     def ask(self, result: StudyResult, phase: str, shape: Shape, flops: float, lr: float, batch: int) -> Query:
@@ -293,7 +297,7 @@ class ScalingStudy:
             center = float(law(flops))
         else:
             center = self.prior_n_opt(flops)
-        return min(max(center, self.smallest * math.sqrt(self.config.size_spread) / 2), self.largest)
+        return min(max(center, 1.25 * self.smallest), self.largest)
 
     def _optima(self, result: StudyResult) -> list[tuple[float, float]]:
         """``(C, N_opt)`` of each finished level whose lowest loss is not at the edge of its sizes."""

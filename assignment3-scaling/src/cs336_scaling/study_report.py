@@ -55,6 +55,24 @@ def _fit_lines(name: str, fit: IsoFlopsFit, target: float) -> list[str]:
     ]
 
 
+def _check_lines(check: dict) -> list[str]:
+    """The check runs at the target: the predicted shape and, if trained, its smaller and larger neighbours."""
+    runs = [("predicted", check["run"])] if "run" in check else []
+    runs += [("neighbour", run) for run in check.get("neighbours", [])]
+    if not runs:
+        return []
+    lines = [
+        "| run | d_model | layers | N | tokens trained | steps | loss | seconds | device |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, run in sorted(runs, key=lambda item: item[1]["parameters"]):
+        lines.append(
+            f"| {name} | {run['d_model']} | {run['num_layers']} | {run['parameters']:.4g} | {run['tokens']:.4g} | "
+            f"{run['steps']} | {run['loss']:.4f} | {run['seconds']:.0f} | {run['device']} |"
+        )
+    return lines
+
+
 def write_study_report(
     result: StudyResult,
     out_dir: str | Path,
@@ -131,7 +149,7 @@ def write_study_report(
                 f"Trained loss {check['loss']:.4f} vs predicted {p.loss:.4f} "
                 f"(error {check['loss'] - p.loss:+.4f}, {100 * (check['loss'] - p.loss) / p.loss:+.2f}%).",
                 "",
-                *[f"- {k}: {v}" for k, v in check.items() if k != "loss"],
+                *_check_lines(check),
                 "",
             ]
         budgets = np.array([o.compute_budget for o in fit.optima])

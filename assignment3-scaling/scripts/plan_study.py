@@ -1,0 +1,252 @@
+"""Plan and run a budgeted scaling-law study, fit it, predict the best model for the target, write a report.
+
+Against a running API (ours, or the course's):
+
+    uv run python assignment3-scaling/scripts/plan_study.py --url http://127.0.0.1:8000 --api-key KEY --out study
+
+In-process (no HTTP server: the service's own store, worker pool and training runs), with the predicted
+model trained at the target budget to check the prediction:
+
+    uv run python assignment3-scaling/scripts/plan_study.py --tokens tokens.bin --out study --check \\
+        --flops-scale 1e-3 --context-length 256
+
+``--time-budget S`` (in-process) instead measures the training throughput first and picks the largest
+``--flops-scale`` whose study and check fit about S seconds and whose check run reads each token once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from cs336_basics.data import load_tokens
+from cs336_scaling.client import HttpTrainingApi, InProcessTrainingApi, TrainingApi
+from cs336_scaling.planner import PlannerConfig, ScalingStudy, Shape, handout_parameters
+from cs336_scaling.run_spec import RunSpec, flops_parameters, model_config
+from cs336_scaling.service import TrainingService
+from cs336_scaling.store import Store
+from cs336_scaling.study_report import study_json, write_study_report
+from cs336_scaling.training_run import ScaleConfig, TrainingSetup, execute_run, vocab_size_of
+from cs336_scaling.workers import LocalWorkerPool
+
+
+@dataclass
+class StudyArgs:
+    out: Path
+    url: str | None
+    api_key: str | None
+    tokens: str | None
+    vocab_size: int | None
+    db: str | None
+    flops_scale: float
+    time_budget: float | None
+    context_length: int
+    batch_divisor: int
+    device: str
+    check: bool
+    check_neighbours: float
+    deadline: float | None
+    budget: float
+    target: float
+    sizes_per_level: int
+    min_levels: int
+    max_levels: int
+    size_spread: float
+    prior_tokens_per_parameter: float
+    learning_rates: list[float]
+    batch_sizes: list[int]
+    bootstrap: int
+    seed: int
+
+
+def parse_args(argv: list[str] | None = None) -> StudyArgs:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="folder for report.md, study.json and plots")
+    remote = parser.add_argument_group("a running API")
+    remote.add_argument("--url", default=None)
+    remote.add_argument("--api-key", default=None)
+    local = parser.add_argument_group("in-process service")
+    local.add_argument("--tokens", default=None, help="uint16 token file to train on")
+    local.add_argument("--vocab-size", type=int, default=None, help="default: largest token id + 1")
+    local.add_argument("--db", default=None, help="SQLite store (default: OUT/api.sqlite)")
+    local.add_argument("--flops-scale", type=float, default=1.0, help="fraction of train_flops actually trained")
+    local.add_argument("--time-budget", type=float, default=None, help="seconds: choose --flops-scale to fit")
+    local.add_argument("--context-length", type=int, default=512)
+    local.add_argument("--batch-divisor", type=int, default=1)
+    local.add_argument("--device", default="auto")
+    local.add_argument("--check", action="store_true", help="train the predicted model at the target budget")
+    local.add_argument(
+        "--check-neighbours", type=float, default=0.0, help="also train sizes this factor smaller/larger (0: no)"
+    )
+    local.add_argument(
+        "--deadline", type=float, default=None, help="seconds since start after which no neighbour check starts"
+    )
+    plan = parser.add_argument_group("plan")
+    defaults = PlannerConfig()
+    plan.add_argument("--budget", type=float, default=defaults.budget)
+    plan.add_argument("--target", type=float, default=defaults.target_flops)
+    plan.add_argument("--sizes-per-level", type=int, default=defaults.sizes_per_level)
+    plan.add_argument("--min-levels", type=int, default=defaults.min_levels)
+    plan.add_argument("--max-levels", type=int, default=defaults.max_levels)
+    plan.add_argument("--size-spread", type=float, default=defaults.size_spread)
+    plan.add_argument(
+        "--prior-tokens-per-parameter",
+        type=float,
+        default=defaults.prior_tokens_per_parameter,
+        help="Chinchilla prior D = r N in tokens actually trained (in-process, divided by the flops scale)",
+    )
+    plan.add_argument("--learning-rates", type=float, nargs="+", default=list(defaults.learning_rates))
+    plan.add_argument("--batch-sizes", type=int, nargs="+", default=list(defaults.batch_sizes))
+    plan.add_argument("--bootstrap", type=int, default=defaults.bootstrap)
+    plan.add_argument("--seed", type=int, default=0)
+    args = StudyArgs(**vars(parser.parse_args(argv)))
+    if (args.url is None) == (args.tokens is None):
+        parser.error("give either --url and --api-key (a running API) or --tokens (in-process)")
+    if args.url is not None and (args.api_key is None or args.check or args.time_budget):
+        parser.error("--url needs --api-key; --check and --time-budget need the in-process service (--tokens)")
+    return args
+
+
+def planner_config(args: StudyArgs, flops_scale: float) -> PlannerConfig:
+    return PlannerConfig(
+        budget=args.budget,
+        target_flops=args.target,
+        sizes_per_level=args.sizes_per_level,
+        min_levels=args.min_levels,
+        max_levels=args.max_levels,
+        size_spread=args.size_spread,
+        prior_tokens_per_parameter=args.prior_tokens_per_parameter / flops_scale,
+        learning_rates=tuple(args.learning_rates),
+        batch_sizes=tuple(args.batch_sizes),
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+    )
+
+
+def measured_throughput(setup: TrainingSetup, device: str) -> float:
+    """Trained FLOPs (6ND) per second of a small model, the kind most study runs are, after a warm-up run."""
+    probe_setup = replace(setup, scale=replace(setup.scale, flops_scale=1.0))
+    cfg = model_config(RunSpec(128, 4, 2, 128, 1e-3, 0), setup.vocab_size, setup.scale.context_length)
+    tokens_per_step = (128 // setup.scale.batch_divisor) * setup.scale.context_length
+    flops = 6 * flops_parameters(cfg) * tokens_per_step
+    execute_run(RunSpec(128, 4, 2, 128, 1e-3, int(flops * 20)), probe_setup, device)
+    result = execute_run(RunSpec(128, 4, 2, 128, 1e-3, int(flops * 200)), probe_setup, device)
+    return 6 * result.parameters * result.tokens / result.seconds
+
+
+def choose_flops_scale(args: StudyArgs, setup: TrainingSetup, train_tokens: int) -> tuple[float, dict]:
+    """Largest scale whose study (at about the budget) and check runs fit ``time_budget`` at the probe's rate,
+    and whose check run at the Chinchilla prior reads no more tokens than the training split holds."""
+    rate = measured_throughput(setup, args.device)
+    checks = 1 + (2 if args.check_neighbours else 0) if args.check else 0
+    by_time = args.time_budget * rate / (args.budget + checks * args.target)
+    # prior optimum at the target: D = r N and C = 6 N D give D = sqrt(r C / 6)
+    by_data = 6 * (0.9 * train_tokens) ** 2 / (args.prior_tokens_per_parameter * args.target)
+    scale = float(f"{min(by_time, by_data, 1.0):.2g}")
+    return scale, {"probe_flops_per_second": rate, "scale_by_time": by_time, "scale_by_data": by_data}
+
+
+def service_parameter_count(vocab_size: int, context_length: int):
+    """The service's ``N`` (non-embedding weights incl. the output layer) for a ``(d_model, num_layers)``."""
+
+    def count(d_model: int, num_layers: int) -> float:
+        spec = RunSpec(d_model, num_layers, 2, 128, 1e-3, 0)
+        return float(flops_parameters(model_config(spec, vocab_size, context_length)))
+
+    return count
+
+
+def check_runs(study: ScalingStudy, result, setup: TrainingSetup, args: StudyArgs, started: float) -> dict:
+    """Train the predicted model (and optionally neighbours) at the target budget, outside the API's budget."""
+    p = result.prediction
+
+    def train(shape: Shape) -> dict:
+        spec = RunSpec(
+            shape.d_model, shape.num_layers, shape.num_heads, p.batch_size, p.learning_rate, int(p.target_flops)
+        )
+        run = execute_run(spec, setup, args.device)
+        print(f"[check] d={shape.d_model} L={shape.num_layers}: loss {run.loss:.4f} in {run.seconds:.0f}s", flush=True)
+        return {**asdict(shape), **asdict(run)}
+
+    predicted = train(p.shape)
+    check = {"loss": predicted["loss"], "run": predicted, "neighbours": []}
+    for factor in (1 / args.check_neighbours, args.check_neighbours) if args.check_neighbours else ():
+        shape = study.shape_for(p.parameters * factor)
+        # a smaller model reads proportionally more tokens at the same FLOPs: about that many more steps
+        expected = predicted["seconds"] * max(1.0, p.parameters / study.parameters_of(shape))
+        if args.deadline and time.perf_counter() - started + expected > args.deadline:
+            print(f"[check] skipping d={shape.d_model} L={shape.num_layers}: ~{expected:.0f}s past the deadline")
+            continue
+        check["neighbours"].append(train(shape))
+    return check
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the study; returns what ``study.json`` holds."""
+    args = parse_args(argv)
+    started = time.perf_counter()
+    args.out.mkdir(parents=True, exist_ok=True)
+    setting: dict = {"command": " ".join(sys.argv if argv is None else ["plan_study.py", *argv])}
+    setup = pool = None
+    check = None
+    if args.url is not None:
+        api: TrainingApi = HttpTrainingApi(args.url, args.api_key)
+        config = planner_config(args, 1.0)
+        study = ScalingStudy(api, config, handout_parameters)
+        lines = [f"- API at {args.url}; N = 12 · num_layers · d_model² (the handout's count)"]
+    else:
+        vocab = args.vocab_size or vocab_size_of(args.tokens)
+        scale = ScaleConfig(args.flops_scale, args.context_length, args.batch_divisor)
+        setup = TrainingSetup(tokens_path=args.tokens, vocab_size=vocab, scale=scale, seed=args.seed)
+        corpus_tokens = len(load_tokens(args.tokens))
+        if args.time_budget:
+            flops_scale, calibration = choose_flops_scale(
+                args, setup, int(corpus_tokens * (1 - setup.validation_fraction))
+            )
+            setting["calibration"] = calibration
+            setup = replace(setup, scale=replace(setup.scale, flops_scale=flops_scale))
+            print(f"calibration {calibration} -> flops_scale {flops_scale}", flush=True)
+        pool = LocalWorkerPool(setup, [args.device])
+        store = Store(args.db or args.out / "api.sqlite")
+        key = "study"
+        if key not in {k for k, _, _ in store.keys()}:
+            store.create_key(args.budget, key)
+        api = InProcessTrainingApi(TrainingService(store, pool), key)
+        config = planner_config(args, setup.scale.flops_scale)
+        study = ScalingStudy(api, config, service_parameter_count(vocab, setup.scale.context_length))
+        lines = [
+            "- in-process service (the HTTP layer's TrainingService, SQLite store and worker pool, no HTTP): "
+            f"{corpus_tokens:,} tokens from `{args.tokens}`, vocabulary {vocab}",
+            f"- scale: flops_scale {setup.scale.flops_scale:g} (a query of C FLOPs trains C × flops_scale), "
+            f"context {setup.scale.context_length}, batch = requested / {setup.scale.batch_divisor}",
+            "- N = the service's count: every non-embedding weight, output layer included (C = 6ND)",
+        ]
+        setting.update(
+            flops_scale=setup.scale.flops_scale,
+            context_length=setup.scale.context_length,
+            batch_divisor=setup.scale.batch_divisor,
+            vocab_size=vocab,
+            corpus_tokens=corpus_tokens,
+        )
+
+    result = study.run()
+    setting["study_seconds"] = time.perf_counter() - started
+    report = write_study_report(result, args.out, setting_lines=lines, setting=setting)
+    print(f"wrote {report} after {setting['study_seconds']:.0f}s", flush=True)
+    if args.check and result.prediction is not None and setup is not None:
+        check = check_runs(study, result, setup, args, started)
+        setting["total_seconds"] = time.perf_counter() - started
+        report = write_study_report(result, args.out, setting_lines=lines, check=check, setting=setting)
+        print(f"wrote {report} after {setting['total_seconds']:.0f}s", flush=True)
+    if pool is not None:
+        pool.shutdown()
+    print(json.dumps({"prediction": asdict(result.prediction) if result.prediction else None}, default=str))
+    return study_json(result, check, setting)
+
+
+if __name__ == "__main__":
+    main()
