@@ -1,7 +1,8 @@
 """Step time and communication share of every data-parallel setup on one model, PyTorch's DDP and FSDP included.
 
 Each setup (see `cs336_systems.data_parallel_setups`) trains the same seeded Transformer LM with AdamW on the same
-per-rank batches. Per setup: warm-up steps, then timed steps whose phases (forward, backward, gradient
+per-rank batches. Per setup and round (rounds interleave the setups; medians over rounds are reported): warm-up
+steps, then timed steps whose phases (forward, backward, gradient
 synchronisation, optimizer step) are marked on the compute stream (CUDA events) or the wall clock (CPU). Columns:
 
 - `step ms`: mean step time of the slowest rank; `tok/s`: tokens of all ranks per second;
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import statistics
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -67,6 +69,7 @@ class DDPBenchConfig:
     precision: str = "fp32"
     warmup: int = 3
     steps: int = 10
+    rounds: int = 1
     backend: str | None = None
     out: str = "ddp_results"
 
@@ -82,13 +85,14 @@ def parse_args() -> DDPBenchConfig:
     parser.add_argument("--precision", choices=list(PRECISIONS), default=d.precision)
     parser.add_argument("--warmup", type=int, default=d.warmup)
     parser.add_argument("--steps", type=int, default=d.steps)
+    parser.add_argument("--rounds", type=int, default=d.rounds, help="interleaved repeats; medians are reported")
     parser.add_argument("--backend", choices=["nccl", "gloo"], default=d.backend, help="default: nccl if CUDA")
     parser.add_argument("--out", default=d.out)
     cfg = DDPBenchConfig(**vars(parser.parse_args()))
     for name in cfg.setups:
         validate_setup_name(name)
-    if cfg.steps < 1 or cfg.warmup < 0:
-        parser.error("--steps must be >= 1 and --warmup >= 0")
+    if cfg.steps < 1 or cfg.warmup < 0 or cfg.rounds < 1:
+        parser.error("--steps and --rounds must be >= 1, --warmup >= 0")
     return cfg
 
 
@@ -129,17 +133,15 @@ def measure(cfg: DDPBenchConfig, ctx: DistributedContext, name: str) -> dict:
     gc.collect()
     if ctx.device.type == "cuda":
         torch.cuda.empty_cache()
-    tokens_per_step = cfg.batch_size * cfg.context_length * ctx.world_size
-    return {
-        "setup": name,
-        "step ms": phases["step"],
-        "fwd ms": phases["fwd"],
-        "bwd ms": phases["bwd"],
-        "sync ms": phases["sync"],
-        "opt ms": phases["opt"],
-        "tok/s": tokens_per_step / (phases["step"] / 1e3),
-        "loss0": first_loss,
-    }
+    return {"loss0": first_loss, **{f"{phase} ms": ms for phase, ms in phases.items()}}
+
+
+def median_row(name: str, rounds: list[dict], tokens_per_step: int) -> dict:
+    """Per column, the median over rounds: rounds interleave the setups, so slow drift or a noisy neighbour
+    on a shared machine hits every setup alike instead of whichever one ran at that moment."""
+    row = {"setup": name, **{key: statistics.median(r[key] for r in rounds) for key in rounds[0]}}
+    row["tok/s"] = tokens_per_step / (row["step ms"] / 1e3)
+    return row
 
 
 def add_comparisons(rows: list[dict]) -> None:
@@ -161,12 +163,15 @@ def main() -> None:
     cfg = parse_args()
     ctx = init_from_env(cfg.backend)
     torch.set_float32_matmul_precision("high")
-    rows = []
-    for name in cfg.setups:
-        row = measure(cfg, ctx, name)
-        rows.append(row)
-        if ctx.rank == 0:
-            print(f"{name}: {row['step ms']:.2f} ms/step, loss0 {row['loss0']:.4f}", flush=True)
+    rounds: dict[str, list[dict]] = {name: [] for name in cfg.setups}
+    for round_index in range(cfg.rounds):
+        for name in cfg.setups:
+            result = measure(cfg, ctx, name)
+            rounds[name].append(result)
+            if ctx.rank == 0:
+                print(f"round {round_index} {name}: {result['step ms']:.2f} ms/step, loss0 {result['loss0']:.4f}")
+    tokens_per_step = cfg.batch_size * cfg.context_length * ctx.world_size
+    rows = [median_row(name, results, tokens_per_step) for name, results in rounds.items()]
     add_comparisons(rows)
     if ctx.rank == 0:
         meta = {**run_metadata(ctx.backend, ctx.device), **asdict(cfg)}

@@ -1,7 +1,7 @@
 """The adapters exactly as the course's 2025 and 2026 suites call them, on the course's toy models and data.
 
-The models follow the spec's `ToyModel` (a frozen bias and an unused frozen parameter) and
-`ToyModelWithTiedWeights`; the reference is one process training on all 20 examples.
+The models follow the spec's `ToyModel`, `ToyModelWithTiedWeights` and the FSDP model; the reference is one
+process training on all 20 examples.
 """
 
 from __future__ import annotations
@@ -13,47 +13,11 @@ import pytest
 import torch
 import torch.distributed as dist
 from cs336_systems.distributed_utils import DistributedContext
+from cs336_systems.toy_models import CourseFsdpModel, CourseTiedModel, CourseToyModel
 from torch import nn
 
 from tests import adapters
 from tests.distributed_harness import ddp_data, model_lm_available, run_on_ranks
-
-
-class _FrozenBiasLinear(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(10, 50)
-        self.fc.bias.requires_grad = False
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(x)
-
-
-class CourseToyModel(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1 = nn.Linear(10, 10, bias=False)
-        self.fc2 = _FrozenBiasLinear()
-        self.fc3 = nn.Linear(50, 5, bias=False)
-        self.no_grad_fixed_param = nn.Parameter(torch.tensor([2.0, 2.0]), requires_grad=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
-
-
-class CourseTiedModel(nn.Module):
-    def __init__(self):
-        super().__init__()
-        sizes = [10, 10, 50, 10, 50, 5]
-        for i, (d_in, d_out) in enumerate(zip(sizes, sizes[1:]), start=1):
-            setattr(self, f"fc{i}", nn.Linear(d_in, d_out, bias=False))
-        self.fc4.weight = self.fc2.weight
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for i in range(1, 5):
-            x = torch.relu(getattr(self, f"fc{i}")(x))
-        return self.fc5(x)
-
 
 WRAPPERS_2025_2026 = {
     "2025 individual": (adapters.get_ddp_individual_parameters, adapters.ddp_individual_parameters_on_after_backward),
@@ -133,25 +97,6 @@ def _sharded_optimizer_adapter(ctx: DistributedContext) -> None:
 
 def test_sharded_optimizer_adapter_reproduces_adamw():
     run_on_ranks(_sharded_optimizer_adapter)
-
-
-class CourseFsdpModel(nn.Module):
-    """The 2026 FSDP test's model, built from the assignment-1 layers."""
-
-    def __init__(self):
-        super().__init__()
-        from cs336_basics.model import Embedding, Linear, RMSNorm
-
-        self.embedding = Embedding(100, 64)
-        self.norm1 = RMSNorm(64)
-        self.linear1 = Linear(64, 128)
-        self.norm2 = RMSNorm(128)
-        self.linear2 = Linear(128, 64)
-        self.lm_head = Linear(64, 100)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        h = self.norm2(torch.relu(self.linear1(self.norm1(self.embedding(ids)))))
-        return self.lm_head(self.linear2(h))
 
 
 def _fsdp_adapters_gradient_sync(ctx: DistributedContext) -> None:

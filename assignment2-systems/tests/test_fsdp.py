@@ -148,3 +148,40 @@ def test_shards_cover_the_flat_weight_with_zero_padding():
     full = torch.arange(10.0).reshape(2, 5)
     shards = [shard_tensor(full, rank, 3) for rank in range(3)]
     assert [s.tolist() for s in shards] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 0, 0]]
+
+
+def _prefetch_order(ctx: DistributedContext) -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = TiedNet()
+    fsdp = FSDP(model)
+    started: list[ShardedWeight] = []
+    original_start = ShardedWeight.start_gather
+
+    def recording_start(self, dtype):
+        started.append(self)
+        return original_start(self, dtype)
+
+    ShardedWeight.start_gather = recording_start
+    layers = [model.embedding, model.fc1, model.fc2, model.lm_head]  # forward order; lm_head reuses the embedding
+    started_when_layer_ran: list[int] = []
+    for layer in layers:
+        layer.register_forward_hook(lambda *_: started_when_layer_ran.append(len(started)))
+    ids = torch.randint(0, TiedNet.vocab_size, (2, 3))
+    per_step = []
+    for _ in range(2):
+        started.clear()
+        started_when_layer_ran.clear()
+        fsdp(ids).sum().backward()
+        fsdp.finish_gradient_synchronization()
+        per_step.append(list(started_when_layer_ran))
+    ShardedWeight.start_gather = original_start
+    # first forward: no order known yet, one gather per layer; then layer k runs while layer k+1's gather is
+    # already under way (and no further one: at most two gathered weights alive)
+    assert per_step == [[1, 2, 3, 4], [2, 3, 4, 4]]
+    embedding, fc1, fc2 = fsdp.sharded_weights
+    assert started[:4] == [embedding, fc1, fc2, embedding]
+
+
+def test_forward_prefetches_the_next_weight_in_the_previous_order():
+    run_on_ranks(_prefetch_order)

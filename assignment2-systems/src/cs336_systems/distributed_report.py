@@ -25,13 +25,13 @@ def reduce_over_ranks(values: dict[str, float], op: str = "max") -> dict[str, fl
 
 
 def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
-    """A GitHub markdown table; floats get 3 significant decimals, missing cells are blank."""
+    """A GitHub markdown table; floats get 3 significant digits (whole numbers from 1000 on), blanks for None."""
 
     def cell(value) -> str:
         if value is None:
             return ""
         if isinstance(value, float):
-            return f"{value:.3g}" if abs(value) < 1e4 else f"{value:,.0f}"
+            return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
         return str(value)
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]

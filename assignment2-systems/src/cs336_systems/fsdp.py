@@ -4,6 +4,8 @@ Lifecycle of one sharded weight in a training step:
 
 1. forward pre-hook: all-gather the shards (cast to `compute_dtype` first, halving the traffic in bf16/fp16)
    and expose the full weight as `module.weight` for this call only; the registered Parameter stays the shard.
+   The same hook starts the asynchronous gather of the next weight in the previous forward's order, so it
+   overlaps this layer's compute;
 2. while the module runs, a saved-tensor hook replaces any view of the gathered weight that autograd wants to
    keep for backward by a small "gather again" token, so the full weight is freed right after the forward;
 3. backward: unpacking the token all-gathers the weight again; the gradient of the full weight arrives in
@@ -50,13 +52,30 @@ class ShardedWeight:
 
     def gather_flat(self, dtype: torch.dtype) -> torch.Tensor:
         """All ranks' shards concatenated (padding included), in `dtype`."""
+        return self.start_gather(dtype).wait()
+
+    def start_gather(self, dtype: torch.dtype) -> PendingGather:
         send = self.shard.detach().to(dtype)
         out = torch.empty(self.chunk * dist.get_world_size(), dtype=dtype, device=send.device)
-        all_gather_flat(out, send)
-        return out
+        return PendingGather(self, dtype, out, send, all_gather_flat(out, send, async_op=True))
 
     def gather(self, dtype: torch.dtype) -> torch.Tensor:
         return self.gather_flat(dtype)[: self.numel].view(self.shape)
+
+
+@dataclass(eq=False)
+class PendingGather:
+    """An in-flight all-gather of one weight; `send` is kept alive until the collective has read it."""
+
+    state: ShardedWeight
+    dtype: torch.dtype
+    out: torch.Tensor
+    send: torch.Tensor
+    work: dist.Work
+
+    def wait(self) -> torch.Tensor:
+        self.work.wait()
+        return self.out
 
 
 def shard_tensor(full: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
@@ -71,9 +90,9 @@ class _GatherWeight(torch.autograd.Function):
     """shard -> full weight; its backward reduce-scatters the full gradient (asynchronously, into fp32)."""
 
     @staticmethod
-    def forward(ctx, shard: torch.Tensor, state: ShardedWeight, dtype: torch.dtype) -> torch.Tensor:
-        ctx.state = state
-        return state.gather(dtype)
+    def forward(ctx, shard: torch.Tensor, gathering: PendingGather) -> torch.Tensor:
+        ctx.state = state = gathering.state
+        return gathering.wait()[: state.numel].view(state.shape)
 
     @staticmethod
     def backward(ctx, grad_full: torch.Tensor):
@@ -81,7 +100,7 @@ class _GatherWeight(torch.autograd.Function):
         padded = torch.zeros(state.chunk * dist.get_world_size(), dtype=torch.float32, device=grad_full.device)
         padded[: state.numel] = grad_full.reshape(-1)
         state.pending.append(PendingReduceScatter(padded))
-        return None, None, None
+        return None, None
 
 
 @dataclass(frozen=True)
@@ -154,14 +173,43 @@ class FSDP(nn.Module):
         for param in self.replicated:
             param.register_post_accumulate_grad_hook(self._reduce_replicated)
         self._active: dict[nn.Module, list[_ActiveCall]] = {}
+        # forward prefetch: the order in which sharded weights were used by the previous forward, the calls of
+        # the current one, and gathers started early keyed by their position in that order
+        self._forward_order: list[ShardedWeight] = []
+        self._this_forward: list[ShardedWeight] | None = None
+        self._prefetched: dict[int, PendingGather] = {}
 
     def forward(self, *inputs, **kwargs):
-        return self.module(*inputs, **kwargs)
+        self._this_forward = []
+        try:
+            return self.module(*inputs, **kwargs)
+        finally:
+            self._forward_order, self._this_forward = self._this_forward, None
+            for unused in self._prefetched.values():  # the forward took another path: drain, keep ranks in step
+                unused.wait()
+            self._prefetched.clear()
+
+    def _gathering_for(self, state: ShardedWeight, dtype: torch.dtype) -> PendingGather:
+        """This call's gather (started early if the previous forward predicted it), and, inside a root forward,
+        the start of the next weight's gather: it overlaps this layer's compute and begins only once the layer
+        two before the next has finished, so at most two gathered weights are alive."""
+        if self._this_forward is None:  # the module was called directly, not through this wrapper
+            return state.start_gather(dtype)
+        index = len(self._this_forward)
+        self._this_forward.append(state)
+        early = self._prefetched.pop(index, None)
+        if early is not None and (early.state is not state or early.dtype != dtype):
+            early.wait()
+            early = None
+        gathering = early or state.start_gather(dtype)
+        if index + 1 < len(self._forward_order) and index + 1 not in self._prefetched:
+            self._prefetched[index + 1] = self._forward_order[index + 1].start_gather(dtype)
+        return gathering
 
     def _before_forward(self, submodule: nn.Module, args: tuple):
         state = self._state_of[submodule]
         dtype = self.compute_dtype or torch.float32
-        full = _GatherWeight.apply(state.shard, state, dtype)
+        full = _GatherWeight.apply(state.shard, self._gathering_for(state, dtype))
         call = _ActiveCall(state, dtype, full)
         self._active.setdefault(submodule, []).append(call)
         submodule.__dict__["weight"] = full  # shadows the registered shard for this call only
