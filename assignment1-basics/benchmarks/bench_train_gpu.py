@@ -232,7 +232,7 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=50, help="timed steps per model")
     parser.add_argument("--warmup", type=int, default=8, help="untimed steps (compilation, autotuning)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="cuda", help="cuda (the benchmark), or cpu for a --small smoke test")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--peak_tflops", type=float, default=None, help="dense bf16 peak (default: by GPU name)")
     parser.add_argument("--small", action="store_true", help="tiny model (a smoke test on a CPU)")
@@ -240,6 +240,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="write a per-kernel profile of each run to --out")
     args = parser.parse_args()
     device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("bench_train_gpu: no CUDA GPU here, nothing measured (run it on a GPU machine; see the docstring)")
+        return
     args.peak_tflops = args.peak_tflops or _peak_tflops(device)
     cfg = ModelConfig() if not args.small else ModelConfig(vocab_size=512, context_length=32, d_model=64, d_ff=172)
     if device.type == "cuda":

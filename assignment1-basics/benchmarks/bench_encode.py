@@ -1,0 +1,73 @@
+"""Encoding throughput, single thread: ``cs336_basics.tokenizer.Tokenizer`` against tiktoken's ``gpt2`` (Rust).
+
+Both use GPT-2's vocabulary and merges (the course fixtures, byte-identical to tiktoken's files), encode the
+same >= 10 MB of real English (see ``english_text.py``) with ``<|endoftext|>`` allowed, and must produce the
+same ids. Our tokenizer starts with an empty pre-token cache, so the first pass includes every BPE merge it
+runs; a second pass over the same text shows the cached steady state.
+
+    uv run python assignment1-basics/benchmarks/bench_encode.py [--text FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from cs336_basics.shared_data import shared_path
+from cs336_basics.tiktoken_offline import load_gpt2_encoding
+from cs336_basics.tokenizer import Tokenizer
+from english_text import COURSE_FIXTURES_URL, build_english_text
+
+EOT = "<|endoftext|>"
+
+
+def timed(function, *args) -> tuple[float, list[int]]:
+    started = time.perf_counter()
+    result = function(*args)
+    return time.perf_counter() - started, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--text", type=Path, default=None, help="UTF-8 text to encode (default: built, >= 10 MB)")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench"), help="folder for the text and results")
+    args = parser.parse_args()
+    path, sources = (args.text, [str(args.text)]) if args.text else build_english_text(args.out / "english.txt")
+    text = path.read_text(encoding="utf-8")
+    size_mb = len(text.encode("utf-8")) / 1e6
+
+    vocab = shared_path("fixtures/assignment1/gpt2_vocab.json", COURSE_FIXTURES_URL + "gpt2_vocab.json")
+    merges = shared_path("fixtures/assignment1/gpt2_merges.txt", COURSE_FIXTURES_URL + "gpt2_merges.txt")
+    with tempfile.TemporaryDirectory() as cache:
+        encoding = load_gpt2_encoding(cache, vocab, merges)
+    tokenizer = Tokenizer.from_files(vocab, merges, [EOT])
+
+    theirs, expected = timed(lambda t: encoding.encode(t, allowed_special={EOT}), text)
+    cold, ids = timed(tokenizer.encode, text)
+    warm, _ = timed(tokenizer.encode, text)
+    if ids != expected:
+        raise RuntimeError("cs336_basics and tiktoken disagree on the token ids")
+    result = {
+        "text_mb": round(size_mb, 2),
+        "sources": sources,
+        "tokens": len(ids),
+        "tiktoken_mb_per_s": round(size_mb / theirs, 2),
+        "cs336_basics_cold_mb_per_s": round(size_mb / cold, 2),
+        "cs336_basics_warm_mb_per_s": round(size_mb / warm, 2),
+        "ratio_cold": round(theirs / cold, 3),
+        "ratio_warm": round(theirs / warm, 3),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench_encode.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"text: {size_mb:.1f} MB, {len(ids):,} GPT-2 tokens ({'; '.join(sources)}); identical ids: yes\n")
+    print("| encoder (1 thread) | seconds | MB/s | vs tiktoken |\n| --- | ---: | ---: | ---: |")
+    print(f"| tiktoken gpt2 | {theirs:.2f} | {size_mb / theirs:.2f} | 1.00x |")
+    print(f"| cs336_basics, empty cache | {cold:.2f} | {size_mb / cold:.2f} | {theirs / cold:.2f}x |")
+    print(f"| cs336_basics, warm cache | {warm:.2f} | {size_mb / warm:.2f} | {theirs / warm:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
