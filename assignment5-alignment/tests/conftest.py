@@ -8,9 +8,13 @@ import pytest
 import torch
 import transformers  # noqa: F401  (imported at collection: its slow first import would otherwise land in a test)
 from cs336_basics.shared_data import SharedDataUnavailable, shared_path
+from transformers import LlamaConfig, LlamaForCausalLM
 
 A1_FIXTURES_URL = "https://raw.githubusercontent.com/stanford-cs336/assignment1-basics/main/tests/fixtures/"
 A5_FIXTURES_URL = "https://raw.githubusercontent.com/stanford-cs336/assignment5-alignment/main/tests/fixtures/"
+
+# The test models are tiny: one thread is as fast, and far faster when other jobs share the cores.
+torch.set_num_threads(1)
 
 
 def shared_or_skip(relative: str, url: str | None = None) -> Path:
@@ -50,3 +54,40 @@ def tiny_gpt2():
 @pytest.fixture(scope="session")
 def tiny_gpt2_ref():
     return _tiny_gpt2(1)
+
+
+@pytest.fixture(scope="session")
+def arith_tokenizer(tmp_path_factory):
+    """A ``cs336_basics`` byte-level BPE tokenizer trained on procedural word problems (no shared data needed)."""
+    from cs336_alignment.math_data import arithmetic_word_problems, r1_zero_target
+    from cs336_basics.bpe import train_bpe
+    from cs336_basics.tokenizer import Tokenizer
+
+    corpus = tmp_path_factory.mktemp("bpe") / "corpus.txt"
+    problems = arithmetic_word_problems(300, seed=0, max_number=9)
+    corpus.write_text("<|endoftext|>".join(f"Q: {p.question}\nA: <think>{r1_zero_target(p)}" for p in problems))
+    vocab, merges = train_bpe(corpus, 320, ["<|endoftext|>"])
+    return Tokenizer(vocab, merges, special_tokens=["<|endoftext|>"])
+
+
+def tiny_basics_lm(vocab_size: int, seed: int = 0):
+    from cs336_basics.model import TransformerLM
+
+    torch.manual_seed(seed)
+    return TransformerLM(vocab_size=vocab_size, context_length=256, d_model=32, num_layers=2, num_heads=2, d_ff=64)
+
+
+def tiny_llama(seed: int = 0):
+    """A random Llama (the SmolLM2 architecture) small enough for unit tests: RoPE, GQA, tied embeddings."""
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=300,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+    )
+    return LlamaForCausalLM(config).eval()

@@ -78,6 +78,28 @@ def _split_hh_conversation(text: str) -> tuple[str, str] | None:
     return human.strip(), assistant.strip()
 
 
+def fetch_hh_pairs() -> list[PreferencePair]:
+    """The HH pairs from the shared data folder (``data/hh-rlhf/<name>/train.jsonl.gz``) or downloaded from the
+    hub into the cache; offline without a copy it raises ``SharedDataUnavailable`` naming the file and URL."""
+    from cs336_basics.shared_data import shared_path
+
+    paths = [shared_path(f"data/hh-rlhf/{name}/train.jsonl.gz", url=HH_URL.format(name)) for name in HH_FILES]
+    return load_hh_pairs(paths[0].parent.parent)
+
+
+def load_preference_jsonl(path: str | os.PathLike) -> list[PreferencePair]:
+    """Pairs from a local JSONL of ``{"instruction" (or "prompt"), "chosen", "rejected"}`` records."""
+    from cs336_alignment.sft_data import read_jsonl
+
+    pairs = []
+    for number, record in enumerate(read_jsonl(path), 1):
+        instruction = record.get("instruction", record.get("prompt"))
+        if instruction is None or "chosen" not in record or "rejected" not in record:
+            raise ValueError(f"{path}: record {number} needs 'instruction' (or 'prompt'), 'chosen' and 'rejected'")
+        pairs.append(PreferencePair(instruction, record["chosen"], record["rejected"], str(path)))
+    return pairs
+
+
 def load_hh_pairs(directory: str | os.PathLike) -> list[PreferencePair]:
     """Single-turn pairs from the four HH training files in ``directory`` (``<name>.jsonl.gz`` or
     ``<name>/train.jsonl.gz``); multi-turn conversations are skipped."""

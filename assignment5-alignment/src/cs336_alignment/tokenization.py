@@ -20,6 +20,13 @@ def encode_texts(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
     return [list(tokenizer.encode(text)) for text in texts]
 
 
+def decode_ids(tokenizer: Any, ids: Sequence[int]) -> str:
+    """Text of token ids, special tokens kept (HF tokenizers) or as the tokenizer renders them (``cs336_basics``)."""
+    if hasattr(tokenizer, "batch_decode"):
+        return tokenizer.decode(list(ids), skip_special_tokens=False)
+    return tokenizer.decode(list(ids))
+
+
 def eos_token_id(tokenizer: Any) -> int | None:
     eos = getattr(tokenizer, "eos_token_id", None)
     if eos is None and hasattr(tokenizer, "special_token_ids"):

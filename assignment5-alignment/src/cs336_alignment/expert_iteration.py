@@ -1,0 +1,86 @@
+"""Expert iteration: sample several answers per question, keep the ones the verifier accepts, and run SFT on
+them; repeat with the improved policy."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from cs336_alignment.math_data import MathProblem, r1_zero_prompt
+from cs336_alignment.math_eval import r1_zero_sampling
+from cs336_alignment.rewards import RewardFn
+from cs336_alignment.sampling.params import Sampler
+from cs336_alignment.sft_loop import LogFn, SFTConfig, train_sft
+
+
+@dataclass
+class ExpertIterationConfig:
+    n_ei_steps: int = 5
+    questions_per_step: int = field(default=512, metadata={"help": "questions sampled each round (D_b)"})
+    rollouts_per_question: int = field(default=4, metadata={"help": "answers sampled per question (G)"})
+    sft_epochs: int = field(default=1, metadata={"help": "epochs over the kept answers per round"})
+    ei_temperature: float = 1.0
+    ei_max_tokens: int = 1024
+    ei_seed: int = 0
+
+
+def filter_correct(
+    prompts: Sequence[str], responses: Sequence[str], truths: Sequence[str], reward_fn: RewardFn
+) -> list[tuple[str, str]]:
+    """The (prompt, response) pairs with reward 1, duplicates of a prompt's answer kept once."""
+    kept: dict[tuple[str, str], None] = {}
+    for prompt, response, truth in zip(prompts, responses, truths):
+        if reward_fn(response, truth)["reward"] == 1.0:
+            kept[(prompt, response)] = None
+    return list(kept)
+
+
+def run_expert_iteration(
+    policy: torch.nn.Module,
+    tokenizer: Any,
+    sampler: Sampler,
+    problems: Sequence[MathProblem],
+    reward_fn: RewardFn,
+    cfg: ExpertIterationConfig,
+    sft_cfg: SFTConfig,
+    log: LogFn,
+    evaluate: Callable[[int], dict[str, float]] | None = None,
+    checkpoint: Callable[[int], None] | None = None,
+    prompt_fn: Callable[[str], str] = r1_zero_prompt,
+) -> None:
+    """``n_ei_steps`` rounds; each round's SFT steps are ``ceil(epochs * kept / batch_size)``."""
+    rng = random.Random(cfg.ei_seed)
+    optimizer = None
+    step = 0
+    for round_index in tqdm(range(cfg.n_ei_steps), desc="expert iteration", unit="round"):
+        batch = rng.sample(list(problems), min(cfg.questions_per_step, len(problems)))
+        prompts = [prompt_fn(p.question) for p in batch]
+        params = r1_zero_sampling(
+            cfg.ei_max_tokens, cfg.ei_temperature, cfg.rollouts_per_question, rng.randrange(2**31)
+        )
+        completions = sampler.generate(prompts, params)
+        repeated = [p for p in prompts for _ in range(cfg.rollouts_per_question)]
+        truths = [p.answer for p in batch for _ in range(cfg.rollouts_per_question)]
+        kept = filter_correct(repeated, [c.text for c in completions], truths, reward_fn)
+        round_record = {
+            "step": step,
+            "phase": "ei_rollout",
+            "ei_round": round_index + 1,
+            "rollout_reward": len(kept) / max(1, len(completions)),
+            "kept_examples": len(kept),
+        }
+        log(round_record)
+        if not kept:
+            continue
+        steps = max(1, -(-cfg.sft_epochs * len(kept) // sft_cfg.batch_size))
+        round_cfg = SFTConfig(**{**sft_cfg.__dict__, "sft_steps": steps, "eval_every": 0})
+        optimizer = train_sft(
+            policy, tokenizer, kept, round_cfg, log, evaluate, checkpoint, step_offset=step, optimizer=optimizer
+        )
+        sampler.sync_weights(policy)
+        step += steps

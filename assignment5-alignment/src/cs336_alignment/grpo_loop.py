@@ -1,0 +1,248 @@
+"""GRPO: sample a group of responses per question, score them with a verified reward, normalise the rewards
+within each group, and take policy-gradient steps (on-policy, or several off-policy epochs with clipping).
+
+Follows the handout's Algorithm 3. The sampler generates from the policy's current weights (our KV-cache
+sampler reads them directly; vLLM gets ``sync_weights`` after every rollout batch's updates).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from cs336_basics.device import autocast_context
+from tqdm import tqdm
+
+from cs336_alignment.advantages import compute_group_normalized_rewards
+from cs336_alignment.log_probs import get_response_log_probs
+from cs336_alignment.losses import LOSS_TYPES, masked_mean
+from cs336_alignment.math_data import MathProblem, r1_zero_prompt
+from cs336_alignment.math_eval import R1_ZERO_STOP
+from cs336_alignment.optim import clip_and_step, make_optimizer, set_lr, warmup_cosine_lr
+from cs336_alignment.rewards import RewardFn
+from cs336_alignment.sampling.params import Sampler, SamplingParams
+from cs336_alignment.tokenization import tokenize_prompt_and_output
+from cs336_alignment.train_steps import grpo_microbatch_train_step
+
+LogFn = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class GRPOConfig:
+    """The handout's GRPO hyperparameters (defaults are its starting point)."""
+
+    n_grpo_steps: int = 200
+    learning_rate: float = 1e-5
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    advantage_eps: float = 1e-6
+    rollout_batch_size: int = field(default=256, metadata={"help": "responses per rollout batch"})
+    group_size: int = field(default=8, metadata={"help": "responses per question"})
+    sampling_temperature: float = 1.0
+    sampling_min_tokens: int = 4
+    sampling_max_tokens: int = 1024
+    epochs_per_rollout_batch: int = field(default=1, metadata={"help": "1 is on-policy; more is off-policy"})
+    train_batch_size: int = field(default=256, metadata={"help": "responses per optimiser step"})
+    gradient_accumulation_steps: int = 128
+    loss_type: str = field(default="reinforce_with_baseline", metadata={"help": "|".join(LOSS_TYPES)})
+    use_std_normalization: bool = True
+    length_normalization: str = field(default="masked_mean", metadata={"help": "masked_mean or constant (Dr. GRPO)"})
+    normalize_constant: float | None = field(default=None, metadata={"help": "for constant; default max tokens"})
+    cliprange: float = 0.2
+    max_grad_norm: float = 1.0
+    eval_every: int = field(default=10, metadata={"help": "validate every N GRPO steps (and at the end)"})
+    precision: str = "auto"
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.loss_type not in LOSS_TYPES:
+            raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {self.loss_type!r}")
+        if self.length_normalization not in ("masked_mean", "constant"):
+            raise ValueError(f"length_normalization must be masked_mean or constant, got {self.length_normalization!r}")
+        if self.rollout_batch_size % self.group_size:
+            raise ValueError("rollout_batch_size must be divisible by group_size")
+        if self.train_batch_size % self.gradient_accumulation_steps:
+            raise ValueError("train_batch_size must be divisible by gradient_accumulation_steps")
+        if self.rollout_batch_size % self.train_batch_size:
+            raise ValueError("rollout_batch_size must be divisible by train_batch_size")
+
+    @property
+    def micro_batch_size(self) -> int:
+        return self.train_batch_size // self.gradient_accumulation_steps
+
+    @property
+    def needs_old_log_probs(self) -> bool:
+        return self.loss_type in ("grpo_clip", "grpo_no_clip")
+
+
+@dataclass
+class Rollouts:
+    """One rollout batch: prompts repeated per sample, responses, and their tokenisation and scores."""
+
+    prompts: list[str]
+    responses: list[str]
+    response_tokens: list[int]
+    batch: dict[str, torch.Tensor]
+    advantages: torch.Tensor
+    raw_rewards: torch.Tensor
+    reward_stats: dict[str, float]
+    old_log_probs: torch.Tensor | None = None
+
+
+def collect_rollouts(
+    policy: torch.nn.Module,
+    tokenizer: Any,
+    sampler: Sampler,
+    problems: Sequence[MathProblem],
+    reward_fn: RewardFn,
+    cfg: GRPOConfig,
+    seed: int,
+    prompt_fn: Callable[[str], str] = r1_zero_prompt,
+) -> Rollouts:
+    """Sample ``group_size`` responses per problem, score them and compute group-normalised advantages."""
+    params = SamplingParams(
+        temperature=cfg.sampling_temperature,
+        max_tokens=cfg.sampling_max_tokens,
+        min_tokens=cfg.sampling_min_tokens,
+        stop=R1_ZERO_STOP,
+        include_stop_str_in_output=True,
+        n=cfg.group_size,
+        seed=seed,
+    )
+    prompts = [prompt_fn(p.question) for p in problems]
+    completions = sampler.generate(prompts, params)
+    responses = [c.text for c in completions]
+    repeated_prompts = [p for p in prompts for _ in range(cfg.group_size)]
+    truths = [p.answer for p in problems for _ in range(cfg.group_size)]
+    advantages, raw_rewards, stats = compute_group_normalized_rewards(
+        reward_fn, responses, truths, cfg.group_size, cfg.advantage_eps, cfg.use_std_normalization
+    )
+    device = next(policy.parameters()).device
+    batch = {k: v.to(device) for k, v in tokenize_prompt_and_output(repeated_prompts, responses, tokenizer).items()}
+    rollouts = Rollouts(
+        repeated_prompts, responses, [len(c.token_ids) for c in completions], batch, advantages, raw_rewards, stats
+    )
+    if cfg.needs_old_log_probs:
+        rollouts.old_log_probs = policy_log_probs(policy, batch, cfg.micro_batch_size, cfg.precision)
+    return rollouts
+
+
+@torch.no_grad()
+def policy_log_probs(
+    policy: torch.nn.Module, batch: dict[str, torch.Tensor], micro_batch_size: int, precision: str = "auto"
+) -> torch.Tensor:
+    """Per-token log-probs of the rollout batch under the current policy (the "old" policy of GRPO-Clip)."""
+    device = batch["input_ids"].device
+    chunks = []
+    for start in range(0, len(batch["input_ids"]), micro_batch_size):
+        rows = slice(start, start + micro_batch_size)
+        with autocast_context(device, precision):
+            out = get_response_log_probs(policy, batch["input_ids"][rows], batch["labels"][rows])
+        chunks.append(out["log_probs"].float())
+    return torch.cat(chunks)
+
+
+def grpo_train_on_rollouts(
+    policy: torch.nn.Module, optimizer: torch.optim.Optimizer, rollouts: Rollouts, cfg: GRPOConfig, rng: random.Random
+) -> dict[str, float]:
+    """``epochs_per_rollout_batch`` passes over the rollouts in shuffled train batches; mean statistics."""
+    total = len(rollouts.responses)
+    device = rollouts.batch["input_ids"].device
+    advantages = rollouts.advantages.to(device)[:, None]
+    raw_rewards = rollouts.raw_rewards.to(device)[:, None]
+    normalize_constant = cfg.normalize_constant or float(cfg.sampling_max_tokens)
+    sums = {"loss": 0.0, "entropy": 0.0, "clip_fraction": 0.0, "grad_norm": 0.0}
+    micro_count = step_count = 0
+    policy.train()
+    for _ in range(cfg.epochs_per_rollout_batch):
+        order = list(range(total))
+        rng.shuffle(order)
+        for start in range(0, total, cfg.train_batch_size):
+            train_rows = order[start : start + cfg.train_batch_size]
+            for m in range(0, len(train_rows), cfg.micro_batch_size):
+                rows = torch.tensor(train_rows[m : m + cfg.micro_batch_size], device=device)
+                mask = rollouts.batch["response_mask"][rows]
+                with autocast_context(device, cfg.precision):
+                    out = get_response_log_probs(
+                        policy, rollouts.batch["input_ids"][rows], rollouts.batch["labels"][rows], True
+                    )
+                loss, meta = grpo_microbatch_train_step(
+                    out["log_probs"],
+                    mask,
+                    cfg.gradient_accumulation_steps,
+                    cfg.loss_type,  # type: ignore[arg-type]
+                    raw_rewards=raw_rewards[rows],
+                    advantages=advantages[rows],
+                    old_log_probs=None if rollouts.old_log_probs is None else rollouts.old_log_probs[rows],
+                    cliprange=cfg.cliprange,
+                    length_normalization=cfg.length_normalization,  # type: ignore[arg-type]
+                    normalize_constant=normalize_constant,
+                )
+                sums["loss"] += float(loss)
+                sums["entropy"] += float(masked_mean(out["token_entropy"], mask))
+                sums["clip_fraction"] += float(meta.get("clip_fraction", 0.0))
+                micro_count += 1
+            sums["grad_norm"] += clip_and_step(optimizer, cfg.max_grad_norm)
+            step_count += 1
+    return {
+        "loss": sums["loss"] / step_count,
+        "entropy": sums["entropy"] / micro_count,
+        "clip_fraction": sums["clip_fraction"] / micro_count,
+        "grad_norm": sums["grad_norm"] / step_count,
+        "optimizer_steps": step_count,
+    }
+
+
+def train_grpo(
+    policy: torch.nn.Module,
+    tokenizer: Any,
+    sampler: Sampler,
+    train_problems: Sequence[MathProblem],
+    reward_fn: RewardFn,
+    cfg: GRPOConfig,
+    log: LogFn,
+    evaluate: Callable[[int], dict[str, float]] | None = None,
+    checkpoint: Callable[[int], None] | None = None,
+    step_offset: int = 0,
+    prompt_fn: Callable[[str], str] = r1_zero_prompt,
+) -> None:
+    """``cfg.n_grpo_steps`` rounds of rollout, scoring and policy-gradient updates; one log record per round."""
+    questions_per_step = cfg.rollout_batch_size // cfg.group_size
+    if len(train_problems) < questions_per_step:
+        raise ValueError(f"need at least {questions_per_step} training problems, got {len(train_problems)}")
+    optimizer = make_optimizer(policy, cfg.learning_rate, cfg.weight_decay)
+    rng = random.Random(cfg.seed)
+    for step in tqdm(range(cfg.n_grpo_steps), desc="grpo", unit="step", leave=False):
+        started = time.perf_counter()
+        lr = warmup_cosine_lr(step, cfg.learning_rate, cfg.warmup_steps, cfg.n_grpo_steps, min_ratio=1.0)
+        set_lr(optimizer, lr)
+        problems = rng.sample(list(train_problems), questions_per_step)
+        rollouts = collect_rollouts(
+            policy, tokenizer, sampler, problems, reward_fn, cfg, cfg.seed * 100_003 + step, prompt_fn
+        )
+        rollout_seconds = time.perf_counter() - started
+        stats = grpo_train_on_rollouts(policy, optimizer, rollouts, cfg, rng)
+        sampler.sync_weights(policy)
+        record = {
+            "step": step_offset + step + 1,
+            "phase": "grpo",
+            "lr": lr,
+            "train_reward": rollouts.reward_stats["reward_mean"],
+            "train_format_reward": rollouts.reward_stats["format_reward_mean"],
+            "train_answer_reward": rollouts.reward_stats["answer_reward_mean"],
+            "frac_groups_all_same": rollouts.reward_stats["frac_groups_all_same"],
+            "response_tokens": sum(rollouts.response_tokens) / len(rollouts.response_tokens),
+            **stats,
+            "rollout_seconds": rollout_seconds,
+            "step_seconds": time.perf_counter() - started,
+        }
+        last = step + 1 == cfg.n_grpo_steps
+        if evaluate is not None and (last or (cfg.eval_every and (step + 1) % cfg.eval_every == 0)):
+            record.update(evaluate(step_offset + step + 1))
+            if checkpoint is not None:
+                checkpoint(step_offset + step + 1)
+        log(record)

