@@ -45,6 +45,9 @@ def naive_bpe(
         vocab.append(best[0] + best[1])
         merged_words: Counter[tuple[bytes, ...]] = Counter()
         for word, n in words.items():
+            if best[0] not in word:  # nothing to merge here: keep the word (a shortcut, not a different rule)
+                merged_words[word] += n
+                continue
             out, i = [], 0
             while i < len(word):
                 if i + 1 < len(word) and (word[i], word[i + 1]) == best:
