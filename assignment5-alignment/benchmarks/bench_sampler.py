@@ -111,9 +111,21 @@ def main() -> None:
     model, model_name = load_model(args)
     import transformers
 
+    result = {
+        "model": model_name,
+        "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
+        "dtype": args.dtype,
+        "threads": torch.get_num_threads(),
+        "prompt_tokens": args.prompt_tokens,
+        "new_tokens": args.new_tokens,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "rows": [],
+    }
     settings = [(batch, 1) for batch in args.batch_sizes]
     settings += [(b, args.group_size) for b in args.batch_sizes if args.group_size > 1 and b % args.group_size == 0]
-    rows = []
+    rows = result["rows"]
     for batch, group in settings:
         gen = torch.Generator().manual_seed(batch)
         prompts = torch.randint(100, 49000, (batch // group, args.prompt_tokens), generator=gen).tolist()
@@ -126,7 +138,7 @@ def main() -> None:
             ours.append(t_ours)
             hf.append(t_hf)
         tokens = batch * args.new_tokens
-        same = sum(a == b for a, b in zip(ids_ours, ids_hf)) / batch if group == 1 else float("nan")
+        same = sum(a == b for a, b in zip(ids_ours, ids_hf)) / batch if group == 1 else None
         row = {
             "batch": batch,
             "group_size": group,
@@ -137,26 +149,15 @@ def main() -> None:
         }
         rows.append(row)
         kind = "greedy, distinct prompts" if group == 1 else f"sampled, groups of {group}"
+        check = f"  identical greedy rows {same:.0%}" if same is not None else ""
         print(
             f"batch {batch:>3} ({kind}): ours {row['ours_tok_s']:8.1f} tok/s  transformers.generate "
-            f"{row['hf_generate_tok_s']:8.1f} tok/s  speedup {row['speedup']:.2f}x  identical greedy rows {same:.0%}",
+            f"{row['hf_generate_tok_s']:8.1f} tok/s  speedup {row['speedup']:.2f}x{check}",
             flush=True,
         )
-    result = {
-        "model": model_name,
-        "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
-        "dtype": args.dtype,
-        "threads": torch.get_num_threads(),
-        "prompt_tokens": args.prompt_tokens,
-        "new_tokens": args.new_tokens,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "python": platform.python_version(),
-        "rows": rows,
-    }
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "results.json").write_text(json.dumps(result, indent=2))
+        if args.out:  # after every row, so a later failure keeps what was measured
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            (Path(args.out) / "results.json").write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
