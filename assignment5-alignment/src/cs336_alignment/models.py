@@ -50,6 +50,10 @@ def load_causal_lm(model: str, device: str = "cpu", dtype: torch.dtype = torch.f
     if model == SMOLLM2_NAME:
         gguf = smollm2_gguf_path()
         lm = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, **kwargs)
+        # the GGUF weights are dequantised on load: it is a plain float model, so let save_pretrained save it
+        lm.hf_quantizer = None
+        if hasattr(lm.config, "quantization_config"):
+            del lm.config.quantization_config
     else:
         if device.startswith("cuda") and dtype == torch.bfloat16 and importlib.util.find_spec("flash_attn"):
             kwargs["attn_implementation"] = "flash_attention_2"
