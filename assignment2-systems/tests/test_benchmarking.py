@@ -1,0 +1,159 @@
+"""Benchmarking helpers: timing statistics, phase timing with a fake clock, tables, model cells on the CPU.
+
+Nothing here asserts on how long anything takes; the clock is injected where timing logic is checked."""
+
+import math
+import statistics
+
+import pytest
+import torch
+from cs336_basics.model import TransformerLM
+from cs336_systems.benchmarking import (
+    MODEL_SIZES,
+    ModelBenchmarkConfig,
+    ModelSize,
+    TimingStats,
+    benchmark_model,
+    markdown_table,
+    model_config,
+    time_repeated,
+)
+from cs336_systems.benchmarking.model_benchmark import annotate_blocks, is_out_of_memory
+from cs336_systems.benchmarking.timing import time_phases
+
+TINY = ModelSize(d_model=32, d_ff=64, num_layers=2, num_heads=2)
+
+
+class FakeClock:
+    """Advances by a scripted amount whenever the step under test runs."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_timing_stats_match_statistics_module():
+    seconds = [0.010, 0.012, 0.011, 0.015]
+    stats = TimingStats.from_seconds(seconds)
+    assert stats.mean_ms == pytest.approx(statistics.mean(seconds) * 1e3)
+    assert stats.std_ms == pytest.approx(statistics.stdev(seconds) * 1e3)
+    assert stats.count == 4
+    assert TimingStats.from_seconds([0.5]).std_ms == 0.0
+    with pytest.raises(ValueError):
+        TimingStats.from_seconds([])
+
+
+def test_time_repeated_warms_up_untimed_and_synchronizes_after_every_step():
+    clock, events, durations_script = FakeClock(), [], iter([1.0, 1.0, 0.25, 0.5, 0.75])
+
+    def step():
+        events.append("step")
+        clock.now += next(durations_script)
+
+    def synchronize():
+        events.append("sync")
+
+    durations = time_repeated(step, warmup=2, repeats=3, synchronize=synchronize, clock=clock)
+    assert durations == [0.25, 0.5, 0.75]
+    assert events == ["step", "step", "sync", "step", "sync", "step", "sync", "step", "sync"]
+    with pytest.raises(ValueError):
+        time_repeated(step, warmup=0, repeats=0, synchronize=synchronize)
+
+
+def test_time_phases_times_each_phase_and_labels_ranges():
+    clock, ranges = FakeClock(), []
+    costs = {"forward": 1.0, "backward": 2.0}
+
+    def phase(name):
+        def run():
+            clock.now += costs[name]
+
+        return run
+
+    class Recorder:
+        def __init__(self, name):
+            self.name = name
+
+        def __enter__(self):
+            ranges.append(self.name)
+
+        def __exit__(self, *exc):
+            return False
+
+    durations = time_phases(
+        [("forward", phase("forward")), ("backward", phase("backward"))],
+        warmup=1,
+        repeats=2,
+        synchronize=lambda: None,
+        annotate=Recorder,
+        clock=clock,
+    )
+    assert durations == {"forward": [1.0, 1.0], "backward": [2.0, 2.0]}
+    assert ranges == ["warmup", "step 0", "forward", "backward", "step 1", "forward", "backward"]
+
+
+def test_markdown_table_formats_cells_and_missing_values():
+    rows = [{"name": "a", "ms": 1234.5678, "ratio": 0.123456}, {"name": "b", "ms": 12.345}]
+    table = markdown_table(rows, ["name", "ms", "ratio"], ["impl", "time ms", "ratio"])
+    assert table.splitlines() == [
+        "| impl | time ms | ratio |",
+        "|---|---|---|",
+        "| a | 1235 | 0.123 |",
+        "| b | 12.35 | - |",
+    ]
+    with pytest.raises(ValueError):
+        markdown_table(rows, ["name"], ["a", "b"])
+
+
+def test_model_sizes_follow_the_handout_table():
+    assert MODEL_SIZES["small"] == ModelSize(768, 3072, 12, 12)
+    assert MODEL_SIZES["2.7B"] == ModelSize(2560, 10240, 32, 32)
+    cfg = model_config("medium", context_length=256)
+    assert (cfg.vocab_size, cfg.context_length, cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.d_ff) == (
+        10_000,
+        256,
+        1024,
+        24,
+        16,
+        4096,
+    )
+    with pytest.raises(ValueError, match="unknown model size"):
+        model_config("huge", 128)
+
+
+def test_block_ranges_open_and_close_once_per_block_and_keep_outputs():
+    model = TransformerLM.from_config(model_config(TINY, 8))
+    tokens = torch.randint(0, 10_000, (2, 8))
+    expected = model(tokens)
+    calls = []
+    annotate_blocks(model, push=lambda name: calls.append(("push", name)) or 7, pop=lambda: calls.append("pop") or 7)
+    torch.testing.assert_close(model(tokens), expected)
+    assert calls == [("push", "block 0"), "pop", ("push", "block 1"), "pop"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "phases"), [("forward", ["forward"]), ("train_step", ["forward", "backward", "optimizer_step"])]
+)
+def test_benchmark_model_reports_every_phase_on_cpu(mode, phases):
+    config = ModelBenchmarkConfig(TINY, 16, 2, mode, "bf16", warmup=1, steps=2, device="cpu", nvtx=False)
+    row = benchmark_model(config)
+    assert row["status"] == "ok" and row["mode"] == mode
+    for phase in phases:
+        assert row[f"{phase}_ms"] > 0 and row[f"{phase}_std_ms"] >= 0
+    assert row["step_ms"] == pytest.approx(sum(row[f"{p}_ms"] for p in phases))
+    assert "backward_ms" not in row if mode == "forward" else math.isfinite(row["backward_ms"])
+
+
+def test_out_of_memory_errors_are_recognised():
+    assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert is_out_of_memory(RuntimeError("cuDNN error: out of memory"))
+    assert not is_out_of_memory(RuntimeError("shape mismatch"))
+
+
+def test_invalid_configuration_is_rejected():
+    with pytest.raises(ValueError, match="mode"):
+        ModelBenchmarkConfig(mode="backward_only")
+    with pytest.raises(ValueError, match="precision"):
+        ModelBenchmarkConfig(precision="fp8")
