@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
+import torch._functorch.config  # noqa: F401 - patched around the sweep
 import triton
 from cs336_systems.flash_attention import FlashAttentionPytorch, FlashAttentionTriton
 from cs336_systems.flash_attention.reference import naive_attention
@@ -144,13 +145,8 @@ def _write_atomic(path: str, text: str) -> None:
     os.replace(path + ".tmp", path)
 
 
-def main() -> None:
-    config = parse_args()
-    if not torch.cuda.is_available():
-        sys.exit("bench_attention needs a CUDA GPU")
-    os.makedirs(config.out, exist_ok=True)
-    print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}", flush=True)
-    impls = build_implementations()
+def sweep(config: AttentionSweepConfig, impls) -> list[dict]:
+    """Every (dtype, head size, length, implementation) cell; rows also go to ``attention.jsonl`` as they finish."""
     rows = []
     jsonl_path = os.path.join(config.out, "attention.jsonl")
     with open(jsonl_path, "w") as jsonl:
@@ -181,6 +177,20 @@ def main() -> None:
                         jsonl.write(json.dumps(row) + "\n")
                         jsonl.flush()
                         print(row, flush=True)
+    return rows
+
+
+def main() -> None:
+    config = parse_args()
+    if not torch.cuda.is_available():
+        sys.exit("bench_attention needs a CUDA GPU")
+    os.makedirs(config.out, exist_ok=True)
+    print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}", flush=True)
+    impls = build_implementations()
+    # The backward is timed by replaying one graph (retain_graph=True); compiled backwards donate their
+    # saved buffers by default, which forbids that.
+    with torch._functorch.config.patch(donated_buffer=False):
+        rows = sweep(config, impls)
     table = markdown_table(rows)
     _write_atomic(os.path.join(config.out, "attention.md"), table + "\n")
     summary = {"device": torch.cuda.get_device_name(), "config": asdict(config), "rows": rows}
