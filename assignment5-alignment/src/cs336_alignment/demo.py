@@ -38,7 +38,7 @@ class DemoConfig:
     prompt: str = field(default="short", metadata={"help": "short ('{question} Assistant: <think>') or r1_zero"})
     max_number: int = field(default=9, metadata={"help": "largest operand in the word problems"})
     train_problems: int = 4000
-    heldout_problems: int = 128
+    heldout_problems: int = 256
     vocab_size: int = 600
     d_model: int = 128
     num_layers: int = 4
@@ -48,13 +48,13 @@ class DemoConfig:
     sft_steps: int = 200
     sft_lr: float = 3e-3
     sft_batch_size: int = 32
-    grpo_steps: int = 15
-    grpo_lr: float = 3e-4
-    grpo_questions_per_step: int = 8
+    grpo_steps: int = 40
+    grpo_lr: float = 3e-5
+    grpo_questions_per_step: int = 16
     group_size: int = 8
     loss_type: str = "reinforce_with_baseline"
     max_tokens: int = 64
-    eval_every: int = 5
+    eval_every: int = 10
     threads: int = field(default=1, metadata={"help": "torch CPU threads (1 is fastest for the tiny model)"})
     seed: int = 0
 

@@ -25,7 +25,7 @@ from cs336_alignment.math_eval import R1_ZERO_STOP
 from cs336_alignment.optim import clip_and_step, make_optimizer, set_lr, warmup_cosine_lr
 from cs336_alignment.rewards import RewardFn
 from cs336_alignment.sampling.params import Sampler, SamplingParams
-from cs336_alignment.tokenization import tokenize_prompt_and_output
+from cs336_alignment.tokenization import encode_texts, pack_prompt_and_output_ids, pad_token_id
 from cs336_alignment.train_steps import grpo_microbatch_train_step
 
 LogFn = Callable[[dict[str, Any]], None]
@@ -122,7 +122,11 @@ def collect_rollouts(
         reward_fn, responses, truths, cfg.group_size, cfg.advantage_eps, cfg.use_std_normalization
     )
     device = next(policy.parameters()).device
-    batch = {k: v.to(device) for k, v in tokenize_prompt_and_output(repeated_prompts, responses, tokenizer).items()}
+    # train on the token ids that were sampled: re-encoding the decoded text can split it differently, and the
+    # policy gradient must score the actions actually taken
+    prompt_ids = [ids for ids in encode_texts(tokenizer, prompts) for _ in range(cfg.group_size)]
+    packed = pack_prompt_and_output_ids(prompt_ids, [c.token_ids for c in completions], pad_token_id(tokenizer))
+    batch = {k: v.to(device) for k, v in packed.items()}
     rollouts = Rollouts(
         repeated_prompts, responses, [len(c.token_ids) for c in completions], batch, advantages, raw_rewards, stats
     )

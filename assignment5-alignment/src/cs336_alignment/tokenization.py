@@ -52,14 +52,21 @@ def tokenize_prompt_and_output(
     """
     if len(prompt_strs) != len(output_strs):
         raise ValueError(f"{len(prompt_strs)} prompts but {len(output_strs)} outputs")
-    prompts = encode_texts(tokenizer, prompt_strs)
-    outputs = encode_texts(tokenizer, output_strs)
-    lengths = [len(p) + len(o) for p, o in zip(prompts, outputs)]
+    return pack_prompt_and_output_ids(
+        encode_texts(tokenizer, prompt_strs), encode_texts(tokenizer, output_strs), pad_token_id(tokenizer)
+    )
+
+
+def pack_prompt_and_output_ids(
+    prompts: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]], pad: int
+) -> dict[str, Tensor]:
+    """``tokenize_prompt_and_output`` for token ids already in hand (e.g. the ids a sampler generated, which
+    re-encoding the decoded text need not reproduce)."""
+    lengths = [len(p) + len(o) for p, o in zip(prompts, outputs, strict=True)]
     max_len = max(lengths)
-    pad = pad_token_id(tokenizer)
     ids = torch.full((len(prompts), max_len), pad, dtype=torch.long)
     is_output = torch.zeros((len(prompts), max_len), dtype=torch.bool)
     for row, (p, o) in enumerate(zip(prompts, outputs)):
-        ids[row, : len(p) + len(o)] = torch.tensor(p + o, dtype=torch.long)
+        ids[row, : len(p) + len(o)] = torch.tensor(list(p) + list(o), dtype=torch.long)
         is_output[row, len(p) : len(p) + len(o)] = True
     return {"input_ids": ids[:, :-1], "labels": ids[:, 1:], "response_mask": is_output[:, 1:]}
