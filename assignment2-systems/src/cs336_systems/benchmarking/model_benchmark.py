@@ -115,7 +115,7 @@ def _released(device: torch.device) -> Iterator[None]:
 def _step_phases(config: ModelBenchmarkConfig, device: torch.device) -> list[tuple[str, Callable[[], object]]]:
     """Model, random batch and optimizer, and the phase callables of one step for ``config.mode``."""
     model = TransformerLM.from_config(model_config(config.size, config.context_length), device=device)
-    if config.nvtx and device.type == "cuda":
+    if config.nvtx and device.type == "cuda" and not config.compile:  # hooks would split the compiled graph
         annotate_blocks(model)
     forward_model = torch.compile(model) if config.compile else model
     shape = (config.batch_size, config.context_length)
