@@ -30,7 +30,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--nsfw-threshold", type=float, default=0.5)
     p.add_argument("--toxic-threshold", type=float, default=0.5)
     p.add_argument("--minhash-hashes", type=int, default=128)
-    p.add_argument("--minhash-bands", type=int, default=16)
+    p.add_argument("--minhash-bands", type=int, default=32)
     p.add_argument("--minhash-ngrams", type=int, default=5)
     p.add_argument("--jaccard-threshold", type=float, default=0.8)
     p.add_argument("--line-buckets", type=int, default=16, help="on-disk buckets of line hashes")

