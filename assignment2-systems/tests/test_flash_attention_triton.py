@@ -96,3 +96,36 @@ def test_head_size_must_be_a_power_of_two():
     q = torch.randn(1, 8, 24, device=DEVICE)
     with pytest.raises(ValueError, match="power of two"):
         FlashAttentionTriton.apply(q, q, q, False)
+
+
+def test_pinned_kernel_configs_match_the_reference():
+    """The tuner's path: each kernel launched with a fixed tile configuration instead of the autotuner."""
+    from cs336_systems.flash_attention.triton_function import (
+        KernelConfig,
+        launch_dkdv,
+        launch_dq,
+        launch_forward,
+        launch_preprocess,
+    )
+
+    q, k, v = (x.detach() for x in random_qkv((2, 50, 16), 50, torch.float32, DEVICE, seed=8))
+    grad_out = torch.randn(q.shape, generator=torch.Generator().manual_seed(9)).to(DEVICE)
+    ref_out, ref_lse, ref_dq, ref_dk, ref_dv = float64_reference(q, k, v, grad_out, True)
+    out, lse, delta = (
+        torch.empty_like(q),
+        torch.empty(q.shape[:2], device=DEVICE),
+        torch.empty(q.shape[:2], device=DEVICE),
+    )
+    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    launch_forward(q, k, v, out, lse, True, KernelConfig(16, 16, 4, 1))
+    launch_preprocess(out, grad_out, delta)
+    launch_dkdv(q, k, v, grad_out, lse, delta, dk, dv, True, KernelConfig(16, 32, 4, 1))
+    launch_dq(q, k, v, grad_out, lse, delta, dq, True, KernelConfig(32, 16, 4, 1))
+    for name, actual, expected in [
+        ("O", out, ref_out),
+        ("L", lse, ref_lse),
+        ("dQ", dq, ref_dq),
+        ("dK", dk, ref_dk),
+        ("dV", dv, ref_dv),
+    ]:
+        assert relative_error(actual.cpu(), expected) < FLOAT32_TOLERANCE, name
