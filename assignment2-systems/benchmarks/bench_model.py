@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from cs336_systems.benchmarking import MODEL_SIZES, ModelBenchmarkConfig, benchmark_model, markdown_table
-from cs336_systems.benchmarking.model_benchmark import MODES, PRECISIONS, profile_memory
+from cs336_systems.benchmarking.model_benchmark import ATTENTIONS, MODES, PRECISIONS, profile_memory
 
 
 @dataclass
@@ -39,6 +39,7 @@ class SweepConfig:
     steps: int = 10
     compile: bool = False
     nvtx: bool = True
+    attention: str = "sdpa"
     memory: bool = False
     snapshots: bool = False
     device: str = "cuda"
@@ -57,6 +58,9 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
     parser.add_argument("--steps", type=int, default=d.steps, help="timed steps")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=d.compile)
     parser.add_argument("--nvtx", action=argparse.BooleanOptionalAction, default=d.nvtx)
+    parser.add_argument(
+        "--attention", choices=ATTENTIONS, default=d.attention, help="naive: from-scratch attention in NVTX ranges"
+    )
     parser.add_argument("--memory", action="store_true", help="peak-memory profile instead of timing")
     parser.add_argument("--snapshots", action="store_true", help="with --memory: dump memory_viz pickles")
     parser.add_argument("--device", default=d.device)
@@ -73,14 +77,36 @@ def timing_table(rows: list[dict]) -> str:
         {**row, **{phase: _with_spread(row, phase) for phase in ["forward", "backward", "optimizer_step", "step"]}}
         for row in rows
     ]
-    columns = ["size", "context_length", "precision", "mode", "forward", "backward", "optimizer_step", "step", "status"]
-    headers = ["size", "ctx", "precision", "mode", "forward ms", "backward ms", "AdamW step ms", "total ms", "status"]
+    columns = [
+        "size",
+        "context_length",
+        "precision",
+        "attention",
+        "mode",
+        "forward",
+        "backward",
+        "optimizer_step",
+        "step",
+        "status",
+    ]
+    headers = [
+        "size",
+        "ctx",
+        "precision",
+        "attention",
+        "mode",
+        "forward ms",
+        "backward ms",
+        "AdamW step ms",
+        "total ms",
+        "status",
+    ]
     return markdown_table(display, columns, headers)
 
 
 def memory_table(rows: list[dict]) -> str:
-    columns = ["size", "context_length", "precision", "mode", "resident_MiB", "peak_MiB", "status"]
-    headers = ["size", "ctx", "precision", "mode", "resident before step MiB", "peak MiB", "status"]
+    columns = ["size", "context_length", "precision", "attention", "mode", "resident_MiB", "peak_MiB", "status"]
+    headers = ["size", "ctx", "precision", "attention", "mode", "resident before step MiB", "peak MiB", "status"]
     return markdown_table(rows, columns, headers)
 
 
@@ -104,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
                     for mode in sweep.modes:
                         cell = ModelBenchmarkConfig(
                             size, context_length, sweep.batch_size, mode, precision,
-                            sweep.warmup, sweep.steps, sweep.compile, sweep.device, sweep.nvtx,
+                            sweep.warmup, sweep.steps, sweep.compile, sweep.device, sweep.nvtx, sweep.attention,
                         )  # fmt: skip
                         start = time.perf_counter()
                         if sweep.memory:

@@ -157,3 +157,37 @@ def test_invalid_configuration_is_rejected():
         ModelBenchmarkConfig(mode="backward_only")
     with pytest.raises(ValueError, match="precision"):
         ModelBenchmarkConfig(precision="fp8")
+
+
+def test_naive_annotated_attention_matches_the_models_fused_attention():
+    from cs336_systems.benchmarking.naive_attention import use_naive_attention
+
+    torch.manual_seed(0)
+    model = TransformerLM.from_config(model_config(TINY, 12))
+    tokens = torch.randint(0, 10_000, (2, 12))
+    expected = model(tokens)
+    stages = []
+
+    class Recorder:
+        def __init__(self, name):
+            stages.append(name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    use_naive_attention(model, Recorder)
+    torch.testing.assert_close(model(tokens), expected, rtol=1e-5, atol=1e-5)
+    assert stages == ["computing attention scores", "computing softmax", "final matmul"] * TINY.num_layers
+    with pytest.raises(ValueError, match="KV cache"):
+        model(tokens, attention_mask=torch.ones(2, 12, dtype=torch.bool))
+
+
+def test_benchmark_model_with_naive_attention_on_cpu():
+    config = ModelBenchmarkConfig(TINY, 16, 2, "train_step", "fp32", 1, 1, device="cpu", nvtx=False, attention="naive")
+    row = benchmark_model(config)
+    assert row["status"] == "ok" and row["attention"] == "naive" and row["backward_ms"] > 0
+    with pytest.raises(ValueError, match="attention"):
+        ModelBenchmarkConfig(attention="flash3")

@@ -18,10 +18,12 @@ from cs336_basics.nn_utils import cross_entropy
 from cs336_basics.optimizer import AdamW
 
 from cs336_systems.benchmarking.model_sizes import BATCH_SIZE, ModelSize, model_config
+from cs336_systems.benchmarking.naive_attention import use_naive_attention
 from cs336_systems.benchmarking.timing import TimingStats, time_phases
 
 MODES = ("forward", "forward_backward", "train_step")
 PRECISIONS = ("fp32", "bf16")
+ATTENTIONS = ("sdpa", "naive")  # the model's fused F.scaled_dot_product_attention, or the annotated from-scratch one
 PHASES = {
     "forward": ["forward"],
     "forward_backward": ["forward", "backward"],
@@ -44,10 +46,13 @@ class ModelBenchmarkConfig:
     compile: bool = False
     device: str = "cuda"
     nvtx: bool = True
+    attention: str = "sdpa"
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}; got {self.mode!r}")
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS}; got {self.attention!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}; got {self.precision!r}")
         if self.context_length < 1 or self.batch_size < 1:
@@ -117,6 +122,8 @@ def _step_phases(config: ModelBenchmarkConfig, device: torch.device) -> list[tup
     model = TransformerLM.from_config(model_config(config.size, config.context_length), device=device)
     if config.nvtx and device.type == "cuda" and not config.compile:  # hooks would split the compiled graph
         annotate_blocks(model)
+    if config.attention == "naive":
+        use_naive_attention(model, nvtx_annotator(config.nvtx))
     forward_model = torch.compile(model) if config.compile else model
     shape = (config.batch_size, config.context_length)
     inputs = torch.randint(0, model.config.vocab_size, shape, device=device)
