@@ -81,3 +81,15 @@ def _param_groups_and_late_groups(ctx: DistributedContext) -> None:
 
 def test_parameter_groups_and_add_param_group():
     run_on_ranks(_param_groups_and_late_groups)
+
+
+def _balanced_ownership(ctx: DistributedContext) -> None:
+    # in parameter order the least-loaded rule gives 1 -> rank 0, 1 -> rank 1, 2 -> rank 0 (loads 3 and 1);
+    # largest first gives 2 -> rank 0, then both 1s -> rank 1 (loads 2 and 2)
+    params = [nn.Parameter(torch.zeros(n)) for n in (1, 1, 2)]
+    sharded = ShardedOptimizer(params, torch.optim.SGD, lr=0.1)
+    assert [sharded.owner_of(p) for p in params] == [1, 1, 0]
+
+
+def test_ownership_balances_parameter_elements():
+    run_on_ranks(_balanced_ownership)
