@@ -1,6 +1,8 @@
 """The handout's Gopher rules, one case per rule (boundaries checked against hand-counted word totals)."""
 
-from cs336_data.gopher import gopher_rejection_reason
+import random
+
+from cs336_data.gopher import gopher_rejection_reason, words_of
 
 from .adapters import run_gopher_quality_filter
 
@@ -41,3 +43,20 @@ def test_alphabetic_words():
     text = "1234 5678 2024 31415 " * 25 + "word " * 20  # 20 of 120 words alphabetic
     assert gopher_rejection_reason(text) == "alphabetic_words"
     assert run_gopher_quality_filter("1234 5678 " * 10 + "word " * 80)  # 80 of 100
+
+
+def test_rule_statistics_match_a_per_word_reference():
+    """Mean word length and the share of words with a letter, against per-word Python on mixed-script text."""
+    rng = random.Random(0)
+    pieces = ["word", "Straße", "日本語", "42", "3.14", "--", "l33t", "ünï", "!!", "a", "x_y", "½", "٣", "…", "ok."]
+    for _ in range(30):
+        text = " ".join(rng.choice(pieces) for _ in range(rng.randint(50, 120)))
+        words = words_of(text)
+        mean = sum(len(w) for w in words) / len(words)
+        alpha = sum(1 for w in words if any(c.isalpha() for c in w)) / len(words)
+        expected = None
+        if not 3 <= mean <= 10:
+            expected = "mean_word_length"
+        elif alpha < 0.8:
+            expected = "alphabetic_words"
+        assert gopher_rejection_reason(text) == expected, (mean, alpha)
