@@ -60,3 +60,15 @@ def test_rule_statistics_match_a_per_word_reference():
         elif alpha < 0.8:
             expected = "alphabetic_words"
         assert gopher_rejection_reason(text) == expected, (mean, alpha)
+
+
+def test_tokenizer_matches_nltk_on_real_text(fixtures_dir):
+    from cs336_data.extraction import extract_text_from_html_bytes
+    from cs336_data.quality_training import wikipedia_chunks
+    from nltk.tokenize import NLTKWordTokenizer
+
+    texts = [extract_text_from_html_bytes((fixtures_dir / "moby.html").read_bytes())]
+    texts += [chunk for _, chunk in zip(range(40), wikipedia_chunks())]
+    texts += ["He said \"don't\" -- (twice)... can't; 'tis 3.5% at $4, «ok» — “fine”! Mr. Smith."]
+    reference = NLTKWordTokenizer()
+    assert all(words_of(t) == reference.tokenize(t) for t in texts)
