@@ -134,3 +134,25 @@ def test_executors_preserve_order(tmp_path):
     assert LocalExecutor(workers=2, progress=False).map(abs, [-i for i in items], desc="t") == items
     slurm = SlurmExecutor(folder=str(tmp_path / "logs"), cluster="debug", progress=False)
     assert slurm.map(operator.neg, items, desc="t") == [-i for i in items]
+
+
+def test_bad_input_is_counted_not_fatal(tmp_path):
+    """A garbage archive, undecodable and empty pages: every document is accounted for, nothing raises."""
+    chunk = next(c for c in wikipedia_chunks() if gopher_quality_filter(c))
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "garbage.warc.gz").write_bytes(b"\x1f\x8b" + b"not a warc" * 100)
+    pages = [("http://ok", _page(chunk)), ("http://bytes", b"\xff\xfe\x00\x81\x9d\x8f" * 50), ("http://empty", b"")]
+    write_warc(tmp_path / "in" / "pages.warc.gz", pages)
+    config = PipelineConfig(inputs=sorted((tmp_path / "in").iterdir()), output_dir=tmp_path / "out")
+    c = run_pipeline(config, LocalExecutor(workers=1, progress=False)).counts
+    assert c["read"]["error:corrupt_file"] == 1 and c["read"]["in"] == c["read"]["kept"] == 3
+    assert c["extract"]["in"] == 3 and c["extract"]["dropped:empty"] >= 1
+    for step in ("extract", "language", "gopher", "quality", "nsfw", "toxic", "exact_line_dedup", "minhash_dedup"):
+        assert c[step]["in"] == c[step]["kept"] + c[step]["dropped"], step
+        reasons = sum(n for k, n in c[step].items() if k.startswith("dropped:"))
+        assert reasons == c[step]["dropped"], step  # every drop has a reason
+    assert c["extract"]["dropped"] + c["language"]["dropped"] == 2  # the undecodable and the empty page
+    assert c["minhash_dedup"]["kept"] == 1
+    finals = (tmp_path / "out" / "final" / "000001.jsonl").read_text().splitlines()
+    assert [Document.from_json(line).metadata["url"] for line in finals] == ["http://ok"]
+    assert not (tmp_path / "out" / "tokens").exists()  # no tokenizer given: documents only
