@@ -2,9 +2,8 @@
 
 import pytest
 from cs336_data.dolma_models import AssetDownloadError, download_dolma_model, download_dolma_models
-from cs336_data.fasttext_training import train_supervised
 from cs336_data.harmful import NSFW, TOXIC, DolmaJigsawClassifier, ProfanityCheckClassifier, harm_classifier
-from cs336_data.quality import QualityClassifier
+from cs336_data.quality import SHIPPED_QUALITY_MODEL, QualityClassifier, fasttext_line
 
 from .adapters import run_classify_nsfw, run_classify_quality, run_classify_toxic_speech
 
@@ -38,18 +37,31 @@ def test_offline_default_is_used_without_dolma_files(monkeypatch, tmp_path):
     assert isinstance(harm_classifier(NSFW), ProfanityCheckClassifier)
 
 
-def test_dolma_backend_reads_fasttext_labels(monkeypatch, tmp_path):
-    """A fastText model with Dolma's label names, trained here, is picked up from the env var and its labels mapped."""
-    train = tmp_path / "train.txt"
-    rows = ["__label__toxic you are a stupid idiot moron", "__label__non-toxic thanks for the helpful edit"] * 50
-    train.write_text("\n".join(rows) + "\n")
-    model_path = tmp_path / "jigsaw_toxic.bin"
-    train_supervised(train, epoch=25, lr=0.5, dim=8, thread=1, verbose=0, seed=0).save_model(str(model_path))
+def test_dolma_backend_reads_fasttext_labels(monkeypatch, tmp_path, fixtures_dir):
+    """A real fastText model carrying Dolma's label names is picked up from the env var and its labels returned.
+
+    The model is the shipped quality classifier with its labels renamed in the file (fastText rebuilds its label
+    index from the stored strings on load): training one here is unreliable, as ``fasttext-numpy2`` often aborts
+    small trainings with a spurious NaN.
+    """
+    model = SHIPPED_QUALITY_MODEL.read_bytes()
+    renamed = model.replace(b"__label__wiki\x00", b"__label__toxic\x00").replace(
+        b"__label__cc\x00", b"__label__non-toxic\x00"
+    )
+    model_path = tmp_path / "jigsaw_toxic.ftz"
+    model_path.write_bytes(renamed)
     monkeypatch.setenv("CS336_TOXIC_MODEL", str(model_path))
     classifier = harm_classifier(TOXIC)
     assert isinstance(classifier, DolmaJigsawClassifier)
-    assert classifier("you stupid idiot")[0] == "toxic"
-    assert classifier("thanks for the edit")[0] == "non-toxic"
+    for fixture, quality_label in (("high_quality_wiki_reference.txt", "wiki"), ("low_quality_cc.txt", "cc")):
+        text = (fixtures_dir / fixture).read_text()
+        quality, quality_score = QualityClassifier()(text)
+        assert quality == quality_label
+        # the quality classifier lowercases first; given the same line, both read the same model
+        assert classifier(fasttext_line(text)) == (
+            {"wiki": "toxic", "cc": "non-toxic"}[quality],
+            pytest.approx(quality_score),
+        )
     with pytest.raises(ValueError, match="not a nsfw model"):
         DolmaJigsawClassifier(NSFW, model_path)("anything")
 
