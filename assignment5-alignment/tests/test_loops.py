@@ -100,6 +100,7 @@ def test_grpo_clip_rollouts_carry_the_sampling_policys_log_probs(arith_tokenizer
         logits = reference(rollouts.batch["input_ids"])
     expected = torch.log_softmax(logits, -1).gather(-1, rollouts.batch["labels"][..., None])[..., 0]
     mask = rollouts.batch["response_mask"]
+    assert mask.sum(dim=1).tolist() == rollouts.response_tokens  # trained on exactly the sampled tokens
     torch.testing.assert_close(rollouts.old_log_probs.double()[mask], expected[mask], atol=1e-4, rtol=1e-4)
     rewards = torch.tensor([_starts_with_space(r, "0")["reward"] for r in rollouts.responses])
     grouped = rewards.view(2, 4)
