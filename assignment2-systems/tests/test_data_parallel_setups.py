@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -78,6 +81,27 @@ def _bf16_setups_run(ctx: DistributedContext) -> None:
 @pytest.mark.skipif(not model_lm_available(), reason="cs336_basics.model not available")
 def test_bf16_setups_compute_in_bf16_with_fp32_master_weights():
     run_on_ranks(_bf16_setups_run)
+
+
+def _setups_release_their_model(ctx: DistributedContext) -> None:
+    torch.set_num_threads(1)
+    x = torch.randint(0, SPEC.vocab_size, (2, SPEC.context_length), generator=torch.Generator().manual_seed(ctx.rank))
+    for name in SETUPS:
+        setup = build_setup(name, SPEC, ctx)
+        setup.start_step()
+        setup.model(x).float().square().mean().backward()
+        setup.synchronize()
+        setup.optimizer.step()
+        param = weakref.ref(next(iter(setup.model.parameters())))
+        del setup
+        gc.collect()
+        assert param() is None, f"{name}: the wrapper (through its gradient hooks) keeps the model alive"
+
+
+@pytest.mark.skipif(not model_lm_available(), reason="cs336_basics.model not available")
+def test_setups_free_their_model_when_dropped():
+    """Benchmarks build a dozen setups in one process; a leaked one keeps its model and optimizer on the GPU."""
+    run_on_ranks(_setups_release_their_model)
 
 
 def test_setup_names_are_validated():

@@ -17,7 +17,9 @@ def reduce_over_ranks(values: dict[str, float], op: str = "max") -> dict[str, fl
     if op not in ("max", "mean"):
         raise ValueError(f"op must be 'max' or 'mean', got {op!r}")
     keys = sorted(values)
-    tensor = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
+    # NCCL reduces only CUDA tensors; gloo only CPU ones
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    tensor = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=device)
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
     if op == "mean":
         tensor /= dist.get_world_size()

@@ -25,6 +25,7 @@ import torch.distributed as dist
 from torch import nn
 
 from cs336_systems.distributed_utils import PendingReduceScatter, all_gather_flat, broadcast_module_state
+from cs336_systems.weak_hooks import weak_tensor_hook
 
 
 def sharded_module_types() -> tuple[type[nn.Module], ...]:
@@ -171,7 +172,7 @@ class FSDP(nn.Module):
         self.replicated = [p for p in module.parameters() if p.requires_grad and id(p) not in sharded]
         self._pending_replicated: list[tuple[torch.Tensor, dist.Work]] = []
         for param in self.replicated:
-            param.register_post_accumulate_grad_hook(self._reduce_replicated)
+            param.register_post_accumulate_grad_hook(weak_tensor_hook(self._reduce_replicated))
         self._active: dict[nn.Module, list[_ActiveCall]] = {}
         # forward prefetch: the order in which sharded weights were used by the previous forward, the calls of
         # the current one, and gathers started early keyed by their position in that order

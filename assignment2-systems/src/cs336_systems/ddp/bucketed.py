@@ -13,6 +13,7 @@ from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 from cs336_systems.ddp.base import DataParallel
 from cs336_systems.distributed_utils import trainable_parameters
+from cs336_systems.weak_hooks import weak_tensor_hook
 
 MIB = 2**20
 
@@ -70,7 +71,8 @@ class BucketedDDP(DataParallel):
         self._bucket_of = {param: index for index, bucket in enumerate(self.buckets) for param in bucket.params}
         self._next_to_launch = 0
         self._sync_enabled = True
-        self._hook_handles = [p.register_post_accumulate_grad_hook(self._on_grad_ready) for p in self._bucket_of]
+        on_ready = weak_tensor_hook(self._on_grad_ready)
+        self._hook_handles = [p.register_post_accumulate_grad_hook(on_ready) for p in self._bucket_of]
 
     @contextmanager
     def no_sync(self) -> Iterator[None]:

@@ -11,6 +11,7 @@ from torch import nn
 
 from cs336_systems.ddp.base import DataParallel
 from cs336_systems.distributed_utils import trainable_parameters
+from cs336_systems.weak_hooks import weak_tensor_hook
 
 
 class OverlapDDP(DataParallel):
@@ -24,7 +25,8 @@ class OverlapDDP(DataParallel):
         super().__init__(module)
         self._pending: list[tuple[torch.Tensor, dist.Work]] = []
         self._sync_enabled = True
-        self._hook_handles = [p.register_post_accumulate_grad_hook(self._launch) for p in trainable_parameters(module)]
+        launch = weak_tensor_hook(self._launch)
+        self._hook_handles = [p.register_post_accumulate_grad_hook(launch) for p in trainable_parameters(module)]
 
     @contextmanager
     def no_sync(self) -> Iterator[None]:
