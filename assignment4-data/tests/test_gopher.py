@@ -2,10 +2,13 @@
 
 import random
 
-from cs336_data.gopher import gopher_rejection_reason, words_of
+import pytest
+from cs336_data.gopher import ChunkTokenizer, gopher_rejection_reason, words_of
+from nltk.tokenize import NLTKWordTokenizer
 
 from .adapters import run_gopher_quality_filter
 
+NLTK = NLTKWordTokenizer()  # the reference: NLTK itself, with its own (regex-module) patterns
 SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank today. "
 
 
@@ -51,7 +54,7 @@ def test_rule_statistics_match_a_per_word_reference():
     pieces = ["word", "Straße", "日本語", "42", "3.14", "--", "l33t", "ünï", "!!", "a", "x_y", "½", "٣", "…", "ok."]
     for _ in range(30):
         text = " ".join(rng.choice(pieces) for _ in range(rng.randint(50, 120)))
-        words = words_of(text)
+        words = NLTK.tokenize(text)
         mean = sum(len(w) for w in words) / len(words)
         alpha = sum(1 for w in words if any(c.isalpha() for c in w)) / len(words)
         expected = None
@@ -65,10 +68,77 @@ def test_rule_statistics_match_a_per_word_reference():
 def test_tokenizer_matches_nltk_on_real_text(fixtures_dir):
     from cs336_data.extraction import extract_text_from_html_bytes
     from cs336_data.quality_training import wikipedia_chunks
-    from nltk.tokenize import NLTKWordTokenizer
 
     texts = [extract_text_from_html_bytes((fixtures_dir / "moby.html").read_bytes())]
     texts += [chunk for _, chunk in zip(range(40), wikipedia_chunks())]
     texts += ["He said \"don't\" -- (twice)... can't; 'tis 3.5% at $4, «ok» — “fine”! Mr. Smith."]
-    reference = NLTKWordTokenizer()
-    assert all(words_of(t) == reference.tokenize(t) for t in texts)
+    assert all(words_of(t) == NLTK.tokenize(t) for t in texts)
+
+
+# Each string aims at one place where NLTK's rules look past a whitespace-separated chunk, or at the cache's own
+# machinery (its marker and separator characters, the text's end).
+ADVERSARIAL = [
+    "",
+    "   \n\t ",
+    '"Quoted at the start," she said. "And again" after a space,\n"after a newline"\t"after a tab".',
+    "''Two quotes'' at the start, then ''after a space'' and\n''after a newline'' and ``backticks``.",
+    "The students' books and the teachers' pens' tips; end' \nnext' \tthird'",
+    "Plural' followed by space' and newline'\nand tab'\tand end'",
+    "It ends with a period and closing marks. ) ' » ”",
+    "It ends with a period and closing marks.) '\n\n",
+    'Final period inside quotes."\n',
+    "An ellipsis at the end...",
+    "Dots .. and ... and .... in the middle. And the end .",
+    "Trailing colon:",
+    "Trailing comma,",
+    "a,, b,,c :x 3,5 4:30 x: ,",
+    "I cannot, Cannot, CANNOT; gimme gonna gotta lemme wanna wannabe Wanna\nwanna\twanna",
+    "'Tis 'twas d'ye more'n can't won't I'm they're we've you'll he'd 'TWAS",
+    "(brackets) [square] {curly} <angle> --double-dash-- – en — em ‒ figure ― bar",
+    "«chevrons» “curly” ‘single’ „low“ `tick' ``double ticks''",
+    "Symbols; @user #tag $5 50% a&b x*y ?! !? ¿¡",
+    "Unicode\u00a0no-break\u2003em-space\x1cfile-sep\x85next-line\u2028line-sep\u3000ideographic space",
+    "After nbsp\u00a0\"quote and\u2003''two and end'\u00a0more",
+    "Nul\x00inside a chunk, \x00 alone and \"\x00 quoted\x00' before the end.",
+    "Control \x00 nul \x01 one \x02 \x03 \x04 \x05 marks\x00 and \"\x01 quoted\x05'",
+    "\" \"\" \"\"\" ' '' ''' \"' '\" x''' '''x",
+    "Numbers 3.14 1,000 2.5% -7 +8 1/2 ½ ² ٣ and 3.",
+    "Straße ünï 日本語 l33t x_y ok. ok.. ok...",
+]
+
+
+@pytest.mark.parametrize("text", ADVERSARIAL)
+def test_tokenizer_matches_nltk_on_adversarial_text(text):
+    assert words_of(text) == NLTK.tokenize(text)
+    assert ChunkTokenizer().tokenize(text) == NLTK.tokenize(text)  # cold cache
+
+
+PIECES = (
+    ["word", "Word", "can", "not", "cannot", "wanna", "gon", "na", "'t", "is", "was", "ye", "d", "more", "n't"]
+    + ['"', "''", "'", "`", "``", "«", "»", "“", "”", "‘", "’", "„", ".", "..", "...", "…", ",", ":", ";", "?", "!"]
+    + ["(", ")", "[", "]", "{", "}", "<", ">", "-", "--", "–", "—", "$", "%", "&", "@", "#", "*", "3", "3.5", "x1"]
+    + ["é", "日本", "\x00", "\x01", "\x04", "s", "re", "ll", "m"]
+)
+SPACES = [" ", " ", " ", "  ", "\n", "\t", " \n", "\n ", "\u00a0", "\r\n", "\x0b", "\u2003", ""]
+
+
+def test_tokenizer_matches_nltk_on_random_text():
+    """Random mixtures of everything above, through one small cache (reused across texts and emptied when full)."""
+    rng = random.Random(1)
+    tokenizer = ChunkTokenizer(max_entries=300)
+    for _ in range(1500):
+        parts = [rng.choice(SPACES)] if rng.random() < 0.3 else []
+        for _ in range(rng.randint(1, 25)):
+            parts += [rng.choice(PIECES) for _ in range(rng.choice((1, 1, 2, 3)))] + [rng.choice(SPACES)]
+        if rng.random() < 0.5:
+            parts.pop()
+        text = "".join(parts)
+        expected = NLTK.tokenize(text)
+        assert tokenizer.tokenize(text) == expected, repr(text)
+        letters = sum(1 for w in expected if any(c.isalpha() for c in w))
+        assert tokenizer.statistics(text) == (len(expected), sum(map(len, expected)), letters), repr(text)
+
+
+def test_statistics_reject_too_many_chunks_before_tokenising():
+    assert ChunkTokenizer().statistics("word " * 11, max_chunks=10) is None
+    assert ChunkTokenizer().statistics("word " * 10, max_chunks=10) == (10, 40, 10)
