@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from cs336_basics.data import load_tokens
 from cs336_scaling.client import HttpTrainingApi, InProcessTrainingApi, TrainingApi
-from cs336_scaling.planner import PlannerConfig, ScalingStudy, Shape, handout_parameters
+from cs336_scaling.planner import PlannerConfig, ScalingStudy, Shape, all_shapes, choose_levels, handout_parameters
 from cs336_scaling.run_spec import RunSpec, flops_parameters, model_config
 from cs336_scaling.service import TrainingService
 from cs336_scaling.store import Store
@@ -140,14 +141,23 @@ def measured_throughput(setup: TrainingSetup, device: str) -> float:
 
 def choose_flops_scale(args: StudyArgs, setup: TrainingSetup, train_tokens: int) -> tuple[float, dict]:
     """Largest scale whose study (at about the budget) and check runs fit ``time_budget`` at the probe's rate,
-    and whose check run at the Chinchilla prior reads no more tokens than the training split holds."""
+    and whose check run at the Chinchilla prior reads no more tokens than the training split holds; but at
+    least the scale at which ``min_levels`` levels have a prior optimum above the smallest allowed shape."""
     rate = measured_throughput(setup, args.device)
     checks = 1 + (2 if args.check_neighbours else 0) if args.check else 0
     by_time = args.time_budget * rate / (args.budget + checks * args.target)
     # prior optimum at the target: D = r N and C = 6 N D give D = sqrt(r C / 6)
     by_data = 6 * (0.9 * train_tokens) ** 2 / (args.prior_tokens_per_parameter * args.target)
-    scale = float(f"{min(by_time, by_data, 1.0):.2g}")
-    return scale, {"probe_flops_per_second": rate, "scale_by_time": by_time, "scale_by_data": by_data}
+    config = planner_config(args, 1.0)
+    block = choose_levels((1 - config.sweep_fraction) * config.budget / 1.1, config, eligible=lambda c: True)
+    count = service_parameter_count(setup.vocab_size, setup.scale.context_length)
+    smallest = min(count(shape.d_model, shape.num_layers) for shape in all_shapes(config.head_dim))
+    # ScalingStudy.eligible: sqrt(C s / (6 r)) >= 1.25 N_min for the min_levels-th level from the top
+    floor = 6 * args.prior_tokens_per_parameter * (1.25 * smallest) ** 2 / block[-config.min_levels]
+    scale = min(max(min(by_time, by_data), floor), 1.0)
+    step = 10.0 ** (math.floor(math.log10(scale)) - 1)
+    scale = min(math.ceil(scale / step) * step, 1.0)  # two significant digits, rounded up (to stay >= floor)
+    return scale, {"probe_flops_per_second": rate, "by_time": by_time, "by_data": by_data, "floor": floor}
 
 
 def service_parameter_count(vocab_size: int, context_length: int):
