@@ -1,9 +1,10 @@
 """The handout's Gopher rules, one case per rule (boundaries checked against hand-counted word totals)."""
 
 import random
+import re
 
 import pytest
-from cs336_data.gopher import ChunkTokenizer, gopher_rejection_reason, words_of
+from cs336_data.gopher import _ELLIPSIS_LINE_END, ChunkTokenizer, gopher_rejection_reason, words_of
 from nltk.tokenize import NLTKWordTokenizer
 
 from .adapters import run_gopher_quality_filter
@@ -137,6 +138,23 @@ def test_tokenizer_matches_nltk_on_random_text():
         assert tokenizer.tokenize(text) == expected, repr(text)
         letters = sum(1 for w in expected if any(c.isalpha() for c in w))
         assert tokenizer.statistics(text) == (len(expected), sum(map(len, expected)), letters), repr(text)
+
+
+def test_contraction_rules_are_the_ones_merged_into_one_pass():
+    """gopher.py merges NLTK's CONTRACTIONS2 substitutions into one pass, which is proven for exactly these words."""
+    words = [re.sub(r"\\b|\(\?i\)|\(\?#X\)|\(\?=\\s\)|[()]", "", p.pattern) for p in NLTKWordTokenizer.CONTRACTIONS2]
+    assert words == ["cannot", "d'ye", "gimme", "gonna", "gotta", "lemme", "more'n", "wanna"]
+
+
+def test_ellipsis_lines_counted_as_per_line_rstrip():
+    """Lines ending in an ellipsis, counted in one regex pass, against the handout's per-line definition."""
+    rng = random.Random(2)
+    pieces = ["word", "...", "…", ".", "..", " ", "\t", "\u00a0", "\n", "\r\n", "\r", "\x0b", "\x0c", "\x1c", "\x85"]
+    pieces += ["\u2028", "\u2029"]
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        expected = sum(1 for line in text.splitlines() if line.rstrip().endswith(("...", "…")))
+        assert len(_ELLIPSIS_LINE_END.findall(text)) == expected, repr(text)
 
 
 def test_statistics_reject_too_many_chunks_before_tokenising():
