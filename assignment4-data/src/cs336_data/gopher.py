@@ -127,11 +127,12 @@ class ChunkTokenizer:
       ``(?=\s)``, spaces inserted next to whitespace), or run once all whitespace became single spaces.
 
     Misses are tokenised together, one NLTK call per document, as chunks in their context separated by a ``\x00``
-    chunk. The cache holds at most ``max_entries`` chunks and is emptied when full; results never depend on it.
+    chunk. The cache holds at most ``max_entries`` chunks (~200 bytes each) and is emptied when full; results never
+    depend on it.
     ``tests/test_gopher.py`` checks the tokens against NLTK on real, adversarial and random text.
     """
 
-    def __init__(self, max_entries: int = 500_000):
+    def __init__(self, max_entries: int = 200_000):
         self.max_entries = max_entries
         self._nltk = TreebankWordTokenizer()
         self._tokens: dict[str, tuple[str, ...]] = {}
