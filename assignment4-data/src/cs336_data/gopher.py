@@ -72,7 +72,7 @@ _CONTEXT_AFTER = {_SPACE_AFTER: " ", _OTHER_AFTER: "\n"}
 _ANY_MARKER = re.compile(f"[{_MARKERS}]")
 _CONTEXT_QUOTES = re.compile(r"\"|''|'(?=\s)")
 # NLTK's contraction rules, the only ones that split a chunk of ASCII letters and digits
-_CONTRACTIONS = re.compile(
+_ANY_CONTRACTION = re.compile(
     "|".join(p.pattern.removeprefix("(?i)") for p in NLTKWordTokenizer.CONTRACTIONS2 + NLTKWordTokenizer.CONTRACTIONS3),
     re.IGNORECASE,
 )
@@ -135,7 +135,7 @@ class ChunkTokenizer:
     def __init__(self, max_entries: int = 200_000):
         self.max_entries = max_entries
         self._nltk = TreebankWordTokenizer()
-        self._tokens: dict[str, tuple[str, ...]] = {}
+        self._tokens: dict[str, str] = {}  # a chunk's tokens joined by spaces
         self._statistics: dict[str, int] = {}
 
     def _split(self, text: str) -> tuple[int, list[str], str]:
@@ -165,7 +165,7 @@ class ChunkTokenizer:
             missing = list(unique)
         batch = []
         for key in missing:
-            if key.isascii() and key.isalnum() and not _CONTRACTIONS.search(f" {key} "):
+            if key.isascii() and key.isalnum() and not _ANY_CONTRACTION.search(f" {key} "):
                 self._store(key, [key])  # letters and digits alone: no NLTK rule but the contractions applies
             elif _SEPARATOR in key:  # alone: the separator after it is still the last token
                 self._store(key, self._nltk.tokenize(_in_context(key) + _SEPARATOR)[:-1])
@@ -182,7 +182,7 @@ class ChunkTokenizer:
             self._store(key, group.split())
 
     def _store(self, key: str, tokens: list[str]) -> None:
-        self._tokens[key] = " ".join(tokens)  # one string: a cached chunk costs two objects, not one per token
+        self._tokens[key] = " ".join(tokens)  # one object per chunk, not one per token
         self._statistics[key] = _pack(tokens)
 
     def tokenize(self, text: str) -> list[str]:
