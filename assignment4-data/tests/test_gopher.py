@@ -4,7 +4,7 @@ import random
 import re
 
 import pytest
-from cs336_data.gopher import _ELLIPSIS_LINE_END, ChunkTokenizer, gopher_rejection_reason, words_of
+from cs336_data.gopher import _ELLIPSIS_LINE_END, ChunkTokenizer, GopherConfig, gopher_rejection_reason, words_of
 from nltk.tokenize import NLTKWordTokenizer
 
 from .adapters import run_gopher_quality_filter
@@ -138,6 +138,37 @@ def test_tokenizer_matches_nltk_on_random_text():
         assert tokenizer.tokenize(text) == expected, repr(text)
         letters = sum(1 for w in expected if any(c.isalpha() for c in w))
         assert tokenizer.statistics(text) == (len(expected), sum(map(len, expected)), letters), repr(text)
+
+
+def reference_rejection_reason(text: str, config: GopherConfig) -> str | None:
+    """The handout's rules written plainly: NLTK's words, one line at a time."""
+    words = NLTK.tokenize(text)
+    if not words or not config.min_words <= len(words) <= config.max_words:
+        return "word_count"
+    if not config.min_mean_word_length <= sum(map(len, words)) / len(words) <= config.max_mean_word_length:
+        return "mean_word_length"
+    lines = text.splitlines()
+    ellipsis = sum(1 for line in lines if line.rstrip().endswith(("...", "…")))
+    if lines and ellipsis / len(lines) > config.max_ellipsis_line_fraction:
+        return "ellipsis_lines"
+    if sum(1 for w in words if any(c.isalpha() for c in w)) / len(words) < config.min_alphabetic_word_fraction:
+        return "alphabetic_words"
+    return None
+
+
+def test_rejection_reasons_match_the_plain_rules_on_random_text():
+    """Every rule decides some of these texts (a one-word minimum lets the later rules speak)."""
+    rng = random.Random(3)
+    config = GopherConfig(min_words=1, max_words=40)
+    plain = ["word", "words", "longer", "text", "...", "…", "a", "x", "supercalifragilistic"]
+    reasons = set()
+    for _ in range(1500):
+        pieces = rng.choice((PIECES, plain, PIECES + plain * 3))
+        text = "".join(rng.choice(pieces) + rng.choice(SPACES) for _ in range(rng.randint(1, 50)))
+        expected = reference_rejection_reason(text, config)
+        assert gopher_rejection_reason(text, config) == expected, repr(text)
+        reasons.add(expected)
+    assert reasons == {None, "word_count", "mean_word_length", "ellipsis_lines", "alphabetic_words"}
 
 
 def test_contraction_rules_are_the_ones_merged_into_one_pass():
