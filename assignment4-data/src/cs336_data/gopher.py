@@ -113,9 +113,9 @@ def _in_context(key: str) -> str:
 class ChunkTokenizer:
     r"""NLTK's word tokens, computed once per distinct chunk (a maximal run of non-whitespace).
 
-    Why this is exact: NLTK's substitutions only insert spaces and turn quote characters into other non-whitespace
-    quote tokens, then it splits on whitespace, so every token comes from one chunk. Its patterns read past a
-    chunk's edges in these places only, and each is covered:
+    Why this is exact: NLTK's substitutions only insert spaces, collapse whitespace and turn quote characters into
+    other non-whitespace quote tokens, then it splits on whitespace, so every token comes from one chunk. Its
+    patterns read past a chunk's edges in these places only, and each is covered:
 
     - ``^"`` and ``([ ([{<])("|'')``: a chunk starting with ``"`` or ``''`` depends on what precedes it (the text's
       start, a plain space, or other whitespace), which is marked in its key;
