@@ -115,11 +115,38 @@ def test_study_recovers_the_known_law_within_budget():
     assert result.other_fit.parameters.law.exponent == pytest.approx(expected, abs=0.1)
     assert result.loss_law.decay == pytest.approx(ALPHA * BETA / (ALPHA + BETA), abs=0.05)
 
+    assert not [w for w in result.warnings if "not bracketed" in w]
+
     prediction = result.prediction
     assert prediction.n_opt == pytest.approx(true_n_opt(1e19), rel=0.1)
     assert prediction.loss == pytest.approx(true_loss_opt(1e19), rel=0.02)
     assert prediction.tokens == pytest.approx(1e19 / (6 * prediction.parameters))
     assert prediction.batch_size in (128, 256)
+
+
+class EdgeApi(SyntheticApi):
+    """A surface the grid cannot bracket (what a GPU study at a tiny FLOPs scale saw): the loss falls with the
+    tokens a run reads and not with its size, so the smallest model always wins, and the best learning rate,
+    3e-3, lies above the grid."""
+
+    def loss(self, spec: RunSpec) -> float:
+        spec = validated_spec(**vars(spec))
+        if spec not in self.answered:
+            if self.total_flops_used() + spec.train_flops > self.budget:
+                raise ApiError(403, "Budget exceeded")
+            d = spec.train_flops / (6 * handout_parameters(spec.d_model, spec.num_layers))
+            self.answered[spec] = E + B * d**-BETA + 0.1 * math.log(spec.learning_rate / 3e-3) ** 2
+        return self.answered[spec]
+
+
+def test_unbracketed_optima_are_reported(tmp_path):
+    result = ScalingStudy(EdgeApi(budget=2e18), PlannerConfig(bootstrap=20), log=lambda line: None).run()
+    assert result.learning_rate == 1e-3
+    assert any("best learning rate 0.001 is the largest in the grid" in w for w in result.warnings)
+    unbracketed = [w for w in result.warnings if "the smallest size trained" in w and "not bracketed" in w]
+    assert len(unbracketed) == len(result.levels)
+    text = write_study_report(result, tmp_path).read_text()
+    assert "## Warnings" in text and "not bracketed" in text
 
 
 def test_study_report_is_written(tmp_path):

@@ -151,6 +151,7 @@ class StudyResult:
     other_fit: IsoFlopsFit | None = None  # the other optimum method, for comparison
     loss_law: SaturatingPowerLaw | None = None
     prediction: Prediction | None = None
+    warnings: list[str] = field(default_factory=list)  # reasons not to trust the fit, for the report
 
     def runs(self, phases: tuple[str, ...] = ("isoflops", "edge", "sweep")) -> list[Run]:
         """Answered queries with the chosen hyperparameters, one per (shape, budget), as IsoFLOPs runs."""
@@ -288,7 +289,33 @@ class ScalingStudy:
             self._bracket(result, flops, shapes)
 
         self._fit(result)
+        result.warnings = self._warnings(result)
+        for warning in result.warnings:
+            self.log(f"warning: {warning}")
         return result
+
+    def _warnings(self, result: StudyResult) -> list[str]:
+        """Optima the study did not bracket: a fit through edge points measures the grid, not the law."""
+        warnings = []
+        rates = sorted(self.config.learning_rates)
+        if result.sweep_level is not None and len(rates) > 1 and result.learning_rate in (rates[0], rates[-1]):
+            side = "largest" if result.learning_rate == rates[-1] else "smallest"
+            warnings.append(
+                f"the sweep's best learning rate {result.learning_rate:g} is the {side} in the grid: the best rate "
+                "may lie outside it, and every later run uses this one"
+            )
+        for flops in result.levels:
+            level = sorted((r for r in result.runs() if r.compute_budget == flops), key=lambda r: r.parameters)
+            if len(level) < 2:
+                continue
+            best = min(range(len(level)), key=lambda i: level[i].final_loss)
+            if best in (0, len(level) - 1):
+                side = "smallest" if best == 0 else "largest"
+                warnings.append(
+                    f"at {flops:.0e} FLOPs the lowest loss is at the {side} size trained "
+                    f"(N = {level[best].parameters:.3g}): this level's optimum is not bracketed"
+                )
+        return warnings
 
     def _center(self, result: StudyResult, flops: float) -> float:
         optima = self._optima(result)

@@ -114,6 +114,8 @@ def write_study_report(
             f"{q.parameters:.4g} | {s.learning_rate:g} | {s.batch_size} | {shown} |"
         )
     lines.append("")
+    if result.warnings:
+        lines += ["## Warnings", "", *[f"- {warning}" for warning in result.warnings], ""]
     if result.fit is None or result.prediction is None or result.loss_law is None:
         lines += ["## Fit", "", "Too few answered levels to fit a scaling law."]
     else:
