@@ -89,13 +89,13 @@ def _train_and_compare(ctx: DistributedContext, net_cls: type[nn.Module], dtype:
     assert sharded and all(id(p) in sharded or p.dim() == 1 for p in model.parameters())
 
     gathers = {"count": 0}
-    original_gather_flat = ShardedWeight.gather_flat
+    original_start_gather = ShardedWeight.start_gather
 
-    def counting_gather_flat(self, gather_dtype):
+    def counting_start_gather(self, gather_dtype):
         gathers["count"] += 1
-        return original_gather_flat(self, gather_dtype)
+        return original_start_gather(self, gather_dtype)
 
-    ShardedWeight.gather_flat = counting_gather_flat
+    ShardedWeight.start_gather = counting_start_gather
     # AdamW (assignment 1's) on fp32; in half precision Adam's g / (|g| + eps) turns rounding of tiny gradients
     # into full-size update differences, so there SGD shows the gradients' agreement instead
     if dtype is None:
@@ -130,7 +130,7 @@ def _train_and_compare(ctx: DistributedContext, net_cls: type[nn.Module], dtype:
         for name, ref_param in reference.named_parameters():
             assert full[name].shape == ref_param.shape and full[name].dtype == torch.float32
             torch.testing.assert_close(full[name], ref_param.detach(), rtol=tol, atol=tol, msg=name)
-    ShardedWeight.gather_flat = original_gather_flat
+    ShardedWeight.start_gather = original_start_gather
 
 
 @pytest.mark.parametrize(("dtype", "tol"), [(None, 1e-5), (torch.bfloat16, 2e-3)])
@@ -185,3 +185,44 @@ def _prefetch_order(ctx: DistributedContext) -> None:
 
 def test_forward_prefetches_the_next_weight_in_the_previous_order():
     run_on_ranks(_prefetch_order)
+
+
+def _backward_prefetch(ctx: DistributedContext) -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = TiedNet()
+    fsdp = FSDP(model)
+    started: list[ShardedWeight] = []
+    original_start = ShardedWeight.start_gather
+
+    def recording_start(self, dtype):
+        started.append(self)
+        return original_start(self, dtype)
+
+    ShardedWeight.start_gather = recording_start
+    started_when_backward_began: dict[str, int] = {}
+
+    def note_start(name: str):
+        def hook(module, grad_output):
+            started_when_backward_began.setdefault(name, len(started))
+
+        return hook
+
+    for name in ("lm_head", "fc2", "fc1"):
+        getattr(model, name).register_full_backward_pre_hook(note_start(name))
+    ids = torch.randint(0, TiedNet.vocab_size, (2, 3))
+    loss = fsdp(ids).sum()
+    started.clear()
+    loss.backward()
+    fsdp.finish_gradient_synchronization()
+    ShardedWeight.start_gather = original_start
+    embedding, fc1, fc2 = fsdp.sharded_weights
+    # backward needs lm_head's (the embedding's) weight, then fc2's, then fc1's; the embedding lookup saves no
+    # weight, so nothing is gathered for it. Each gather after the first starts while the layer before it in
+    # backward runs: fc2's is under way when fc2's backward begins, fc1's when fc1's begins.
+    assert started == [embedding, fc2, fc1]
+    assert started_when_backward_began == {"lm_head": 0, "fc2": 2, "fc1": 3}
+
+
+def test_backward_prefetches_the_weight_it_needs_next():
+    run_on_ranks(_backward_prefetch)

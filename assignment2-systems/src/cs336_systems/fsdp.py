@@ -8,8 +8,9 @@ Lifecycle of one sharded weight in a training step:
    overlaps this layer's compute;
 2. while the module runs, a saved-tensor hook replaces any view of the gathered weight that autograd wants to
    keep for backward by a small "gather again" token, so the full weight is freed right after the forward;
-3. backward: unpacking the token all-gathers the weight again; the gradient of the full weight arrives in
-   `_GatherWeight.backward`, which starts an fp32 reduce-scatter (SUM) into this rank's chunk;
+3. backward: unpacking the token all-gathers the weight again (started early when the weight saved just
+   before it in forward was unpacked, so the gather overlaps that layer's backward); the gradient of the full
+   weight arrives in `_GatherWeight.backward`, which starts an fp32 reduce-scatter (SUM) into this rank's chunk;
 4. `finish_gradient_synchronization` waits, divides by the world size and stores the shard's `.grad` (same
    shape and dtype as the shard). Other parameters (norm gains) are replicated and all-reduced like DDP.
 
@@ -104,6 +105,39 @@ class _GatherWeight(torch.autograd.Function):
         return None, None
 
 
+class _ForwardRecord:
+    """One root forward: the sharded weights in the order it used them, which of those calls saved their weight
+    for backward, and the backward gathers started early (keyed by forward position)."""
+
+    def __init__(self):
+        self.order: list[ShardedWeight] = []
+        self.saved: set[int] = set()
+        self.consumed: set[int] = set()
+        self.prefetched: dict[int, PendingGather] = {}
+
+    def backward_gather(self, index: int, state: ShardedWeight, dtype: torch.dtype) -> torch.Tensor:
+        """The weight of forward call `index` for backward; starts the gather of the weight that backward needs
+        next (the nearest earlier call that saved its weight), so it overlaps this layer's backward. Every rank
+        runs the same graph, so every rank starts the same gathers in the same order."""
+        early = self.prefetched.pop(index, None)
+        if early is not None and early.dtype != dtype:
+            early.wait()
+            early = None
+        gathering = early or state.start_gather(dtype)
+        self.consumed.add(index)
+        earlier = [i for i in self.saved if i < index and i not in self.consumed and i not in self.prefetched]
+        if earlier:
+            nearest = max(earlier)
+            self.prefetched[nearest] = self.order[nearest].start_gather(dtype)
+        return gathering.wait()
+
+    def drain(self) -> None:
+        """Wait for prefetches backward never used (a saved weight it did not need)."""
+        for unused in self.prefetched.values():
+            unused.wait()
+        self.prefetched.clear()
+
+
 @dataclass(frozen=True)
 class _Regather:
     """Stands in for a saved view of a gathered weight; rebuilt by gathering again in backward."""
@@ -113,26 +147,36 @@ class _Regather:
     size: torch.Size
     stride: tuple[int, ...]
     offset: int
+    record: _ForwardRecord | None
+    index: int
 
 
 class _ActiveCall:
-    """Bookkeeping for one in-progress forward of a sharded module."""
+    """Bookkeeping for one in-progress forward of a sharded module (`index`: its position in `record`)."""
 
-    def __init__(self, state: ShardedWeight, dtype: torch.dtype, full: torch.Tensor):
-        self.state, self.dtype = state, dtype
+    def __init__(
+        self, state: ShardedWeight, dtype: torch.dtype, full: torch.Tensor, record: _ForwardRecord | None, index: int
+    ):
+        self.state, self.dtype, self.record, self.index = state, dtype, record, index
         self.storage_ptr = full.untyped_storage().data_ptr()
         self.saved_hooks = torch.autograd.graph.saved_tensors_hooks(self.pack, self.unpack)
 
     def pack(self, tensor: torch.Tensor):
         if tensor.untyped_storage().data_ptr() != self.storage_ptr:
             return tensor
-        return _Regather(self.state, self.dtype, tensor.size(), tensor.stride(), tensor.storage_offset())
+        if self.record is not None:
+            self.record.saved.add(self.index)
+        size, stride, offset = tensor.size(), tensor.stride(), tensor.storage_offset()
+        return _Regather(self.state, self.dtype, size, stride, offset, self.record, self.index)
 
     @staticmethod
     def unpack(saved):
         if not isinstance(saved, _Regather):
             return saved
-        flat = saved.state.gather_flat(saved.dtype)
+        if saved.record is None:  # the module was called directly: no order to prefetch along
+            flat = saved.state.gather_flat(saved.dtype)
+        else:
+            flat = saved.record.backward_gather(saved.index, saved.state, saved.dtype)
         return flat.as_strided(saved.size, saved.stride, saved.offset)
 
 
@@ -174,30 +218,34 @@ class FSDP(nn.Module):
         for param in self.replicated:
             param.register_post_accumulate_grad_hook(weak_tensor_hook(self._reduce_replicated))
         self._active: dict[nn.Module, list[_ActiveCall]] = {}
-        # forward prefetch: the order in which sharded weights were used by the previous forward, the calls of
+        # forward prefetch: the order in which sharded weights were used by the previous forward, the record of
         # the current one, and gathers started early keyed by their position in that order
         self._forward_order: list[ShardedWeight] = []
-        self._this_forward: list[ShardedWeight] | None = None
+        self._this_forward: _ForwardRecord | None = None
         self._prefetched: dict[int, PendingGather] = {}
+        self._awaiting_backward: list[_ForwardRecord] = []  # forwards whose backward may have prefetched
 
     def forward(self, *inputs, **kwargs):
-        self._this_forward = []
+        record = self._this_forward = _ForwardRecord()
         try:
             return self.module(*inputs, **kwargs)
         finally:
-            self._forward_order, self._this_forward = self._this_forward, None
+            self._forward_order, self._this_forward = record.order, None
+            if record.saved:
+                self._awaiting_backward.append(record)
             for unused in self._prefetched.values():  # the forward took another path: drain, keep ranks in step
                 unused.wait()
             self._prefetched.clear()
 
-    def _gathering_for(self, state: ShardedWeight, dtype: torch.dtype) -> PendingGather:
-        """This call's gather (started early if the previous forward predicted it), and, inside a root forward,
-        the start of the next weight's gather: it overlaps this layer's compute and begins only once the layer
-        two before the next has finished, so at most two gathered weights are alive."""
+    def _gathering_for(self, state: ShardedWeight, dtype: torch.dtype) -> tuple[PendingGather, int]:
+        """This call's gather (started early if the previous forward predicted it) and its forward position, and,
+        inside a root forward, the start of the next weight's gather: it overlaps this layer's compute and begins
+        only once the layer two before the next has finished, so at most two gathered weights are alive."""
         if self._this_forward is None:  # the module was called directly, not through this wrapper
-            return state.start_gather(dtype)
-        index = len(self._this_forward)
-        self._this_forward.append(state)
+            return state.start_gather(dtype), 0
+        order = self._this_forward.order
+        index = len(order)
+        order.append(state)
         early = self._prefetched.pop(index, None)
         if early is not None and (early.state is not state or early.dtype != dtype):
             early.wait()
@@ -205,13 +253,14 @@ class FSDP(nn.Module):
         gathering = early or state.start_gather(dtype)
         if index + 1 < len(self._forward_order) and index + 1 not in self._prefetched:
             self._prefetched[index + 1] = self._forward_order[index + 1].start_gather(dtype)
-        return gathering
+        return gathering, index
 
     def _before_forward(self, submodule: nn.Module, args: tuple):
         state = self._state_of[submodule]
         dtype = self.compute_dtype or torch.float32
-        full = _GatherWeight.apply(state.shard, self._gathering_for(state, dtype))
-        call = _ActiveCall(state, dtype, full)
+        gathering, index = self._gathering_for(state, dtype)
+        full = _GatherWeight.apply(state.shard, gathering)
+        call = _ActiveCall(state, dtype, full, self._this_forward, index)
         self._active.setdefault(submodule, []).append(call)
         submodule.__dict__["weight"] = full  # shadows the registered shard for this call only
         call.saved_hooks.__enter__()
@@ -234,6 +283,9 @@ class FSDP(nn.Module):
 
     def finish_gradient_synchronization(self) -> None:
         world_size = dist.get_world_size()
+        for record in self._awaiting_backward:
+            record.drain()
+        self._awaiting_backward.clear()
         for param, work in self._pending_replicated:
             work.wait()
             param.grad.div_(world_size)
