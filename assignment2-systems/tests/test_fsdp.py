@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -150,11 +153,9 @@ def test_shards_cover_the_flat_weight_with_zero_padding():
     assert [s.tolist() for s in shards] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 0, 0]]
 
 
-def _prefetch_order(ctx: DistributedContext) -> None:
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    model = TiedNet()
-    fsdp = FSDP(model)
+@contextmanager
+def recorded_gather_starts() -> Iterator[list[ShardedWeight]]:
+    """Every `ShardedWeight.start_gather` call in the block, in order (the weight whose gather started)."""
     started: list[ShardedWeight] = []
     original_start = ShardedWeight.start_gather
 
@@ -163,19 +164,30 @@ def _prefetch_order(ctx: DistributedContext) -> None:
         return original_start(self, dtype)
 
     ShardedWeight.start_gather = recording_start
+    try:
+        yield started
+    finally:
+        ShardedWeight.start_gather = original_start
+
+
+def _prefetch_order(ctx: DistributedContext) -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = TiedNet()
+    fsdp = FSDP(model)
     layers = [model.embedding, model.fc1, model.fc2, model.lm_head]  # forward order; lm_head reuses the embedding
     started_when_layer_ran: list[int] = []
-    for layer in layers:
-        layer.register_forward_hook(lambda *_: started_when_layer_ran.append(len(started)))
     ids = torch.randint(0, TiedNet.vocab_size, (2, 3))
     per_step = []
-    for _ in range(2):
-        started.clear()
-        started_when_layer_ran.clear()
-        fsdp(ids).sum().backward()
-        fsdp.finish_gradient_synchronization()
-        per_step.append(list(started_when_layer_ran))
-    ShardedWeight.start_gather = original_start
+    with recorded_gather_starts() as started:
+        for layer in layers:
+            layer.register_forward_hook(lambda *_: started_when_layer_ran.append(len(started)))
+        for _ in range(2):
+            started.clear()
+            started_when_layer_ran.clear()
+            fsdp(ids).sum().backward()
+            fsdp.finish_gradient_synchronization()
+            per_step.append(list(started_when_layer_ran))
     # first forward: no order known yet, one gather per layer; then layer k runs while layer k+1's gather is
     # already under way (and no further one: at most two gathered weights alive)
     assert per_step == [[1, 2, 3, 4], [2, 3, 4, 4]]
@@ -192,30 +204,22 @@ def _backward_prefetch(ctx: DistributedContext) -> None:
     torch.manual_seed(0)
     model = TiedNet()
     fsdp = FSDP(model)
-    started: list[ShardedWeight] = []
-    original_start = ShardedWeight.start_gather
-
-    def recording_start(self, dtype):
-        started.append(self)
-        return original_start(self, dtype)
-
-    ShardedWeight.start_gather = recording_start
     started_when_backward_began: dict[str, int] = {}
-
-    def note_start(name: str):
-        def hook(module, grad_output):
-            started_when_backward_began.setdefault(name, len(started))
-
-        return hook
-
-    for name in ("lm_head", "fc2", "fc1"):
-        getattr(model, name).register_full_backward_pre_hook(note_start(name))
     ids = torch.randint(0, TiedNet.vocab_size, (2, 3))
-    loss = fsdp(ids).sum()
-    started.clear()
-    loss.backward()
-    fsdp.finish_gradient_synchronization()
-    ShardedWeight.start_gather = original_start
+    with recorded_gather_starts() as started:
+
+        def note_start(name: str):
+            def hook(module, grad_output):
+                started_when_backward_began.setdefault(name, len(started))
+
+            return hook
+
+        for name in ("lm_head", "fc2", "fc1"):
+            getattr(model, name).register_full_backward_pre_hook(note_start(name))
+        loss = fsdp(ids).sum()
+        started.clear()
+        loss.backward()
+        fsdp.finish_gradient_synchronization()
     embedding, fc1, fc2 = fsdp.sharded_weights
     # backward needs lm_head's (the embedding's) weight, then fc2's, then fc1's; the embedding lookup saves no
     # weight, so nothing is gathered for it. Each gather after the first starts while the layer before it in
