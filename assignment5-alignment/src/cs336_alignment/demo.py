@@ -53,6 +53,10 @@ class DemoConfig:
     grpo_questions_per_step: int = 16
     group_size: int = 8
     loss_type: str = "reinforce_with_baseline"
+    grpo_temperature: float = field(default=1.0, metadata={"help": "rollout sampling temperature"})
+    grpo_epochs: int = field(default=1, metadata={"help": "passes over each rollout batch (>1 is off-policy)"})
+    use_std_normalization: bool = field(default=True, metadata={"help": "divide advantages by the group std"})
+    length_normalization: str = field(default="masked_mean", metadata={"help": "masked_mean or constant (Dr. GRPO)"})
     max_tokens: int = 64
     eval_every: int = 10
     threads: int = field(default=1, metadata={"help": "torch CPU threads (1 is fastest for the tiny model)"})
@@ -70,6 +74,27 @@ def demo_prompt(cfg: DemoConfig, question: str) -> str:
     if cfg.prompt == "short":
         return SHORT_PROMPT.format(question=question)
     raise ValueError(f"--prompt must be short or r1_zero, got {cfg.prompt!r}")
+
+
+def demo_grpo_config(cfg: DemoConfig) -> GRPOConfig:
+    """The GRPO settings of the demo: one optimiser step per rollout batch and epoch, micro-batches of 32."""
+    rollouts = cfg.grpo_questions_per_step * cfg.group_size
+    return GRPOConfig(
+        n_grpo_steps=cfg.grpo_steps,
+        learning_rate=cfg.grpo_lr,
+        rollout_batch_size=rollouts,
+        group_size=cfg.group_size,
+        sampling_temperature=cfg.grpo_temperature,
+        sampling_max_tokens=cfg.max_tokens,
+        epochs_per_rollout_batch=cfg.grpo_epochs,
+        train_batch_size=rollouts,
+        gradient_accumulation_steps=max(1, rollouts // 32),
+        loss_type=cfg.loss_type,
+        use_std_normalization=cfg.use_std_normalization,
+        length_normalization=cfg.length_normalization,
+        eval_every=cfg.eval_every,
+        seed=cfg.seed,
+    )
 
 
 def _train_problem_tokenizer(cfg: DemoConfig, problems: list[MathProblem], directory: Path) -> Any:
@@ -114,6 +139,7 @@ def _save_state(model: torch.nn.Module, path: Path) -> None:
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     """Evaluate, SFT, evaluate, GRPO, evaluate; returns the summary also written to ``summary.json``."""
     started = time.perf_counter()
+    grpo_cfg = demo_grpo_config(cfg)  # validates the GRPO options before minutes of SFT
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     out_dir = Path(cfg.out_dir)
@@ -167,19 +193,6 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
         train_sft(policy, tokenizer, sft_examples, sft_cfg, log_and_keep, evaluate)
         after_sft = records[-1]
-        rollouts = cfg.grpo_questions_per_step * cfg.group_size
-        grpo_cfg = GRPOConfig(
-            n_grpo_steps=cfg.grpo_steps,
-            learning_rate=cfg.grpo_lr,
-            rollout_batch_size=rollouts,
-            group_size=cfg.group_size,
-            sampling_max_tokens=cfg.max_tokens,
-            train_batch_size=rollouts,
-            gradient_accumulation_steps=max(1, rollouts // 32),
-            loss_type=cfg.loss_type,
-            eval_every=cfg.eval_every,
-            seed=cfg.seed,
-        )
         train_grpo(
             policy,
             tokenizer,
