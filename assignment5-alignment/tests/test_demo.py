@@ -1,7 +1,9 @@
 """The offline demo's GRPO options reach the loop's config, and bad ones fail before any training."""
 
 import pytest
-from cs336_alignment.demo import DemoConfig, demo_grpo_config
+from cs336_alignment.demo import DemoConfig, demo_grpo_config, noisy_demonstrations
+from cs336_alignment.math_data import arithmetic_word_problems, r1_zero_target
+from cs336_alignment.rewards import r1_zero_reward_fn
 
 
 def test_demo_grpo_config_carries_every_option():
@@ -31,3 +33,22 @@ def test_demo_grpo_config_carries_every_option():
 def test_demo_grpo_config_rejects_unknown_options(bad):
     with pytest.raises(ValueError):
         demo_grpo_config(DemoConfig(**bad))
+
+
+def test_noisy_demonstrations_state_an_off_by_one_answer_at_the_given_rate():
+    problems = arithmetic_word_problems(2000, 0, 9)
+    noisy = noisy_demonstrations(problems, 0.6, seed=3)
+    changed = [(p, q) for p, q in zip(problems, noisy, strict=True) if p.answer != q.answer]
+    assert abs(len(changed) / len(problems) - 0.6) < 0.04
+    for clean, wrong in changed:
+        assert int(wrong.answer) == int(clean.answer) + 1
+        assert (wrong.question, wrong.solution) == (clean.question, clean.solution)  # the reasoning stays right
+        assert r1_zero_reward_fn(r1_zero_target(wrong), clean.answer)["answer_reward"] == 0.0
+    assert noisy_demonstrations(problems, 0.6, seed=3) == noisy
+    assert noisy_demonstrations(problems, 0.0, seed=3) == problems
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.5])
+def test_noisy_demonstrations_reject_a_rate_outside_0_1(rate):
+    with pytest.raises(ValueError, match="sft_wrong_answer_rate"):
+        noisy_demonstrations([], rate, seed=0)

