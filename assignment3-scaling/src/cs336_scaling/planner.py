@@ -185,6 +185,12 @@ def choose_levels(grid_budget: float, config: PlannerConfig, eligible: Callable[
     )
 
 
+def _level_by_size(result: StudyResult, flops: float) -> tuple[list[Run], int]:
+    """The answered runs at one budget from smallest to largest, and the index of the lowest loss (-1 if none)."""
+    level = sorted((r for r in result.runs() if r.compute_budget == flops), key=lambda r: r.parameters)
+    return level, min(range(len(level)), key=lambda i: level[i].final_loss, default=-1)
+
+
 class ScalingStudy:
     """Runs the strategy in the module docstring against any :class:`TrainingApi`."""
 
@@ -305,11 +311,8 @@ class ScalingStudy:
                 "may lie outside it, and every later run uses this one"
             )
         for flops in result.levels:
-            level = sorted((r for r in result.runs() if r.compute_budget == flops), key=lambda r: r.parameters)
-            if len(level) < 2:
-                continue
-            best = min(range(len(level)), key=lambda i: level[i].final_loss)
-            if best in (0, len(level) - 1):
+            level, best = _level_by_size(result, flops)
+            if len(level) >= 2 and best in (0, len(level) - 1):
                 side = "smallest" if best == 0 else "largest"
                 warnings.append(
                     f"at {flops:.0e} FLOPs the lowest loss is at the {side} size trained "
@@ -330,21 +333,18 @@ class ScalingStudy:
         """``(C, N_opt)`` of each finished level whose lowest loss is not at the edge of its sizes."""
         optima = []
         for flops in result.levels:
-            level = sorted((r for r in result.runs() if r.compute_budget == flops), key=lambda r: r.parameters)
-            if len(level) >= 3:
-                best = min(range(len(level)), key=lambda i: level[i].final_loss)
-                if 0 < best < len(level) - 1:
-                    optima.append((flops, level[best].parameters))
+            level, best = _level_by_size(result, flops)
+            if len(level) >= 3 and 0 < best < len(level) - 1:
+                optima.append((flops, level[best].parameters))
         return optima
 
     def _bracket(self, result: StudyResult, flops: float, shapes: list[Shape]) -> None:
         """Buy sizes beyond the edge while the lowest loss of this level sits there."""
         step = self.config.size_spread ** (1 / (self.config.sizes_per_level - 1))
         for _ in range(self.config.edge_extensions):
-            level = sorted((r for r in result.runs() if r.compute_budget == flops), key=lambda r: r.parameters)
+            level, best = _level_by_size(result, flops)
             if len(level) < 2:
                 return
-            best = min(range(len(level)), key=lambda i: level[i].final_loss)
             if 0 < best < len(level) - 1:
                 return
             wanted = level[best].parameters * (step if best == len(level) - 1 else 1 / step)

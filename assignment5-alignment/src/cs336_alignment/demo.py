@@ -160,12 +160,12 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     """Evaluate, SFT, evaluate, GRPO, evaluate; returns the summary also written to ``summary.json``."""
     started = time.perf_counter()
     grpo_cfg = demo_grpo_config(cfg)  # validates the GRPO options before minutes of SFT
-    noisy_demonstrations([], cfg.sft_wrong_answer_rate, cfg.seed)  # and the SFT noise rate
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     train = arithmetic_word_problems(cfg.train_problems, cfg.seed, cfg.max_number)
+    demonstrations = noisy_demonstrations(train, cfg.sft_wrong_answer_rate, cfg.seed + 3)
     seen = {p.question for p in train}
     heldout = [
         p
@@ -195,7 +195,6 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
         before = evaluate(0)
         log({"step": 0, "phase": "start", **before})
-        demonstrations = noisy_demonstrations(train, cfg.sft_wrong_answer_rate, cfg.seed + 3)
         sft_examples = [(prompt(p.question), r1_zero_target(p)) for p in demonstrations]
         sft_cfg = SFTConfig(
             sft_steps=cfg.sft_steps,
