@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from cs336_basics.optimizer import AdamW
 from cs336_systems.distributed_utils import DistributedContext
-from cs336_systems.fsdp import FSDP, ShardedWeight, shard_tensor
+from cs336_systems.fsdp import FSDP, ShardedUnit, shard_tensor
 from torch import nn
 
 from tests.distributed_harness import model_lm_available, run_on_ranks
@@ -78,7 +78,13 @@ def _all_ranks_equal(tensor: torch.Tensor) -> bool:
     return all(torch.equal(gathered[0], other) for other in gathered[1:])
 
 
-def _train_and_compare(ctx: DistributedContext, net_cls: type[nn.Module], dtype: torch.dtype | None, tol: float):
+def _train_and_compare(
+    ctx: DistributedContext,
+    net_cls: type[nn.Module],
+    dtype: torch.dtype | None,
+    tol: float,
+    unit_types: tuple[type[nn.Module], ...] | None = None,
+):
     torch.set_num_threads(1)
     torch.manual_seed(0)
     reference = net_cls()
@@ -86,19 +92,11 @@ def _train_and_compare(ctx: DistributedContext, net_cls: type[nn.Module], dtype:
     model = net_cls()
     if ctx.rank == 0:
         model.load_state_dict(reference.state_dict())
-    fsdp = FSDP(model, compute_dtype=dtype)
+    fsdp = FSDP(model, compute_dtype=dtype, unit_types=unit_types)
     assert fsdp.module is model
-    sharded = {id(state.shard) for state in fsdp.sharded_weights}
+    sharded = {id(weight.shard) for weight in fsdp.sharded_weights}
     assert sharded and all(id(p) in sharded or p.dim() == 1 for p in model.parameters())
-
-    gathers = {"count": 0}
-    original_start_gather = ShardedWeight.start_gather
-
-    def counting_start_gather(self, gather_dtype):
-        gathers["count"] += 1
-        return original_start_gather(self, gather_dtype)
-
-    ShardedWeight.start_gather = counting_start_gather
+    assert sorted(len(unit.weights) for unit in fsdp.units) == ([1, 1, 1] if unit_types else [len(sharded)])
     # AdamW (assignment 1's) on fp32; in half precision Adam's g / (|g| + eps) turns rounding of tiny gradients
     # into full-size update differences, so there SGD shows the gradients' agreement instead
     if dtype is None:
@@ -112,11 +110,12 @@ def _train_and_compare(ctx: DistributedContext, net_cls: type[nn.Module], dtype:
         mine = slice(ctx.rank * 4, (ctx.rank + 1) * 4)
         optimizer.zero_grad(set_to_none=True)
         ref_optimizer.zero_grad(set_to_none=True)
-        logits = fsdp(ids[mine])
-        assert logits.dtype == (dtype or torch.float32)  # the layers really computed in the compute dtype
-        gathers_after_forward = gathers["count"]
-        F.cross_entropy(logits[:, -1, :].float(), targets[mine]).backward()
-        assert gathers["count"] > gathers_after_forward  # freed weights are gathered again for backward
+        with recorded_gather_starts() as started:
+            logits = fsdp(ids[mine])
+            assert logits.dtype == (dtype or torch.float32)  # the layers really computed in the compute dtype
+            gathers_after_forward = len(started)
+            F.cross_entropy(logits[:, -1, :].float(), targets[mine]).backward()
+        assert len(started) > gathers_after_forward  # freed weights are gathered again for backward
         fsdp.finish_gradient_synchronization()
         ref_logits = net_cls.reference_forward(reference, ids, dtype or torch.float32)
         F.cross_entropy(ref_logits[:, -1, :].float(), targets).backward()
@@ -133,12 +132,17 @@ def _train_and_compare(ctx: DistributedContext, net_cls: type[nn.Module], dtype:
         for name, ref_param in reference.named_parameters():
             assert full[name].shape == ref_param.shape and full[name].dtype == torch.float32
             torch.testing.assert_close(full[name], ref_param.detach(), rtol=tol, atol=tol, msg=name)
-    ShardedWeight.start_gather = original_start_gather
 
 
-@pytest.mark.parametrize(("dtype", "tol"), [(None, 1e-5), (torch.bfloat16, 2e-3)])
-def test_fsdp_tied_uneven_torch_layers_match_single_process(dtype, tol):
-    run_on_ranks(_train_and_compare, TiedNet, dtype, tol)
+PER_LAYER = (nn.Linear, nn.Embedding)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "tol", "unit_types"), [(None, 1e-5, None), (None, 1e-5, PER_LAYER), (torch.bfloat16, 2e-3, PER_LAYER)]
+)
+def test_fsdp_tied_uneven_torch_layers_match_single_process(dtype, tol, unit_types):
+    """One unit for the whole net, or one per layer with the tied embedding/lm_head weight in the root unit."""
+    run_on_ranks(_train_and_compare, TiedNet, dtype, tol, unit_types)
 
 
 @pytest.mark.skipif(not model_lm_available(), reason="cs336_basics.model not available")
@@ -154,27 +158,27 @@ def test_shards_cover_the_flat_weight_with_zero_padding():
 
 
 @contextmanager
-def recorded_gather_starts() -> Iterator[list[ShardedWeight]]:
-    """Every `ShardedWeight.start_gather` call in the block, in order (the weight whose gather started)."""
-    started: list[ShardedWeight] = []
-    original_start = ShardedWeight.start_gather
+def recorded_gather_starts() -> Iterator[list[ShardedUnit]]:
+    """Every `ShardedUnit.start_gather` call in the block, in order (the unit whose gather started)."""
+    started: list[ShardedUnit] = []
+    original_start = ShardedUnit.start_gather
 
     def recording_start(self, dtype):
         started.append(self)
         return original_start(self, dtype)
 
-    ShardedWeight.start_gather = recording_start
+    ShardedUnit.start_gather = recording_start
     try:
         yield started
     finally:
-        ShardedWeight.start_gather = original_start
+        ShardedUnit.start_gather = original_start
 
 
 def _prefetch_order(ctx: DistributedContext) -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = TiedNet()
-    fsdp = FSDP(model)
+    fsdp = FSDP(model, unit_types=PER_LAYER)
     layers = [model.embedding, model.fc1, model.fc2, model.lm_head]  # forward order; lm_head reuses the embedding
     started_when_layer_ran: list[int] = []
     ids = torch.randint(0, TiedNet.vocab_size, (2, 3))
@@ -188,11 +192,13 @@ def _prefetch_order(ctx: DistributedContext) -> None:
             fsdp(ids).sum().backward()
             fsdp.finish_gradient_synchronization()
             per_step.append(list(started_when_layer_ran))
-    # first forward: no order known yet, one gather per layer; then layer k runs while layer k+1's gather is
-    # already under way (and no further one: at most two gathered weights alive)
-    assert per_step == [[1, 2, 3, 4], [2, 3, 4, 4]]
-    embedding, fc1, fc2 = fsdp.sharded_weights
-    assert started[:4] == [embedding, fc1, fc2, embedding]
+    # first forward: no order known yet, one gather per unit; then unit k runs while unit k+1's gather is already
+    # under way (and no further one). The root unit (the tied embedding/lm_head weight) stays gathered until the
+    # forward returns, so lm_head gathers nothing.
+    assert per_step == [[1, 2, 3, 3], [2, 3, 3, 3]]
+    root, fc1, fc2 = fsdp.units
+    assert [unit.weights for unit in fsdp.units] == [[w] for w in fsdp.sharded_weights]
+    assert started[:3] == [root, fc1, fc2]
 
 
 def test_forward_prefetches_the_next_weight_in_the_previous_order():
@@ -203,7 +209,7 @@ def _backward_prefetch(ctx: DistributedContext) -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = TiedNet()
-    fsdp = FSDP(model)
+    fsdp = FSDP(model, unit_types=PER_LAYER)
     started_when_backward_began: dict[str, int] = {}
     ids = torch.randint(0, TiedNet.vocab_size, (2, 3))
     with recorded_gather_starts() as started:
@@ -220,11 +226,11 @@ def _backward_prefetch(ctx: DistributedContext) -> None:
         started.clear()
         loss.backward()
         fsdp.finish_gradient_synchronization()
-    embedding, fc1, fc2 = fsdp.sharded_weights
-    # backward needs lm_head's (the embedding's) weight, then fc2's, then fc1's; the embedding lookup saves no
+    root, fc1, fc2 = fsdp.units
+    # backward needs lm_head's (the root unit's) weight, then fc2's, then fc1's; the embedding lookup saves no
     # weight, so nothing is gathered for it. Each gather after the first starts while the layer before it in
     # backward runs: fc2's is under way when fc2's backward begins, fc1's when fc1's begins.
-    assert started == [embedding, fc2, fc1]
+    assert started == [root, fc2, fc1]
     assert started_when_backward_began == {"lm_head": 0, "fc2": 2, "fc1": 3}
 
 
