@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import gc
+import weakref
+from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -11,7 +14,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from cs336_basics.optimizer import AdamW
 from cs336_systems.distributed_utils import DistributedContext
-from cs336_systems.fsdp import FSDP, ShardedUnit, shard_tensor
+from cs336_systems.fsdp import FSDP, PendingUnitGather, ShardedUnit, shard_tensor
 from torch import nn
 
 from tests.distributed_harness import model_lm_available, run_on_ranks
@@ -236,3 +239,187 @@ def _backward_prefetch(ctx: DistributedContext) -> None:
 
 def test_backward_prefetches_the_weight_it_needs_next():
     run_on_ranks(_backward_prefetch)
+
+
+class GatedBlock(nn.Module):
+    """A residual MLP block whose gate is used, skipped, or called with its output thrown away."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.fc_in = nn.Linear(width, 2 * width)
+        self.fc_out = nn.Linear(2 * width, width, bias=False)
+        self.gate = nn.Linear(width, width, bias=False)
+
+    def forward(self, h: torch.Tensor, gate_mode: str) -> torch.Tensor:
+        out = h + self.fc_out(torch.relu(self.fc_in(self.norm(h))))
+        if gate_mode == "skip":
+            return out
+        gate = torch.sigmoid(self.gate(h))
+        return out * gate if gate_mode == "use" else out
+
+
+class StackNet(nn.Module):
+    """Embedding, a ModuleList of gated blocks (one unit each) and an lm_head (root unit with the embedding)."""
+
+    vocab_size = 29
+
+    def __init__(self, width: int = 6, depth: int = 3):
+        super().__init__()
+        self.embedding = nn.Embedding(self.vocab_size, width)
+        self.blocks = nn.ModuleList(GatedBlock(width) for _ in range(depth))
+        self.lm_head = nn.Linear(width, self.vocab_size, bias=False)
+
+    def forward(self, ids: torch.Tensor, gate_mode: str = "use") -> torch.Tensor:
+        h = self.embedding(ids)
+        for block in self.blocks:
+            h = block(h, gate_mode)
+        return self.lm_head(h)
+
+
+def _units_with_unused_weights(ctx: DistributedContext) -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    reference = StackNet()
+    model = StackNet()
+    model.load_state_dict(reference.state_dict())
+    fsdp = FSDP(model)
+    assert sorted(len(unit.weights) for unit in fsdp.units) == [2, 3, 3, 3]
+    optimizer, ref_optimizer = (torch.optim.SGD(m.parameters(), lr=0.5) for m in (fsdp, reference))
+    generator = torch.Generator().manual_seed(3)
+    # "skip": the gates get no gradient; "discard": they are used but their output never reaches the loss, so
+    # every block's gradients stay incomplete until finish_gradient_synchronization flushes them
+    for gate_mode in ("use", "skip", "discard", "use"):
+        ids = torch.randint(0, StackNet.vocab_size, (4, 5), generator=generator)
+        targets = torch.randint(0, StackNet.vocab_size, (4, 5), generator=generator)
+        mine = slice(2 * ctx.rank, 2 * ctx.rank + 2)
+        optimizer.zero_grad(set_to_none=True)
+        ref_optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(fsdp(ids[mine], gate_mode).flatten(0, 1), targets[mine].flatten()).backward()
+        fsdp.finish_gradient_synchronization()
+        F.cross_entropy(reference(ids, gate_mode).flatten(0, 1), targets.flatten()).backward()
+        for (name, param), ref_param in zip(model.named_parameters(), reference.parameters()):
+            assert (param.grad is None) == (ref_param.grad is None), f"{gate_mode} {name}"
+        optimizer.step()
+        ref_optimizer.step()
+        full = fsdp.gather_full_params()
+        for name, ref_param in reference.named_parameters():
+            torch.testing.assert_close(full[name], ref_param.detach(), rtol=1e-5, atol=1e-6, msg=f"{gate_mode} {name}")
+
+
+def test_units_with_skipped_and_unused_weights_match_single_process():
+    run_on_ranks(_units_with_unused_weights)
+
+
+def _count_collectives(counts: Counter, names: dict[str, str]) -> list[tuple[str, Callable]]:
+    """Wrap the `torch.distributed` collectives in `names` (function -> counter key) to count their calls."""
+    originals = [(name, getattr(dist, name)) for name in names]
+
+    def counting(name: str, original: Callable) -> Callable:
+        def wrapper(*args, **kwargs):
+            counts[names[name]] += 1
+            return original(*args, **kwargs)
+
+        return wrapper
+
+    for name, original in originals:
+        setattr(dist, name, counting(name, original))
+    return originals
+
+
+@contextmanager
+def counted_collectives() -> Iterator[Counter]:
+    """Calls of all-gathers and reduce-scatters in the block; on gloo a reduce-scatter is an all-reduce, so
+    `all_reduce` is counted on its own (replicated gradients are all-reduced too)."""
+    counts: Counter = Counter()
+    names = {
+        "all_gather": "all_gather",
+        "all_gather_into_tensor": "all_gather",
+        "reduce_scatter_tensor": "reduce_scatter",
+        "all_reduce": "all_reduce",
+    }
+    originals = _count_collectives(counts, names)
+    try:
+        yield counts
+    finally:
+        for name, original in originals:
+            setattr(dist, name, original)
+
+
+def _transformer_collectives_and_training(ctx: DistributedContext) -> None:
+    from cs336_basics.model import TransformerLM
+
+    torch.set_num_threads(1)
+    config = dict(vocab_size=31, context_length=8, d_model=16, num_layers=3, num_heads=2, d_ff=24)
+    torch.manual_seed(0)
+    reference = TransformerLM(**config)
+    model = TransformerLM(**config)
+    model.load_state_dict(reference.state_dict())
+    fsdp = FSDP(model)
+    units = config["num_layers"] + 1  # one per block, one root (embedding and lm_head)
+    replicated = sum(1 for p in reference.parameters() if p.dim() == 1)  # the RMSNorm gains
+    optimizer, ref_optimizer = (torch.optim.AdamW(m.parameters(), lr=1e-3) for m in (fsdp, reference))
+    tokens = torch.randint(0, config["vocab_size"], (4, 9), generator=torch.Generator().manual_seed(5))
+    x, y = tokens[:, :-1], tokens[:, 1:]
+    mine = slice(2 * ctx.rank, 2 * ctx.rank + 2)
+    for _ in range(2):
+        optimizer.zero_grad(set_to_none=True)
+        with counted_collectives() as forward:
+            loss = F.cross_entropy(fsdp(x[mine]).flatten(0, 1), y[mine].flatten())
+        with counted_collectives() as backward:
+            loss.backward()
+            fsdp.finish_gradient_synchronization()
+        assert forward == Counter(all_gather=units)
+        reduce_scatters = backward["reduce_scatter"] + backward["all_reduce"] - replicated
+        assert backward["all_gather"] == units and reduce_scatters == units, backward
+        optimizer.step()
+        ref_optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(reference(x).flatten(0, 1), y.flatten()).backward()
+        ref_optimizer.step()
+    full = fsdp.gather_full_params()
+    for name, ref_param in reference.named_parameters():
+        torch.testing.assert_close(full[name], ref_param.detach(), rtol=1e-5, atol=1e-6, msg=name)
+
+
+@pytest.mark.skipif(not model_lm_available(), reason="cs336_basics.model not available")
+def test_transformer_costs_one_gather_each_way_and_one_reduce_scatter_per_unit():
+    run_on_ranks(_transformer_collectives_and_training)
+
+
+def _gathered_units_are_freed(ctx: DistributedContext) -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = StackNet()
+    fsdp = FSDP(model)
+    alive: list[weakref.ref] = []
+    original_wait = PendingUnitGather.wait
+
+    def recording_wait(self):
+        gathered = original_wait(self)
+        alive.append(weakref.ref(gathered.untyped_storage()))
+        return gathered
+
+    def live_count() -> int:
+        gc.collect()
+        return sum(ref() is not None for ref in alive)
+
+    live_inside_block: list[int] = []
+    for block in model.blocks:
+        block.fc_out.register_forward_hook(lambda *_: live_inside_block.append(live_count()))
+    ids = torch.randint(0, StackNet.vocab_size, (2, 5))
+    PendingUnitGather.wait = recording_wait
+    try:
+        for _ in range(2):
+            alive.clear()
+            loss = fsdp(ids).square().mean()
+            assert live_count() == 0  # saved weights are regather tokens, nothing else holds a gathered unit
+            loss.backward()
+            assert live_count() == 0
+            fsdp.finish_gradient_synchronization()
+    finally:
+        PendingUnitGather.wait = original_wait
+    assert live_inside_block == [2] * (2 * len(model.blocks))  # the root unit and the running block's unit
+
+
+def test_gathered_units_are_freed_after_forward():
+    run_on_ranks(_gathered_units_are_freed)
