@@ -80,7 +80,7 @@ class ShardedWeight:
 
     def full_view(self, gathered: torch.Tensor) -> torch.Tensor:
         """This weight inside its unit's gathered buffer, where each weight's padded full tensor is contiguous."""
-        start = self.offset * dist.get_world_size()
+        start = self.offset * self.unit.world_size
         return gathered[start : start + self.numel].view(self.shape)
 
 
@@ -98,6 +98,7 @@ class ShardedUnit:
         for weight, offset in zip(weights, accumulate(self.chunks, initial=0)):
             weight.unit, weight.offset = self, offset
         self.chunk = sum(self.chunks)
+        self.world_size = dist.get_world_size()
         self.uses_awaiting_grad = 0
         self._grads: torch.Tensor | None = None  # (world_size, chunk), fp32
         self._weights_with_grad: dict[ShardedWeight, None] = {}  # insertion-ordered set
@@ -106,13 +107,13 @@ class ShardedUnit:
     def start_gather(self, dtype: torch.dtype) -> PendingUnitGather:
         send = torch.empty(self.chunk, dtype=dtype, device=self.weights[0].shard.device)
         torch.cat([weight.shard.detach() for weight in self.weights], out=send)
-        out = send.new_empty(self.chunk * dist.get_world_size())
+        out = send.new_empty(self.chunk * self.world_size)
         return PendingUnitGather(self, dtype, out, send, all_gather_flat(out, send, async_op=True))
 
     def add_grad(self, weight: ShardedWeight, grad_full: torch.Tensor) -> None:
         """Accumulate one use's full-weight gradient; the unit's last expected gradient starts its reduce-scatter."""
         if self._grads is None:
-            self._grads = torch.zeros(dist.get_world_size(), self.chunk, dtype=torch.float32, device=grad_full.device)
+            self._grads = torch.zeros(self.world_size, self.chunk, dtype=torch.float32, device=grad_full.device)
         rank_major = self._grads[:, weight.offset : weight.offset + weight.chunk]
         _write_rank_major(rank_major, grad_full.reshape(-1), accumulate=weight in self._weights_with_grad)
         self._weights_with_grad[weight] = None
@@ -135,9 +136,8 @@ class ShardedUnit:
 
     def store_grads(self) -> None:
         """Wait for this unit's reduce-scatters and add the averaged chunks to the shards' `.grad`."""
-        world_size = dist.get_world_size()
         for pending, weights in self._pending:
-            summed = pending.wait().div_(world_size)
+            summed = pending.wait().div_(self.world_size)
             for weight in weights:
                 grad = summed[weight.offset : weight.offset + weight.chunk]
                 if weight.shard.grad is None:
@@ -172,7 +172,7 @@ class PendingUnitGather:
         self.work.wait()
         if len(self.unit.weights) == 1:  # one weight: rank-major is already weight-major
             return self.out
-        world_size = dist.get_world_size()
+        world_size = self.unit.world_size
         gathered = torch.empty_like(self.out)
         by_weight = [
             gathered[offset * world_size : (offset + chunk) * world_size].view(world_size, chunk)
