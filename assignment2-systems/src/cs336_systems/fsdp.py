@@ -115,7 +115,7 @@ class ShardedUnit:
         if self._grads is None:
             self._grads = torch.zeros(self.world_size, self.chunk, dtype=torch.float32, device=grad_full.device)
         rank_major = self._grads[:, weight.offset : weight.offset + weight.chunk]
-        _write_rank_major(rank_major, grad_full.reshape(-1), accumulate=weight in self._weights_with_grad)
+        _write_rank_major(rank_major, grad_full, accumulate=weight in self._weights_with_grad)
         self._weights_with_grad[weight] = None
         self.uses_awaiting_grad -= 1
         if self.uses_awaiting_grad == 0:
@@ -147,11 +147,20 @@ class ShardedUnit:
         self._pending.clear()
 
 
-def _write_rank_major(rank_major: torch.Tensor, flat: torch.Tensor, accumulate: bool) -> None:
-    """Copy (or add) a flat full tensor into its (world_size, chunk) padded layout; padding is left untouched."""
-    chunk = rank_major.shape[1]
-    rows, rest = divmod(flat.numel(), chunk)
+def _write_rank_major(rank_major: torch.Tensor, full: torch.Tensor, accumulate: bool) -> None:
+    """Copy (or add) a full tensor into its (world_size, chunk) padded layout; padding is left untouched.
+
+    When each rank's chunk is whole rows of `full` (no padding), both sides are viewed as (world_size, rows per
+    rank, ...) and one strided copy does it, whatever `full`'s layout (a Linear's weight gradient is transposed);
+    otherwise `full` is flattened first."""
+    world_size, chunk = rank_major.shape
     write = torch.Tensor.add_ if accumulate else torch.Tensor.copy_
+    if full.numel() == world_size * chunk and full.shape[0] % world_size == 0:
+        rows_per_rank = (world_size, full.shape[0] // world_size, *full.shape[1:])
+        write(rank_major.view(rows_per_rank), full.view(rows_per_rank))
+        return
+    flat = full.reshape(-1)
+    rows, rest = divmod(flat.numel(), chunk)
     write(rank_major[:rows], flat[: rows * chunk].view(rows, chunk))
     if rest:
         write(rank_major[rows, :rest], flat[rows * chunk :])
