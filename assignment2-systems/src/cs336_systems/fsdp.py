@@ -243,10 +243,7 @@ class _ForwardRecord:
         regather of a unit starts the one backward needs next. Released after the unit's last token."""
         event = self.call_events[call]
         if event not in self.regathered:
-            early = self.prefetched.pop(event, None)
-            if early is not None and early.dtype != dtype:
-                early.discard()
-                early = None
+            early = self.prefetched.pop(event, None)  # started in this backward, so in the same dtype
             gathering = early or self.units[event].start_gather(dtype)
             self._prefetch_before(call, event, dtype)
             self.regathered[event] = gathering.wait()
@@ -437,9 +434,8 @@ class FSDP(nn.Module):
         that came next in the previous forward, so it overlaps this unit's compute."""
         if self._this_forward is None:  # the module was called directly, not through this wrapper
             return _GatheredUnit(unit, dtype, unit.start_gather(dtype).wait(), None)
-        live = self._live.get(unit)
-        if live is not None and live.dtype == dtype:
-            return live
+        if unit in self._live:
+            return self._live[unit]
         order = self._this_forward.units
         event = len(order)
         order.append(unit)
@@ -451,8 +447,8 @@ class FSDP(nn.Module):
         upcoming = event + 1
         if upcoming < len(self._previous_units) and upcoming not in self._prefetched:
             self._prefetched[upcoming] = self._previous_units[upcoming].start_gather(dtype)
-        live = self._live[unit] = _GatheredUnit(unit, dtype, gathering.wait(), event)
-        return live
+        self._live[unit] = _GatheredUnit(unit, dtype, gathering.wait(), event)
+        return self._live[unit]
 
     def _before_forward(self, submodule: nn.Module, args: tuple):
         weight = self._weight_of[submodule]
