@@ -10,8 +10,10 @@ model trained at the target budget to check the prediction:
     uv run python assignment3-scaling/scripts/plan_study.py --tokens tokens.bin --out study --check \\
         --flops-scale 1e-3 --context-length 256
 
-``--time-budget S`` (in-process) instead measures the training throughput first and picks the largest
-``--flops-scale`` whose study and check fit about S seconds and whose check run reads each token once.
+``--time-budget S`` (in-process) instead times probe runs on the workers first and picks the largest
+``--flops-scale`` whose study and check fit about S seconds (``cs336_scaling.study_timing``) and whose check
+run reads each token once. ``--workers-per-device K --processes`` trains K runs per GPU at once, each in its own
+process (small models leave a GPU mostly idle); the planner asks independent queries concurrently.
 """
 
 from __future__ import annotations
@@ -21,18 +23,20 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from cs336_basics.data import load_tokens
 from cs336_scaling.client import HttpTrainingApi, InProcessTrainingApi, TrainingApi
-from cs336_scaling.planner import PlannerConfig, ScalingStudy, Shape, all_shapes, choose_levels, handout_parameters
+from cs336_scaling.planner import PlannerConfig, ScalingStudy, all_shapes, choose_levels, handout_parameters
 from cs336_scaling.run_spec import RunSpec, flops_parameters, model_config
 from cs336_scaling.service import TrainingService
 from cs336_scaling.store import Store
 from cs336_scaling.study_report import study_json, write_study_report
-from cs336_scaling.training_run import ScaleConfig, TrainingSetup, execute_run, vocab_size_of
-from cs336_scaling.workers import LocalWorkerPool
+from cs336_scaling.study_timing import RunTime, StudyClock, probe_run_time
+from cs336_scaling.training_run import ScaleConfig, TrainingSetup, vocab_size_of
+from cs336_scaling.workers import LocalWorkerPool, local_devices
 
 
 @dataclass
@@ -47,7 +51,9 @@ class StudyArgs:
     time_budget: float | None
     context_length: int
     batch_divisor: int
-    device: str
+    devices: str
+    workers_per_device: int
+    processes: bool
     check: bool
     check_neighbours: float
     deadline: float | None
@@ -78,7 +84,9 @@ def parse_args(argv: list[str] | None = None) -> StudyArgs:
     local.add_argument("--time-budget", type=float, default=None, help="seconds: choose --flops-scale to fit")
     local.add_argument("--context-length", type=int, default=512)
     local.add_argument("--batch-divisor", type=int, default=1)
-    local.add_argument("--device", default="auto")
+    local.add_argument("--devices", default="auto", help="'auto' (every GPU, else the CPU), 'cpu', 'cuda:0,cuda:1'")
+    local.add_argument("--workers-per-device", type=int, default=1, help="runs sharing each device at once")
+    local.add_argument("--processes", action="store_true", help="each worker trains in its own process")
     local.add_argument("--check", action="store_true", help="train the predicted model at the target budget")
     local.add_argument(
         "--check-neighbours", type=float, default=0.0, help="also train sizes this factor smaller/larger (0: no)"
@@ -128,36 +136,43 @@ def planner_config(args: StudyArgs, flops_scale: float) -> PlannerConfig:
     )
 
 
-def measured_throughput(setup: TrainingSetup, device: str) -> float:
-    """Trained FLOPs (6ND) per second of a small model, the kind most study runs are, after a warm-up run."""
-    probe_setup = replace(setup, scale=replace(setup.scale, flops_scale=1.0))
-    cfg = model_config(RunSpec(128, 4, 2, 128, 1e-3, 0), setup.vocab_size, setup.scale.context_length)
-    tokens_per_step = (128 // setup.scale.batch_divisor) * setup.scale.context_length
-    flops = 6 * flops_parameters(cfg) * tokens_per_step
-    execute_run(RunSpec(128, 4, 2, 128, 1e-3, int(flops * 20)), probe_setup, device)
-    result = execute_run(RunSpec(128, 4, 2, 128, 1e-3, int(flops * 200)), probe_setup, device)
-    return 6 * result.parameters * result.tokens / result.seconds
+def choose_flops_scale(
+    args: StudyArgs, study_at: Callable[[float], ScalingStudy], run_time: RunTime, workers: int, train_tokens: int
+) -> tuple[float, dict]:
+    """Largest scale whose study and check runs fit ``time_budget`` by :class:`StudyClock` and whose check run
+    at the Chinchilla prior reads no more tokens than the training split holds; but at least the scale at which
+    ``min_levels`` levels have a prior optimum above the smallest allowed shape."""
+    tokens_per_step = (args.batch_sizes[0] // args.batch_divisor) * args.context_length
 
+    def seconds(scale: float) -> float:
+        clock = StudyClock(study_at(scale), run_time, scale, tokens_per_step, workers)
+        checks = clock.check_seconds(args.target, args.check_neighbours) if args.check else 0.0
+        return clock.study_seconds() + checks
 
-def choose_flops_scale(args: StudyArgs, setup: TrainingSetup, train_tokens: int) -> tuple[float, dict]:
-    """Largest scale whose study (at about the budget) and check runs fit ``time_budget`` at the probe's rate,
-    and whose check run at the Chinchilla prior reads no more tokens than the training split holds; but at
-    least the scale at which ``min_levels`` levels have a prior optimum above the smallest allowed shape."""
-    rate = measured_throughput(setup, args.device)
-    checks = 1 + (2 if args.check_neighbours else 0) if args.check else 0
-    by_time = args.time_budget * rate / (args.budget + checks * args.target)
     # prior optimum at the target: D = r N and C = 6 N D give D = sqrt(r C / 6)
     by_data = 6 * (0.9 * train_tokens) ** 2 / (args.prior_tokens_per_parameter * args.target)
     config = planner_config(args, 1.0)
     block = choose_levels((1 - config.sweep_fraction) * config.budget / 1.1, config, eligible=lambda c: True)
-    count = service_parameter_count(setup.vocab_size, setup.scale.context_length)
-    smallest = min(count(shape.d_model, shape.num_layers) for shape in all_shapes(config.head_dim))
+    smallest = min(study_at(1.0).parameters_of(shape) for shape in all_shapes(config.head_dim))
     # ScalingStudy.eligible: sqrt(C s / (6 r)) >= 1.25 N_min for the min_levels-th level from the top
     floor = 6 * args.prior_tokens_per_parameter * (1.25 * smallest) ** 2 / block[-config.min_levels]
-    scale = min(max(min(by_time, by_data), floor), 1.0)
+    low, high = math.log(floor), math.log(min(by_data, 1.0))
+    if high <= low or seconds(floor) >= args.time_budget:
+        scale = min(floor, 1.0)
+    else:
+        for _ in range(40):  # the study's time grows with the scale: bisect in log space
+            middle = (low + high) / 2
+            low, high = (middle, high) if seconds(math.exp(middle)) <= args.time_budget else (low, middle)
+        scale = math.exp(low)
     step = 10.0 ** (math.floor(math.log10(scale)) - 1)
-    scale = min(math.ceil(scale / step) * step, 1.0)  # two significant digits, rounded up (to stay >= floor)
-    return scale, {"probe_flops_per_second": rate, "by_time": by_time, "by_data": by_data, "floor": floor}
+    scale = min(max(math.floor(scale / step) * step, floor), 1.0)  # two significant digits, at least the floor
+    return scale, {
+        "run_time": asdict(run_time),
+        "workers": workers,
+        "by_data": by_data,
+        "floor": floor,
+        "estimated_seconds": seconds(scale),
+    }
 
 
 def service_parameter_count(vocab_size: int, context_length: int):
@@ -170,29 +185,30 @@ def service_parameter_count(vocab_size: int, context_length: int):
     return count
 
 
-def check_runs(study: ScalingStudy, result, setup: TrainingSetup, args: StudyArgs, started: float) -> dict:
-    """Train the predicted model (and optionally neighbours) at the target budget, outside the API's budget."""
+def check_runs(
+    study: ScalingStudy, result, pool: LocalWorkerPool, args: StudyArgs, clock: StudyClock | None, started: float
+) -> dict:
+    """Train the predicted model (and optionally neighbours) at the target budget, outside the API's budget, all at
+    once on the pool's workers. A neighbour whose estimated time would end past ``--deadline`` is skipped."""
     p = result.prediction
-
-    def train(shape: Shape) -> dict:
-        spec = RunSpec(
-            shape.d_model, shape.num_layers, shape.num_heads, p.batch_size, p.learning_rate, int(p.target_flops)
-        )
-        run = execute_run(spec, setup, args.device)
-        print(f"[check] d={shape.d_model} L={shape.num_layers}: loss {run.loss:.4f} in {run.seconds:.0f}s", flush=True)
-        return {**asdict(shape), **asdict(run)}
-
-    predicted = train(p.shape)
-    check = {"loss": predicted["loss"], "run": predicted, "neighbours": []}
+    shapes = [p.shape]
     for factor in (1 / args.check_neighbours, args.check_neighbours) if args.check_neighbours else ():
         shape = study.shape_for(p.parameters * factor)
-        # a smaller model reads proportionally more tokens at the same FLOPs: about that many more steps
-        expected = predicted["seconds"] * max(1.0, p.parameters / study.parameters_of(shape))
+        expected = clock.run_seconds(study.parameters_of(shape), p.target_flops) if clock else 0.0
         if args.deadline and time.perf_counter() - started + expected > args.deadline:
             print(f"[check] skipping d={shape.d_model} L={shape.num_layers}: ~{expected:.0f}s past the deadline")
-            continue
-        check["neighbours"].append(train(shape))
-    return check
+        elif shape not in shapes:
+            shapes.append(shape)
+    futures = [
+        pool.submit(RunSpec(s.d_model, s.num_layers, s.num_heads, p.batch_size, p.learning_rate, int(p.target_flops)))
+        for s in shapes
+    ]
+    runs = []
+    for shape, future in zip(shapes, futures):
+        run = future.result()
+        print(f"[check] d={shape.d_model} L={shape.num_layers}: loss {run.loss:.4f} in {run.seconds:.0f}s", flush=True)
+        runs.append({**asdict(shape), **asdict(run)})
+    return {"loss": runs[0]["loss"], "run": runs[0], "neighbours": runs[1:]}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -201,7 +217,7 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     setting: dict = {"command": " ".join(sys.argv if argv is None else ["plan_study.py", *argv])}
-    setup = pool = None
+    setup = pool = clock = None
     check = None
     if args.url is not None:
         api: TrainingApi = HttpTrainingApi(args.url, args.api_key)
@@ -213,21 +229,28 @@ def main(argv: list[str] | None = None) -> dict:
         scale = ScaleConfig(args.flops_scale, args.context_length, args.batch_divisor)
         setup = TrainingSetup(tokens_path=args.tokens, vocab_size=vocab, scale=scale, seed=args.seed)
         corpus_tokens = len(load_tokens(args.tokens))
-        if args.time_budget:
-            flops_scale, calibration = choose_flops_scale(
-                args, setup, int(corpus_tokens * (1 - setup.validation_fraction))
-            )
-            setting["calibration"] = calibration
-            setup = replace(setup, scale=replace(setup.scale, flops_scale=flops_scale))
-            print(f"calibration {calibration} -> flops_scale {flops_scale}", flush=True)
-        pool = LocalWorkerPool(setup, [args.device])
+        pool = LocalWorkerPool(setup, local_devices(args.devices, args.workers_per_device), args.processes)
         store = Store(args.db or args.out / "api.sqlite")
         key = "study"
         if key not in {k for k, _, _ in store.keys()}:
             store.create_key(args.budget, key)
         api = InProcessTrainingApi(TrainingService(store, pool), key)
-        config = planner_config(args, setup.scale.flops_scale)
-        study = ScalingStudy(api, config, service_parameter_count(vocab, setup.scale.context_length))
+        count = service_parameter_count(vocab, setup.scale.context_length)
+        workers = len(pool.devices)
+
+        def study_at(flops_scale: float) -> ScalingStudy:
+            return ScalingStudy(api, replace(planner_config(args, flops_scale), concurrency=workers), count)
+
+        if args.time_budget:
+            run_time, probes = probe_run_time(pool, setup)
+            train_tokens = int(corpus_tokens * (1 - setup.validation_fraction))
+            flops_scale, calibration = choose_flops_scale(args, study_at, run_time, workers, train_tokens)
+            setting["calibration"] = {**calibration, "probes": [asdict(p) for p in probes]}
+            setup = pool.setup = replace(setup, scale=replace(setup.scale, flops_scale=flops_scale))
+            tokens_per_step = (args.batch_sizes[0] // args.batch_divisor) * args.context_length
+            clock = StudyClock(study_at(flops_scale), run_time, flops_scale, tokens_per_step, workers)
+            print(f"calibration {calibration} -> flops_scale {flops_scale}", flush=True)
+        study = study_at(setup.scale.flops_scale)
         lines = [
             "- in-process service (the HTTP layer's TrainingService, SQLite store and worker pool, no HTTP): "
             f"{corpus_tokens:,} tokens from `{args.tokens}`, vocabulary {vocab}",
@@ -236,6 +259,8 @@ def main(argv: list[str] | None = None) -> dict:
             "- N = the service's count: every non-embedding weight, output layer included (C = 6ND)",
         ]
         setting.update(
+            workers=[f"{device}" for device in pool.devices],
+            processes=args.processes,
             flops_scale=setup.scale.flops_scale,
             context_length=setup.scale.context_length,
             batch_divisor=setup.scale.batch_divisor,
@@ -248,7 +273,7 @@ def main(argv: list[str] | None = None) -> dict:
     report = write_study_report(result, args.out, setting_lines=lines, setting=setting)
     print(f"wrote {report} after {setting['study_seconds']:.0f}s", flush=True)
     if args.check and result.prediction is not None and setup is not None:
-        check = check_runs(study, result, setup, args, started)
+        check = check_runs(study, result, pool, args, clock, started)
         setting["total_seconds"] = time.perf_counter() - started
         report = write_study_report(result, args.out, setting_lines=lines, check=check, setting=setting)
         print(f"wrote {report} after {setting['total_seconds']:.0f}s", flush=True)

@@ -10,6 +10,8 @@ known in closed form (Hoffmann et al. 2022, eq. 4):
 from __future__ import annotations
 
 import math
+import threading
+import time
 
 import httpx
 import numpy as np
@@ -19,6 +21,7 @@ from cs336_scaling.isoflops import OptimumMethod
 from cs336_scaling.planner import (
     PlannerConfig,
     ScalingStudy,
+    StudyResult,
     all_shapes,
     choose_levels,
     handout_parameters,
@@ -122,6 +125,52 @@ def test_study_recovers_the_known_law_within_budget():
     assert prediction.loss == pytest.approx(true_loss_opt(1e19), rel=0.02)
     assert prediction.tokens == pytest.approx(1e19 / (6 * prediction.parameters))
     assert prediction.batch_size in (128, 256)
+
+
+class SlowSharedApi(SyntheticApi):
+    """The synthetic surface behind a lock, answering after a pause, counting the queries in flight at once."""
+
+    def __init__(self, budget: float):
+        super().__init__(budget)
+        self.lock = threading.Lock()
+        self.in_flight = self.most_in_flight = 0
+
+    def loss(self, spec: RunSpec) -> float:
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        time.sleep(0.01)
+        with self.lock:
+            self.in_flight -= 1
+            return super().loss(spec)
+
+
+def test_concurrent_queries_give_the_sequential_study():
+    sequential = ScalingStudy(SyntheticApi(2e18), PlannerConfig(bootstrap=50), log=lambda line: None).run()
+    api = SlowSharedApi(2e18)
+    concurrent = ScalingStudy(api, PlannerConfig(bootstrap=50, concurrency=4), log=lambda line: None).run()
+    assert api.most_in_flight == 4  # the sweep's six pairs and a level's five sizes run four at a time
+    assert [(q.phase, q.spec, q.loss) for q in concurrent.queries] == [
+        (q.phase, q.spec, q.loss) for q in sequential.queries
+    ]
+    assert concurrent.prediction == sequential.prediction
+    assert api.total_flops_used() == concurrent.flops_used <= 2e18
+
+
+def test_concurrent_queries_never_overspend():
+    # five queries of 1e16 FLOPs against 3e16 left: the last two are skipped before any query is sent
+    api = SlowSharedApi(budget=1e18)
+    study = ScalingStudy(api, PlannerConfig(budget=3e16, concurrency=5), log=lambda line: None)
+    result = StudyResult(study.config, [], None, 1e-3, 128)
+    shapes = study.level_shapes(study.prior_n_opt(1e16))
+    assert len(shapes) == 5
+    queries = study.ask_all(result, "isoflops", [(shape, 1e16, 1e-3, 128) for shape in shapes])
+    assert [q.loss is not None for q in queries] == [True, True, True, False, False]
+    assert queries[3].error == "skipped: over the study budget"
+    assert api.most_in_flight == 3 and api.total_flops_used() == result.flops_used == 3e16
+    # asking again answers the known three from the record, for free
+    again = study.ask_all(result, "isoflops", [(shape, 1e16, 1e-3, 128) for shape in shapes[:3]])
+    assert again == queries[:3] and api.total_flops_used() == 3e16
 
 
 class EdgeApi(SyntheticApi):

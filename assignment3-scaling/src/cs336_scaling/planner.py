@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -99,6 +100,7 @@ class PlannerConfig:
     optimum_method: OptimumMethod = OptimumMethod.PARABOLA
     bootstrap: int = 1000
     seed: int = 0
+    concurrency: int = 1  # queries in flight at once (the API's worker count)
 
     def __post_init__(self):
         if self.sizes_per_level < 3:
@@ -107,6 +109,8 @@ class PlannerConfig:
             raise ValueError(f"sweep_fraction must be in [0, 1), got {self.sweep_fraction}")
         if self.size_spread <= 1:
             raise ValueError(f"size_spread must exceed 1, got {self.size_spread}")
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
         if self.min_levels < 2 or self.max_levels < self.min_levels:
             raise ValueError(f"need 2 <= min_levels <= max_levels, got {self.min_levels}, {self.max_levels}")
 
@@ -237,52 +241,86 @@ class ScalingStudy:
 
     # queries
     def ask(self, result: StudyResult, phase: str, shape: Shape, flops: float, lr: float, batch: int) -> Query:
-        spec = RunSpec(shape.d_model, shape.num_layers, shape.num_heads, batch, lr, int(flops))
-        known = next((q for q in result.queries if q.spec == spec and q.loss is not None), None)
-        if known is not None:
-            return known
-        parameters = self.parameters_of(shape)
-        if result.flops_used + flops > self.config.budget and not self._already_paid(spec):
-            query = Query(phase, spec, parameters, error="skipped: over the study budget")
-        else:
-            try:
-                query = Query(phase, spec, parameters, loss=self.api.loss(spec))
-            except ApiError as err:
-                if err.status not in (403, 500):
-                    raise
-                query = Query(phase, spec, parameters, error=err.message)
+        return self.ask_all(result, phase, [(shape, flops, lr, batch)])[0]
+
+    def ask_all(self, result: StudyResult, phase: str, wanted: list[tuple[Shape, float, float, int]]) -> list[Query]:
+        """Answer independent queries, up to ``concurrency`` at a time (the API's workers train them in parallel).
+
+        Which ones fit the budget is decided up front, in order, counting the ones before as spent, so the study
+        never overspends however the runs interleave. Queries are recorded and logged in the order asked.
+        """
+        specs = [RunSpec(s.d_model, s.num_layers, s.num_heads, batch, lr, int(flops)) for s, flops, lr, batch in wanted]
+        planned = result.flops_used
+        answers: dict[int, Query] = {}
+        to_run: list[int] = []
+        for i, ((shape, flops, _, _), spec) in enumerate(zip(wanted, specs)):
+            known = next((q for q in result.queries if q.spec == spec and q.loss is not None), None)
+            if known is not None:
+                answers[i] = known
+            elif planned + flops > self.config.budget and not self._already_paid(spec):
+                answers[i] = Query(phase, spec, self.parameters_of(shape), error="skipped: over the study budget")
+            else:
+                planned += flops if not self._already_paid(spec) else 0.0
+                to_run.append(i)
+        with ThreadPoolExecutor(max(1, min(self.config.concurrency, len(to_run)))) as threads:
+            futures = {i: threads.submit(self._query, phase, specs[i], wanted[i][0]) for i in to_run}
+            for i, future in futures.items():
+                answers[i] = future.result()
+        if to_run:
             result.flops_used = self.api.total_flops_used()
-        result.queries.append(query)
-        shown = f"loss {query.loss:.4f}" if query.loss is not None else query.error
-        self.log(
-            f"[{phase}] C={flops:.0e} d={shape.d_model} L={shape.num_layers} N={parameters:.3g} "
-            f"lr={lr:g} bs={batch}: {shown} (used {result.flops_used:.3g})"
-        )
-        return query
+        queries = [answers[i] for i in range(len(wanted))]
+        for i in sorted(set(to_run) | {i for i, q in answers.items() if q.error}):
+            query, (shape, flops, lr, batch) = answers[i], wanted[i]
+            result.queries.append(query)
+            shown = f"loss {query.loss:.4f}" if query.loss is not None else query.error
+            self.log(
+                f"[{phase}] C={flops:.0e} d={shape.d_model} L={shape.num_layers} N={query.parameters:.3g} "
+                f"lr={lr:g} bs={batch}: {shown} (used {result.flops_used:.3g})"
+            )
+        return queries
+
+    def _query(self, phase: str, spec: RunSpec, shape: Shape) -> Query:
+        parameters = self.parameters_of(shape)
+        try:
+            return Query(phase, spec, parameters, loss=self.api.loss(spec))
+        except ApiError as err:
+            if err.status not in (403, 500):
+                raise
+            return Query(phase, spec, parameters, error=err.message)
 
     def _already_paid(self, spec: RunSpec) -> bool:
         fields = ("d_model", "num_layers", "num_heads", "batch_size", "learning_rate", "train_flops")
         return any(all(run.get(f) == getattr(spec, f) for f in fields) for run in self._previous)
 
     # the study
+    def combos(self) -> list[tuple[float, int]]:
+        """The sweep's ``(learning_rate, batch_size)`` pairs."""
+        return [(lr, bs) for lr in self.config.learning_rates for bs in self.config.batch_sizes]
+
+    def plan(self) -> tuple[list[float], float | None]:
+        """The IsoFLOPs levels (ascending) and the sweep's level (None: nothing to sweep) that the budget buys."""
+        cfg = self.config
+        sweeping = len(self.combos()) > 1
+        reserve = 1 + 0.1 * cfg.edge_extensions  # room for the extra sizes past edge optima
+        sweep_share = cfg.sweep_fraction if sweeping else 0.0
+        levels = choose_levels((1 - sweep_share) * cfg.budget / reserve, cfg, self.eligible)
+        left = cfg.budget - reserve * cfg.sizes_per_level * sum(levels) if sweeping else 0.0
+        affordable = [c for c in cfg.allowed_flops if self.eligible(c) and len(self.combos()) * c <= left]
+        return levels, max(affordable, default=None)
+
     def run(self) -> StudyResult:
         cfg = self.config
         self._previous = self.api.previous_runs()
-        combos = [(lr, bs) for lr in cfg.learning_rates for bs in cfg.batch_sizes]
-        reserve = 1 + 0.1 * cfg.edge_extensions  # room for the extra sizes past edge optima
-        sweep_share = cfg.sweep_fraction if len(combos) > 1 else 0.0
-        levels = choose_levels((1 - sweep_share) * cfg.budget / reserve, cfg, self.eligible)
-        left = cfg.budget - reserve * cfg.sizes_per_level * sum(levels) if len(combos) > 1 else 0.0
-        affordable = [c for c in cfg.allowed_flops if self.eligible(c) and len(combos) * c <= left]
-        sweep_level = max(affordable, default=None)
+        combos = self.combos()
+        levels, sweep_level = self.plan()
         result = StudyResult(cfg, levels, sweep_level, cfg.learning_rates[-1], cfg.batch_sizes[0])
         result.flops_used = self.api.total_flops_used()
         self.log(f"levels {[f'{c:.0e}' for c in levels]}, sweep at {sweep_level}, budget {cfg.budget:.3g}")
 
         if sweep_level is not None:
             shape = self.shape_for(self.prior_n_opt(sweep_level))
-            answered = [self.ask(result, "sweep", shape, sweep_level, lr, bs) for lr, bs in combos]
-            answered = [q for q in answered if q.loss is not None]
+            asked = self.ask_all(result, "sweep", [(shape, sweep_level, lr, bs) for lr, bs in combos])
+            answered = [q for q in asked if q.loss is not None]
             if answered:
                 best = min(answered, key=lambda q: q.loss)
                 result.learning_rate, result.batch_size = best.spec.learning_rate, best.spec.batch_size
@@ -290,8 +328,7 @@ class ScalingStudy:
         for flops in levels:
             center = self._center(result, flops)
             shapes = self.level_shapes(center)
-            for shape in shapes:
-                self.ask(result, "isoflops", shape, flops, result.learning_rate, result.batch_size)
+            self.ask_all(result, "isoflops", [(s, flops, result.learning_rate, result.batch_size) for s in shapes])
             self._bracket(result, flops, shapes)
 
         self._fit(result)

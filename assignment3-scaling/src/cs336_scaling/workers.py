@@ -6,9 +6,11 @@ study) never knows which one it talks to.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import queue
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -24,47 +26,69 @@ class RunExecutor(Protocol):
     def shutdown(self) -> None: ...
 
 
-def local_devices(requested: str = "auto") -> list[str]:
-    """``"auto"``: every visible GPU, else one CPU worker; ``"cpu:2"``: two CPU workers; ``"cuda:0,cuda:1"``: those."""
+def local_devices(requested: str = "auto", per_device: int = 1) -> list[str]:
+    """One entry per worker: ``"auto"``: every visible GPU, else the CPU; ``"cpu:2"``: two CPU workers;
+    ``"cuda:0,cuda:1"``: those. ``per_device`` workers share each device (small models leave a GPU mostly idle)."""
+    if per_device < 1:
+        raise ValueError(f"per_device must be >= 1, got {per_device}")
     if requested == "auto":
         count = torch.cuda.device_count()
-        return [f"cuda:{i}" for i in range(count)] if count else ["cpu"]
-    if requested.startswith("cpu:"):
-        return ["cpu"] * int(requested.split(":", 1)[1])
-    return [d.strip() for d in requested.split(",") if d.strip()]
+        devices = [f"cuda:{i}" for i in range(count)] if count else ["cpu"]
+    elif requested.startswith("cpu:"):
+        devices = ["cpu"] * int(requested.split(":", 1)[1])
+    else:
+        devices = [d.strip() for d in requested.split(",") if d.strip()]
+    return [device for device in devices for _ in range(per_device)]
 
 
 class LocalWorkerPool:
-    """One worker thread per device pulling from a shared FIFO queue (a run holds its device until done).
+    """One worker per entry of ``devices`` pulling from a shared FIFO queue (a run holds its worker until done).
 
-    Threads suffice: a run spends its time inside PyTorch kernels, which release the GIL.
+    Threads (the default) suffice when runs spend their time inside kernels, which release the GIL. Small models
+    are launch-bound instead: each step is mostly Python, so several runs sharing a GPU through threads would
+    wait on one interpreter lock. With ``processes=True`` every worker trains in its own spawned process.
     """
 
-    def __init__(self, setup: TrainingSetup, devices: list[str]):
+    def __init__(self, setup: TrainingSetup, devices: list[str], processes: bool = False):
         if not devices:
             raise ValueError("a worker pool needs at least one device")
         self.setup = setup
-        self._queue: queue.Queue[tuple[RunSpec, Future] | None] = queue.Queue()
+        self.devices = list(devices)
+        self._queue: queue.Queue[tuple[RunSpec, TrainingSetup, Future] | None] = queue.Queue()
+        spawn = multiprocessing.get_context("spawn")
+        # the machine's cores split between the processes: more intra-op threads than cores spin against each other
+        threads = (max(1, (os.cpu_count() or 1) // len(devices)),)
+        self._processes = [
+            ProcessPoolExecutor(1, mp_context=spawn, initializer=torch.set_num_threads, initargs=threads)
+            if processes
+            else None
+            for _ in devices
+        ]
         self._threads = [
-            threading.Thread(target=self._work, args=(device,), name=f"run-worker-{device}", daemon=True)
-            for device in devices
+            threading.Thread(target=self._work, args=(device, process), name=f"run-worker-{device}", daemon=True)
+            for device, process in zip(devices, self._processes)
         ]
         for thread in self._threads:
             thread.start()
 
-    def _work(self, device: str) -> None:
+    def _work(self, device: str, process: ProcessPoolExecutor | None) -> None:
         while (item := self._queue.get()) is not None:
-            spec, future = item
+            spec, setup, future = item
             if not future.set_running_or_notify_cancel():
                 continue
             try:
-                future.set_result(execute_run(spec, self.setup, device))
+                if process is None:
+                    result = execute_run(spec, setup, device)
+                else:
+                    result = process.submit(execute_run, spec, setup, device).result()
+                future.set_result(result)
             except BaseException as err:  # the caller sees the failure through the future
                 future.set_exception(err)
 
-    def submit(self, spec: RunSpec) -> Future[RunResult]:
+    def submit(self, spec: RunSpec, setup: TrainingSetup | None = None) -> Future[RunResult]:
+        """Queue ``spec``; ``setup`` overrides the pool's for this run (e.g. a throughput probe at full scale)."""
         future: Future[RunResult] = Future()
-        self._queue.put((spec, future))
+        self._queue.put((spec, setup or self.setup, future))
         return future
 
     def shutdown(self) -> None:
@@ -72,6 +96,9 @@ class LocalWorkerPool:
             self._queue.put(None)
         for thread in self._threads:
             thread.join(timeout=1)
+        for process in self._processes:
+            if process is not None:
+                process.shutdown(wait=False, cancel_futures=True)
 
 
 @dataclass(frozen=True)
