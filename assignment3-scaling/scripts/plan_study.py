@@ -242,7 +242,9 @@ def main(argv: list[str] | None = None) -> dict:
             return ScalingStudy(api, replace(planner_config(args, flops_scale), concurrency=workers), count)
 
         if args.time_budget:
-            run_time, probes = probe_run_time(pool, setup)
+            # the widest phase: the sweep's pairs, a level's sizes, or the check runs
+            width = max(len(args.learning_rates) * len(args.batch_sizes), args.sizes_per_level, 3 if args.check else 1)
+            run_time, probes = probe_run_time(pool, setup, concurrent=width)
             train_tokens = int(corpus_tokens * (1 - setup.validation_fraction))
             flops_scale, calibration = choose_flops_scale(args, study_at, run_time, workers, train_tokens)
             setting["calibration"] = {**calibration, "probes": [asdict(p) for p in probes]}

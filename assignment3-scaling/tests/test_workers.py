@@ -9,7 +9,7 @@ from cs336_scaling.workers import LocalWorkerPool, local_devices
 
 def test_local_devices_repeat_each_device_per_worker():
     assert local_devices("cpu:2") == ["cpu", "cpu"]
-    assert local_devices("cuda:0,cuda:1", per_device=2) == ["cuda:0", "cuda:0", "cuda:1", "cuda:1"]
+    assert local_devices("cuda:0,cuda:1", per_device=2) == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
     with pytest.raises(ValueError, match="per_device"):
         local_devices("cpu", per_device=0)
 

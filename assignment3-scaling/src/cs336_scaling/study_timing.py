@@ -129,12 +129,14 @@ def probe_run_time(
     setup: TrainingSetup,
     shapes: tuple[tuple[int, int, int], ...] = PROBE_SHAPES,
     lengths: tuple[int, ...] = PROBE_STEPS,
+    concurrent: int | None = None,
 ) -> tuple[RunTime, list[ProbeRun]]:
-    """Time runs of two sizes and two lengths with every worker busy at once (runs share devices in a study),
-    after one warm-up run per worker, and fit :class:`RunTime` to them."""
+    """Time runs of two sizes and two lengths, ``concurrent`` at once (default: every worker; a study's phases
+    run at most a handful, and runs sharing a device slow each other), after a warm-up run per worker, and fit
+    :class:`RunTime` to them."""
     probe_setup = replace(setup, scale=replace(setup.scale, flops_scale=1.0))
     tokens_per_step = (128 // setup.scale.batch_divisor) * setup.scale.context_length
-    workers = len(pool.devices)
+    workers = min(concurrent or len(pool.devices), len(pool.devices))
 
     def wave(shape: tuple[int, int, int], steps: int) -> list[ProbeRun]:
         spec = RunSpec(*shape, 128, 1e-3, 0)
@@ -143,6 +145,7 @@ def probe_run_time(
         results = [future.result() for future in [pool.submit(spec, probe_setup) for _ in range(workers)]]
         return [ProbeRun(r.parameters, r.steps, r.seconds) for r in results]
 
-    wave(shapes[0], 5)
+    for _ in range(-(-len(pool.devices) // workers)):
+        wave(shapes[0], 5)
     probes = [probe for shape in shapes for steps in lengths for probe in wave(shape, steps)]
     return RunTime.fit(probes), probes

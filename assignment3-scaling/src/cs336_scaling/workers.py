@@ -28,7 +28,8 @@ class RunExecutor(Protocol):
 
 def local_devices(requested: str = "auto", per_device: int = 1) -> list[str]:
     """One entry per worker: ``"auto"``: every visible GPU, else the CPU; ``"cpu:2"``: two CPU workers;
-    ``"cuda:0,cuda:1"``: those. ``per_device`` workers share each device (small models leave a GPU mostly idle)."""
+    ``"cuda:0,cuda:1"``: those. ``per_device`` workers share each device (small models leave a GPU mostly idle);
+    the list alternates devices, so a few runs queued at once spread over the devices."""
     if per_device < 1:
         raise ValueError(f"per_device must be >= 1, got {per_device}")
     if requested == "auto":
@@ -38,7 +39,7 @@ def local_devices(requested: str = "auto", per_device: int = 1) -> list[str]:
         devices = ["cpu"] * int(requested.split(":", 1)[1])
     else:
         devices = [d.strip() for d in requested.split(",") if d.strip()]
-    return [device for device in devices for _ in range(per_device)]
+    return [device for _ in range(per_device) for device in devices]  # interleaved: idle workers take turns
 
 
 class LocalWorkerPool:
