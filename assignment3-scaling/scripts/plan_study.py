@@ -54,6 +54,7 @@ class StudyArgs:
     devices: str
     workers_per_device: int
     processes: bool
+    compile: bool
     check: bool
     check_neighbours: float
     deadline: float | None
@@ -87,6 +88,7 @@ def parse_args(argv: list[str] | None = None) -> StudyArgs:
     local.add_argument("--devices", default="auto", help="'auto' (every GPU, else the CPU), 'cpu', 'cuda:0,cuda:1'")
     local.add_argument("--workers-per-device", type=int, default=1, help="runs sharing each device at once")
     local.add_argument("--processes", action="store_true", help="each worker trains in its own process")
+    local.add_argument("--compile", action="store_true", help="torch.compile each run's model (pays off on GPUs)")
     local.add_argument("--check", action="store_true", help="train the predicted model at the target budget")
     local.add_argument(
         "--check-neighbours", type=float, default=0.0, help="also train sizes this factor smaller/larger (0: no)"
@@ -227,7 +229,9 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         vocab = args.vocab_size or vocab_size_of(args.tokens)
         scale = ScaleConfig(args.flops_scale, args.context_length, args.batch_divisor)
-        setup = TrainingSetup(tokens_path=args.tokens, vocab_size=vocab, scale=scale, seed=args.seed)
+        setup = TrainingSetup(
+            tokens_path=args.tokens, vocab_size=vocab, scale=scale, seed=args.seed, compile=args.compile
+        )
         corpus_tokens = len(load_tokens(args.tokens))
         pool = LocalWorkerPool(setup, local_devices(args.devices, args.workers_per_device), args.processes)
         store = Store(args.db or args.out / "api.sqlite")
@@ -259,10 +263,13 @@ def main(argv: list[str] | None = None) -> dict:
             f"- scale: flops_scale {setup.scale.flops_scale:g} (a query of C FLOPs trains C × flops_scale), "
             f"context {setup.scale.context_length}, batch = requested / {setup.scale.batch_divisor}",
             "- N = the service's count: every non-embedding weight, output layer included (C = 6ND)",
+            f"- {workers} workers ({', '.join(pool.devices)}), each in its own process: {args.processes}; "
+            f"models compiled with torch.compile: {args.compile}",
         ]
         setting.update(
             workers=[f"{device}" for device in pool.devices],
             processes=args.processes,
+            compile=args.compile,
             flops_scale=setup.scale.flops_scale,
             context_length=setup.scale.context_length,
             batch_divisor=setup.scale.batch_divisor,

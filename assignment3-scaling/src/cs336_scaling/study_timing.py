@@ -132,8 +132,8 @@ def probe_run_time(
     concurrent: int | None = None,
 ) -> tuple[RunTime, list[ProbeRun]]:
     """Time runs of two sizes and two lengths, ``concurrent`` at once (default: every worker; a study's phases
-    run at most a handful, and runs sharing a device slow each other), after a warm-up run per worker, and fit
-    :class:`RunTime` to them."""
+    run at most a handful, and runs sharing a device slow each other), each size after a cold run of it per
+    worker, and fit :class:`RunTime` to them, with the cold runs' mean time as the start-up cost."""
     probe_setup = replace(setup, scale=replace(setup.scale, flops_scale=1.0))
     tokens_per_step = (128 // setup.scale.batch_divisor) * setup.scale.context_length
     workers = min(concurrent or len(pool.devices), len(pool.devices))
@@ -145,7 +145,11 @@ def probe_run_time(
         results = [future.result() for future in [pool.submit(spec, probe_setup) for _ in range(workers)]]
         return [ProbeRun(r.parameters, r.steps, r.seconds) for r in results]
 
-    for _ in range(-(-len(pool.devices) // workers)):
-        wave(shapes[0], 5)
-    probes = [probe for shape in shapes for steps in lengths for probe in wave(shape, steps)]
-    return RunTime.fit(probes), probes
+    cold, probes = [], []
+    for shape in shapes:  # a shape's first runs pay its start-up (CUDA context, compilation): timed apart
+        for _ in range(-(-len(pool.devices) // workers)):
+            cold += [probe.seconds for probe in wave(shape, 5)]
+        probes += [probe for steps in lengths for probe in wave(shape, steps)]
+    run_time = RunTime.fit(probes)
+    # every study run is a new shape: it pays the cold start (at least what the warm runs' fit says)
+    return replace(run_time, start=max(run_time.start, sum(cold) / len(cold))), probes

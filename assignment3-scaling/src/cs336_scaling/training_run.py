@@ -62,6 +62,7 @@ class TrainingSetup:
     betas: tuple[float, float] = (0.9, 0.95)
     max_grad_norm: float = 1.0
     precision: str = "auto"
+    compile: bool = False  # torch.compile the training forward: fewer, fused kernels for launch-bound small models
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,7 @@ def execute_run(spec: RunSpec, setup: TrainingSetup, device: str = "auto") -> Ru
 
     torch.manual_seed(setup.seed)
     model = TransformerLM.from_config(cfg, device=torch_device)
+    forward = torch.compile(model) if setup.compile else model
     optimizer = AdamW(model.parameters(), lr=spec.learning_rate, betas=setup.betas, weight_decay=setup.weight_decay)
     warmup = int(setup.warmup_fraction * steps)
     rng = np.random.default_rng(setup.seed)
@@ -140,7 +142,7 @@ def execute_run(spec: RunSpec, setup: TrainingSetup, device: str = "auto") -> Ru
             group["lr"] = lr
         x, y = get_batch(train, batch_size, context, torch_device, rng=rng)
         with autocast_context(torch_device, setup.precision):
-            logits = model(x)
+            logits = forward(x)
         loss = cross_entropy(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
