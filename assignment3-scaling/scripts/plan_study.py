@@ -34,7 +34,7 @@ from cs336_scaling.run_spec import RunSpec, flops_parameters, model_config
 from cs336_scaling.service import TrainingService
 from cs336_scaling.store import Store
 from cs336_scaling.study_report import study_json, write_study_report
-from cs336_scaling.study_timing import RunTime, StudyClock, probe_run_time
+from cs336_scaling.study_timing import StudyClock, probe_run_time
 from cs336_scaling.training_run import ScaleConfig, TrainingSetup, vocab_size_of
 from cs336_scaling.workers import LocalWorkerPool, local_devices
 
@@ -139,15 +139,14 @@ def planner_config(args: StudyArgs, flops_scale: float) -> PlannerConfig:
 
 
 def choose_flops_scale(
-    args: StudyArgs, study_at: Callable[[float], ScalingStudy], run_time: RunTime, workers: int, train_tokens: int
+    args: StudyArgs, clock_at: Callable[[float], StudyClock], train_tokens: int
 ) -> tuple[float, dict]:
     """Largest scale whose study and check runs fit ``time_budget`` by :class:`StudyClock` and whose check run
     at the Chinchilla prior reads no more tokens than the training split holds; but at least the scale at which
     ``min_levels`` levels have a prior optimum above the smallest allowed shape."""
-    tokens_per_step = (args.batch_sizes[0] // args.batch_divisor) * args.context_length
 
     def seconds(scale: float) -> float:
-        clock = StudyClock(study_at(scale), run_time, scale, tokens_per_step, workers)
+        clock = clock_at(scale)
         checks = clock.check_seconds(args.target, args.check_neighbours) if args.check else 0.0
         return clock.study_seconds() + checks
 
@@ -155,7 +154,7 @@ def choose_flops_scale(
     by_data = 6 * (0.9 * train_tokens) ** 2 / (args.prior_tokens_per_parameter * args.target)
     config = planner_config(args, 1.0)
     block = choose_levels((1 - config.sweep_fraction) * config.budget / 1.1, config, eligible=lambda c: True)
-    smallest = min(study_at(1.0).parameters_of(shape) for shape in all_shapes(config.head_dim))
+    smallest = min(clock_at(1.0).study.parameters_of(shape) for shape in all_shapes(config.head_dim))
     # ScalingStudy.eligible: sqrt(C s / (6 r)) >= 1.25 N_min for the min_levels-th level from the top
     floor = 6 * args.prior_tokens_per_parameter * (1.25 * smallest) ** 2 / block[-config.min_levels]
     low, high = math.log(floor), math.log(min(by_data, 1.0))
@@ -169,8 +168,8 @@ def choose_flops_scale(
     step = 10.0 ** (math.floor(math.log10(scale)) - 1)
     scale = min(max(math.floor(scale / step) * step, floor), 1.0)  # two significant digits, at least the floor
     return scale, {
-        "run_time": asdict(run_time),
-        "workers": workers,
+        "run_time": asdict(clock_at(scale).run_time),
+        "workers": clock_at(scale).workers,
         "by_data": by_data,
         "floor": floor,
         "estimated_seconds": seconds(scale),
@@ -249,12 +248,16 @@ def main(argv: list[str] | None = None) -> dict:
             # the widest phase: the sweep's pairs, a level's sizes, or the check runs
             width = max(len(args.learning_rates) * len(args.batch_sizes), args.sizes_per_level, 3 if args.check else 1)
             run_time, probes = probe_run_time(pool, setup, concurrent=width)
+            tokens_per_step = setup.scale.tokens_per_step(args.batch_sizes[0])
+
+            def clock_at(flops_scale: float) -> StudyClock:
+                return StudyClock(study_at(flops_scale), run_time, flops_scale, tokens_per_step, workers)
+
             train_tokens = int(corpus_tokens * (1 - setup.validation_fraction))
-            flops_scale, calibration = choose_flops_scale(args, study_at, run_time, workers, train_tokens)
+            flops_scale, calibration = choose_flops_scale(args, clock_at, train_tokens)
             setting["calibration"] = {**calibration, "probes": [asdict(p) for p in probes]}
             setup = pool.setup = replace(setup, scale=replace(setup.scale, flops_scale=flops_scale))
-            tokens_per_step = (args.batch_sizes[0] // args.batch_divisor) * args.context_length
-            clock = StudyClock(study_at(flops_scale), run_time, flops_scale, tokens_per_step, workers)
+            clock = clock_at(flops_scale)
             print(f"calibration {calibration} -> flops_scale {flops_scale}", flush=True)
         study = study_at(setup.scale.flops_scale)
         lines = [

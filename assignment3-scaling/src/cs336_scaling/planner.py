@@ -252,16 +252,19 @@ class ScalingStudy:
         specs = [RunSpec(s.d_model, s.num_layers, s.num_heads, batch, lr, int(flops)) for s, flops, lr, batch in wanted]
         planned = result.flops_used
         answers: dict[int, Query] = {}
-        to_run: list[int] = []
+        fresh: list[int] = []  # not answered before: recorded and logged below
         for i, ((shape, flops, _, _), spec) in enumerate(zip(wanted, specs)):
             known = next((q for q in result.queries if q.spec == spec and q.loss is not None), None)
             if known is not None:
                 answers[i] = known
-            elif planned + flops > self.config.budget and not self._already_paid(spec):
+                continue
+            fresh.append(i)
+            paid = self._already_paid(spec)
+            if planned + flops > self.config.budget and not paid:
                 answers[i] = Query(phase, spec, self.parameters_of(shape), error="skipped: over the study budget")
-            else:
-                planned += flops if not self._already_paid(spec) else 0.0
-                to_run.append(i)
+            elif not paid:
+                planned += flops
+        to_run = [i for i in fresh if i not in answers]
         with ThreadPoolExecutor(max(1, min(self.config.concurrency, len(to_run)))) as threads:
             futures = {i: threads.submit(self._query, phase, specs[i], wanted[i][0]) for i in to_run}
             for i, future in futures.items():
@@ -269,7 +272,7 @@ class ScalingStudy:
         if to_run:
             result.flops_used = self.api.total_flops_used()
         queries = [answers[i] for i in range(len(wanted))]
-        for i in sorted(set(to_run) | {i for i, q in answers.items() if q.error}):
+        for i in fresh:
             query, (shape, flops, lr, batch) = answers[i], wanted[i]
             result.queries.append(query)
             shown = f"loss {query.loss:.4f}" if query.loss is not None else query.error

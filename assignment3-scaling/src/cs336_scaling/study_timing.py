@@ -135,7 +135,7 @@ def probe_run_time(
     run at most a handful, and runs sharing a device slow each other), each size after a cold run of it per
     worker, and fit :class:`RunTime` to them, with the cold runs' mean time as the start-up cost."""
     probe_setup = replace(setup, scale=replace(setup.scale, flops_scale=1.0))
-    tokens_per_step = (128 // setup.scale.batch_divisor) * setup.scale.context_length
+    tokens_per_step = setup.scale.tokens_per_step(128)
     workers = min(concurrent or len(pool.devices), len(pool.devices))
 
     def wave(shape: tuple[int, int, int], steps: int) -> list[ProbeRun]:

@@ -45,6 +45,13 @@ class ScaleConfig:
         if self.context_length < 2 or self.batch_divisor < 1:
             raise ValueError(f"context_length must be >= 2 and batch_divisor >= 1, got {self}")
 
+    def batch_size(self, requested: int) -> int:
+        """Sequences per step for a query asking for ``requested``."""
+        return max(1, requested // self.batch_divisor)
+
+    def tokens_per_step(self, requested: int) -> int:
+        return self.batch_size(requested) * self.context_length
+
 
 @dataclass(frozen=True)
 class TrainingSetup:
@@ -116,7 +123,7 @@ def execute_run(spec: RunSpec, setup: TrainingSetup, device: str = "auto") -> Ru
     started = time.perf_counter()
     torch_device = select_device(device)
     context = setup.scale.context_length
-    batch_size = max(1, spec.batch_size // setup.scale.batch_divisor)
+    batch_size = setup.scale.batch_size(spec.batch_size)
     cfg = model_config(spec, setup.vocab_size, context)
     tokens = tokens_for(spec.train_flops * setup.scale.flops_scale, cfg)
     steps = tokens // (batch_size * context)
