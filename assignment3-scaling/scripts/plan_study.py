@@ -65,6 +65,7 @@ class StudyArgs:
     max_levels: int
     size_spread: float
     prior_tokens_per_parameter: float
+    all_levels_at_once: bool
     learning_rates: list[float]
     batch_sizes: list[int]
     bootstrap: int
@@ -110,6 +111,11 @@ def parse_args(argv: list[str] | None = None) -> StudyArgs:
         default=defaults.prior_tokens_per_parameter,
         help="Chinchilla prior D = r N in tokens actually trained (in-process, divided by the flops scale)",
     )
+    plan.add_argument(
+        "--all-levels-at-once",
+        action="store_true",
+        help="centre every level on the prior and ask all levels together (faster on a pool of workers)",
+    )
     plan.add_argument("--learning-rates", type=float, nargs="+", default=list(defaults.learning_rates))
     plan.add_argument("--batch-sizes", type=int, nargs="+", default=list(defaults.batch_sizes))
     plan.add_argument("--bootstrap", type=int, default=defaults.bootstrap)
@@ -131,6 +137,7 @@ def planner_config(args: StudyArgs, flops_scale: float) -> PlannerConfig:
         max_levels=args.max_levels,
         size_spread=args.size_spread,
         prior_tokens_per_parameter=args.prior_tokens_per_parameter / flops_scale,
+        adaptive_levels=not args.all_levels_at_once,
         learning_rates=tuple(args.learning_rates),
         batch_sizes=tuple(args.batch_sizes),
         bootstrap=args.bootstrap,

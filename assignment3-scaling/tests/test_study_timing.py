@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 from cs336_scaling.planner import PlannerConfig, ScalingStudy, handout_parameters
@@ -74,3 +75,38 @@ def test_study_clock_times_each_phase_from_the_planned_runs():
     # a larger scale trains more steps: a longer study
     bigger = StudyClock(study, RunTime(0.0, 0.01, 0.0), flops_scale=2e-3, tokens_per_step=1000, workers=3)
     assert bigger.study_seconds() > clock.study_seconds()
+
+
+def test_study_clock_times_all_levels_at_once_as_one_wave():
+    # the same two levels asked together: one wave of all six sizes, then one wave of both edge sizes
+    config = PlannerConfig(
+        budget=1e19,
+        min_levels=2,
+        max_levels=2,
+        sizes_per_level=3,
+        size_spread=4.0,
+        learning_rates=(1e-3,),
+        batch_sizes=(128,),
+        allowed_flops=(1e17, 3e17),
+        adaptive_levels=False,
+    )
+    study = ScalingStudy(api=None, config=config, count=handout_parameters)
+
+    def seconds(parameters: float, flops: float) -> float:
+        return 0.01 * math.floor(flops * 1e-3 / (6 * parameters * 1000))
+
+    runs, edges = [], []
+    for flops in (1e17, 3e17):
+        sizes = [handout_parameters(s.d_model, s.num_layers) for s in study.level_shapes(study.prior_n_opt(flops))]
+        runs += [seconds(n, flops) for n in sizes]
+        edges.append(seconds(study.parameters_of(study.shape_for(min(sizes) / 2)), flops))
+    clock = StudyClock(study, RunTime(0.0, 0.01, 0.0), flops_scale=1e-3, tokens_per_step=1000, workers=6)
+    assert clock.study_seconds() == pytest.approx(max(runs) + max(edges))
+    adaptive = StudyClock(
+        ScalingStudy(api=None, config=replace(config, adaptive_levels=True), count=handout_parameters),
+        RunTime(0.0, 0.01, 0.0),
+        flops_scale=1e-3,
+        tokens_per_step=1000,
+        workers=6,
+    )
+    assert adaptive.study_seconds() > clock.study_seconds()

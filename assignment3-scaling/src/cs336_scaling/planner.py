@@ -19,14 +19,20 @@ Strategy (the handout's setting: 2e18 FLOPs of queries to predict the best model
    ``size_spread`` around a centre: Chinchilla's ``D = r N`` prior (``N = sqrt(C / 6r)``) for the first two
    levels, afterwards the power law fitted to the optima found so far, so the grid follows the data.
    Levels run from cheap to expensive. When a level's lowest loss sits at the edge of its sizes, one more
-   size beyond that edge is bought (budget permitting), so every optimum is bracketed.
+   size beyond that edge is bought (budget permitting), so every optimum is bracketed. With
+   ``adaptive_levels=False`` every level is centred on the prior and all levels are asked at once, which a
+   pool of workers finishes in about the time of the slowest run instead of the sum of the levels' slowest
+   runs (choose the prior from a pilot study then).
 4. **Fits.** Per level the optimum ``N_opt(C)``, with ``D_opt = C / 6 N_opt``, is the vertex of a parabola
    in ``log N`` (Hoffmann et al.) and, for comparison, the lowest-loss run (the handout's choice). The
    vertex is the default for predictions: sizes a factor 2 apart quantise the lowest-loss choice to that
    factor, which tilts the fitted exponent (on the synthetic law of the tests, 0.50 against the true 0.45,
    where the vertex gives 0.452); a level whose parabola opens downwards falls back to the lowest loss. Power laws
    ``N_opt = a C^α`` and ``D_opt = b C^β`` with bootstrap intervals, and ``L_opt(C) = E + A C^-γ`` on the
-   optimal losses, predict the target.
+   optimal losses, predict the target. Only bracketed levels (lowest loss between two trained sizes) enter
+   the fits when at least two are: an edge point only bounds its optimum, and a parabola through it puts the
+   vertex wherever the curve's extrapolation lands (a GPU pilot's unbracketed lowest level tilted the
+   exponent from ~0.5 to 1.6).
 5. **Prediction.** The target's ``N_opt`` maps to a shape (step 1), trained with the swept hyperparameters
    for ``C / 6N`` tokens; its predicted loss is ``L_opt(target)``.
 """
@@ -101,6 +107,7 @@ class PlannerConfig:
     bootstrap: int = 1000
     seed: int = 0
     concurrency: int = 1  # queries in flight at once (the API's worker count)
+    adaptive_levels: bool = True  # centre each level on the law fitted so far; False: all levels at once
 
     def __post_init__(self):
         if self.sizes_per_level < 3:
@@ -328,11 +335,14 @@ class ScalingStudy:
                 best = min(answered, key=lambda q: q.loss)
                 result.learning_rate, result.batch_size = best.spec.learning_rate, best.spec.batch_size
 
-        for flops in levels:
-            center = self._center(result, flops)
-            shapes = self.level_shapes(center)
-            self.ask_all(result, "isoflops", [(s, flops, result.learning_rate, result.batch_size) for s in shapes])
-            self._bracket(result, flops, shapes)
+        chosen = (result.learning_rate, result.batch_size)
+        for block in [[flops] for flops in levels] if cfg.adaptive_levels else [levels]:
+            grid = {flops: self.level_shapes(self._center(result, flops)) for flops in block}
+            wanted = [(s, c, *chosen) for c, shapes in grid.items() for s in shapes]
+            if not cfg.adaptive_levels:  # the most steps first, so the longest runs do not start last
+                wanted.sort(key=lambda w: -w[1] / self.parameters_of(w[0]))
+            self.ask_all(result, "isoflops", wanted)
+            self._bracket(result, grid)
 
         self._fit(result)
         result.warnings = self._warnings(result)
@@ -354,9 +364,11 @@ class ScalingStudy:
             level, best = _level_by_size(result, flops)
             if len(level) >= 2 and best in (0, len(level) - 1):
                 side = "smallest" if best == 0 else "largest"
+                fitted = result.fit is not None and any(o.compute_budget == flops for o in result.fit.optima)
                 warnings.append(
                     f"at {flops:.0e} FLOPs the lowest loss is at the {side} size trained "
                     f"(N = {level[best].parameters:.3g}): this level's optimum is not bracketed"
+                    + ("" if fitted else ", so the fits leave it out")
                 )
         return warnings
 
@@ -378,31 +390,35 @@ class ScalingStudy:
                 optima.append((flops, level[best].parameters))
         return optima
 
-    def _bracket(self, result: StudyResult, flops: float, shapes: list[Shape]) -> None:
-        """Buy sizes beyond the edge while the lowest loss of this level sits there."""
+    def _bracket(self, result: StudyResult, grid: dict[float, list[Shape]]) -> None:
+        """Buy sizes beyond the edge while a level's lowest loss sits there (the levels' extra sizes at once)."""
         step = self.config.size_spread ** (1 / (self.config.sizes_per_level - 1))
         for _ in range(self.config.edge_extensions):
-            level, best = _level_by_size(result, flops)
-            if len(level) < 2:
+            wanted = []
+            for flops, shapes in grid.items():
+                level, best = _level_by_size(result, flops)
+                if len(level) < 2 or 0 < best < len(level) - 1:
+                    continue
+                shape = self.shape_for(level[best].parameters * (step if best == len(level) - 1 else 1 / step))
+                if shape not in shapes:
+                    shapes.append(shape)
+                    wanted.append((shape, flops, result.learning_rate, result.batch_size))
+            if not wanted:
                 return
-            if 0 < best < len(level) - 1:
-                return
-            wanted = level[best].parameters * (step if best == len(level) - 1 else 1 / step)
-            shape = self.shape_for(wanted)
-            if shape in shapes:
-                return
-            shapes.append(shape)
-            self.ask(result, "edge", shape, flops, result.learning_rate, result.batch_size)
+            self.ask_all(result, "edge", wanted)
 
     def _fit(self, result: StudyResult) -> None:
         cfg = self.config
         runs = result.runs()
         sizes = {c: sum(r.compute_budget == c for r in runs) for c in {r.compute_budget for r in runs}}
         budgets = [c for c, n in sizes.items() if n >= 3]
-        runs = [r for r in runs if r.compute_budget in budgets]
         if len(budgets) < 2:
             self.log("fewer than two levels with three answered sizes: no fit")
             return
+        bracketed = [c for c, _ in self._optima(result)]
+        if len(bracketed) >= 2:
+            budgets = bracketed
+        runs = [r for r in runs if r.compute_budget in budgets]
         targets = [cfg.target_flops]
         fits = {}
         for method in OptimumMethod:

@@ -94,12 +94,19 @@ def write_study_report(
         "",
         f"- budget {cfg.budget:.3g} FLOPs, target {target:.3g} FLOPs; {result.flops_used:.4g} FLOPs used "
         f"in {sum(q.loss is not None for q in result.queries)} answered queries",
-        f"- hyperparameter sweep at {result.sweep_level or 0:.0e} FLOPs over learning rates "
+        f"- hyperparameter sweep at {result.sweep_level:.0e} FLOPs over learning rates "
         f"{list(cfg.learning_rates)} × batch sizes {list(cfg.batch_sizes)}: best lr {result.learning_rate:g}, "
-        f"batch {result.batch_size}",
+        f"batch {result.batch_size}"
+        if result.sweep_level is not None
+        else f"- no sweep: learning rate {result.learning_rate:g} and batch size {result.batch_size} as given",
         f"- IsoFLOPs levels {', '.join(f'{c:.0e}' for c in result.levels)}; {cfg.sizes_per_level} sizes per level "
-        f"over a factor {cfg.size_spread:g}, centred on D = {cfg.prior_tokens_per_parameter:g}·N for the first "
-        "two levels, then on the power law fitted so far; one extra size past an edge optimum",
+        f"over a factor {cfg.size_spread:g}, centred on D = {cfg.prior_tokens_per_parameter:g}·N "
+        + (
+            "for the first two levels, then on the power law fitted so far"
+            if cfg.adaptive_levels
+            else "(all levels at once)"
+        )
+        + "; one extra size past an edge optimum",
         "",
         "## Queries",
         "",

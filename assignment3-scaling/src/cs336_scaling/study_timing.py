@@ -100,17 +100,23 @@ class StudyClock:
         return self.study.parameters_of(self.study.shape_for(wanted))
 
     def study_seconds(self) -> float:
-        """The sweep, then each level's sizes (around the prior optimum) and one edge size beyond its smallest."""
+        """The sweep, then each level's sizes (around the prior optimum) and one edge size beyond its smallest;
+        levels asked all at once (``adaptive_levels=False``) share one wave of sizes and one of edge sizes."""
+        config = self.study.config
         levels, sweep_level = self.study.plan()
         total = 0.0
         if sweep_level is not None:
             size = self.sized(self.study.prior_n_opt(sweep_level))
             total += wave_seconds([self.run_seconds(size, sweep_level)] * len(self.study.combos()), self.workers)
-        for flops in levels:
-            sizes = [self.study.parameters_of(s) for s in self.study.level_shapes(self.study.prior_n_opt(flops))]
-            total += wave_seconds([self.run_seconds(n, flops) for n in sizes], self.workers)
-            step = self.study.config.size_spread ** (1 / (self.study.config.sizes_per_level - 1))
-            total += self.run_seconds(self.sized(min(sizes) / step), flops)
+        step = config.size_spread ** (1 / (config.sizes_per_level - 1))
+        for block in [[flops] for flops in levels] if config.adaptive_levels else [levels]:
+            grid = {
+                c: [self.study.parameters_of(s) for s in self.study.level_shapes(self.study.prior_n_opt(c))]
+                for c in block
+            }
+            total += wave_seconds([self.run_seconds(n, c) for c, sizes in grid.items() for n in sizes], self.workers)
+            edges = [self.run_seconds(self.sized(min(sizes) / step), c) for c, sizes in grid.items()]
+            total += wave_seconds(edges, self.workers)
         return total
 
     def check_seconds(self, target: float, neighbours: float) -> float:

@@ -61,7 +61,7 @@ class TrainingSetup:
     vocab_size: int
     scale: ScaleConfig = ScaleConfig()
     validation_fraction: float = 0.05
-    eval_sequences: int = 64
+    eval_sequences: int = 512
     seed: int = 0
     warmup_fraction: float = 0.02
     final_lr_fraction: float = 0.1
@@ -103,14 +103,15 @@ def split_tokens(tokens: np.ndarray, validation_fraction: float, context_length:
 
 @torch.no_grad()
 def held_out_loss(model: TransformerLM, validation: np.ndarray, setup: TrainingSetup, device: torch.device) -> float:
-    """Mean loss over the same ``eval_sequences`` consecutive windows of the held-out split for every run."""
+    """Mean loss over the same ``eval_sequences`` windows of the held-out split for every run, spread evenly over
+    the whole split so that they sample many documents rather than the first few."""
     context = setup.scale.context_length
     count = min(setup.eval_sequences, (len(validation) - 1) // context)
-    starts = np.arange(count) * context
+    starts = np.linspace(0, len(validation) - 1 - context, count).astype(np.int64)
     windows = torch.from_numpy(np.asarray(validation[starts[:, None] + np.arange(context + 1)], dtype=np.int64))
     model.eval()
     total = 0.0
-    for chunk in windows.to(device).split(16):
+    for chunk in windows.to(device).split(64):
         with autocast_context(device, setup.precision):
             logits = model(chunk[:, :-1])
         total += cross_entropy(logits.float(), chunk[:, 1:]).item() * len(chunk)

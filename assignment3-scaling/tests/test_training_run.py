@@ -1,0 +1,34 @@
+"""The held-out evaluation of a run: windows spread over the whole held-out split, scored with torch's loss."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from cs336_basics.model import TransformerLM
+from cs336_scaling.run_spec import RunSpec, model_config
+from cs336_scaling.training_run import ScaleConfig, TrainingSetup, held_out_loss
+
+
+def test_held_out_loss_averages_windows_spread_over_the_split():
+    context, count = 16, 5
+    setup = TrainingSetup(
+        tokens_path="unused", vocab_size=256, scale=ScaleConfig(context_length=context), eval_sequences=count
+    )
+    rng = np.random.default_rng(0)
+    validation = rng.integers(0, 256, 1000).astype(np.uint16)
+    torch.manual_seed(0)
+    spec = RunSpec(d_model=64, num_layers=2, num_heads=2, batch_size=128, learning_rate=1e-3, train_flops=int(1e13))
+    model = TransformerLM.from_config(model_config(spec, 256, context))
+
+    # windows from the first token to the last one, evenly spaced: 0, 245, 491, 737, 983
+    starts = [0, 245, 491, 737, 983]
+    expected = []
+    with torch.no_grad():
+        for start in starts:
+            window = torch.from_numpy(validation[start : start + context + 1].astype(np.int64))
+            logits = model(window[None, :-1])
+            expected.append(F.cross_entropy(logits[0].float(), window[1:]).item())
+    assert starts[-1] + context + 1 == len(validation)
+    assert held_out_loss(model, validation, setup, torch.device("cpu")) == pytest.approx(np.mean(expected), rel=1e-5)
