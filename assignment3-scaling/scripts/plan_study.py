@@ -29,6 +29,7 @@ from pathlib import Path
 
 from cs336_basics.data import load_tokens
 from cs336_scaling.client import HttpTrainingApi, InProcessTrainingApi, TrainingApi
+from cs336_scaling.isoflops import OptimumMethod
 from cs336_scaling.planner import PlannerConfig, ScalingStudy, all_shapes, choose_levels, handout_parameters
 from cs336_scaling.run_spec import RunSpec, flops_parameters, model_config
 from cs336_scaling.service import TrainingService
@@ -56,8 +57,9 @@ class StudyArgs:
     processes: bool
     compile: bool
     check: bool
-    check_neighbours: float
+    check_neighbours: list[float]
     deadline: float | None
+    check_max_steps: int | None
     budget: float
     target: float
     sizes_per_level: int
@@ -66,6 +68,9 @@ class StudyArgs:
     size_spread: float
     prior_tokens_per_parameter: float
     all_levels_at_once: bool
+    aspect_ratio: float
+    aspect_weight: float
+    optimum_method: str
     learning_rates: list[float]
     batch_sizes: list[int]
     bootstrap: int
@@ -92,11 +97,16 @@ def parse_args(argv: list[str] | None = None) -> StudyArgs:
     local.add_argument("--compile", action="store_true", help="torch.compile each run's model (pays off on GPUs)")
     local.add_argument("--check", action="store_true", help="train the predicted model at the target budget")
     local.add_argument(
-        "--check-neighbours", type=float, default=0.0, help="also train sizes this factor smaller/larger (0: no)"
+        "--check-neighbours",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also train sizes each factor smaller and larger (2 4: the IsoFLOPs profile at the target)",
     )
     local.add_argument(
         "--deadline", type=float, default=None, help="seconds since start after which no neighbour check starts"
     )
+    local.add_argument("--check-max-steps", type=int, default=None, help="skip neighbour checks longer than this")
     plan = parser.add_argument_group("plan")
     defaults = PlannerConfig()
     plan.add_argument("--budget", type=float, default=defaults.budget)
@@ -115,6 +125,16 @@ def parse_args(argv: list[str] | None = None) -> StudyArgs:
         "--all-levels-at-once",
         action="store_true",
         help="centre every level on the prior and ask all levels together (faster on a pool of workers)",
+    )
+    plan.add_argument("--aspect-ratio", type=float, default=defaults.aspect_ratio, help="preferred d_model / layers")
+    plan.add_argument(
+        "--aspect-weight", type=float, default=defaults.aspect_weight, help="how strongly shapes keep that ratio"
+    )
+    plan.add_argument(
+        "--optimum-method",
+        choices=[m.value for m in OptimumMethod],
+        default=defaults.optimum_method.value,
+        help="per-level optimum the prediction uses (the others are reported for comparison)",
     )
     plan.add_argument("--learning-rates", type=float, nargs="+", default=list(defaults.learning_rates))
     plan.add_argument("--batch-sizes", type=int, nargs="+", default=list(defaults.batch_sizes))
@@ -138,6 +158,9 @@ def planner_config(args: StudyArgs, flops_scale: float) -> PlannerConfig:
         size_spread=args.size_spread,
         prior_tokens_per_parameter=args.prior_tokens_per_parameter / flops_scale,
         adaptive_levels=not args.all_levels_at_once,
+        aspect_ratio=args.aspect_ratio,
+        aspect_weight=args.aspect_weight,
+        optimum_method=OptimumMethod(args.optimum_method),
         learning_rates=tuple(args.learning_rates),
         batch_sizes=tuple(args.batch_sizes),
         bootstrap=args.bootstrap,
@@ -197,23 +220,32 @@ def check_runs(
     study: ScalingStudy, result, pool: LocalWorkerPool, args: StudyArgs, clock: StudyClock | None, started: float
 ) -> dict:
     """Train the predicted model (and optionally neighbours) at the target budget, outside the API's budget, all at
-    once on the pool's workers. A neighbour whose estimated time would end past ``--deadline`` is skipped."""
+    once on the pool's workers. A neighbour whose estimated time would end past ``--deadline``, or that would train
+    more than ``--check-max-steps`` steps, is skipped."""
     p = result.prediction
     shapes = [p.shape]
-    for factor in (1 / args.check_neighbours, args.check_neighbours) if args.check_neighbours else ():
+    scale = pool.setup.scale
+    for factor in (g for f in args.check_neighbours for g in (1 / f, f)):
         shape = study.shape_for(p.parameters * factor)
         expected = clock.run_seconds(study.parameters_of(shape), p.target_flops) if clock else 0.0
+        steps = (
+            p.target_flops * scale.flops_scale / (6 * study.parameters_of(shape) * scale.tokens_per_step(p.batch_size))
+        )
         if args.deadline and time.perf_counter() - started + expected > args.deadline:
             print(f"[check] skipping d={shape.d_model} L={shape.num_layers}: ~{expected:.0f}s past the deadline")
+        elif args.check_max_steps and steps > args.check_max_steps:
+            print(f"[check] skipping d={shape.d_model} L={shape.num_layers}: {steps:.0f} steps")
         elif shape not in shapes:
             shapes.append(shape)
-    futures = [
-        pool.submit(RunSpec(s.d_model, s.num_layers, s.num_heads, p.batch_size, p.learning_rate, int(p.target_flops)))
-        for s in shapes
-    ]
+    futures = {  # smallest first: it trains the most steps
+        i: pool.submit(
+            RunSpec(s.d_model, s.num_layers, s.num_heads, p.batch_size, p.learning_rate, int(p.target_flops))
+        )
+        for i, s in sorted(enumerate(shapes), key=lambda item: study.parameters_of(item[1]))
+    }
     runs = []
-    for shape, future in zip(shapes, futures):
-        run = future.result()
+    for i, shape in enumerate(shapes):
+        run = futures[i].result()
         print(f"[check] d={shape.d_model} L={shape.num_layers}: loss {run.loss:.4f} in {run.seconds:.0f}s", flush=True)
         runs.append({**asdict(shape), **asdict(run)})
     return {"loss": runs[0]["loss"], "run": runs[0], "neighbours": runs[1:]}

@@ -4,6 +4,11 @@ Two ways to find the optimum of one profile (the runs that share a compute budge
 - ``lowest_loss``: the run with the lowest final loss (what the handout recommends);
 - ``parabola``: Hoffmann et al.'s quadratic fit of loss against ``log N``, whose vertex may fall
   between the sizes that were trained.
+- ``joint``: one quadratic for all profiles at once, ``L = k (ln N - ln N_opt(C))² + L_opt(C)`` with the same
+  curvature ``k`` at every budget and the vertices on a power law ``N_opt = a C^b``. Expanded, it is linear
+  in ``(ln N)²``, ``ln N``, ``ln C · ln N`` and one intercept per budget, so ordinary least squares fits it.
+  Every run informs the exponent, which steadies it when each profile is flat and noisy near its optimum
+  (small models, few sizes per budget), where per-profile vertices scatter.
 The matching data size is ``D_opt = C / (6 N_opt)``.
 """
 
@@ -16,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cs336_scaling.power_law import BootstrapFit, bootstrap_power_law
+from cs336_scaling.power_law import BootstrapFit, Interval, PowerLaw, bootstrap_power_law
 
 ISOFLOPS_RELATIVE_PATH = "fixtures/assignment3/isoflops_curves.json"
 ISOFLOPS_URL = "https://raw.githubusercontent.com/stanford-cs336/assignment3-scaling/main/data/isoflops_curves.json"
@@ -34,6 +39,7 @@ class Run:
 class OptimumMethod(StrEnum):
     LOWEST_LOSS = "lowest_loss"
     PARABOLA = "parabola"
+    JOINT = "joint"
 
 
 @dataclass(frozen=True)
@@ -85,8 +91,78 @@ def parabola_optimum(profile: list[Run]) -> ProfileOptimum:
 
 
 def profile_optima(runs: list[Run], method: OptimumMethod = OptimumMethod.LOWEST_LOSS) -> list[ProfileOptimum]:
+    if method == OptimumMethod.JOINT:
+        return joint_parabola(runs)[1]
     choose = lowest_loss_optimum if method == OptimumMethod.LOWEST_LOSS else parabola_optimum
     return [choose(profile) for profile in group_by_budget(runs).values()]
+
+
+def joint_parabola(runs: list[Run]) -> tuple[PowerLaw, list[ProfileOptimum]]:
+    """The ``joint`` fit (module docstring): the law ``N_opt(C)`` and each budget's optimum on it."""
+    profiles = group_by_budget(runs)
+    budgets = list(profiles)
+    if len(budgets) < 2 or any(len({r.parameters for r in p}) < 3 for p in profiles.values()):
+        raise ValueError("the joint fit needs at least two budgets with three model sizes each")
+    log_c0 = np.log(budgets[0])  # centre ln C so the columns are not nearly collinear
+    rows, losses = [], []
+    for i, (budget, profile) in enumerate(profiles.items()):
+        for run in profile:
+            log_n, log_c = np.log(run.parameters), np.log(budget) - log_c0
+            rows.append([log_n**2, log_n, log_c * log_n, *np.eye(len(budgets))[i]])
+            losses.append(run.final_loss)
+    coef, *_ = np.linalg.lstsq(np.array(rows), np.array(losses), rcond=None)
+    k, linear, cross = coef[:3]
+    if k <= 0:
+        raise ValueError(f"the joint fit does not curve upwards (k={k:.3g}): no optimum inside the sizes")
+    exponent = -cross / (2 * k)
+    law = PowerLaw(float(np.exp(-linear / (2 * k) - exponent * log_c0)), float(exponent))
+    optima = []
+    for budget, intercept in zip(budgets, coef[3:], strict=True):
+        n_opt = float(law(budget))
+        optima.append(ProfileOptimum(budget, n_opt, budget / (6 * n_opt), float(intercept - k * np.log(n_opt) ** 2)))
+    return law, optima
+
+
+def bootstrap_joint(
+    runs: list[Run], targets: list[float], num_samples: int, confidence: float = 0.95, seed: int = 0
+) -> tuple[BootstrapFit, BootstrapFit]:
+    """Intervals for the joint fit's ``N_opt`` and ``D_opt`` laws from refits on runs resampled within each
+    budget (resamples that lose a budget's third size or the upward curvature are redrawn)."""
+    law, _ = joint_parabola(runs)
+    profiles = list(group_by_budget(runs).values())
+    rng = np.random.default_rng(seed)
+    exponents, predictions = [], []
+    for _ in range(20 * num_samples):
+        if len(exponents) == num_samples:
+            break
+        sample = [profile[i] for profile in profiles for i in rng.integers(0, len(profile), len(profile))]
+        try:
+            refit, _ = joint_parabola(sample)
+        except ValueError:
+            continue
+        exponents.append(refit.exponent)
+        predictions.append(refit(np.asarray(targets, dtype=np.float64)))
+    if not exponents:
+        raise ValueError("no bootstrap resample of the runs supports the joint fit")
+    tail = 100 * (1 - confidence) / 2
+    exponents, predictions = np.array(exponents), np.array(predictions)
+
+    def interval(estimate: float, samples: np.ndarray) -> Interval:
+        low, high = np.percentile(samples, (tail, 100 - tail))
+        return Interval(float(estimate), float(low), float(high))
+
+    tokens_law = PowerLaw(1 / (6 * law.coefficient), 1 - law.exponent)
+    n_fit = BootstrapFit(
+        law,
+        interval(law.exponent, exponents),
+        {c: interval(float(law(c)), predictions[:, i]) for i, c in enumerate(targets)},
+    )
+    d_fit = BootstrapFit(
+        tokens_law,
+        interval(tokens_law.exponent, 1 - exponents),
+        {c: interval(float(tokens_law(c)), c / (6 * predictions[:, i])) for i, c in enumerate(targets)},
+    )
+    return n_fit, d_fit
 
 
 @dataclass(frozen=True)
@@ -107,6 +183,9 @@ def fit_isoflops(
     seed: int = 0,
 ) -> IsoFlopsFit:
     optima = profile_optima(runs, method)
+    if method == OptimumMethod.JOINT:
+        parameters, tokens = bootstrap_joint(runs, targets, num_bootstrap, seed=seed)
+        return IsoFlopsFit(method=method, optima=optima, parameters=parameters, tokens=tokens)
     budgets = np.array([o.compute_budget for o in optima])
     return IsoFlopsFit(
         method=method,

@@ -77,12 +77,18 @@ def all_shapes(head_dim: int = 64) -> list[Shape]:
     return shapes
 
 
-def nearest_shape(parameters: float, shapes: list[Shape], count: ParameterCount, aspect_ratio: float) -> Shape:
-    """The shape whose parameter count is closest to ``parameters`` (log scale), preferring the aspect ratio."""
+def nearest_shape(
+    parameters: float, shapes: list[Shape], count: ParameterCount, aspect_ratio: float, aspect_weight: float = 0.05
+) -> Shape:
+    """The shape whose parameter count is closest to ``parameters`` (log scale), preferring the aspect ratio.
+
+    ``aspect_weight`` trades the two: at 0.05 the size wins almost always; near 0.3 the shapes stay close to one
+    family (ratio within ~2x), which matters for tiny models, where a 2-layer and a 10-layer model of one size
+    differ in loss as much as sizes 4x apart."""
 
     def score(shape: Shape) -> float:
         size_error = abs(math.log(count(shape.d_model, shape.num_layers) / parameters))
-        return size_error + 0.05 * abs(math.log(shape.d_model / shape.num_layers / aspect_ratio))
+        return size_error + aspect_weight * abs(math.log(shape.d_model / shape.num_layers / aspect_ratio))
 
     return min(shapes, key=score)
 
@@ -101,6 +107,7 @@ class PlannerConfig:
     sweep_fraction: float = 0.1
     edge_extensions: int = 1
     aspect_ratio: float = 64.0
+    aspect_weight: float = 0.05
     head_dim: int = 64
     allowed_flops: tuple[float, ...] = TRAIN_FLOPS
     optimum_method: OptimumMethod = OptimumMethod.PARABOLA
@@ -159,7 +166,7 @@ class StudyResult:
     queries: list[Query] = field(default_factory=list)
     flops_used: float = 0.0
     fit: IsoFlopsFit | None = None  # the one the prediction uses
-    other_fit: IsoFlopsFit | None = None  # the other optimum method, for comparison
+    other_fits: list[IsoFlopsFit] = field(default_factory=list)  # the other optimum methods, for comparison
     loss_law: SaturatingPowerLaw | None = None
     prediction: Prediction | None = None
     warnings: list[str] = field(default_factory=list)  # reasons not to trust the fit, for the report
@@ -227,7 +234,7 @@ class ScalingStudy:
         return math.sqrt(flops / (6 * self.config.prior_tokens_per_parameter))
 
     def shape_for(self, parameters: float) -> Shape:
-        return nearest_shape(parameters, self.shapes, self.count, self.config.aspect_ratio)
+        return nearest_shape(parameters, self.shapes, self.count, self.config.aspect_ratio, self.config.aspect_weight)
 
     def parameters_of(self, shape: Shape) -> float:
         return float(self.count(shape.d_model, shape.num_layers))
@@ -428,7 +435,7 @@ class ScalingStudy:
                 self.log(f"{method.value} optima not fitted: {err}")
         chosen = cfg.optimum_method if cfg.optimum_method in fits else OptimumMethod.LOWEST_LOSS
         result.fit = fits.pop(chosen)
-        result.other_fit = next(iter(fits.values()), None)
+        result.other_fits = list(fits.values())
         optima = result.fit.optima
         compute = np.array([o.compute_budget for o in optima])
         losses = np.array([o.loss for o in optima])

@@ -36,7 +36,7 @@ def study_json(result: StudyResult, check: dict | None = None, setting: dict | N
         "flops_used": result.flops_used,
         "queries": [asdict(q) for q in result.queries],
         "fit": fit_json(result.fit),
-        "other_fit": fit_json(result.other_fit),
+        "other_fits": [fit_json(other) for other in result.other_fits],
         "loss_law": asdict(result.loss_law) if result.loss_law else None,
         "prediction": asdict(result.prediction) if result.prediction else None,
         "check": check,
@@ -70,6 +70,14 @@ def _check_lines(check: dict) -> list[str]:
             f"| {name} | {run['d_model']} | {run['num_layers']} | {run['parameters']:.4g} | {run['tokens']:.4g} | "
             f"{run['steps']} | {run['loss']:.4f} | {run['seconds']:.0f} | {run['device']} |"
         )
+    if len(runs) > 1:
+        best = min((run for _, run in runs), key=lambda run: run["loss"])
+        ratio = check["run"]["parameters"] / best["parameters"]
+        lines += [
+            "",
+            f"Lowest loss at the target among these sizes: N = {best['parameters']:.4g} (d_model={best['d_model']}, "
+            f"{best['num_layers']} layers), loss {best['loss']:.4f}; the predicted size is {ratio:.2f}x that.",
+        ]
     return lines
 
 
@@ -107,6 +115,8 @@ def write_study_report(
             else "(all levels at once)"
         )
         + "; one extra size past an edge optimum",
+        f"- shapes: heads of dimension {cfg.head_dim}, d_model / layers near {cfg.aspect_ratio:g} "
+        f"(aspect weight {cfg.aspect_weight:g}); optimum per level by {cfg.optimum_method.value}",
         "",
         "## Queries",
         "",
@@ -138,8 +148,8 @@ def write_study_report(
             "",
             *_fit_lines(f"{fit.method.value} optima (used for the prediction)", fit, target),
         ]
-        if result.other_fit is not None:
-            lines += _fit_lines(f"{result.other_fit.method.value} optima (comparison)", result.other_fit, target)
+        for other in result.other_fits:
+            lines += _fit_lines(f"{other.method.value} optima (comparison)", other, target)
         lines += [
             f"- optimal loss: L(C) = {law.floor:.4f} + {law.coefficient:.4g} · C^-{law.decay:.4f}",
             "",

@@ -119,10 +119,10 @@ class StudyClock:
             total += wave_seconds(edges, self.workers)
         return total
 
-    def check_seconds(self, target: float, neighbours: float) -> float:
-        """The predicted model at the prior optimum and, with ``neighbours``, the sizes that factor either side."""
+    def check_seconds(self, target: float, neighbours: list[float]) -> float:
+        """The predicted model at the prior optimum and the sizes each factor in ``neighbours`` either side."""
         center = self.study.prior_n_opt(target)
-        factors = (1.0, 1 / neighbours, neighbours) if neighbours else (1.0,)
+        factors = [1.0, *(g for f in neighbours for g in (1 / f, f))]
         return wave_seconds([self.run_seconds(self.sized(center * f), target) for f in factors], self.workers)
 
 
