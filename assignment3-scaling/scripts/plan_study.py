@@ -14,6 +14,10 @@ model trained at the target budget to check the prediction:
 ``--flops-scale`` whose study and check fit about S seconds (``cs336_scaling.study_timing``) and whose check
 run reads each token once. ``--workers-per-device K --processes`` trains K runs per GPU at once, each in its own
 process (small models leave a GPU mostly idle); the planner asks independent queries concurrently.
+After a pilot study has fixed the prior and the hyperparameters, ``--all-levels-at-once`` plans every level up
+front, ``--aspect-ratio/--aspect-weight`` keep the shapes in one family and ``--optimum-method joint`` fits one
+curvature to all levels; ``--check-neighbours 2 4`` trains the IsoFLOPs profile around the prediction at the
+target (see the package README for the GPU study's command).
 """
 
 from __future__ import annotations

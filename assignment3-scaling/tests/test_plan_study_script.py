@@ -23,7 +23,7 @@ def test_in_process_study_with_check(tmp_path, byte_tokens):
         f"--tokens {byte_tokens} --vocab-size 256 --out {out} --devices cpu --flops-scale 1e-4 --context-length 32 "
         "--batch-divisor 32 --budget 3e14 --target 6e13 --sizes-per-level 3 --min-levels 2 --max-levels 2 "
         "--size-spread 4 --prior-tokens-per-parameter 0.004 --learning-rates 1e-3 --batch-sizes 128 "
-        "--bootstrap 50 --check"
+        "--bootstrap 50 --check --check-neighbours 2 4 --check-max-steps 1"
     ).split()
     summary = load_script().main(argv)
     assert json.loads(json.dumps(summary)) == json.loads((out / "study.json").read_text())
@@ -35,6 +35,7 @@ def test_in_process_study_with_check(tmp_path, byte_tokens):
     # the check trains the predicted model for the target's FLOPs at the service's scale
     assert run["tokens"] <= 6e13 * 1e-4 / (6 * run["parameters"]) < run["tokens"] + 4 * 32
     assert math.isfinite(check["loss"]) and check["loss"] == run["loss"]
+    assert check["neighbours"] == []  # every neighbour trains more than --check-max-steps 1
     report = (out / "report.md").read_text()
     assert "## Check" in report and "in-process service" in report
 

@@ -118,8 +118,10 @@ def _decompress_tar(name: str, body: bytes) -> bytes:
     if name.endswith(".bz2"):
         return bz2.decompress(body)
     if name.endswith(".zst"):
-        import zstandard
-
+        try:
+            import zstandard
+        except ImportError as err:
+            raise RuntimeError("this package's data is zstd-compressed (Ubuntu): pip install zstandard") from err
         return zstandard.ZstdDecompressor().decompressobj().decompress(body)
     if name == "data.tar":
         return body
@@ -147,11 +149,12 @@ def normalise(text: str) -> list[str]:
 
 
 def line_hash(line: str) -> int:
+    """A 64-bit key from two 32-bit checksums: among ~10^7 distinct lines a collision is a ~10^-5 event."""
     return zlib.crc32(line.encode()) << 32 | zlib.adler32(line.encode())
 
 
-def package_documents(deb: Path) -> list[tuple[str, list[str]]]:
-    """``(path, normalised lines)`` of each documentation file of one package. A Sphinx build ships every page
+def package_documents(deb: Path) -> list[list[str]]:
+    """The normalised lines of each documentation file of one package, in archive order. A Sphinx build ships every page
     twice, as HTML and as its reStructuredText source under ``_sources/``; only the source is read (the two
     wrap lines differently, so line dedup would not catch the copy)."""
     members = list(deb_members(deb))
@@ -162,7 +165,7 @@ def package_documents(deb: Path) -> list[tuple[str, list[str]]]:
             continue
         text = member_text(path, data)
         if text and text.strip():
-            documents.append((path, normalise(text)))
+            documents.append(normalise(text))
     return documents
 
 
@@ -220,7 +223,7 @@ def build_debian_text(config: DebianTextConfig, progress: bool = True) -> dict[s
         folder = out / package
         folder.mkdir(parents=True, exist_ok=True)
         kept = chars = 0
-        for _, lines in documents:
+        for lines in documents:
             for text in split_long(first_occurrences(lines, seen), config.max_document_chars):
                 if len(text) < config.min_document_chars or english_fraction(text) < config.min_stopword_fraction:
                     continue
