@@ -41,9 +41,9 @@ def test_wave_seconds_on_hand_worked_schedules():
     assert wave_seconds([], workers=2) == 0
 
 
-def test_study_clock_times_each_phase_from_the_planned_runs():
-    # no sweep (one learning rate and batch size), two levels of three sizes, runs cost 10 ms per step
-    config = PlannerConfig(
+def two_levels(**overrides) -> PlannerConfig:
+    """No sweep (one learning rate and batch size), two levels of three sizes."""
+    return PlannerConfig(
         budget=1e19,
         min_levels=2,
         max_levels=2,
@@ -52,7 +52,13 @@ def test_study_clock_times_each_phase_from_the_planned_runs():
         learning_rates=(1e-3,),
         batch_sizes=(128,),
         allowed_flops=(1e17, 3e17),
+        **overrides,
     )
+
+
+def test_study_clock_times_each_phase_from_the_planned_runs():
+    # runs cost 10 ms per step
+    config = two_levels()
     study = ScalingStudy(api=None, config=config, count=handout_parameters)
     levels, sweep_level = study.plan()
     assert levels == [1e17, 3e17] and sweep_level is None
@@ -79,17 +85,7 @@ def test_study_clock_times_each_phase_from_the_planned_runs():
 
 def test_study_clock_times_all_levels_at_once_as_one_wave():
     # the same two levels asked together: one wave of all six sizes, then one wave of both edge sizes
-    config = PlannerConfig(
-        budget=1e19,
-        min_levels=2,
-        max_levels=2,
-        sizes_per_level=3,
-        size_spread=4.0,
-        learning_rates=(1e-3,),
-        batch_sizes=(128,),
-        allowed_flops=(1e17, 3e17),
-        adaptive_levels=False,
-    )
+    config = two_levels(adaptive_levels=False)
     study = ScalingStudy(api=None, config=config, count=handout_parameters)
 
     def seconds(parameters: float, flops: float) -> float:
