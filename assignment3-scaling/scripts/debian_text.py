@@ -2,7 +2,7 @@
 
 uv run python assignment3-scaling/scripts/debian_text.py --debs debs --out english_text
 uv run python assignment3-scaling/scripts/build_corpus.py --sources english_text --pattern '*.txt' \
-    --vocab-size 2048 --max-tokens 60000000 --out english_corpus
+    --vocab-size 256 --max-tokens 400000000 --out english_corpus
 """
 
 from __future__ import annotations

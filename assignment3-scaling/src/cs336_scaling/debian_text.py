@@ -14,10 +14,8 @@ writes one text file per document for ``corpus.build_corpus``.
 
 from __future__ import annotations
 
-import bz2
 import gzip
 import io
-import lzma
 import re
 import shutil
 import subprocess
@@ -102,7 +100,7 @@ def deb_members(deb: Path) -> Iterator[tuple[str, bytes]]:
         body = raw[offset + 60 : offset + 60 + size]
         offset += 60 + size + (size & 1)
         if name.startswith("data.tar"):
-            with tarfile.open(fileobj=io.BytesIO(_decompress_tar(name, body))) as archive:
+            with _open_tar(name, body) as archive:
                 for member in archive:
                     if member.isfile():
                         yield member.name, archive.extractfile(member).read()
@@ -110,22 +108,15 @@ def deb_members(deb: Path) -> Iterator[tuple[str, bytes]]:
     raise ValueError(f"{deb} has no data.tar member")
 
 
-def _decompress_tar(name: str, body: bytes) -> bytes:
-    if name.endswith(".xz"):
-        return lzma.decompress(body)
-    if name.endswith(".gz"):
-        return gzip.decompress(body)
-    if name.endswith(".bz2"):
-        return bz2.decompress(body)
+def _open_tar(name: str, body: bytes) -> tarfile.TarFile:
+    """The data archive read as a stream (tarfile decompresses xz, gzip and bzip2 itself; zstd needs a module)."""
     if name.endswith(".zst"):
         try:
             import zstandard
         except ImportError as err:
             raise RuntimeError("this package's data is zstd-compressed (Ubuntu): pip install zstandard") from err
-        return zstandard.ZstdDecompressor().decompressobj().decompress(body)
-    if name == "data.tar":
-        return body
-    raise ValueError(f"unsupported package data archive {name}")
+        body = zstandard.ZstdDecompressor().decompressobj().decompress(body)
+    return tarfile.open(fileobj=io.BytesIO(body), mode="r|*")
 
 
 def member_text(path: str, data: bytes) -> str | None:

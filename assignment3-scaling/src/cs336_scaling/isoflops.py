@@ -1,6 +1,6 @@
 """Chinchilla approach 2: pick the compute-optimal model size on each IsoFLOPs profile, then fit power laws.
 
-Two ways to find the optimum of one profile (the runs that share a compute budget):
+Three ways to find the optimum of each profile (the runs that share a compute budget):
 - ``lowest_loss``: the run with the lowest final loss (what the handout recommends);
 - ``parabola``: Hoffmann et al.'s quadratic fit of loss against ``log N``, whose vertex may fall
   between the sizes that were trained.
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cs336_scaling.power_law import BootstrapFit, Interval, PowerLaw, bootstrap_power_law
+from cs336_scaling.power_law import BootstrapFit, PowerLaw, bootstrap_fit, bootstrap_power_law
 
 ISOFLOPS_RELATIVE_PATH = "fixtures/assignment3/isoflops_curves.json"
 ISOFLOPS_URL = "https://raw.githubusercontent.com/stanford-cs336/assignment3-scaling/main/data/isoflops_curves.json"
@@ -125,11 +125,11 @@ def joint_parabola(runs: list[Run]) -> tuple[PowerLaw, list[ProfileOptimum]]:
 
 
 def bootstrap_joint(
-    runs: list[Run], targets: list[float], num_samples: int, confidence: float = 0.95, seed: int = 0
+    runs: list[Run], law: PowerLaw, targets: list[float], num_samples: int, confidence: float = 0.95, seed: int = 0
 ) -> tuple[BootstrapFit, BootstrapFit]:
-    """Intervals for the joint fit's ``N_opt`` and ``D_opt`` laws from refits on runs resampled within each
-    budget (resamples that lose a budget's third size or the upward curvature are redrawn)."""
-    law, _ = joint_parabola(runs)
+    """Intervals for the joint fit's ``N_opt`` law (``law``, fitted on ``runs``) and its ``D_opt = C / 6N`` from
+    refits on runs resampled within each budget (resamples that lose a budget's third size or the upward
+    curvature are redrawn)."""
     profiles = list(group_by_budget(runs).values())
     rng = np.random.default_rng(seed)
     exponents, predictions = [], []
@@ -145,25 +145,12 @@ def bootstrap_joint(
         predictions.append(refit(np.asarray(targets, dtype=np.float64)))
     if not exponents:
         raise ValueError("no bootstrap resample of the runs supports the joint fit")
-    tail = 100 * (1 - confidence) / 2
     exponents, predictions = np.array(exponents), np.array(predictions)
-
-    def interval(estimate: float, samples: np.ndarray) -> Interval:
-        low, high = np.percentile(samples, (tail, 100 - tail))
-        return Interval(float(estimate), float(low), float(high))
-
     tokens_law = PowerLaw(1 / (6 * law.coefficient), 1 - law.exponent)
-    n_fit = BootstrapFit(
-        law,
-        interval(law.exponent, exponents),
-        {c: interval(float(law(c)), predictions[:, i]) for i, c in enumerate(targets)},
+    return (
+        bootstrap_fit(law, exponents, predictions, targets, confidence),
+        bootstrap_fit(tokens_law, 1 - exponents, np.asarray(targets) / (6 * predictions), targets, confidence),
     )
-    d_fit = BootstrapFit(
-        tokens_law,
-        interval(tokens_law.exponent, 1 - exponents),
-        {c: interval(float(tokens_law(c)), c / (6 * predictions[:, i])) for i, c in enumerate(targets)},
-    )
-    return n_fit, d_fit
 
 
 @dataclass(frozen=True)
@@ -183,10 +170,11 @@ def fit_isoflops(
     num_bootstrap: int = 2000,
     seed: int = 0,
 ) -> IsoFlopsFit:
-    optima = profile_optima(runs, method)
     if method == OptimumMethod.JOINT:
-        parameters, tokens = bootstrap_joint(runs, targets, num_bootstrap, seed=seed)
+        law, optima = joint_parabola(runs)
+        parameters, tokens = bootstrap_joint(runs, law, targets, num_bootstrap, seed=seed)
         return IsoFlopsFit(method=method, optima=optima, parameters=parameters, tokens=tokens)
+    optima = profile_optima(runs, method)
     budgets = np.array([o.compute_budget for o in optima])
     return IsoFlopsFit(
         method=method,

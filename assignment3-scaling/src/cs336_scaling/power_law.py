@@ -83,11 +83,21 @@ def bootstrap_power_law(
         exponents[filled] = sample.exponent
         predictions[filled] = sample(np.asarray(predict_at, dtype=np.float64))
         filled += 1
+    return bootstrap_fit(law, exponents, predictions, predict_at, confidence)
+
+
+def bootstrap_fit(
+    law: PowerLaw,
+    exponents: Float[np.ndarray, " samples"],
+    predictions: Float[np.ndarray, "samples targets"],
+    predict_at: list[float],
+    confidence: float = 0.95,
+) -> BootstrapFit:
+    """``law`` with the central ``confidence`` percentile ranges of its refits' exponents and predictions."""
     tail = 100 * (1 - confidence) / 2
-    low_high = (tail, 100 - tail)
 
     def interval(estimate: float, samples: np.ndarray) -> Interval:
-        low, high = np.percentile(samples, low_high)
+        low, high = np.percentile(samples, (tail, 100 - tail))
         return Interval(estimate=float(estimate), low=float(low), high=float(high))
 
     return BootstrapFit(
