@@ -1,5 +1,6 @@
 """End to end: WARC shards built here -> filters -> dedup -> uint16 tokens, with counts, resumption and executors."""
 
+import gzip
 import html
 import itertools
 import operator
@@ -14,7 +15,7 @@ from cs336_data.pipeline.executors import LocalExecutor, SlurmExecutor
 from cs336_data.pipeline.run import PipelineConfig, run_pipeline
 from cs336_data.pipeline.stats import PipelineStats
 from cs336_data.quality_training import wikipedia_chunks
-from cs336_data.warc_io import write_warc
+from cs336_data.warc_io import warc_record_bytes, write_warc
 
 
 def _page(text: str) -> bytes:
@@ -156,3 +157,21 @@ def test_bad_input_is_counted_not_fatal(tmp_path):
     finals = (tmp_path / "out" / "final" / "000001.jsonl").read_text().splitlines()
     assert [Document.from_json(line).metadata["url"] for line in finals] == ["http://ok"]
     assert not (tmp_path / "out" / "tokens").exists()  # no tokenizer given: documents only
+
+
+def test_damaged_members_are_counted_and_later_records_read(tmp_path):
+    """An empty gzip member and a damaged one mid-shard: the pages after them still go through the pipeline."""
+    chunks = list(itertools.islice((c for c in wikipedia_chunks() if gopher_quality_filter(c)), 4))
+    members = [gzip.compress(warc_record_bytes(f"http://wiki/{i}", _page(c))) for i, c in enumerate(chunks)]
+    (tmp_path / "in").mkdir()
+    shard = tmp_path / "in" / "damaged.warc.gz"
+    shard.write_bytes(members[0] + gzip.compress(b"") + members[1] + members[2][:50] + members[3])
+    config = PipelineConfig(inputs=[shard], output_dir=tmp_path / "out")
+    c = run_pipeline(config, LocalExecutor(workers=1, progress=False)).counts["read"]
+    assert (c["in"], c["kept"], c["dropped:unreadable_record"], c["skipped:empty_gzip_member"]) == (4, 3, 1, 1)
+    finals = (tmp_path / "out" / "final" / "000000.jsonl").read_text().splitlines()
+    assert [Document.from_json(line).metadata["url"] for line in finals] == [
+        "http://wiki/0",
+        "http://wiki/1",
+        "http://wiki/3",
+    ]

@@ -1,24 +1,39 @@
-"""Reading WARC / WET files with FastWARC, and writing small WARC files (tests, benchmarks, packaging HTML).
+"""Reading WARC / WET files with FastWARC, and writing small WARC files (tests, benchmarks, the sample crawl).
 
-Damaged input never crashes a reader. A record whose payload is shorter than its declared length (a truncated
-archive) is counted in :class:`ReadStats` and skipped; an archive FastWARC cannot parse at all is counted as corrupt.
-Either way the reason is logged and kept in ``ReadStats.errors``.
+Damaged input never crashes a reader and never loses a record silently. A record whose payload is shorter than its
+declared length (a truncated archive) is counted in :class:`ReadStats` and skipped. Where FastWARC stops early (an
+empty gzip member, a damaged member, garbage between records, a broken header), :mod:`cs336_data.warc_recovery`
+finds the next readable record, FastWARC resumes there, and what was skipped is counted; a file of which nothing
+can be read is counted as corrupt. Every loss is logged and kept in ``ReadStats.errors``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import logging
+import mmap
 import os
 import uuid
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
+from cs336_data.warc_recovery import LastRecord, Loss, next_readable_offset
+
 logger = logging.getLogger(__name__)
+
+_PAYLOAD_TYPES = (WarcRecordType.response, WarcRecordType.conversion)
+_OTHER_TYPES = (
+    WarcRecordType.warcinfo,
+    WarcRecordType.request,
+    WarcRecordType.metadata,
+    WarcRecordType.resource,
+    WarcRecordType.revisit,
+    WarcRecordType.continuation,
+)
 
 
 @dataclass(frozen=True)
@@ -33,9 +48,13 @@ class WarcPayload:
 
 @dataclass
 class ReadStats:
-    records: int = 0
-    truncated_records: int = 0
-    corrupt_files: int = 0
+    """Per file or summed over files. Records of other types (request, metadata, warcinfo) are read and skipped."""
+
+    records: int = 0  # response / conversion records read whole
+    truncated_records: int = 0  # records cut short: the archive ends inside them
+    unreadable_records: int = 0  # damaged gzip members, broken records, garbage between records: one record each
+    empty_members: int = 0  # empty gzip members skipped (valid gzip holding no record)
+    corrupt_files: int = 0  # files of which no record at all could be read
     errors: list[str] = field(default_factory=list)
 
     def fail(self, message: str) -> None:
@@ -43,19 +62,63 @@ class ReadStats:
         logger.warning(message)
 
 
+@dataclass
+class _Run:
+    """What one FastWARC pass parsed: the last record of any type (None: none)."""
+
+    last: LastRecord | None = None
+
+
 def iter_warc_responses(path: str | os.PathLike, stats: ReadStats | None = None) -> Iterator[WarcPayload]:
     """HTTP response payloads of a WARC, or the extracted text of a WET (``conversion`` records); gzip or plain."""
     stats = stats if stats is not None else ReadStats()
-    last_offset, seen_any, last_truncated = 0, False, False
     try:
-        records = ArchiveIterator(
-            str(path), record_types=WarcRecordType.response | WarcRecordType.conversion, parse_http=True
-        )
-        for record in records:
-            body = record.reader.read()
-            last_offset, seen_any = record.stream_pos, True
-            last_truncated = _is_truncated(record, body)
-            if last_truncated:
+        with open(path, "rb") as f:
+            view = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else b""
+    except OSError as err:
+        stats.corrupt_files += 1
+        stats.fail(f"{path}: unreadable: {err}")
+        return
+    compressed, offset, parsed_any, losses = view[:2] == b"\x1f\x8b", 0, False, []
+    try:
+        while offset is not None and offset < len(view):
+            run = _Run()
+            failure: Exception | None = None
+            try:
+                yield from _read_from(path, offset, run, stats)
+            except Exception as err:  # noqa: BLE001 - FastWARC / zlib errors on damaged archives: resume after them
+                failure = err
+            parsed_any |= run.last is not None
+            offset, found = next_readable_offset(view, compressed, offset, run.last, failure is not None)
+            if failure is not None:
+                found = [dataclasses.replace(loss, why=f"{loss.why} (FastWARC: {failure})") for loss in found]
+            losses += found
+    finally:
+        if isinstance(view, mmap.mmap):
+            view.close()
+    _count_losses(path, losses, parsed_any, stats)
+
+
+def _read_from(path: str | os.PathLike, offset: int, run: _Run, stats: ReadStats) -> Iterator[WarcPayload]:
+    """One FastWARC pass from byte ``offset`` to wherever it stops (the file's end, or damage)."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        for record in ArchiveIterator(f, parse_http=False):  # positions of a seeked file object are absolute
+            # A record cut inside its WARC headers has no known type: it may have been a page, so it is checked.
+            wanted = record.record_type not in _OTHER_TYPES
+            block_length = record.content_length  # parse_http makes it the payload's length
+            if wanted and record.record_type == WarcRecordType.response:
+                record.parse_http()
+            body = record.reader.read() if wanted else b""
+            truncated = wanted and _is_truncated(record, body)
+            run.last = LastRecord(record.stream_pos, block_length, truncated)
+            if not wanted:
+                continue
+            if not truncated and record.record_type not in _PAYLOAD_TYPES:
+                stats.unreadable_records += 1
+                stats.fail(f"{path}: record {record.record_id} at byte {record.stream_pos} has no valid WARC-Type")
+                continue
+            if truncated:
                 stats.truncated_records += 1
                 stats.fail(
                     f"{path}: record {record.record_id} truncated ({len(body)} of {record.content_length} bytes)"
@@ -68,21 +131,24 @@ def iter_warc_responses(path: str | os.PathLike, stats: ReadStats | None = None)
                 body=body,
                 is_extracted_text=record.record_type == WarcRecordType.conversion,
             )
-    except Exception as err:  # noqa: BLE001 - FastWARC / zlib errors on damaged archives: report, keep what was read
+
+
+def _count_losses(path: str | os.PathLike, losses: list[Loss], parsed_any: bool, stats: ReadStats) -> None:
+    """Count and log what was skipped; a file that yielded no record at all is one corrupt file instead."""
+    lost = [loss for loss in losses if loss.kind in ("unreadable", "truncated")]
+    if lost and not parsed_any:
         stats.corrupt_files += 1
-        stats.fail(f"{path}: unreadable after {stats.records} records: {err}")
+        stats.fail(f"{path}: unreadable: no WARC record could be read ({lost[0].why})")
         return
-    incomplete = _first_incomplete_gzip_member(Path(path), last_offset)
-    if incomplete is None:
-        return
-    if seen_any and incomplete == 0:
-        if last_truncated:  # already counted
-            return
-        # The last record read was whole; only its gzip trailer is missing. Nothing lost, but worth a warning.
-        stats.fail(f"{path}: gzip trailer of the last record is missing (truncated download?)")
-    else:
-        stats.truncated_records += 1
-        stats.fail(f"{path}: archive ends inside a gzip member after {stats.records} records (truncated download?)")
+    for loss in losses:
+        if loss.kind == "empty":
+            stats.empty_members += 1
+        elif loss.kind == "truncated":
+            stats.truncated_records += 1
+        elif loss.kind == "unreadable":
+            stats.unreadable_records += 1
+        suffix = " (one record lost)" if loss in lost else ""
+        stats.fail(f"{path}: bytes {loss.start}-{loss.end}: {loss.why}{suffix}")
 
 
 def _is_truncated(record, body: bytes) -> bool:
@@ -94,31 +160,6 @@ def _is_truncated(record, body: bytes) -> bool:
     if record.record_type == WarcRecordType.response and record.http_headers is None:
         return True
     return len(body) < record.content_length
-
-
-def _first_incomplete_gzip_member(path: Path, offset: int) -> int | None:
-    """Index (from ``offset``, the last record read) of the first gzip member cut short, or None if all are whole.
-
-    FastWARC silently stops at a member cut short before any of its record could be parsed; only the tail after
-    the last good record needs decompressing to notice. Uncompressed files are checked record by record instead.
-    """
-    with open(path, "rb") as f:
-        if f.read(2) != b"\x1f\x8b":
-            return None
-        f.seek(offset)
-        data = f.read()
-    index = 0
-    while data:
-        member = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            member.decompress(data)
-        except zlib.error:
-            return index
-        if not member.eof:
-            return index
-        data = member.unused_data
-        index += 1
-    return None
 
 
 def warc_record_bytes(url: str, payload: bytes, *, extracted_text: bool = False, record_id: str | None = None) -> bytes:

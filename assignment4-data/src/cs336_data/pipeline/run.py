@@ -138,11 +138,16 @@ def _read_shard(path: Path, stats: PipelineStats) -> Iterator[Document]:
             metadata={"url": payload.url, "source": path.name, "is_extracted_text": payload.is_extracted_text},
             raw=payload.body,
         )
-    stats.add("read", "in", read.records + read.truncated_records)
+    lost = read.truncated_records + read.unreadable_records
+    stats.add("read", "in", read.records + lost)
     stats.add("read", "kept", read.records)
-    if read.truncated_records:
-        stats.add("read", "dropped", read.truncated_records)
-        stats.add("read", "dropped:truncated_record", read.truncated_records)
+    if lost:
+        stats.add("read", "dropped", lost)
+    for reason, n in (("truncated_record", read.truncated_records), ("unreadable_record", read.unreadable_records)):
+        if n:
+            stats.add("read", f"dropped:{reason}", n)
+    if read.empty_members:
+        stats.add("read", "skipped:empty_gzip_member", read.empty_members)
     if read.corrupt_files:
         stats.add("read", "error:corrupt_file", read.corrupt_files)
 
