@@ -1,10 +1,10 @@
-"""Checkpoint round trips (path and file object), weights_only loading, atomic writes, compiled models."""
+"""Checkpoint round trips (path and file object), weights_only loading, checksums, atomic writes, compiled models."""
 
 import io
 
 import pytest
 import torch
-from cs336_basics.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from cs336_basics.checkpoint import content_checksum, load_checkpoint, read_checkpoint, save_checkpoint
 from cs336_basics.model import ModelConfig, TransformerLM
 from cs336_basics.optimizer import AdamW
 
@@ -84,6 +84,33 @@ def test_failed_write_leaves_previous_checkpoint_and_no_partial_file(tmp_path):
         save_checkpoint(model, opt, 6, path, extra={"payload": [torch.zeros(1000), _FailsWhileWriting()]})
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
+
+
+def test_checksum_is_stored_and_removed_on_load(tmp_path):
+    model, opt = _trained(steps=1)
+    save_checkpoint(model, opt, 2, tmp_path / "c.pt", extra={"model_config": {"d_model": 16}})
+    raw = torch.load(tmp_path / "c.pt", weights_only=True)
+    assert raw["checksum"].startswith("sha256:") and len(raw["checksum"]) == len("sha256:") + 64
+    payload = read_checkpoint(tmp_path / "c.pt")
+    assert "checksum" not in payload and payload["model_config"] == {"d_model": 16}
+    with pytest.raises(ValueError, match="reserved key"):
+        save_checkpoint(model, opt, 2, tmp_path / "d.pt", extra={"checksum": "mine"})
+
+
+def test_checksum_sees_every_kind_of_change():
+    base = {"w": torch.arange(6.0).reshape(2, 3), "step": 3, "betas": (0.9, 0.95), "name": "run"}
+    changed = [
+        {**base, "w": torch.arange(6.0).reshape(3, 2)},
+        {**base, "w": torch.arange(6.0).reshape(2, 3).double()},
+        {**base, "w": torch.arange(6.0).reshape(2, 3) + 1e-6},
+        {**base, "step": 4},
+        {**base, "betas": [0.9, 0.95]},
+        {**base, "name": "run2"},
+        {"step": 3, "w": base["w"], "betas": (0.9, 0.95), "name": "run"},
+    ]
+    checksums = {content_checksum(value) for value in [base, *changed]}
+    assert len(checksums) == len(changed) + 1
+    assert content_checksum({**base, "w": base["w"].t().contiguous().t()}) == content_checksum(base)
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):

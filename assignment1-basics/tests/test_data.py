@@ -1,9 +1,9 @@
-"""get_batch: window distribution, next-token labels, dtypes, devices; load_tokens file checks."""
+"""get_batch: window distribution, next-token labels, dtypes, devices; load_tokens and check_token_ids checks."""
 
 import numpy as np
 import pytest
 import torch
-from cs336_basics.data import get_batch, load_tokens
+from cs336_basics.data import check_token_ids, get_batch, load_tokens
 
 
 def test_get_batch_targets_are_inputs_shifted_by_one():
@@ -51,3 +51,17 @@ def test_load_tokens_errors_are_clear(tmp_path):
     odd.write_bytes(b"abc")
     with pytest.raises(ValueError, match="even size"):
         load_tokens(odd)
+
+
+def test_check_token_ids_finds_the_first_bad_id_in_any_chunk():
+    tokens = np.arange(1000) % 50
+    check_token_ids(tokens, 50, "ok.bin", chunk_tokens=64)
+    tokens[[700, 900]] = [50, 60]
+    with pytest.raises(ValueError, match=r"bad\.bin: token 700 is id 50, outside the vocabulary \[0, 50\)"):
+        check_token_ids(tokens, 50, "bad.bin", chunk_tokens=64)
+    tokens[[700, 900]] = [0, -1]
+    with pytest.raises(ValueError, match="token 900 is id -1"):
+        check_token_ids(tokens, 50, chunk_tokens=7)
+    check_token_ids(np.zeros(0, dtype=np.uint16), 1)
+    with pytest.raises(ValueError, match="vocab_size must be positive"):
+        check_token_ids(tokens, 0)

@@ -108,6 +108,42 @@ def test_random_unicode_matches_tiktoken(gpt2_tokenizer, gpt2_encoding):
         assert gpt2_tokenizer.decode(ids) == text
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"allowed_special": set()},
+        {"allowed_special": {EOT}, "disallowed_special": "all"},
+        {"allowed_special": set(), "disallowed_special": "all"},
+        {"allowed_special": set(), "disallowed_special": {EOT}},
+    ],
+)
+def test_special_token_options_match_tiktoken(gpt2_tokenizer, gpt2_encoding, options):
+    """tiktoken's allowed_special/disallowed_special model; only the default differs (ours allows every special)."""
+    reference = {"allowed_special": {EOT}, "disallowed_special": (), **options}
+    rng = random.Random(99)
+    for _ in range(100):
+        text = _random_unicode(rng, rng.randrange(0, 40))
+        try:
+            expected = gpt2_encoding.encode(text, **reference)
+        except ValueError:
+            with pytest.raises(ValueError, match="disallowed"):
+                gpt2_tokenizer.encode(text, **options)
+            continue
+        assert gpt2_tokenizer.encode(text, **options) == expected, repr(text)
+
+
+def test_special_token_options_on_overlapping_tokens(gpt2_files):
+    double = EOT + EOT
+    tokenizer = Tokenizer.from_files(*gpt2_files, special_tokens=[EOT, double])
+    assert tokenizer.encode(EOT * 3, allowed_special={EOT}) == [50256] * 3
+    assert tokenizer.encode(EOT * 3, allowed_special={double}) == [50257, *tokenizer.encode_ordinary(EOT)]
+    with pytest.raises(ValueError, match="not special tokens of this tokenizer"):
+        tokenizer.encode("x", allowed_special={"<|im_start|>"})
+    with pytest.raises(TypeError, match="a set of special tokens"):
+        tokenizer.encode("x", allowed_special=EOT)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(st.characters(exclude_categories=("Cn", "Cs")), max_size=60))
 def test_hypothesis_text_matches_tiktoken(gpt2_plain_tokenizer, gpt2_encoding, text):

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from tqdm.auto import tqdm
 
 from cs336_basics.pretokenization import (
+    checked_special_tokens,
     count_pretokens,
     find_chunk_boundaries,
     read_text_range,
@@ -56,7 +57,7 @@ def train_bpe(
     """
     if not os.path.isfile(input_path):
         raise FileNotFoundError(f"BPE training input {os.fspath(input_path)!r} does not exist")
-    special_tokens = list(dict.fromkeys(special_tokens))
+    special_tokens = checked_special_tokens(special_tokens)
     min_size = 256 + len(special_tokens)
     if vocab_size < min_size:
         raise ValueError(f"vocab_size={vocab_size} is smaller than 256 bytes + {len(special_tokens)} special tokens")
@@ -85,6 +86,7 @@ def pretoken_counts(
     progress: bool = False,
 ) -> Counter[str]:
     """Count GPT-2 pre-tokens of a file, in parallel over chunks cut at special tokens."""
+    special_tokens = checked_special_tokens(special_tokens)
     size = os.path.getsize(input_path)
     workers = max(1, num_workers if num_workers is not None else (os.cpu_count() or 1))
     if size < _PARALLEL_MIN_BYTES:
@@ -112,7 +114,7 @@ def train_bpe_from_counts(
     pretoken_counts: dict[str, int], vocab_size: int, special_tokens: Sequence[str], *, progress: bool = False
 ) -> tuple[Vocab, Merges]:
     """Run the BPE merges on counted pre-tokens (see the module docstring for the algorithm)."""
-    special_tokens = list(dict.fromkeys(special_tokens))
+    special_tokens = checked_special_tokens(special_tokens)
     num_merges = vocab_size - 256 - len(special_tokens)
     if num_merges < 0:
         raise ValueError(f"vocab_size={vocab_size} is smaller than 256 bytes + {len(special_tokens)} special tokens")

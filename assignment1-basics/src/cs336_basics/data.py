@@ -23,6 +23,30 @@ def load_tokens(path: str | os.PathLike) -> np.memmap:
     return np.memmap(path, dtype="<u2", mode="r")
 
 
+def check_token_ids(
+    tokens: npt.NDArray[np.integer], vocab_size: int, path: str | os.PathLike = "<tokens>", chunk_tokens: int = 1 << 24
+) -> None:
+    """Raise ``ValueError`` (naming the file, the id, its position and ``vocab_size``) unless every id is in
+    ``[0, vocab_size)``.
+
+    An out-of-range id would otherwise surface much later as an ``IndexError`` (or a CUDA assert) in the
+    embedding, whenever a batch first happens to hold it. The whole array is scanned once, in chunks so a
+    multi-GB memmap is never in memory at once: about a second per GB.
+    """
+    if vocab_size <= 0:
+        raise ValueError(f"vocab_size must be positive, got {vocab_size}")
+    signed = np.issubdtype(tokens.dtype, np.signedinteger)
+    for start in range(0, len(tokens), chunk_tokens):
+        chunk = np.asarray(tokens[start : start + chunk_tokens])
+        if chunk.max() < vocab_size and (not signed or chunk.min() >= 0):
+            continue
+        position = int(np.flatnonzero((chunk >= vocab_size) | (chunk < 0))[0])
+        raise ValueError(
+            f"{os.fspath(path)}: token {start + position:,} is id {int(chunk[position])}, outside the vocabulary "
+            f"[0, {vocab_size}): tokenised with a different tokenizer, or a wrong vocab_size?"
+        )
+
+
 def get_batch(
     dataset: npt.NDArray,
     batch_size: int,

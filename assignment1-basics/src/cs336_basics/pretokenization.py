@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cache
 
 import regex
@@ -58,6 +58,17 @@ def pretokenize(text: str) -> list[str]:
     if text.isascii() or _ASTRAL.search(text) is None:
         return _bmp_regex().findall(text)
     return GPT2_REGEX.findall(text)
+
+
+def checked_special_tokens(special_tokens: Iterable[str] | None) -> list[str]:
+    """The special tokens once each, in order; an empty one would match between every two characters."""
+    tokens = list(dict.fromkeys(special_tokens or []))
+    for token in tokens:
+        if not isinstance(token, str):
+            raise TypeError(f"special tokens must be strings, got {token!r} ({type(token).__name__})")
+        if not token:
+            raise ValueError("the empty string cannot be a special token (it would match between every two characters)")
+    return tokens
 
 
 def special_token_regex(special_tokens: Sequence[str]) -> regex.Pattern[str] | None:
@@ -148,7 +159,17 @@ def _first_cut_at_or_after(f, offset: int, size: int, cut_regex: regex.Pattern[b
 
 
 def read_text_range(path: str | os.PathLike, start: int, end: int) -> str:
-    """Decode ``[start, end)`` of a UTF-8 file (boundaries from :func:`find_chunk_boundaries`)."""
+    """Decode ``[start, end)`` of a UTF-8 file (boundaries from :func:`find_chunk_boundaries`).
+
+    Invalid UTF-8 raises ``ValueError`` naming the file and the byte offset, not a bare ``UnicodeDecodeError``.
+    """
     with open(path, "rb") as f:
         f.seek(start)
-        return f.read(end - start).decode("utf-8")
+        data = f.read(end - start)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        bad = data[err.start : err.end]
+        raise ValueError(
+            f"{os.fspath(path)} is not valid UTF-8: byte offset {start + err.start} ({bad!r}): {err.reason}"
+        ) from None

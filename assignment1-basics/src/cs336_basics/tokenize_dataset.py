@@ -3,21 +3,21 @@
 The file is cut into chunks where encoding the parts equals encoding the whole (at ``<|endoftext|>`` and other
 special tokens, or at a safe whitespace cut: see :mod:`cs336_basics.pretokenization`), the chunks are encoded
 in a process pool, and their ids are appended in file order to a temporary file that is renamed into place at
-the end. Memory stays bounded (a few chunks in flight), and an interrupted run never leaves a truncated
-``.bin`` under the final name.
+the end (:mod:`cs336_basics.atomic_files`). Memory stays bounded (a few chunks in flight), and an interrupted run
+never leaves a truncated ``.bin`` under the final name; the next run removes a killed run's temporary.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from cs336_basics.atomic_files import atomic_output
 from cs336_basics.pretokenization import find_chunk_boundaries, read_text_range
 from cs336_basics.tokenizer import Tokenizer
 
@@ -77,24 +77,16 @@ def tokenize_to_memmap(
     chunks = [_Chunk(os.fspath(input_path), s, e) for s, e in zip(boundaries, boundaries[1:])]
     workers = max(1, min(num_workers or os.cpu_count() or 1, len(chunks)))
 
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output_path.parent, prefix=f".{output_path.name}.", suffix=".tmp")
-    total = 0
     desc = f"tokenize {input_path.name}"
     bar = tqdm(total=boundaries[-1], unit="B", unit_scale=True, desc=desc, disable=not progress)
-    try:
-        with os.fdopen(fd, "wb") as out, bar:
-            if workers == 1:
-                results = (_encode_with(tokenizer, chunk) for chunk in chunks)
-                total = _write_in_order(results, chunks, out, bar)
-            else:
-                context = multiprocessing.get_context("fork")
-                with context.Pool(workers, initializer=_init_worker, initargs=(tokenizer,)) as pool:
-                    total = _write_in_order(pool.imap(_encode_chunk, chunks), chunks, out, bar)
-        os.replace(tmp, output_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(output_path) as out, bar:
+        if workers == 1:
+            results = (_encode_with(tokenizer, chunk) for chunk in chunks)
+            total = _write_in_order(results, chunks, out, bar)
+        else:
+            context = multiprocessing.get_context("fork")
+            with context.Pool(workers, initializer=_init_worker, initargs=(tokenizer,)) as pool:
+                total = _write_in_order(pool.imap(_encode_chunk, chunks), chunks, out, bar)
     return total
 
 

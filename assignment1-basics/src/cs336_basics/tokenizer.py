@@ -8,18 +8,33 @@ flattens the cached id tuples with ``itertools.chain``: no Python bytecode runs 
 
 from __future__ import annotations
 
+import operator
 import os
 from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from itertools import chain
+from typing import Literal
 
 import regex
 
 from cs336_basics.pretokenization import (
+    checked_special_tokens,
     last_safe_cut,
     partial_special_suffix_start,
     pretokenize,
+    special_token_regex,
 )
 from cs336_basics.vocab_files import load_vocab_merges
+
+
+def _token_id(value: object) -> int:
+    """``value`` as a token id: any integer type except ``bool``."""
+    try:
+        if not isinstance(value, bool):
+            return operator.index(value)
+    except TypeError:
+        pass
+    raise TypeError(f"token ids must be integers, got {value!r} ({type(value).__name__})")
 
 
 class _PretokenCache(dict[str, tuple[int, ...]]):
@@ -62,15 +77,14 @@ class Tokenizer:
         self._byte_ids = [id_of[bytes([b])] for b in range(256)]
 
         self.special_token_ids: dict[str, int] = {}
-        for token in dict.fromkeys(special_tokens or []):
+        for token in checked_special_tokens(special_tokens):
             encoded = token.encode("utf-8")
             if encoded not in id_of:
                 id_of[encoded] = max(self.vocab, default=-1) + 1
                 self.vocab[id_of[encoded]] = encoded
             self.special_token_ids[token] = id_of[encoded]
         self._special_tokens = list(self.special_token_ids)
-        ordered = sorted(self._special_tokens, key=len, reverse=True)
-        self._special_regex = regex.compile("(" + "|".join(regex.escape(t) for t in ordered) + ")") if ordered else None
+        self._special_regexes: dict[frozenset[str], regex.Pattern[str] | None] = {}
 
         # (left id, right id) -> (rank, merged id): BPE merges the lowest rank first.
         self._merge_of: dict[tuple[int, int], tuple[int, int]] = {}
@@ -99,21 +113,62 @@ class Tokenizer:
         """One more than the largest id (ids need not be contiguous in a hand-made vocab)."""
         return max(self.vocab) + 1
 
-    def encode(self, text: str) -> list[int]:
-        """Token ids of ``text``; special tokens become their single ids."""
+    def encode(
+        self,
+        text: str,
+        *,
+        allowed_special: Literal["all"] | AbstractSet[str] = "all",
+        disallowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
+    ) -> list[int]:
+        """Token ids of ``text``; each allowed special token becomes its single id.
+
+        The special-token options are tiktoken's, with the course's default: every special token given at
+        construction is allowed. A special token that is neither allowed nor disallowed is encoded as plain
+        text; text containing a disallowed one raises ``ValueError`` (``"all"``: every one not allowed).
+        """
+        allowed = self._special_subset(allowed_special, "allowed_special")
+        disallowed = self._special_subset(disallowed_special, "disallowed_special") - allowed
+        if disallowed and (found := self._special_regex(disallowed).search(text)):
+            raise ValueError(
+                f"text contains the special token {found.group()!r}, which is disallowed: pass it in allowed_special "
+                "to encode it as its id, or leave it out of disallowed_special to encode it as plain text"
+            )
         ids: list[int] = []
         if len(self._cache) > self.max_cache_entries:
             self._cache.clear()
-        if self._special_regex is None:
+        special_regex = self._special_regex(allowed)
+        if special_regex is None:
             self._encode_ordinary_into(text, ids)
             return ids
-        # split() with a capturing group alternates ordinary text (even indices) and special tokens (odd).
-        for index, piece in enumerate(self._special_regex.split(text)):
-            if index % 2:
-                ids.append(self.special_token_ids[piece])
-            elif piece:
-                self._encode_ordinary_into(piece, ids)
+        start = 0
+        for match in special_regex.finditer(text):
+            if match.start() > start:
+                self._encode_ordinary_into(text[start : match.start()], ids)
+            ids.append(self.special_token_ids[match.group()])
+            start = match.end()
+        if start < len(text):
+            self._encode_ordinary_into(text[start:], ids)
         return ids
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Token ids of ``text`` with every special token's string encoded as plain text (tiktoken's name)."""
+        return self.encode(text, allowed_special=frozenset())
+
+    def _special_subset(self, names: Literal["all"] | AbstractSet[str], argument: str) -> frozenset[str]:
+        if names == "all":
+            return frozenset(self._special_tokens)
+        if isinstance(names, str):
+            raise TypeError(f'{argument} must be "all" or a set of special tokens, got the string {names!r}')
+        unknown = set(names) - self.special_token_ids.keys()
+        if unknown:
+            raise ValueError(f"{argument} names {sorted(unknown)}, which are not special tokens of this tokenizer")
+        return frozenset(names)
+
+    def _special_regex(self, tokens: frozenset[str]) -> regex.Pattern[str] | None:
+        """The alternation of ``tokens``, longest first (compiled once per subset)."""
+        if tokens not in self._special_regexes:
+            self._special_regexes[tokens] = special_token_regex(sorted(tokens))
+        return self._special_regexes[tokens]
 
     def _encode_ordinary_into(self, text: str, ids: list[int]) -> None:
         ids.extend(chain.from_iterable(map(self._cache.__getitem__, pretokenize(text))))
@@ -122,14 +177,16 @@ class Tokenizer:
         """Stream the ids of the concatenated strings (e.g. the lines of a file) in bounded memory.
 
         Text is buffered and encoded up to the last safe cut (see :mod:`cs336_basics.pretokenization`), so the
-        output always equals ``encode("".join(iterable))``.
+        output always equals ``encode("".join(iterable))``. A buffer without a safe cut (one long run of
+        whitespace has none) is searched again only once it has doubled, so the time stays linear.
         """
         pending: list[str] = []
         pending_chars = 0
+        next_search = self.stream_chunk_chars
         for chunk in iterable:
             pending.append(chunk)
             pending_chars += len(chunk)
-            if pending_chars < self.stream_chunk_chars:
+            if pending_chars < next_search:
                 continue
             buffer = "".join(pending)
             cut = self._last_stream_cut(buffer)
@@ -137,6 +194,7 @@ class Tokenizer:
                 yield from self.encode(buffer[:cut])
                 buffer = buffer[cut:]
             pending, pending_chars = [buffer], len(buffer)
+            next_search = max(self.stream_chunk_chars, 2 * pending_chars)
         yield from self.encode("".join(pending))
 
     def _last_stream_cut(self, buffer: str) -> int:
@@ -144,11 +202,12 @@ class Tokenizer:
 
         Never inside a special token, nor inside a suffix that could grow into one; 0 when there is none.
         """
-        if self._special_regex is None:
+        special_regex = self._special_regex(frozenset(self._special_tokens))
+        if special_regex is None:
             return last_safe_cut(buffer) or 0
         limit = partial_special_suffix_start(buffer, self._special_tokens)
         region_start = 0
-        for match in self._special_regex.finditer(buffer):
+        for match in special_regex.finditer(buffer):
             if match.end() <= limit:
                 region_start = match.end()
             else:
@@ -158,7 +217,13 @@ class Tokenizer:
         return cut if cut is not None else region_start
 
     def decode(self, ids: Iterable[int]) -> str:
-        """Text of token ids; invalid UTF-8 (e.g. a cut multi-byte character) becomes U+FFFD."""
+        """Text of token ids; invalid UTF-8 (e.g. a cut multi-byte character) becomes U+FFFD.
+
+        Ids must be integers (Python or NumPy); ``True`` or ``1.0`` would otherwise hash like the id 1.
+        """
+        ids = list(ids)
+        if not set(map(type, ids)) <= {int}:
+            ids = [_token_id(i) for i in ids]
         try:
             data = b"".join(map(self.vocab.__getitem__, ids))
         except KeyError as err:

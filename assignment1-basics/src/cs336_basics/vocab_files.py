@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
+from cs336_basics.atomic_files import atomic_output
 from cs336_basics.gpt2_bytes import decode_token, encode_token
 
 
@@ -36,32 +36,34 @@ def load_vocab_merges(
     vocab_path: str | os.PathLike, merges_path: str | os.PathLike
 ) -> tuple[dict[int, bytes], list[tuple[bytes, bytes]]]:
     """Read files written by :func:`save_vocab_merges` or GPT-2's own ``encoder.json`` / ``vocab.bpe``."""
-    with open(vocab_path, encoding="utf-8") as f:
-        raw_vocab = json.load(f)
+    try:
+        raw_vocab = json.loads(_read_text(vocab_path))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{os.fspath(vocab_path)} is not valid JSON: {err}") from None
     if not isinstance(raw_vocab, dict):
         raise ValueError(f"{os.fspath(vocab_path)!r} must hold a JSON object of token string -> id")
     vocab = {int(token_id): decode_token(token) for token, token_id in raw_vocab.items()}
     merges: list[tuple[bytes, bytes]] = []
-    with open(merges_path, encoding="utf-8") as f:
-        for line_number, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip() or (line_number == 1 and line.startswith("#version")):
-                continue
-            parts = line.split(" ")
-            if len(parts) != 2:
-                raise ValueError(f"{os.fspath(merges_path)}:{line_number}: expected 'left right', got {line!r}")
-            merges.append((decode_token(parts[0]), decode_token(parts[1])))
+    for line_number, line in enumerate(_read_text(merges_path).split("\n"), start=1):
+        line = line.rstrip("\r")
+        if not line.strip() or (line_number == 1 and line.startswith("#version")):
+            continue
+        parts = line.split(" ")
+        if len(parts) != 2:
+            raise ValueError(f"{os.fspath(merges_path)}:{line_number}: expected 'left right', got {line!r}")
+        merges.append((decode_token(parts[0]), decode_token(parts[1])))
     return vocab, merges
 
 
 def _write_atomic(path: str | os.PathLike, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
+    with atomic_output(path) as f:
+        f.write(text.encode("utf-8"))
+
+
+def _read_text(path: str | os.PathLike) -> str:
+    """The UTF-8 text of a tokenizer file; a decoding error names the file."""
+    data = Path(path).read_bytes()
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{os.fspath(path)} is not valid UTF-8: byte offset {err.start}: {err.reason}") from None
