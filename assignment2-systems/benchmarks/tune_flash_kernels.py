@@ -1,9 +1,11 @@
-"""Time each FlashAttention-2 Triton kernel alone over a grid of fixed tile configurations.
+"""Time each FlashAttention-2 Triton kernel over a grid of fixed tile configurations.
 
 The autotuner only reports its winner; this shows the whole landscape for one shape (by default the
-leaderboard case: 16 heads, n = 16384, d = 64, bf16, causal), with achieved TFLOP/s per kernel, so
-the autotune space can be chosen from measurements. Configurations that fail to compile (shared
-memory) are listed as errors. Results go to ``<out>/kernel_configs.json`` and ``.md``.
+leaderboard case: 16 heads, n = 16384, d = 64, bf16, causal), with achieved TFLOP/s, so the autotune
+space can be chosen from measurements. The backward kernel is timed three ways: its dK/dV programs alone,
+its dQ programs alone (one launch restricted to one kind), and whole (both kinds in one launch) for the
+best tiles of each kind. Configurations that fail to compile (shared memory) are listed as errors.
+Results go to ``<out>/kernel_configs.json`` and ``.md``.
 
 Run (GPU machine, repo root):
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src \
@@ -16,16 +18,15 @@ import itertools
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 
 import torch
 import triton
 from cs336_systems.flash_attention.triton_function import (
-    KernelConfig,
-    launch_dkdv,
-    launch_dq,
+    BackwardConfig,
+    ForwardConfig,
+    launch_backward,
     launch_forward,
-    launch_preprocess,
 )
 
 
@@ -51,29 +52,70 @@ def parse_args() -> TuneConfig:
     parser.add_argument("--causal", action=argparse.BooleanOptionalAction, default=d.causal)
     parser.add_argument("--warmup-ms", type=int, default=d.warmup_ms)
     parser.add_argument("--rep-ms", type=int, default=d.rep_ms)
-    parser.add_argument("--top", type=int, default=d.top, help="rows per kernel in the printed table")
+    parser.add_argument("--top", type=int, default=d.top, help="rows per kernel in the table; also the tiles combined")
     return TuneConfig(**vars(parser.parse_args()))
 
 
-def candidate_configs(kernel: str) -> list[KernelConfig]:
-    """Tile grids per kernel; the backward kernels need the owned tile to be a multiple of the streamed one."""
+PASSES = {"dkdv": (True, False), "dq": (False, True), "backward": (True, True)}
+
+
+def candidate_tiles(kernel: str) -> list[tuple[int, int]]:
+    """Tile grids per kernel; the backward programs need the owned tile to be a multiple of the streamed one."""
     if kernel == "forward":
-        tiles = [(128, 64), (128, 128), (128, 32), (64, 64), (64, 32), (256, 64)]
-    elif kernel == "dkdv":  # (streamed query tile, owned key tile)
-        tiles = [(32, 128), (64, 128), (16, 128), (32, 64), (64, 64), (16, 64)]
-    else:  # dq: (owned query tile, streamed key tile)
-        tiles = [(128, 32), (128, 64), (128, 16), (64, 32), (64, 64), (64, 16)]
-    return [
-        KernelConfig(m, n, warps, stages)
-        for (m, n), warps, stages in itertools.product(tiles, [4, 8], [2, 3, 4])
-        if not (warps == 8 and m * n < 64 * 64)
-    ]
+        return [(128, 64), (128, 128), (128, 32), (64, 64), (64, 32), (256, 64)]
+    if kernel == "dkdv":  # (streamed query tile, owned key tile)
+        return [(32, 128), (64, 128), (16, 128), (32, 64), (64, 64), (16, 64)]
+    return [(128, 32), (128, 64), (128, 16), (64, 32), (64, 64), (64, 16)]  # dq: (owned queries, streamed keys)
+
+
+def schedules(tiles: tuple[int, int]) -> list[tuple[int, int]]:
+    """(num_warps, num_stages) to try; 8 warps only for tiles of at least 64×64."""
+    return [(w, s) for w, s in itertools.product([4, 8], [2, 3, 4]) if not (w == 8 and tiles[0] * tiles[1] < 64 * 64)]
+
+
+def single_kind_configs(kernel: str) -> list[ForwardConfig | BackwardConfig]:
+    """Every tile × schedule for the forward or for one kind of backward program (the other kind's tiles are
+    unused: its programs are not launched)."""
+    configs = []
+    for tiles in candidate_tiles(kernel):
+        for warps, stages in schedules(tiles):
+            if kernel == "forward":
+                configs.append(ForwardConfig(*tiles, warps, stages))
+            elif kernel == "dkdv":
+                configs.append(BackwardConfig(*tiles, 64, 64, warps, stages))
+            else:
+                configs.append(BackwardConfig(64, 64, *tiles, warps, stages))
+    return configs
+
+
+def combined_configs(best: dict[str, list[dict]]) -> list[BackwardConfig]:
+    """The whole backward launch for every pair of the best dK/dV and dQ tiles, at the schedules both share."""
+    configs = set()
+    for dkdv, dq in itertools.product(best["dkdv"], best["dq"]):
+        for warps, stages in {(dkdv["num_warps"], dkdv["num_stages"]), (dq["num_warps"], dq["num_stages"])}:
+            configs.add(
+                BackwardConfig(
+                    dkdv["dkdv_block_m"], dkdv["dkdv_block_n"], dq["dq_block_m"], dq["dq_block_n"], warps, stages
+                )
+            )
+    return sorted(configs, key=astuple)
 
 
 def matmul_flops(kernel: str, batch: int, n: int, d: int, causal: bool) -> float:
-    """Tensor-core FLOPs each kernel must do (2 for the forward, 4 for dK/dV, 3 for dQ matmuls of n×n×d)."""
-    products = {"forward": 2, "dkdv": 4, "dq": 3}[kernel]
+    """Tensor-core FLOPs each kernel must do (2 for the forward, 4 for dK/dV, 3 for dQ, 7 for the whole backward,
+    in matmuls of n×n×d)."""
+    products = {"forward": 2, "dkdv": 4, "dq": 3, "backward": 7}[kernel]
     return products * 2.0 * batch * n * n * d * (0.5 if causal else 1.0)
+
+
+def tile_columns(row: dict) -> tuple:
+    if row["kernel"] == "forward":
+        return row["block_m"], row["block_n"]
+    if row["kernel"] == "dkdv":
+        return row["dkdv_block_m"], row["dkdv_block_n"]
+    if row["kernel"] == "dq":
+        return row["dq_block_m"], row["dq_block_n"]
+    return f"{row['dkdv_block_m']}/{row['dq_block_m']}", f"{row['dkdv_block_n']}/{row['dq_block_n']}"
 
 
 def main() -> None:
@@ -86,37 +128,42 @@ def main() -> None:
     q, k, v, do = (torch.randn(shape, device="cuda", dtype=torch.bfloat16) for _ in range(4))
     o = torch.empty_like(q)
     lse = torch.empty(shape[:2], device="cuda", dtype=torch.float32)
-    delta = torch.empty_like(lse)
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     launch_forward(q, k, v, o, lse, config.causal)  # autotuned: valid O and L for the backward kernels
-    launch_preprocess(o, do, delta)
 
-    calls = {
-        "forward": lambda c: launch_forward(q, k, v, o, lse, config.causal, c),
-        "dkdv": lambda c: launch_dkdv(q, k, v, do, lse, delta, dk, dv, config.causal, c),
-        "dq": lambda c: launch_dq(q, k, v, do, lse, delta, dq, config.causal, c),
-    }
+    def call(kernel: str, candidate) -> None:
+        if kernel == "forward":
+            launch_forward(q, k, v, o, lse, config.causal, candidate)
+        else:  # includes the small D kernel, as every backward does
+            launch_backward(q, k, v, o, do, lse, dq, dk, dv, config.causal, candidate, PASSES[kernel])
+
     rows = []
-    for kernel, call in calls.items():
+    best: dict[str, list[dict]] = {}
+    for kernel in ["forward", "dkdv", "dq", "backward"]:
         flops = matmul_flops(kernel, *shape[:2], config.head_dim, config.causal)
-        for candidate in candidate_configs(kernel):
+        candidates = combined_configs(best) if kernel == "backward" else single_kind_configs(kernel)
+        for candidate in candidates:
             row = {"kernel": kernel, **asdict(candidate)}
             try:
                 ms = triton.testing.do_bench(
-                    functools.partial(call, candidate), warmup=config.warmup_ms, rep=config.rep_ms, return_mode="median"
-                )
+                    functools.partial(call, kernel, candidate), warmup=config.warmup_ms, rep=config.rep_ms,
+                    return_mode="median",
+                )  # fmt: skip
                 row.update(ms=ms, tflops=flops / ms / 1e9)
             except Exception as error:  # noqa: BLE001 - out of resources / compile errors are results here
                 row.update(ms=None, error=f"{type(error).__name__}: {str(error)[:120]}")
             rows.append(row)
             print(row, flush=True)
+        best[kernel] = sorted((r for r in rows if r["kernel"] == kernel and r["ms"]), key=lambda r: r["ms"])[
+            : config.top
+        ]
 
     lines = ["| kernel | BLOCK_M | BLOCK_N | warps | stages | ms | TFLOP/s |", "|---|---|---|---|---|---|---|"]
-    for kernel in calls:
-        ranked = sorted((r for r in rows if r["kernel"] == kernel and r["ms"]), key=lambda r: r["ms"])
-        for r in ranked[: config.top]:
+    for kernel, ranked in best.items():
+        for r in ranked:
+            block_m, block_n = tile_columns(r)
             lines.append(
-                f"| {kernel} | {r['block_m']} | {r['block_n']} | {r['num_warps']} | {r['num_stages']} | "
+                f"| {kernel} | {block_m} | {block_n} | {r['num_warps']} | {r['num_stages']} | "
                 f"{r['ms']:.3f} | {r['tflops']:.0f} |"
             )
     table = "\n".join(lines)

@@ -1,25 +1,39 @@
-"""FlashAttention-2 autograd Function backed by the Triton kernels.
+"""FlashAttention-2 autograd Function backed by the Triton kernels, with a lean launch path.
 
-The kernel launches live in two ``torch.library`` custom ops, so ``torch.compile`` (which the
-leaderboard wraps around ``FlashAttentionTriton.apply``) treats them as opaque calls with known
-output shapes instead of tracing Triton's launcher. Any leading dims are folded into one batch
-axis inside the ops; O comes back in Q's shape and L in Q's shape without the last dim.
+Short sequences are host-bound: the kernels take microseconds, so what counts is the Python between them.
+A forward+backward is three launches (forward, D preprocessing, one backward kernel for dQ, dK and dV),
+taken one of two ways:
+
+- eager: ``FlashAttentionTriton`` launches through a per-shape :class:`_Plan` holding the autotuned
+  configurations, grids and scalar arguments, so every call after a shape's first costs one dict lookup,
+  the output allocations and one JIT launch per kernel (no custom-op dispatch, no autotuner lookup,
+  no stride arguments: the kernels take contiguous ``(batch, n, d)`` tensors);
+- under ``torch.compile``: two ``torch.library.triton_op`` ops whose bodies launch the same kernels
+  through ``wrap_triton``, so Inductor sees the Triton kernels, launches them from its generated code,
+  and CUDA graphs (``mode="reduce-overhead"``) can capture them.
+
+Any leading dims are folded into one batch axis; O comes back in Q's shape and L in Q's shape without
+the last dim.
 """
 
 import importlib
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
+from torch.library import triton_op, wrap_triton
 
 from cs336_systems.flash_attention.pytorch_tiled import check_attention_inputs
 
 SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 PREPROCESS_BLOCK_M = 128
+MAX_PLANS = 256
+"""Shapes whose launch plans are kept; the cache starts over beyond that (a sweep over many shapes)."""
 
 
 def _kernels() -> ModuleType:
@@ -28,19 +42,29 @@ def _kernels() -> ModuleType:
     return importlib.import_module("cs336_systems.flash_attention.triton_kernels")
 
 
-def _check_triton_inputs(q: Tensor) -> None:
+def check_triton_inputs(q: Tensor, k: Tensor, v: Tensor) -> None:
+    """Raise a clear error unless the kernels can take Q, K, V (shapes, head size, dtype, device)."""
+    check_attention_inputs(q, k, v)
     head_dim = q.shape[-1]
     if head_dim < 16 or head_dim > 256 or head_dim & (head_dim - 1):
         raise ValueError(f"the Triton kernels need a head size that is a power of two in [16, 256]; got {head_dim}")
     if q.dtype not in SUPPORTED_DTYPES:
         raise ValueError(f"the Triton kernels support {SUPPORTED_DTYPES}; got {q.dtype}")
+    if not q.device == k.device == v.device:
+        raise ValueError(f"Q, K, V must be on one device; got {q.device}, {k.device}, {v.device}")
     if q.device.type != "cuda" and os.environ.get("TRITON_INTERPRET", "0") != "1":
         raise ValueError(f"the Triton kernels need CUDA tensors (or TRITON_INTERPRET=1 on the CPU); got {q.device}")
 
 
-def _fold(x: Tensor) -> Float[Tensor, "batch n d"]:
-    """View ``(..., n, d)`` as ``(batch, n, d)``; copies only when the leading dims cannot be merged."""
-    return x.reshape(-1, x.shape[-2], x.shape[-1])
+def _rows(x: Tensor) -> Float[Tensor, "batch n d"]:
+    """``(..., n, d)`` as a contiguous ``(batch, n, d)`` tensor: a view when ``x`` is contiguous, else a copy
+    (e.g. the stride-0 dO of ``o.sum().backward()``, which Triton could not load vectorised anyway)."""
+    return x.reshape(-1, x.shape[-2], x.shape[-1]).contiguous()
+
+
+def _cdiv(a: int, b: int) -> int:
+    """Ceiling division that also works on symbolic sizes under ``torch.compile``."""
+    return (a + b - 1) // b
 
 
 def _length_bucket(n_queries: int, n_keys: int) -> int:
@@ -49,209 +73,271 @@ def _length_bucket(n_queries: int, n_keys: int) -> int:
 
 
 @dataclass(frozen=True)
-class KernelConfig:
-    """One fixed launch configuration, bypassing the autotuner (for tuning sweeps and pinned runs)."""
+class ForwardConfig:
+    """Fixed forward tiles (queries × keys), bypassing the autotuner (tuning sweeps, pinned runs)."""
 
     block_m: int
     block_n: int
     num_warps: int = 4
     num_stages: int = 3
 
+    def meta(self) -> dict:
+        return {
+            "BLOCK_M": self.block_m,
+            "BLOCK_N": self.block_n,
+            "num_warps": self.num_warps,
+            "num_stages": self.num_stages,
+        }
 
-def _kernel(autotuned, config: KernelConfig | None):
-    """The autotuned kernel, or its underlying JIT function with ``config``'s meta-parameters bound."""
-    if config is None:
-        return autotuned, {}
-    meta = {"BLOCK_M": config.block_m, "BLOCK_N": config.block_n}
-    return autotuned.fn, {**meta, "num_warps": config.num_warps, "num_stages": config.num_stages}
+
+@dataclass(frozen=True)
+class BackwardConfig:
+    """Fixed backward tiles: (streamed queries, owned keys) for dK/dV programs and (owned queries, streamed
+    keys) for dQ programs; the owned tile must be a multiple of the streamed one."""
+
+    dkdv_block_m: int
+    dkdv_block_n: int
+    dq_block_m: int
+    dq_block_n: int
+    num_warps: int = 4
+    num_stages: int = 3
+
+    def meta(self) -> dict:
+        return {
+            "BLOCK_M1": self.dkdv_block_m,
+            "BLOCK_N1": self.dkdv_block_n,
+            "BLOCK_M2": self.dq_block_m,
+            "BLOCK_N2": self.dq_block_n,
+            "num_warps": self.num_warps,
+            "num_stages": self.num_stages,
+        }
 
 
-def _grid(tiles_of: str, length: int, batch: int, config: KernelConfig | None):
-    """Launch grid ``(tiles, batch)``; ``tiles_of`` names the tile size along the parallel axis."""
-    if config is not None:
-        size = config.block_m if tiles_of == "BLOCK_M" else config.block_n
-        return (math.ceil(length / size), batch)
-    return lambda meta: (math.ceil(length / meta[tiles_of]), batch)
+Grid = Callable[[dict], tuple[int, int]]
+
+
+def _forward_grid(batch: int, n_queries: int) -> Grid:
+    return lambda meta: (_cdiv(n_queries, meta["BLOCK_M"]), batch)
+
+
+def _backward_grid(batch: int, n_queries: int, n_keys: int, dkdv: bool = True, dq: bool = True) -> Grid:
+    """dK/dV programs (one per key tile) followed by dQ programs (one per query tile), per batch element."""
+    return lambda meta: (_cdiv(n_keys, meta["BLOCK_N1"]) * dkdv + _cdiv(n_queries, meta["BLOCK_M2"]) * dq, batch)
+
+
+def _preprocess_grid(batch: int, n_queries: int) -> tuple[int, int]:
+    return (_cdiv(n_queries, PREPROCESS_BLOCK_M), batch)
+
+
+def _scalars(n_queries: int, n_keys: int, head_dim: int) -> tuple[int, int, int, float]:
+    """The kernels' scalar arguments: lengths, the autotune length bucket, the softmax scale."""
+    return n_queries, n_keys, _length_bucket(n_queries, n_keys), 1.0 / math.sqrt(head_dim)
+
+
+class _Launch:
+    """One kernel on one shape. Without a pinned config the first call goes through Triton's autotuner
+    (which benchmarks its candidates once per autotune key) and keeps the winner's meta-parameters and
+    grid; every later call launches the JIT function directly with them."""
+
+    __slots__ = ("autotuned", "constexprs", "grid", "grid_of", "meta")
+
+    def __init__(self, autotuned, grid_of: Grid, constexprs: dict, config: ForwardConfig | BackwardConfig | None):
+        self.autotuned = autotuned
+        self.grid_of = grid_of
+        self.constexprs = constexprs
+        self.meta = None if config is None else {**constexprs, **config.meta()}
+        self.grid = None if config is None else grid_of(self.meta)
+
+    def __call__(self, *args) -> None:
+        if self.grid is None:
+            self.autotuned[self.grid_of](*args, **self.constexprs)
+            self.meta = {**self.constexprs, **self.autotuned.best_config.all_kwargs()}
+            self.grid = self.grid_of(self.meta)
+        else:
+            self.autotuned.fn.run(*args, grid=self.grid, warmup=False, **self.meta)
+
+
+class _Plan:
+    """Everything a call on one (Q shape, K shape, dtype, device, causal) needs besides the tensors."""
+
+    def __init__(
+        self,
+        batch: int,
+        n_queries: int,
+        n_keys: int,
+        head_dim: int,
+        is_causal: bool,
+        forward_config: ForwardConfig | None = None,
+        backward_config: BackwardConfig | None = None,
+        passes: tuple[bool, bool] = (True, True),
+    ):
+        kernels = _kernels()
+        self.scalars = _scalars(n_queries, n_keys, head_dim)
+        common = {"HEAD_DIM": head_dim, "IS_CAUSAL": is_causal}
+        self.forward = _Launch(kernels.flash_fwd_kernel, _forward_grid(batch, n_queries), common, forward_config)
+        self.backward = _Launch(
+            kernels.flash_bwd_kernel,
+            _backward_grid(batch, n_queries, n_keys, *passes),
+            {**common, "DKDV": passes[0], "DQ": passes[1]},
+            backward_config,
+        )
+        self.preprocess_grid = _preprocess_grid(batch, n_queries)
+        self.preprocess_meta = {"HEAD_DIM": head_dim, "BLOCK_M": PREPROCESS_BLOCK_M}
+
+    def run_forward(self, q3: Tensor, k3: Tensor, v3: Tensor, o3: Tensor, l2: Tensor) -> None:
+        self.forward(q3, k3, v3, o3, l2, *self.scalars)
+
+    def run_preprocess(self, o3: Tensor, do3: Tensor, delta: Tensor) -> None:
+        _kernels().flash_bwd_preprocess_kernel.run(
+            o3, do3, delta, o3.shape[1], grid=self.preprocess_grid, warmup=False, **self.preprocess_meta
+        )
+
+    def run_backward(self, q3, k3, v3, do3, l2, delta, dq3, dk3, dv3) -> None:
+        self.backward(q3, k3, v3, do3, l2, delta, dq3, dk3, dv3, *self.scalars)
+
+
+_PLANS: dict[tuple, _Plan] = {}
+
+
+def _plan(q: Tensor, k: Tensor, v: Tensor, is_causal: bool) -> _Plan:
+    """The cached plan for these inputs; inputs are validated once, when their shape is first seen."""
+    key = (q.shape, k.shape, v.shape, q.dtype, k.dtype, v.dtype, q.device, k.device, v.device, is_causal)
+    plan = _PLANS.get(key)
+    if plan is None:
+        check_triton_inputs(q, k, v)
+        if len(_PLANS) >= MAX_PLANS:
+            _PLANS.clear()
+        batch = math.prod(q.shape[:-2])
+        plan = _PLANS[key] = _Plan(batch, q.shape[-2], k.shape[-2], q.shape[-1], is_causal)
+    return plan
+
+
+def _check_rows(*tensors: Tensor) -> None:
+    for t in tensors:
+        if not t.is_contiguous():
+            raise ValueError(
+                f"the launchers take contiguous (batch, n, d) / (batch, n) tensors; got strides {t.stride()}"
+            )
 
 
 def launch_forward(
-    q3: Tensor, k3: Tensor, v3: Tensor, o3: Tensor, l2: Tensor, is_causal: bool, config: KernelConfig | None = None
+    q3: Tensor, k3: Tensor, v3: Tensor, o3: Tensor, l2: Tensor, is_causal: bool, config: ForwardConfig | None = None
 ) -> None:
-    """Fill O and L for ``(batch, n, d)`` views; ``config`` pins tile sizes instead of autotuning."""
+    """Fill O and L for contiguous ``(batch, n, d)`` tensors; ``config`` pins the tiles instead of autotuning."""
+    _check_rows(q3, k3, v3, o3, l2)
     batch, n_queries, head_dim = q3.shape
-    n_keys = k3.shape[1]
-    kernel, meta = _kernel(_kernels().flash_fwd_kernel, config)
-    kernel[_grid("BLOCK_M", n_queries, batch, config)](
-        q3,
-        k3,
-        v3,
-        o3,
-        l2,
-        *q3.stride(),
-        *k3.stride(),
-        *v3.stride(),
-        *o3.stride(),
-        *l2.stride(),
-        n_queries,
-        n_keys,
-        batch,
-        _length_bucket(n_queries, n_keys),
-        1.0 / math.sqrt(head_dim),
-        HEAD_DIM=head_dim,
-        IS_CAUSAL=is_causal,
-        **meta,
-    )
+    _Plan(batch, n_queries, k3.shape[1], head_dim, is_causal, forward_config=config).run_forward(q3, k3, v3, o3, l2)
 
 
-def launch_preprocess(o3: Tensor, do3: Tensor, delta: Tensor) -> None:
-    """D = rowsum(O ∘ dO) in float32."""
-    batch, n_queries, head_dim = o3.shape
-    _kernels().flash_bwd_preprocess_kernel[(math.ceil(n_queries / PREPROCESS_BLOCK_M), batch)](
-        o3,
-        do3,
-        delta,
-        *o3.stride(),
-        *do3.stride(),
-        *delta.stride(),
-        n_queries,
-        HEAD_DIM=head_dim,
-        BLOCK_M=PREPROCESS_BLOCK_M,
-    )
-
-
-def _backward_args(q3, k3, v3, do3, l2, delta) -> tuple:
-    batch, n_queries, head_dim = q3.shape
-    n_keys = k3.shape[1]
-    strides = (*q3.stride(), *k3.stride(), *v3.stride(), *do3.stride(), *l2.stride(), *delta.stride())
-    sizes = (n_queries, n_keys, batch, _length_bucket(n_queries, n_keys), 1.0 / math.sqrt(head_dim))
-    return strides, sizes
-
-
-def launch_dkdv(
+def launch_backward(
     q3: Tensor,
     k3: Tensor,
     v3: Tensor,
+    o3: Tensor,
     do3: Tensor,
     l2: Tensor,
-    delta: Tensor,
+    dq3: Tensor,
     dk3: Tensor,
     dv3: Tensor,
     is_causal: bool,
-    config: KernelConfig | None = None,
+    config: BackwardConfig | None = None,
+    passes: tuple[bool, bool] = (True, True),
 ) -> None:
-    """Fill dK and dV: one program per key tile, streaming query tiles."""
-    strides, sizes = _backward_args(q3, k3, v3, do3, l2, delta)
-    kernel, meta = _kernel(_kernels().flash_bwd_dkdv_kernel, config)
-    kernel[_grid("BLOCK_N", k3.shape[1], q3.shape[0], config)](
-        q3,
-        k3,
-        v3,
-        do3,
-        l2,
-        delta,
-        dk3,
-        dv3,
-        *strides,
-        *dk3.stride(),
-        *dv3.stride(),
-        *sizes,
-        HEAD_DIM=q3.shape[2],
-        IS_CAUSAL=is_causal,
-        **meta,
-    )
-
-
-def launch_dq(
-    q3: Tensor,
-    k3: Tensor,
-    v3: Tensor,
-    do3: Tensor,
-    l2: Tensor,
-    delta: Tensor,
-    dq3: Tensor,
-    is_causal: bool,
-    config: KernelConfig | None = None,
-) -> None:
-    """Fill dQ: one program per query tile, streaming key tiles."""
-    strides, sizes = _backward_args(q3, k3, v3, do3, l2, delta)
-    kernel, meta = _kernel(_kernels().flash_bwd_dq_kernel, config)
-    kernel[_grid("BLOCK_M", q3.shape[1], q3.shape[0], config)](
-        q3,
-        k3,
-        v3,
-        do3,
-        l2,
-        delta,
-        dq3,
-        *strides,
-        *dq3.stride(),
-        *sizes,
-        HEAD_DIM=q3.shape[2],
-        IS_CAUSAL=is_causal,
-        **meta,
-    )
-
-
-@torch.library.custom_op("cs336_systems::flash_attention_forward", mutates_args=())
-def flash_attention_forward(q: Tensor, k: Tensor, v: Tensor, is_causal: bool) -> tuple[Tensor, Tensor]:
-    """Launch the forward kernel; returns O (Q's shape and dtype) and float32 L (Q's shape without d)."""
-    _check_triton_inputs(q)
-    q3, k3, v3 = _fold(q), _fold(k), _fold(v)
+    """Fill dQ, dK, dV (D preprocessing, then the backward kernel) for contiguous tensors; ``passes`` =
+    (dK/dV, dQ) restricts the backward launch to one kind of program, as the tuning script does."""
+    _check_rows(q3, k3, v3, o3, do3, l2, dq3, dk3, dv3)
     batch, n_queries, head_dim = q3.shape
+    plan = _Plan(batch, n_queries, k3.shape[1], head_dim, is_causal, backward_config=config, passes=passes)
+    delta = torch.empty(l2.shape, dtype=torch.float32, device=l2.device)
+    plan.run_preprocess(o3, do3, delta)
+    plan.run_backward(q3, k3, v3, do3, l2, delta, dq3, dk3, dv3)
+
+
+def _eager_forward(plan: _Plan, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    q3, k3, v3 = _rows(q), _rows(k), _rows(v)
     out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
     lse = torch.empty(q.shape[:-1], dtype=torch.float32, device=q.device)
-    launch_forward(q3, k3, v3, out.view(batch, n_queries, head_dim), lse.view(batch, n_queries), is_causal)
+    plan.run_forward(q3, k3, v3, out.view(q3.shape), lse.view(q3.shape[:2]))
     return out, lse
 
 
-@flash_attention_forward.register_fake
-def _flash_attention_forward_fake(q: Tensor, k: Tensor, v: Tensor, is_causal: bool) -> tuple[Tensor, Tensor]:
-    return q.new_empty(q.shape), q.new_empty(q.shape[:-1], dtype=torch.float32)
-
-
-@torch.library.custom_op("cs336_systems::flash_attention_backward", mutates_args=())
-def flash_attention_backward(
-    q: Tensor, k: Tensor, v: Tensor, o: Tensor, lse: Tensor, grad_out: Tensor, is_causal: bool
+def _eager_backward(
+    plan: _Plan, q: Tensor, k: Tensor, v: Tensor, o: Tensor, lse: Tensor, grad_out: Tensor
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Launch the D preprocessing, dK/dV and dQ kernels; gradients come back in the inputs' shapes."""
-    # ``o.sum().backward()`` hands in a stride-0 dO; Triton cannot vectorise loads along a zero stride
-    # (measured: 1 ms slower at the leaderboard size), and one copy of dO costs ~0.02 ms.
-    grad_out = grad_out.contiguous()
-    q3, k3, v3, o3, do3 = _fold(q), _fold(k), _fold(v), _fold(o), _fold(grad_out)
-    l2 = lse.reshape(q3.shape[0], q3.shape[1])
+    q3, k3, v3, o3, do3 = _rows(q), _rows(k), _rows(v), _rows(o), _rows(grad_out)
+    l2 = lse.view(q3.shape[:2])
     delta = torch.empty(l2.shape, dtype=torch.float32, device=q.device)
-    launch_preprocess(o3, do3, delta)
     dq = torch.empty(q.shape, dtype=q.dtype, device=q.device)
     dk = torch.empty(k.shape, dtype=k.dtype, device=k.device)
     dv = torch.empty(v.shape, dtype=v.dtype, device=v.device)
-    launch_dkdv(q3, k3, v3, do3, l2, delta, dk.view(k3.shape), dv.view(v3.shape), is_causal)
-    launch_dq(q3, k3, v3, do3, l2, delta, dq.view(q3.shape), is_causal)
+    plan.run_preprocess(o3, do3, delta)
+    plan.run_backward(q3, k3, v3, do3, l2, delta, dq.view(q3.shape), dk.view(k3.shape), dv.view(v3.shape))
     return dq, dk, dv
 
 
-@flash_attention_backward.register_fake
-def _flash_attention_backward_fake(
+@triton_op("cs336_systems::flash_attention_forward", mutates_args=())
+def flash_attention_forward(q: Tensor, k: Tensor, v: Tensor, is_causal: bool) -> tuple[Tensor, Tensor]:
+    """The forward for ``torch.compile``: O (Q's shape and dtype) and float32 L (Q's shape without d)."""
+    check_triton_inputs(q, k, v)
+    q3, k3, v3 = _rows(q), _rows(k), _rows(v)
+    batch, n_queries, head_dim = q3.shape
+    out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+    lse = torch.empty(q.shape[:-1], dtype=torch.float32, device=q.device)
+    wrap_triton(_kernels().flash_fwd_kernel)[_forward_grid(batch, n_queries)](
+        q3, k3, v3, out.view(q3.shape), lse.view(batch, n_queries), *_scalars(n_queries, k3.shape[1], head_dim),
+        HEAD_DIM=head_dim, IS_CAUSAL=is_causal,
+    )  # fmt: skip
+    return out, lse
+
+
+@triton_op("cs336_systems::flash_attention_backward", mutates_args=())
+def flash_attention_backward(
     q: Tensor, k: Tensor, v: Tensor, o: Tensor, lse: Tensor, grad_out: Tensor, is_causal: bool
 ) -> tuple[Tensor, Tensor, Tensor]:
-    return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
+    """The backward for ``torch.compile``: dQ, dK, dV in the inputs' shapes."""
+    q3, k3, v3, o3, do3 = _rows(q), _rows(k), _rows(v), _rows(o), _rows(grad_out)
+    batch, n_queries, head_dim = q3.shape
+    n_keys = k3.shape[1]
+    l2 = lse.view(batch, n_queries)
+    delta = torch.empty((batch, n_queries), dtype=torch.float32, device=q.device)
+    dq = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+    dk = torch.empty(k.shape, dtype=k.dtype, device=k.device)
+    dv = torch.empty(v.shape, dtype=v.dtype, device=v.device)
+    kernels = _kernels()
+    wrap_triton(kernels.flash_bwd_preprocess_kernel)[_preprocess_grid(batch, n_queries)](
+        o3, do3, delta, n_queries, HEAD_DIM=head_dim, BLOCK_M=PREPROCESS_BLOCK_M
+    )
+    wrap_triton(kernels.flash_bwd_kernel)[_backward_grid(batch, n_queries, n_keys)](
+        q3, k3, v3, do3, l2, delta, dq.view(q3.shape), dk.view(k3.shape), dv.view(v3.shape),
+        *_scalars(n_queries, n_keys, head_dim), HEAD_DIM=head_dim, IS_CAUSAL=is_causal, DKDV=True, DQ=True,
+    )  # fmt: skip
+    return dq, dk, dv
 
 
 class FlashAttentionTriton(torch.autograd.Function):
     """FlashAttention-2 with Triton forward and backward kernels; ``apply(Q, K, V, is_causal)``.
 
     Accepts ``(..., n, d)`` inputs (heads may be folded into batch or kept as a separate dim);
-    saves Q, K, V, O and the float32 log-sum-exp L for a recomputing backward."""
+    saves Q, K, V, O and the float32 log-sum-exp L for a recomputing backward. Eager calls take the
+    cached launch plans; traced calls (``torch.compile``) take the ``triton_op`` ops."""
 
     @staticmethod
     def forward(ctx, Q: Tensor, K: Tensor, V: Tensor, is_causal: bool = False) -> Tensor:
-        check_attention_inputs(Q, K, V)
-        Out, L = flash_attention_forward(Q, K, V, bool(is_causal))
+        is_causal = bool(is_causal)
+        if torch.compiler.is_compiling():
+            Out, L = flash_attention_forward(Q, K, V, is_causal)
+        else:
+            ctx.plan = _plan(Q, K, V, is_causal)
+            Out, L = _eager_forward(ctx.plan, Q, K, V)
         ctx.save_for_backward(Q, K, V, Out, L)
-        ctx.is_causal = bool(is_causal)
+        ctx.is_causal = is_causal
         return Out
 
     @staticmethod
     def backward(ctx, dO: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
         Q, K, V, Out, L = ctx.saved_tensors
-        dQ, dK, dV = flash_attention_backward(Q, K, V, Out, L, dO, ctx.is_causal)
+        if torch.compiler.is_compiling():
+            dQ, dK, dV = flash_attention_backward(Q, K, V, Out, L, dO, ctx.is_causal)
+        else:
+            dQ, dK, dV = _eager_backward(ctx.plan, Q, K, V, Out, L, dO)
         return dQ, dK, dV, None
