@@ -140,7 +140,8 @@ def normalize_for_sympy(answer: str | None) -> str | None:
     """Plain-text form of an answer for ``sympy`` parsing (the PRM800K grader's normalisation)."""
     if answer is None:
         return None
-    s = answer.strip()
+    # one space per whitespace run first: the unit pattern below backtracks over a run, quadratic in its length
+    s = re.sub(r"\s+", " ", answer).strip()
     match = re.fullmatch(r"\\text\{(.*)\}", s)
     if match:
         s = match.group(1)

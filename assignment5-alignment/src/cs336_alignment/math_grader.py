@@ -3,13 +3,18 @@
 Three checks, cheapest first, in the manner of the Dr. GRPO grader: equal MATH-style normal forms;
 element-wise ``sympy`` equality of the plain-text forms (tuples and intervals compared element by
 element, brackets included); and, when ``fast=False``, ``math-verify``'s LaTeX-aware comparison.
-Model output is untrusted text: it reaches ``sympy``'s parser only after a character and name
-whitelist, and every symbolic step runs under a time limit (on the main thread).
+Model output is untrusted text, and a reward a policy can game teaches it the exploit. So it reaches
+``sympy``'s parser only after a character and name whitelist; numbers whose exact value or evaluation would be
+too large (``9^{9^{9}}``, ``1e999999999``) are refused before anything is evaluated, because big-integer and
+mpmath arithmetic run in C, where no time limit can interrupt them; every symbolic step runs under a time limit
+(on the main thread); and a numeric comparison needs both values finite, with a tolerance relative to the
+ground truth alone (an answer that overflows to infinity would otherwise widen the tolerance to infinity).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import signal
 import threading
@@ -27,7 +32,11 @@ _TRANSFORMS = sympy_parser.standard_transformations + (
     sympy_parser.convert_xor,
 )
 _MAX_EXPR_CHARS = 120
+_MAX_ANSWER_CHARS = 1000  # far beyond any real final answer; longer ones only match the truth verbatim
+_MAX_LOG10_MAGNITUDE = 10_000.0  # |log10 |value|| of any subexpression: 10^{400} passes, 9^{9^{9}} does not
+_MAX_EXACT_DIGITS = 10_000.0  # digits exact (integer / rational) arithmetic may need
 _SYMPY_SECONDS = 2.0
+_RELATIVE_TOLERANCE = 1e-6
 
 
 class _SympyTimeout(Exception):
@@ -61,8 +70,43 @@ def _safe_to_parse(expr: str) -> bool:
         return False
     if len({n for n in names if len(n) == 1 and n.lower() not in _ALLOWED_NAMES}) > 2:
         return False
-    # huge powers (2**99999) would stall simplification
-    return not re.search(r"\*\*\(?\d{4,}", expr)
+    # a float literal's digits set its precision: 1e999999999 would be a billion-digit number
+    return not re.search(r"[\d.][eE][+-]?\d{3}", expr)
+
+
+def _pow10(x: float) -> float:
+    return math.inf if x > 300 else 10.0**x
+
+
+def _size_bounds(node: sympy.Basic) -> tuple[float, float]:
+    """Upper bounds ``(|log10 |value||, exact digits)`` of an *unevaluated* expression, computed from its tree
+    without doing its arithmetic: how large evaluating it could get (symbols count as magnitude 10)."""
+    if node.is_Rational:
+        p, q = abs(int(node.p)), int(node.q)
+        magnitude = abs(math.log10(p) - math.log10(q)) if p else 0.0
+        return magnitude, float(len(str(p)) + len(str(q)))
+    if node.is_Float:
+        value = abs(float(node))
+        return (abs(math.log10(value)) if 0 < value < math.inf else 0.0), 17.0
+    if not node.args:  # symbols, pi, E, I, oo
+        return 1.0, 1.0
+    bounds = [_size_bounds(arg) for arg in node.args]
+    if node.is_Pow:
+        (base_mag, base_digits), (exp_mag, _) = bounds
+        times = _pow10(exp_mag)  # |exponent| <= 10^exp_mag
+        return times * max(base_mag, 1.0), times * base_digits
+    magnitude = sum(m for m, _ in bounds) + math.log10(len(bounds))
+    digits = sum(d for _, d in bounds) + len(bounds)
+    if isinstance(node, (sympy.exp, sympy.sin, sympy.cos, sympy.tan)):  # |f(z)| <= e^|z|; huge z costs precision
+        magnitude = math.log10(math.e) * _pow10(magnitude)
+        digits += magnitude
+    return magnitude, digits
+
+
+def _small_enough(expr: str) -> bool:
+    tree = sympy_parser.parse_expr(expr.replace("ln(", "log("), transformations=_TRANSFORMS, evaluate=False)
+    magnitude, digits = _size_bounds(tree)
+    return magnitude <= _MAX_LOG10_MAGNITUDE and digits <= _MAX_EXACT_DIGITS  # False for nan too
 
 
 def _parse(expr: str) -> sympy.Expr:
@@ -70,20 +114,29 @@ def _parse(expr: str) -> sympy.Expr:
     return sympy_parser.parse_expr(expr, transformations=_TRANSFORMS, evaluate=True)
 
 
-def _sympy_equal(a: str, b: str) -> bool:
-    if not (_safe_to_parse(a) and _safe_to_parse(b)):
+def _finite(z: complex) -> bool:
+    return math.isfinite(z.real) and math.isfinite(z.imag)
+
+
+def _sympy_equal(truth: str, given: str) -> bool:
+    """Symbolic equality, else numeric equality within a tolerance relative to the (finite) truth."""
+    if not (_safe_to_parse(truth) and _safe_to_parse(given)):
         return False
     try:
         with _time_limit(_SYMPY_SECONDS):
-            ea, eb = _parse(a), _parse(b)
-            if isinstance(ea, sympy.Equality) or isinstance(eb, sympy.Equality):
-                return ea == eb
-            diff = ea - eb
+            if not (_small_enough(truth) and _small_enough(given)):
+                return False
+            et, eg = _parse(truth), _parse(given)
+            if isinstance(et, sympy.Equality) or isinstance(eg, sympy.Equality):
+                return et == eg
+            diff = et - eg
             if diff == 0 or sympy.simplify(diff) == 0:
                 return True
+            if et.is_Rational and eg.is_Rational:
+                return False  # exact numbers that differ: no tolerance (10^{-400} is not 0)
             if not diff.free_symbols:
-                va, vb = complex(ea.evalf()), complex(eb.evalf())
-                return abs(va - vb) <= 1e-6 * max(1.0, abs(vb))
+                vt, vg = complex(et.evalf()), complex(eg.evalf())
+                return _finite(vt) and _finite(vg) and abs(vt - vg) <= _RELATIVE_TOLERANCE * max(1.0, abs(vt))
             return False
     except Exception:  # unparsable or unsupported expressions are simply "not equal"
         return False
@@ -156,9 +209,11 @@ def grade(given: str, ground_truth: str, fast: bool = True) -> bool:
     r"""Whether ``given`` (an extracted answer) equals ``ground_truth`` (which may contain ``\boxed{}``)."""
     if "\\boxed" in ground_truth:
         ground_truth = last_boxed_content(ground_truth) or ground_truth
-    given = given.strip()
+    given = " ".join(given.split())  # whitespace runs carry no meaning and would slow every pattern below
     if not given:
         return False
+    if len(given) > _MAX_ANSWER_CHARS:
+        return given == ground_truth.strip()
     correct = grade_answer_mathd(given, ground_truth) or grade_answer_sympy(given, ground_truth)
     if not correct and not fast:
         correct = grade_answer_math_verify(given, ground_truth)
