@@ -127,7 +127,7 @@ def test_lm_matches_float64_reimplementation_and_accepts_short_inputs():
 def test_lm_on_course_fixture_weights_matches_float64_reimplementation():
     root = fixture_path("ts_tests/model.pt").parent
     cfg_json = json.loads((root / "model_config.json").read_text())
-    cfg = ModelConfig(**{k: cfg_json[k] for k in ModelConfig.__dataclass_fields__})
+    cfg = ModelConfig(**{k: cfg_json[k] for k in ModelConfig.__dataclass_fields__ if k in cfg_json})
     weights = {k.removeprefix("_orig_mod."): v for k, v in torch.load(root / "model.pt", map_location="cpu").items()}
     model = TransformerLM.from_config(cfg)
     model.load_state_dict(weights)

@@ -84,6 +84,25 @@ class SwiGLU(nn.Module):
         return self.w2(silu(self.w1(x)) * self.w3(x))
 
 
+class FeedForward(nn.Module):
+    """Ungated feed-forward ``w2(act(w1 x))`` with ``act`` = SiLU (the handout's swiglu_ablation) or ReLU²
+    (``relu(x)²``, Primer / modded-nanogpt). Two matrices instead of three: match SwiGLU's parameters with
+    ``d_ff = 3/2 ·`` SwiGLU's ``d_ff``."""
+
+    def __init__(self, d_model: int, d_ff: int, activation: str = "silu", device=None, dtype=None):
+        super().__init__()
+        if activation not in ("silu", "relu2"):
+            raise ValueError(f"activation must be 'silu' or 'relu2', got {activation!r}")
+        self.activation = activation
+        self.w1 = Linear(d_model, d_ff, device, dtype)
+        self.w2 = Linear(d_ff, d_model, device, dtype)
+
+    def forward(self, x: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_model"]:
+        hidden = self.w1(x)
+        hidden = silu(hidden) if self.activation == "silu" else torch.relu(hidden).square()
+        return self.w2(hidden)
+
+
 class RotaryPositionalEmbedding(nn.Module):
     """RoPE: rotate each interleaved pair ``(x[2k], x[2k+1])`` by ``position · theta^(-2k/d_k)``.
 

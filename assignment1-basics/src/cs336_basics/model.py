@@ -15,12 +15,25 @@ from einops import rearrange
 from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
-from cs336_basics.layers import Embedding, Linear, RMSNorm, RotaryPositionalEmbedding, SwiGLU
+from cs336_basics.layers import Embedding, FeedForward, Linear, RMSNorm, RotaryPositionalEmbedding, SwiGLU
+
+NORM_PLACEMENTS = ("pre", "post", "none")
+POSITION_ENCODINGS = ("rope", "none")
+FEED_FORWARDS = ("swiglu", "silu", "relu2")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Shape of a :class:`TransformerLM` (the handout's TinyStories model: 10000, 256, 512, 4, 16, 1344)."""
+    """Shape of a :class:`TransformerLM` (the handout's TinyStories model: 10000, 256, 512, 4, 16, 1344).
+
+    The remaining fields are the handout's ablations and the speedrun options; their defaults are the handout's
+    model. ``norm``: RMSNorm before each sub-layer (``pre``), after each residual add (``post``), or none.
+    ``position``: RoPE or no position information at all (NoPE; causal attention still orders tokens).
+    ``ffn``: SwiGLU, or the ungated SiLU / ReLU² feed-forward (two matrices: use :func:`matched_d_ff`).
+    ``qk_norm`` normalises queries and keys per head (stabilises high learning rates); ``zero_init_output``
+    starts every residual branch's output projection at zero (each block begins as the identity);
+    ``logit_softcap`` > 0 bounds the logits to ``±cap`` with ``cap·tanh(z/cap)``.
+    """
 
     vocab_size: int = 10_000
     context_length: int = 256
@@ -29,12 +42,28 @@ class ModelConfig:
     num_heads: int = 16
     d_ff: int = 1344
     rope_theta: float = 10_000.0
+    norm: str = "pre"
+    position: str = "rope"
+    ffn: str = "swiglu"
+    qk_norm: bool = False
+    zero_init_output: bool = False
+    logit_softcap: float = 0.0
 
     def __post_init__(self):
         if self.d_model % self.num_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by num_heads={self.num_heads}")
-        if (self.d_model // self.num_heads) % 2:
+        if self.position == "rope" and (self.d_model // self.num_heads) % 2:
             raise ValueError(f"head size {self.d_model // self.num_heads} must be even for RoPE")
+        for name, choices in (("norm", NORM_PLACEMENTS), ("position", POSITION_ENCODINGS), ("ffn", FEED_FORWARDS)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
+        if self.logit_softcap < 0:
+            raise ValueError(f"logit_softcap must be >= 0 (0 = off), got {self.logit_softcap}")
+
+
+def matched_d_ff(swiglu_d_ff: int, ffn: str) -> int:
+    """The ``d_ff`` giving ``ffn`` as many parameters as a SwiGLU of width ``swiglu_d_ff`` (3 vs 2 matrices)."""
+    return swiglu_d_ff if ffn == "swiglu" else round(1.5 * swiglu_d_ff)
 
 
 class KVCache:
@@ -93,7 +122,8 @@ def attention_mask_for(
 class MultiHeadSelfAttention(nn.Module):
     """Causal multi-head self-attention; head ``h`` owns rows ``h·d_k … (h+1)·d_k-1`` of each projection.
 
-    With ``rope=None`` no positional rotation is applied (the handout's no-RoPE variant).
+    With ``rope=None`` no positional rotation is applied (the handout's no-RoPE variant). With ``qk_norm``
+    queries and keys are RMS-normalised per head before RoPE, which bounds the attention logits.
     """
 
     def __init__(
@@ -104,6 +134,7 @@ class MultiHeadSelfAttention(nn.Module):
         layer_index: int = 0,
         device=None,
         dtype=None,
+        qk_norm: bool = False,
     ):
         super().__init__()
         if d_model % num_heads:
@@ -114,6 +145,9 @@ class MultiHeadSelfAttention(nn.Module):
         self.v_proj = Linear(d_model, d_model, device, dtype)
         self.output_proj = Linear(d_model, d_model, device, dtype)
         self.rope = rope
+        d_head = d_model // num_heads
+        self.q_norm = RMSNorm(d_head, device=device, dtype=dtype) if qk_norm else None
+        self.k_norm = RMSNorm(d_head, device=device, dtype=dtype) if qk_norm else None
 
     def forward(
         self,
@@ -127,6 +161,8 @@ class MultiHeadSelfAttention(nn.Module):
             rearrange(proj(x), "... s (h d) -> ... h s d", h=self.num_heads)
             for proj in (self.q_proj, self.k_proj, self.v_proj)
         )
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
         if self.rope is not None:
             if token_positions is None:
                 past = 0 if kv_cache is None else kv_cache.length
@@ -143,8 +179,22 @@ class MultiHeadSelfAttention(nn.Module):
         return self.output_proj(rearrange(out, "... h s d -> ... s (h d)"))
 
 
+def _norm_or_identity(cfg: ModelConfig, device=None, dtype=None) -> nn.Module:
+    return nn.Identity() if cfg.norm == "none" else RMSNorm(cfg.d_model, device=device, dtype=dtype)
+
+
+def _feed_forward(cfg: ModelConfig, device=None, dtype=None) -> nn.Module:
+    if cfg.ffn == "swiglu":
+        return SwiGLU(cfg.d_model, cfg.d_ff, device, dtype)
+    return FeedForward(cfg.d_model, cfg.d_ff, cfg.ffn, device, dtype)
+
+
 class TransformerBlock(nn.Module):
-    """Pre-norm block: ``h = x + attn(ln1(x))``, ``out = h + ffn(ln2(h))``."""
+    """Pre-norm block: ``h = x + attn(ln1(x))``, ``out = h + ffn(ln2(h))``.
+
+    Built from a :class:`ModelConfig` (:meth:`from_config`) it can also be post-norm
+    (``h = ln1(x + attn(x))``, ``out = ln2(h + ffn(h))``, the original Transformer's placement) or norm-free.
+    """
 
     def __init__(
         self,
@@ -155,12 +205,22 @@ class TransformerBlock(nn.Module):
         layer_index: int = 0,
         device=None,
         dtype=None,
+        cfg: ModelConfig | None = None,
     ):
         super().__init__()
-        self.ln1 = RMSNorm(d_model, device=device, dtype=dtype)
-        self.attn = MultiHeadSelfAttention(d_model, num_heads, rope, layer_index, device, dtype)
-        self.ln2 = RMSNorm(d_model, device=device, dtype=dtype)
-        self.ffn = SwiGLU(d_model, d_ff, device, dtype)
+        if cfg is None:
+            cfg = ModelConfig(d_model=d_model, num_heads=num_heads, d_ff=d_ff)
+        self.post_norm = cfg.norm == "post"
+        self.ln1 = _norm_or_identity(cfg, device, dtype)
+        self.attn = MultiHeadSelfAttention(d_model, num_heads, rope, layer_index, device, dtype, cfg.qk_norm)
+        self.ln2 = _norm_or_identity(cfg, device, dtype)
+        self.ffn = _feed_forward(cfg, device, dtype)
+
+    @classmethod
+    def from_config(
+        cls, cfg: ModelConfig, rope: RotaryPositionalEmbedding | None, layer_index: int = 0, device=None, dtype=None
+    ) -> TransformerBlock:
+        return cls(cfg.d_model, cfg.num_heads, cfg.d_ff, rope, layer_index, device, dtype, cfg)
 
     def forward(
         self,
@@ -169,12 +229,20 @@ class TransformerBlock(nn.Module):
         kv_cache: KVCache | None = None,
         attention_mask: Bool[Tensor, "batch keys"] | None = None,
     ) -> Float[Tensor, "batch seq d_model"]:
+        if self.post_norm:
+            x = self.ln1(x + self.attn(x, token_positions, kv_cache, attention_mask))
+            return self.ln2(x + self.ffn(x))
         x = x + self.attn(self.ln1(x), token_positions, kv_cache, attention_mask)
         return x + self.ffn(self.ln2(x))
 
 
 class TransformerLM(nn.Module):
-    """Token embedding → ``num_layers`` pre-norm blocks → final RMSNorm → untied LM head (logits)."""
+    """Token embedding → ``num_layers`` pre-norm blocks → final RMSNorm → untied LM head (logits).
+
+    The keyword-only options are :class:`ModelConfig`'s ablation and speedrun fields (defaults: the handout's
+    model). A post-norm or norm-free model has no final RMSNorm (the last block's output is already normalised,
+    or nothing is).
+    """
 
     def __init__(
         self,
@@ -187,17 +255,36 @@ class TransformerLM(nn.Module):
         rope_theta: float = 10_000.0,
         device=None,
         dtype=None,
+        *,
+        norm: str = "pre",
+        position: str = "rope",
+        ffn: str = "swiglu",
+        qk_norm: bool = False,
+        zero_init_output: bool = False,
+        logit_softcap: float = 0.0,
     ):
         super().__init__()
-        self.config = ModelConfig(vocab_size, context_length, d_model, num_layers, num_heads, d_ff, rope_theta)
+        cfg = ModelConfig(
+            vocab_size, context_length, d_model, num_layers, num_heads, d_ff, rope_theta,
+            norm, position, ffn, qk_norm, zero_init_output, logit_softcap,
+        )  # fmt: skip
+        self.config = cfg
         self.token_embeddings = Embedding(vocab_size, d_model, device, dtype)
         # One RoPE table shared by all layers (a plain attribute of each block, registered once here).
-        self.rope = RotaryPositionalEmbedding(rope_theta, d_model // num_heads, context_length, device)
-        self.layers = nn.ModuleList(
-            TransformerBlock(d_model, num_heads, d_ff, self.rope, i, device, dtype) for i in range(num_layers)
+        self.rope = (
+            RotaryPositionalEmbedding(rope_theta, d_model // num_heads, context_length, device)
+            if position == "rope"
+            else None
         )
-        self.ln_final = RMSNorm(d_model, device=device, dtype=dtype)
+        self.layers = nn.ModuleList(
+            TransformerBlock.from_config(cfg, self.rope, i, device, dtype) for i in range(num_layers)
+        )
+        self.ln_final = RMSNorm(d_model, device=device, dtype=dtype) if norm == "pre" else nn.Identity()
         self.lm_head = Linear(d_model, vocab_size, device, dtype)
+        if zero_init_output:
+            for layer in self.layers:
+                nn.init.zeros_(layer.attn.output_proj.weight)
+                nn.init.zeros_(layer.ffn.w2.weight)
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, device=None, dtype=None) -> TransformerLM:
@@ -220,4 +307,8 @@ class TransformerLM(nn.Module):
         x = self.token_embeddings(in_indices)
         for layer in self.layers:
             x = layer(x, token_positions, kv_cache, attention_mask)
-        return self.lm_head(self.ln_final(x))
+        logits = self.lm_head(self.ln_final(x))
+        if self.config.logit_softcap:
+            cap = self.config.logit_softcap
+            logits = cap * torch.tanh(logits / cap)
+        return logits

@@ -1,4 +1,5 @@
-"""AdamW (decoupled weight decay) and the cosine learning-rate schedule with linear warm-up."""
+"""AdamW (decoupled weight decay), and the learning-rate schedules: cosine, and trapezoidal (warm-up, constant,
+linear cool-down)."""
 
 from __future__ import annotations
 
@@ -42,33 +43,55 @@ class AdamW(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-            by_step: dict[int, tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor]]] = {}
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse:
-                    raise RuntimeError("AdamW does not support sparse gradients")
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
-                bucket = by_step.setdefault(state["step"], ([], [], [], []))
-                for items, item in zip(bucket, (p, p.grad, state["exp_avg"], state["exp_avg_sq"])):
-                    items.append(item)
-            for t, (params, grads, exp_avgs, exp_avg_sqs) in by_step.items():
-                if decay:
-                    torch._foreach_mul_(params, 1.0 - lr * decay)
-                torch._foreach_lerp_(exp_avgs, grads, 1.0 - beta1)
-                torch._foreach_mul_(exp_avg_sqs, beta2)
-                torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1.0 - beta2)
-                denom = torch._foreach_sqrt(exp_avg_sqs)
-                torch._foreach_add_(denom, eps)
-                step_size = lr * math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
-                torch._foreach_addcdiv_(params, exp_avgs, denom, value=-step_size)
+            params = [p for p in group["params"] if p.grad is not None]
+            if any(p.grad.is_sparse for p in params):
+                raise RuntimeError("AdamW does not support sparse gradients")
+            adamw_step_(self.state, params, group["lr"], group["betas"], group["eps"], group["weight_decay"])
         return loss
+
+
+def adamw_step_(
+    state: dict, params: list[Tensor], lr: float, betas: tuple[float, float], eps: float, weight_decay: float
+) -> None:
+    """AdamW on ``params`` (which have gradients), creating their moments in the optimizer ``state`` on first use.
+    Parameters are bucketed by step count (equal unless some were frozen for a while)."""
+    by_step: dict[int, tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor]]] = {}
+    for p in params:
+        p_state = state[p]
+        if not p_state:
+            p_state["step"] = 0
+            p_state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            p_state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        p_state["step"] += 1
+        bucket = by_step.setdefault(p_state["step"], ([], [], [], []))
+        for items, item in zip(bucket, (p, p.grad, p_state["exp_avg"], p_state["exp_avg_sq"])):
+            items.append(item)
+    for t, (ps, grads, exp_avgs, exp_avg_sqs) in by_step.items():
+        adamw_update_(ps, grads, exp_avgs, exp_avg_sqs, t, lr, betas, eps, weight_decay)
+
+
+def adamw_update_(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    step: int,
+    lr: float,
+    betas: tuple[float, float],
+    eps: float,
+    weight_decay: float,
+) -> None:
+    """One AdamW update, in place, of parameters that all sit at ``step`` (from 1), as multi-tensor kernels."""
+    beta1, beta2 = betas
+    if weight_decay:
+        torch._foreach_mul_(params, 1.0 - lr * weight_decay)
+    torch._foreach_lerp_(exp_avgs, grads, 1.0 - beta1)
+    torch._foreach_mul_(exp_avg_sqs, beta2)
+    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1.0 - beta2)
+    denom = torch._foreach_sqrt(exp_avg_sqs)
+    torch._foreach_add_(denom, eps)
+    step_size = lr * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
+    torch._foreach_addcdiv_(params, exp_avgs, denom, value=-step_size)
 
 
 def lr_cosine_schedule(
@@ -82,3 +105,22 @@ def lr_cosine_schedule(
         progress = (it - warmup_iters) / max(cosine_cycle_iters - warmup_iters, 1)
         return min_learning_rate + 0.5 * (1.0 + math.cos(math.pi * progress)) * (max_learning_rate - min_learning_rate)
     return min_learning_rate
+
+
+def lr_trapezoidal_schedule(
+    it: int,
+    max_learning_rate: float,
+    min_learning_rate: float,
+    warmup_iters: int,
+    total_iters: int,
+    cooldown_iters: int,
+) -> float:
+    """Warm-up-stable-decay: linear warm-up to ``max``, constant, then a linear cool-down to ``min`` over the last
+    ``cooldown_iters`` of ``total_iters`` (modded-nanogpt's schedule; the cool-down is where the loss drops)."""
+    if it < warmup_iters:
+        return it / warmup_iters * max_learning_rate
+    cooldown_start = total_iters - cooldown_iters
+    if it < cooldown_start:
+        return max_learning_rate
+    progress = min((it - cooldown_start) / max(cooldown_iters, 1), 1.0)
+    return max_learning_rate + progress * (min_learning_rate - max_learning_rate)

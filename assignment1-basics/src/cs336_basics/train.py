@@ -1,7 +1,13 @@
-"""The training loop: AdamW + cosine schedule + clipping on random windows of a uint16 token file.
+"""The training loop: AdamW (or Muon) + cosine (or trapezoidal) schedule + clipping on random windows of a uint16
+token file.
 
 Batch ``it`` is drawn from an RNG seeded with ``(seed, it)``, so a run resumed from a checkpoint sees exactly
 the batches the uninterrupted run would have seen.
+
+Wall time is measured as *training* time: the steps' own time, without validation, checkpoints and the first
+:data:`WARMUP_STEPS` steps (``torch.compile`` and CUDA start-up), which are counted at the measured speed instead.
+With ``time_budget`` the run times :data:`TIMING_STEPS` steps after those, then fixes its length to the steps that
+fit, so the schedule ends exactly at the budget. Runs compared "at equal wall time" use this clock.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,10 +29,15 @@ from cs336_basics.data import get_batch, load_tokens
 from cs336_basics.device import autocast_context, select_device
 from cs336_basics.metrics import MetricsLogger, drop_records_after, plot_loss_curve, read_metrics
 from cs336_basics.model import ModelConfig, TransformerLM
+from cs336_basics.muon import Muon, muon_param_groups
 from cs336_basics.nn_utils import cross_entropy, gradient_clipping
-from cs336_basics.optimizer import AdamW, lr_cosine_schedule
+from cs336_basics.optimizer import AdamW, lr_cosine_schedule, lr_trapezoidal_schedule
 
 _VALIDATION_STREAM = 2**32 - 1  # RNG stream of the fixed validation windows, apart from any iteration's stream
+WARMUP_STEPS = 3  # steps left off the training clock (compilation, CUDA start-up)
+TIMING_STEPS = 20  # steps timed after them to fit a time budget
+OPTIMIZERS = ("adamw", "muon")
+SCHEDULES = ("cosine", "trapezoidal")
 
 
 @dataclass
@@ -42,6 +54,11 @@ class TrainConfig:
     min_lr: float = 1e-4
     warmup_iters: int = 200
     cosine_cycle_iters: int | None = field(default=None, metadata={"help": "end of the cosine (default max_iters)"})
+    schedule: str = field(default="cosine", metadata={"help": "cosine, or trapezoidal (warm-up, flat, cool-down)"})
+    cooldown_fraction: float = field(default=0.4, metadata={"help": "trapezoidal: share of the run cooling down"})
+    optimizer: str = field(default="adamw", metadata={"help": "adamw, or muon (block matrices; AdamW for the rest)"})
+    muon_lr: float = field(default=0.02, metadata={"help": "muon: peak learning rate of the block matrices"})
+    muon_momentum: float = 0.95
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95
@@ -50,6 +67,10 @@ class TrainConfig:
     log_interval: int = 10
     eval_interval: int = 500
     eval_batches: int = 20
+    eval_batch_size: int | None = field(
+        default=None, metadata={"help": "validation windows per batch (default batch_size)"}
+    )
+    final_eval_batches: int | None = field(default=None, metadata={"help": "batches of the last validation"})
     checkpoint_interval: int = 1000
     resume: bool = field(default=False, metadata={"help": "continue from out_dir/checkpoint.pt if it exists"})
     device: str = field(default="auto", metadata={"help": "auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps"})
@@ -57,6 +78,13 @@ class TrainConfig:
     compile: bool = field(default=False, metadata={"help": "torch.compile the model"})
     seed: int = 0
     max_seconds: float | None = field(default=None, metadata={"help": "stop (and checkpoint) after this wall time"})
+    time_budget: float | None = field(
+        default=None, metadata={"help": "seconds of training: the run's length is fitted to it after timing steps"}
+    )
+    evaluations: int | None = field(
+        default=None, metadata={"help": "with time_budget: validations spread over the run (else eval_interval)"}
+    )
+    stop_on_divergence: bool = field(default=True, metadata={"help": "stop when the training loss is not finite"})
     progress: bool = True
     wandb: bool = False
     wandb_project: str = "cs336-basics"
@@ -68,6 +96,23 @@ class TrainConfig:
         for name in ("log_interval", "eval_interval", "checkpoint_interval"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not 0.0 <= self.cooldown_fraction <= 1.0:
+            raise ValueError(f"cooldown_fraction must lie in [0, 1], got {self.cooldown_fraction}")
+        if self.time_budget is not None:
+            if self.time_budget <= 0:
+                raise ValueError(f"time_budget must be positive, got {self.time_budget}")
+            if self.resume:
+                raise ValueError("time_budget runs fix their length while running and cannot be resumed")
+        if self.warmup_iters > self.max_iters and self.time_budget is None:
+            warnings.warn(
+                f"warmup_iters={self.warmup_iters} is longer than the run (max_iters={self.max_iters}): "
+                "the learning rate never reaches max_lr",
+                stacklevel=2,
+            )
 
 
 def _check_tokens(tokens: np.ndarray, vocab_size: int, path: str) -> None:
@@ -78,18 +123,75 @@ def _check_tokens(tokens: np.ndarray, vocab_size: int, path: str) -> None:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, tokens: np.ndarray, cfg: TrainConfig, device: torch.device) -> float:
-    """Mean loss over ``eval_batches`` fixed random windows (the same windows at every evaluation)."""
+def evaluate(
+    model: torch.nn.Module, tokens: np.ndarray, cfg: TrainConfig, device: torch.device, batches: int | None = None
+) -> float:
+    """Mean loss over fixed random windows (the same windows at every evaluation, and for every batch size: a
+    longer final evaluation extends the same sequence of windows)."""
     rng = np.random.default_rng((cfg.seed, _VALIDATION_STREAM))
     was_training = model.training
     model.eval()
     losses = []
-    for _ in range(cfg.eval_batches):
-        x, y = get_batch(tokens, cfg.batch_size, cfg.model.context_length, device, rng)
+    for _ in range(batches or cfg.eval_batches):
+        x, y = get_batch(tokens, cfg.eval_batch_size or cfg.batch_size, cfg.model.context_length, device, rng)
         with autocast_context(device, cfg.precision):
             losses.append(cross_entropy(model(x), y))
     model.train(was_training)
     return torch.stack(losses).mean().item()
+
+
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW on every parameter, or Muon on the blocks' matrices with AdamW (``max_lr``) for the rest."""
+    betas = (cfg.beta1, cfg.beta2)
+    if cfg.optimizer == "muon":
+        groups = muon_param_groups(model, cfg.muon_lr, cfg.max_lr, cfg.weight_decay, cfg.weight_decay)
+        return Muon(groups, momentum=cfg.muon_momentum, betas=betas, eps=cfg.adam_eps)
+    return AdamW(model.parameters(), lr=cfg.max_lr, betas=betas, eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+
+
+def learning_rate(cfg: TrainConfig, it: int, total_iters: int) -> float:
+    """The schedule's learning rate at step ``it`` of a run of ``total_iters`` steps (AdamW's ``max_lr`` scale)."""
+    if cfg.schedule == "trapezoidal":
+        cooldown = round(cfg.cooldown_fraction * total_iters)
+        return lr_trapezoidal_schedule(it, cfg.max_lr, cfg.min_lr, cfg.warmup_iters, total_iters, cooldown)
+    cycle = cfg.cosine_cycle_iters if cfg.cosine_cycle_iters is not None else total_iters
+    return lr_cosine_schedule(it, cfg.max_lr, cfg.min_lr, cfg.warmup_iters, cycle)
+
+
+class TrainingClock:
+    """Seconds of training, read at synchronising points: the first ``WARMUP_STEPS`` steps count at the speed
+    measured after them, and validation or checkpoint time is paused out."""
+
+    def __init__(self):
+        self.measured = 0.0
+        self.measured_steps = 0
+        self.unmeasured_steps = 0
+        self._started = False
+        self._since: float | None = None
+
+    def start(self, steps_before: int) -> None:
+        self.unmeasured_steps, self._started = steps_before, True
+        self._since = time.perf_counter()
+
+    def pause(self, steps_done: int) -> None:
+        if self._since is not None:
+            self.measured += time.perf_counter() - self._since
+            self.measured_steps = steps_done - self.unmeasured_steps
+            self._since = None
+
+    def resume(self) -> None:
+        if self._started and self._since is None:
+            self._since = time.perf_counter()
+
+    @property
+    def step_seconds(self) -> float:
+        return self.measured / self.measured_steps if self.measured_steps else math.nan
+
+    @property
+    def seconds(self) -> float:
+        if not self.measured_steps:
+            return 0.0
+        return self.measured + self.unmeasured_steps * self.step_seconds
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
@@ -107,9 +209,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         _check_tokens(valid_tokens, cfg.model.vocab_size, cfg.valid_data)
 
     model = TransformerLM.from_config(cfg.model, device=device)
-    optimizer = AdamW(
-        model.parameters(), lr=cfg.max_lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.adam_eps, weight_decay=cfg.weight_decay
-    )
+    optimizer = build_optimizer(model, cfg)
+    peak_lrs = [group["lr"] for group in optimizer.param_groups]
     start = 0
     resumed = cfg.resume and checkpoint_path.exists()
     if resumed:
@@ -123,18 +224,21 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         save_checkpoint(model, optimizer, iteration, checkpoint_path, extra=extra)
 
     logger = MetricsLogger(metrics_path, resumed, cfg.wandb, cfg.wandb_project, cfg.run_name, config_record)
-    cycle = cfg.cosine_cycle_iters if cfg.cosine_cycle_iters is not None else cfg.max_iters
     tokens_per_step = cfg.batch_size * cfg.model.context_length
-    loss_value, val_loss, tokens_per_second = math.nan, None, math.nan
+    total_iters, eval_interval, log_interval = cfg.max_iters, cfg.eval_interval, cfg.log_interval
+    timing_done = start + WARMUP_STEPS + TIMING_STEPS
+    loss_value, val_loss, tokens_per_second, lr = math.nan, None, math.nan, math.nan
+    diverged = False
+    clock = TrainingClock()
     started = window_start = time.perf_counter()
     window_steps = 0
     it = start
-    bar = tqdm(total=cfg.max_iters, initial=start, disable=not cfg.progress, desc="train", dynamic_ncols=True)
+    bar = tqdm(total=total_iters, initial=start, disable=not cfg.progress, desc="train", dynamic_ncols=True)
     try:
-        while it < cfg.max_iters:
-            lr = lr_cosine_schedule(it, cfg.max_lr, cfg.min_lr, cfg.warmup_iters, cycle)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+        while it < total_iters:
+            lr = learning_rate(cfg, it, total_iters)
+            for group, peak in zip(optimizer.param_groups, peak_lrs):
+                group["lr"] = peak * lr / cfg.max_lr
             x, y = get_batch(
                 train_tokens, cfg.batch_size, cfg.model.context_length, device, np.random.default_rng((cfg.seed, it))
             )
@@ -147,25 +251,52 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             it += 1
             window_steps += 1
             bar.update(1)
+            if it == start + WARMUP_STEPS:
+                loss.item()  # wait for the warm-up steps before starting the clock
+                clock.start(WARMUP_STEPS)
+            if cfg.time_budget is not None and it == timing_done:
+                loss.item()
+                clock.pause(it)
+                total_iters = max(it + 1, it + int((cfg.time_budget - clock.seconds) / clock.step_seconds))
+                log_interval = max(1, total_iters // 200)
+                eval_interval = max(1, total_iters // cfg.evaluations) if cfg.evaluations else eval_interval
+                bar.total = total_iters
+                bar.write(f"{1e3 * clock.step_seconds:.1f} ms/step: {total_iters} steps fit {cfg.time_budget:.0f}s")
+                clock.resume()
             out_of_time = cfg.max_seconds is not None and time.perf_counter() - started >= cfg.max_seconds
-            last = it == cfg.max_iters or out_of_time
-            if it % cfg.log_interval == 0 or last:
+            last = it == total_iters or out_of_time
+            evaluate_now = valid_tokens is not None and (it % eval_interval == 0 or last)
+            save_now = it % cfg.checkpoint_interval == 0 or last
+            if it % log_interval == 0 or evaluate_now or save_now:
                 loss_value = loss.item()
+                diverged = cfg.stop_on_divergence and not math.isfinite(loss_value)
+                clock.pause(it)
                 now = time.perf_counter()
                 tokens_per_second = window_steps * tokens_per_step / (now - window_start)
-                window_start, window_steps = now, 0
                 logger.log(
-                    it, train_loss=loss_value, lr=lr, grad_norm=grad_norm.item(), tokens_per_second=tokens_per_second
+                    it,
+                    train_loss=loss_value,
+                    lr=lr,
+                    grad_norm=grad_norm.item(),
+                    tokens_per_second=tokens_per_second,
+                    train_seconds=clock.seconds,
+                    tokens=it * tokens_per_step,
                 )
                 bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
-            if valid_tokens is not None and (it % cfg.eval_interval == 0 or last):
-                val_loss = evaluate(forward, valid_tokens, cfg, device)
-                logger.log(it, val_loss=val_loss)
-                bar.write(f"step {it}: train loss {loss_value:.4f}, val loss {val_loss:.4f}")
-            if it % cfg.checkpoint_interval == 0 or last:
-                checkpoint(it)
+                if evaluate_now:
+                    final_batches = cfg.final_eval_batches if last else None
+                    val_loss = evaluate(model, valid_tokens, cfg, device, final_batches)
+                    logger.log(it, val_loss=val_loss, train_seconds=clock.seconds, tokens=it * tokens_per_step)
+                    bar.write(f"step {it}: train loss {loss_value:.4f}, val loss {val_loss:.4f}")
+                if save_now:
+                    checkpoint(it)
+                window_start, window_steps = time.perf_counter(), 0
+                clock.resume()
             if out_of_time:
-                bar.write(f"time budget of {cfg.max_seconds:.0f}s spent after {it} iterations")
+                bar.write(f"wall-clock limit of {cfg.max_seconds:.0f}s reached after {it} iterations")
+                break
+            if diverged:
+                bar.write(f"training loss is {loss_value} at step {it}: diverged, stopping")
                 break
     finally:
         bar.close()
@@ -173,9 +304,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     plot_path = plot_loss_curve(read_metrics(metrics_path), out_dir / "loss_curve.png")
     return {
         "iterations": it,
+        "diverged": diverged,
         "train_loss": loss_value,
         "val_loss": val_loss,
         "tokens_per_second": tokens_per_second,
+        "train_seconds": clock.seconds,
+        "step_seconds": clock.step_seconds,
         "seconds": time.perf_counter() - started,
         "checkpoint": str(checkpoint_path),
         "metrics": str(metrics_path),

@@ -1,0 +1,16 @@
+"""Run one of the handout's experiments as time-boxed training runs and write its table, plots and metrics.
+
+    uv run python assignment1-basics/scripts/run_experiment.py --experiment learning_rate \\
+        --corpus runs/experiment_corpus --out_dir runs/experiments --seconds 30
+    # on the GPU machine (plain python3 with torch): PYTHONPATH=assignment1-basics/src python3 ... (same flags)
+
+Experiments: learning_rate, batch_size, ablations, speedrun, main_experiment (see cs336_basics.experiments).
+"""
+
+from __future__ import annotations
+
+from cs336_basics.config_cli import parse_config
+from cs336_basics.experiments import ExperimentConfig, run_experiment
+
+if __name__ == "__main__":
+    run_experiment(parse_config(ExperimentConfig))

@@ -1,0 +1,492 @@
+"""The handout's experiments as named sets of time-boxed training runs, with their table, plots and raw metrics.
+
+``run_experiment(cfg)`` trains each run of the named experiment for ``seconds`` of training time (the
+:class:`~cs336_basics.train.TrainingClock`: compilation and validation excluded, so runs compare at equal wall
+time), then writes under ``out_dir/<experiment>/``: ``results.json`` (every run's settings and outcome, and the
+machine), ``table.md``, ``val_loss_vs_steps.png``, ``val_loss_vs_time.png``, an experiment-specific plot, and
+each run's ``metrics.jsonl`` under ``runs/``.
+
+Experiments (the baseline is the handout's TinyStories model with AdamW and the cosine schedule):
+
+* ``learning_rate``: a sweep up to rates that diverge; the best rate and the edge of stability.
+* ``batch_size``: batch 1 to 2048 with the rate scaled by sqrt(batch/128) from the best rate, plus the largest
+  batch that fits in memory.
+* ``ablations``: post-norm, no RMSNorm (at the best rate and a quarter of it), no position encoding (NoPE), SiLU
+  feed-forward with matched parameters, against the baseline, 2 seeds each.
+* ``speedrun``: Muon + ReLU² + QK-norm + zero-initialised projections + logit soft-cap + trapezoidal schedule,
+  given a fraction of the baseline's time: the time to reach the baseline's loss, and one trick removed at a time.
+* ``main_experiment``: one configuration for a long budget, then samples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import platform
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cs336_basics.atomic import atomic_path, write_text_atomic
+from cs336_basics.metrics import read_metrics
+from cs336_basics.model import ModelConfig, matched_d_ff
+from cs336_basics.train import TrainConfig, train
+
+EXPERIMENTS = ("learning_rate", "batch_size", "ablations", "speedrun", "main_experiment")
+SPEEDRUN_TRICKS = ("muon", "relu2", "qk_norm", "zero_init_output", "logit_softcap", "trapezoidal")
+
+
+@dataclass
+class ExperimentConfig:
+    """A named experiment on a corpus built by ``build_experiment_corpus.py`` (every field is a flag)."""
+
+    experiment: str = field(metadata={"help": f"one of {', '.join(EXPERIMENTS)}"})
+    corpus: str = field(default="runs/experiment_corpus", metadata={"help": "train.bin, valid.bin, vocab, merges"})
+    out_dir: str = field(default="runs/experiments", metadata={"help": "results go to out_dir/<experiment>/"})
+    seconds: float = field(default=30.0, metadata={"help": "training time of each run (compile, eval excluded)"})
+    seeds: list[int] = field(default_factory=lambda: [0], metadata={"help": "seeds of every configuration"})
+    lr: float = field(default=3e-3, metadata={"help": "the baseline's peak learning rate (unless --lr_from)"})
+    lr_from: str | None = field(default=None, metadata={"help": "results.json of learning_rate: use its best rate"})
+    learning_rates: list[float] = field(
+        default_factory=lambda: [1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2, 3.2e-2, 1e-1],
+        metadata={"help": "learning_rate: the rates swept"},
+    )
+    batch_sizes: list[int] = field(
+        default_factory=lambda: [1, 8, 32, 128, 512, 2048], metadata={"help": "batch_size: the sizes swept"}
+    )
+    memory_probe_batches: list[int] = field(
+        default_factory=lambda: [4096, 8192, 16384], metadata={"help": "batch_size: larger sizes tried for memory"}
+    )
+    speedrun_fractions: list[float] = field(
+        default_factory=lambda: [0.4, 0.5, 0.6], metadata={"help": "speedrun: budgets as fractions of seconds"}
+    )
+    muon_lrs: list[float] = field(default_factory=lambda: [0.02, 0.04], metadata={"help": "speedrun: Muon rates"})
+    batch_size: int = 128
+    model: ModelConfig = field(default_factory=ModelConfig)
+    compile: bool = True
+    device: str = "auto"
+    evaluations: int = field(default=12, metadata={"help": "validations during each run"})
+    eval_batches: int = 8
+    eval_batch_size: int = 64
+    final_eval_batches: int = field(default=64, metadata={"help": "batches of each run's last validation"})
+    main_config: str = field(default="speedrun", metadata={"help": "main_experiment: speedrun or baseline"})
+    samples: int = field(default=3, metadata={"help": "main_experiment: samples generated"})
+    sample_tokens: int = 256
+    temperature: float = 0.8
+    top_p: float = 0.9
+    progress: bool = False
+
+    def __post_init__(self):
+        if self.experiment not in EXPERIMENTS:
+            raise ValueError(f"experiment must be one of {EXPERIMENTS}, got {self.experiment!r}")
+        if self.seconds <= 0 or not self.seeds:
+            raise ValueError("seconds must be positive and seeds non-empty")
+        if self.main_config not in ("speedrun", "baseline"):
+            raise ValueError(f"main_config must be 'speedrun' or 'baseline', got {self.main_config!r}")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run: a name, a label within its group (curves of a group share a colour), and its config."""
+
+    name: str
+    group: str
+    train: TrainConfig
+    keep_checkpoint: bool = False
+
+
+def base_train_config(cfg: ExperimentConfig, name: str, seed: int, **overrides: Any) -> TrainConfig:
+    """The baseline run (handout model, AdamW, cosine to a tenth) for ``cfg.seconds``, with ``overrides``."""
+    corpus = Path(cfg.corpus)
+    settings: dict[str, Any] = dict(
+        train_data=str(corpus / "train.bin"),
+        valid_data=str(corpus / "valid.bin"),
+        out_dir=str(Path(cfg.out_dir) / cfg.experiment / "runs" / name),
+        model=cfg.model,
+        batch_size=cfg.batch_size,
+        max_iters=10**9,
+        max_lr=cfg.lr,
+        min_lr=cfg.lr / 10,
+        warmup_iters=100,
+        eval_batches=cfg.eval_batches,
+        eval_batch_size=cfg.eval_batch_size,
+        final_eval_batches=cfg.final_eval_batches,
+        evaluations=cfg.evaluations,
+        checkpoint_interval=10**9,
+        device=cfg.device,
+        compile=cfg.compile,
+        seed=seed,
+        time_budget=cfg.seconds,
+        progress=cfg.progress,
+        run_name=name,
+    )
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+def _seeded(cfg: ExperimentConfig, name: str, group: str, **overrides: Any) -> list[RunSpec]:
+    return [
+        RunSpec(f"{name}_seed{seed}", group, base_train_config(cfg, f"{name}_seed{seed}", seed, **overrides))
+        for seed in cfg.seeds
+    ]
+
+
+def learning_rate_runs(cfg: ExperimentConfig) -> list[RunSpec]:
+    runs = []
+    for lr in cfg.learning_rates:
+        runs += _seeded(cfg, f"lr{lr:g}", f"lr {lr:g}", max_lr=lr, min_lr=lr / 10)
+    return runs
+
+
+def batch_size_runs(cfg: ExperimentConfig) -> list[RunSpec]:
+    runs = []
+    for batch in cfg.batch_sizes:
+        lr = cfg.lr * math.sqrt(batch / cfg.batch_size)
+        # Warm-up over about the same tokens as the baseline's 100 steps, within [25, 1000] steps.
+        warmup = max(25, min(1000, round(100 * cfg.batch_size / batch)))
+        overrides = dict(batch_size=batch, max_lr=lr, min_lr=lr / 10, warmup_iters=warmup)
+        runs += _seeded(cfg, f"batch{batch}", f"batch {batch} (lr {lr:.2g})", **overrides)
+    return runs
+
+
+def ablation_runs(cfg: ExperimentConfig) -> list[RunSpec]:
+    def model(**changes: Any) -> ModelConfig:
+        return dataclasses.replace(cfg.model, **changes)
+
+    quarter = dict(max_lr=cfg.lr / 4, min_lr=cfg.lr / 40)
+    silu_d_ff = matched_d_ff(cfg.model.d_ff, "silu")
+    return (
+        _seeded(cfg, "baseline", "baseline (pre-norm, RoPE, SwiGLU)")
+        + _seeded(cfg, "post_norm", "post-norm", model=model(norm="post"))
+        + _seeded(cfg, "no_norm", "no RMSNorm", model=model(norm="none"))
+        + _seeded(cfg, "no_norm_lr_quarter", "no RMSNorm, lr/4", model=model(norm="none"), **quarter)
+        + _seeded(cfg, "no_pos_emb", "NoPE (no RoPE)", model=model(position="none"))
+        + _seeded(cfg, "silu_ffn", f"SiLU FFN (d_ff {silu_d_ff})", model=model(ffn="silu", d_ff=silu_d_ff))
+    )
+
+
+def speedrun_settings(cfg: ExperimentConfig, muon_lr: float, without: str | None = None) -> dict[str, Any]:
+    """The speedrun's overrides of the baseline, optionally with one of :data:`SPEEDRUN_TRICKS` left out."""
+    model = dict(
+        ffn="relu2",
+        d_ff=matched_d_ff(cfg.model.d_ff, "relu2"),
+        qk_norm=True,
+        zero_init_output=True,
+        logit_softcap=30.0,
+    )
+    settings: dict[str, Any] = dict(
+        optimizer="muon", muon_lr=muon_lr, schedule="trapezoidal", cooldown_fraction=0.5, min_lr=0.0, warmup_iters=30
+    )
+    if without == "muon":
+        settings["optimizer"] = "adamw"
+    elif without == "relu2":
+        model.update(ffn=cfg.model.ffn, d_ff=cfg.model.d_ff)
+    elif without in ("qk_norm", "zero_init_output"):
+        model[without] = False
+    elif without == "logit_softcap":
+        model["logit_softcap"] = 0.0
+    elif without == "trapezoidal":
+        settings.update(schedule="cosine", min_lr=cfg.lr / 10, warmup_iters=100)
+    elif without is not None:
+        raise ValueError(f"unknown speedrun trick {without!r}; one of {SPEEDRUN_TRICKS}")
+    settings["model"] = dataclasses.replace(cfg.model, **model)
+    return settings
+
+
+def speedrun_runs(cfg: ExperimentConfig) -> list[RunSpec]:
+    """The baseline at the full budget sets the target; the speedrun gets fractions of it, then at the middle
+    fraction each trick is removed in turn (with the first Muon rate)."""
+    runs = _seeded(cfg, "baseline", "baseline")
+    middle = sorted(cfg.speedrun_fractions)[len(cfg.speedrun_fractions) // 2]
+    for muon_lr in cfg.muon_lrs:
+        for fraction in cfg.speedrun_fractions:
+            name = f"speedrun_muonlr{muon_lr:g}_{fraction:g}x"
+            settings = speedrun_settings(cfg, muon_lr) | {"time_budget": fraction * cfg.seconds}
+            runs += _seeded(cfg, name, f"speedrun, Muon lr {muon_lr:g}, {fraction:g}x time", **settings)
+    for trick in SPEEDRUN_TRICKS:
+        settings = speedrun_settings(cfg, cfg.muon_lrs[0], without=trick) | {"time_budget": middle * cfg.seconds}
+        runs += _seeded(cfg, f"speedrun_without_{trick}", f"speedrun without {trick}, {middle:g}x time", **settings)
+    return runs
+
+
+def main_experiment_runs(cfg: ExperimentConfig) -> list[RunSpec]:
+    """One run of the chosen configuration, seed ``seeds[0]``, keeping its checkpoint for the samples."""
+    settings = speedrun_settings(cfg, cfg.muon_lrs[0]) if cfg.main_config == "speedrun" else {}
+    name = f"main_{cfg.main_config}"
+    train_cfg = base_train_config(cfg, name, cfg.seeds[0], **settings)
+    return [RunSpec(name, f"{cfg.main_config} configuration", train_cfg, keep_checkpoint=True)]
+
+
+RUN_BUILDERS: dict[str, Callable[[ExperimentConfig], list[RunSpec]]] = {
+    "learning_rate": learning_rate_runs,
+    "batch_size": batch_size_runs,
+    "ablations": ablation_runs,
+    "speedrun": speedrun_runs,
+    "main_experiment": main_experiment_runs,
+}
+
+
+def best_learning_rate(results_json: str | Path) -> float:
+    """The peak rate of the run with the lowest final validation loss in a ``learning_rate`` results file."""
+    runs = [r for r in json.loads(Path(results_json).read_text())["runs"] if r["status"] == "ok"]
+    if not runs:
+        raise ValueError(f"{results_json} has no finished run to take a learning rate from")
+    return min(runs, key=lambda r: r["val_loss"])["max_lr"]
+
+
+def run_one(spec: RunSpec) -> dict[str, Any]:
+    """Train one run and summarise it; divergence (non-finite or chance-level loss) and running out of memory
+    are outcomes, not crashes."""
+    cfg = spec.train
+    record: dict[str, Any] = {
+        "name": spec.name,
+        "group": spec.group,
+        "seed": cfg.seed,
+        "max_lr": cfg.max_lr,
+        "batch_size": cfg.batch_size,
+        "optimizer": cfg.optimizer,
+        "muon_lr": cfg.muon_lr if cfg.optimizer == "muon" else None,
+        "schedule": cfg.schedule,
+        "time_budget": cfg.time_budget,
+        "model": dataclasses.asdict(cfg.model),
+    }
+    torch._dynamo.reset()
+    try:
+        summary = train(cfg)
+    except torch.OutOfMemoryError:
+        return record | {"status": "out_of_memory", "val_loss": None}
+    finally:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    val_loss = summary["val_loss"]
+    chance = math.log(cfg.model.vocab_size)
+    diverged = summary.get("diverged") or val_loss is None or not math.isfinite(val_loss) or val_loss > chance
+    record |= {
+        "status": "diverged" if diverged else "ok",
+        "val_loss": val_loss if val_loss is not None and math.isfinite(val_loss) else None,
+        "train_loss": summary["train_loss"],
+        "iterations": summary["iterations"],
+        "tokens": summary["iterations"] * cfg.batch_size * cfg.model.context_length,
+        "train_seconds": summary["train_seconds"],
+        "step_ms": 1e3 * summary["step_seconds"],
+        "tokens_per_second": summary["iterations"]
+        * cfg.batch_size
+        * cfg.model.context_length
+        / max(summary["train_seconds"], 1e-9),
+        "metrics": str(Path(summary["metrics"]).relative_to(Path(cfg.out_dir).parent.parent)),
+    }
+    if not spec.keep_checkpoint:
+        Path(summary["checkpoint"]).unlink(missing_ok=True)
+    return record
+
+
+def memory_probe(cfg: ExperimentConfig, batches: list[int]) -> list[dict[str, Any]]:
+    """One eager training step at each batch size: its peak memory, or that it does not fit."""
+    from cs336_basics.data import get_batch, load_tokens
+    from cs336_basics.device import autocast_context, select_device
+    from cs336_basics.model import TransformerLM
+    from cs336_basics.nn_utils import cross_entropy
+
+    device = select_device(cfg.device)
+    if device.type != "cuda":
+        return []
+    tokens = load_tokens(Path(cfg.corpus) / "train.bin")
+    results = []
+    for batch in batches:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        model = TransformerLM.from_config(cfg.model, device=device)
+        try:
+            x, y = get_batch(tokens, batch, cfg.model.context_length, device)
+            with autocast_context(device):
+                cross_entropy(model(x), y).backward()
+            torch.cuda.synchronize()
+            results.append({"batch_size": batch, "fits": True, "peak_gib": torch.cuda.max_memory_allocated() / 2**30})
+        except torch.OutOfMemoryError:
+            results.append({"batch_size": batch, "fits": False, "peak_gib": None})
+        finally:
+            del model
+    return results
+
+
+def machine() -> dict[str, str]:
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
+    return {"gpu": gpu, "torch": torch.__version__, "python": platform.python_version(), "host": platform.node()}
+
+
+def write_table(path: Path, runs: list[dict[str, Any]]) -> None:
+    header = "| run | seed | lr | batch | steps | tokens (M) | train s | tokens/s | final val loss | status |"
+    lines = [header, "|" + " --- |" * 10]
+    for r in runs:
+        loss = f"{r['val_loss']:.4f}" if r.get("val_loss") is not None else "-"
+        lr = f"{r['max_lr']:.3g}" + (f" (Muon {r['muon_lr']:g})" if r.get("muon_lr") else "")
+        if r["status"] == "out_of_memory":
+            lines.append(
+                f"| {r['group']} | {r['seed']} | {lr} | {r['batch_size']} | - | - | - | - | - | out of memory |"
+            )
+            continue
+        lines.append(
+            f"| {r['group']} | {r['seed']} | {lr} | {r['batch_size']} | {r['iterations']:,} | {r['tokens'] / 1e6:.1f} "
+            f"| {r['train_seconds']:.1f} | {r['tokens_per_second'] / 1e6:.2f} M | {loss} | {r['status']} |"
+        )
+    write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def _save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
+def plot_curves(out: Path, runs: list[dict[str, Any]], title: str) -> None:
+    """Validation loss against steps and against training seconds; one colour per group, one style per seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = list(dict.fromkeys(r["group"] for r in runs if r["status"] != "out_of_memory"))
+    colours = {
+        g: plt.cm.viridis(i / max(len(groups) - 1, 1)) if len(groups) > 1 else "C0" for i, g in enumerate(groups)
+    }
+    finite = [r["val_loss"] for r in runs if r.get("val_loss") is not None]
+    for x_key, x_label, name in (
+        ("step", "step", "val_loss_vs_steps.png"),
+        ("train_seconds", "training time (s)", "val_loss_vs_time.png"),
+    ):
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for r in runs:
+            if r["status"] == "out_of_memory":
+                continue
+            points = [(m[x_key], m["val_loss"]) for m in read_metrics(out / r["metrics"]) if "val_loss" in m]
+            points = [(x, y) for x, y in points if math.isfinite(y)]
+            if points:
+                xs, ys = zip(*points)
+                label = r["group"] if r["seed"] == runs[0]["seed"] else None
+                ax.plot(xs, ys, "o-" if r["seed"] == runs[0]["seed"] else "s--", color=colours[r["group"]],
+                        label=label, markersize=3, linewidth=1.2)  # fmt: skip
+        if finite:
+            ax.set_ylim(min(finite) - 0.1, min(min(finite) + 2.5, max(finite) + 1.0))
+        ax.set_xscale("log" if x_key == "step" else "linear")
+        ax.set_xlabel(x_label)
+        ax.set_ylabel("validation loss (nats/token)")
+        ax.set_title(title)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        _save(fig, out / name)
+
+
+def plot_final_loss(out: Path, runs: list[dict[str, Any]], x_key: str, x_label: str, name: str) -> None:
+    """Final validation loss against one swept setting (log axis); diverged runs are marked at the top."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ok = [r for r in runs if r["status"] == "ok"]
+    bad = [r for r in runs if r["status"] == "diverged"]
+    ax.plot([r[x_key] for r in ok], [r["val_loss"] for r in ok], "o", color="C0", label="finished")
+    if bad and ok:
+        top = max(r["val_loss"] for r in ok) + 0.2
+        ax.plot([r[x_key] for r in bad], [top] * len(bad), "x", color="C3", markersize=9, label="diverged")
+    ax.set_xscale("log")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("final validation loss")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    _save(fig, out / name)
+
+
+def write_samples(cfg: ExperimentConfig, out: Path, checkpoint: Path) -> list[dict[str, str]]:
+    """Nucleus samples from the main run's checkpoint, written to ``samples.md``."""
+    from cs336_basics.checkpoint import read_checkpoint
+    from cs336_basics.device import select_device
+    from cs336_basics.english_corpus import END_OF_TEXT
+    from cs336_basics.generate import generate_batch
+    from cs336_basics.model import TransformerLM
+    from cs336_basics.tokenizer import Tokenizer
+
+    corpus = Path(cfg.corpus)
+    tokenizer = Tokenizer.from_files(corpus / "vocab.json", corpus / "merges.txt", special_tokens=[END_OF_TEXT])
+    device = select_device(cfg.device)
+    payload = read_checkpoint(checkpoint)
+    model_cfg = ModelConfig(**payload["model_config"])
+    model = TransformerLM.from_config(model_cfg, device=device)
+    model.load_state_dict(payload["model"])
+    model.eval()
+    prompts = ["Once upon a time", "The function returns", "In the beginning"][: cfg.samples]
+    generator = torch.Generator(device=device).manual_seed(0)
+    ids = generate_batch(
+        model,
+        [tokenizer.encode(p) for p in prompts],
+        cfg.sample_tokens,
+        cfg.temperature,
+        cfg.top_p,
+        tokenizer.special_token_ids[END_OF_TEXT],
+        device,
+        generator,
+    )
+    samples = [{"prompt": p, "continuation": tokenizer.decode(i)} for p, i in zip(prompts, ids)]
+    text = [f"# Samples (temperature {cfg.temperature}, top-p {cfg.top_p}, up to {cfg.sample_tokens} tokens)\n"]
+    for s in samples:
+        text.append(f"## Prompt: {s['prompt']!r}\n\n```text\n{s['prompt']}{s['continuation']}\n```\n")
+    write_text_atomic(out / "samples.md", "\n".join(text))
+    return samples
+
+
+def write_outputs(cfg: ExperimentConfig, out: Path, runs: list[dict[str, Any]], plots: bool = True) -> dict[str, Any]:
+    """``results.json`` and ``table.md`` (after every run, so a cut-off call keeps what finished), and the plots."""
+    corpus_json = Path(cfg.corpus) / "corpus.json"
+    results: dict[str, Any] = {
+        "experiment": cfg.experiment,
+        "config": dataclasses.asdict(cfg),
+        "machine": machine(),
+        "corpus_sha256": json.loads(corpus_json.read_text())["sha256"] if corpus_json.exists() else None,
+        "runs": runs,
+    }
+    write_table(out / "table.md", runs)
+    if plots and runs:
+        plot_curves(out, runs, f"{cfg.experiment}: {cfg.seconds:g} s per run ({results['machine']['gpu']})")
+        if cfg.experiment == "learning_rate":
+            plot_final_loss(out, runs, "max_lr", "peak learning rate", "final_loss_vs_lr.png")
+        elif cfg.experiment == "batch_size":
+            plot_final_loss(out, runs, "batch_size", "batch size", "final_loss_vs_batch.png")
+    write_text_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
+    """Run every run of ``cfg.experiment`` in turn and write its results; returns what ``results.json`` holds."""
+    if cfg.lr_from:
+        cfg = dataclasses.replace(cfg, lr=best_learning_rate(cfg.lr_from))
+    out = Path(cfg.out_dir) / cfg.experiment
+    if (out / "runs").exists():
+        shutil.rmtree(out / "runs")
+    specs = RUN_BUILDERS[cfg.experiment](cfg)
+    runs: list[dict[str, Any]] = []
+    for index, spec in enumerate(specs, 1):
+        print(f"[{index}/{len(specs)}] {spec.name}", flush=True)
+        runs.append(run_one(spec))
+        loss = runs[-1]["val_loss"]
+        print(f"    {runs[-1]['status']}: val loss {loss if loss is None else round(loss, 4)}", flush=True)
+        write_outputs(cfg, out, runs, plots=False)
+    extra: dict[str, Any] = {}
+    if cfg.experiment == "batch_size":
+        extra["memory_probe"] = memory_probe(cfg, cfg.memory_probe_batches)
+    elif cfg.experiment == "main_experiment":
+        checkpoint = Path(specs[0].train.out_dir) / "checkpoint.pt"
+        extra["samples"] = write_samples(cfg, out, checkpoint)
+        checkpoint.unlink()
+    results = write_outputs(cfg, out, runs) | extra
+    write_text_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
+    return results

@@ -1,0 +1,128 @@
+"""Muon: momentum whose update is orthogonalised by a Newton–Schulz iteration, for the hidden weight matrices.
+
+Muon (Keller Jordan et al., 2024; the optimizer of the modded-nanogpt speedruns) keeps SGD momentum per matrix
+and replaces the update ``M`` by the nearest semi-orthogonal matrix ``U Vᵀ`` (from ``M = U S Vᵀ``), approximated
+by five steps of a quintic Newton–Schulz iteration in bf16: every direction of the update then moves by the same
+amount, whatever the gradient's conditioning. It is for 2-D weights inside the network; embeddings, the LM head
+and gains are trained with AdamW. :class:`Muon` holds both kinds of parameter group (``use_muon``), so a run has
+one optimizer and one state dict, as with :class:`~cs336_basics.optimizer.AdamW`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from cs336_basics.optimizer import adamw_step_
+
+# Coefficients of the quintic x ← a·x + b·x³ + c·x⁵ applied to the singular values (Keller Jordan's tuning): it
+# pushes every singular value in (0, 1] into roughly [0.7, 1.2] in five steps, fast rather than exactly to 1.
+NEWTON_SCHULZ_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+
+
+def newton_schulz_orthogonalize(
+    matrices: Float[Tensor, "... rows cols"], steps: int = 5, eps: float = 1e-7
+) -> Float[Tensor, "... rows cols"]:
+    """Approximately ``U Vᵀ`` of each matrix (``M = U S Vᵀ``), batched over leading dimensions.
+
+    Runs in bf16 on CUDA (tensor cores; the iteration tolerates it) and float32 elsewhere. The matrix is first
+    scaled by its Frobenius norm, so every singular value starts in (0, 1]; a wide orientation keeps ``X Xᵀ``
+    the smaller Gram matrix.
+    """
+    a, b, c = NEWTON_SCHULZ_COEFFICIENTS
+    x = matrices.to(torch.bfloat16 if matrices.is_cuda else torch.float32)
+    tall = x.shape[-2] > x.shape[-1]
+    if tall:
+        x = x.mT
+    x = x / (x.norm(dim=(-2, -1), keepdim=True) + eps)
+    for _ in range(steps):
+        gram = x @ x.mT
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x.mT if tall else x
+
+
+def muon_param_groups(
+    model: nn.Module, muon_lr: float, adam_lr: float, weight_decay: float = 0.0, adam_weight_decay: float = 0.0
+) -> list[dict]:
+    """Muon for every 2-D weight inside the residual blocks (``model.layers``); AdamW for the embedding, the LM
+    head and the 1-D gains, which Muon's orthogonal update does not suit (a lookup table, a classifier)."""
+    in_blocks = {id(p) for p in model.layers.parameters()} if hasattr(model, "layers") else set()
+    hidden, other = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (hidden if p.ndim == 2 and id(p) in in_blocks else other).append(p)
+    return [
+        {"params": hidden, "use_muon": True, "lr": muon_lr, "weight_decay": weight_decay},
+        {"params": other, "use_muon": False, "lr": adam_lr, "weight_decay": adam_weight_decay},
+    ]
+
+
+class Muon(torch.optim.Optimizer):
+    """Muon for groups with ``use_muon=True``, AdamW for the others.
+
+    Muon per matrix ``W`` (shape ``rows × cols``) with gradient ``g``: ``m ← β·m + (1−β)·g``; the update direction
+    is ``g + β·(m − g)`` (Nesterov) or ``m``; ``W ← (1 − lr·λ)·W − lr·sqrt(max(1, rows/cols))·NS(direction)``.
+    Matrices of one shape are orthogonalised together as one batch (a few large matmuls instead of many small).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[dict],
+        lr: float = 0.02,
+        momentum: float = 0.95,
+        nesterov: bool = True,
+        ns_steps: int = 5,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.95),
+        eps: float = 1e-8,
+    ):
+        if lr < 0 or weight_decay < 0:
+            raise ValueError(f"lr and weight_decay must be >= 0, got lr={lr}, weight_decay={weight_decay}")
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
+        defaults = dict(
+            lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps, weight_decay=weight_decay,
+            betas=betas, eps=eps, use_muon=True,
+        )  # fmt: skip
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            if group["use_muon"] and any(p.ndim != 2 for p in group["params"]):
+                raise ValueError("Muon groups take 2-D weight matrices only; give other tensors use_muon=False")
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if params:
+                (self._muon_step if group["use_muon"] else self._adamw_step)(group, params)
+        return loss
+
+    def _muon_step(self, group: dict, params: list[Tensor]) -> None:
+        beta, lr, decay = group["momentum"], group["lr"], group["weight_decay"]
+        by_shape: dict[torch.Size, list[tuple[Tensor, Tensor]]] = defaultdict(list)
+        for p in params:
+            state = self.state[p]
+            if not state:
+                state["momentum_buffer"] = torch.zeros_like(p)
+            buffer = state["momentum_buffer"]
+            buffer.lerp_(p.grad, 1.0 - beta)
+            direction = p.grad.lerp(buffer, beta) if group["nesterov"] else buffer
+            by_shape[p.shape].append((p, direction))
+        for (rows, cols), items in by_shape.items():
+            updates = newton_schulz_orthogonalize(torch.stack([d for _, d in items]), group["ns_steps"])
+            scale = max(1.0, rows / cols) ** 0.5
+            for (p, _), update in zip(items, updates.unbind(0)):
+                if decay:
+                    p.mul_(1.0 - lr * decay)
+                p.add_(update.to(p.dtype), alpha=-lr * scale)
+
+    def _adamw_step(self, group: dict, params: list[Tensor]) -> None:
+        adamw_step_(self.state, params, group["lr"], group["betas"], group["eps"], group["weight_decay"])
