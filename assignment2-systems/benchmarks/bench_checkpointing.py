@@ -1,0 +1,151 @@
+"""Activation checkpointing trade-off on one GPU: peak memory and training-step time per policy.
+
+For each policy (none, every other block, every block, segments of two blocks) a fresh model of the chosen
+size (default ``2.7B``, which is the 2026 handout's xl: d_model 2560, 32 layers) trains on a random batch
+(default 4 × 2048, the handout's gradient_checkpointing setting) under bf16 autocast with our AdamW. Reported:
+peak allocated memory over the timed steps (weights, gradients and AdamW state included), mean ± std step
+time, and the activation bytes autograd saves in one forward (distinct storages, parameters excluded).
+An out-of-memory policy is a result row. Rows go to ``checkpointing.jsonl`` as they finish.
+
+Run (GPU machine, repo root):
+    PYTHONPATH=assignment1-basics/src:assignment2-systems/src \\
+        python3 assignment2-systems/benchmarks/bench_checkpointing.py --out /tmp/ckpt
+"""
+
+import argparse
+import gc
+import json
+import os
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+
+import torch
+from cs336_basics.model import TransformerLM
+from cs336_basics.nn_utils import cross_entropy
+from cs336_basics.optimizer import AdamW
+from cs336_systems.activation_checkpointing import checkpoint_blocks, saved_activation_bytes
+from cs336_systems.benchmarking import MODEL_SIZES, TimingStats, markdown_table, model_config, time_repeated
+from cs336_systems.benchmarking.model_benchmark import is_out_of_memory
+
+POLICIES = {"none": None, "every_other": (2, 1), "every": (1, 1), "two_block_segments": (1, 2)}
+"""Policy -> (every, segment) for :func:`checkpoint_blocks`."""
+
+
+@dataclass
+class CheckpointingConfig:
+    out: str = "checkpointing_results"
+    size: str = "2.7B"
+    context_length: int = 2048
+    batch_size: int = 4
+    precision: str = "bf16"
+    policies: list[str] = field(default_factory=lambda: list(POLICIES))
+    warmup: int = 2
+    steps: int = 3
+
+
+def parse_args() -> CheckpointingConfig:
+    d = CheckpointingConfig()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=d.out)
+    parser.add_argument("--size", choices=list(MODEL_SIZES), default=d.size)
+    parser.add_argument("--context-length", type=int, default=d.context_length)
+    parser.add_argument("--batch-size", type=int, default=d.batch_size)
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default=d.precision)
+    parser.add_argument("--policies", nargs="+", choices=list(POLICIES), default=d.policies)
+    parser.add_argument("--warmup", type=int, default=d.warmup, help="untimed steps (AdamW allocates its state)")
+    parser.add_argument("--steps", type=int, default=d.steps)
+    return CheckpointingConfig(**vars(parser.parse_args()))
+
+
+def measure(config: CheckpointingConfig, policy: str) -> dict:
+    """One policy's row: peak MiB over the timed steps, step time, and MiB saved for backward by one forward."""
+    row: dict = {"size": config.size, "context_length": config.context_length, "policy": policy, "status": "ok"}
+    model = optimizer = None
+    try:
+        model = TransformerLM.from_config(model_config(config.size, config.context_length), device="cuda")
+        if POLICIES[policy] is not None:
+            checkpoint_blocks(model.layers, *POLICIES[policy])
+        optimizer = AdamW(model.parameters(), lr=1e-4)
+        shape = (config.batch_size, config.context_length)
+        inputs = torch.randint(0, model.config.vocab_size, shape, device="cuda")
+        targets = torch.randint(0, model.config.vocab_size, shape, device="cuda")
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if config.precision == "bf16" else nullcontext()
+
+        def loss() -> torch.Tensor:
+            with autocast:
+                return cross_entropy(model(inputs), targets)
+
+        def step() -> None:
+            optimizer.zero_grad(set_to_none=True)
+            loss().backward()
+            optimizer.step()
+
+        for _ in range(config.warmup):
+            step()
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        seconds = time_repeated(step, 0, config.steps, torch.cuda.synchronize)
+        row["peak_MiB"] = torch.cuda.max_memory_allocated() / 2**20
+        stats = TimingStats.from_seconds(seconds)
+        row["step_ms"], row["step_std_ms"] = stats.mean_ms, stats.std_ms
+        optimizer.zero_grad(set_to_none=True)
+        row["saved_for_backward_MiB"] = saved_activation_bytes(loss) / 2**20
+    except Exception as error:
+        if not is_out_of_memory(error):
+            raise
+        row["status"] = "OOM"
+    finally:
+        del model, optimizer
+        gc.collect()
+        torch.cuda.empty_cache()
+    return row
+
+
+def main() -> None:
+    config = parse_args()
+    if not torch.cuda.is_available():
+        sys.exit("bench_checkpointing needs a CUDA GPU")
+    os.makedirs(config.out, exist_ok=True)
+    device = torch.cuda.get_device_name()
+    print(f"device: {device}, torch {torch.__version__}", flush=True)
+    rows = []
+    with open(os.path.join(config.out, "checkpointing.jsonl"), "w") as jsonl:
+        for policy in config.policies:
+            start = time.perf_counter()
+            row = measure(config, policy)
+            row["wall_s"] = time.perf_counter() - start
+            rows.append(row)
+            jsonl.write(json.dumps(row) + "\n")
+            jsonl.flush()
+            print(json.dumps(row), flush=True)
+    columns = [
+        "size",
+        "context_length",
+        "policy",
+        "peak_MiB",
+        "step_ms",
+        "step_std_ms",
+        "saved_for_backward_MiB",
+        "status",
+    ]
+    headers = ["size", "ctx", "policy", "peak MiB", "step ms", "± ms", "saved for backward MiB", "status"]
+    header = (
+        f"device: {device}, torch {torch.__version__}; batch {config.batch_size}, {config.precision}, "
+        f"warm-up {config.warmup}, {config.steps} timed steps"
+    )
+    text = f"{header}\n\n{markdown_table(rows, columns, headers)}\n"
+    for name, content in [
+        ("checkpointing.md", text),
+        ("checkpointing.json", json.dumps({"config": asdict(config), "rows": rows}, indent=1)),
+    ]:
+        path = os.path.join(config.out, name)
+        with open(path + ".tmp", "w") as f:
+            f.write(content)
+        os.replace(path + ".tmp", path)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
