@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     setting: dict = {"command": " ".join(sys.argv if argv is None else ["plan_study.py", *argv])}
-    setup = pool = clock = None
+    setup = pool = service = clock = None
     check = None
     if args.url is not None:
         api: TrainingApi = HttpTrainingApi(args.url, args.api_key)
@@ -280,7 +280,8 @@ def main(argv: list[str] | None = None) -> dict:
         key = "study"
         if key not in {k for k, _, _ in store.keys()}:
             store.create_key(args.budget, key)
-        api = InProcessTrainingApi(TrainingService(store, pool), key)
+        service = TrainingService(store, pool)
+        api = InProcessTrainingApi(service, key)
         count = service_parameter_count(vocab, setup.scale.context_length)
         workers = len(pool.devices)
 
@@ -334,6 +335,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"wrote {report} after {setting['total_seconds']:.0f}s", flush=True)
     if pool is not None:
         pool.shutdown()
+        service.close()
     print(json.dumps({"prediction": asdict(result.prediction) if result.prediction else None}, default=str))
     return study_json(result, check, setting)
 

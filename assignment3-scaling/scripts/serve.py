@@ -5,7 +5,9 @@
     uv run python assignment3-scaling/scripts/serve.py --db api.sqlite --tokens tokens.bin \
         --flops-scale 1e-3 --context-length 64 --batch-divisor 16 --devices cpu:1
 
-Create keys with ``scripts/api_keys.py``.
+Create keys with ``scripts/api_keys.py``. One server per ``--db`` (a second one refuses to start); on start it
+settles the queries a killed server left pending (``Store.recover_interrupted``). Keys may be sent as ``api_key=``
+(the course's interface) or in an ``X-API-Key`` header; the access log shows ``api_key=[redacted]``.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def parse_args() -> tuple[ServiceConfig, str, int]:
 
 def main() -> None:
     config, host, port = parse_args()
-    uvicorn.run(create_app(build_service(config)), host=host, port=port)
+    with build_service(config) as service:
+        uvicorn.run(create_app(service), host=host, port=port)
 
 
 if __name__ == "__main__":

@@ -63,15 +63,20 @@ class CountingPool(LocalWorkerPool):
         return super().submit(spec)
 
 
-@contextmanager
-def running_server(db: Path, setup: TrainingSetup) -> Iterator[tuple[str, CountingPool]]:
-    """A real uvicorn server on a free loopback port, stopped on exit."""
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def running_server(db: Path, setup: TrainingSetup, log_level: str = "warning") -> Iterator[tuple[str, CountingPool]]:
+    """A real uvicorn server on a free loopback port, stopped on exit."""
+    port = free_port()
     pool = CountingPool(setup)
-    app = create_app(TrainingService(Store(db), pool))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    service = TrainingService(Store(db), pool)
+    app = create_app(service)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 5
@@ -85,3 +90,4 @@ def running_server(db: Path, setup: TrainingSetup) -> Iterator[tuple[str, Counti
         server.should_exit = True
         thread.join(timeout=5)
         pool.shutdown()
+        service.close()

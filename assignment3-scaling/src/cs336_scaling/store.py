@@ -5,7 +5,9 @@ Tables:
 - ``runs(run_id, spec…, loss, result)``: one finished training run per configuration, shared by all keys
   (a configuration is trained once, whoever asks);
 - ``queries(key, run_id, flops, status)``: what each key asked for. A key is charged a configuration's
-  ``train_flops`` once, when its query is accepted (``pending``); a failed run refunds it.
+  ``train_flops`` once, when its query is accepted (``pending``); a failed run refunds it, an answered one is
+  ``done``. A service that dies meanwhile (killed, out of memory, power loss) leaves the query ``pending``:
+  :meth:`Store.recover_interrupted`, run when the next service starts, settles it (see there).
 
 Charging happens in one ``BEGIN IMMEDIATE`` transaction, so concurrent requests cannot overspend a budget.
 Every method opens its own connection: the store is safe to share between threads and processes.
@@ -14,6 +16,7 @@ Every method opens its own connection: the store is safe to share between thread
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import sqlite3
 import time
@@ -38,6 +41,14 @@ CREATE TABLE IF NOT EXISTS queries (
 """
 
 
+def checked_budget(budget: float) -> float:
+    """A budget in FLOPs: a finite number >= 0 (SQLite would store NaN as NULL, and inf never runs out)."""
+    budget = float(budget)
+    if not math.isfinite(budget) or budget < 0:
+        raise ValueError(f"a budget must be a finite number of FLOPs >= 0, got {budget}")
+    return budget
+
+
 class UnknownApiKey(KeyError):
     def __init__(self, key: str):
         super().__init__(key)
@@ -59,6 +70,14 @@ class Charge:
 
     newly_charged: bool
     total_flops_used: float
+
+
+@dataclass(frozen=True)
+class RecoveredQueries:
+    """What :meth:`Store.recover_interrupted` did: queries completed, and ``(key, flops)`` of each refund."""
+
+    finished: int
+    refunded: list[tuple[str, float]]
 
 
 class Store:
@@ -91,18 +110,18 @@ class Store:
     # keys and budgets
     def create_key(self, budget: float, key: str | None = None) -> str:
         """Register a key (random if not given) with a FLOPs budget; an existing key is an error."""
-        if budget < 0:
-            raise ValueError(f"budget must be >= 0, got {budget}")
+        budget = checked_budget(budget)
         key = key or secrets.token_urlsafe(24)
         with self._transaction() as db:
             if db.execute("SELECT 1 FROM api_keys WHERE key = ?", (key,)).fetchone():
                 raise ValueError(f"API key {key!r} already exists")
-            db.execute("INSERT INTO api_keys VALUES (?, ?, ?)", (key, float(budget), time.time()))
+            db.execute("INSERT INTO api_keys VALUES (?, ?, ?)", (key, budget, time.time()))
         return key
 
     def set_budget(self, key: str, budget: float) -> None:
+        budget = checked_budget(budget)
         with self._transaction() as db:
-            if db.execute("UPDATE api_keys SET budget = ? WHERE key = ?", (float(budget), key)).rowcount == 0:
+            if db.execute("UPDATE api_keys SET budget = ? WHERE key = ?", (budget, key)).rowcount == 0:
                 raise UnknownApiKey(key)
 
     def budget(self, key: str) -> float:
@@ -157,6 +176,22 @@ class Store:
         """Undo a pending charge whose run failed."""
         with self._transaction() as db:
             db.execute("DELETE FROM queries WHERE key = ? AND run_id = ? AND status = 'pending'", (key, spec.run_id()))
+
+    def recover_interrupted(self) -> RecoveredQueries:
+        """Settle the queries a dead service left ``pending``; only call it while no service uses the store.
+
+        The rule: a pending query whose run finished (its result was saved before the service died) becomes
+        ``done``, so the key keeps what it paid for and asking again answers from the store for free; every
+        other pending query is refunded (deleted), since its run died with the service and nobody waits for
+        it: asking again trains it and charges once.
+        """
+        with self._transaction() as db:
+            finished = db.execute(
+                "UPDATE queries SET status = 'done' WHERE status = 'pending' AND run_id IN (SELECT run_id FROM runs)"
+            ).rowcount
+            refunded = db.execute("SELECT key, flops FROM queries WHERE status = 'pending'").fetchall()
+            db.execute("DELETE FROM queries WHERE status = 'pending'")
+        return RecoveredQueries(finished=finished, refunded=[(key, flops) for key, flops in refunded])
 
     def mark_done(self, key: str, spec: RunSpec) -> None:
         with self._transaction() as db:
