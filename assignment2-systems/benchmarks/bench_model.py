@@ -1,7 +1,9 @@
 """End-to-end Transformer benchmark (handout §1.1): forward, backward and AdamW step per model size.
 
-Timing mode (default) sweeps sizes × context lengths × precisions × modes with warm-up steps, a
-``torch.cuda.synchronize`` after each phase, and mean ± std over the timed steps; NVTX ranges mark
+Timing mode (default) sweeps sizes × context lengths × precisions × eager/compiled × modes × warm-up
+counts, with a ``torch.cuda.synchronize`` after each phase and mean ± std over the timed steps (and the
+first timed step alone: ``--warmup 0 1 2 5`` is the handout's no-warm-up comparison; run it in a fresh
+process, listing 0 first, so the first cell is really cold); NVTX ranges mark
 warm-up, steps, phases and blocks for ``nsys profile``. ``--memory`` instead records one steady-state
 step per cell with the CUDA memory history, reports peak memory, and with ``--snapshots`` writes the
 pickles for https://pytorch.org/memory_viz. Out-of-memory cells become ``OOM`` rows. Rows are
@@ -10,12 +12,15 @@ appended to a JSONL file as they finish; a markdown table is written at the end.
 Run (GPU machine, repo root):
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src \
         python3 assignment2-systems/benchmarks/bench_model.py --out /tmp/model_bench
+    ... bench_model.py --sizes small --precisions bf16 --compile both --out /tmp/model_compiled
+    ... bench_model.py --sizes small --modes train_step --warmup 0 1 2 5 --out /tmp/model_warmup
     ... bench_model.py --memory --sizes 2.7B --context-lengths 128 256 512 --snapshots --out /tmp/model_mem
 Profile with nsys (skip the warm-up range):
     nsys profile --trace=cuda,nvtx --capture-range=nvtx --nvtx-capture='step 0' ... bench_model.py --sizes small
 """
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -35,9 +40,9 @@ class SweepConfig:
     precisions: list[str] = field(default_factory=lambda: ["fp32", "bf16"])
     modes: list[str] = field(default_factory=lambda: ["forward", "train_step"])
     batch_size: int = 4
-    warmup: int = 5
+    warmup: list[int] = field(default_factory=lambda: [5])
     steps: int = 10
-    compile: bool = False
+    compile: str = "off"
     nvtx: bool = True
     attention: str = "sdpa"
     memory: bool = False
@@ -54,9 +59,13 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=d.precisions)
     parser.add_argument("--modes", nargs="+", choices=MODES, default=d.modes)
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
-    parser.add_argument("--warmup", type=int, default=d.warmup, help="untimed steps before measuring")
+    parser.add_argument(
+        "--warmup", type=int, nargs="+", default=d.warmup, help="untimed steps before measuring (several: a sweep)"
+    )
     parser.add_argument("--steps", type=int, default=d.steps, help="timed steps")
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=d.compile)
+    parser.add_argument(
+        "--compile", choices=COMPILE_CHOICES, default=d.compile, help="torch.compile the model: off, on, or both rows"
+    )
     parser.add_argument("--nvtx", action=argparse.BooleanOptionalAction, default=d.nvtx)
     parser.add_argument(
         "--attention", choices=ATTENTIONS, default=d.attention, help="naive: from-scratch attention in NVTX ranges"
@@ -67,6 +76,9 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
     return SweepConfig(**vars(parser.parse_args(argv)))
 
 
+COMPILE_CHOICES = {"off": [False], "on": [True], "both": [False, True]}
+
+
 def _with_spread(row: dict, phase: str) -> str | None:
     mean = row.get(f"{phase}_ms")
     return None if mean is None else f"{mean:.2f} ± {row[f'{phase}_std_ms']:.2f}"
@@ -74,7 +86,11 @@ def _with_spread(row: dict, phase: str) -> str | None:
 
 def timing_table(rows: list[dict]) -> str:
     display = [
-        {**row, **{phase: _with_spread(row, phase) for phase in ["forward", "backward", "optimizer_step", "step"]}}
+        {
+            **row,
+            **{phase: _with_spread(row, phase) for phase in ["forward", "backward", "optimizer_step", "step"]},
+            "compiled": "yes" if row["compile"] else "no",
+        }
         for row in rows
     ]
     columns = [
@@ -82,11 +98,14 @@ def timing_table(rows: list[dict]) -> str:
         "context_length",
         "precision",
         "attention",
+        "compiled",
         "mode",
+        "warmup",
         "forward",
         "backward",
         "optimizer_step",
         "step",
+        "first_step_ms",
         "status",
     ]
     headers = [
@@ -94,11 +113,14 @@ def timing_table(rows: list[dict]) -> str:
         "ctx",
         "precision",
         "attention",
+        "compiled",
         "mode",
+        "warm-up",
         "forward ms",
         "backward ms",
         "AdamW step ms",
         "total ms",
+        "first step ms",
         "status",
     ]
     return markdown_table(display, columns, headers)
@@ -126,27 +148,28 @@ def main(argv: list[str] | None = None) -> None:
     with open(os.path.join(sweep.out, f"{name}.jsonl"), "w") as jsonl:
         for size in sweep.sizes:
             for context_length in sweep.context_lengths:
-                for precision in sweep.precisions:
-                    for mode in sweep.modes:
-                        cell = ModelBenchmarkConfig(
-                            size, context_length, sweep.batch_size, mode, precision,
-                            sweep.warmup, sweep.steps, sweep.compile, sweep.device, sweep.nvtx, sweep.attention,
-                        )  # fmt: skip
-                        start = time.perf_counter()
-                        if sweep.memory:
-                            snapshot = None
-                            if sweep.snapshots:
-                                snapshot = os.path.join(
-                                    sweep.out, f"snapshot_{size}_{context_length}_{precision}_{mode}.pickle"
-                                )
-                            row = profile_memory(cell, snapshot)
-                        else:
-                            row = benchmark_model(cell)
-                        row["wall_s"] = time.perf_counter() - start
-                        rows.append(row)
-                        jsonl.write(json.dumps(row) + "\n")
-                        jsonl.flush()
-                        print(json.dumps(row), flush=True)
+                for precision, compiled, mode, warmup in itertools.product(
+                    sweep.precisions, COMPILE_CHOICES[sweep.compile], sweep.modes, sweep.warmup
+                ):
+                    cell = ModelBenchmarkConfig(
+                        size, context_length, sweep.batch_size, mode, precision,
+                        warmup, sweep.steps, compiled, sweep.device, sweep.nvtx, sweep.attention,
+                    )  # fmt: skip
+                    start = time.perf_counter()
+                    if sweep.memory:
+                        snapshot = None
+                        if sweep.snapshots:
+                            snapshot = os.path.join(
+                                sweep.out, f"snapshot_{size}_{context_length}_{precision}_{mode}.pickle"
+                            )
+                        row = profile_memory(cell, snapshot)
+                    else:
+                        row = benchmark_model(cell)
+                    row["wall_s"] = time.perf_counter() - start
+                    rows.append(row)
+                    jsonl.write(json.dumps(row) + "\n")
+                    jsonl.flush()
+                    print(json.dumps(row), flush=True)
     table = memory_table(rows) if sweep.memory else timing_table(rows)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     _write_atomic(os.path.join(sweep.out, f"{name}.md"), f"device: {device}, torch {torch.__version__}\n\n{table}\n")

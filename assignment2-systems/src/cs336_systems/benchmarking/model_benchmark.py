@@ -156,7 +156,8 @@ def _step_phases(config: ModelBenchmarkConfig, device: torch.device) -> list[tup
 
 def benchmark_model(config: ModelBenchmarkConfig) -> dict:
     """One result row: the config plus ``<phase>_ms`` mean and ``<phase>_std_ms`` per phase, ``step_ms``
-    for their sum, and ``status`` ("ok" or "OOM")."""
+    for their sum, ``first_step_ms`` (the first timed step alone: what warm-up steps keep out of the mean),
+    and ``status`` ("ok" or "OOM")."""
     device = torch.device(config.device)
     row: dict = {**asdict(config), "status": "ok"}
     with _released(device):
@@ -171,6 +172,7 @@ def benchmark_model(config: ModelBenchmarkConfig) -> dict:
             row["status"] = "OOM"
             return row
         steps = [sum(parts) for parts in zip(*durations.values(), strict=True)]
+        row["first_step_ms"] = steps[0] * 1e3
         for name, seconds in [*durations.items(), ("step", steps)]:
             stats = TimingStats.from_seconds(seconds)
             row[f"{name}_ms"], row[f"{name}_std_ms"] = stats.mean_ms, stats.std_ms
