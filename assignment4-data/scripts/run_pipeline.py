@@ -38,6 +38,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--quality-model", help="fastText quality model (default: the shipped one)")
     p.add_argument("--nsfw-model", help="Dolma jigsaw NSFW fastText model (default: file in cache, else offline)")
     p.add_argument("--toxic-model", help="Dolma jigsaw hate-speech fastText model")
+    p.add_argument("--log-decisions", action="store_true", help="write decisions/<shard>.jsonl (verdict per filter)")
     p.add_argument("--workers", type=int, default=available_cpus())
     p.add_argument("--slurm", action="store_true", help="run each stage as a SLURM array through submitit")
     p.add_argument("--slurm-folder", default="slurm_logs")
@@ -75,6 +76,7 @@ def main() -> None:
         quality_model=args.quality_model,
         nsfw_model=args.nsfw_model,
         toxic_model=args.toxic_model,
+        log_decisions=args.log_decisions,
     )
     if args.slurm:
         executor = SlurmExecutor(

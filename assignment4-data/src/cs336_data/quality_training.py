@@ -64,7 +64,7 @@ def lee_news_documents() -> Iterator[str]:
             yield line
 
 
-def _email_body_text(raw: str) -> str:
+def email_body_text(raw: str) -> str:
     """Readable text of an e-mail: HTML parts through the same extractor as web pages, plain parts as they are."""
     message = email.message_from_string(raw, policy=email.policy.default)
     texts = []
@@ -86,7 +86,7 @@ def spam_assassin_documents(
     """Bodies of the SpamAssassin messages in ``data_dir/<group>/*.json`` (the npm package's layout)."""
     for group in groups:
         for path in sorted((data_dir / group).glob("*.json")):
-            text = _email_body_text(json.loads(path.read_text(encoding="utf-8"))["text"])
+            text = email_body_text(json.loads(path.read_text(encoding="utf-8"))["text"])
             if len(text.split()) >= 20:
                 yield text
 

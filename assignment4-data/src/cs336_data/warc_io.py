@@ -162,19 +162,36 @@ def _is_truncated(record, body: bytes) -> bool:
     return len(body) < record.content_length
 
 
-def warc_record_bytes(url: str, payload: bytes, *, extracted_text: bool = False, record_id: str | None = None) -> bytes:
-    """One WARC/1.0 record: an HTTP 200 ``response`` wrapping HTML, or a WET-style ``conversion`` holding text."""
-    if extracted_text:
-        block, warc_type, content_type = payload, "conversion", "text/plain"
-    else:
-        http_head = f"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {len(payload)}\r\n\r\n"
-        block, warc_type, content_type = http_head.encode() + payload, "response", "application/http; msgtype=response"
+def _record(warc_type: str, record_id: str, content_type: str, block: bytes, url: str | None = None) -> bytes:
+    target = f"WARC-Target-URI: {url}\r\n" if url is not None else ""
     head = (
-        f"WARC/1.0\r\nWARC-Type: {warc_type}\r\nWARC-Record-ID: <urn:uuid:{record_id or uuid.uuid4()}>\r\n"
-        f"WARC-Target-URI: {url}\r\nWARC-Date: 2025-04-17T13:50:10Z\r\nContent-Type: {content_type}\r\n"
-        f"Content-Length: {len(block)}\r\n\r\n"
+        f"WARC/1.0\r\nWARC-Type: {warc_type}\r\nWARC-Record-ID: <urn:uuid:{record_id}>\r\n{target}"
+        f"WARC-Date: 2025-04-17T13:50:10Z\r\nContent-Type: {content_type}\r\nContent-Length: {len(block)}\r\n\r\n"
     )
     return head.encode() + block + b"\r\n\r\n"
+
+
+def warc_record_bytes(url: str, payload: bytes, *, extracted_text: bool = False, record_id: str | None = None) -> bytes:
+    """One WARC/1.0 record: an HTTP 200 ``response`` wrapping HTML, or a WET-style ``conversion`` holding text."""
+    record_id = record_id or str(uuid.uuid4())
+    if extracted_text:
+        return _record("conversion", record_id, "text/plain", payload, url)
+    http_head = f"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {len(payload)}\r\n\r\n"
+    return _record("response", record_id, "application/http; msgtype=response", http_head.encode() + payload, url)
+
+
+def warc_request_bytes(url: str, record_id: str) -> bytes:
+    """The ``request`` record a crawler writes before each response."""
+    host = url.split("/")[2] if "://" in url else ""
+    http = f"GET /{url.split('/', 3)[3] if url.count('/') >= 3 else ''} HTTP/1.1\r\nHost: {host}\r\n"
+    http += "User-Agent: CCBot/2.0 (sample crawl)\r\nAccept: text/html\r\n\r\n"
+    return _record("request", record_id, "application/http; msgtype=request", http.encode(), url)
+
+
+def warcinfo_record_bytes(filename: str, record_id: str) -> bytes:
+    """The ``warcinfo`` record that opens a WARC file."""
+    info = f"software: cs336_data sample crawl\r\nformat: WARC File Format 1.0\r\nfilename: {filename}\r\n"
+    return _record("warcinfo", record_id, "application/warc-fields", info.encode())
 
 
 def write_warc(

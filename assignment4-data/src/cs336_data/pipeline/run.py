@@ -3,6 +3,7 @@
 Layout of ``output_dir``::
 
     filtered/<shard>.jsonl        documents that passed extraction, language, Gopher, quality, NSFW, toxic, PII
+    decisions/<shard>.jsonl       with ``log_decisions``: each filter's verdict on each document (id, step, decision)
     exact_lines/                  line-hash buckets (pass 1) and duplicate lists
     deduped/<shard>.jsonl         documents after exact-line dedup (+ byte offsets, for random access)
     minhash/                      band keys per shard, keep mask after clustering
@@ -17,6 +18,7 @@ Every stage writes to a temporary name and renames, then drops its marker, so an
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -65,6 +67,7 @@ class PipelineConfig:
     quality_model: str | None = None
     nsfw_model: str | None = None
     toxic_model: str | None = None
+    log_decisions: bool = False  # write decisions/<shard>.jsonl: every filter's verdict on every document
 
     def steps(self) -> list[PipelineStep]:
         return [
@@ -158,9 +161,17 @@ def filter_shard(config: PipelineConfig, shard: int) -> PipelineStats:
     stats = PipelineStats()
     stats.add("read", "in", 0)  # fixes the table's step order: read first
     documents: Iterator[Document] = _read_shard(config.inputs[shard], stats)
+    decisions: list[dict] = []
     for step in config.steps():
+        step.decisions = decisions if config.log_decisions else None
         documents = step.run(documents, stats, rank=shard, world_size=len(config.inputs))
     _write_documents(_shard_file(config, "filtered", shard), documents)
+    if config.log_decisions:
+        path = _shard_file(config, "decisions", shard)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(json.dumps(d) + "\n" for d in decisions))
+        os.replace(tmp, path)
     return _finish(config, "filter", shard, stats)
 
 

@@ -25,6 +25,13 @@ logger = logging.getLogger(__name__)
 
 class PipelineStep(ABC):
     name: str
+    # When a list is set here, every decision is appended to it: ``{"id", "step", "decision"}`` where the decision
+    # is ``kept``, the drop reason, or (PII) ``modified``. The pipeline writes it per shard for inspection.
+    decisions: list[dict] | None = None
+
+    def record(self, document: Document, decision: str) -> None:
+        if self.decisions is not None:
+            self.decisions.append({"id": document.id, "step": self.name, "decision": decision})
 
     @abstractmethod
     def run(
@@ -47,6 +54,7 @@ class FilterStep(PipelineStep):
             except Exception as err:  # noqa: BLE001 - one bad document must not stop the shard
                 logger.warning("%s failed on %s: %r", self.name, document.id, err)
                 reason = f"error:{type(err).__name__}"
+            self.record(document, reason or "kept")
             if reason is None:
                 stats.add(self.name, "kept")
                 yield document
@@ -140,5 +148,6 @@ class PiiMasking(PipelineStep):
                     stats.add(self.name, f"masked:{kind}", n)
             if any(counts.values()):
                 stats.add(self.name, "modified")
+                self.record(document, "modified")
             stats.add(self.name, "kept")
             yield document

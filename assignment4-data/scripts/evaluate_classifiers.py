@@ -1,0 +1,141 @@
+"""Accuracy of the offline classifiers on labelled text they were not trained on.
+
+    uv run python assignment4-data/scripts/evaluate_classifiers.py --crawl assignment4-data/runs/crawl \\
+        --out assignment4-data/results/classifier_accuracy
+
+* Harmful content (``classify_toxic_speech`` / ``classify_nsfw``, whichever backend is active): the 6,594
+  human-labelled comments of the Impermium insults data set (insult or not), which neither alt-profanity-check nor the
+  Dolma models were trained on. Insults are one kind of toxic speech, so this measures the toxic label; NSFW has no
+  labelled offline data (the offline backend gives both labels from one model).
+* Quality (``wiki`` vs ``cc``): the sample crawl's pages, labelled by how they were built: English documentation
+  (high quality) against spam, thin pages, comment threads and list mail (low); pages whose text the model was
+  trained on (the gensim articles, the spam in its training split) are excluded by construction.
+* Language ID: the crawl's documentation pages, whose language is known from their package.
+
+Writes ``<out>.json`` and ``<out>.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from cs336_data.crawl.sources import fetch_insults, insult_comments
+from cs336_data.extraction import extract_text_from_html_bytes
+from cs336_data.harmful import NSFW, TOXIC, harm_classifier
+from cs336_data.language_id import LanguageIdentifier
+from cs336_data.quality import HIGH_QUALITY_LABEL, QualityClassifier
+from cs336_data.warc_io import iter_warc_responses
+
+LOW_QUALITY_KINDS = ("spam", "thin", "forum", "mailing_list")
+LID_CODES = {"zh-cn": "zh"}
+
+
+def binary_scores(truth: list[bool], predicted: list[bool]) -> dict[str, float]:
+    tp = sum(t and p for t, p in zip(truth, predicted))
+    fp = sum(p and not t for t, p in zip(truth, predicted))
+    fn = sum(t and not p for t, p in zip(truth, predicted))
+    precision = tp / max(tp + fp, 1)
+    recall = tp / max(tp + fn, 1)
+    return {
+        "examples": len(truth),
+        "positives": sum(truth),
+        "accuracy": sum(t == p for t, p in zip(truth, predicted)) / max(len(truth), 1),
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * precision * recall / max(precision + recall, 1e-12),
+    }
+
+
+def harmful_accuracy() -> dict:
+    comments = insult_comments(fetch_insults())
+    result = {}
+    for kind in (TOXIC, NSFW):
+        classifier = harm_classifier(kind)
+        predicted = [classifier(c.text)[0] == kind.positive for c in comments]
+        result[kind.name] = {
+            "backend": type(classifier).__name__,
+            **binary_scores([c.insult for c in comments], predicted),
+        }
+    return result
+
+
+def crawl_pages(crawl: Path):
+    """``(label, extracted text)`` of every response record of the crawl's WARC shards."""
+    for shard in sorted(crawl.glob("CC-SAMPLE-*.warc.gz")):
+        labels_path = crawl / "labels" / shard.name.replace(".warc.gz", ".jsonl")
+        labels = {json.loads(line)["record_id"]: json.loads(line) for line in labels_path.read_text().splitlines()}
+        for page in iter_warc_responses(shard):
+            yield labels[page.record_id], extract_text_from_html_bytes(page.body) or ""
+
+
+def crawl_accuracy(crawl: Path) -> tuple[dict, dict]:
+    quality, lid = QualityClassifier(), LanguageIdentifier()
+    truth, predicted = [], []
+    by_kind: dict[str, Counter] = defaultdict(Counter)
+    lid_rows: dict[str, Counter] = defaultdict(Counter)
+    for label, text in crawl_pages(crawl):
+        kind = label["kind"]
+        if kind in ("documentation", "translation"):
+            language, _ = lid(text)
+            expected = LID_CODES.get(label["language"], label["language"])
+            lid_rows[expected]["pages"] += 1
+            lid_rows[expected]["correct"] += language == expected
+        if label.get("copy") or label.get("in_quality_training") or kind not in ("documentation", *LOW_QUALITY_KINDS):
+            continue
+        is_wiki = quality(text)[0] == HIGH_QUALITY_LABEL
+        truth.append(kind == "documentation")
+        predicted.append(is_wiki)
+        by_kind[kind]["pages"] += 1
+        by_kind[kind]["wiki"] += is_wiki
+    quality_result = {
+        **binary_scores(truth, predicted),
+        "wiki_share_by_kind": {k: c["wiki"] / c["pages"] for k, c in sorted(by_kind.items())},
+    }
+    lid_result = {
+        language: {"pages": c["pages"], "accuracy": c["correct"] / c["pages"]}
+        for language, c in sorted(lid_rows.items())
+    }
+    return quality_result, lid_result
+
+
+def markdown(result: dict) -> str:
+    lines = ["| classifier | labelled set | n | positives | accuracy | precision | recall | F1 |"]
+    lines.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, r in result["harmful"].items():
+        lines.append(
+            f"| {name} ({r['backend']}) | insults (label: insult) | {r['examples']} | {r['positives']} | "
+            f"{r['accuracy']:.3f} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} |"
+        )
+    if "quality" in result:
+        q = result["quality"]
+        lines.append(
+            f"| quality (wiki = positive) | crawl: documentation vs spam/thin/forum/mail | {q['examples']} | "
+            f"{q['positives']} | {q['accuracy']:.3f} | {q['precision']:.3f} | {q['recall']:.3f} | {q['f1']:.3f} |"
+        )
+        lines += ["", "Share of pages the quality model calls `wiki`, by kind:", ""]
+        lines += [f"- {kind}: {share:.3f}" for kind, share in q["wiki_share_by_kind"].items()]
+    if "language_id" in result:
+        lines += ["", "Language ID (top label) on documentation pages, by true language:", ""]
+        lines += [f"- {lang}: {r['accuracy']:.3f} of {r['pages']}" for lang, r in result["language_id"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--crawl", type=Path, help="a built sample crawl (omit: harmful-content only)")
+    parser.add_argument("--out", type=Path, default=Path("assignment4-data/results/classifier_accuracy"))
+    args = parser.parse_args()
+    result: dict = {"harmful": harmful_accuracy()}
+    if args.crawl is not None:
+        result["quality"], result["language_id"] = crawl_accuracy(args.crawl)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()

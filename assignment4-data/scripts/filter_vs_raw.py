@@ -1,0 +1,235 @@
+"""Does filtering help? Train the assignment-1 model on each corpus for the same tokens, score on clean held-out text.
+
+    PYTHONPATH=assignment1-basics/src python3 assignment4-data/scripts/filter_vs_raw.py \\
+        --data assignment4-data/runs/filter_vs_raw/data --out_dir results/filter_vs_raw      # one H200, ~7 min
+
+Reads ``<data>/meta.json`` and the uint16 token files that ``prepare_filter_experiment.py`` writes. For every arm
+(``raw``, ``filtered``, ``filtered_no_quality``) and seed: the same :class:`TransformerLM`, optimiser and schedule,
+``--tokens`` training tokens (windows drawn at random from the arm's corpus: an arm smaller than the budget is seen
+more than once, reported as epochs), the held-out documentation loss every ``--eval_interval`` steps (the curve),
+and at the end the loss over every token of each held-out set (non-overlapping windows). Writes ``results.md`` and
+``results.json`` (per run, and per arm: mean and spread over seeds), ``loss_curves.png`` and ``metrics.jsonl``.
+Needs only torch, numpy, matplotlib and tqdm (and ``cs336_basics`` on the path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from cs336_basics.checkpoint import load_checkpoint
+from cs336_basics.data import load_tokens
+from cs336_basics.device import autocast_context, select_device
+from cs336_basics.metrics import read_metrics
+from cs336_basics.model import ModelConfig, TransformerLM
+from cs336_basics.nn_utils import cross_entropy
+from cs336_basics.train import TrainConfig, train
+
+HELDOUT = ("heldout_docs", "heldout_articles")
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=Path("assignment4-data/runs/filter_vs_raw/data"))
+    p.add_argument("--out_dir", type=Path, required=True)
+    p.add_argument("--arms", nargs="+", default=["raw", "filtered", "filtered_no_quality"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    p.add_argument("--tokens", type=int, default=None, help="training tokens per run (default: the raw corpus size)")
+    p.add_argument("--context_length", type=int, default=256)
+    p.add_argument("--d_model", type=int, default=512)
+    p.add_argument("--num_layers", type=int, default=8)
+    p.add_argument("--num_heads", type=int, default=8)
+    p.add_argument("--d_ff", type=int, default=1344)
+    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--max_lr", type=float, default=1e-3)
+    p.add_argument("--warmup_fraction", type=float, default=0.05)
+    p.add_argument("--eval_interval", type=int, default=100)
+    p.add_argument("--eval_batches", type=int, default=16)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--max_seconds_per_run", type=float, default=None, help="safety stop (tokens then differ)")
+    p.add_argument("--progress", action="store_true")
+    return p.parse_args()
+
+
+@torch.no_grad()
+def heldout_loss(model: torch.nn.Module, tokens: np.ndarray, context: int, batch: int, device: torch.device) -> float:
+    """Mean next-token loss over every token of ``tokens``, in non-overlapping windows (a partial tail is dropped)."""
+    windows = (len(tokens) - 1) // context
+    if windows == 0:
+        raise ValueError(f"held-out set of {len(tokens)} tokens is shorter than one window of {context}")
+    data = torch.from_numpy(np.asarray(tokens[: windows * context + 1], dtype=np.int64))
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, windows, batch):
+        rows = range(start, min(start + batch, windows))
+        x = torch.stack([data[r * context : (r + 1) * context] for r in rows]).to(device)
+        y = torch.stack([data[r * context + 1 : (r + 1) * context + 1] for r in rows]).to(device)
+        with autocast_context(device, "auto"):
+            loss = cross_entropy(model(x), y)
+        total += loss.item() * x.numel()
+        count += x.numel()
+    return total / count
+
+
+def run_arm(args, meta: dict, arm: str, seed: int, tokens: int, device: torch.device) -> dict:
+    model_config = ModelConfig(
+        vocab_size=meta["vocab_size"],
+        context_length=args.context_length,
+        d_model=args.d_model,
+        num_layers=args.num_layers,
+        num_heads=args.num_heads,
+        d_ff=args.d_ff,
+    )
+    steps = max(1, tokens // (args.batch_size * args.context_length))
+    run_dir = args.out_dir / "runs" / f"{arm}_seed{seed}"
+    config = TrainConfig(
+        train_data=str(args.data / f"{arm}.bin"),
+        valid_data=str(args.data / "heldout_docs.bin"),
+        out_dir=str(run_dir),
+        model=model_config,
+        batch_size=args.batch_size,
+        max_iters=steps,
+        max_lr=args.max_lr,
+        min_lr=args.max_lr / 10,
+        warmup_iters=max(1, int(args.warmup_fraction * steps)),
+        eval_interval=min(args.eval_interval, steps),
+        eval_batches=args.eval_batches,
+        checkpoint_interval=steps,
+        log_interval=min(10, steps),
+        device=args.device,
+        compile=args.compile,
+        seed=seed,
+        max_seconds=args.max_seconds_per_run,
+        progress=args.progress,
+    )
+    started = time.perf_counter()
+    summary = train(config)
+    model = TransformerLM.from_config(model_config, device=device)
+    load_checkpoint(summary["checkpoint"], model)
+    corpus_tokens = meta["corpora"][arm]["tokens"]
+    trained = summary["iterations"] * args.batch_size * args.context_length
+    result = {
+        "arm": arm,
+        "seed": seed,
+        "iterations": summary["iterations"],
+        "tokens_trained": trained,
+        "corpus_tokens": corpus_tokens,
+        "epochs": trained / corpus_tokens,
+        "final_train_loss": summary["train_loss"],
+        "seconds": time.perf_counter() - started,
+        "tokens_per_second": summary["tokens_per_second"],
+    }
+    for name in HELDOUT:
+        if (args.data / f"{name}.bin").exists():
+            held = load_tokens(args.data / f"{name}.bin")
+            result[f"{name}_loss"] = heldout_loss(model, held, args.context_length, args.batch_size, device)
+    Path(summary["checkpoint"]).unlink()  # 100+ MB each; the numbers are what is kept
+    return result
+
+
+def summarise(results: list[dict]) -> dict[str, dict]:
+    """Per arm and held-out set: mean over seeds and spread (max - min)."""
+    arms: dict[str, dict] = {}
+    for arm in dict.fromkeys(r["arm"] for r in results):
+        rows = [r for r in results if r["arm"] == arm]
+        arms[arm] = {"seeds": len(rows), "epochs": rows[0]["epochs"], "tokens_trained": rows[0]["tokens_trained"]}
+        for key in (f"{name}_loss" for name in HELDOUT):
+            values = [r[key] for r in rows if key in r]
+            if values:
+                arms[arm][key] = {"mean": statistics.fmean(values), "spread": max(values) - min(values)}
+    return arms
+
+
+def markdown(results: list[dict], arms: dict[str, dict], meta: dict) -> str:
+    lines = [
+        "| corpus | documents | tokens | tokens trained | epochs | held-out docs loss | held-out articles loss |",
+        "| --- | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+    for arm, s in arms.items():
+        c = meta["corpora"][arm]
+
+        def cell(key: str, s: dict = s) -> str:
+            return f"{s[key]['mean']:.4f} ± {s[key]['spread'] / 2:.4f}" if key in s else "-"
+
+        lines.append(
+            f"| {arm} | {c['documents']:,} | {c['tokens']:,} | {s['tokens_trained']:,} | {s['epochs']:.2f} | "
+            f"{cell('heldout_docs_loss')} | {cell('heldout_articles_loss')} |"
+        )
+    lines += ["", "± is half the range over seeds. Per run:", ""]
+    lines += ["| corpus | seed | held-out docs | held-out articles | final train loss | seconds |"]
+    lines += ["| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for r in results:
+        docs, arts = r.get("heldout_docs_loss", math.nan), r.get("heldout_articles_loss", math.nan)
+        lines.append(
+            f"| {r['arm']} | {r['seed']} | {docs:.4f} | {arts:.4f} | {r['final_train_loss']:.4f} | {r['seconds']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(curves: dict[tuple[str, int], list[dict]], tokens_per_step: int, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colours = dict(zip(dict.fromkeys(arm for arm, _ in curves), ("tab:red", "tab:green", "tab:blue", "tab:purple")))
+    for (arm, seed), records in curves.items():
+        points = [(r["step"] * tokens_per_step / 1e6, r["val_loss"]) for r in records if "val_loss" in r]
+        if points:
+            xs, ys = zip(*points)
+            ax.plot(
+                xs,
+                ys,
+                color=colours[arm],
+                linestyle="-" if seed == min(s for _, s in curves) else "--",
+                label=f"{arm} (seed {seed})",
+            )
+    ax.set_xlabel("training tokens (millions)")
+    ax.set_ylabel("held-out documentation loss")
+    ax.set_title("Same model, same tokens: raw crawl text vs filtered")
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def main() -> None:
+    args = parse_args()
+    meta = json.loads((args.data / "meta.json").read_text())
+    missing = [arm for arm in args.arms if not (args.data / f"{arm}.bin").exists()]
+    if missing:
+        raise SystemExit(f"no token file for {missing} in {args.data}: run prepare_filter_experiment.py")
+    tokens = args.tokens or meta["corpora"]["raw"]["tokens"]
+    device = select_device(args.device)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    results, curves = [], {}
+    for seed in args.seeds:
+        for arm in args.arms:
+            result = run_arm(args, meta, arm, seed, tokens, device)
+            results.append(result)
+            print(json.dumps(result))
+            curves[(arm, seed)] = read_metrics(args.out_dir / "runs" / f"{arm}_seed{seed}" / "metrics.jsonl")
+            arms = summarise(results)  # written after every run: a call cut short still leaves its numbers
+            (args.out_dir / "results.json").write_text(json.dumps({"runs": results, "arms": arms}, indent=1) + "\n")
+            (args.out_dir / "results.md").write_text(markdown(results, arms, meta))
+    with open(args.out_dir / "metrics.jsonl", "w") as f:
+        for (arm, seed), records in curves.items():
+            for record in records:
+                f.write(json.dumps({"arm": arm, "seed": seed, **record}) + "\n")
+    plot(curves, args.batch_size * args.context_length, args.out_dir / "loss_curves.png")
+    print((args.out_dir / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

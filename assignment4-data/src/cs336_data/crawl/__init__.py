@@ -1,0 +1,1 @@
+"""A realistic mixed sample crawl, built offline and deterministically from real text (see :mod:`.build`)."""
