@@ -23,6 +23,7 @@ target (see the package README for the GPU study's command).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
@@ -211,8 +212,10 @@ def choose_flops_scale(
 
 
 def service_parameter_count(vocab_size: int, context_length: int):
-    """The service's ``N`` (non-embedding weights incl. the output layer) for a ``(d_model, num_layers)``."""
+    """The service's ``N`` (non-embedding weights incl. the output layer) for a ``(d_model, num_layers)``; cached,
+    since the time-budget search builds a study (which counts every allowed shape) for each scale it tries."""
 
+    @functools.cache
     def count(d_model: int, num_layers: int) -> float:
         spec = RunSpec(d_model, num_layers, 2, 128, 1e-3, 0)
         return float(flops_parameters(model_config(spec, vocab_size, context_length)))

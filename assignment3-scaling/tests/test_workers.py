@@ -14,10 +14,11 @@ def test_local_devices_repeat_each_device_per_worker():
         local_devices("cpu", per_device=0)
 
 
-def test_runs_in_spawned_processes_match_the_same_run_in_a_thread(setup):
+def test_runs_in_a_spawned_process_match_the_same_run_in_a_thread(setup):
+    """One spawned worker (its start-up imports torch: the bulk of this test's time) runs both queued runs."""
     spec = RunSpec(64, 2, 2, 128, 1e-3, int(1e13))
     threads = LocalWorkerPool(setup, ["cpu"])
-    processes = LocalWorkerPool(setup, ["cpu", "cpu"], processes=True)
+    processes = LocalWorkerPool(setup, ["cpu"], processes=True)
     try:
         in_thread = threads.submit(spec).result()
         in_processes = [processes.submit(spec) for _ in range(2)]

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from cs336_basics.accounting import training_flops_per_token
-from cs336_basics.data import get_batch, load_tokens
+from cs336_basics.data import check_token_ids, get_batch, load_tokens
 from cs336_basics.device import autocast_context, select_device
 from cs336_basics.model import TransformerLM
 from cs336_basics.nn_utils import cross_entropy, gradient_clipping
@@ -133,8 +133,7 @@ def execute_run(spec: RunSpec, setup: TrainingSetup, device: str = "auto") -> Ru
             f"{tokens} tokens are less than one batch of {batch_size}×{context} for N={flops_parameters(cfg)}"
         )
     data = load_tokens(setup.tokens_path)
-    if int(data.max()) >= setup.vocab_size:
-        raise ValueError(f"{setup.tokens_path} holds token id {int(data.max())} >= vocab_size {setup.vocab_size}")
+    check_token_ids(data, setup.vocab_size, setup.tokens_path)
     train, validation = split_tokens(data, setup.validation_fraction, context)
 
     torch.manual_seed(setup.seed)
