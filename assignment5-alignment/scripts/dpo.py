@@ -23,11 +23,13 @@ from cs336_basics.shared_data import SharedDataUnavailable
 
 @dataclass
 class DPOScriptConfig:
+    """DPO of a policy against a frozen copy of itself on preference pairs (Anthropic HH or a local JSONL)."""
+
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     output: OutputConfig = field(default_factory=lambda: OutputConfig(out_dir="runs/dpo"))
     dpo: DPOConfig = field(default_factory=DPOConfig)
     pairs: str = field(default="hh", metadata={"help": "hh (Anthropic HH, downloaded when online) or a JSONL path"})
-    val_size: int = 200
+    val_size: int = field(default=200, metadata={"help": "validation pairs held out (at most a tenth of them)"})
     ref_device: str = field(default="", metadata={"help": "device of the reference model (default: the policy's)"})
 
 

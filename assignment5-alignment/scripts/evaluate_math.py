@@ -19,13 +19,15 @@ from cs336_basics.config_cli import parse_config
 
 @dataclass
 class MathEvalConfig:
+    """Zero-shot accuracy of a policy with the r1_zero prompt and reward."""
+
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     dataset: str = field(default="gsm8k", metadata={"help": "gsm8k, arithmetic or a MATH-style JSONL path"})
-    split: str = "test"
+    split: str = field(default="test", metadata={"help": "train or test (GSM8K; ignored for a JSONL)"})
     limit: int = field(default=0, metadata={"help": "first N problems (0: all)"})
-    max_tokens: int = 1024
+    max_tokens: int = field(default=1024, metadata={"help": "response length cap (tokens)"})
     slow_grader: bool = field(default=False, metadata={"help": "also try math-verify on answers judged wrong"})
-    out: str = "runs/eval_math"
+    out: str = field(default="runs/eval_math", metadata={"help": "folder for metrics.json and generations.jsonl"})
 
 
 def main() -> None:

@@ -18,11 +18,13 @@ from cs336_basics.config_cli import parse_config
 
 @dataclass
 class MMLUEvalConfig:
+    """Zero-shot MMLU accuracy with the supplement's system prompt and answer parser."""
+
     policy: PolicyConfig = field(default_factory=PolicyConfig)
-    split: str = "test"
+    split: str = field(default="test", metadata={"help": "MMLU split: dev, val or test"})
     limit: int = field(default=0, metadata={"help": "first N questions (0: all 14k)"})
-    max_tokens: int = 64
-    out: str = "runs/eval_mmlu"
+    max_tokens: int = field(default=64, metadata={"help": "response length cap (tokens)"})
+    out: str = field(default="runs/eval_mmlu", metadata={"help": "folder for metrics.json and generations.jsonl"})
 
 
 def main() -> None:

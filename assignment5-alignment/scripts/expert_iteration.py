@@ -30,13 +30,15 @@ from cs336_basics.metrics import read_metrics
 
 @dataclass
 class ExpertIterationScriptConfig:
+    """Expert iteration on math problems with the r1_zero reward as the verifier."""
+
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     output: OutputConfig = field(default_factory=lambda: OutputConfig(out_dir="runs/expert_iteration"))
     ei: ExpertIterationConfig = field(default_factory=ExpertIterationConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
-    dataset: str = "gsm8k"
-    val_dataset: str = "gsm8k"
-    val_size: int = 256
+    dataset: str = field(default="gsm8k", metadata={"help": "training questions: gsm8k, arithmetic or a JSONL"})
+    val_dataset: str = field(default="gsm8k", metadata={"help": "validation questions (its test split)"})
+    val_size: int = field(default=256, metadata={"help": "validation questions evaluated after each round"})
 
 
 def main() -> None:

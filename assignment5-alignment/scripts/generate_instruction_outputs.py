@@ -24,12 +24,14 @@ from cs336_basics.config_cli import parse_config
 
 @dataclass
 class InstructionOutputsConfig:
+    """Greedy outputs for AlpacaEval or SimpleSafetyTests, in the JSON their judges read."""
+
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     benchmark: str = field(default="alpaca_eval", metadata={"help": "alpaca_eval or simple_safety_tests"})
-    limit: int = 0
-    max_tokens: int = 512
+    limit: int = field(default=0, metadata={"help": "first N instructions (0: all)"})
+    max_tokens: int = field(default=512, metadata={"help": "response length cap (tokens)"})
     generator: str = field(default="", metadata={"help": "name recorded with the outputs (default: the model)"})
-    out_dir: str = "runs/instruction_outputs"
+    out_dir: str = field(default="runs/instruction_outputs", metadata={"help": "folder for <benchmark>.json"})
 
 
 def main() -> None:

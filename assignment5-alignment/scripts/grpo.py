@@ -35,12 +35,14 @@ PLOTTED = ["train_reward", "val_reward", "entropy", "clip_fraction", "response_t
 
 @dataclass
 class GRPOScriptConfig:
+    """GRPO on math problems with the r1_zero reward, validated on held-out problems."""
+
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     output: OutputConfig = field(default_factory=lambda: OutputConfig(out_dir="runs/grpo"))
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     dataset: str = field(default="gsm8k", metadata={"help": "gsm8k, arithmetic or a MATH-style JSONL"})
-    val_dataset: str = "gsm8k"
-    val_size: int = 256
+    val_dataset: str = field(default="gsm8k", metadata={"help": "validation questions (its test split)"})
+    val_size: int = field(default=256, metadata={"help": "validation questions per evaluation"})
 
 
 def main() -> None:

@@ -28,14 +28,16 @@ from cs336_basics.metrics import read_metrics
 
 @dataclass
 class SFTScriptConfig:
+    """SFT on r1_zero-formatted worked solutions, validated with the r1_zero reward."""
+
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     output: OutputConfig = field(default_factory=lambda: OutputConfig(out_dir="runs/sft"))
     sft: SFTConfig = field(default_factory=SFTConfig)
     dataset: str = field(default="gsm8k", metadata={"help": "gsm8k, arithmetic, or a JSONL with worked solutions"})
     train_size: int = field(default=0, metadata={"help": "unique training examples (0: all)"})
-    val_dataset: str = "gsm8k"
-    val_size: int = 256
-    max_tokens: int = 512
+    val_dataset: str = field(default="gsm8k", metadata={"help": "validation questions (its test split)"})
+    val_size: int = field(default=256, metadata={"help": "validation questions per evaluation"})
+    max_tokens: int = field(default=512, metadata={"help": "validation response length cap (tokens)"})
 
 
 def main() -> None:
@@ -59,9 +61,10 @@ def main() -> None:
         train_sft(policy, tokenizer, examples, cfg.sft, lambda r: logger.log(**r), evaluate, checkpoint)
     plot_metrics(
         read_metrics(out_dir / "metrics.jsonl"),
-        ["loss", "entropy", "val_reward"],
+        ["nll_per_token", "entropy", "val_reward"],
         out_dir / "sft.png",
         f"SFT of {cfg.policy.model}",
+        labels={"nll_per_token": "loss per response token (nats)", "entropy": "entropy per response token (nats)"},
     )
     print(f"metrics: {out_dir / 'metrics.jsonl'}  plot: {out_dir / 'sft.png'}  checkpoint: {out_dir / 'checkpoint'}")
 

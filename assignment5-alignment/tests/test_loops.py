@@ -82,6 +82,40 @@ def test_grpo_loop_raises_a_learnable_reward(arith_tokenizer):
     assert late > early + 0.3, (early, late)
 
 
+def _always(value: float):
+    def reward(response: str, truth: str) -> dict[str, float]:
+        return {"reward": value, "format_reward": 1.0, "answer_reward": value}
+
+    return reward
+
+
+def test_grpo_warns_loudly_when_a_step_has_no_learning_signal(arith_tokenizer, capsys):
+    model = tiny_basics_lm(len(arith_tokenizer.vocab), seed=5)
+    before = [p.detach().clone() for p in model.parameters()]
+    cfg = GRPOConfig(
+        n_grpo_steps=2,
+        rollout_batch_size=8,
+        group_size=4,
+        sampling_max_tokens=3,
+        sampling_min_tokens=1,
+        train_batch_size=8,
+        gradient_accumulation_steps=2,
+        weight_decay=0.0,
+    )
+    records = []
+    sampler = KVCacheSampler(model, arith_tokenizer)
+    train_grpo(model, arith_tokenizer, sampler, PROBLEMS, _always(1.0), cfg, records.append, prompt_fn=_prompt)
+    err = capsys.readouterr().err
+    assert err.count("WARNING: GRPO step") == 2 and "no learning signal" in err
+    assert [r["no_learning_signal"] for r in records] == [True, True]
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # zero gradient: nothing moved
+    # without a baseline the raw reward itself weights the gradient: all-ones rewards still teach
+    records = []
+    no_baseline = GRPOConfig(**{**cfg.__dict__, "loss_type": "no_baseline", "n_grpo_steps": 1})
+    train_grpo(model, arith_tokenizer, sampler, PROBLEMS, _always(1.0), no_baseline, records.append, prompt_fn=_prompt)
+    assert records[0]["no_learning_signal"] is False and "WARNING" not in capsys.readouterr().err
+
+
 def test_grpo_clip_rollouts_carry_the_sampling_policys_log_probs(arith_tokenizer):
     model = tiny_basics_lm(len(arith_tokenizer.vocab), seed=4).eval()
     sampler = KVCacheSampler(model, arith_tokenizer)

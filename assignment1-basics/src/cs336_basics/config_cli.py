@@ -57,7 +57,11 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, defaults
             )
         elif kind is bool:
             parser.add_argument(
-                *flags, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=help_text
+                *flags,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=default,
+                help=f"{help_text} (default: {default})",
             )
         elif kind in (int, float, str):
             required = default is dataclasses.MISSING
@@ -93,8 +97,14 @@ def dataclass_from_namespace(cls: type[T], namespace: argparse.Namespace) -> T:
     return cls(**values)
 
 
+def _description(cls: type) -> str | None:
+    """The class docstring, or None for the signature text ``dataclass`` puts there when there is none."""
+    doc = cls.__doc__
+    return None if doc is None or doc.startswith(f"{cls.__name__}(") else doc
+
+
 def parse_config(cls: type[T], argv: Sequence[str] | None = None, description: str | None = None) -> T:
     """Parse ``argv`` (default ``sys.argv[1:]``) into an instance of dataclass ``cls``."""
-    parser = argparse.ArgumentParser(description=description or cls.__doc__)
+    parser = argparse.ArgumentParser(description=description or _description(cls))
     add_dataclass_arguments(parser, cls)
     return dataclass_from_namespace(cls, parser.parse_args(argv))

@@ -43,34 +43,34 @@ class DemoConfig:
     model: str = field(default="basics", metadata={"help": f"basics (trained here) or {SMOLLM2_NAME}"})
     prompt: str = field(default="short", metadata={"help": "short ('{question} Assistant: <think>') or r1_zero"})
     max_number: int = field(default=9, metadata={"help": "largest operand in the word problems"})
-    train_problems: int = 4000
-    heldout_problems: int = 256
-    vocab_size: int = 600
-    d_model: int = 128
-    num_layers: int = 4
-    num_heads: int = 4
-    d_ff: int = 512
-    context_length: int = 256
-    sft_steps: int = 200
-    sft_lr: float = 3e-3
-    sft_batch_size: int = 32
+    train_problems: int = field(default=4000, metadata={"help": "procedural training problems"})
+    heldout_problems: int = field(default=256, metadata={"help": "held-out problems evaluated along the way"})
+    vocab_size: int = field(default=600, metadata={"help": "BPE vocabulary of the tokenizer trained here"})
+    d_model: int = field(default=128, metadata={"help": "model width"})
+    num_layers: int = field(default=4, metadata={"help": "transformer blocks"})
+    num_heads: int = field(default=4, metadata={"help": "attention heads"})
+    d_ff: int = field(default=512, metadata={"help": "feed-forward width"})
+    context_length: int = field(default=256, metadata={"help": "longest prompt + response in tokens"})
+    sft_steps: int = field(default=200, metadata={"help": "SFT optimiser steps"})
+    sft_lr: float = field(default=3e-3, metadata={"help": "SFT peak learning rate (cosine)"})
+    sft_batch_size: int = field(default=32, metadata={"help": "SFT examples per step"})
     sft_wrong_answer_rate: float = field(
         default=0.6,
         metadata={"help": "fraction of SFT demonstrations whose final answer is off by one (noisy demonstrations)"},
     )
-    grpo_steps: int = 24
-    grpo_lr: float = 1e-4
-    grpo_questions_per_step: int = 32
-    group_size: int = 8
-    loss_type: str = "reinforce_with_baseline"
+    grpo_steps: int = field(default=24, metadata={"help": "GRPO steps after SFT"})
+    grpo_lr: float = field(default=1e-4, metadata={"help": "GRPO learning rate"})
+    grpo_questions_per_step: int = field(default=32, metadata={"help": "questions per rollout batch"})
+    group_size: int = field(default=8, metadata={"help": "samples per question"})
+    loss_type: str = field(default="reinforce_with_baseline", metadata={"help": "GRPO loss (see grpo.py)"})
     grpo_temperature: float = field(default=1.0, metadata={"help": "rollout sampling temperature"})
     grpo_epochs: int = field(default=1, metadata={"help": "passes over each rollout batch (>1 is off-policy)"})
     use_std_normalization: bool = field(default=True, metadata={"help": "divide advantages by the group std"})
     length_normalization: str = field(default="masked_mean", metadata={"help": "masked_mean or constant (Dr. GRPO)"})
-    max_tokens: int = 64
-    eval_every: int = 8
+    max_tokens: int = field(default=64, metadata={"help": "response length cap (tokens)"})
+    eval_every: int = field(default=8, metadata={"help": "held-out evaluation every N GRPO steps"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads (1 is fastest for the tiny model)"})
-    seed: int = 0
+    seed: int = field(default=0, metadata={"help": "problems, tokenizer, initialisation and sampling seed"})
 
 
 SHORT_PROMPT = "User: {question}\nAssistant: <think>"
@@ -234,6 +234,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         ["heldout_reward", "heldout_format_reward", "train_reward", "entropy"],
         out_dir / "demo.png",
         f"SFT (steps 1-{cfg.sft_steps}) then GRPO: held-out r1_zero reward",
+        markers={"GRPO starts": cfg.sft_steps + 0.5},
     )
     summary.update(
         {

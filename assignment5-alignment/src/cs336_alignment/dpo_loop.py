@@ -20,14 +20,16 @@ LogFn = Callable[[dict[str, Any]], None]
 
 @dataclass
 class DPOConfig:
-    dpo_steps: int = 100
-    beta: float = 0.1
-    lr: float = 1e-6
-    warmup_steps: int = 0
+    """Optimisation settings of a DPO run (one optimiser step = ``gradient_accumulation_steps`` pairs)."""
+
+    dpo_steps: int = field(default=100, metadata={"help": "optimiser steps"})
+    beta: float = field(default=0.1, metadata={"help": "DPO temperature: strength of the pull to the reference"})
+    lr: float = field(default=1e-6, metadata={"help": "AdamW learning rate (constant after warm-up)"})
+    warmup_steps: int = field(default=0, metadata={"help": "steps of linear warm-up"})
     gradient_accumulation_steps: int = field(default=64, metadata={"help": "pairs per optimiser step"})
-    max_grad_norm: float = 1.0
-    eval_every: int = 10
-    seed: int = 0
+    max_grad_norm: float = field(default=1.0, metadata={"help": "clip the gradient norm to this (0: no clipping)"})
+    eval_every: int = field(default=10, metadata={"help": "validation preference accuracy every N steps"})
+    seed: int = field(default=0, metadata={"help": "pair shuffling and train/validation split seed"})
 
 
 @torch.no_grad()
@@ -65,7 +67,8 @@ def train_dpo(
     rng = random.Random(cfg.seed)
     order: list[int] = []
     policy.train()
-    for step in tqdm(range(cfg.dpo_steps), desc="dpo", unit="step"):
+    bar = tqdm(range(cfg.dpo_steps), desc="dpo", unit="step")
+    for step in bar:
         started = time.perf_counter()
         lr = warmup_cosine_lr(step, cfg.lr, cfg.warmup_steps, cfg.dpo_steps, min_ratio=1.0)
         set_lr(optimizer, lr)
@@ -83,6 +86,7 @@ def train_dpo(
         grad_norm = clip_and_step(optimizer, cfg.max_grad_norm)
         record = {"step": step + 1, "loss": total, "lr": lr, "grad_norm": grad_norm}
         record["step_seconds"] = time.perf_counter() - started
+        bar.set_postfix(loss=f"{total:.4f}")
         if val_pairs and (step + 1 == cfg.dpo_steps or (cfg.eval_every and (step + 1) % cfg.eval_every == 0)):
             policy.eval()
             record.update(preference_accuracy(policy, reference, tokenizer, val_pairs, cfg.beta))

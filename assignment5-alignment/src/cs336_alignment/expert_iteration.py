@@ -20,13 +20,15 @@ from cs336_alignment.sft_loop import LogFn, SFTConfig, train_sft
 
 @dataclass
 class ExpertIterationConfig:
-    n_ei_steps: int = 5
+    """Rounds of sampling, filtering by the verifier and SFT on what passed."""
+
+    n_ei_steps: int = field(default=5, metadata={"help": "expert-iteration rounds"})
     questions_per_step: int = field(default=512, metadata={"help": "questions sampled each round (D_b)"})
     rollouts_per_question: int = field(default=4, metadata={"help": "answers sampled per question (G)"})
     sft_epochs: int = field(default=1, metadata={"help": "epochs over the kept answers per round"})
-    ei_temperature: float = 1.0
-    ei_max_tokens: int = 1024
-    ei_seed: int = 0
+    ei_temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the rollouts"})
+    ei_max_tokens: int = field(default=1024, metadata={"help": "response length cap (tokens)"})
+    ei_seed: int = field(default=0, metadata={"help": "question sampling and rollout seed"})
 
 
 def filter_correct(
@@ -57,7 +59,8 @@ def run_expert_iteration(
     rng = random.Random(cfg.ei_seed)
     optimizer = None
     step = 0
-    for round_index in tqdm(range(cfg.n_ei_steps), desc="expert iteration", unit="round"):
+    bar = tqdm(range(cfg.n_ei_steps), desc="expert iteration", unit="round")
+    for round_index in bar:
         batch = rng.sample(list(problems), min(cfg.questions_per_step, len(problems)))
         prompts = [prompt_fn(p.question) for p in batch]
         params = r1_zero_sampling(
@@ -75,6 +78,7 @@ def run_expert_iteration(
             "kept_examples": len(kept),
         }
         log(round_record)
+        bar.set_postfix(rollout_reward=f"{round_record['rollout_reward']:.3f}", kept=len(kept))
         if not kept:
             continue
         steps = max(1, -(-cfg.sft_epochs * len(kept) // sft_cfg.batch_size))

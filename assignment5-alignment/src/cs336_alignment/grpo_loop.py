@@ -8,6 +8,7 @@ sampler reads them directly; vLLM gets ``sync_weights`` after every rollout batc
 from __future__ import annotations
 
 import random
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,28 +36,28 @@ LogFn = Callable[[dict[str, Any]], None]
 class GRPOConfig:
     """The handout's GRPO hyperparameters (defaults are its starting point)."""
 
-    n_grpo_steps: int = 200
-    learning_rate: float = 1e-5
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    advantage_eps: float = 1e-6
+    n_grpo_steps: int = field(default=200, metadata={"help": "rollout-and-update rounds"})
+    learning_rate: float = field(default=1e-5, metadata={"help": "AdamW learning rate (constant after warm-up)"})
+    warmup_steps: int = field(default=0, metadata={"help": "GRPO steps of linear learning-rate warm-up"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    advantage_eps: float = field(default=1e-6, metadata={"help": "added to the group std before dividing"})
     rollout_batch_size: int = field(default=256, metadata={"help": "responses per rollout batch"})
     group_size: int = field(default=8, metadata={"help": "responses per question"})
-    sampling_temperature: float = 1.0
-    sampling_min_tokens: int = 4
-    sampling_max_tokens: int = 1024
+    sampling_temperature: float = field(default=1.0, metadata={"help": "rollout sampling temperature"})
+    sampling_min_tokens: int = field(default=4, metadata={"help": "no EOS before this many response tokens"})
+    sampling_max_tokens: int = field(default=1024, metadata={"help": "response length cap (tokens)"})
     epochs_per_rollout_batch: int = field(default=1, metadata={"help": "1 is on-policy; more is off-policy"})
     train_batch_size: int = field(default=256, metadata={"help": "responses per optimiser step"})
-    gradient_accumulation_steps: int = 128
+    gradient_accumulation_steps: int = field(default=128, metadata={"help": "micro-batches per optimiser step"})
     loss_type: str = field(default="reinforce_with_baseline", metadata={"help": "|".join(LOSS_TYPES)})
-    use_std_normalization: bool = True
+    use_std_normalization: bool = field(default=True, metadata={"help": "divide advantages by the group std"})
     length_normalization: str = field(default="masked_mean", metadata={"help": "masked_mean or constant (Dr. GRPO)"})
     normalize_constant: float | None = field(default=None, metadata={"help": "for constant; default max tokens"})
-    cliprange: float = 0.2
-    max_grad_norm: float = 1.0
+    cliprange: float = field(default=0.2, metadata={"help": "GRPO-Clip ratio clip epsilon"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "clip the gradient norm to this (0: no clipping)"})
     eval_every: int = field(default=10, metadata={"help": "validate every N GRPO steps (and at the end)"})
-    precision: str = "auto"
-    seed: int = 0
+    precision: str = field(default="auto", metadata={"help": "auto (bf16 autocast on CUDA), bf16 or fp32"})
+    seed: int = field(default=0, metadata={"help": "question sampling, shuffling and rollout seeds"})
 
     def __post_init__(self):
         if self.loss_type not in LOSS_TYPES:
@@ -220,7 +221,8 @@ def train_grpo(
         raise ValueError(f"need at least {questions_per_step} training problems, got {len(train_problems)}")
     optimizer = make_optimizer(policy, cfg.learning_rate, cfg.weight_decay)
     rng = random.Random(cfg.seed)
-    for step in tqdm(range(cfg.n_grpo_steps), desc="grpo", unit="step", leave=False):
+    bar = tqdm(range(cfg.n_grpo_steps), desc="grpo", unit="step")
+    for step in bar:
         started = time.perf_counter()
         lr = warmup_cosine_lr(step, cfg.learning_rate, cfg.warmup_steps, cfg.n_grpo_steps, min_ratio=1.0)
         set_lr(optimizer, lr)
@@ -229,6 +231,9 @@ def train_grpo(
             policy, tokenizer, sampler, problems, reward_fn, cfg, cfg.seed * 100_003 + step, prompt_fn
         )
         rollout_seconds = time.perf_counter() - started
+        signal = has_learning_signal(rollouts, cfg.loss_type)
+        if not signal:
+            warn_no_signal(step_offset + step + 1, rollouts.reward_stats)
         stats = grpo_train_on_rollouts(policy, optimizer, rollouts, cfg, rng)
         sampler.sync_weights(policy)
         record = {
@@ -239,6 +244,7 @@ def train_grpo(
             "train_format_reward": rollouts.reward_stats["format_reward_mean"],
             "train_answer_reward": rollouts.reward_stats["answer_reward_mean"],
             "frac_groups_all_same": rollouts.reward_stats["frac_groups_all_same"],
+            "no_learning_signal": not signal,
             "response_tokens": sum(rollouts.response_tokens) / len(rollouts.response_tokens),
             **stats,
             "rollout_seconds": rollout_seconds,
@@ -249,4 +255,23 @@ def train_grpo(
             record.update(evaluate(step_offset + step + 1))
             if checkpoint is not None:
                 checkpoint(step_offset + step + 1)
+        bar.set_postfix(reward=f"{record['train_reward']:.3f}", tokens=f"{record['response_tokens']:.0f}")
         log(record)
+
+
+def has_learning_signal(rollouts: Rollouts, loss_type: str) -> bool:
+    """Whether the batch's policy gradient can be non-zero: some advantage (some reward, for ``no_baseline``,
+    whose weights are the raw rewards) differs from zero. Every group with equal rewards means none does."""
+    weights = rollouts.raw_rewards if loss_type == "no_baseline" else rollouts.advantages
+    return bool((weights != 0).any())
+
+
+def warn_no_signal(step: int, reward_stats: dict[str, float]) -> None:
+    """A loud line on stderr (above the progress bar): the step cannot change the policy."""
+    tqdm.write(
+        f"WARNING: GRPO step {step} has no learning signal: every group's rewards are equal "
+        f"(mean reward {reward_stats['reward_mean']:.3f}, format {reward_stats['format_reward_mean']:.3f}), "
+        "so every advantage is 0 and the policy gradient is zero. More samples per group, a higher temperature "
+        "or easier questions give groups with mixed rewards.",
+        file=sys.stderr,
+    )

