@@ -80,6 +80,9 @@ class ExperimentConfig:
     temperature: float = 0.8
     top_p: float = 0.9
     progress: bool = False
+    merge_from: list[str] = field(
+        default_factory=list, metadata={"help": "instead of running: combine these result folders of the experiment"}
+    )
 
     def __post_init__(self):
         if self.experiment not in EXPERIMENTS:
@@ -239,6 +242,22 @@ def best_learning_rate(results_json: str | Path) -> float:
     return min(runs, key=lambda r: r["val_loss"])["max_lr"]
 
 
+def peak_loss(metrics: list[dict[str, Any]]) -> float:
+    """The highest training or validation loss logged after the first validation (the start is always high)."""
+    first_eval = next((m["step"] for m in metrics if "val_loss" in m), 0)
+    later = [m.get(k) for m in metrics if m["step"] > first_eval for k in ("train_loss", "val_loss") if k in m]
+    return max((x for x in later if math.isfinite(x)), default=math.nan)
+
+
+def run_status(stopped_on_nan: bool, val_loss: float | None, peak: float, vocab_size: int) -> str:
+    """``diverged`` when the loss became NaN or, after the start, rose above chance (``ln vocab``): the run
+    blew up, even if a decaying learning rate lets it recover by the end. Otherwise ``ok``."""
+    chance = math.log(vocab_size)
+    if stopped_on_nan or val_loss is None or not math.isfinite(val_loss) or val_loss > chance or peak > chance:
+        return "diverged"
+    return "ok"
+
+
 def run_one(spec: RunSpec) -> dict[str, Any]:
     """Train one run and summarise it; divergence (non-finite or chance-level loss) and running out of memory
     are outcomes, not crashes."""
@@ -264,11 +283,11 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
     val_loss = summary["val_loss"]
-    chance = math.log(cfg.model.vocab_size)
-    diverged = summary.get("diverged") or val_loss is None or not math.isfinite(val_loss) or val_loss > chance
+    peak = peak_loss(read_metrics(summary["metrics"]))
     record |= {
-        "status": "diverged" if diverged else "ok",
+        "status": run_status(summary["diverged"], val_loss, peak, cfg.model.vocab_size),
         "val_loss": val_loss if val_loss is not None and math.isfinite(val_loss) else None,
+        "peak_loss": peak,
         "train_loss": summary["train_loss"],
         "iterations": summary["iterations"],
         "tokens": summary["iterations"] * cfg.batch_size * cfg.model.context_length,
@@ -353,9 +372,7 @@ def plot_curves(out: Path, runs: list[dict[str, Any]], title: str) -> None:
     import matplotlib.pyplot as plt
 
     groups = list(dict.fromkeys(r["group"] for r in runs if r["status"] != "out_of_memory"))
-    colours = {
-        g: plt.cm.viridis(i / max(len(groups) - 1, 1)) if len(groups) > 1 else "C0" for i, g in enumerate(groups)
-    }
+    colours = {g: plt.cm.tab20(i % 20) if len(groups) > 10 else plt.cm.tab10(i) for i, g in enumerate(groups)}
     finite = [r["val_loss"] for r in runs if r.get("val_loss") is not None]
     for x_key, x_label, name in (
         ("step", "step", "val_loss_vs_steps.png"),
@@ -373,7 +390,8 @@ def plot_curves(out: Path, runs: list[dict[str, Any]], title: str) -> None:
                 ax.plot(xs, ys, "o-" if r["seed"] == runs[0]["seed"] else "s--", color=colours[r["group"]],
                         label=label, markersize=3, linewidth=1.2)  # fmt: skip
         if finite:
-            ax.set_ylim(min(finite) - 0.1, min(min(finite) + 2.5, max(finite) + 1.0))
+            chance = math.log(runs[0]["model"]["vocab_size"])
+            ax.set_ylim(min(finite) - 0.1, chance + 0.5)  # above chance only blown-up runs: clipped
         ax.set_xscale("log" if x_key == "step" else "linear")
         ax.set_xlabel(x_label)
         ax.set_ylabel("validation loss (nats/token)")
@@ -444,14 +462,23 @@ def write_samples(cfg: ExperimentConfig, out: Path, checkpoint: Path) -> list[di
     return samples
 
 
-def write_outputs(cfg: ExperimentConfig, out: Path, runs: list[dict[str, Any]], plots: bool = True) -> dict[str, Any]:
+def write_outputs(
+    cfg: ExperimentConfig,
+    out: Path,
+    runs: list[dict[str, Any]],
+    plots: bool = True,
+    machine_info: dict[str, str] | None = None,
+    corpus_sha256: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """``results.json`` and ``table.md`` (after every run, so a cut-off call keeps what finished), and the plots."""
     corpus_json = Path(cfg.corpus) / "corpus.json"
+    if corpus_sha256 is None and corpus_json.exists():
+        corpus_sha256 = json.loads(corpus_json.read_text())["sha256"]
     results: dict[str, Any] = {
         "experiment": cfg.experiment,
         "config": dataclasses.asdict(cfg),
-        "machine": machine(),
-        "corpus_sha256": json.loads(corpus_json.read_text())["sha256"] if corpus_json.exists() else None,
+        "machine": machine_info or machine(),
+        "corpus_sha256": corpus_sha256,
         "runs": runs,
     }
     write_table(out / "table.md", runs)
@@ -466,7 +493,10 @@ def write_outputs(cfg: ExperimentConfig, out: Path, runs: list[dict[str, Any]], 
 
 
 def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
-    """Run every run of ``cfg.experiment`` in turn and write its results; returns what ``results.json`` holds."""
+    """Run every run of ``cfg.experiment`` in turn and write its results; returns what ``results.json`` holds.
+    With ``merge_from``, combine earlier result folders instead (:func:`merge_results`)."""
+    if cfg.merge_from:
+        return merge_results(cfg, cfg.merge_from)
     if cfg.lr_from:
         cfg = dataclasses.replace(cfg, lr=best_learning_rate(cfg.lr_from))
     out = Path(cfg.out_dir) / cfg.experiment
@@ -488,5 +518,39 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         extra["samples"] = write_samples(cfg, out, checkpoint)
         checkpoint.unlink()
     results = write_outputs(cfg, out, runs) | extra
+    write_text_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def merge_results(cfg: ExperimentConfig, sources: list[str | Path]) -> dict[str, Any]:
+    """Combine the runs of one experiment made in several calls (each GPU call is time-limited) into
+    ``out_dir/<experiment>/``: their metrics are copied, statuses recomputed, table and plots redrawn.
+    The machine and corpus are taken from the first source; all sources must share the corpus."""
+    out = Path(cfg.out_dir) / cfg.experiment
+    runs: list[dict[str, Any]] = []
+    extra: dict[str, Any] = {}
+    first: dict[str, Any] | None = None
+    for source in map(Path, sources):
+        results = json.loads((source / "results.json").read_text())
+        if results["experiment"] != cfg.experiment:
+            raise ValueError(f"{source} holds a {results['experiment']!r} experiment, not {cfg.experiment!r}")
+        first = first or results
+        if results["corpus_sha256"] != first["corpus_sha256"]:
+            raise ValueError(f"{source} was run on another corpus than {sources[0]}")
+        extra |= {k: v for k, v in results.items() if k in ("memory_probe", "samples")}
+        for run in results["runs"]:
+            if run["status"] != "out_of_memory":
+                destination = out / run["metrics"]
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                if (source / run["metrics"]).resolve() != destination.resolve():
+                    shutil.copyfile(source / run["metrics"], destination)
+                metrics = read_metrics(destination)
+                run["peak_loss"] = peak_loss(metrics)
+                stopped = not math.isfinite(run["train_loss"]) if run.get("train_loss") is not None else False
+                run["status"] = run_status(stopped, run["val_loss"], run["peak_loss"], run["model"]["vocab_size"])
+            runs.append(run)
+    if first is None:
+        raise ValueError("merge_results needs at least one results folder")
+    results = write_outputs(cfg, out, runs, True, first["machine"], first["corpus_sha256"]) | extra
     write_text_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
     return results
