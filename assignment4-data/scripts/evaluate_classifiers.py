@@ -11,6 +11,7 @@
   (high quality) against spam, thin pages, comment threads and list mail (low); pages whose text the model was
   trained on (the gensim articles, the spam in its training split) are excluded by construction.
 * Language ID: the crawl's documentation pages, whose language is known from their package.
+* How often the toxic-speech classifier flags each kind of crawl page (comment threads with and without insults).
 
 Writes ``<out>.json`` and ``<out>.md``.
 """
@@ -71,13 +72,18 @@ def crawl_pages(crawl: Path):
             yield labels[page.record_id], extract_text_from_html_bytes(page.body) or ""
 
 
-def crawl_accuracy(crawl: Path) -> tuple[dict, dict]:
-    quality, lid = QualityClassifier(), LanguageIdentifier()
+def crawl_accuracy(crawl: Path) -> tuple[dict, dict, dict]:
+    quality, lid, toxic = QualityClassifier(), LanguageIdentifier(), harm_classifier(TOXIC)
+    flagged: dict[str, Counter] = defaultdict(Counter)
     truth, predicted = [], []
     by_kind: dict[str, Counter] = defaultdict(Counter)
     lid_rows: dict[str, Counter] = defaultdict(Counter)
     for label, text in crawl_pages(crawl):
         kind = label["kind"]
+        if not label.get("copy"):
+            group = kind if kind != "forum" else f"forum ({'with' if label['insults'] else 'no'} insults)"
+            flagged[group]["pages"] += 1
+            flagged[group]["toxic"] += toxic(text)[0] == TOXIC.positive
         if kind in ("documentation", "translation"):
             language, _ = lid(text)
             expected = LID_CODES.get(label["language"], label["language"])
@@ -98,7 +104,8 @@ def crawl_accuracy(crawl: Path) -> tuple[dict, dict]:
         language: {"pages": c["pages"], "accuracy": c["correct"] / c["pages"]}
         for language, c in sorted(lid_rows.items())
     }
-    return quality_result, lid_result
+    toxic_result = {group: c["toxic"] / c["pages"] for group, c in sorted(flagged.items())}
+    return quality_result, lid_result, toxic_result
 
 
 def markdown(result: dict) -> str:
@@ -117,6 +124,9 @@ def markdown(result: dict) -> str:
         )
         lines += ["", "Share of pages the quality model calls `wiki`, by kind:", ""]
         lines += [f"- {kind}: {share:.3f}" for kind, share in q["wiki_share_by_kind"].items()]
+    if "toxic_share_by_kind" in result:
+        lines += ["", "Share of crawl pages the toxic-speech classifier flags, by kind (whole pages):", ""]
+        lines += [f"- {kind}: {share:.3f}" for kind, share in result["toxic_share_by_kind"].items()]
     if "language_id" in result:
         lines += ["", "Language ID (top label) on documentation pages, by true language:", ""]
         lines += [f"- {lang}: {r['accuracy']:.3f} of {r['pages']}" for lang, r in result["language_id"].items()]
@@ -130,7 +140,7 @@ def main() -> None:
     args = parser.parse_args()
     result: dict = {"harmful": harmful_accuracy()}
     if args.crawl is not None:
-        result["quality"], result["language_id"] = crawl_accuracy(args.crawl)
+        result["quality"], result["language_id"], result["toxic_share_by_kind"] = crawl_accuracy(args.crawl)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     args.out.with_suffix(".md").write_text(markdown(result))

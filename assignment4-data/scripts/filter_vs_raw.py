@@ -1,15 +1,18 @@
 """Does filtering help? Train the assignment-1 model on each corpus for the same tokens, score on clean held-out text.
 
     PYTHONPATH=assignment1-basics/src python3 assignment4-data/scripts/filter_vs_raw.py \\
-        --data assignment4-data/runs/filter_vs_raw/data --out_dir results/filter_vs_raw      # one H200, ~7 min
+        --data assignment4-data/runs/filter_vs_raw/data --out_dir results/filter_vs_raw      # one H200, ~5 min
 
-Reads ``<data>/meta.json`` and the uint16 token files that ``prepare_filter_experiment.py`` writes. For every arm
-(``raw``, ``filtered``, ``filtered_no_quality``) and seed: the same :class:`TransformerLM`, optimiser and schedule,
-``--tokens`` training tokens (windows drawn at random from the arm's corpus: an arm smaller than the budget is seen
-more than once, reported as epochs), the held-out documentation loss every ``--eval_interval`` steps (the curve),
-and at the end the loss over every token of each held-out set (non-overlapping windows). Writes ``results.md`` and
-``results.json`` (per run, and per arm: mean and spread over seeds), ``loss_curves.png`` and ``metrics.jsonl``.
-Needs only torch, numpy, matplotlib and tqdm (and ``cs336_basics`` on the path).
+Reads ``<data>/meta.json`` and the uint16 token files that ``prepare_filter_experiment.py`` writes. For every token
+budget, arm (``raw``, ``filtered``, ``filtered_no_quality``) and seed: the same :class:`TransformerLM`, optimiser and
+schedule, the budget's training tokens (windows drawn at random from the arm's corpus: an arm smaller than the budget
+is seen more than once, reported as epochs), the held-out documentation loss ``--evals_per_run`` times (the curve;
+its windows depend on the seed), and at the end the loss over every token of each held-out set (non-overlapping
+windows, the same for every run). A budget is a number of tokens or a corpus name (one epoch of that corpus): by
+default one epoch of ``filtered_no_quality`` (no arm repeats much) and one epoch of ``raw`` (the small filtered
+corpora are repeated). Writes ``results.md`` and ``results.json`` (per run; per budget and arm, mean and spread over
+seeds), ``loss_curves_<budget>.png`` and ``metrics.jsonl``. Needs only torch, numpy, matplotlib and tqdm (and
+``cs336_basics`` on the path).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--out_dir", type=Path, required=True)
     p.add_argument("--arms", nargs="+", default=["raw", "filtered", "filtered_no_quality"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    p.add_argument("--tokens", type=int, default=None, help="training tokens per run (default: the raw corpus size)")
+    p.add_argument("--budgets", nargs="+", default=["filtered_no_quality", "raw"], help="tokens, or a corpus name")
     p.add_argument("--context_length", type=int, default=256)
     p.add_argument("--d_model", type=int, default=512)
     p.add_argument("--num_layers", type=int, default=8)
@@ -50,7 +53,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--max_lr", type=float, default=1e-3)
     p.add_argument("--warmup_fraction", type=float, default=0.05)
-    p.add_argument("--eval_interval", type=int, default=100)
+    p.add_argument("--evals_per_run", type=int, default=20)
     p.add_argument("--eval_batches", type=int, default=16)
     p.add_argument("--device", default="auto")
     p.add_argument("--compile", action="store_true")
@@ -79,7 +82,15 @@ def heldout_loss(model: torch.nn.Module, tokens: np.ndarray, context: int, batch
     return total / count
 
 
-def run_arm(args, meta: dict, arm: str, seed: int, tokens: int, device: torch.device) -> dict:
+def budget_tokens(budget: str, meta: dict) -> int:
+    if budget.isdigit():
+        return int(budget)
+    if budget not in meta["corpora"]:
+        raise SystemExit(f"budget {budget!r} is neither a number of tokens nor a corpus in meta.json")
+    return meta["corpora"][budget]["tokens"]
+
+
+def run_arm(args, meta: dict, budget: str, arm: str, seed: int, device: torch.device) -> dict:
     model_config = ModelConfig(
         vocab_size=meta["vocab_size"],
         context_length=args.context_length,
@@ -88,8 +99,8 @@ def run_arm(args, meta: dict, arm: str, seed: int, tokens: int, device: torch.de
         num_heads=args.num_heads,
         d_ff=args.d_ff,
     )
-    steps = max(1, tokens // (args.batch_size * args.context_length))
-    run_dir = args.out_dir / "runs" / f"{arm}_seed{seed}"
+    steps = max(1, budget_tokens(budget, meta) // (args.batch_size * args.context_length))
+    run_dir = args.out_dir / "runs" / budget / f"{arm}_seed{seed}"
     config = TrainConfig(
         train_data=str(args.data / f"{arm}.bin"),
         valid_data=str(args.data / "heldout_docs.bin"),
@@ -100,7 +111,7 @@ def run_arm(args, meta: dict, arm: str, seed: int, tokens: int, device: torch.de
         max_lr=args.max_lr,
         min_lr=args.max_lr / 10,
         warmup_iters=max(1, int(args.warmup_fraction * steps)),
-        eval_interval=min(args.eval_interval, steps),
+        eval_interval=max(1, steps // args.evals_per_run),
         eval_batches=args.eval_batches,
         checkpoint_interval=steps,
         log_interval=min(10, steps),
@@ -117,6 +128,7 @@ def run_arm(args, meta: dict, arm: str, seed: int, tokens: int, device: torch.de
     corpus_tokens = meta["corpora"][arm]["tokens"]
     trained = summary["iterations"] * args.batch_size * args.context_length
     result = {
+        "budget": budget,
         "arm": arm,
         "seed": seed,
         "iterations": summary["iterations"],
@@ -136,45 +148,49 @@ def run_arm(args, meta: dict, arm: str, seed: int, tokens: int, device: torch.de
 
 
 def summarise(results: list[dict]) -> dict[str, dict]:
-    """Per arm and held-out set: mean over seeds and spread (max - min)."""
-    arms: dict[str, dict] = {}
-    for arm in dict.fromkeys(r["arm"] for r in results):
-        rows = [r for r in results if r["arm"] == arm]
-        arms[arm] = {"seeds": len(rows), "epochs": rows[0]["epochs"], "tokens_trained": rows[0]["tokens_trained"]}
-        for key in (f"{name}_loss" for name in HELDOUT):
-            values = [r[key] for r in rows if key in r]
+    """Per budget, arm and held-out set: mean over seeds and spread (max - min)."""
+    summary: dict[str, dict] = {}
+    for key in dict.fromkeys((r["budget"], r["arm"]) for r in results):
+        rows = [r for r in results if (r["budget"], r["arm"]) == key]
+        entry = {"budget": key[0], "arm": key[1], "seeds": len(rows)}
+        entry |= {"epochs": rows[0]["epochs"], "tokens_trained": rows[0]["tokens_trained"]}
+        for loss in (f"{name}_loss" for name in HELDOUT):
+            values = [r[loss] for r in rows if loss in r]
             if values:
-                arms[arm][key] = {"mean": statistics.fmean(values), "spread": max(values) - min(values)}
-    return arms
+                entry[loss] = {"mean": statistics.fmean(values), "spread": max(values) - min(values)}
+        summary[f"{key[0]}/{key[1]}"] = entry
+    return summary
 
 
-def markdown(results: list[dict], arms: dict[str, dict], meta: dict) -> str:
+def markdown(results: list[dict], summary: dict[str, dict], meta: dict) -> str:
     lines = [
-        "| corpus | documents | tokens | tokens trained | epochs | held-out docs loss | held-out articles loss |",
-        "| --- | ---: | ---: | ---: | ---: | --- | --- |",
+        "| budget | corpus | documents | corpus tokens | tokens trained | epochs | held-out docs loss | "
+        "held-out articles loss |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |",
     ]
-    for arm, s in arms.items():
-        c = meta["corpora"][arm]
+    for s in summary.values():
+        c = meta["corpora"][s["arm"]]
 
         def cell(key: str, s: dict = s) -> str:
             return f"{s[key]['mean']:.4f} ± {s[key]['spread'] / 2:.4f}" if key in s else "-"
 
         lines.append(
-            f"| {arm} | {c['documents']:,} | {c['tokens']:,} | {s['tokens_trained']:,} | {s['epochs']:.2f} | "
-            f"{cell('heldout_docs_loss')} | {cell('heldout_articles_loss')} |"
+            f"| {s['budget']} | {s['arm']} | {c['documents']:,} | {c['tokens']:,} | {s['tokens_trained']:,} | "
+            f"{s['epochs']:.2f} | {cell('heldout_docs_loss')} | {cell('heldout_articles_loss')} |"
         )
     lines += ["", "± is half the range over seeds. Per run:", ""]
-    lines += ["| corpus | seed | held-out docs | held-out articles | final train loss | seconds |"]
-    lines += ["| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines += ["| budget | corpus | seed | held-out docs | held-out articles | final train loss | seconds |"]
+    lines += ["| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in results:
         docs, arts = r.get("heldout_docs_loss", math.nan), r.get("heldout_articles_loss", math.nan)
         lines.append(
-            f"| {r['arm']} | {r['seed']} | {docs:.4f} | {arts:.4f} | {r['final_train_loss']:.4f} | {r['seconds']:.0f} |"
+            f"| {r['budget']} | {r['arm']} | {r['seed']} | {docs:.4f} | {arts:.4f} | {r['final_train_loss']:.4f} | "
+            f"{r['seconds']:.0f} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def plot(curves: dict[tuple[str, int], list[dict]], tokens_per_step: int, path: Path) -> None:
+def plot(curves: dict[tuple[str, int], list[dict]], tokens_per_step: int, path: Path, budget: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -195,7 +211,7 @@ def plot(curves: dict[tuple[str, int], list[dict]], tokens_per_step: int, path: 
             )
     ax.set_xlabel("training tokens (millions)")
     ax.set_ylabel("held-out documentation loss")
-    ax.set_title("Same model, same tokens: raw crawl text vs filtered")
+    ax.set_title(f"Same model, same tokens (budget: {budget}): raw crawl text vs filtered")
     ax.legend()
     fig.tight_layout()
     tmp = path.with_name(path.stem + ".tmp.png")
@@ -210,24 +226,30 @@ def main() -> None:
     missing = [arm for arm in args.arms if not (args.data / f"{arm}.bin").exists()]
     if missing:
         raise SystemExit(f"no token file for {missing} in {args.data}: run prepare_filter_experiment.py")
-    tokens = args.tokens or meta["corpora"]["raw"]["tokens"]
+    for budget in args.budgets:
+        budget_tokens(budget, meta)  # fail before any training on a bad budget
     device = select_device(args.device)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     results, curves = [], {}
-    for seed in args.seeds:
-        for arm in args.arms:
-            result = run_arm(args, meta, arm, seed, tokens, device)
-            results.append(result)
-            print(json.dumps(result))
-            curves[(arm, seed)] = read_metrics(args.out_dir / "runs" / f"{arm}_seed{seed}" / "metrics.jsonl")
-            arms = summarise(results)  # written after every run: a call cut short still leaves its numbers
-            (args.out_dir / "results.json").write_text(json.dumps({"runs": results, "arms": arms}, indent=1) + "\n")
-            (args.out_dir / "results.md").write_text(markdown(results, arms, meta))
+    for budget in args.budgets:
+        for seed in args.seeds:
+            for arm in args.arms:
+                result = run_arm(args, meta, budget, arm, seed, device)
+                results.append(result)
+                print(json.dumps(result))
+                run_dir = args.out_dir / "runs" / budget / f"{arm}_seed{seed}"
+                curves[(budget, arm, seed)] = read_metrics(run_dir / "metrics.jsonl")
+                summary = summarise(results)  # written after every run: a call cut short keeps what it finished
+                (args.out_dir / "results.json").write_text(
+                    json.dumps({"runs": results, "summary": summary}, indent=1) + "\n"
+                )
+                (args.out_dir / "results.md").write_text(markdown(results, summary, meta))
+        budget_curves = {(arm, seed): c for (b, arm, seed), c in curves.items() if b == budget}
+        plot(budget_curves, args.batch_size * args.context_length, args.out_dir / f"loss_curves_{budget}.png", budget)
     with open(args.out_dir / "metrics.jsonl", "w") as f:
-        for (arm, seed), records in curves.items():
+        for (budget, arm, seed), records in curves.items():
             for record in records:
-                f.write(json.dumps({"arm": arm, "seed": seed, **record}) + "\n")
-    plot(curves, args.batch_size * args.context_length, args.out_dir / "loss_curves.png")
+                f.write(json.dumps({"budget": budget, "arm": arm, "seed": seed, **record}) + "\n")
     print((args.out_dir / "results.md").read_text())
 
 

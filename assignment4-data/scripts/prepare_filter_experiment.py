@@ -62,11 +62,12 @@ def raw_texts(shards: list[Path]) -> list[str]:
 def pipeline_texts(shards: list[Path], out: Path, settings: dict, workers: int) -> list[str]:
     config = PipelineConfig(inputs=shards, output_dir=out, log_decisions=True, **settings)
     run_pipeline(config, LocalExecutor(workers=workers))
-    return [
-        Document.from_json(line).text
-        for path in sorted((out / "final").glob("*.jsonl"))
-        for line in path.read_text(encoding="utf-8").splitlines()
-    ]
+    return [Document.from_json(line).text for path in sorted((out / "final").glob("*.jsonl")) for line in jsonl(path)]
+
+
+def jsonl(path: Path) -> list[str]:
+    """Lines of a JSONL file, split on newlines only (``str.splitlines`` also splits inside strings at U+2028)."""
+    return [line for line in path.read_text(encoding="utf-8").split("\n") if line]
 
 
 def main() -> None:
@@ -90,7 +91,7 @@ def main() -> None:
         if not (text_dir / f"{name}.txt").exists():
             texts = pipeline_texts(shards, args.out / f"pipeline_{name}", settings, args.workers)
             write_corpus(text_dir / f"{name}.txt", texts)
-    heldout = [json.loads(line) for line in (args.crawl / "heldout.jsonl").read_text(encoding="utf-8").splitlines()]
+    heldout = [json.loads(line) for line in jsonl(args.crawl / "heldout.jsonl")]
     for name, kind in (("heldout_docs", "documentation"), ("heldout_articles", "article")):
         write_corpus(text_dir / f"{name}.txt", [d["text"] for d in heldout if d["kind"] == kind])
 

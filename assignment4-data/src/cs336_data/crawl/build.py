@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -137,7 +138,8 @@ def documentation_pages(
             files = sorted(rng.sample(files, config.pages_per_package))
         package = deb_version(deb).split("_")[0]
         for path, data in files:
-            url = f"https://{package}.docs.sample.invalid/{path.removeprefix('./usr/share/doc/')}"
+            local = path.removeprefix("./").removeprefix("usr/share/").removeprefix("doc/")
+            url = f"https://{package}.docs.sample.invalid/{local}"
             kind = "translation" if translated else "documentation"
             label = {
                 "kind": kind,
@@ -212,7 +214,8 @@ def mailing_list_pages(config: CrawlConfig, rng: random.Random) -> Iterator[Page
         if not plain or not plain.strip():
             continue
         subject = str(message.get("Subject", "(no subject)"))
-        list_name = subject[1 : subject.index("]")] if subject.startswith("[") and "]" in subject else "users"
+        tag = re.search(r"\[([\w.-]+)\]", subject)  # the list's tag, e.g. [Razor-users] or [ILUG]
+        list_name = tag.group(1) if tag else "users"
         html = P.mailing_list_page(
             rng, list_name, subject, str(message.get("From", "")), str(message.get("Date", "")), plain
         )

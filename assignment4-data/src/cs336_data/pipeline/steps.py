@@ -146,8 +146,9 @@ class PiiMasking(PipelineStep):
             for kind, n in counts.items():
                 if n:
                     stats.add(self.name, f"masked:{kind}", n)
-            if any(counts.values()):
+            modified = any(counts.values())
+            if modified:
                 stats.add(self.name, "modified")
-                self.record(document, "modified")
+            self.record(document, "modified" if modified else "kept")
             stats.add(self.name, "kept")
             yield document

@@ -1,0 +1,138 @@
+"""What each filter did on the sample crawl, against the pages' true labels, with examples to read.
+
+    uv run python assignment4-data/scripts/inspect_filters.py --crawl assignment4-data/runs/crawl \\
+        --pipeline assignment4-data/runs/filter_vs_raw/pipeline_filtered --out assignment4-data/results/pipeline
+
+Needs a pipeline run with ``--log-decisions`` on the crawl's WARC shards. Writes ``<out>/stats.{md,json,png}`` (the
+pipeline's counts), ``<out>/by_kind.md`` (each step's verdicts per kind of page: what it should have dropped and
+what it did) and ``<out>/samples.md`` (per step, random kept and dropped pages with an excerpt; the dedup stages'
+drops next to the page they duplicate; PII replacements in context).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import shutil
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from cs336_data.extraction import extract_text_from_html_bytes
+from cs336_data.pii import mask_pii
+from cs336_data.warc_io import iter_warc_responses
+
+EXCERPT = 500
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]
+
+
+def excerpt(text: str, length: int = EXCERPT) -> str:
+    flat = re.sub(r"\s+", " ", text).strip()
+    return flat[:length] + (" …" if len(flat) > length else "")
+
+
+def load_crawl(crawl: Path) -> tuple[dict[str, dict], dict[str, str]]:
+    """Labels and extracted text by record id."""
+    labels, texts = {}, {}
+    for shard in sorted(crawl.glob("CC-SAMPLE-*.warc.gz")):
+        for label in read_jsonl(crawl / "labels" / shard.name.replace(".warc.gz", ".jsonl")):
+            labels[label["record_id"]] = label
+        for page in iter_warc_responses(shard):
+            texts[page.record_id] = extract_text_from_html_bytes(page.body) or ""
+    return labels, texts
+
+
+def kind_of(label: dict) -> str:
+    return label["kind"] + (f" ({label['copy']} copy)" if "copy" in label else "")
+
+
+def by_kind_table(decisions: list[dict], labels: dict[str, dict]) -> str:
+    table: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    for d in decisions:
+        table[d["step"]][kind_of(labels[d["id"]])][d["decision"]] += 1
+    out = []
+    for step, kinds in table.items():
+        out += [f"### {step}", "", "| page kind | in | kept | dropped (reasons) |", "| --- | ---: | ---: | --- |"]
+        for kind, counts in sorted(kinds.items()):
+            total = sum(counts.values())
+            kept = counts["kept"] + counts["modified"]
+            reasons = ", ".join(f"{r}={n}" for r, n in sorted(counts.items()) if r not in ("kept", "modified"))
+            out.append(f"| {kind} | {total} | {kept} | {reasons} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def samples(
+    decisions: list[dict], labels: dict, texts: dict, pipeline: Path, rng: random.Random, per_reason: int = 2
+) -> str:
+    out = ["# Kept and dropped pages, per filter (random, seeded)", ""]
+    grouped: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for d in decisions:
+        grouped[d["step"]][d["decision"]].append(d["id"])
+    for step, verdicts in grouped.items():
+        out += [f"## {step}", ""]
+        for verdict, ids in sorted(verdicts.items()):
+            for record_id in rng.sample(ids, min(per_reason, len(ids))):
+                label = labels[record_id]
+                out.append(f"- **{verdict}** ({kind_of(label)}, {label['url']}): {excerpt(texts[record_id])}")
+        out.append("")
+    out += dedup_samples(pipeline, labels, texts, rng)
+    out += pii_samples(decisions, texts, rng)
+    return "\n".join(out) + "\n"
+
+
+def dedup_samples(pipeline: Path, labels: dict, texts: dict, rng: random.Random) -> list[str]:
+    """Pages the dedup stages removed, each with the page (by label) it copies."""
+
+    def ids(folder: str) -> set[str]:
+        return {r["id"] for path in sorted((pipeline / folder).glob("*.jsonl")) for r in read_jsonl(path)}
+
+    filtered, deduped, final = ids("filtered"), ids("deduped"), ids("final")
+    url_to_id = {label["url"]: rid for rid, label in labels.items()}
+    out = ["## exact_line_dedup and minhash_dedup", ""]
+    for stage, removed in (("exact_line_dedup", filtered - deduped), ("minhash_dedup", deduped - final)):
+        for record_id in rng.sample(sorted(removed), min(3, len(removed))):
+            label = labels[record_id]
+            original = url_to_id.get(label.get("copy_of", ""))
+            note = f"copy of {label['copy_of']}" if original else "not a planted copy"
+            out.append(f"- **{stage} dropped** ({kind_of(label)}, {note}): {excerpt(texts[record_id], 300)}")
+    return [*out, ""]
+
+
+def pii_samples(decisions: list[dict], texts: dict, rng: random.Random, count: int = 20) -> list[str]:
+    """Replacements made by PII masking, each in a window of context."""
+    modified = [d["id"] for d in decisions if d["step"] == "pii" and d["decision"] == "modified"]
+    out = ["## pii: replacements in context", ""]
+    for record_id in rng.sample(modified, min(count, len(modified))):
+        masked, _ = mask_pii(texts[record_id])
+        for match in list(re.finditer(r"\|\|\|[A-Z_]+\|\|\|", masked))[:1]:
+            window = masked[max(0, match.start() - 80) : match.end() + 40]
+            out.append(f"- {excerpt(window, 200)}")
+    return [*out, ""]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--crawl", type=Path, required=True)
+    parser.add_argument("--pipeline", type=Path, required=True, help="output folder of run_pipeline --log-decisions")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    decisions = [d for path in sorted((args.pipeline / "decisions").glob("*.jsonl")) for d in read_jsonl(path)]
+    if not decisions:
+        raise SystemExit(f"{args.pipeline}/decisions is empty: run the pipeline with --log-decisions")
+    labels, texts = load_crawl(args.crawl)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in ("stats.md", "stats.json", "stats.png"):
+        shutil.copy(args.pipeline / name, args.out / name)
+    (args.out / "by_kind.md").write_text(by_kind_table(decisions, labels))
+    (args.out / "samples.md").write_text(samples(decisions, labels, texts, args.pipeline, random.Random(args.seed)))
+    print(f"wrote {args.out}/by_kind.md and samples.md")
+
+
+if __name__ == "__main__":
+    main()
