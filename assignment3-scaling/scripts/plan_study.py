@@ -334,7 +334,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.check and result.prediction is not None and setup is not None:
         check = check_runs(study, result, pool, args, clock, started)
         setting["total_seconds"] = time.perf_counter() - started
-        report = write_study_report(result, args.out, setting_lines=lines, check=check, setting=setting)
+        report = write_study_report(
+            result, args.out, setting_lines=lines, check=check, setting=setting, redraw_fit_plots=False
+        )
         print(f"wrote {report} after {setting['total_seconds']:.0f}s", flush=True)
     if pool is not None:
         pool.shutdown()

@@ -253,6 +253,12 @@ def test_study_report_is_written(tmp_path):
     for name in ("profiles.png", "n_opt.png", "d_opt.png", "loss.png", "study.json"):
         assert (tmp_path / name).stat().st_size > 0
         assert name.endswith(".json") or f"({name})" in text
+    # after a check, only the loss figure (which marks the check) needs drawing again
+    inodes = {name: (tmp_path / name).stat().st_ino for name in ("profiles.png", "n_opt.png", "loss.png")}
+    write_study_report(result, tmp_path, check={"loss": 2.0, "run": {**run, "loss": 2.0}}, redraw_fit_plots=False)
+    assert (tmp_path / "profiles.png").stat().st_ino == inodes["profiles.png"]
+    assert (tmp_path / "n_opt.png").stat().st_ino == inodes["n_opt.png"]
+    assert (tmp_path / "loss.png").stat().st_ino != inodes["loss.png"]
 
 
 TINY = PlannerConfig(

@@ -88,8 +88,13 @@ def write_study_report(
     setting_lines: list[str] | None = None,
     check: dict | None = None,
     setting: dict | None = None,
+    redraw_fit_plots: bool = True,
 ) -> Path:
-    """Write ``report.md``, ``study.json`` and the PNG plots into ``out_dir``; return the report's path."""
+    """Write ``report.md``, ``study.json`` and the PNG plots into ``out_dir``; return the report's path.
+
+    ``redraw_fit_plots=False`` keeps the profile and N_opt / D_opt figures already in ``out_dir`` (they do not
+    depend on the check) and redraws only the loss figure, which marks the check's loss.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg = result.config
@@ -172,28 +177,16 @@ def write_study_report(
                 "",
             ]
         budgets = np.array([o.compute_budget for o in fit.optima])
-        plots = [
-            plot_profiles(result.runs(), fit.optima, out / "profiles.png"),
-            plot_scaling_fit(
-                budgets,
-                np.array([o.parameters for o in fit.optima]),
-                fit.parameters,
-                target,
-                "parameters N_opt",
-                out / "n_opt.png",
-            ),
-            plot_scaling_fit(
-                budgets, np.array([o.tokens for o in fit.optima]), fit.tokens, target, "tokens D_opt", out / "d_opt.png"
-            ),
-            plot_loss_fit(
-                budgets,
-                np.array([o.loss for o in fit.optima]),
-                law,
-                target,
-                out / "loss.png",
-                None if check is None else check["loss"],
-            ),
-        ]
+        fit_plots = [out / "profiles.png", out / "n_opt.png", out / "d_opt.png"]
+        if redraw_fit_plots or not all(path.is_file() for path in fit_plots):
+            plot_profiles(result.runs(), fit.optima, fit_plots[0])
+            parameters = np.array([o.parameters for o in fit.optima])
+            plot_scaling_fit(budgets, parameters, fit.parameters, target, "parameters N_opt", fit_plots[1])
+            tokens = np.array([o.tokens for o in fit.optima])
+            plot_scaling_fit(budgets, tokens, fit.tokens, target, "tokens D_opt", fit_plots[2])
+        losses = np.array([o.loss for o in fit.optima])
+        checked = None if check is None else check["loss"]
+        plots = [*fit_plots, plot_loss_fit(budgets, losses, law, target, out / "loss.png", checked)]
         lines += ["## Plots", "", *[f"![{p.stem}]({p.name})" for p in plots], ""]
     write_text_atomic(out / "study.json", json.dumps(study_json(result, check, setting), indent=2))
     return write_text_atomic(out / "report.md", "\n".join(lines))
