@@ -14,8 +14,11 @@ def count_parameters(cfg: ModelConfig, include_embeddings: bool = True) -> int:
     """Number of trainable parameters; ``include_embeddings=False`` drops the token-embedding table (a lookup,
     no FLOPs). The untied LM head is a real matmul and always counts."""
     d, f, v = cfg.d_model, cfg.d_ff, cfg.vocab_size
-    per_layer = 4 * d * d + 3 * d * f + 2 * d  # q/k/v/output projections, SwiGLU w1/w2/w3, two RMSNorm gains
-    total = cfg.num_layers * per_layer + d + v * d  # final RMSNorm + LM head
+    ffn_matrices = 3 if cfg.ffn == "swiglu" else 2
+    gains = 2 * d if cfg.norm != "none" else 0
+    qk_gains = 2 * (d // cfg.num_heads) if cfg.qk_norm else 0
+    per_layer = 4 * d * d + ffn_matrices * d * f + gains + qk_gains  # attention, feed-forward, RMSNorm gains
+    total = cfg.num_layers * per_layer + (d if cfg.norm == "pre" else 0) + v * d  # final RMSNorm + LM head
     return total + (v * d if include_embeddings else 0)
 
 
@@ -27,7 +30,7 @@ def forward_flops_breakdown(cfg: ModelConfig, seq_len: int) -> dict[str, int]:
         "attention_scores": n * 2 * s * s * d,  # Q Kᵀ summed over heads: h · (2 · s · s · d/h)
         "attention_weighted_values": n * 2 * s * s * d,
         "attention_output_projection": n * 2 * s * d * d,
-        "ffn": n * 3 * 2 * s * d * f,
+        "ffn": n * (3 if cfg.ffn == "swiglu" else 2) * 2 * s * d * f,
         "lm_head": 2 * s * d * v,
     }
 

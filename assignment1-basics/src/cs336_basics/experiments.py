@@ -250,10 +250,10 @@ def peak_loss(metrics: list[dict[str, Any]]) -> float:
 
 
 def run_status(stopped_on_nan: bool, val_loss: float | None, peak: float, vocab_size: int) -> str:
-    """``diverged`` when the loss became NaN or, after the start, rose above chance (``ln vocab``): the run
-    blew up, even if a decaying learning rate lets it recover by the end. Otherwise ``ok``."""
-    chance = math.log(vocab_size)
-    if stopped_on_nan or val_loss is None or not math.isfinite(val_loss) or val_loss > chance or peak > chance:
+    """``diverged`` when the loss became NaN or, after the start, rose clearly above chance (1 nat over
+    ``ln vocab``): the run blew up, even if a decaying learning rate lets it recover by the end. Else ``ok``."""
+    blown_up = math.log(vocab_size) + 1.0
+    if stopped_on_nan or val_loss is None or not math.isfinite(val_loss) or val_loss > blown_up or peak > blown_up:
         return "diverged"
     return "ok"
 
@@ -397,7 +397,8 @@ def plot_curves(out: Path, runs: list[dict[str, Any]], title: str) -> None:
         ax.set_ylabel("validation loss (nats/token)")
         ax.set_title(title)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
         fig.tight_layout()
         _save(fig, out / name)
 

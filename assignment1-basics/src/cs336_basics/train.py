@@ -257,7 +257,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             if cfg.time_budget is not None and it == timing_done:
                 loss.item()
                 clock.pause(it)
-                total_iters = max(it + 1, it + int((cfg.time_budget - clock.seconds) / clock.step_seconds))
+                total_iters = max(it + 1, it + round((cfg.time_budget - clock.seconds) / clock.step_seconds))
                 log_interval = max(1, total_iters // 200)
                 eval_interval = max(1, total_iters // cfg.evaluations) if cfg.evaluations else eval_interval
                 bar.total = total_iters

@@ -1,0 +1,171 @@
+"""The experiment corpus, the time-budgeted training clock, divergence handling and the experiment runner, on CPU."""
+
+import json
+
+import numpy as np
+import pytest
+from cs336_basics import train as train_module
+from cs336_basics.experiment_corpus import ExperimentCorpusConfig, build_experiment_corpus
+from cs336_basics.experiments import ExperimentConfig, peak_loss, run_experiment, run_status
+from cs336_basics.model import ModelConfig
+from cs336_basics.tokenizer import Tokenizer
+from cs336_basics.train import TIMING_STEPS, WARMUP_STEPS, TrainConfig, train
+
+TINY = ModelConfig(vocab_size=300, context_length=16, d_model=16, num_layers=1, num_heads=2, d_ff=24)
+WORDS = "the cat sat on a mat while dogs ran over hills and birds sang in green trees near old towns".split()
+
+
+def _document(rng: np.random.Generator, words: int) -> str:
+    return " ".join(rng.choice(WORDS, size=words)) + "."
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """A corpus from a folder of documents (two sources) and an <|endoftext|>-separated file."""
+    root = tmp_path_factory.mktemp("sources")
+    rng = np.random.default_rng(0)
+    for source in ("manuals", "dictionary"):
+        (root / "folder" / source).mkdir(parents=True)
+        for i in range(30):
+            (root / "folder" / source / f"{i:03d}.txt").write_text(_document(rng, 120))
+    (root / "stories.txt").write_text("<|endoftext|>".join(_document(rng, 80) for _ in range(40)))
+    cfg = ExperimentCorpusConfig(
+        sources=[str(root / "folder"), str(root / "stories.txt")],
+        out_dir=str(tmp_path_factory.mktemp("corpus")),
+        include_gensim=False,
+        vocab_size=300,
+        max_train_tokens=12_000,
+        valid_chars=6_000,
+        progress=False,
+    )
+    return cfg, build_experiment_corpus(cfg)
+
+
+def test_corpus_holds_out_whole_documents_and_cuts_training_after_a_document(corpus):
+    cfg, summary = corpus
+    out = summary["config"]["out_dir"]
+    tokenizer = Tokenizer.from_files(f"{out}/vocab.json", f"{out}/merges.txt", special_tokens=["<|endoftext|>"])
+    train_docs = tokenizer.decode(np.fromfile(f"{out}/train.bin", dtype="<u2").tolist()).split("<|endoftext|>")
+    valid_docs = tokenizer.decode(np.fromfile(f"{out}/valid.bin", dtype="<u2").tolist()).split("<|endoftext|>")
+    assert train_docs[-1] == "" and valid_docs[-1] == ""  # both end with a whole document
+    assert not set(train_docs[:-1]) & set(valid_docs[:-1])
+    assert summary["tokens"]["train"] <= cfg.max_train_tokens
+    counted = sum(source["documents"] for source in summary["documents"]["train"].values())
+    assert counted == len(train_docs) - 1
+    assert set(summary["documents"]["train"]) == {"manuals", "dictionary", "stories"}
+    assert json.loads(open(f"{out}/corpus.json").read())["sha256"]["train.bin"] == summary["sha256"]["train.bin"]
+
+
+def test_missing_source_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="neither a folder nor a file"):
+        build_experiment_corpus(ExperimentCorpusConfig(sources=[str(tmp_path / "nope")], out_dir=str(tmp_path)))
+
+
+class FakeClock:
+    """A clock on which every batch drawn takes 1 ms: the budget arithmetic becomes deterministic."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def batches_cost_a_millisecond(self, get_batch):
+        def timed(*args, **kwargs):
+            self.now += 0.001
+            return get_batch(*args, **kwargs)
+
+        return timed
+
+
+def _config(corpus, out, **overrides) -> TrainConfig:
+    cfg, summary = corpus
+    out_dir = summary["config"]["out_dir"]
+    settings = dict(
+        train_data=f"{out_dir}/train.bin",
+        valid_data=f"{out_dir}/valid.bin",
+        out_dir=str(out),
+        model=TINY,
+        batch_size=4,
+        max_lr=3e-3,
+        warmup_iters=5,
+        eval_batches=1,
+        device="cpu",
+        progress=False,
+    )
+    return TrainConfig(**(settings | overrides))
+
+
+def test_time_budget_fixes_the_length_and_the_clock_excludes_validation(corpus, tmp_path, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(train_module.time, "perf_counter", clock)
+    monkeypatch.setattr(train_module, "get_batch", clock.batches_cost_a_millisecond(train_module.get_batch))
+    summary = train(_config(corpus, tmp_path, max_iters=10**9, time_budget=0.2, evaluations=4, eval_batches=3))
+    assert summary["iterations"] == 200  # 1 ms per step; the 3 x 4 validation batches are not counted
+    assert summary["train_seconds"] == pytest.approx(0.2)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    seconds = [r["train_seconds"] for r in records]
+    assert seconds == sorted(seconds)
+    assert len([r for r in records if "val_loss" in r]) in (4, 5)  # every quarter, and the last step
+
+
+def test_time_budget_runs_cannot_resume():
+    with pytest.raises(ValueError, match="cannot be resumed"):
+        TrainConfig(train_data="x.bin", time_budget=10.0, resume=True)
+
+
+def test_a_run_that_becomes_nan_stops_and_says_so(corpus, tmp_path):
+    summary = train(_config(corpus, tmp_path, max_iters=200, max_lr=1e30, grad_clip=1e30, log_interval=5))
+    assert summary["diverged"] and summary["iterations"] < 200
+
+
+def test_run_status_hand_worked():
+    chance_10k = 9.21
+    assert run_status(False, 3.0, 4.0, 10_000) == "ok"
+    assert run_status(False, 9.3, 9.4, 10_000) == "ok"  # learned nothing, but did not blow up
+    assert run_status(True, 3.0, 4.0, 10_000) == "diverged"
+    assert run_status(False, 3.0, chance_10k + 20, 10_000) == "diverged"  # blew up, recovered by the end
+    assert run_status(False, None, float("nan"), 10_000) == "diverged"
+    metrics = [{"step": 10, "train_loss": 9.0}, {"step": 10, "val_loss": 9.1}, {"step": 20, "train_loss": 30.0},
+               {"step": 30, "val_loss": 4.0}]  # fmt: skip
+    assert peak_loss(metrics) == 30.0
+
+
+def test_runner_writes_table_plots_metrics_and_merges_calls(corpus, tmp_path):
+    cfg, summary = corpus
+    common = dict(corpus=summary["config"]["out_dir"], seconds=0.2, model=TINY, batch_size=4, compile=False,
+                  device="cpu", eval_batches=1, eval_batch_size=4, final_eval_batches=2)  # fmt: skip
+    first = run_experiment(
+        ExperimentConfig("learning_rate", out_dir=str(tmp_path / "a"), learning_rates=[1e-3], **common)
+    )
+    second = run_experiment(
+        ExperimentConfig("learning_rate", out_dir=str(tmp_path / "b"), learning_rates=[1e30], **common)
+    )
+    assert first["runs"][0]["status"] == "ok" and second["runs"][0]["status"] == "diverged"
+    merged = run_experiment(
+        ExperimentConfig("learning_rate", out_dir=str(tmp_path / "m"),
+                         merge_from=[str(tmp_path / "a" / "learning_rate"), str(tmp_path / "b" / "learning_rate")], **common)
+    )  # fmt: skip
+    out = tmp_path / "m" / "learning_rate"
+    assert [r["max_lr"] for r in merged["runs"]] == [1e-3, 1e30]
+    for name in ("table.md", "results.json", "val_loss_vs_steps.png", "val_loss_vs_time.png", "final_loss_vs_lr.png"):
+        assert (out / name).stat().st_size > 0
+    assert (out / merged["runs"][0]["metrics"]).is_file()
+    table = (out / "table.md").read_text()
+    assert "| lr 0.001 | 0 |" in table and "diverged" in table
+    with pytest.raises(ValueError, match="not 'ablations'"):
+        run_experiment(ExperimentConfig("ablations", out_dir=str(tmp_path / "x"), merge_from=[str(out)], **common))
+
+
+def test_ablation_experiment_builds_the_handouts_variants(corpus):
+    from cs336_basics.experiments import ablation_runs, speedrun_runs
+
+    cfg = ExperimentConfig("ablations", seeds=[0, 1])
+    runs = ablation_runs(cfg)
+    assert len(runs) == 12 and {r.train.seed for r in runs} == {0, 1}
+    variants = {r.name.rsplit("_seed", 1)[0]: r.train for r in runs}
+    assert variants["post_norm"].model.norm == "post" and variants["no_pos_emb"].model.position == "none"
+    assert variants["silu_ffn"].model.d_ff == 2016 and variants["no_norm_lr_quarter"].max_lr == cfg.lr / 4
+    speedrun = {r.name: r.train for r in speedrun_runs(ExperimentConfig("speedrun"))}
+    assert speedrun["speedrun_without_muon_seed0"].optimizer == "adamw"
+    assert speedrun["speedrun_muonlr0.02_0.5x_seed0"].time_budget == 15.0
