@@ -9,7 +9,7 @@ from cs336_basics.experiment_corpus import ExperimentCorpusConfig, build_experim
 from cs336_basics.experiments import ExperimentConfig, peak_loss, run_experiment, run_status
 from cs336_basics.model import ModelConfig
 from cs336_basics.tokenizer import Tokenizer
-from cs336_basics.train import TIMING_STEPS, WARMUP_STEPS, TrainConfig, train
+from cs336_basics.train import TrainConfig, train
 
 TINY = ModelConfig(vocab_size=300, context_length=16, d_model=16, num_layers=1, num_heads=2, d_ff=24)
 WORDS = "the cat sat on a mat while dogs ran over hills and birds sang in green trees near old towns".split()
@@ -142,10 +142,10 @@ def test_runner_writes_table_plots_metrics_and_merges_calls(corpus, tmp_path):
         ExperimentConfig("learning_rate", out_dir=str(tmp_path / "b"), learning_rates=[1e30], **common)
     )
     assert first["runs"][0]["status"] == "ok" and second["runs"][0]["status"] == "diverged"
+    sources = [str(tmp_path / "a" / "learning_rate"), str(tmp_path / "b" / "learning_rate")]
     merged = run_experiment(
-        ExperimentConfig("learning_rate", out_dir=str(tmp_path / "m"),
-                         merge_from=[str(tmp_path / "a" / "learning_rate"), str(tmp_path / "b" / "learning_rate")], **common)
-    )  # fmt: skip
+        ExperimentConfig("learning_rate", out_dir=str(tmp_path / "m"), merge_from=sources, **common)
+    )
     out = tmp_path / "m" / "learning_rate"
     assert [r["max_lr"] for r in merged["runs"]] == [1e-3, 1e30]
     for name in ("table.md", "results.json", "val_loss_vs_steps.png", "val_loss_vs_time.png", "final_loss_vs_lr.png"):
