@@ -9,8 +9,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cs336_alignment.instruction_eval import write_json_atomic
 from cs336_alignment.mmlu import load_mmlu, mmlu_prompt, score_mmlu
+from cs336_alignment.reports import write_json_atomic
 from cs336_alignment.run_setup import PolicyConfig, load_policy, policy_sampler
 from cs336_alignment.sampling import SamplingParams
 from cs336_basics.config_cli import parse_config

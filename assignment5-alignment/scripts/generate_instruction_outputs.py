@@ -15,8 +15,8 @@ from cs336_alignment.instruction_eval import (
     load_alpaca_eval,
     load_simple_safety_tests,
     safety_records,
-    write_json_atomic,
 )
+from cs336_alignment.reports import write_json_atomic
 from cs336_alignment.run_setup import PolicyConfig, load_policy, policy_sampler
 from cs336_alignment.sampling import SamplingParams
 from cs336_basics.config_cli import parse_config

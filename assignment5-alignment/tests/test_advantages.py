@@ -30,6 +30,9 @@ def test_group_normalisation_matches_statistics(normalize_by_std):
             assert adv[4 * g + k].item() == pytest.approx(expected, rel=1e-5)
     assert meta["reward_mean"] == pytest.approx(0.5)
     assert meta["reward_max"] == 1.0 and meta["reward_min"] == 0.0
+    group_stds = [statistics.stdev(rewards[:4]), statistics.stdev(rewards[4:])]
+    assert meta["group_reward_std_mean"] == pytest.approx(statistics.mean(group_stds), rel=1e-6)
+    assert meta["frac_groups_all_same"] == 0.0
 
 
 def test_identical_group_gets_zero_advantage():

@@ -3,9 +3,10 @@
 import json
 
 import pytest
-from cs336_alignment.instruction_eval import alpaca_eval_records, write_json_atomic
+from cs336_alignment.instruction_eval import alpaca_eval_records
 from cs336_alignment.mmlu import MMLUExample, load_mmlu, mmlu_prompt, score_mmlu
 from cs336_alignment.plots import plot_metrics
+from cs336_alignment.reports import write_json_atomic
 from cs336_basics.shared_data import SharedDataUnavailable
 
 EXAMPLES = [

@@ -2,9 +2,16 @@
 
 import json
 import re
+from pathlib import Path
 
 import pytest
-from cs336_alignment.math_data import arithmetic_word_problems, load_gsm8k, r1_zero_target
+from cs336_alignment.math_data import (
+    arithmetic_word_problems,
+    gsm8k_test_subset,
+    gsm8k_test_subset_indices,
+    load_gsm8k,
+    r1_zero_target,
+)
 from cs336_alignment.rewards import r1_zero_reward_fn
 from cs336_alignment.run_setup import load_math_jsonl
 from cs336_basics.shared_data import SharedDataUnavailable
@@ -45,3 +52,18 @@ def test_math_jsonl_takes_answers_or_boxed_solutions(tmp_path):
     path.write_text(json.dumps({"problem": "no answer"}))
     with pytest.raises(ValueError, match="record 1"):
         load_math_jsonl(path)
+
+
+def test_the_fixed_gsm8k_subset_is_the_committed_one():
+    committed = json.loads((Path(__file__).resolve().parents[1] / "results/gsm8k_test_subset_500.json").read_text())
+    assert gsm8k_test_subset_indices(500, 0) == committed["indices"]
+    assert len(set(committed["indices"])) == 500 and max(committed["indices"]) < 1319
+
+
+def test_the_fixed_subset_loads_the_indexed_test_problems():
+    try:
+        test = load_gsm8k("test")
+    except SharedDataUnavailable as err:
+        pytest.skip(str(err))
+    indices, problems = gsm8k_test_subset(20, 0)
+    assert problems == [test[i] for i in indices] and indices == gsm8k_test_subset_indices(20, 0)

@@ -42,5 +42,6 @@ def compute_group_normalized_rewards(
         "format_reward_mean": sum(s.get("format_reward", 0.0) for s in scores) / len(scores),
         "answer_reward_mean": sum(s.get("answer_reward", 0.0) for s in scores) / len(scores),
         "frac_groups_all_same": (grouped.std(dim=1) == 0).float().mean().item() if group_size > 1 else 1.0,
+        "group_reward_std_mean": grouped.std(dim=1).mean().item() if group_size > 1 else 0.0,
     }
     return advantages, raw_rewards, metadata

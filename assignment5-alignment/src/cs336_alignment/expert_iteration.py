@@ -4,6 +4,7 @@ them; repeat with the improved policy."""
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ class ExpertIterationConfig:
     ei_temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the rollouts"})
     ei_max_tokens: int = field(default=1024, metadata={"help": "response length cap (tokens)"})
     ei_seed: int = field(default=0, metadata={"help": "question sampling and rollout seed"})
+    ei_max_seconds: float = field(default=0.0, metadata={"help": "start no round after this many seconds (0: none)"})
 
 
 def filter_correct(
@@ -59,8 +61,11 @@ def run_expert_iteration(
     rng = random.Random(cfg.ei_seed)
     optimizer = None
     step = 0
+    started = time.perf_counter()
     bar = tqdm(range(cfg.n_ei_steps), desc="expert iteration", unit="round")
     for round_index in bar:
+        if 0 < cfg.ei_max_seconds <= time.perf_counter() - started:
+            break
         batch = rng.sample(list(problems), min(cfg.questions_per_step, len(problems)))
         prompts = [prompt_fn(p.question) for p in batch]
         params = r1_zero_sampling(
@@ -82,7 +87,7 @@ def run_expert_iteration(
         if not kept:
             continue
         steps = max(1, -(-cfg.sft_epochs * len(kept) // sft_cfg.batch_size))
-        round_cfg = SFTConfig(**{**sft_cfg.__dict__, "sft_steps": steps, "eval_every": 0})
+        round_cfg = SFTConfig(**{**sft_cfg.__dict__, "sft_steps": steps, "eval_every": 0, "max_seconds": 0.0})
         optimizer = train_sft(
             policy, tokenizer, kept, round_cfg, log, evaluate, checkpoint, step_offset=step, optimizer=optimizer
         )

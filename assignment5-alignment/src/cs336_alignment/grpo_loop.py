@@ -56,6 +56,9 @@ class GRPOConfig:
     cliprange: float = field(default=0.2, metadata={"help": "GRPO-Clip ratio clip epsilon"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "clip the gradient norm to this (0: no clipping)"})
     eval_every: int = field(default=10, metadata={"help": "validate every N GRPO steps (and at the end)"})
+    max_seconds: float = field(
+        default=0.0, metadata={"help": "end after the step that passes this much training time (0: no limit)"}
+    )
     precision: str = field(default="auto", metadata={"help": "auto (bf16 autocast on CUDA), bf16 or fp32"})
     seed: int = field(default=0, metadata={"help": "question sampling, shuffling and rollout seeds"})
 
@@ -215,14 +218,16 @@ def train_grpo(
     step_offset: int = 0,
     prompt_fn: Callable[[str], str] = r1_zero_prompt,
 ) -> None:
-    """``cfg.n_grpo_steps`` rounds of rollout, scoring and policy-gradient updates; one log record per round."""
+    """``cfg.n_grpo_steps`` rounds (fewer when ``cfg.max_seconds`` runs out) of rollout, scoring and
+    policy-gradient updates; one log record per round, the last one validated."""
     questions_per_step = cfg.rollout_batch_size // cfg.group_size
     if len(train_problems) < questions_per_step:
         raise ValueError(f"need at least {questions_per_step} training problems, got {len(train_problems)}")
     optimizer = make_optimizer(policy, cfg.learning_rate, cfg.weight_decay)
     rng = random.Random(cfg.seed)
-    bar = tqdm(range(cfg.n_grpo_steps), desc="grpo", unit="step")
-    for step in bar:
+    bar = tqdm(total=cfg.n_grpo_steps, desc="grpo", unit="step")
+    loop_started = time.perf_counter()
+    for step in range(cfg.n_grpo_steps):
         started = time.perf_counter()
         lr = warmup_cosine_lr(step, cfg.learning_rate, cfg.warmup_steps, cfg.n_grpo_steps, min_ratio=1.0)
         set_lr(optimizer, lr)
@@ -244,19 +249,24 @@ def train_grpo(
             "train_format_reward": rollouts.reward_stats["format_reward_mean"],
             "train_answer_reward": rollouts.reward_stats["answer_reward_mean"],
             "frac_groups_all_same": rollouts.reward_stats["frac_groups_all_same"],
+            "group_reward_std": rollouts.reward_stats["group_reward_std_mean"],
             "no_learning_signal": not signal,
             "response_tokens": sum(rollouts.response_tokens) / len(rollouts.response_tokens),
             **stats,
             "rollout_seconds": rollout_seconds,
             "step_seconds": time.perf_counter() - started,
         }
-        last = step + 1 == cfg.n_grpo_steps
+        last = step + 1 == cfg.n_grpo_steps or 0 < cfg.max_seconds <= time.perf_counter() - loop_started
         if evaluate is not None and (last or (cfg.eval_every and (step + 1) % cfg.eval_every == 0)):
             record.update(evaluate(step_offset + step + 1))
             if checkpoint is not None:
                 checkpoint(step_offset + step + 1)
         bar.set_postfix(reward=f"{record['train_reward']:.3f}", tokens=f"{record['response_tokens']:.0f}")
+        bar.update()
         log(record)
+        if last:
+            break
+    bar.close()
 
 
 def has_learning_signal(rollouts: Rollouts, loss_type: str) -> bool:

@@ -4,11 +4,7 @@ AlpacaEval (by ``alpaca_eval`` with an LLM judge) and SimpleSafetyTests (by a sa
 from __future__ import annotations
 
 import csv
-import json
-import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from cs336_basics.shared_data import shared_path
@@ -35,16 +31,6 @@ def load_simple_safety_tests() -> list[dict[str, str]]:
 def instruction_prompt(instruction: str, system_template: str | None = None) -> str:
     """An instruction inside the supplement's zero-shot system prompt."""
     return (system_template or load_prompt("zero_shot_system_prompt")).format(instruction=instruction)
-
-
-def write_json_atomic(data: Any, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, ensure_ascii=False)
-    os.replace(tmp, path)
-    return path
 
 
 def alpaca_eval_records(examples: Sequence[dict[str, Any]], outputs: Sequence[str], generator: str) -> list[dict]:

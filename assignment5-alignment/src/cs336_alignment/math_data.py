@@ -38,6 +38,27 @@ def load_gsm8k(split: str) -> list[MathProblem]:
     return problems
 
 
+GSM8K_TEST_SIZE = 1319
+
+
+def gsm8k_test_subset_indices(size: int = 500, seed: int = 0, population: int = GSM8K_TEST_SIZE) -> list[int]:
+    """The fixed evaluation subset: ``size`` distinct GSM8K test indices drawn with ``random.Random(seed)``, in
+    draw order, so every prefix is itself a random subset (a shorter validation set inside the same problems).
+    ``size == population`` is the whole test set. ``results/gsm8k_test_subset_500.json`` holds the default list."""
+    if not 0 < size <= population:
+        raise ValueError(f"subset size must be in 1..{population}, got {size}")
+    return random.Random(seed).sample(range(population), size)
+
+
+def gsm8k_test_subset(size: int = 500, seed: int = 0) -> tuple[list[int], list[MathProblem]]:
+    """The fixed subset's indices and problems (see ``gsm8k_test_subset_indices``)."""
+    problems = load_gsm8k("test")
+    if len(problems) != GSM8K_TEST_SIZE:
+        raise ValueError(f"expected {GSM8K_TEST_SIZE} GSM8K test problems, found {len(problems)}")
+    indices = gsm8k_test_subset_indices(size, seed)
+    return indices, [problems[i] for i in indices]
+
+
 _NAMES = ("Ava", "Ben", "Chloe", "Dev", "Emma", "Farid", "Grace", "Hugo", "Iris", "Jamal", "Kira", "Leo")
 _ITEMS = ("apples", "marbles", "stickers", "books", "pencils", "cookies", "stamps", "shells")
 

@@ -1,4 +1,4 @@
-"""PNG plots of logged metrics against step, written atomically."""
+"""PNG plots of logged metrics and of accuracies with their intervals, written atomically."""
 
 from __future__ import annotations
 
@@ -8,9 +8,40 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cs336_alignment.intervals import Estimate
 
-def plot_metrics(
-    records: Sequence[dict[str, Any]],
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out_png: str | os.PathLike) -> Path:
+    plt = _pyplot()
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(dir=out_png.parent, prefix=f".{out_png.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, out_png)
+    finally:
+        plt.close(fig)
+        Path(tmp).unlink(missing_ok=True)
+    return out_png
+
+
+def _panels(count: int):
+    return _pyplot().subplots(1, count, figsize=(4.2 * count, 3.6), squeeze=False)
+
+
+def plot_runs(
+    runs: Mapping[str, Sequence[dict[str, Any]]],
     keys: Sequence[str],
     out_png: str | os.PathLike,
     title: str,
@@ -18,23 +49,16 @@ def plot_metrics(
     labels: Mapping[str, str] | None = None,
     markers: Mapping[str, float] | None = None,
 ) -> Path:
-    """One panel per metric in ``keys`` (records lacking a key are skipped), ``x_key`` on the x axis.
-
-    ``labels`` renames panels (default: the key with spaces); ``markers`` draws a labelled vertical line at each
-    x value in every panel (where one phase of training ends and the next begins)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.6), squeeze=False)
+    """One panel per metric in ``keys``, one line per run (``runs`` maps a legend label to its records; records
+    lacking a key are skipped). ``labels`` renames panels (default: the key with spaces); ``markers`` draws a
+    labelled vertical line at each x value in every panel (where one phase of training ends and the next begins)."""
+    fig, axes = _panels(len(keys))
     for ax, key in zip(axes[0], keys):
-        points = [(r[x_key], r[key]) for r in records if key in r and x_key in r]
-        if points:
-            xs, ys = zip(*points)
-            ax.plot(xs, ys, "o-" if len(points) < 30 else "-", markersize=3)
+        for name, records in runs.items():
+            points = [(r[x_key], r[key]) for r in records if r.get(key) is not None and x_key in r]
+            if points:
+                xs, ys = zip(*points)
+                ax.plot(xs, ys, "o-" if len(points) < 30 else "-", markersize=3, label=name or None)
         for name, x in (markers or {}).items():
             ax.axvline(x, color="tab:red", linestyle="--", linewidth=1)
             ax.annotate(
@@ -47,16 +71,50 @@ def plot_metrics(
                 color="tab:red",
             )
         ax.set_title((labels or {}).get(key, key.replace("_", " ")))
-        ax.set_xlabel(x_key)
+        ax.set_xlabel(x_key.replace("_", " "))
         ax.grid(True, alpha=0.3)
+        if len(runs) > 1 and ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.suptitle(title)
-    fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=out_png.parent, prefix=f".{out_png.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, out_png)
-    finally:
-        plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
-    return out_png
+    return _save(fig, out_png)
+
+
+def plot_metrics(
+    records: Sequence[dict[str, Any]],
+    keys: Sequence[str],
+    out_png: str | os.PathLike,
+    title: str,
+    x_key: str = "step",
+    labels: Mapping[str, str] | None = None,
+    markers: Mapping[str, float] | None = None,
+) -> Path:
+    """``plot_runs`` for a single run."""
+    return plot_runs({"": records}, keys, out_png, title, x_key, labels, markers)
+
+
+def plot_estimates(
+    groups: Mapping[str, Mapping[str, Estimate]], out_png: str | os.PathLike, title: str, ylabel: str
+) -> Path:
+    """Grouped bars with 95% interval error bars: one group per key of ``groups`` (a prompt, a run), one bar per
+    metric inside it, in the order of the first group."""
+    plt = _pyplot()
+    metrics = list(next(iter(groups.values())))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(groups) * len(metrics), 3.8))
+    width = 0.8 / len(metrics)
+    for m, metric in enumerate(metrics):
+        estimates = [groups[g][metric] for g in groups]
+        xs = [g + (m - (len(metrics) - 1) / 2) * width for g in range(len(groups))]
+        errors = [[e.mean - e.low for e in estimates], [e.high - e.mean for e in estimates]]
+        ax.bar(xs, [e.mean for e in estimates], width, yerr=errors, capsize=3, label=metric.replace("_", " "))
+        for x, e in zip(xs, estimates):
+            ax.annotate(
+                f"{e.mean:.3f}", (x, e.high), xytext=(0, 2), textcoords="offset points", ha="center", fontsize=7
+            )
+    ax.set_xticks(range(len(groups)), list(groups))
+    ax.set_ylabel(ylabel)
+    highest = max(e.high for g in groups.values() for e in g.values())
+    ax.set_ylim(0, min(1.05, highest * 1.3 + 0.02))  # near-zero accuracies stay readable
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(title)
+    return _save(fig, out_png)

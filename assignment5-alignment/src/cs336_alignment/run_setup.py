@@ -35,6 +35,9 @@ class PolicyConfig:
     backend: str = field(default="auto", metadata={"help": "generation: auto (vLLM if usable), kv_cache or vllm"})
     vllm_device: str = field(default="cuda:1", metadata={"help": "GPU for the vLLM engine beside the policy"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch's default)"})
+    sampler_batch_size: int = field(
+        default=64, metadata={"help": "most sequences our sampler decodes at once (256 or more on a GPU)"}
+    )
 
 
 @dataclass
@@ -66,7 +69,7 @@ def load_policy(cfg: PolicyConfig) -> tuple[torch.nn.Module, Any]:
 def policy_sampler(cfg: PolicyConfig, policy: torch.nn.Module, tokenizer: Any) -> Sampler:
     """Our KV-cache sampler, or vLLM (on ``vllm_device``) for a checkpoint it can load."""
     model_id = None if cfg.model.endswith(".gguf") else resolve_model(cfg.model)
-    return make_sampler(cfg.backend, policy, tokenizer, model_id, device=cfg.vllm_device)
+    return make_sampler(cfg.backend, policy, tokenizer, model_id, cfg.sampler_batch_size, device=cfg.vllm_device)
 
 
 def load_math_jsonl(path: str | Path) -> list[MathProblem]:

@@ -38,6 +38,9 @@ class SFTConfig:
     max_grad_norm: float = field(default=1.0, metadata={"help": "clip the gradient norm to this (0: no clipping)"})
     normalize_constant: float = field(default=1.0, metadata={"help": "divide each sequence's summed NLL by this"})
     eval_every: int = field(default=0, metadata={"help": "evaluate every N steps (0: only at the end)"})
+    max_seconds: float = field(
+        default=0.0, metadata={"help": "end after the step that passes this much training time (0: no limit)"}
+    )
     precision: str = field(default="auto", metadata={"help": "auto (bf16 autocast on CUDA), bf16 or fp32"})
     seed: int = field(default=0, metadata={"help": "example shuffling seed"})
 
@@ -85,7 +88,8 @@ def train_sft(
     step_offset: int = 0,
     optimizer: torch.optim.Optimizer | None = None,
 ) -> torch.optim.Optimizer:
-    """Train ``policy`` on ``examples`` for ``cfg.sft_steps`` steps, cycling through shuffled epochs.
+    """Train ``policy`` on ``examples`` for ``cfg.sft_steps`` steps (fewer when ``cfg.max_seconds`` runs out),
+    cycling through shuffled epochs.
 
     ``log`` receives one record per step (``step`` counts from ``step_offset``) with the evaluation's metrics
     merged in on evaluation steps; ``checkpoint(step)`` runs after each evaluation. The optimiser is
@@ -98,8 +102,9 @@ def train_sft(
     order: list[int] = []
     micro = cfg.batch_size // cfg.gradient_accumulation_steps
     policy.train()
-    bar = tqdm(range(cfg.sft_steps), desc="sft", unit="step", leave=False)  # nested in expert iteration
-    for step in bar:
+    bar = tqdm(total=cfg.sft_steps, desc="sft", unit="step", leave=False)  # nested in expert iteration
+    loop_started = time.perf_counter()
+    for step in range(cfg.sft_steps):
         started = time.perf_counter()
         lr = warmup_cosine_lr(step, cfg.lr, cfg.warmup_steps, cfg.sft_steps)
         set_lr(optimizer, lr)
@@ -125,11 +130,15 @@ def train_sft(
         record = {"step": step_offset + step + 1, "phase": "sft", "lr": lr, "grad_norm": grad_norm, **sums}
         record["step_seconds"] = time.perf_counter() - started
         bar.set_postfix(loss_per_token=f"{sums['nll_per_token']:.3f}")
-        last = step + 1 == cfg.sft_steps
+        bar.update()
+        last = step + 1 == cfg.sft_steps or 0 < cfg.max_seconds <= time.perf_counter() - loop_started
         if evaluate is not None and (last or (cfg.eval_every and (step + 1) % cfg.eval_every == 0)):
             record.update(evaluate(step_offset + step + 1))
             policy.train()
             if checkpoint is not None:
                 checkpoint(step_offset + step + 1)
         log(record)
+        if last:
+            break
+    bar.close()
     return optimizer

@@ -14,13 +14,19 @@ __all__ = ["Completion", "KVCacheSampler", "Sampler", "SamplingParams", "VLLMSam
 
 
 def make_sampler(
-    backend: str, policy: torch.nn.Module, tokenizer: Any, model_id: str | None = None, **vllm_kwargs: Any
+    backend: str,
+    policy: torch.nn.Module,
+    tokenizer: Any,
+    model_id: str | None = None,
+    max_batch_size: int = 64,
+    **vllm_kwargs: Any,
 ) -> Sampler:
-    """``"kv_cache"``, ``"vllm"``, or ``"auto"`` (vLLM when installed with a GPU and a checkpoint id, else ours)."""
+    """``"kv_cache"``, ``"vllm"``, or ``"auto"`` (vLLM when installed with a GPU and a checkpoint id, else ours);
+    ``max_batch_size`` is the most sequences our sampler decodes at once."""
     if backend == "auto":
         backend = "vllm" if vllm_available() and model_id else "kv_cache"
     if backend == "kv_cache":
-        return KVCacheSampler(policy, tokenizer)
+        return KVCacheSampler(policy, tokenizer, max_batch_size=max_batch_size)
     if backend == "vllm":
         if model_id is None:
             raise ValueError("the vllm backend needs a checkpoint path or hub id (model_id)")

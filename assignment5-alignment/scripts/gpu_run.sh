@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Run one A5 experiment on the GPU machine of the device tool with SmolLM2-135M-Instruct in bf16.
+#   bash assignment5-alignment/scripts/gpu_run.sh EXPERIMENT [flags...]
+# EXPERIMENT is a script of scripts/experiments (math_baseline, sft_experiment, expert_iteration_experiment,
+# grpo_experiment) or bench_sampler. It first unpacks what scripts/gpu_carry.py packed (the call must carry
+# assignment5-alignment/.carry/run and, until the model is ready, the next part folder), then runs the script
+# with the converted model; flags given here come last, so they override those defaults (--model /tmp/a5/sft).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+dest=${A5_GPU_DIR:-/tmp/a5}
+export PYTHONPATH="$dest/site:$repo/assignment1-basics/src:$repo/assignment5-alignment/src"
+export CS336_SHARED_DIR="$dest/shared" PYTHONUNBUFFERED=1
+python3 "$here/gpu_carry.py" --action unpack --carry_dir "$repo/assignment5-alignment/.carry" --dest "$dest"
+name=${1:?usage: gpu_run.sh EXPERIMENT [flags...]}
+shift
+if [ "$name" = bench_sampler ]; then
+    exec python3 "$repo/assignment5-alignment/benchmarks/bench_sampler.py" --model "$dest/smollm2-135m-instruct" "$@"
+fi
+exec python3 "$here/experiments/$name.py" --model "$dest/smollm2-135m-instruct" --device cuda --dtype bfloat16 \
+    --sampler_batch_size 256 "$@"
