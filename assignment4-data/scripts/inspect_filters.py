@@ -6,7 +6,8 @@
 Needs a pipeline run with ``--log-decisions`` on the crawl's WARC shards. Writes ``<out>/stats.{md,json,png}`` (the
 pipeline's counts), ``<out>/by_kind.md`` (each step's verdicts per kind of page: what it should have dropped and
 what it did) and ``<out>/samples.md`` (per step, random kept and dropped pages with an excerpt; the dedup stages'
-drops next to the page they duplicate; PII replacements in context).
+drops next to the page they duplicate; PII replacements in context) and ``<out>/random_pages.md`` (every
+classifier's verdict on 25 random pages, for the handout's look-at-20-examples questions).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def excerpt(text: str, length: int = EXCERPT) -> str:
-    flat = re.sub(r"\s+", " ", text).strip()
+    """The start of a page on one line, with its PII masked (these files are committed)."""
+    flat = re.sub(r"\s+", " ", mask_pii(text)[0]).strip()
     return flat[:length] + (" …" if len(flat) > length else "")
 
 
@@ -115,6 +117,33 @@ def pii_samples(decisions: list[dict], texts: dict, rng: random.Random, count: i
     return [*out, ""]
 
 
+def random_page_verdicts(labels: dict, texts: dict, rng: random.Random, count: int = 25) -> str:
+    """Every classifier's verdict on random crawl pages (not only those that reach it in the pipeline)."""
+    from cs336_data.gopher import gopher_rejection_reason
+    from cs336_data.harmful import classify_nsfw, classify_toxic_speech
+    from cs336_data.language_id import identify_language
+    from cs336_data.quality import QualityClassifier
+
+    quality = QualityClassifier()
+    rows = [
+        "| # | url | kind (label) | language: label / predicted (score) | Gopher | P(wiki) | toxic | nsfw | PII |",
+        "| ---: | --- | --- | --- | --- | ---: | --- | --- | --- |",
+    ]
+    for i, record_id in enumerate(rng.sample(sorted(texts), count)):
+        label, text = labels[record_id], texts[record_id]
+        language, score = identify_language(text)
+        toxic, toxic_score = classify_toxic_speech(text)
+        nsfw, nsfw_score = classify_nsfw(text)
+        _, pii = mask_pii(text)
+        rows.append(
+            f"| {i} | {label['url']} | {kind_of(label)} | {label.get('language')} / {language} ({score:.2f}) | "
+            f"{gopher_rejection_reason(text) or 'pass'} | {quality.high_quality_probability(text):.3f} | "
+            f"{toxic} ({toxic_score:.2f}) | {nsfw} ({nsfw_score:.2f}) | "
+            f"{', '.join(f'{k}={n}' for k, n in pii.items() if n) or '-'} |"
+        )
+    return "# Every classifier on random crawl pages\n\n" + "\n".join(rows) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--crawl", type=Path, required=True)
@@ -131,7 +160,8 @@ def main() -> None:
         shutil.copy(args.pipeline / name, args.out / name)
     (args.out / "by_kind.md").write_text(by_kind_table(decisions, labels))
     (args.out / "samples.md").write_text(samples(decisions, labels, texts, args.pipeline, random.Random(args.seed)))
-    print(f"wrote {args.out}/by_kind.md and samples.md")
+    (args.out / "random_pages.md").write_text(random_page_verdicts(labels, texts, random.Random(args.seed + 1)))
+    print(f"wrote {args.out}/by_kind.md, samples.md and random_pages.md")
 
 
 if __name__ == "__main__":

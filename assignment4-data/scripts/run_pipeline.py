@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 from cs336_data.dedup.minhash import MinHashConfig
+from cs336_data.harmful import NSFW, TOXIC, describe_harm_backend
 from cs336_data.pipeline.executors import LocalExecutor, SlurmExecutor, available_cpus
 from cs336_data.pipeline.run import PipelineConfig, run_pipeline
 
@@ -91,6 +92,8 @@ def main() -> None:
         )
     else:
         executor = LocalExecutor(workers=args.workers)
+    for kind, path in ((NSFW, args.nsfw_model), (TOXIC, args.toxic_model)):
+        print(describe_harm_backend(kind, path))
     stats = run_pipeline(config, executor)
     print(stats.table())
     print(f"\ntokens in {args.output / 'tokens'}; counts in {args.output / 'stats.md'} and stats.png")

@@ -91,3 +91,12 @@ def test_dolma_download_writes_models_and_fails_clearly_offline(tmp_path):
     with pytest.raises(AssetDownloadError, match="could not download the Dolma nsfw model.*CS336_NSFW_MODEL"):
         download_dolma_model(NSFW, tmp_path / "empty", base_url="http://127.0.0.1:9/", timeout=2)
     assert not (tmp_path / "empty" / NSFW.dolma_file).exists()
+
+
+def test_harm_backend_is_described(tmp_path, monkeypatch):
+    from cs336_data.harmful import NSFW, describe_harm_backend
+
+    monkeypatch.setenv(NSFW.env_var, str(tmp_path / "absent.bin"))
+    assert "offline alt-profanity-check" in describe_harm_backend(NSFW)
+    (tmp_path / "absent.bin").write_bytes(b"")
+    assert "Dolma" in describe_harm_backend(NSFW) and str(tmp_path) in describe_harm_backend(NSFW)

@@ -105,6 +105,18 @@ def harm_classifier(kind: HarmKind, model_path: str | os.PathLike | None = None)
     return ProfanityCheckClassifier(kind)
 
 
+def describe_harm_backend(kind: HarmKind, model_path: str | os.PathLike | None = None) -> str:
+    """Which model :func:`harm_classifier` uses for ``kind``, and why (for logs and reports)."""
+    if model_path is not None:
+        return f"{kind.name}: Dolma Jigsaw fastText model {model_path} (given)"
+    if kind.dolma_model_path().is_file():
+        return f"{kind.name}: Dolma Jigsaw fastText model {kind.dolma_model_path()}"
+    return (
+        f"{kind.name}: offline alt-profanity-check SVM (no Dolma model at {kind.dolma_model_path()}; "
+        f"`make assets` or ${kind.env_var} enables it)"
+    )
+
+
 def classify_nsfw(text: str) -> tuple[str, float]:
     return harm_classifier(NSFW)(text)
 
