@@ -14,8 +14,11 @@ def test_local_devices_repeat_each_device_per_worker():
         local_devices("cpu", per_device=0)
 
 
+@pytest.mark.timeout(180)
 def test_runs_in_a_spawned_process_match_the_same_run_in_a_thread(setup):
-    """One spawned worker (its start-up imports torch: the bulk of this test's time) runs both queued runs."""
+    """One spawned worker runs both queued runs. Its start is a fresh interpreter importing torch and torch._dynamo
+    (which every torch optimizer imports): about 5 s on an idle core but a minute when seven processes share two
+    cores, hence the longer timeout. The runs themselves take a fraction of a second."""
     spec = RunSpec(64, 2, 2, 128, 1e-3, int(1e13))
     threads = LocalWorkerPool(setup, ["cpu"])
     processes = LocalWorkerPool(setup, ["cpu"], processes=True)
