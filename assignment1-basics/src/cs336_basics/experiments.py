@@ -463,6 +463,30 @@ def write_samples(cfg: ExperimentConfig, out: Path, checkpoint: Path) -> list[di
     return samples
 
 
+def speedrun_summary(runs: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    """The target (mean final loss of the baseline runs), whether each speedrun budget reached it, and the change
+    in final loss when each trick is removed (against the full speedrun at the same budget and seed)."""
+    finished = [r for r in runs if r["status"] == "ok"]
+    baseline = [r["val_loss"] for r in finished if r["name"].startswith("baseline")]
+    target = sum(baseline) / len(baseline) if baseline else math.nan
+    budgets = [
+        {"name": r["name"], "fraction": r["time_budget"] / seconds, "val_loss": r["val_loss"],
+         "reached": r["val_loss"] <= target}
+        for r in finished if r["name"].startswith("speedrun_muonlr")
+    ]  # fmt: skip
+    tricks = []
+    for r in finished:
+        if r["name"].startswith("speedrun_without_"):
+            full = [b for b in finished if b["name"].startswith("speedrun_muonlr") and b["seed"] == r["seed"]
+                    and b["time_budget"] == r["time_budget"] and b["muon_lr"] is not None]  # fmt: skip
+            if full:
+                trick = r["name"].removeprefix("speedrun_without_").rsplit("_seed", 1)[0]
+                tricks.append(
+                    {"trick": trick, "val_loss": r["val_loss"], "change": r["val_loss"] - full[0]["val_loss"]}
+                )
+    return {"target_loss": target, "budgets": budgets, "tricks": tricks}
+
+
 def write_outputs(
     cfg: ExperimentConfig,
     out: Path,
@@ -483,6 +507,18 @@ def write_outputs(
         "runs": runs,
     }
     write_table(out / "table.md", runs)
+    if cfg.experiment == "speedrun":
+        results["speedrun"] = speedrun_summary(runs, cfg.seconds)
+        lines = [f"\nTarget: the baseline's final validation loss {results['speedrun']['target_loss']:.4f} "
+                 f"in {cfg.seconds:g} s.\n", "| speedrun run | time (x baseline) | final val loss | reached |",
+                 "| --- | --- | --- | --- |"]  # fmt: skip
+        for row in results["speedrun"]["budgets"]:
+            lines.append(f"| {row['name']} | {row['fraction']:g} | {row['val_loss']:.4f} | {row['reached']} |")
+        lines += ["", "| trick removed | final val loss | change vs full speedrun |", "| --- | --- | --- |"]
+        for row in results["speedrun"]["tricks"]:
+            lines.append(f"| {row['trick']} | {row['val_loss']:.4f} | {row['change']:+.4f} |")
+        with (out / "table.md").open("a") as table:
+            table.write("\n".join(lines) + "\n")
     if plots and runs:
         plot_curves(out, runs, f"{cfg.experiment}: {cfg.seconds:g} s per run ({results['machine']['gpu']})")
         if cfg.experiment == "learning_rate":
