@@ -198,6 +198,19 @@ def test_a_save_never_removes_a_live_writers_temporary(tmp_path):
     assert _temporaries(path) == []
 
 
+def test_only_this_targets_dead_temporaries_are_removed(tmp_path):
+    target = tmp_path / "a.bin"
+    dead = tmp_path / f"{temporary_prefix(target)}dead1234"
+    other_target = tmp_path / f"{temporary_prefix(tmp_path / 'a.bin.tmp-x.bin')}dead5678"
+    unrelated = tmp_path / ".a.bin.backup"
+    for path in (dead, other_target, unrelated):
+        path.write_bytes(b"left over")
+    with atomic_output(target) as f:
+        f.write(b"new")
+    assert target.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a.bin", other_target.name, unrelated.name])
+
+
 # 3. token files with out-of-range ids after the first 2^20 tokens
 
 

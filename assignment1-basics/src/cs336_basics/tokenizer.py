@@ -84,6 +84,7 @@ class Tokenizer:
                 self.vocab[id_of[encoded]] = encoded
             self.special_token_ids[token] = id_of[encoded]
         self._special_tokens = list(self.special_token_ids)
+        self._all_special = frozenset(self._special_tokens)
         self._special_regexes: dict[frozenset[str], regex.Pattern[str] | None] = {}
 
         # (left id, right id) -> (rank, merged id): BPE merges the lowest rank first.
@@ -156,7 +157,7 @@ class Tokenizer:
 
     def _special_subset(self, names: Literal["all"] | AbstractSet[str], argument: str) -> frozenset[str]:
         if names == "all":
-            return frozenset(self._special_tokens)
+            return self._all_special
         if isinstance(names, str):
             raise TypeError(f'{argument} must be "all" or a set of special tokens, got the string {names!r}')
         unknown = set(names) - self.special_token_ids.keys()
@@ -202,7 +203,7 @@ class Tokenizer:
 
         Never inside a special token, nor inside a suffix that could grow into one; 0 when there is none.
         """
-        special_regex = self._special_regex(frozenset(self._special_tokens))
+        special_regex = self._special_regex(self._all_special)
         if special_regex is None:
             return last_safe_cut(buffer) or 0
         limit = partial_special_suffix_start(buffer, self._special_tokens)
@@ -221,8 +222,8 @@ class Tokenizer:
 
         Ids must be integers (Python or NumPy); ``True`` or ``1.0`` would otherwise hash like the id 1.
         """
-        ids = list(ids)
-        if not set(map(type, ids)) <= {int}:
+        ids = ids if isinstance(ids, list) else list(ids)
+        if not set(map(type, ids)) <= {int}:  # one pass in C; only a mixed list is checked id by id
             ids = [_token_id(i) for i in ids]
         try:
             data = b"".join(map(self.vocab.__getitem__, ids))
