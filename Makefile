@@ -48,6 +48,6 @@ lab:
 	$(UV) run --with jupyterlab jupyter lab notebooks
 
 .PHONY: a4-sample
-a4-sample:        ## A4 pipeline on the sample crawl shipped in git (offline, ~2 min): runs/a4-sample/stats.md
+a4-sample:        ## A4 pipeline on the sample crawl shipped in git (offline, ~30 s): runs/a4-sample/stats.md
 	$(RUN) python assignment4-data/scripts/run_pipeline.py assignment4-data/sample_crawl/CC-SAMPLE-00000.warc.gz \
 		--output runs/a4-sample --log-decisions
