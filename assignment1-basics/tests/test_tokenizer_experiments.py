@@ -28,7 +28,9 @@ def story(rng: random.Random, sentences: int) -> str:
 def corpora(tmp_path):
     rng = random.Random(0)
     tinystories = tmp_path / "stories.txt"
-    tinystories.write_text("\n<|endoftext|>\n".join(story(rng, 4) for _ in range(30)), encoding="utf-8")
+    stories = [story(rng, 4) for _ in range(25)]
+    stories += stories[:5]  # exact copies, as in the course's sample
+    tinystories.write_text("\n<|endoftext|>\n".join(stories), encoding="utf-8")
     docs = tmp_path / "docs"
     for package in ("manual", "dictionary"):
         (docs / package).mkdir(parents=True)
@@ -58,9 +60,9 @@ def test_experiments_report_what_the_saved_tokenizers_and_token_files_give(tmp_p
 
     for name, documents, vocab_size in (("tinystories", 30, 300), ("docs", 16, 330)):
         corpus = results["corpora"][name]
-        assert corpus["documents"] == documents and corpus["training_documents"] == documents - 3
+        assert corpus["documents"] == documents and corpus["evaluation_documents_held_out"]
         training_text = (tmp_path / "work" / f"{name}_train.txt").read_text(encoding="utf-8")
-        for held in corpus["held_out"]:  # held-out documents are not trained on
+        for held in corpus["evaluation_documents"]:  # held-out documents (and their copies) are not trained on
             assert held["start"] not in training_text
 
         vocab, merges = load_vocab_merges(
@@ -80,11 +82,11 @@ def test_experiments_report_what_the_saved_tokenizers_and_token_files_give(tmp_p
         run = results["training"][name]
         assert run["peak_rss_trainer_mb"] > 0 and run["seconds"] > 0
         profile = results["profile"][name]
-        assert sum(profile["phases_seconds"].values()) <= profile["seconds_under_profiler"]
+        assert sum(profile["phases_seconds"].values()) <= profile["cpu_seconds_under_profiler"]
 
     # Compression: total UTF-8 bytes over total tokens of the held-out documents, recounted here.
     _, held = hold_out(read_documents([str(docs)], include_gensim=False), 3, cfg.seed)
-    assert [h["start"] for h in results["corpora"]["docs"]["held_out"]] == [d.text[:60] for d in held]
+    assert [h["start"] for h in results["corpora"]["docs"]["evaluation_documents"]] == [d.text[:60] for d in held]
     work = tmp_path / "work" / "docs_bpe"
     docs_tokenizer = Tokenizer(*load_vocab_merges(work / "vocab.json", work / "merges.txt"))
     expected = sum(len(d.text.encode()) for d in held) / sum(len(docs_tokenizer.encode(d.text)) for d in held)
@@ -97,14 +99,42 @@ def test_experiments_report_what_the_saved_tokenizers_and_token_files_give(tmp_p
     )
 
 
-def test_hold_out_is_seeded_and_disjoint():
-    documents = [Document("s", str(i)) for i in range(20)]
+def test_hold_out_is_seeded_disjoint_and_drops_every_copy():
+    documents = [Document("s", str(i % 20)) for i in range(40)]  # every text twice
     train, held = hold_out(documents, 5, seed=3)
-    assert len(held) == 5 and len(train) == 15
+    assert len(held) == len({d.text for d in held}) == 5 and len(train) == 30
+    assert {d.text for d in train}.isdisjoint(d.text for d in held)
     assert {d.text for d in train} | {d.text for d in held} == {str(i) for i in range(20)}
     assert hold_out(documents, 5, seed=3) == (train, held)
-    with pytest.raises(ValueError, match="cannot hold out 20 of 20"):
+    with pytest.raises(ValueError, match="cannot hold out 20 of 20 distinct"):
         hold_out(documents, 20, seed=0)
+
+
+def test_corpus_with_too_few_distinct_documents_is_trained_whole(tmp_path, corpora):
+    _, docs = corpora
+    few = tmp_path / "few.txt"
+    few.write_text("<|endoftext|>".join(["One cat sat.", "Two dogs ran.", "One cat sat."] * 10), encoding="utf-8")
+    cfg = TokenizerExperimentsConfig(
+        tinystories=str(few),
+        docs_dir=str(docs),
+        work_dir=str(tmp_path / "work"),
+        out_dir=str(tmp_path / "out"),
+        tinystories_vocab_size=1_000,
+        docs_vocab_size=300,
+        sample_documents=3,
+        throughput_bytes=500,
+        profile=False,
+        progress=False,
+    )
+    results = run_tokenizer_experiments(cfg)
+    corpus = results["corpora"]["tinystories"]
+    assert not corpus["evaluation_documents_held_out"] and corpus["training_documents"] == 30
+    assert [d["start"] for d in corpus["evaluation_documents"]] == ["One cat sat.", "Two dogs ran."]
+    # BPE stops when no pair is left: every pre-token of the text has become one token.
+    vocabulary = results["vocabularies"]["tinystories"]
+    assert vocabulary["requested_vocab_size"] == 1_000 and vocabulary["vocab_size"] < 1_000
+    assert results["compression"]["tinystories_tokenizer_on_tinystories"]["per_document_tokens"] == [4, 4]
+    assert "NOT held out" in (tmp_path / "out" / "table.md").read_text()
 
 
 def test_decodes_to_detects_a_changed_token(tmp_path):

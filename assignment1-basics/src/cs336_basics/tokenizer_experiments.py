@@ -3,12 +3,14 @@ tokenizer_experiments), on the text that is available offline.
 
 Two corpora: a TinyStories file (documents separated by ``<|endoftext|>``; by default the course's 5 MB sample)
 and a folder of ``.txt`` documents standing in for OpenWebText (the English of Debian's documentation). From
-each, ``sample_documents`` documents are drawn (seeded) and held out; the rest is written as one training text,
-joined by ``<|endoftext|>``. Then, with the project's own code:
+each, ``sample_documents`` distinct documents are drawn (seeded) and held out, every copy of them removed from
+training; the rest is written as one training text, joined by ``<|endoftext|>``. A corpus with too few distinct
+documents (the course's 5 MB "TinyStories" sample has 7: see the write-up) is trained on whole and evaluated on
+its distinct documents, which ``results.json`` then marks as not held out. Then, with the project's own code:
 
 * ``train_bpe`` on each training text in a fresh process, so its wall time, CPU time and peak resident memory
-  (``getrusage`` of the trainer and of its largest pre-tokenisation worker) belong to training alone;
-* a cProfile of the same training in one process, split into pre-tokenisation and merging;
+  (of the trainer, and of its largest pre-tokenisation worker) belong to training alone;
+* a cProfile (CPU time) of the same training in one process, split into pre-tokenisation and merging;
 * the longest tokens of each vocabulary and the overlap of the two vocabularies;
 * bytes per token of every tokenizer on every held-out sample (the cross cases included);
 * throughput: ``Tokenizer.encode`` in one process on a cold cache, and ``tokenize_to_memmap`` over all workers
@@ -81,13 +83,23 @@ class TokenizerExperimentsConfig:
             raise ValueError(f"throughput_bytes must be >= 1, got {self.throughput_bytes}")
 
 
+def distinct(documents: list[Document]) -> list[Document]:
+    """The first document of each distinct text, in order."""
+    first: dict[str, Document] = {}
+    for document in documents:
+        first.setdefault(document.text, document)
+    return list(first.values())
+
+
 def hold_out(documents: list[Document], count: int, seed: int) -> tuple[list[Document], list[Document]]:
-    """(training documents, ``count`` held-out documents drawn with ``seed``); keeps the training order."""
-    if count >= len(documents):
-        raise ValueError(f"cannot hold out {count} of {len(documents)} documents and still train on something")
-    held = set(np.random.default_rng(seed).choice(len(documents), size=count, replace=False).tolist())
-    train = [d for i, d in enumerate(documents) if i not in held]
-    return train, [documents[i] for i in sorted(held)]
+    """(training documents, ``count`` distinct held-out documents drawn with ``seed``); every copy of a held-out
+    text leaves the training documents, whose order is kept."""
+    unique = distinct(documents)
+    if count >= len(unique):
+        raise ValueError(f"cannot hold out {count} of {len(unique)} distinct documents and still train on something")
+    held = [unique[i] for i in sorted(np.random.default_rng(seed).choice(len(unique), size=count, replace=False))]
+    held_texts = {d.text for d in held}
+    return [d for d in documents if d.text not in held_texts], held
 
 
 def _measured_training(text_path: str, vocab_size: int, out_dir: str, num_workers: int | None) -> dict[str, Any]:
@@ -99,11 +111,21 @@ def _measured_training(text_path: str, vocab_size: int, out_dir: str, num_worker
     return {
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
-        # ru_maxrss is in KiB on Linux; the children are the pre-tokenisation workers (the largest one counts).
-        "peak_rss_trainer_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_trainer_mb": _own_peak_rss_mb(),
+        # The children are the forked pre-tokenisation workers; ru_maxrss (KiB) is the largest one's peak.
         "peak_rss_largest_worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         "workers": num_workers or os.cpu_count(),
     }
+
+
+def _own_peak_rss_mb() -> float:
+    """This process's peak resident memory: ``VmHWM``, not ``ru_maxrss``, which on Linux survives ``exec`` and so
+    would report at least the parent's memory in a spawned child."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("/proc/self/status has no VmHWM line (peak memory is measured on Linux only)")
 
 
 def _cpu_seconds() -> float:
@@ -118,12 +140,13 @@ def _in_fresh_process(fn, *args):
 
 
 def profile_training(text_path: Path, vocab_size: int, top: int = 8) -> dict[str, Any]:
-    """Where BPE training spends its time: ``train_bpe`` in one process under cProfile (C built-ins are not
-    profiled separately, which keeps the profiler's overhead on the merge loop small)."""
-    profiler = cProfile.Profile(builtins=False)
-    started = time.perf_counter()
+    """Where BPE training spends its time: ``train_bpe`` in one process under cProfile, timed in CPU seconds of
+    this process (other jobs on a shared machine then stretch the wall time, not the profile). C built-ins are not
+    profiled separately, which keeps the profiler's overhead on the merge loop small."""
+    profiler = cProfile.Profile(time.process_time, builtins=False)
+    started = time.process_time()
     profiler.runcall(train_bpe, text_path, vocab_size, [END_OF_TEXT], num_workers=1)
-    seconds = time.perf_counter() - started
+    seconds = time.process_time() - started
     stats = pstats.Stats(profiler).stats  # (file, line, name) -> (calls, primitive calls, own s, cumulative s, ...)
     cumulative = {(Path(file).name, name): cum for (file, _, name), (_, _, _, cum, _) in stats.items()}
     phases = {
@@ -132,7 +155,7 @@ def profile_training(text_path: Path, vocab_size: int, top: int = 8) -> dict[str
     }
     by_own_time = sorted(stats.items(), key=lambda item: item[1][2], reverse=True)[:top]
     return {
-        "seconds_under_profiler": seconds,
+        "cpu_seconds_under_profiler": seconds,
         "phases_seconds": phases,
         "phases_share": {phase: s / seconds for phase, s in phases.items()},
         "top_functions_by_own_time": [
@@ -183,6 +206,7 @@ def compression(tokenizer: Tokenizer, documents: list[Document]) -> dict[str, fl
         "bytes_per_token": total_bytes / total_tokens,
         "min_document_bytes_per_token": min(per_document),
         "max_document_bytes_per_token": max(per_document),
+        "per_document_tokens": [t for _, t in sizes],
     }
 
 
@@ -194,19 +218,26 @@ def show_tokens(tokenizer: Tokenizer, text: str) -> list[str]:
 def encode_throughput(tokenizer: Tokenizer, text: str) -> dict[str, float]:
     """Bytes per second of one ``encode`` call in this process, on a cold pre-token cache (a fresh copy)."""
     fresh = Tokenizer(tokenizer.vocab, tokenizer.merges, list(tokenizer.special_token_ids))
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), time.process_time()
     ids = fresh.encode(text)
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_before
     size = len(text.encode("utf-8"))
-    return {"bytes": size, "tokens": len(ids), "seconds": seconds, "bytes_per_second": size / seconds}
+    return {
+        "bytes": size,
+        "tokens": len(ids),
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "bytes_per_second": size / seconds,
+        "bytes_per_cpu_second": size / cpu_seconds,
+    }
 
 
 def tokenize_file(tokenizer: Tokenizer, text_path: Path, tokens_path: Path, num_workers: int | None) -> dict[str, Any]:
     """``tokenize_to_memmap`` over all workers, timed; the file is read back and decoded to check it."""
     workers = num_workers or os.cpu_count() or 1
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), _cpu_seconds()
     count = tokenize_to_memmap(text_path, tokenizer, tokens_path, num_workers=workers)
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, _cpu_seconds() - cpu_before
     ids = np.memmap(tokens_path, dtype=TOKEN_DTYPE, mode="r")
     size = text_path.stat().st_size
     return {
@@ -214,7 +245,9 @@ def tokenize_file(tokenizer: Tokenizer, text_path: Path, tokens_path: Path, num_
         "bytes": size,
         "tokens": count,
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "bytes_per_second": size / seconds,
+        "bytes_per_cpu_second": size / cpu_seconds,
         "token_file_bytes": tokens_path.stat().st_size,
         "max_token_id": int(ids.max()),
         "vocab_size": tokenizer.vocab_size,
@@ -253,15 +286,22 @@ def run_tokenizer_experiments(cfg: TokenizerExperimentsConfig) -> dict[str, Any]
     vocab_sizes = {"tinystories": cfg.tinystories_vocab_size, "docs": cfg.docs_vocab_size}
     corpora, samples, texts, training, profiles, tokenizers, vocabularies = {}, {}, {}, {}, {}, {}, {}
     for name, documents in _read_corpora(cfg).items():
-        train_docs, samples[name] = hold_out(documents, cfg.sample_documents, cfg.seed)
+        unique = distinct(documents)
+        held_out = len(unique) > cfg.sample_documents
+        if held_out:
+            train_docs, samples[name] = hold_out(documents, cfg.sample_documents, cfg.seed)
+        else:  # too few distinct documents to hold any out: train on all, evaluate on the distinct ones
+            train_docs, samples[name] = documents, unique
         texts[name] = work / f"{name}_train.txt"
         texts[name].parent.mkdir(parents=True, exist_ok=True)
         write_documents(train_docs, texts[name])
         corpora[name] = {
             "documents": len(documents),
+            "distinct_documents": len(unique),
             "training_documents": len(train_docs),
             "training_bytes": texts[name].stat().st_size,
-            "held_out": [
+            "evaluation_documents_held_out": held_out,
+            "evaluation_documents": [
                 {"source": d.source, "bytes": len(d.text.encode()), "start": d.text[:60]} for d in samples[name]
             ],
         }
@@ -275,7 +315,7 @@ def run_tokenizer_experiments(cfg: TokenizerExperimentsConfig) -> dict[str, Any]
             _progress(cfg, f"profiling the {name} BPE training in one process")
             profiles[name] = profile_training(texts[name], vocab_sizes[name])
         vocab, merges = load_vocab_merges(tokenizer_dir / "vocab.json", tokenizer_dir / "merges.txt")
-        vocabularies[name] = vocabulary_summary(vocab, merges)
+        vocabularies[name] = {"requested_vocab_size": vocab_sizes[name], **vocabulary_summary(vocab, merges)}
         tokenizers[name] = Tokenizer(vocab, merges, [END_OF_TEXT])
 
     _progress(cfg, "compression and throughput")
@@ -296,6 +336,7 @@ def run_tokenizer_experiments(cfg: TokenizerExperimentsConfig) -> dict[str, Any]
             "tokenize_to_memmap": parallel,
             "pile_hours_single_process": PILE_BYTES / single["bytes_per_second"] / 3600,
             "pile_hours_tokenize_to_memmap": PILE_BYTES / parallel["bytes_per_second"] / 3600,
+            "pile_core_hours": PILE_BYTES / single["bytes_per_cpu_second"] / 3600,
         }
     results = {
         "config": asdict(cfg),
@@ -332,12 +373,12 @@ def results_table(results: dict[str, Any]) -> str:
         "# Tokenizer experiments",
         "",
         f"This machine: {machine['cpus']} shared CPU cores, Python {machine['python']}; load average at the start "
-        f"{load} (other engineers' jobs were running, so times are under load).",
+        f"{load} (other engineers' jobs were running: wall times are under load, CPU times less so).",
         "",
-        "## BPE training (fresh process; peak RSS by getrusage)",
+        "## BPE training (fresh process)",
         "",
-        "| corpus | training text | vocab | wall s | CPU s | peak RSS trainer | peak RSS largest worker "
-        "| longest token |",
+        "| corpus | training text | vocab (requested) | wall s | CPU s (all processes) | peak RSS trainer "
+        "| peak RSS largest worker | longest token |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name in CORPORA:
@@ -345,18 +386,20 @@ def results_table(results: dict[str, Any]) -> str:
         longest = vocab["longest_tokens"][0]
         lines.append(
             f"| {name} | {corpus['training_bytes'] / 1e6:.1f} MB, {corpus['training_documents']:,} docs "
-            f"| {vocab['vocab_size']:,} | {run['seconds']:.1f} | {run['cpu_seconds']:.1f} "
-            f"| {run['peak_rss_trainer_mb']:,.0f} MB | {run['peak_rss_largest_worker_mb']:,.0f} MB "
+            f"({corpus['distinct_documents']:,} distinct in the corpus) "
+            f"| {vocab['vocab_size']:,} ({vocab['requested_vocab_size']:,}) | {run['seconds']:.1f} "
+            f"| {run['cpu_seconds']:.1f} | {run['peak_rss_trainer_mb']:,.0f} MB "
+            f"| {run['peak_rss_largest_worker_mb']:,.0f} MB "
             f"| {json.dumps(longest['token'], ensure_ascii=False)} ({longest['bytes']} B) |"
         )
     if results["profile"]:
-        lines += ["", "## Profile of BPE training (one process, cProfile)", ""]
-        lines += ["| corpus | total s | pre-tokenisation s (share) | merging s (share) |", "|---|---|---|---|"]
+        lines += ["", "## Profile of BPE training (one process, cProfile in CPU seconds)", ""]
+        lines += ["| corpus | total CPU s | pre-tokenisation (share) | merging (share) |", "|---|---|---|---|"]
         for name, prof in results["profile"].items():
             pre, merge = prof["phases_seconds"]["pretokenization"], prof["phases_seconds"]["merging"]
             share = prof["phases_share"]
             lines.append(
-                f"| {name} | {prof['seconds_under_profiler']:.1f} | {pre:.1f} ({share['pretokenization']:.0%}) "
+                f"| {name} | {prof['cpu_seconds_under_profiler']:.1f} | {pre:.1f} ({share['pretokenization']:.0%}) "
                 f"| {merge:.1f} ({share['merging']:.0%}) |"
             )
         for name, prof in results["profile"].items():
@@ -366,32 +409,57 @@ def results_table(results: dict[str, Any]) -> str:
                 lines.append(
                     f"| `{row['function']}` | {row['calls']:,} | {row['own_s']:.2f} | {row['cumulative_s']:.2f} |"
                 )
-    lines += ["", "## Compression (bytes per token) on held-out documents", ""]
-    lines += ["| tokenizer | on tinystories sample | on docs sample |", "|---|---|---|"]
-    for tok in CORPORA:
-        cells = []
-        for sample in CORPORA:
-            r = results["compression"][f"{tok}_tokenizer_on_{sample}"]
-            cells.append(
-                f"{r['bytes_per_token']:.2f} ({r['bytes']:,} B / {r['tokens']:,} tok; "
-                f"docs {r['min_document_bytes_per_token']:.2f}-{r['max_document_bytes_per_token']:.2f})"
-            )
-        lines.append(f"| {tok} | {' | '.join(cells)} |")
-    lines += ["", "## Throughput", ""]
+    lines += _compression_lines(results)
+    lines += ["", "## Throughput (each tokenizer on its own training text)", ""]
     lines += [
-        "| tokenizer on its training text | encode() 1 process | tokenize_to_memmap | Pile (825 GB) at 1 process "
-        "| Pile at tokenize_to_memmap | token file | max id | decodes to input |",
-        "|---|---|---|---|---|---|---|---|",
+        "| tokenizer | encode(), 1 process | per CPU second | tokenize_to_memmap | Pile (825 GB): 1 process "
+        "| Pile: tokenize_to_memmap | Pile: CPU core-hours | token file | max id < vocab | bytes match input |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in CORPORA:
         t = results["throughput"][name]
         single, memmap = t["encode_single_process"], t["tokenize_to_memmap"]
         lines.append(
             f"| {name} | {single['bytes_per_second'] / 1e6:.2f} MB/s ({single['bytes'] / 1e6:.1f} MB) "
-            f"| {memmap['bytes_per_second'] / 1e6:.2f} MB/s "
-            f"({memmap['workers']} workers, {memmap['bytes'] / 1e6:.1f} MB) "
+            f"| {single['bytes_per_cpu_second'] / 1e6:.2f} MB/s "
+            f"| {memmap['bytes_per_second'] / 1e6:.2f} MB/s ({memmap['workers']} workers, "
+            f"{memmap['bytes'] / 1e6:.1f} MB) "
             f"| {t['pile_hours_single_process']:,.0f} h | {t['pile_hours_tokenize_to_memmap']:,.0f} h "
-            f"| {memmap['tokens']:,} tokens, {memmap['token_file_bytes'] / 1e6:.1f} MB uint16 "
+            f"| {t['pile_core_hours']:,.0f} | {memmap['tokens']:,} tokens, {memmap['token_file_bytes'] / 1e6:.1f} MB "
             f"| {memmap['max_token_id']:,} < {memmap['vocab_size']:,} | {memmap['decodes_to_input']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _compression_lines(results: dict[str, Any]) -> list[str]:
+    lines = ["", "## Compression (bytes per token)", ""]
+    for sample in CORPORA:
+        corpus = results["corpora"][sample]
+        status = "held out" if corpus["evaluation_documents_held_out"] else "NOT held out (too few distinct documents)"
+        lines.append(f"- {sample}: {len(corpus['evaluation_documents'])} evaluation documents, {status}")
+    lines += ["", "| tokenizer | on tinystories documents | on docs documents |", "|---|---|---|"]
+    for tok in CORPORA:
+        cells = []
+        for sample in CORPORA:
+            r = results["compression"][f"{tok}_tokenizer_on_{sample}"]
+            cells.append(
+                f"{r['bytes_per_token']:.2f} ({r['bytes']:,} B / {r['tokens']:,} tok; per document "
+                f"{r['min_document_bytes_per_token']:.2f}-{r['max_document_bytes_per_token']:.2f})"
+            )
+        lines.append(f"| {tok} | {' | '.join(cells)} |")
+    for sample in CORPORA:
+        lines += [
+            "",
+            f"Per document ({sample}):",
+            "",
+            "| document | bytes | " + " | ".join(f"{tok} tokenizer: tokens (B/tok)" for tok in CORPORA) + " |",
+            "|---|---|" + "---|" * len(CORPORA),
+        ]
+        for i, doc in enumerate(results["corpora"][sample]["evaluation_documents"]):
+            cells = []
+            for tok in CORPORA:
+                tokens = results["compression"][f"{tok}_tokenizer_on_{sample}"]["per_document_tokens"][i]
+                cells.append(f"{tokens:,} ({doc['bytes'] / tokens:.2f})")
+            start = json.dumps(f"{doc['source']}: {doc['start'][:40]}", ensure_ascii=False).replace("|", "\\|")
+            lines.append(f"| {start} | {doc['bytes']:,} | {' | '.join(cells)} |")
+    return lines
