@@ -1,10 +1,10 @@
 """Per-rank functions for the parallelism notebook (07).
 
-`torch.multiprocessing` with the "spawn" start method pickles the function each rank runs by reference, so it
-must live in an importable module rather than in a notebook cell. `lecture_demonstrations` runs inside a process
-group made by `cs336_systems.distributed_utils.spawn`, runs every demonstration of the notebook in turn and writes
-what this rank observed to `out_dir/rank{r}.pt` (tensors, numbers, strings, lists and dicts only, so the notebook
-reads it back with `torch.load`'s safe default).
+With the "spawn" start method (the notebook's choice off Linux) `torch.multiprocessing` pickles the function each
+rank runs by reference, so it must live in an importable module rather than in a notebook cell.
+`lecture_demonstrations` runs inside a process group made by `cs336_systems.distributed_utils.spawn`, runs every
+demonstration of the notebook in turn and writes what this rank observed to `out_dir/rank{r}.pt` (tensors,
+numbers, strings, lists and dicts only, so the notebook reads it back with `torch.load`'s safe default).
 """
 
 from __future__ import annotations
