@@ -57,6 +57,7 @@ class StudyArgs:
     time_budget: float | None
     context_length: int
     batch_divisor: int
+    eval_sequences: int
     devices: str
     workers_per_device: int
     processes: bool
@@ -96,6 +97,12 @@ def parse_args(argv: list[str] | None = None) -> StudyArgs:
     local.add_argument("--time-budget", type=float, default=None, help="seconds: choose --flops-scale to fit")
     local.add_argument("--context-length", type=int, default=512)
     local.add_argument("--batch-divisor", type=int, default=1)
+    local.add_argument(
+        "--eval-sequences",
+        type=int,
+        default=TrainingSetup.eval_sequences,
+        help="held-out windows scoring each run (fewer: cheaper runs, noisier losses)",
+    )
     local.add_argument("--devices", default="auto", help="'auto' (every GPU, else the CPU), 'cpu', 'cuda:0,cuda:1'")
     local.add_argument("--workers-per-device", type=int, default=1, help="runs sharing each device at once")
     local.add_argument("--processes", action="store_true", help="each worker trains in its own process")
@@ -275,7 +282,12 @@ def main(argv: list[str] | None = None) -> dict:
         vocab = args.vocab_size or vocab_size_of(args.tokens)
         scale = ScaleConfig(args.flops_scale, args.context_length, args.batch_divisor)
         setup = TrainingSetup(
-            tokens_path=args.tokens, vocab_size=vocab, scale=scale, seed=args.seed, compile=args.compile
+            tokens_path=args.tokens,
+            vocab_size=vocab,
+            scale=scale,
+            eval_sequences=args.eval_sequences,
+            seed=args.seed,
+            compile=args.compile,
         )
         corpus_tokens = len(load_tokens(args.tokens))
         pool = LocalWorkerPool(setup, local_devices(args.devices, args.workers_per_device), args.processes)
@@ -322,6 +334,7 @@ def main(argv: list[str] | None = None) -> dict:
             compile=args.compile,
             flops_scale=setup.scale.flops_scale,
             context_length=setup.scale.context_length,
+            eval_sequences=setup.eval_sequences,
             batch_divisor=setup.scale.batch_divisor,
             vocab_size=vocab,
             corpus_tokens=corpus_tokens,

@@ -8,6 +8,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 
+import cs336_scaling.study_report  # noqa: F401  (matplotlib, likewise: imported at collection, not inside a test)
 import numpy as np
 import pytest
 import torch

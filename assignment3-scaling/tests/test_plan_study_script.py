@@ -26,8 +26,8 @@ def test_in_process_study_with_check(tmp_path, byte_tokens):
     out = tmp_path / "study"
     argv = (
         f"--tokens {byte_tokens} --vocab-size 256 --out {out} --devices cpu --flops-scale 1e-4 --context-length 32 "
-        "--batch-divisor 32 --budget 3e14 --target 6e13 --sizes-per-level 3 --min-levels 2 --max-levels 2 "
-        "--size-spread 4 --prior-tokens-per-parameter 0.004 --learning-rates 1e-3 --batch-sizes 128 "
+        "--batch-divisor 32 --eval-sequences 16 --budget 3e14 --target 6e13 --sizes-per-level 3 --min-levels 2 "
+        "--max-levels 2 --size-spread 4 --prior-tokens-per-parameter 0.004 --learning-rates 1e-3 --batch-sizes 128 "
         "--bootstrap 20 --check --check-neighbours 2 4 --check-max-steps 1"
     ).split()
     summary = load_script().main(argv)
@@ -54,9 +54,9 @@ def test_time_budgeted_study_on_two_workers(tmp_path, byte_tokens):
     out = tmp_path / "study"
     argv = (
         f"--tokens {byte_tokens} --vocab-size 256 --out {out} --devices cpu --workers-per-device 2 "
-        "--time-budget 0.01 --context-length 32 --batch-divisor 32 --budget 3e14 --target 6e13 --sizes-per-level 3 "
-        "--min-levels 2 --max-levels 2 --size-spread 4 --prior-tokens-per-parameter 0.004 --learning-rates 1e-3 "
-        "--batch-sizes 128 --bootstrap 20 --check --check-neighbours 2"
+        "--time-budget 0.01 --context-length 32 --batch-divisor 32 --eval-sequences 16 --budget 3e14 --target 6e13 "
+        "--sizes-per-level 3 --min-levels 2 --max-levels 2 --size-spread 4 --prior-tokens-per-parameter 0.004 "
+        "--learning-rates 1e-3 --batch-sizes 128 --bootstrap 20 --check --check-neighbours 2"
     ).split()
     script = load_script()
     script.probe_run_time = functools.partial(script.probe_run_time, shapes=((64, 2, 2), (128, 2, 2)), lengths=(4, 8))
