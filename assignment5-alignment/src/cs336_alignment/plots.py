@@ -93,10 +93,14 @@ def plot_metrics(
 
 
 def plot_estimates(
-    groups: Mapping[str, Mapping[str, Estimate]], out_png: str | os.PathLike, title: str, ylabel: str
+    groups: Mapping[str, Mapping[str, Estimate]],
+    out_png: str | os.PathLike,
+    title: str,
+    ylabel: str,
+    proportions: bool = True,
 ) -> Path:
     """Grouped bars with 95% interval error bars: one group per key of ``groups`` (a prompt, a run), one bar per
-    metric inside it, in the order of the first group."""
+    metric inside it, in the order of the first group. ``proportions`` keeps the axis within [0, 1]."""
     plt = _pyplot()
     metrics = list(next(iter(groups.values())))
     fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(groups) * len(metrics), 3.8))
@@ -113,7 +117,7 @@ def plot_estimates(
     ax.set_xticks(range(len(groups)), list(groups))
     ax.set_ylabel(ylabel)
     highest = max(e.high for g in groups.values() for e in g.values())
-    ax.set_ylim(0, min(1.05, highest * 1.3 + 0.02))  # near-zero accuracies stay readable
+    ax.set_ylim(0, min(1.05, highest * 1.3 + 0.02) if proportions else highest * 1.15)  # small values readable
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title(title)

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from cs336_alignment.math_answer import last_boxed_content
 from cs336_alignment.math_data import MathProblem, arithmetic_word_problems, load_gsm8k
 from cs336_alignment.models import SMOLLM2_NAME, load_causal_lm, load_tokenizer, resolve_model
-from cs336_alignment.sampling import Sampler, make_sampler
+from cs336_alignment.sampling import KVCacheOptions, Sampler, make_sampler
 from cs336_alignment.sft_data import read_jsonl
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -38,6 +38,10 @@ class PolicyConfig:
     sampler_batch_size: int = field(
         default=64, metadata={"help": "most sequences our sampler decodes at once (256 or more on a GPU)"}
     )
+    static_cache: bool = field(
+        default=True, metadata={"help": "Llama-family models decode from a preallocated cache (off: DynamicCache)"}
+    )
+    cuda_graphs: bool = field(default=True, metadata={"help": "replay static-cache decode steps as CUDA graphs"})
 
 
 @dataclass
@@ -69,7 +73,14 @@ def load_policy(cfg: PolicyConfig) -> tuple[torch.nn.Module, Any]:
 def policy_sampler(cfg: PolicyConfig, policy: torch.nn.Module, tokenizer: Any) -> Sampler:
     """Our KV-cache sampler, or vLLM (on ``vllm_device``) for a checkpoint it can load."""
     model_id = None if cfg.model.endswith(".gguf") else resolve_model(cfg.model)
-    return make_sampler(cfg.backend, policy, tokenizer, model_id, cfg.sampler_batch_size, device=cfg.vllm_device)
+    return make_sampler(
+        cfg.backend,
+        policy,
+        tokenizer,
+        model_id,
+        KVCacheOptions(cfg.sampler_batch_size, cfg.static_cache, cfg.cuda_graphs),
+        device=cfg.vllm_device,
+    )
 
 
 def load_math_jsonl(path: str | Path) -> list[MathProblem]:

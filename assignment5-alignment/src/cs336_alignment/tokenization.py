@@ -34,6 +34,11 @@ def eos_token_id(tokenizer: Any) -> int | None:
     return eos
 
 
+def vocab_size(tokenizer: Any) -> int:
+    """Number of token ids, added special tokens included (HF ``len``, ``cs336_basics`` ``vocab``)."""
+    return len(tokenizer) if hasattr(tokenizer, "__len__") else len(tokenizer.vocab)
+
+
 def pad_token_id(tokenizer: Any) -> int:
     """The tokenizer's pad id, else its EOS id (GPT-2 has no pad token), else 0; padded positions are masked."""
     pad = getattr(tokenizer, "pad_token_id", None)

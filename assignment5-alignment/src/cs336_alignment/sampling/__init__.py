@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -10,7 +11,24 @@ from cs336_alignment.sampling.kv_cache_sampler import KVCacheSampler
 from cs336_alignment.sampling.params import Completion, Sampler, SamplingParams
 from cs336_alignment.sampling.vllm_sampler import VLLMSampler, vllm_available
 
-__all__ = ["Completion", "KVCacheSampler", "Sampler", "SamplingParams", "VLLMSampler", "make_sampler"]
+__all__ = [
+    "Completion",
+    "KVCacheOptions",
+    "KVCacheSampler",
+    "Sampler",
+    "SamplingParams",
+    "VLLMSampler",
+    "make_sampler",
+]
+
+
+@dataclass(frozen=True)
+class KVCacheOptions:
+    """Settings of our sampler: the most sequences decoded at once, and the decoder of Llama-family models."""
+
+    max_batch_size: int = 64
+    static_cache: bool = True
+    cuda_graphs: bool = True
 
 
 def make_sampler(
@@ -18,15 +36,20 @@ def make_sampler(
     policy: torch.nn.Module,
     tokenizer: Any,
     model_id: str | None = None,
-    max_batch_size: int = 64,
+    options: KVCacheOptions = KVCacheOptions(),
     **vllm_kwargs: Any,
 ) -> Sampler:
-    """``"kv_cache"``, ``"vllm"``, or ``"auto"`` (vLLM when installed with a GPU and a checkpoint id, else ours);
-    ``max_batch_size`` is the most sequences our sampler decodes at once."""
+    """``"kv_cache"``, ``"vllm"``, or ``"auto"`` (vLLM when installed with a GPU and a checkpoint id, else ours)."""
     if backend == "auto":
         backend = "vllm" if vllm_available() and model_id else "kv_cache"
     if backend == "kv_cache":
-        return KVCacheSampler(policy, tokenizer, max_batch_size=max_batch_size)
+        return KVCacheSampler(
+            policy,
+            tokenizer,
+            max_batch_size=options.max_batch_size,
+            static_cache=options.static_cache,
+            cuda_graphs=options.cuda_graphs,
+        )
     if backend == "vllm":
         if model_id is None:
             raise ValueError("the vllm backend needs a checkpoint path or hub id (model_id)")

@@ -1,8 +1,10 @@
-"""Incremental decoding with a KV cache for the two model families the sampler drives.
+"""Incremental decoding with a KV cache for the model families the sampler drives.
 
 A decoder keeps the per-batch state (cache, attention mask, next positions) for left-padded prompts:
 ``prefill`` runs the prompts once, ``step`` feeds one new token per row, and ``select`` keeps only the
-rows still generating so finished samples stop costing compute.
+rows still generating so finished samples stop costing compute. Llama-family HF models get the static-cache
+decoder (``static_decoder.py``: preallocated cache, CUDA graphs on a GPU); other HF models a growing
+``DynamicCache``; ``cs336_basics`` models their own ``KVCache``.
 """
 
 from __future__ import annotations
@@ -14,12 +16,18 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from cs336_alignment.sampling.static_decoder import StaticCacheDecoder, supports_static_cache
+
 
 class Decoder(Protocol):
     model: torch.nn.Module
 
     def prefill(
-        self, input_ids: Int[Tensor, "batch seq"], attention_mask: Bool[Tensor, "batch seq"], repeats: int
+        self,
+        input_ids: Int[Tensor, "batch seq"],
+        attention_mask: Bool[Tensor, "batch seq"],
+        repeats: int,
+        max_new_tokens: int,
     ) -> Float[Tensor, "batch_x_repeats vocab"]: ...
 
     def step(self, tokens: Int[Tensor, " batch"]) -> Float[Tensor, "batch vocab"]: ...
@@ -57,7 +65,7 @@ class HFDecoder:
         )
         return out.logits[:, -1, :]
 
-    def prefill(self, input_ids: Tensor, attention_mask: Tensor, repeats: int) -> Tensor:
+    def prefill(self, input_ids: Tensor, attention_mask: Tensor, repeats: int, max_new_tokens: int) -> Tensor:
         self._cache = self._cache_cls(config=self.model.config)
         self._mask = attention_mask.long()
         positions = _positions(attention_mask)
@@ -83,11 +91,8 @@ class HFDecoder:
 
 
 class BasicsDecoder:
-    """``cs336_basics.model.TransformerLM``: its ``KVCache``, boolean key mask and ``token_positions``.
-
-    Its cache layout is private to that package, so rows are never dropped here (``select`` only
-    narrows what later steps feed in by masking: finished rows keep running until the batch ends).
-    """
+    """``cs336_basics.model.TransformerLM``: its ``KVCache`` (``reorder`` drops finished rows), boolean key mask
+    and ``token_positions``."""
 
     def __init__(self, model: torch.nn.Module):
         from cs336_basics.model import KVCache
@@ -97,40 +102,38 @@ class BasicsDecoder:
         self._cache: Any = None
         self._mask: Tensor | None = None
         self._next_pos: Tensor | None = None
-        self._rows: Tensor | None = None
 
-    def _num_layers(self) -> int:
-        return self.model.config.num_layers
-
-    def prefill(self, input_ids: Tensor, attention_mask: Tensor, repeats: int) -> Tensor:
+    def prefill(self, input_ids: Tensor, attention_mask: Tensor, repeats: int, max_new_tokens: int) -> Tensor:
         input_ids = input_ids.repeat_interleave(repeats, dim=0)
         attention_mask = attention_mask.bool().repeat_interleave(repeats, dim=0)
-        self._cache = self._cache_cls(self._num_layers())
+        self._cache = self._cache_cls(self.model.config.num_layers)
         self._mask = attention_mask
         positions = _positions(attention_mask)
         logits = self.model(input_ids, token_positions=positions, kv_cache=self._cache, attention_mask=self._mask)
         self._next_pos = positions[:, -1:] + 1
-        self._rows = torch.arange(len(input_ids), device=input_ids.device)
         return logits[:, -1, :]
 
     def step(self, tokens: Tensor) -> Tensor:
-        full = torch.zeros(len(self._mask), dtype=tokens.dtype, device=tokens.device)
-        full[self._rows] = tokens
         self._mask = torch.cat([self._mask, self._mask.new_ones(len(self._mask), 1)], dim=1)
         logits = self.model(
-            full[:, None], token_positions=self._next_pos, kv_cache=self._cache, attention_mask=self._mask
+            tokens[:, None], token_positions=self._next_pos, kv_cache=self._cache, attention_mask=self._mask
         )
         self._next_pos = self._next_pos + 1
-        return logits[self._rows, -1, :]
+        return logits[:, -1, :]
 
     def select(self, rows: Tensor) -> None:
-        self._rows = self._rows[rows]
+        self._cache.reorder(rows)
+        self._mask = self._mask[rows]
+        self._next_pos = self._next_pos[rows]
 
 
-def decoder_for(model: torch.nn.Module) -> Decoder:
-    """The decoder matching ``model``'s family (a ``cs336_basics`` TransformerLM or a HF causal LM)."""
+def decoder_for(model: torch.nn.Module, max_batch_size: int, static_cache: bool, cuda_graphs: bool) -> Decoder:
+    """The decoder for ``model``: ``cs336_basics`` TransformerLM, Llama-family HF model with a static cache (when
+    ``static_cache``; CUDA graphs when also ``cuda_graphs`` and on a GPU), or any HF causal LM (dynamic cache)."""
     if type(model).__module__.startswith("cs336_basics"):
         return BasicsDecoder(model)
+    if static_cache and supports_static_cache(model):
+        return StaticCacheDecoder(model, max_batch_size, cuda_graphs)
     if hasattr(model, "generate") and hasattr(model, "config"):
         return HFDecoder(model)
     raise TypeError(f"no decoder for {type(model).__name__}: expected a transformers causal LM or a TransformerLM")

@@ -1,7 +1,10 @@
 """Our own batched sampler: left-padded prompts, one prefill, then one KV-cached token per step.
 
 Rows that finish (EOS or a stop string) leave the batch, so a long straggler does not make every
-finished sample keep paying for forward passes (``transformers.generate`` keeps them to the end).
+finished sample keep paying for forward passes (``transformers.generate`` keeps them to the end). Llama-family
+models decode from a static cache replayed as CUDA graphs on a GPU (``static_decoder.py``). Stop strings are
+looked for only in rows whose newest token contains a stop string's last character, so the per-step text
+decoding on the host stays small at large batches.
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm import tqdm
 
-from cs336_alignment.sampling.decoders import decoder_for
+from cs336_alignment.sampling.decoders import Decoder, decoder_for
 from cs336_alignment.sampling.params import Completion, SamplingParams
-from cs336_alignment.tokenization import decode_ids, encode_texts, eos_token_id, pad_token_id
+from cs336_alignment.tokenization import decode_ids, encode_texts, eos_token_id, pad_token_id, vocab_size
 
 
 def sample_tokens(
@@ -48,12 +51,19 @@ class KVCacheSampler:
         eos_id: int | None = None,
         pad_id: int | None = None,
         show_progress: bool = True,
+        static_cache: bool = True,
+        cuda_graphs: bool = True,
     ):
         """``tokenizer`` may be None when only token ids are generated (``generate_ids``) and no stop strings
         are used; ``eos_id``/``pad_id`` default to the tokenizer's. ``show_progress`` draws a bar of finished
-        samples with tokens/s."""
+        samples with tokens/s. ``static_cache`` (Llama-family HF models) and ``cuda_graphs`` (on a GPU) choose
+        the decoder; off, HF models decode with a growing ``DynamicCache``."""
         self.model = model
         self.show_progress = show_progress
+        self.static_cache = static_cache
+        self.cuda_graphs = cuda_graphs
+        self._decoder: Decoder | None = None
+        self._stop_tokens: dict[tuple[str, ...], frozenset[int] | None] = {}
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
         self.eos_id = eos_id if eos_id is not None or tokenizer is None else eos_token_id(tokenizer)
@@ -61,8 +71,29 @@ class KVCacheSampler:
         self.pad_id = 0 if self.pad_id is None else self.pad_id
 
     def sync_weights(self, policy: torch.nn.Module) -> None:
-        """Generation reads the policy's parameters directly; only a different module needs swapping in."""
-        self.model = policy
+        """Generation reads the policy's parameters in place (captured graphs too); only a different module needs
+        swapping in, with a new decoder."""
+        if policy is not self.model:
+            self.model = policy
+            self._decoder = None
+
+    def _current_decoder(self) -> Decoder:
+        """One decoder per model, kept across calls: its buffers and graphs are reused."""
+        if self._decoder is None or self._decoder.model is not self.model:
+            self._decoder = decoder_for(self.model, self.max_batch_size, self.static_cache, self.cuda_graphs)
+        return self._decoder
+
+    def _stop_candidates(self, stops: tuple[str, ...]) -> frozenset[int] | None:
+        """The token ids that can complete one of ``stops`` (their text holds a stop's last character), or None
+        when every row must be checked (a stop ending in a non-ASCII character, which a token may split)."""
+        if stops not in self._stop_tokens:
+            last = {s[-1] for s in stops}
+            candidates = None
+            if all(ch.isascii() for ch in last):
+                vocab = range(vocab_size(self.tokenizer))
+                candidates = frozenset(i for i in vocab if any(ch in decode_ids(self.tokenizer, [i]) for ch in last))
+            self._stop_tokens[stops] = candidates
+        return self._stop_tokens[stops]
 
     @property
     def device(self) -> torch.device:
@@ -120,8 +151,9 @@ class KVCacheSampler:
         for row, ids in enumerate(prompt_ids):
             input_ids[row, width - len(ids) :] = torch.tensor(ids)
             mask[row, width - len(ids) :] = True
-        decoder = decoder_for(self.model)
-        logits = decoder.prefill(input_ids.to(device), mask.to(device), params.n)
+        decoder = self._current_decoder()
+        logits = decoder.prefill(input_ids.to(device), mask.to(device), params.n, params.max_tokens)
+        candidates = self._stop_candidates(params.stop) if params.stop else None
 
         total = len(prompt_ids) * params.n
         generated: list[list[int]] = [[] for _ in range(total)]
@@ -141,7 +173,11 @@ class KVCacheSampler:
                 else:
                     generated[sample].append(token_list[row])
             if params.stop and step + 1 >= params.min_tokens:
-                live = [row for row in range(len(active)) if reasons[active[row]] == "length"]
+                live = [
+                    row
+                    for row in range(len(active))
+                    if reasons[active[row]] == "length" and (candidates is None or token_list[row] in candidates)
+                ]
                 tails = [decode_ids(self.tokenizer, generated[active[row]][-window:]) for row in live]
                 for row, tail in zip(live, tails):
                     if any(s in tail for s in params.stop):
