@@ -233,15 +233,19 @@ def encode_throughput(tokenizer: Tokenizer, text: str) -> dict[str, float]:
 
 
 def tokenize_file(tokenizer: Tokenizer, text_path: Path, tokens_path: Path, num_workers: int | None) -> dict[str, Any]:
-    """``tokenize_to_memmap`` over all workers, timed; the file is read back and decoded to check it."""
+    """``tokenize_to_memmap`` over all workers, timed; the file is read back and decoded to check it.
+
+    Chunks are at most 8 MiB (the default) but small enough that every worker gets about four of them."""
     workers = num_workers or os.cpu_count() or 1
+    size = text_path.stat().st_size
+    chunk_bytes = max(1 << 16, min(8 << 20, size // (4 * workers)))
     started, cpu_before = time.perf_counter(), _cpu_seconds()
-    count = tokenize_to_memmap(text_path, tokenizer, tokens_path, num_workers=workers)
+    count = tokenize_to_memmap(text_path, tokenizer, tokens_path, num_workers=workers, chunk_bytes=chunk_bytes)
     seconds, cpu_seconds = time.perf_counter() - started, _cpu_seconds() - cpu_before
     ids = np.memmap(tokens_path, dtype=TOKEN_DTYPE, mode="r")
-    size = text_path.stat().st_size
     return {
         "workers": workers,
+        "chunk_bytes": chunk_bytes,
         "bytes": size,
         "tokens": count,
         "seconds": seconds,
