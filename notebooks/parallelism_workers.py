@@ -158,11 +158,11 @@ def fully_sharded_feed_forward(
     layer.load_state_dict(state)
     fsdp = FSDP(layer)
     inside_forward = {}
+    module_names = {getattr(layer, name): name for name in ("w1", "w2", "w3")}
 
     def note_shape(module: torch.nn.Module, args: tuple) -> None:
         inside_forward[module_names[module]] = tuple(module.weight.shape)
 
-    module_names = {getattr(layer, name): name for name in ("w1", "w2", "w3")}
     for module in module_names:
         module.register_forward_pre_hook(note_shape)  # after FSDP's own pre-hook: sees the gathered weight
     per_rank = x.shape[0] // ctx.world_size
