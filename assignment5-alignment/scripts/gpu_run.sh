@@ -14,8 +14,6 @@ export CS336_SHARED_DIR="$dest/shared" PYTHONUNBUFFERED=1
 python3 "$here/gpu_carry.py" --action unpack --carry_dir "$repo/assignment5-alignment/.carry" --dest "$dest"
 name=${1:?usage: gpu_run.sh EXPERIMENT [flags...]}
 shift
-if [ "$name" = bench_sampler ]; then
-    exec python3 "$repo/assignment5-alignment/benchmarks/bench_sampler.py" --model "$dest/smollm2-135m-instruct" "$@"
-fi
-exec python3 "$here/experiments/$name.py" --model "$dest/smollm2-135m-instruct" --device cuda --dtype bfloat16 \
-    --sampler_batch_size 256 "$@"
+script=$here/experiments/$name.py
+[ "$name" = bench_sampler ] && script=$repo/assignment5-alignment/benchmarks/bench_sampler.py
+exec python3 "$script" --model "$dest/smollm2-135m-instruct" --device cuda --dtype bfloat16 --sampler_batch_size 256 "$@"

@@ -47,7 +47,8 @@ def main() -> None:
         summary, records = load_run(folder)
         row = summary["rows"][0]
         rows.append(row)
-        curves[row["run"]] = records
+        label = row["run"] if row["run"] not in curves else f"{row['run']} ({folder.name})"
+        curves[label] = records
     title = cfg.title or f"GRPO runs compared: {cfg.name.replace('_', ' ')}"
     write_report(cfg.out_dir, cfg.name, title, rows, COLUMNS, {"runs": cfg.runs})
     plot_runs(curves, CURVES, Path(cfg.out_dir) / f"{cfg.name}.png", title, labels=LABELS)

@@ -20,11 +20,12 @@ def _pyplot():
     return plt
 
 
-def _save(fig, out_png: str | os.PathLike) -> Path:
+def _save(fig, out_png: str | os.PathLike, bottom: float = 0.0) -> Path:
+    """Write ``fig`` atomically, leaving the ``bottom`` fraction of its height free (for a figure legend)."""
     plt = _pyplot()
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     fd, tmp = tempfile.mkstemp(dir=out_png.parent, prefix=f".{out_png.name}.", suffix=".png")
     os.close(fd)
     try:
@@ -37,7 +38,14 @@ def _save(fig, out_png: str | os.PathLike) -> Path:
 
 
 def _panels(count: int):
-    return _pyplot().subplots(1, count, figsize=(4.2 * count, 3.6), squeeze=False)
+    """A figure with ``count`` panels, at most three per row; the axes flattened, unused ones hidden."""
+    columns = min(3, count)
+    rows = -(-count // columns)
+    fig, axes = _pyplot().subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False)
+    flat = list(axes.flat)
+    for ax in flat[count:]:
+        ax.set_visible(False)
+    return fig, flat[:count]
 
 
 def plot_runs(
@@ -53,7 +61,7 @@ def plot_runs(
     lacking a key are skipped). ``labels`` renames panels (default: the key with spaces); ``markers`` draws a
     labelled vertical line at each x value in every panel (where one phase of training ends and the next begins)."""
     fig, axes = _panels(len(keys))
-    for ax, key in zip(axes[0], keys):
+    for ax, key in zip(axes, keys):
         for name, records in runs.items():
             points = [(r[x_key], r[key]) for r in records if r.get(key) is not None and x_key in r]
             if points:
@@ -73,10 +81,15 @@ def plot_runs(
         ax.set_title((labels or {}).get(key, key.replace("_", " ")))
         ax.set_xlabel(x_key.replace("_", " "))
         ax.grid(True, alpha=0.3)
-        if len(runs) > 1 and ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
     fig.suptitle(title)
-    return _save(fig, out_png)
+    if len(runs) < 2:
+        return _save(fig, out_png)
+    legend = {}  # one legend for the figure: run names can be long
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=1, fontsize=7, frameon=False)
+    return _save(fig, out_png, bottom=min(0.5, 0.16 * len(legend) / fig.get_figheight()))
 
 
 def plot_metrics(
