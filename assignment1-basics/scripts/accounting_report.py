@@ -26,7 +26,7 @@ from cs336_basics.accounting import (
     training_days,
     training_step_flops,
 )
-from cs336_basics.atomic import write_text_atomic
+from cs336_basics.atomic_files import write_text_atomic
 from cs336_basics.config_cli import parse_config
 from cs336_basics.model import ModelConfig
 

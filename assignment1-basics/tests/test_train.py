@@ -81,5 +81,5 @@ def test_time_budget_stops_early_with_a_checkpoint(tmp_path, token_file):
 
 def test_token_ids_beyond_the_vocabulary_are_a_clear_error(tmp_path, token_file):
     small = ModelConfig(vocab_size=32, context_length=16, d_model=32, num_layers=1, num_heads=2, d_ff=64)
-    with pytest.raises(ValueError, match="wrong tokenizer"):
+    with pytest.raises(ValueError, match="different tokenizer"):
         train(config(token_file, tmp_path, model=small))

@@ -28,7 +28,8 @@ def temporary_prefix(path: Path) -> str:
 
 @contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
-    """A binary file that replaces ``path`` when the block exits normally; on an exception ``path`` is untouched."""
+    """A binary file that replaces ``path`` when the block exits normally; on an exception ``path`` is untouched.
+    The new file gets the permissions of a normally created one (0666 less the umask, not mkstemp's 0600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
@@ -36,6 +37,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
     with os.fdopen(fd, "wb") as f:  # closing the file releases the lock, after the rename
         try:
             yield f
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
             f.flush()
             os.fsync(f.fileno())
             os.replace(tmp, path)
@@ -43,6 +45,19 @@ def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
             Path(tmp).unlink(missing_ok=True)
             raise
     _fsync_directory(path.parent)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_output(path) as f:
+        f.write(text.encode("utf-8"))
+    return Path(path)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:

@@ -53,6 +53,9 @@ class DemoConfig:
     temperature: float = 0.8
     top_p: float = 0.9
     threads: int | None = field(default=None, metadata={"help": "CPU threads (default: the faster of 1 and all)"})
+    iterations: int | None = field(
+        default=None, metadata={"help": "train exactly this many steps (default: as many as fit train_seconds)"}
+    )
     seed: int = 0
     progress: bool = True
 
@@ -122,7 +125,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         stage(f"tokenised {split}: {count:,} tokens")
 
     threads, step_seconds = choose_threads_and_step_seconds(cfg, load_tokens(token_files["train"]))
-    iterations = max(10, int(0.95 * cfg.train_seconds / step_seconds))  # 5% for the validation passes
+    iterations = cfg.iterations or max(10, int(0.95 * cfg.train_seconds / step_seconds))  # 5% for validation
     stage(
         f"one step takes {1e3 * step_seconds:.0f} ms on {threads} thread(s): "
         f"training {iterations} steps in ~{cfg.train_seconds:.0f}s"
@@ -144,7 +147,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
             checkpoint_interval=iterations,
             device="cpu",
             seed=cfg.seed,
-            max_seconds=1.15 * cfg.train_seconds,  # a hard stop if the machine gets busier
+            max_seconds=None if cfg.iterations else 1.15 * cfg.train_seconds,  # a hard stop if the machine is busier
             progress=cfg.progress,
         )
     )

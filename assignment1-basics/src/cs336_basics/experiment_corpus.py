@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from cs336_basics.atomic import atomic_path, write_text_atomic
+from cs336_basics.atomic_files import atomic_output, write_text_atomic
 from cs336_basics.bpe import train_bpe
 from cs336_basics.english_corpus import END_OF_TEXT, lee_documents, wikipedia_documents
 from cs336_basics.tokenize_dataset import tokenize_to_memmap
@@ -100,11 +100,11 @@ def split_documents(documents: list[Document], valid_chars: int, seed: int) -> t
 def write_documents(documents: list[Document], path: Path, max_chars: int | None = None) -> list[Document]:
     """Write documents joined by ``<|endoftext|>`` (atomically), stopping after ``max_chars``; return those written."""
     written, chars = [], 0
-    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
+    with atomic_output(path) as f:
         for document in documents:
             if max_chars is not None and chars >= max_chars:
                 break
-            f.write(document.text + END_OF_TEXT)
+            f.write((document.text + END_OF_TEXT).encode("utf-8"))
             chars += len(document.text)
             written.append(document)
     return written

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from cs336_basics.atomic import atomic_path, write_text_atomic
+from cs336_basics.atomic_files import atomic_output, write_text_atomic
 from cs336_basics.metrics import read_metrics
 from cs336_basics.model import ModelConfig, matched_d_ff
 from cs336_basics.train import TrainConfig, train
@@ -359,8 +359,8 @@ def write_table(path: Path, runs: list[dict[str, Any]]) -> None:
 def _save(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
+    with atomic_output(path) as f:
+        fig.savefig(f, dpi=120, format="png")
     plt.close(fig)
 
 
@@ -517,8 +517,7 @@ def write_outputs(
         lines += ["", "| trick removed | final val loss | change vs full speedrun |", "| --- | --- | --- |"]
         for row in results["speedrun"]["tricks"]:
             lines.append(f"| {row['trick']} | {row['val_loss']:.4f} | {row['change']:+.4f} |")
-        with (out / "table.md").open("a") as table:
-            table.write("\n".join(lines) + "\n")
+        write_text_atomic(out / "table.md", (out / "table.md").read_text() + "\n".join(lines) + "\n")
     if plots and runs:
         plot_curves(out, runs, f"{cfg.experiment}: {cfg.seconds:g} s per run ({results['machine']['gpu']})")
         if cfg.experiment == "learning_rate":

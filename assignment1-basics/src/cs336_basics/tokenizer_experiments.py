@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from cs336_basics.atomic import write_text_atomic
+from cs336_basics.atomic_files import write_text_atomic
 from cs336_basics.bpe import train_bpe
 from cs336_basics.english_corpus import END_OF_TEXT
 from cs336_basics.experiment_corpus import Document, read_documents, write_documents

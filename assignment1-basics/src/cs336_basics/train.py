@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cs336_basics.checkpoint import load_checkpoint, save_checkpoint
-from cs336_basics.data import get_batch, load_tokens
+from cs336_basics.data import check_token_ids, get_batch, load_tokens
 from cs336_basics.device import autocast_context, select_device
 from cs336_basics.metrics import MetricsLogger, drop_records_after, plot_loss_curve, read_metrics
 from cs336_basics.model import ModelConfig, TransformerLM
@@ -115,13 +115,6 @@ class TrainConfig:
             )
 
 
-def _check_tokens(tokens: np.ndarray, vocab_size: int, path: str) -> None:
-    """Fail early and clearly on a token file from another tokenizer (ids beyond the embedding table)."""
-    sample_max = int(np.max(tokens[: 1 << 20]))
-    if sample_max >= vocab_size:
-        raise ValueError(f"{path} contains token id {sample_max} >= vocab_size={vocab_size}: wrong tokenizer?")
-
-
 @torch.no_grad()
 def evaluate(
     model: torch.nn.Module, tokens: np.ndarray, cfg: TrainConfig, device: torch.device, batches: int | None = None
@@ -203,10 +196,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
 
     train_tokens = load_tokens(cfg.train_data)
-    _check_tokens(train_tokens, cfg.model.vocab_size, cfg.train_data)
+    check_token_ids(train_tokens, cfg.model.vocab_size, cfg.train_data)
     valid_tokens = load_tokens(cfg.valid_data) if cfg.valid_data else None
     if valid_tokens is not None:
-        _check_tokens(valid_tokens, cfg.model.vocab_size, cfg.valid_data)
+        check_token_ids(valid_tokens, cfg.model.vocab_size, cfg.valid_data)
 
     model = TransformerLM.from_config(cfg.model, device=device)
     optimizer = build_optimizer(model, cfg)
