@@ -28,7 +28,8 @@ def corpus(tmp_path_factory):
         (root / "folder" / source).mkdir(parents=True)
         for i in range(30):
             (root / "folder" / source / f"{i:03d}.txt").write_text(_document(rng, 120))
-    (root / "stories.txt").write_text("<|endoftext|>".join(_document(rng, 80) for _ in range(40)))
+    stories = [_document(rng, 80) for _ in range(20)]
+    (root / "stories.txt").write_text("<|endoftext|>".join(stories * 2))  # every story twice, as in the course sample
     cfg = ExperimentCorpusConfig(
         sources=[str(root / "folder"), str(root / "stories.txt")],
         out_dir=str(tmp_path_factory.mktemp("corpus")),
@@ -54,6 +55,7 @@ def test_corpus_holds_out_whole_documents_and_cuts_training_after_a_document(cor
     assert counted == len(train_docs) - 1
     assert set(summary["documents"]["train"]) == {"manuals", "dictionary", "stories"}
     assert json.loads(open(f"{out}/corpus.json").read())["sha256"]["train.bin"] == summary["sha256"]["train.bin"]
+    assert summary["duplicate_documents_dropped"] == 20 and len(set(train_docs)) == len(train_docs)
 
 
 def test_missing_source_is_a_clear_error(tmp_path):

@@ -8,10 +8,11 @@ and OpenWebText cannot travel. This module builds a corpus from text that is ava
 * text files of documents separated by ``<|endoftext|>`` (e.g. the course's 5 MB TinyStories sample);
 * gensim's bundled Lee news and Wikipedia prose (:mod:`cs336_basics.english_corpus`).
 
-Documents are put in a seeded random order; the first ones (``valid_chars`` of text) are held out, so validation
-documents are never trained on. A byte-level BPE is trained on a sample of the training documents only, the
-training text is encoded up to ``max_train_tokens`` (cut after a whole document) and ``corpus.json`` records what
-went in: documents and characters per source and split, tokens, and the files' SHA-256.
+Exact duplicate documents are dropped (the first copy is kept) and the rest put in a seeded random order; the
+first ones (``valid_chars`` of text) are held out, so no validation text is ever trained on. A byte-level BPE is
+trained on a sample of the training documents only, the training text is encoded up to ``max_train_tokens`` (cut
+after a whole document) and ``corpus.json`` records what went in: documents and characters per source and split,
+duplicates dropped, tokens, and the files' SHA-256.
 """
 
 from __future__ import annotations
@@ -86,6 +87,19 @@ def read_documents(sources: list[str], include_gensim: bool) -> list[Document]:
     return documents
 
 
+def drop_duplicates(documents: list[Document]) -> tuple[list[Document], int]:
+    """The first copy of every distinct text, and how many copies were dropped. Without this, copies of one
+    document (the course's 5 MB TinyStories sample repeats a few texts dozens of times) land on both sides of the
+    train/validation split and the validation loss rewards memorisation."""
+    seen: set[str] = set()
+    unique = []
+    for document in documents:
+        if document.text not in seen:
+            seen.add(document.text)
+            unique.append(document)
+    return unique, len(documents) - len(unique)
+
+
 def split_documents(documents: list[Document], valid_chars: int, seed: int) -> tuple[list[Document], list[Document]]:
     """Shuffle (seeded) and hold out the first documents, about ``valid_chars`` characters, for validation."""
     order = np.random.default_rng(seed).permutation(len(documents))
@@ -144,7 +158,7 @@ def build_experiment_corpus(cfg: ExperimentCorpusConfig) -> dict[str, Any]:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    documents = read_documents(cfg.sources, cfg.include_gensim)
+    documents, duplicates = drop_duplicates(read_documents(cfg.sources, cfg.include_gensim))
     train_docs, valid_docs = split_documents(documents, cfg.valid_chars, cfg.seed)
 
     sample_path = out / "bpe_sample.txt"
@@ -183,6 +197,7 @@ def build_experiment_corpus(cfg: ExperimentCorpusConfig) -> dict[str, Any]:
         "tokens": counts,
         "characters": {"train": sum(len(d.text) for d in train_docs), "valid": sum(len(d.text) for d in valid_docs)},
         "documents": {"train": _per_source(train_docs), "valid": _per_source(valid_docs)},
+        "duplicate_documents_dropped": duplicates,
         "chars_per_token": chars_per_token,
         "bpe_seconds": bpe_seconds,
         "encode_megabytes_per_second": encoded_bytes / 1e6 / encode_seconds,
