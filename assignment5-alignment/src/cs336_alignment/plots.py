@@ -38,8 +38,9 @@ def _save(fig, out_png: str | os.PathLike, bottom: float = 0.0) -> Path:
 
 
 def _panels(count: int):
-    """A figure with ``count`` panels, at most three per row; the axes flattened, unused ones hidden."""
-    columns = min(3, count)
+    """A figure with ``count`` panels, at most three per row (four as two by two); the axes flattened, unused
+    ones hidden."""
+    columns = 2 if count == 4 else min(3, count)
     rows = -(-count // columns)
     fig, axes = _pyplot().subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False)
     flat = list(axes.flat)
