@@ -338,7 +338,8 @@ def machine() -> dict[str, str]:
     return {"gpu": gpu, "torch": torch.__version__, "python": platform.python_version(), "host": platform.node()}
 
 
-def write_table(path: Path, runs: list[dict[str, Any]]) -> None:
+def table_lines(runs: list[dict[str, Any]]) -> list[str]:
+    """One markdown row per run."""
     header = "| run | seed | lr | batch | steps | tokens (M) | train s | tokens/s | final val loss | status |"
     lines = [header, "|" + " --- |" * 10]
     for r in runs:
@@ -353,7 +354,7 @@ def write_table(path: Path, runs: list[dict[str, Any]]) -> None:
             f"| {r['group']} | {r['seed']} | {lr} | {r['batch_size']} | {r['iterations']:,} | {r['tokens'] / 1e6:.1f} "
             f"| {r['train_seconds']:.1f} | {r['tokens_per_second'] / 1e6:.2f} M | {loss} | {r['status']} |"
         )
-    write_text_atomic(path, "\n".join(lines) + "\n")
+    return lines
 
 
 def _save(fig, path: Path) -> None:
@@ -494,8 +495,10 @@ def write_outputs(
     plots: bool = True,
     machine_info: dict[str, str] | None = None,
     corpus_sha256: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``results.json`` and ``table.md`` (after every run, so a cut-off call keeps what finished), and the plots."""
+    """``results.json`` (with ``extra`` entries such as samples) and ``table.md`` (after every run, so a cut-off
+    call keeps what finished), and the plots."""
     corpus_json = Path(cfg.corpus) / "corpus.json"
     if corpus_sha256 is None and corpus_json.exists():
         corpus_sha256 = json.loads(corpus_json.read_text())["sha256"]
@@ -505,19 +508,19 @@ def write_outputs(
         "machine": machine_info or machine(),
         "corpus_sha256": corpus_sha256,
         "runs": runs,
-    }
-    write_table(out / "table.md", runs)
+    } | (extra or {})
+    lines = table_lines(runs)
     if cfg.experiment == "speedrun":
         results["speedrun"] = speedrun_summary(runs, cfg.seconds)
-        lines = [f"\nTarget: the baseline's final validation loss {results['speedrun']['target_loss']:.4f} "
-                 f"in {cfg.seconds:g} s.\n", "| speedrun run | time (x baseline) | final val loss | reached |",
-                 "| --- | --- | --- | --- |"]  # fmt: skip
+        lines += [f"\nTarget: the baseline's final validation loss {results['speedrun']['target_loss']:.4f} "
+                  f"in {cfg.seconds:g} s.\n", "| speedrun run | time (x baseline) | final val loss | reached |",
+                  "| --- | --- | --- | --- |"]  # fmt: skip
         for row in results["speedrun"]["budgets"]:
             lines.append(f"| {row['name']} | {row['fraction']:g} | {row['val_loss']:.4f} | {row['reached']} |")
         lines += ["", "| trick removed | final val loss | change vs full speedrun |", "| --- | --- | --- |"]
         for row in results["speedrun"]["tricks"]:
             lines.append(f"| {row['trick']} | {row['val_loss']:.4f} | {row['change']:+.4f} |")
-        write_text_atomic(out / "table.md", (out / "table.md").read_text() + "\n".join(lines) + "\n")
+    write_text_atomic(out / "table.md", "\n".join(lines) + "\n")
     if plots and runs:
         plot_curves(out, runs, f"{cfg.experiment}: {cfg.seconds:g} s per run ({results['machine']['gpu']})")
         if cfg.experiment == "learning_rate":
@@ -553,9 +556,7 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         checkpoint = Path(specs[0].train.out_dir) / "checkpoint.pt"
         extra["samples"] = write_samples(cfg, out, checkpoint)
         checkpoint.unlink()
-    results = write_outputs(cfg, out, runs) | extra
-    write_text_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
-    return results
+    return write_outputs(cfg, out, runs, extra=extra)
 
 
 def merge_results(cfg: ExperimentConfig, sources: list[str | Path]) -> dict[str, Any]:
@@ -587,6 +588,4 @@ def merge_results(cfg: ExperimentConfig, sources: list[str | Path]) -> dict[str,
             runs.append(run)
     if first is None:
         raise ValueError("merge_results needs at least one results folder")
-    results = write_outputs(cfg, out, runs, True, first["machine"], first["corpus_sha256"]) | extra
-    write_text_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
-    return results
+    return write_outputs(cfg, out, runs, True, first["machine"], first["corpus_sha256"], extra)
