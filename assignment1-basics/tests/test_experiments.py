@@ -168,6 +168,40 @@ def test_ablation_experiment_builds_the_handouts_variants(corpus):
     variants = {r.name.rsplit("_seed", 1)[0]: r.train for r in runs}
     assert variants["post_norm"].model.norm == "post" and variants["no_pos_emb"].model.position == "none"
     assert variants["silu_ffn"].model.d_ff == 2016 and variants["no_norm_lr_quarter"].max_lr == cfg.lr / 4
-    speedrun = {r.name: r.train for r in speedrun_runs(ExperimentConfig("speedrun"))}
+    specs = {r.name: r for r in speedrun_runs(ExperimentConfig("speedrun", speedrun_adam_lrs=[0.01, 0.02]))}
+    speedrun = {name: spec.train for name, spec in specs.items()}
     assert speedrun["speedrun_without_muon_seed0"].optimizer == "adamw"
-    assert speedrun["speedrun_muonlr0.02_0.5x_seed0"].time_budget == 15.0
+    assert speedrun["speedrun_without_muon_seed0"].max_lr == 3e-3  # AdamW everywhere at the baseline's rate
+    assert speedrun["speedrun_muonlr0.02_adamlr0.01_0.5x_seed0"].time_budget == 15.0
+    assert speedrun["speedrun_muonlr0.04_adamlr0.02_0.4x_seed0"].max_lr == 0.02
+    assert specs["speedrun_without_qk_norm_seed0"].reference == "speedrun_muonlr0.02_adamlr0.01_0.5x_seed0"
+    assert len(specs) == 1 + 2 * 2 * 3 + 5
+    only = speedrun_runs(ExperimentConfig("speedrun", speedrun_parts=["ablations"], speedrun_fractions=[0.6]))
+    assert [r.train.time_budget for r in only] == [18.0] * 5
+    with pytest.raises(ValueError, match="speedrun_parts"):
+        ExperimentConfig("speedrun", speedrun_parts=["warmup"])
+
+
+def test_speedrun_summary_compares_each_ablation_with_its_reference():
+    from cs336_basics.experiments import speedrun_summary
+
+    def run(name, loss, reference=None, budget=12.0):
+        return {
+            "name": name,
+            "status": "ok",
+            "val_loss": loss,
+            "seed": 0,
+            "time_budget": budget,
+            "reference": reference,
+        }
+
+    runs = [
+        run("baseline_seed0", 3.0, budget=20.0),
+        run("speedrun_muonlr0.05_adamlr0.004_0.6x_seed0", 2.9),
+        run("speedrun_muonlr0.02_adamlr0.004_0.6x_seed0", 3.2),
+        run("speedrun_without_relu2_seed0", 3.0, reference="speedrun_muonlr0.05_adamlr0.004_0.6x_seed0"),
+    ]
+    summary = speedrun_summary(runs, seconds=20.0)
+    assert summary["target_loss"] == 3.0
+    assert [b["reached"] for b in summary["budgets"]] == [True, False]
+    assert summary["tricks"] == [{"trick": "relu2", "seed": 0, "val_loss": 3.0, "change": pytest.approx(0.1)}]

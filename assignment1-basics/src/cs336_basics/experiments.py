@@ -13,8 +13,10 @@ Experiments (the baseline is the handout's TinyStories model with AdamW and the 
   batch that fits in memory.
 * ``ablations``: post-norm, no RMSNorm (at the best rate and a quarter of it), no position encoding (NoPE), SiLU
   feed-forward with matched parameters, against the baseline, 2 seeds each.
-* ``speedrun``: Muon + ReLU² + QK-norm + zero-initialised projections + logit soft-cap + trapezoidal schedule,
-  given a fraction of the baseline's time: the time to reach the baseline's loss, and one trick removed at a time.
+* ``speedrun``: Muon + ReLU² + QK-norm + zero-initialised projections + trapezoidal schedule, over a grid of Muon
+  and AdamW (embedding, head, gains) rates, given fractions of the baseline's time: the time to reach the
+  baseline's loss, and one trick removed at a time. ``speedrun_parts`` picks which of the three sets run, so a
+  search and its confirmation can run as separate calls and be merged.
 * ``main_experiment``: one configuration for a long budget, then samples.
 """
 
@@ -32,13 +34,14 @@ from typing import Any
 
 import torch
 
-from cs336_basics.atomic_files import atomic_output, write_text_atomic
-from cs336_basics.metrics import read_metrics
 from cs336_basics.model import ModelConfig, matched_d_ff
+from cs336_basics.toolkit.atomic import atomic_output, write_text_atomic
+from cs336_basics.toolkit.metrics import read_metrics
 from cs336_basics.train import TrainConfig, train
 
 EXPERIMENTS = ("learning_rate", "batch_size", "ablations", "speedrun", "main_experiment")
-SPEEDRUN_TRICKS = ("muon", "relu2", "qk_norm", "zero_init_output", "logit_softcap", "trapezoidal")
+SPEEDRUN_TRICKS = ("muon", "relu2", "qk_norm", "zero_init_output", "trapezoidal")
+SPEEDRUN_PARTS = ("baseline", "budgets", "ablations")
 
 
 @dataclass
@@ -66,6 +69,12 @@ class ExperimentConfig:
         default_factory=lambda: [0.4, 0.5, 0.6], metadata={"help": "speedrun: budgets as fractions of seconds"}
     )
     muon_lrs: list[float] = field(default_factory=lambda: [0.02, 0.04], metadata={"help": "speedrun: Muon rates"})
+    speedrun_adam_lrs: list[float] = field(
+        default_factory=list, metadata={"help": "speedrun: AdamW rates of embedding, head and gains (default: lr)"}
+    )
+    speedrun_parts: list[str] = field(
+        default_factory=lambda: list(SPEEDRUN_PARTS), metadata={"help": "speedrun: which of baseline budgets ablations"}
+    )
     batch_size: int = 128
     model: ModelConfig = field(default_factory=ModelConfig)
     compile: bool = True
@@ -91,16 +100,30 @@ class ExperimentConfig:
             raise ValueError("seconds must be positive and seeds non-empty")
         if self.main_config not in ("speedrun", "baseline"):
             raise ValueError(f"main_config must be 'speedrun' or 'baseline', got {self.main_config!r}")
+        unknown = set(self.speedrun_parts) - set(SPEEDRUN_PARTS)
+        if unknown or not self.speedrun_parts:
+            raise ValueError(
+                f"speedrun_parts must be a non-empty subset of {SPEEDRUN_PARTS}, got {self.speedrun_parts}"
+            )
+        if not self.muon_lrs:
+            raise ValueError("muon_lrs must not be empty")
+
+    @property
+    def adam_lrs(self) -> list[float]:
+        """The speedrun's AdamW rates: ``speedrun_adam_lrs``, or the baseline's rate."""
+        return self.speedrun_adam_lrs or [self.lr]
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One training run: a name, a label within its group (curves of a group share a colour), and its config."""
+    """One training run: a name, a label within its group (curves of a group share a colour), its config, and
+    the run it is compared with (a speedrun ablation's full speedrun)."""
 
     name: str
     group: str
     train: TrainConfig
     keep_checkpoint: bool = False
+    reference: str | None = None
 
 
 def base_train_config(cfg: ExperimentConfig, name: str, seed: int, **overrides: Any) -> TrainConfig:
@@ -132,9 +155,17 @@ def base_train_config(cfg: ExperimentConfig, name: str, seed: int, **overrides: 
     return TrainConfig(**settings)
 
 
-def _seeded(cfg: ExperimentConfig, name: str, group: str, **overrides: Any) -> list[RunSpec]:
+def _seeded(
+    cfg: ExperimentConfig, name: str, group: str, reference: str | None = None, **overrides: Any
+) -> list[RunSpec]:
+    """One run per seed; ``reference`` (a run name without its seed) gets the same seed appended."""
     return [
-        RunSpec(f"{name}_seed{seed}", group, base_train_config(cfg, f"{name}_seed{seed}", seed, **overrides))
+        RunSpec(
+            f"{name}_seed{seed}",
+            group,
+            base_train_config(cfg, f"{name}_seed{seed}", seed, **overrides),
+            reference=f"{reference}_seed{seed}" if reference else None,
+        )
         for seed in cfg.seeds
     ]
 
@@ -173,53 +204,63 @@ def ablation_runs(cfg: ExperimentConfig) -> list[RunSpec]:
     )
 
 
-def speedrun_settings(cfg: ExperimentConfig, muon_lr: float, without: str | None = None) -> dict[str, Any]:
-    """The speedrun's overrides of the baseline, optionally with one of :data:`SPEEDRUN_TRICKS` left out."""
-    model = dict(
-        ffn="relu2",
-        d_ff=matched_d_ff(cfg.model.d_ff, "relu2"),
-        qk_norm=True,
-        zero_init_output=True,
-        logit_softcap=30.0,
-    )
+def speedrun_settings(
+    cfg: ExperimentConfig, muon_lr: float, adam_lr: float, without: str | None = None
+) -> dict[str, Any]:
+    """The speedrun's overrides of the baseline, optionally with one of :data:`SPEEDRUN_TRICKS` left out.
+
+    ``adam_lr`` is the peak rate of the AdamW part (embedding, head, gains); without Muon every weight gets the
+    baseline's AdamW rate ``cfg.lr``, as a higher embedding rate is only tested with Muon."""
+    model = dict(ffn="relu2", d_ff=matched_d_ff(cfg.model.d_ff, "relu2"), qk_norm=True, zero_init_output=True)
     settings: dict[str, Any] = dict(
-        optimizer="muon", muon_lr=muon_lr, schedule="trapezoidal", cooldown_fraction=0.5, min_lr=0.0, warmup_iters=30
-    )
+        optimizer="muon", muon_lr=muon_lr, max_lr=adam_lr, schedule="trapezoidal", cooldown_fraction=0.5,
+        min_lr=0.0, warmup_iters=30,
+    )  # fmt: skip
     if without == "muon":
-        settings["optimizer"] = "adamw"
+        settings.update(optimizer="adamw", max_lr=cfg.lr)
     elif without == "relu2":
         model.update(ffn=cfg.model.ffn, d_ff=cfg.model.d_ff)
     elif without in ("qk_norm", "zero_init_output"):
         model[without] = False
-    elif without == "logit_softcap":
-        model["logit_softcap"] = 0.0
     elif without == "trapezoidal":
-        settings.update(schedule="cosine", min_lr=cfg.lr / 10, warmup_iters=100)
+        settings.update(schedule="cosine", min_lr=adam_lr / 10, warmup_iters=100)
     elif without is not None:
         raise ValueError(f"unknown speedrun trick {without!r}; one of {SPEEDRUN_TRICKS}")
     settings["model"] = dataclasses.replace(cfg.model, **model)
     return settings
 
 
+def speedrun_name(muon_lr: float, adam_lr: float, fraction: float) -> str:
+    return f"speedrun_muonlr{muon_lr:g}_adamlr{adam_lr:g}_{fraction:g}x"
+
+
 def speedrun_runs(cfg: ExperimentConfig) -> list[RunSpec]:
-    """The baseline at the full budget sets the target; the speedrun gets fractions of it, then at the middle
-    fraction each trick is removed in turn (with the first Muon rate)."""
-    runs = _seeded(cfg, "baseline", "baseline")
-    middle = sorted(cfg.speedrun_fractions)[len(cfg.speedrun_fractions) // 2]
-    for muon_lr in cfg.muon_lrs:
-        for fraction in cfg.speedrun_fractions:
-            name = f"speedrun_muonlr{muon_lr:g}_{fraction:g}x"
-            settings = speedrun_settings(cfg, muon_lr) | {"time_budget": fraction * cfg.seconds}
-            runs += _seeded(cfg, name, f"speedrun, Muon lr {muon_lr:g}, {fraction:g}x time", **settings)
-    for trick in SPEEDRUN_TRICKS:
-        settings = speedrun_settings(cfg, cfg.muon_lrs[0], without=trick) | {"time_budget": middle * cfg.seconds}
-        runs += _seeded(cfg, f"speedrun_without_{trick}", f"speedrun without {trick}, {middle:g}x time", **settings)
+    """The baseline at the full budget sets the target; the speedrun gets fractions of it for every pair of Muon
+    and AdamW rates; then, at the middle fraction and the first pair of rates, each trick is removed in turn."""
+    runs = _seeded(cfg, "baseline", "baseline") if "baseline" in cfg.speedrun_parts else []
+    fractions = sorted(cfg.speedrun_fractions)
+    middle = fractions[len(fractions) // 2]
+    if "budgets" in cfg.speedrun_parts:
+        for muon_lr in cfg.muon_lrs:
+            for adam_lr in cfg.adam_lrs:
+                for fraction in fractions:
+                    settings = speedrun_settings(cfg, muon_lr, adam_lr) | {"time_budget": fraction * cfg.seconds}
+                    group = f"speedrun, Muon {muon_lr:g}, AdamW {adam_lr:g}, {fraction:g}x time"
+                    runs += _seeded(cfg, speedrun_name(muon_lr, adam_lr, fraction), group, **settings)
+    if "ablations" in cfg.speedrun_parts:
+        muon_lr, adam_lr = cfg.muon_lrs[0], cfg.adam_lrs[0]
+        full = speedrun_name(muon_lr, adam_lr, middle)
+        for trick in SPEEDRUN_TRICKS:
+            settings = speedrun_settings(cfg, muon_lr, adam_lr, without=trick) | {"time_budget": middle * cfg.seconds}
+            group = f"speedrun without {trick}, {middle:g}x time"
+            runs += _seeded(cfg, f"speedrun_without_{trick}", group, reference=full, **settings)
     return runs
 
 
 def main_experiment_runs(cfg: ExperimentConfig) -> list[RunSpec]:
-    """One run of the chosen configuration, seed ``seeds[0]``, keeping its checkpoint for the samples."""
-    settings = speedrun_settings(cfg, cfg.muon_lrs[0]) if cfg.main_config == "speedrun" else {}
+    """One run of the chosen configuration (the speedrun with the first Muon and AdamW rates, or the baseline),
+    seed ``seeds[0]``, keeping its checkpoint for the samples."""
+    settings = speedrun_settings(cfg, cfg.muon_lrs[0], cfg.adam_lrs[0]) if cfg.main_config == "speedrun" else {}
     name = f"main_{cfg.main_config}"
     train_cfg = base_train_config(cfg, name, cfg.seeds[0], **settings)
     return [RunSpec(name, f"{cfg.main_config} configuration", train_cfg, keep_checkpoint=True)]
@@ -265,6 +306,7 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
     record: dict[str, Any] = {
         "name": spec.name,
         "group": spec.group,
+        "reference": spec.reference,
         "seed": cfg.seed,
         "max_lr": cfg.max_lr,
         "batch_size": cfg.batch_size,
@@ -466,8 +508,10 @@ def write_samples(cfg: ExperimentConfig, out: Path, checkpoint: Path) -> list[di
 
 def speedrun_summary(runs: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
     """The target (mean final loss of the baseline runs), whether each speedrun budget reached it, and the change
-    in final loss when each trick is removed (against the full speedrun at the same budget and seed)."""
+    in final loss when each trick is removed (against its reference: the full speedrun at the same budget, rates
+    and seed)."""
     finished = [r for r in runs if r["status"] == "ok"]
+    by_name = {r["name"]: r for r in finished}
     baseline = [r["val_loss"] for r in finished if r["name"].startswith("baseline")]
     target = sum(baseline) / len(baseline) if baseline else math.nan
     budgets = [
@@ -477,14 +521,17 @@ def speedrun_summary(runs: list[dict[str, Any]], seconds: float) -> dict[str, An
     ]  # fmt: skip
     tricks = []
     for r in finished:
-        if r["name"].startswith("speedrun_without_"):
-            full = [b for b in finished if b["name"].startswith("speedrun_muonlr") and b["seed"] == r["seed"]
-                    and b["time_budget"] == r["time_budget"] and b["muon_lr"] is not None]  # fmt: skip
-            if full:
-                trick = r["name"].removeprefix("speedrun_without_").rsplit("_seed", 1)[0]
-                tricks.append(
-                    {"trick": trick, "val_loss": r["val_loss"], "change": r["val_loss"] - full[0]["val_loss"]}
-                )
+        full = by_name.get(r.get("reference") or "")
+        if r["name"].startswith("speedrun_without_") and full is not None:
+            trick = r["name"].removeprefix("speedrun_without_").rsplit("_seed", 1)[0]
+            tricks.append(
+                {
+                    "trick": trick,
+                    "seed": r["seed"],
+                    "val_loss": r["val_loss"],
+                    "change": r["val_loss"] - full["val_loss"],
+                }
+            )
     return {"target_loss": target, "budgets": budgets, "tricks": tricks}
 
 
@@ -517,9 +564,13 @@ def write_outputs(
                   "| --- | --- | --- | --- |"]  # fmt: skip
         for row in results["speedrun"]["budgets"]:
             lines.append(f"| {row['name']} | {row['fraction']:g} | {row['val_loss']:.4f} | {row['reached']} |")
-        lines += ["", "| trick removed | final val loss | change vs full speedrun |", "| --- | --- | --- |"]
+        lines += [
+            "",
+            "| trick removed | seed | final val loss | change vs full speedrun |",
+            "| --- | --- | --- | --- |",
+        ]
         for row in results["speedrun"]["tricks"]:
-            lines.append(f"| {row['trick']} | {row['val_loss']:.4f} | {row['change']:+.4f} |")
+            lines.append(f"| {row['trick']} | {row['seed']} | {row['val_loss']:.4f} | {row['change']:+.4f} |")
     write_text_atomic(out / "table.md", "\n".join(lines) + "\n")
     if plots and runs:
         plot_curves(out, runs, f"{cfg.experiment}: {cfg.seconds:g} s per run ({results['machine']['gpu']})")
