@@ -1,8 +1,9 @@
 """The pre-norm Transformer language model of assignment 1: config, attention, block, LM and its KV cache.
 
-Attention runs through ``torch.nn.functional.scaled_dot_product_attention`` (flash / memory-efficient kernels
-on GPU). It computes exactly ``layers.scaled_dot_product_attention`` -- the from-scratch reference the adapters
-and tests use -- up to float rounding; ``tests/test_model.py`` checks the two against each other.
+The attention core is a named backend (:mod:`cs336_basics.attention_backends`): by default
+``torch.nn.functional.scaled_dot_product_attention`` (flash / memory-efficient kernels on GPU), which computes
+exactly ``layers.scaled_dot_product_attention`` -- the from-scratch ``naive`` backend the adapters and tests use
+as reference -- up to float rounding; ``tests/test_model.py`` checks the two against each other.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
+from cs336_basics.attention_backends import attention_backend, attention_backend_names
 from cs336_basics.layers import Embedding, FeedForward, Linear, RMSNorm, RotaryPositionalEmbedding, SwiGLU
 
 NORM_PLACEMENTS = ("pre", "post", "none")
@@ -32,7 +33,9 @@ class ModelConfig:
     ``ffn``: SwiGLU, or the ungated SiLU / ReLU² feed-forward (two matrices: use :func:`matched_d_ff`).
     ``qk_norm`` normalises queries and keys per head (stabilises high learning rates); ``zero_init_output``
     starts every residual branch's output projection at zero (each block begins as the identity);
-    ``logit_softcap`` > 0 bounds the logits to ``±cap`` with ``cap·tanh(z/cap)``.
+    ``logit_softcap`` > 0 bounds the logits to ``±cap`` with ``cap·tanh(z/cap)``. ``attention`` names the
+    attention backend (``naive``, ``sdpa`` or a registered one such as ``cs336_systems``'s ``flash_triton``); it
+    changes speed and memory, not the function computed.
     """
 
     vocab_size: int = 10_000
@@ -48,6 +51,7 @@ class ModelConfig:
     qk_norm: bool = False
     zero_init_output: bool = False
     logit_softcap: float = 0.0
+    attention: str = "sdpa"
 
     def __post_init__(self):
         if self.d_model % self.num_heads:
@@ -59,6 +63,8 @@ class ModelConfig:
                 raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
         if self.logit_softcap < 0:
             raise ValueError(f"logit_softcap must be >= 0 (0 = off), got {self.logit_softcap}")
+        if self.attention not in attention_backend_names():
+            raise ValueError(f"attention must be one of {attention_backend_names()}, got {self.attention!r}")
 
 
 def matched_d_ff(swiglu_d_ff: int, ffn: str) -> int:
@@ -123,7 +129,8 @@ class MultiHeadSelfAttention(nn.Module):
     """Causal multi-head self-attention; head ``h`` owns rows ``h·d_k … (h+1)·d_k-1`` of each projection.
 
     With ``rope=None`` no positional rotation is applied (the handout's no-RoPE variant). With ``qk_norm``
-    queries and keys are RMS-normalised per head before RoPE, which bounds the attention logits.
+    queries and keys are RMS-normalised per head before RoPE, which bounds the attention logits. ``attention``
+    names the backend computing the attention core; calls with a KV cache or a padding mask take its masked path.
     """
 
     def __init__(
@@ -135,6 +142,7 @@ class MultiHeadSelfAttention(nn.Module):
         device=None,
         dtype=None,
         qk_norm: bool = False,
+        attention: str = "sdpa",
     ):
         super().__init__()
         if d_model % num_heads:
@@ -148,6 +156,7 @@ class MultiHeadSelfAttention(nn.Module):
         d_head = d_model // num_heads
         self.q_norm = RMSNorm(d_head, device=device, dtype=dtype) if qk_norm else None
         self.k_norm = RMSNorm(d_head, device=device, dtype=dtype) if qk_norm else None
+        self.backend = attention_backend(attention)
 
     def forward(
         self,
@@ -172,10 +181,10 @@ class MultiHeadSelfAttention(nn.Module):
         if kv_cache is not None:
             k, v = kv_cache.update(self.layer_index, k, v)
         if kv_cache is None and attention_mask is None:
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            out = self.backend.causal(q, k, v)
         else:
             mask = attention_mask_for(seq, k.shape[-2], attention_mask, x.device)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            out = self.backend.masked(q, k, v, mask)
         return self.output_proj(rearrange(out, "... h s d -> ... s (h d)"))
 
 
@@ -212,7 +221,9 @@ class TransformerBlock(nn.Module):
             cfg = ModelConfig(d_model=d_model, num_heads=num_heads, d_ff=d_ff)
         self.post_norm = cfg.norm == "post"
         self.ln1 = _norm_or_identity(cfg, device, dtype)
-        self.attn = MultiHeadSelfAttention(d_model, num_heads, rope, layer_index, device, dtype, cfg.qk_norm)
+        self.attn = MultiHeadSelfAttention(
+            d_model, num_heads, rope, layer_index, device, dtype, cfg.qk_norm, cfg.attention
+        )
         self.ln2 = _norm_or_identity(cfg, device, dtype)
         self.ffn = _feed_forward(cfg, device, dtype)
 
@@ -262,11 +273,12 @@ class TransformerLM(nn.Module):
         qk_norm: bool = False,
         zero_init_output: bool = False,
         logit_softcap: float = 0.0,
+        attention: str = "sdpa",
     ):
         super().__init__()
         cfg = ModelConfig(
             vocab_size, context_length, d_model, num_layers, num_heads, d_ff, rope_theta,
-            norm, position, ffn, qk_norm, zero_init_output, logit_softcap,
+            norm, position, ffn, qk_norm, zero_init_output, logit_softcap, attention,
         )  # fmt: skip
         self.config = cfg
         self.token_embeddings = Embedding(vocab_size, d_model, device, dtype)
