@@ -17,7 +17,7 @@ import os
 import time
 
 from cs336_basics.bpe import train_bpe
-from cs336_basics.shared_data import shared_path
+from cs336_basics.toolkit.data_paths import shared_path
 
 FIXTURES_URL = "https://raw.githubusercontent.com/stanford-cs336/assignment1-basics/main/tests/fixtures/"
 TARGETS = [  # fixture, vocab size, workers, seconds

@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from cs336_basics.shared_data import shared_path
 from cs336_basics.tiktoken_offline import load_gpt2_encoding
 from cs336_basics.tokenizer import Tokenizer
+from cs336_basics.toolkit.data_paths import shared_path
 from english_text import COURSE_FIXTURES_URL, build_english_text
 
 EOT = "<|endoftext|>"

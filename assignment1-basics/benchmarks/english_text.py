@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from cs336_basics.english_corpus import END_OF_TEXT, lee_documents, wikipedia_documents  # noqa: E402
-from cs336_basics.shared_data import SharedDataUnavailable, shared_path  # noqa: E402
+from cs336_basics.toolkit.data_paths import SharedDataUnavailable, shared_path  # noqa: E402
 
 COURSE_FIXTURES_URL = "https://raw.githubusercontent.com/stanford-cs336/assignment1-basics/main/tests/fixtures/"
 SYSTEM_DOCS = (

@@ -26,9 +26,9 @@ from cs336_basics.accounting import (
     training_days,
     training_step_flops,
 )
-from cs336_basics.atomic_files import write_text_atomic
-from cs336_basics.config_cli import parse_config
 from cs336_basics.model import ModelConfig
+from cs336_basics.toolkit.atomic import write_text_atomic
+from cs336_basics.toolkit.cli import parse_config
 
 # (num_layers, d_model, num_heads) of the handout's GPT-2 shapes; d_ff = 4 · d_model throughout.
 GPT2_SHAPES = {"gpt2-small": (12, 768, 12), "gpt2-medium": (24, 1024, 16), "gpt2-large": (36, 1280, 20)}

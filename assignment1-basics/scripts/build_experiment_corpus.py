@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 
-from cs336_basics.config_cli import parse_config
 from cs336_basics.experiment_corpus import ExperimentCorpusConfig, build_experiment_corpus
+from cs336_basics.toolkit.cli import parse_config
 
 if __name__ == "__main__":
     summary = build_experiment_corpus(parse_config(ExperimentCorpusConfig))

@@ -8,8 +8,8 @@ and prints generated samples. No download and no course data needed: the text sh
 
 from __future__ import annotations
 
-from cs336_basics.config_cli import parse_config
 from cs336_basics.demo import DemoConfig, run_demo
+from cs336_basics.toolkit.cli import parse_config
 
 if __name__ == "__main__":
     run_demo(parse_config(DemoConfig))

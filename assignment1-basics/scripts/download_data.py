@@ -8,8 +8,9 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
-from cs336_basics.config_cli import parse_config
-from cs336_basics.download import DownloadError, download_datasets
+from cs336_basics.download import download_datasets
+from cs336_basics.toolkit.cli import parse_config
+from cs336_basics.toolkit.data_paths import DownloadError
 
 
 @dataclass

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 
 import torch
 from cs336_basics.checkpoint import read_checkpoint
-from cs336_basics.config_cli import parse_config
-from cs336_basics.device import select_device
 from cs336_basics.generate import generate_batch
 from cs336_basics.model import ModelConfig, TransformerLM
 from cs336_basics.tokenizer import Tokenizer
+from cs336_basics.toolkit.cli import parse_config
+from cs336_basics.toolkit.device import select_device
 
 
 @dataclass

@@ -9,8 +9,8 @@ Experiments: learning_rate, batch_size, ablations, speedrun, main_experiment (se
 
 from __future__ import annotations
 
-from cs336_basics.config_cli import parse_config
 from cs336_basics.experiments import ExperimentConfig, run_experiment
+from cs336_basics.toolkit.cli import parse_config
 
 if __name__ == "__main__":
     run_experiment(parse_config(ExperimentConfig))

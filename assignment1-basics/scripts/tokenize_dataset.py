@@ -10,9 +10,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cs336_basics.config_cli import parse_config
 from cs336_basics.tokenize_dataset import tokenize_to_memmap
 from cs336_basics.tokenizer import Tokenizer
+from cs336_basics.toolkit.cli import parse_config
 
 
 @dataclass

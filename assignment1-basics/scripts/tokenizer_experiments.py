@@ -10,8 +10,8 @@ Writes results.json and table.md to --out_dir; vocab/merges, training texts and 
 
 from __future__ import annotations
 
-from cs336_basics.config_cli import parse_config
 from cs336_basics.tokenizer_experiments import TokenizerExperimentsConfig, results_table, run_tokenizer_experiments
+from cs336_basics.toolkit.cli import parse_config
 
 if __name__ == "__main__":
     print(results_table(run_tokenizer_experiments(parse_config(TokenizerExperimentsConfig))))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from cs336_basics.config_cli import parse_config
+from cs336_basics.toolkit.cli import parse_config
 from cs336_basics.train import TrainConfig, train
 
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cs336_basics.bpe import save_vocab_merges, train_bpe
-from cs336_basics.config_cli import parse_config
 from cs336_basics.gpt2_bytes import encode_token
+from cs336_basics.toolkit.cli import parse_config
 
 
 @dataclass

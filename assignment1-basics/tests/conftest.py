@@ -1,4 +1,4 @@
-"""Shared test fixtures: course data through `cs336_basics.shared_data`, and an offline tiktoken."""
+"""Shared test fixtures: course data through `cs336_basics.toolkit.data_paths`, and an offline tiktoken."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from cs336_basics.shared_data import SharedDataUnavailable, shared_path
 from cs336_basics.tiktoken_offline import load_gpt2_encoding
+from cs336_basics.toolkit.data_paths import SharedDataUnavailable, shared_path
 
 # The tests run tiny tensors, where intra-op threads only add synchronisation, and on a busy 2-core CI machine
 # two spinning threads per process make them several times slower.

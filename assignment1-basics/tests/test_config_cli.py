@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
-from cs336_basics.config_cli import parse_config
+from cs336_basics.toolkit.cli import parse_config
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from cs336_basics.download import DownloadError, download_datasets, download_file
+from cs336_basics.download import download_datasets
+from cs336_basics.toolkit.data_paths import DownloadError, download_file
 
 PAYLOAD = bytes(range(256)) * 400
 FILES = {"/plain.txt": PAYLOAD, "/packed.txt.gz": gzip.compress(PAYLOAD)}

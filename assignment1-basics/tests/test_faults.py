@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 from cs336_basics import checkpoint
-from cs336_basics.atomic_files import atomic_output, temporary_prefix
 from cs336_basics.bpe import train_bpe
 from cs336_basics.checkpoint import CorruptCheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from cs336_basics.data import check_token_ids, load_tokens
 from cs336_basics.tokenize_dataset import tokenize_to_memmap
 from cs336_basics.tokenizer import Tokenizer
+from cs336_basics.toolkit.atomic import atomic_output, temporary_prefix
 from cs336_basics.vocab_files import load_vocab_merges
 
 from .conftest import fixture_path

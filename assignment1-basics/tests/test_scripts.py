@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 from cs336_basics.bpe import load_vocab_merges
-from cs336_basics.config_cli import parse_config
 from cs336_basics.tokenizer import Tokenizer
+from cs336_basics.toolkit.cli import parse_config
 
 from .conftest import fixture_path
 

@@ -1,7 +1,7 @@
 from pathlib import Path
 
 import pytest
-from cs336_basics.shared_data import SharedDataUnavailable, shared_path
+from cs336_basics.toolkit.data_paths import SharedDataUnavailable, shared_path
 
 
 def test_env_var_takes_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from cs336_systems.data_parallel_setups import ModelShape, ModelSpec, build_setup
+from cs336_basics.model import ModelConfig
+from cs336_systems.data_parallel_setups import build_setup
 from cs336_systems.ddp import BucketedDDP, FlatDDP, NaiveDDP, OverlapDDP
 from cs336_systems.distributed_report import markdown_table, run_metadata, write_results
 from cs336_systems.distributed_utils import DistributedContext, init_from_env
@@ -65,7 +66,7 @@ def identical_on_all_ranks(tensor: torch.Tensor) -> bool:
 
 def course_data(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     try:
-        from cs336_basics.shared_data import shared_path
+        from cs336_basics.toolkit.data_paths import shared_path
 
         data = torch.load(shared_path("fixtures/assignment2/ddp_test_data.pt"))
         labels = torch.load(shared_path("fixtures/assignment2/ddp_test_labels.pt"))
@@ -181,13 +182,13 @@ def check_fsdp(ctx: DistributedContext) -> list[Check]:
 
 
 def check_benchmark_setups(ctx: DistributedContext) -> list[Check]:
-    spec = ModelSpec(ModelShape(d_model=64, d_ff=128, num_layers=2, num_heads=4), vocab_size=97, context_length=16)
+    model = ModelConfig(vocab_size=97, context_length=16, d_model=64, num_layers=2, num_heads=4, d_ff=128)
     generator = torch.Generator().manual_seed(5)
-    tokens = torch.randint(0, spec.vocab_size, (4 * ctx.world_size, spec.context_length + 1), generator=generator)
+    tokens = torch.randint(0, model.vocab_size, (4 * ctx.world_size, model.context_length + 1), generator=generator)
     x, y = tokens[:, :-1].to(ctx.device), tokens[:, 1:].to(ctx.device)
 
     def train(name: str, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        setup = build_setup(name, spec, ctx, lr=1e-3)
+        setup = build_setup(name, model, ctx, lr=1e-3)
         for _ in range(2):
             setup.start_step()
             setup.optimizer.zero_grad(set_to_none=True)

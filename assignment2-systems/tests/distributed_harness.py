@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch._dynamo  # noqa: F401  (optimizers import it lazily, ~5 s; done once here, forked ranks inherit it)
-from cs336_basics.shared_data import SharedDataUnavailable, shared_path
+from cs336_basics.toolkit.data_paths import SharedDataUnavailable, shared_path
 from cs336_systems.distributed_utils import spawn
 from torch import nn
 

@@ -45,7 +45,7 @@ def parse_args() -> IsoFlopsArgs:
 def resolve_data(path: Path | None) -> Path:
     if path is not None:
         return path
-    from cs336_basics.shared_data import shared_path
+    from cs336_basics.toolkit.data_paths import shared_path
 
     return shared_path(ISOFLOPS_RELATIVE_PATH, url=ISOFLOPS_URL)
 

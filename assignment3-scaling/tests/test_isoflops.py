@@ -133,7 +133,7 @@ def test_load_runs_reports_missing_fields(tmp_path):
 
 def test_course_data_predictions():
     """The course's file: 9 budgets of 8 sizes; N_opt(1e23) lands near 7e10 with the lowest-loss choice."""
-    from cs336_basics.shared_data import SharedDataUnavailable, shared_path
+    from cs336_basics.toolkit.data_paths import SharedDataUnavailable, shared_path
 
     try:
         runs = load_runs(shared_path(ISOFLOPS_RELATIVE_PATH, url=ISOFLOPS_URL))

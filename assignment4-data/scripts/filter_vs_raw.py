@@ -29,10 +29,10 @@ import numpy as np
 import torch
 from cs336_basics.checkpoint import load_checkpoint
 from cs336_basics.data import load_tokens
-from cs336_basics.device import autocast_context, select_device
-from cs336_basics.metrics import read_metrics
 from cs336_basics.model import ModelConfig, TransformerLM
 from cs336_basics.nn_utils import cross_entropy
+from cs336_basics.toolkit.device import autocast_context, select_device
+from cs336_basics.toolkit.metrics import read_metrics
 from cs336_basics.train import TrainConfig, train
 
 HELDOUT = ("heldout_docs", "heldout_articles")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cs336_basics.shared_data import SharedDataUnavailable, shared_path
+from cs336_basics.toolkit.data_paths import SharedDataUnavailable, shared_path
 
 try:
     FIXTURES_PATH = shared_path("fixtures/assignment4")

@@ -1,11 +1,11 @@
-"""Course fixtures through `cs336_basics.shared_data`; a test skips, saying why, when they are unavailable."""
+"""Course fixtures through `cs336_basics.toolkit.data_paths`; a test skips, saying why, when they are unavailable."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from cs336_basics.shared_data import SharedDataUnavailable, shared_path
+from cs336_basics.toolkit.data_paths import SharedDataUnavailable, shared_path
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import operator
 
 import numpy as np
 import pytest
-from cs336_basics.shared_data import SharedDataUnavailable, shared_path
+from cs336_basics.toolkit.data_paths import SharedDataUnavailable, shared_path
 from cs336_data.dedup.minhash import MinHashConfig
 from cs336_data.gopher import gopher_quality_filter
 from cs336_data.pipeline.document import Document

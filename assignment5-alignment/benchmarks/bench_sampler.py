@@ -46,8 +46,8 @@ from cs336_alignment.reports import write_report  # noqa: E402
 from cs336_alignment.run_setup import DTYPES, PolicyConfig, load_policy  # noqa: E402
 from cs336_alignment.sampling import KVCacheSampler, SamplingParams  # noqa: E402
 from cs336_alignment.tokenization import encode_texts, eos_token_id  # noqa: E402
-from cs336_basics.config_cli import parse_config  # noqa: E402
-from cs336_basics.device import select_device  # noqa: E402
+from cs336_basics.toolkit.cli import parse_config  # noqa: E402
+from cs336_basics.toolkit.device import select_device  # noqa: E402
 
 MODES = {"graphs": {"cuda_graphs": True}, "static": {"cuda_graphs": False}, "dynamic": {"static_cache": False}}
 COLUMNS = {

@@ -6,7 +6,7 @@ uv run python assignment5-alignment/scripts/demo.py [--out_dir runs/alignment_de
 from __future__ import annotations
 
 from cs336_alignment.demo import DemoConfig, run_demo
-from cs336_basics.config_cli import parse_config
+from cs336_basics.toolkit.cli import parse_config
 
 
 def main() -> None:

@@ -16,9 +16,9 @@ from cs336_alignment.dpo_loop import DPOConfig, train_dpo
 from cs336_alignment.models import save_policy
 from cs336_alignment.plots import plot_metrics
 from cs336_alignment.run_setup import OutputConfig, PolicyConfig, load_policy, open_metrics
-from cs336_basics.config_cli import parse_config
-from cs336_basics.metrics import read_metrics
-from cs336_basics.shared_data import SharedDataUnavailable
+from cs336_basics.toolkit.cli import parse_config
+from cs336_basics.toolkit.data_paths import SharedDataUnavailable
+from cs336_basics.toolkit.metrics import read_metrics
 
 
 @dataclass

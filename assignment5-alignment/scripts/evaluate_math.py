@@ -14,7 +14,7 @@ from cs336_alignment.math_eval import evaluate_math, r1_zero_sampling
 from cs336_alignment.reports import write_json_atomic, write_jsonl_atomic
 from cs336_alignment.rewards import r1_zero_reward_fn
 from cs336_alignment.run_setup import PolicyConfig, load_policy, load_problems, policy_sampler
-from cs336_basics.config_cli import parse_config
+from cs336_basics.toolkit.cli import parse_config
 
 
 @dataclass

@@ -13,7 +13,7 @@ from cs336_alignment.mmlu import load_mmlu, mmlu_prompt, score_mmlu
 from cs336_alignment.reports import write_json_atomic, write_jsonl_atomic
 from cs336_alignment.run_setup import PolicyConfig, load_policy, policy_sampler
 from cs336_alignment.sampling import SamplingParams
-from cs336_basics.config_cli import parse_config
+from cs336_basics.toolkit.cli import parse_config
 
 
 @dataclass

@@ -24,8 +24,8 @@ from cs336_alignment.run_setup import (
     policy_sampler,
 )
 from cs336_alignment.sft_loop import SFTConfig
-from cs336_basics.config_cli import parse_config
-from cs336_basics.metrics import read_metrics
+from cs336_basics.toolkit.cli import parse_config
+from cs336_basics.toolkit.metrics import read_metrics
 
 
 @dataclass

@@ -19,7 +19,7 @@ from cs336_alignment.instruction_eval import (
 from cs336_alignment.reports import write_json_atomic
 from cs336_alignment.run_setup import PolicyConfig, load_policy, policy_sampler
 from cs336_alignment.sampling import SamplingParams
-from cs336_basics.config_cli import parse_config
+from cs336_basics.toolkit.cli import parse_config
 
 
 @dataclass

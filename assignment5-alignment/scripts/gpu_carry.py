@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cs336_alignment.file_parts import assemble, split_file, store_arrived_parts
-from cs336_basics.config_cli import parse_config
+from cs336_basics.toolkit.cli import parse_config
 
 PACKAGES = ("gguf", "pylatexenc")  # on the GPU image, everything else the scripts import is already installed
 DATA_FILES = ["data/gsm8k/train.jsonl", "data/gsm8k/test.jsonl"] + [
@@ -61,7 +61,7 @@ def copy_distribution(name: str, site: Path) -> None:
 
 def pack(carry: Path, part_bytes: int) -> None:
     from cs336_alignment.models import smollm2_gguf_path
-    from cs336_basics.shared_data import shared_path
+    from cs336_basics.toolkit.data_paths import shared_path
 
     gguf = smollm2_gguf_path()
     shutil.rmtree(carry, ignore_errors=True)

@@ -27,8 +27,8 @@ from cs336_alignment.run_setup import (
     open_metrics,
     policy_sampler,
 )
-from cs336_basics.config_cli import parse_config
-from cs336_basics.metrics import read_metrics
+from cs336_basics.toolkit.cli import parse_config
+from cs336_basics.toolkit.metrics import read_metrics
 
 PLOTTED = ["train_reward", "val_reward", "entropy", "clip_fraction", "response_tokens"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 import transformers  # noqa: F401  (imported at collection: its slow first import would otherwise land in a test)
-from cs336_basics.shared_data import SharedDataUnavailable, shared_path
+from cs336_basics.toolkit.data_paths import SharedDataUnavailable, shared_path
 from transformers import LlamaConfig, LlamaForCausalLM
 
 A1_FIXTURES_URL = "https://raw.githubusercontent.com/stanford-cs336/assignment1-basics/main/tests/fixtures/"

@@ -7,7 +7,7 @@ from cs336_alignment.instruction_eval import alpaca_eval_records
 from cs336_alignment.mmlu import MMLUExample, load_mmlu, mmlu_prompt, score_mmlu
 from cs336_alignment.plots import plot_metrics
 from cs336_alignment.reports import write_json_atomic
-from cs336_basics.shared_data import SharedDataUnavailable
+from cs336_basics.toolkit.data_paths import SharedDataUnavailable
 
 EXAMPLES = [
     MMLUExample("astronomy", "Closest star?", ("Sun", "Vega", "Sirius", "Rigel"), "A"),

@@ -14,7 +14,7 @@ from cs336_alignment.math_data import (
 )
 from cs336_alignment.rewards import r1_zero_reward_fn
 from cs336_alignment.run_setup import load_math_jsonl
-from cs336_basics.shared_data import SharedDataUnavailable
+from cs336_basics.toolkit.data_paths import SharedDataUnavailable
 
 _EQUATION = re.compile(r"(\d+) ([-+*/]) (\d+) = (\d+)")
 _OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a / b}

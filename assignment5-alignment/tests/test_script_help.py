@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cs336_basics.config_cli import add_dataclass_arguments, parse_config
+from cs336_basics.toolkit.cli import add_dataclass_arguments, parse_config
 
 SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "scripts"
 SCRIPTS = sorted(p for p in SCRIPTS_DIR.rglob("*.py") if "parse_config" in p.read_text())

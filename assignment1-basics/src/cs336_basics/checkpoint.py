@@ -17,7 +17,7 @@ from typing import IO, Any, BinaryIO
 import torch
 from torch import nn
 
-from cs336_basics.atomic_files import atomic_output
+from cs336_basics.toolkit.atomic import atomic_output
 
 CHECKSUM_KEY = "checksum"
 _REQUIRED_KEYS = ("model", "optimizer", "iteration")
@@ -42,7 +42,7 @@ def save_checkpoint(
     """Save ``{"model", "optimizer", "iteration", **extra, "checksum"}``.
 
     A path is written through a temporary file in the same directory and renamed into place (see
-    :mod:`cs336_basics.atomic_files`), so a crash mid-write leaves the previous checkpoint intact, never a
+    :mod:`cs336_basics.toolkit.atomic`), so a crash mid-write leaves the previous checkpoint intact, never a
     truncated file under the final name; the next save removes a killed writer's temporary.
     """
     payload = {

@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from cs336_basics.atomic_files import atomic_output, write_text_atomic
 from cs336_basics.bpe import train_bpe
 from cs336_basics.english_corpus import END_OF_TEXT, lee_documents, wikipedia_documents
 from cs336_basics.tokenize_dataset import tokenize_to_memmap
 from cs336_basics.tokenizer import Tokenizer
+from cs336_basics.toolkit.atomic import atomic_output, write_text_atomic
 from cs336_basics.vocab_files import save_vocab_merges
 
 

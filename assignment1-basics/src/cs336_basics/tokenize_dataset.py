@@ -3,7 +3,7 @@
 The file is cut into chunks where encoding the parts equals encoding the whole (at ``<|endoftext|>`` and other
 special tokens, or at a safe whitespace cut: see :mod:`cs336_basics.pretokenization`), the chunks are encoded
 in a process pool, and their ids are appended in file order to a temporary file that is renamed into place at
-the end (:mod:`cs336_basics.atomic_files`). Memory stays bounded (a few chunks in flight), and an interrupted run
+the end (:mod:`cs336_basics.toolkit.atomic`). Memory stays bounded (a few chunks in flight), and an interrupted run
 never leaves a truncated ``.bin`` under the final name; the next run removes a killed run's temporary.
 """
 
@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from cs336_basics.atomic_files import atomic_output
 from cs336_basics.pretokenization import find_chunk_boundaries, read_text_range
 from cs336_basics.tokenizer import Tokenizer
+from cs336_basics.toolkit.atomic import atomic_output
 
 TOKEN_DTYPE = np.dtype("<u2")
 _DEFAULT_CHUNK_BYTES = 8 << 20

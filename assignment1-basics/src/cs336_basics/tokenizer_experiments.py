@@ -34,13 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from cs336_basics.atomic_files import write_text_atomic
 from cs336_basics.bpe import train_bpe
 from cs336_basics.english_corpus import END_OF_TEXT
 from cs336_basics.experiment_corpus import Document, read_documents, write_documents
-from cs336_basics.shared_data import shared_path
 from cs336_basics.tokenize_dataset import TOKEN_DTYPE, tokenize_to_memmap
 from cs336_basics.tokenizer import Tokenizer
+from cs336_basics.toolkit.atomic import write_text_atomic
+from cs336_basics.toolkit.data_paths import shared_path
 from cs336_basics.vocab_files import load_vocab_merges, save_vocab_merges
 
 TINYSTORIES_SAMPLE = "fixtures/assignment1/tinystories_sample_5M.txt"

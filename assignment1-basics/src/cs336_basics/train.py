@@ -26,12 +26,13 @@ from tqdm.auto import tqdm
 
 from cs336_basics.checkpoint import load_checkpoint, save_checkpoint
 from cs336_basics.data import check_token_ids, get_batch, load_tokens
-from cs336_basics.device import autocast_context, select_device
-from cs336_basics.metrics import MetricsLogger, drop_records_after, plot_loss_curve, read_metrics
+from cs336_basics.loss_curve import plot_loss_curve
 from cs336_basics.model import ModelConfig, TransformerLM
 from cs336_basics.muon import Muon, muon_param_groups
 from cs336_basics.nn_utils import cross_entropy, gradient_clipping
 from cs336_basics.optimizer import AdamW, lr_cosine_schedule, lr_trapezoidal_schedule
+from cs336_basics.toolkit.device import autocast_context, select_device
+from cs336_basics.toolkit.metrics import MetricsLogger, drop_records_after, read_metrics
 
 _VALIDATION_STREAM = 2**32 - 1  # RNG stream of the fixed validation windows, apart from any iteration's stream
 WARMUP_STEPS = 3  # steps left off the training clock (compilation, CUDA start-up)

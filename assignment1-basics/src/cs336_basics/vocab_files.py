@@ -13,8 +13,8 @@ import json
 import os
 from pathlib import Path
 
-from cs336_basics.atomic_files import atomic_output
 from cs336_basics.gpt2_bytes import decode_token, encode_token
+from cs336_basics.toolkit.atomic import atomic_output
 
 
 def save_vocab_merges(

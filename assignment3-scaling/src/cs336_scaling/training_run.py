@@ -23,12 +23,13 @@ import numpy as np
 import torch
 from cs336_basics.accounting import training_flops_per_token
 from cs336_basics.data import check_token_ids, get_batch, load_tokens
-from cs336_basics.device import autocast_context, select_device
 from cs336_basics.model import TransformerLM
 from cs336_basics.nn_utils import cross_entropy, gradient_clipping
 from cs336_basics.optimizer import AdamW, lr_cosine_schedule
+from cs336_basics.toolkit.device import autocast_context, select_device
 
-from cs336_scaling.run_spec import RunSpec, flops_parameters, model_config, tokens_for
+from cs336_scaling.model_shape import flops_parameters, model_config, tokens_for
+from cs336_scaling.run_spec import RunSpec
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
-from cs336_basics.shared_data import cache_dir
+from cs336_basics.toolkit.data_paths import cache_dir
 
 from cs336_data.language_id import fasttext_top_label, load_fasttext_model
 

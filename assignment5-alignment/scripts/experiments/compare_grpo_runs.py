@@ -15,8 +15,8 @@ from pathlib import Path
 from cs336_alignment.grpo_report import COLUMNS, CURVES, LABELS
 from cs336_alignment.plots import plot_runs
 from cs336_alignment.reports import write_report
-from cs336_basics.config_cli import parse_config
-from cs336_basics.metrics import read_metrics
+from cs336_basics.toolkit.cli import parse_config
+from cs336_basics.toolkit.metrics import read_metrics
 
 
 @dataclass

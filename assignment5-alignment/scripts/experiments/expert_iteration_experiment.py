@@ -29,8 +29,8 @@ from cs336_alignment.rewards import r1_zero_reward_fn
 from cs336_alignment.run_setup import PolicyConfig, load_policy, policy_sampler
 from cs336_alignment.sft_loop import SFTConfig
 from cs336_alignment.subset_eval import SubsetEvaluation
-from cs336_basics.config_cli import parse_config
-from cs336_basics.metrics import MetricsLogger
+from cs336_basics.toolkit.cli import parse_config
+from cs336_basics.toolkit.metrics import MetricsLogger
 
 COLUMNS = {
     "setting": "G x rounds",

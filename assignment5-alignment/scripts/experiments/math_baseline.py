@@ -19,7 +19,7 @@ from cs336_alignment.plots import plot_estimates
 from cs336_alignment.reports import write_jsonl_atomic, write_report
 from cs336_alignment.run_setup import PolicyConfig, load_policy, policy_sampler
 from cs336_alignment.subset_eval import SubsetEvaluation
-from cs336_basics.config_cli import parse_config
+from cs336_basics.toolkit.cli import parse_config
 
 COLUMNS = {
     "prompt": "prompt",

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from cs336_basics.metrics import MetricsLogger
+from cs336_basics.toolkit.metrics import MetricsLogger
 
 from cs336_alignment.grpo_loop import GRPOConfig, train_grpo
 from cs336_alignment.math_data import MathProblem, arithmetic_word_problems, r1_zero_prompt, r1_zero_target

@@ -81,7 +81,7 @@ def _split_hh_conversation(text: str) -> tuple[str, str] | None:
 def fetch_hh_pairs() -> list[PreferencePair]:
     """The HH pairs from the shared data folder (``data/hh-rlhf/<name>/train.jsonl.gz``) or downloaded from the
     hub into the cache; offline without a copy it raises ``SharedDataUnavailable`` naming the file and URL."""
-    from cs336_basics.shared_data import shared_path
+    from cs336_basics.toolkit.data_paths import shared_path
 
     paths = [shared_path(f"data/hh-rlhf/{name}/train.jsonl.gz", url=HH_URL.format(name)) for name in HH_FILES]
     return load_hh_pairs(paths[0].parent.parent)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from cs336_basics.device import autocast_context
+from cs336_basics.toolkit.device import autocast_context
 from tqdm import tqdm
 
 from cs336_alignment.advantages import compute_group_normalized_rewards

@@ -7,7 +7,7 @@ import csv
 from collections.abc import Sequence
 from typing import Any
 
-from cs336_basics.shared_data import shared_path
+from cs336_basics.toolkit.data_paths import shared_path
 
 from cs336_alignment.prompts import load_prompt
 from cs336_alignment.sft_data import read_jsonl

@@ -7,7 +7,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from cs336_basics.shared_data import shared_path
+from cs336_basics.toolkit.data_paths import shared_path
 
 from cs336_alignment.parsing import gsm8k_ground_truth
 from cs336_alignment.prompts import load_prompt

@@ -6,7 +6,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from cs336_basics.shared_data import shared_path
+from cs336_basics.toolkit.data_paths import shared_path
 
 from cs336_alignment.parsing import parse_mmlu_response
 from cs336_alignment.prompts import load_prompt

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from cs336_basics.shared_data import cache_dir
+from cs336_basics.toolkit.data_paths import cache_dir
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_NAME = "smollm2-135m-instruct"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from cs336_basics.shared_data import shared_path
+from cs336_basics.toolkit.data_paths import shared_path
 
 PROMPT_URL = (
     "https://raw.githubusercontent.com/stanford-cs336/assignment5-alignment/main/cs336_alignment/prompts/{}.prompt"

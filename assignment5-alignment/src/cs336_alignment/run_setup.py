@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from cs336_basics.device import select_device
-from cs336_basics.metrics import MetricsLogger
+from cs336_basics.toolkit.device import select_device
+from cs336_basics.toolkit.metrics import MetricsLogger
 from tqdm import tqdm
 
 from cs336_alignment.math_answer import last_boxed_content

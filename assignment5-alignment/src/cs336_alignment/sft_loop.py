@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from cs336_basics.device import autocast_context
+from cs336_basics.toolkit.device import autocast_context
 from tqdm import tqdm
 
 from cs336_alignment.log_probs import get_response_log_probs

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import fcntl
 import glob
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 _MARK = ".tmp-"
 
@@ -47,11 +48,21 @@ def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
     _fsync_directory(path.parent)
 
 
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_output(path) as f:
+        f.write(data)
+    return Path(path)
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
-    with atomic_output(path) as f:
-        f.write(text.encode("utf-8"))
-    return Path(path)
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | os.PathLike, value: Any, indent: int | None = 2) -> Path:
+    """Write ``value`` as JSON (UTF-8, non-ASCII kept readable, a final newline) to ``path`` atomically."""
+    return write_text_atomic(path, json.dumps(value, indent=indent, ensure_ascii=False) + "\n")
 
 
 def _umask() -> int:

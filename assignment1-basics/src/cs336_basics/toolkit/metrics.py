@@ -1,13 +1,14 @@
-"""Training metrics: one JSON line per record (always), Weights & Biases (when asked), and a loss-curve PNG."""
+"""Training metrics: one JSON line per record (always) and Weights & Biases (when asked)."""
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
+
+from cs336_basics.toolkit.atomic import write_text_atomic
 
 
 class MetricsLogger:
@@ -62,6 +63,7 @@ def _start_wandb(project: str, run_name: str | None, config: dict[str, Any] | No
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The records of a JSONL metrics file, in order."""
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
@@ -70,41 +72,4 @@ def drop_records_after(path: str | os.PathLike, step: int) -> None:
     path = Path(path)
     if not path.exists():
         return
-    kept = [json.dumps(r) + "\n" for r in read_metrics(path) if r["step"] <= step]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.writelines(kept)
-    os.replace(tmp, path)
-
-
-def plot_loss_curve(records: list[dict[str, Any]], out_png: str | os.PathLike, title: str = "Training loss") -> Path:
-    """Plot ``train_loss`` and ``val_loss`` against step (log-scaled loss axis); the PNG is written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for key, style in (("train_loss", "-"), ("val_loss", "o-")):
-        points = [(r["step"], r[key]) for r in records if key in r]
-        if points:
-            steps, losses = zip(*points)
-            ax.plot(steps, losses, style, label=key.replace("_", " "), markersize=4)
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy (nats/token)")
-    ax.set_yscale("log")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=out_png.parent, prefix=f".{out_png.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, out_png)
-    finally:
-        plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
-    return out_png
+    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in read_metrics(path) if r["step"] <= step))

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cs336_basics.shared_data import cache_dir
+from cs336_basics.toolkit.data_paths import cache_dir
 
 ENGLISH_PACKAGES = (
     "python3.11-doc",
