@@ -23,10 +23,11 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from cs336_basics.model import TransformerLM
+from cs336_basics.model_sizes import MODEL_SIZES, model_config
 from cs336_basics.nn_utils import cross_entropy
 from cs336_basics.optimizer import AdamW
 from cs336_systems.activation_checkpointing import checkpoint_blocks, saved_activation_bytes
-from cs336_systems.benchmarking import MODEL_SIZES, TimingStats, markdown_table, model_config, time_repeated
+from cs336_systems.benchmarking import TimingStats, markdown_table, time_repeated
 from cs336_systems.benchmarking.model_benchmark import is_out_of_memory
 
 POLICIES = {"none": None, "every_other": (2, 1), "every": (1, 1), "two_block_segments": (1, 2)}
@@ -64,7 +65,8 @@ def measure(config: CheckpointingConfig, policy: str) -> dict:
     row: dict = {"size": config.size, "context_length": config.context_length, "policy": policy, "status": "ok"}
     model = optimizer = None
     try:
-        model = TransformerLM.from_config(model_config(config.size, config.context_length), device="cuda")
+        model_cfg = model_config(config.size, context_length=config.context_length)
+        model = TransformerLM.from_config(model_cfg, device="cuda")
         if POLICIES[policy] is not None:
             checkpoint_blocks(model.layers, *POLICIES[policy])
         optimizer = AdamW(model.parameters(), lr=1e-4)

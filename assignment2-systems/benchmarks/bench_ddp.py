@@ -30,10 +30,9 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from cs336_basics.model_sizes import MODEL_SIZES, model_config
 from cs336_systems.data_parallel_setups import (
-    MODEL_SHAPES,
     PRECISIONS,
-    ModelSpec,
     TrainingSetup,
     build_setup,
     validate_setup_name,
@@ -77,7 +76,7 @@ class DDPBenchConfig:
 def parse_args() -> DDPBenchConfig:
     d = DDPBenchConfig()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", choices=list(MODEL_SHAPES), default=d.size)
+    parser.add_argument("--size", choices=list(MODEL_SIZES), default=d.size)
     parser.add_argument("--setups", nargs="+", default=d.setups, help="local naive flat overlap bucketed-<MB> ...")
     parser.add_argument("--batch-size", type=int, default=d.batch_size, help="sequences per rank")
     parser.add_argument("--context-length", type=int, default=d.context_length)
@@ -116,8 +115,8 @@ def train_step(setup: TrainingSetup, x: torch.Tensor, y: torch.Tensor, timer: Ph
 
 
 def measure(cfg: DDPBenchConfig, ctx: DistributedContext, name: str) -> dict:
-    spec = ModelSpec(MODEL_SHAPES[cfg.size], cfg.vocab_size, cfg.context_length)
-    setup = build_setup(name, spec, ctx, cfg.precision)
+    model_cfg = model_config(cfg.size, vocab_size=cfg.vocab_size, context_length=cfg.context_length)
+    setup = build_setup(name, model_cfg, ctx, cfg.precision)
     generator = torch.Generator().manual_seed(1000 + ctx.rank)
     tokens = torch.randint(0, cfg.vocab_size, (cfg.batch_size, cfg.context_length + 1), generator=generator)
     x, y = tokens[:, :-1].to(ctx.device), tokens[:, 1:].to(ctx.device)

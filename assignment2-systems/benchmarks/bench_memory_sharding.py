@@ -23,10 +23,9 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from cs336_basics.model_sizes import MODEL_SIZES, model_config
 from cs336_systems.data_parallel_setups import (
-    MODEL_SHAPES,
     PRECISIONS,
-    ModelSpec,
     build_setup,
     validate_setup_name,
 )
@@ -56,7 +55,7 @@ class MemoryBenchConfig:
 def parse_args() -> MemoryBenchConfig:
     d = MemoryBenchConfig()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", choices=list(MODEL_SHAPES), default=d.size)
+    parser.add_argument("--size", choices=list(MODEL_SIZES), default=d.size)
     parser.add_argument("--setups", nargs="+", default=d.setups)
     parser.add_argument("--batch-size", type=int, default=d.batch_size, help="sequences per rank")
     parser.add_argument("--context-length", type=int, default=d.context_length)
@@ -97,8 +96,8 @@ def peak_mib(device: torch.device) -> float | None:
 def measure(cfg: MemoryBenchConfig, ctx: DistributedContext, name: str) -> dict:
     if ctx.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(ctx.device)
-    spec = ModelSpec(MODEL_SHAPES[cfg.size], cfg.vocab_size, cfg.context_length)
-    setup = build_setup(name, spec, ctx, cfg.precision)
+    model_cfg = model_config(cfg.size, vocab_size=cfg.vocab_size, context_length=cfg.context_length)
+    setup = build_setup(name, model_cfg, ctx, cfg.precision)
     init_peak = peak_mib(ctx.device)
     generator = torch.Generator().manual_seed(1000 + ctx.rank)
     tokens = torch.randint(0, cfg.vocab_size, (cfg.batch_size, cfg.context_length + 1), generator=generator)

@@ -28,7 +28,8 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import torch
-from cs336_systems.benchmarking import MODEL_SIZES, ModelBenchmarkConfig, benchmark_model, markdown_table
+from cs336_basics.model_sizes import MODEL_SIZES
+from cs336_systems.benchmarking import ModelBenchmarkConfig, benchmark_model, markdown_table
 from cs336_systems.benchmarking.model_benchmark import ATTENTIONS, MODES, PRECISIONS, profile_memory
 
 

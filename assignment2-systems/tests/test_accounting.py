@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 from cs336_basics.accounting import count_parameters
+from cs336_basics.model_sizes import model_config
 from cs336_systems import accounting as acc
-from cs336_systems.benchmarking import model_config
 from torch.utils.flop_counter import FlopCounterMode
 
 RESULTS = Path(__file__).parent.parent / "benchmarks" / "results"
@@ -42,7 +42,7 @@ def test_checkpoint_segments_hand_worked_for_the_handouts_block():
 
 def test_rank_memory_matches_the_measured_xl_tensors_on_two_h200s():
     """DISTRIBUTED.md (XL, fp32, 2 ranks): params / grads / optimizer MiB per rank from the tensors."""
-    n = count_parameters(model_config("xl", 128))
+    n = count_parameters(model_config("xl", context_length=128))
     measured = {"ddp": (7623, 7623, 15245), "zero1": (7623, 7623, 7623), "fsdp": (3812, 3812, 7623)}
     for sharding, expected in measured.items():
         memory = acc.rank_training_memory(n, 2, sharding)

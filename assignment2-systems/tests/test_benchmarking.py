@@ -8,20 +8,12 @@ import statistics
 import pytest
 import torch
 from cs336_basics.model import TransformerLM
-from cs336_systems.benchmarking import (
-    MODEL_SIZES,
-    ModelBenchmarkConfig,
-    ModelSize,
-    TimingStats,
-    benchmark_model,
-    markdown_table,
-    model_config,
-    time_repeated,
-)
+from cs336_basics.model_sizes import MODEL_SIZES, model_config
+from cs336_systems.benchmarking import ModelBenchmarkConfig, TimingStats, benchmark_model, markdown_table, time_repeated
 from cs336_systems.benchmarking.model_benchmark import annotate_blocks, is_out_of_memory
 from cs336_systems.benchmarking.timing import time_phases
 
-TINY = ModelSize(d_model=32, d_ff=64, num_layers=2, num_heads=2)
+TINY = "tiny"  # a CPU-sized shape of the size table
 
 
 class FakeClock:
@@ -107,24 +99,8 @@ def test_markdown_table_formats_cells_and_missing_values():
         markdown_table(rows, ["name"], ["a", "b"])
 
 
-def test_model_sizes_follow_the_handout_table():
-    assert MODEL_SIZES["small"] == ModelSize(768, 3072, 12, 12)
-    assert MODEL_SIZES["2.7B"] == ModelSize(2560, 10240, 32, 32)
-    cfg = model_config("medium", context_length=256)
-    assert (cfg.vocab_size, cfg.context_length, cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.d_ff) == (
-        10_000,
-        256,
-        1024,
-        24,
-        16,
-        4096,
-    )
-    with pytest.raises(ValueError, match="unknown model size"):
-        model_config("huge", 128)
-
-
 def test_block_ranges_open_and_close_once_per_block_and_keep_outputs():
-    model = TransformerLM.from_config(model_config(TINY, 8))
+    model = TransformerLM.from_config(model_config(TINY, context_length=8))
     tokens = torch.randint(0, 10_000, (2, 8))
     expected = model(tokens)
     calls = []
@@ -158,13 +134,15 @@ def test_invalid_configuration_is_rejected():
         ModelBenchmarkConfig(mode="backward_only")
     with pytest.raises(ValueError, match="precision"):
         ModelBenchmarkConfig(precision="fp8")
+    with pytest.raises(ValueError, match="size must be one of"):
+        ModelBenchmarkConfig(size="huge")
 
 
 def test_naive_annotated_attention_matches_the_models_fused_attention():
     from cs336_systems.benchmarking.naive_attention import use_naive_attention
 
     torch.manual_seed(0)
-    model = TransformerLM.from_config(model_config(TINY, 12))
+    model = TransformerLM.from_config(model_config(TINY, context_length=12))
     tokens = torch.randint(0, 10_000, (2, 12))
     expected = model(tokens)
     stages = []
@@ -181,7 +159,7 @@ def test_naive_annotated_attention_matches_the_models_fused_attention():
 
     use_naive_attention(model, Recorder)
     torch.testing.assert_close(model(tokens), expected, rtol=1e-5, atol=1e-5)
-    assert stages == ["computing attention scores", "computing softmax", "final matmul"] * TINY.num_layers
+    assert stages == ["computing attention scores", "computing softmax", "final matmul"] * MODEL_SIZES[TINY].num_layers
     with pytest.raises(ValueError, match="KV cache"):
         model(tokens, attention_mask=torch.ones(2, 12, dtype=torch.bool))
 

@@ -8,7 +8,8 @@ import weakref
 import pytest
 import torch
 import torch.nn.functional as F
-from cs336_systems.data_parallel_setups import MODEL_SHAPES, ModelShape, ModelSpec, build_setup, validate_setup_name
+from cs336_basics.model import ModelConfig
+from cs336_systems.data_parallel_setups import build_setup, validate_setup_name
 from cs336_systems.distributed_report import markdown_table, reduce_over_ranks, write_results
 from cs336_systems.distributed_utils import DistributedContext
 from cs336_systems.fsdp import FSDP
@@ -16,7 +17,7 @@ from cs336_systems.phase_timer import PhaseTimer
 
 from tests.distributed_harness import model_lm_available, run_on_ranks
 
-SPEC = ModelSpec(ModelShape(d_model=16, d_ff=32, num_layers=2, num_heads=2), vocab_size=37, context_length=8)
+MODEL = ModelConfig(vocab_size=37, context_length=8, d_model=16, num_layers=2, num_heads=2, d_ff=32)
 SETUPS = ["local", "naive", "flat", "overlap", "bucketed-0.001", "zero1", "torch-ddp", "fsdp", "torch-fsdp"]
 
 
@@ -31,9 +32,11 @@ def _full_parameters(setup) -> dict[str, torch.Tensor]:
 
 def _setups_train_like_one_process(ctx: DistributedContext) -> None:
     torch.set_num_threads(1)
-    tokens = torch.randint(0, SPEC.vocab_size, (4, SPEC.context_length + 1), generator=torch.Generator().manual_seed(5))
+    tokens = torch.randint(
+        0, MODEL.vocab_size, (4, MODEL.context_length + 1), generator=torch.Generator().manual_seed(5)
+    )
     x, y = tokens[:, :-1], tokens[:, 1:]
-    reference = build_setup("local", SPEC, ctx)  # every rank computes the whole batch: the single-process run
+    reference = build_setup("local", MODEL, ctx)  # every rank computes the whole batch: the single-process run
     for _ in range(2):
         reference.optimizer.zero_grad()
         F.cross_entropy(reference.model(x).flatten(0, 1), y.flatten()).backward()
@@ -44,7 +47,7 @@ def _setups_train_like_one_process(ctx: DistributedContext) -> None:
     for name in SETUPS:
         if name == "local":
             continue
-        setup = build_setup(name, SPEC, ctx)
+        setup = build_setup(name, MODEL, ctx)
         for _ in range(2):
             setup.start_step()
             setup.optimizer.zero_grad(set_to_none=True)
@@ -66,9 +69,9 @@ def test_every_benchmarked_setup_trains_like_one_process():
 
 def _bf16_setups_run(ctx: DistributedContext) -> None:
     torch.set_num_threads(1)
-    x = torch.randint(0, SPEC.vocab_size, (2, SPEC.context_length), generator=torch.Generator().manual_seed(ctx.rank))
+    x = torch.randint(0, MODEL.vocab_size, (2, MODEL.context_length), generator=torch.Generator().manual_seed(ctx.rank))
     for name in ("bucketed-1", "fsdp", "torch-fsdp"):
-        setup = build_setup(name, SPEC, ctx, precision="bf16")
+        setup = build_setup(name, MODEL, ctx, precision="bf16")
         with setup.autocast():
             logits = setup.model(x)
         assert logits.dtype == torch.bfloat16, name
@@ -85,9 +88,9 @@ def test_bf16_setups_compute_in_bf16_with_fp32_master_weights():
 
 def _setups_release_their_model(ctx: DistributedContext) -> None:
     torch.set_num_threads(1)
-    x = torch.randint(0, SPEC.vocab_size, (2, SPEC.context_length), generator=torch.Generator().manual_seed(ctx.rank))
+    x = torch.randint(0, MODEL.vocab_size, (2, MODEL.context_length), generator=torch.Generator().manual_seed(ctx.rank))
     for name in SETUPS:
-        setup = build_setup(name, SPEC, ctx)
+        setup = build_setup(name, MODEL, ctx)
         setup.start_step()
         setup.model(x).float().square().mean().backward()
         setup.synchronize()
@@ -110,8 +113,6 @@ def test_setup_names_are_validated():
     for name in ("bucketed-0", "bucketed-x", "ddp"):
         with pytest.raises(ValueError, match="unknown setup"):
             validate_setup_name(name)
-    assert MODEL_SHAPES["xl"] == ModelShape(1600, 6400, 48, 25)  # handout Table 1 (2025)
-    assert MODEL_SHAPES["xl-2026"] == MODEL_SHAPES["2.7B"] == ModelShape(2560, 10240, 32, 32)
 
 
 def test_phase_timer_splits_a_step_into_its_phases():

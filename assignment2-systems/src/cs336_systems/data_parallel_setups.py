@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from cs336_basics.model import TransformerLM
+from cs336_basics.model import ModelConfig, TransformerLM
 from torch import nn
 from torch.optim import Optimizer
 
@@ -23,45 +23,9 @@ from cs336_systems.distributed_utils import DistributedContext
 from cs336_systems.fsdp import FSDP
 from cs336_systems.sharded_optimizer import ShardedOptimizer
 
-
-@dataclass(frozen=True)
-class ModelShape:
-    d_model: int
-    d_ff: int
-    num_layers: int
-    num_heads: int
-
-
-# The handout's Table 1 (2025). The 2026 handout calls the 2.7B shape "xl"; `xl-2026` names it unambiguously.
-# `tiny` and `mini` are CPU-sized shapes for gloo runs.
-MODEL_SHAPES: dict[str, ModelShape] = {
-    "tiny": ModelShape(128, 512, 2, 4),
-    "mini": ModelShape(256, 1024, 4, 4),
-    "small": ModelShape(768, 3072, 12, 12),
-    "medium": ModelShape(1024, 4096, 24, 16),
-    "large": ModelShape(1280, 5120, 36, 20),
-    "xl": ModelShape(1600, 6400, 48, 25),
-    "2.7B": ModelShape(2560, 10240, 32, 32),
-    "xl-2026": ModelShape(2560, 10240, 32, 32),
-}
-
 SETUP_NAMES = ("local", "naive", "flat", "overlap", "bucketed-<MB>", "zero1", "fsdp", "torch-ddp", "torch-fsdp")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 ZERO1_BUCKET_MB = 25.0  # torch DDP's default bucket size, so zero1 differs from torch-ddp only in the optimizer
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    shape: ModelShape
-    vocab_size: int = 10_000
-    context_length: int = 128
-
-    def build(self, device: torch.device, seed: int = 0) -> TransformerLM:
-        torch.manual_seed(seed)
-        s = self.shape
-        return TransformerLM(
-            self.vocab_size, self.context_length, s.d_model, s.num_layers, s.num_heads, s.d_ff, device=device
-        )
 
 
 @dataclass
@@ -89,16 +53,18 @@ def validate_setup_name(name: str) -> None:
 
 
 def build_setup(
-    name: str, spec: ModelSpec, ctx: DistributedContext, precision: str = "fp32", lr: float = 1e-4
+    name: str, model_cfg: ModelConfig, ctx: DistributedContext, precision: str = "fp32", lr: float = 1e-4
 ) -> TrainingSetup:
-    """Build the model on `ctx.device` and wrap it as `name` says. In bf16, wrappers that keep full weights
-    (local, DDP variants, torch-ddp) run under autocast; sharded ones cast their weights instead (our FSDP's
-    `compute_dtype`, fully_shard's `MixedPrecisionPolicy`), with fp32 master weights and gradient reduction."""
+    """Build the model on `ctx.device` from seed 0 (every rank and setup starts alike) and wrap it as `name` says.
+    In bf16, wrappers that keep full weights (local, DDP variants, torch-ddp) run under autocast; sharded ones cast
+    their weights instead (our FSDP's `compute_dtype`, fully_shard's `MixedPrecisionPolicy`), with fp32 master
+    weights and gradient reduction."""
     validate_setup_name(name)
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     compute_dtype = PRECISIONS[precision]
-    model = spec.build(ctx.device)
+    torch.manual_seed(0)
+    model = TransformerLM.from_config(model_cfg, device=ctx.device)
 
     def no_autocast() -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()

@@ -1,17 +1,13 @@
-"""End-to-end model benchmarking and memory profiling (handout §1.1): sizes, timing, NVTX, tables."""
+"""End-to-end model benchmarking and memory profiling (handout §1.1): timing, NVTX, tables."""
 
 from cs336_systems.benchmarking.model_benchmark import ModelBenchmarkConfig, benchmark_model
-from cs336_systems.benchmarking.model_sizes import MODEL_SIZES, ModelSize, model_config
 from cs336_systems.benchmarking.tables import markdown_table
 from cs336_systems.benchmarking.timing import TimingStats, time_repeated
 
 __all__ = [
-    "MODEL_SIZES",
     "ModelBenchmarkConfig",
-    "ModelSize",
     "TimingStats",
     "benchmark_model",
     "markdown_table",
-    "model_config",
     "time_repeated",
 ]

@@ -13,17 +13,18 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 
 import torch
-from cs336_basics.model import TransformerLM
+from cs336_basics.model import ModelConfig, TransformerLM
+from cs336_basics.model_sizes import MODEL_SIZES, model_config
 from cs336_basics.nn_utils import cross_entropy
 from cs336_basics.optimizer import AdamW
 
-from cs336_systems.benchmarking.model_sizes import BATCH_SIZE, ModelSize, model_config
 from cs336_systems.benchmarking.naive_attention import use_naive_attention
 from cs336_systems.benchmarking.timing import TimingStats, time_phases
 
 MODES = ("forward", "forward_backward", "train_step")
 PRECISIONS = ("fp32", "bf16")
 ATTENTIONS = ("sdpa", "naive")  # the model's fused F.scaled_dot_product_attention, or the annotated from-scratch one
+BATCH_SIZE = 4  # the handout's, for every model size
 PHASES = {
     "forward": ["forward"],
     "forward_backward": ["forward", "backward"],
@@ -34,9 +35,10 @@ PHASES = {
 @dataclass(frozen=True)
 class ModelBenchmarkConfig:
     """One benchmark cell. ``mode="forward"`` is inference (no graph kept); the other modes time the
-    forward with autograd on, then backward, then (``train_step``) AdamW's step and zeroing gradients."""
+    forward with autograd on, then backward, then (``train_step``) AdamW's step and zeroing gradients.
+    ``size`` names a shape of :data:`cs336_basics.model_sizes.MODEL_SIZES`."""
 
-    size: str | ModelSize = "small"
+    size: str = "small"
     context_length: int = 512
     batch_size: int = BATCH_SIZE
     mode: str = "train_step"
@@ -49,6 +51,8 @@ class ModelBenchmarkConfig:
     attention: str = "sdpa"
 
     def __post_init__(self):
+        if self.size not in MODEL_SIZES:
+            raise ValueError(f"size must be one of {list(MODEL_SIZES)}; got {self.size!r}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}; got {self.mode!r}")
         if self.attention not in ATTENTIONS:
@@ -57,6 +61,10 @@ class ModelBenchmarkConfig:
             raise ValueError(f"precision must be one of {PRECISIONS}; got {self.precision!r}")
         if self.context_length < 1 or self.batch_size < 1:
             raise ValueError(f"need context_length, batch_size >= 1; got {self.context_length}, {self.batch_size}")
+
+    @property
+    def model(self) -> ModelConfig:
+        return model_config(self.size, context_length=self.context_length)
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -119,7 +127,7 @@ def _released(device: torch.device) -> Iterator[None]:
 
 def _step_phases(config: ModelBenchmarkConfig, device: torch.device) -> list[tuple[str, Callable[[], object]]]:
     """Model, random batch and optimizer, and the phase callables of one step for ``config.mode``."""
-    model = TransformerLM.from_config(model_config(config.size, config.context_length), device=device)
+    model = TransformerLM.from_config(config.model, device=device)
     if config.nvtx and device.type == "cuda" and not config.compile:  # hooks would split the compiled graph
         annotate_blocks(model)
     if config.attention == "naive":
