@@ -28,7 +28,8 @@ def query(base: str, key: str, **overrides) -> httpx.Response:
         ({"batch_size": 64}, "batch_size must be one of [128, 256], got 64"),
         ({"learning_rate": 0.01}, "learning_rate must be in range [0.0001, 0.001], got 0.01"),
         ({"train_flops": int(2e13)}, "train_flops must be one of [10000000000000, 30000000000000"),
-        ({"d_model": 96, "num_heads": 5}, "d_model must be divisible by num_heads, got d_model=96, num_heads=5"),
+        ({"d_model": 96, "num_heads": 5}, "d_model=96 is not divisible by num_heads=5"),
+        ({"d_model": 100, "num_heads": 4}, "head size 25 must be even for RoPE"),
     ],
 )
 def test_out_of_range_values_answer_404_with_course_message(tmp_path, setup, overrides, message):

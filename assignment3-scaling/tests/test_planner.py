@@ -18,18 +18,11 @@ import numpy as np
 import pytest
 from cs336_scaling.client import ApiError, HttpTrainingApi
 from cs336_scaling.isoflops import OptimumMethod
-from cs336_scaling.planner import (
-    PlannerConfig,
-    Query,
-    ScalingStudy,
-    StudyResult,
-    all_shapes,
-    choose_levels,
-    handout_parameters,
-    nearest_shape,
-)
+from cs336_scaling.model_shape import handout_parameters
+from cs336_scaling.planner import Query, ScalingStudy, StudyResult, all_shapes, choose_levels, nearest_shape
 from cs336_scaling.run_spec import RunSpec, validated_spec
 from cs336_scaling.store import Store
+from cs336_scaling.study_config import PlannerConfig
 from cs336_scaling.study_report import write_study_report
 
 from tests.conftest import running_server
@@ -58,7 +51,7 @@ class SyntheticApi:
         if spec not in self.answered:
             if self.total_flops_used() + spec.train_flops > self.budget:
                 raise ApiError(403, "Budget exceeded")
-            n = handout_parameters(spec.d_model, spec.num_layers)
+            n = handout_parameters(spec)
             d = spec.train_flops / (6 * n)
             penalty = 0.1 * math.log(spec.learning_rate / 1e-3) ** 2 + (0.03 if spec.batch_size == 256 else 0.0)
             self.answered[spec] = E + A * n**-ALPHA + B * d**-BETA + penalty
@@ -82,7 +75,7 @@ def test_nearest_shape_matches_the_wanted_size():
     shapes = all_shapes()
     for wanted in np.logspace(5.5, 8, 12):
         shape = nearest_shape(wanted, shapes, handout_parameters, aspect_ratio=64)
-        assert abs(math.log(handout_parameters(shape.d_model, shape.num_layers) / wanted)) < 0.15
+        assert abs(math.log(handout_parameters(shape) / wanted)) < 0.15
 
 
 def test_levels_are_the_highest_affordable_block():
@@ -220,7 +213,7 @@ class EdgeApi(SyntheticApi):
         if spec not in self.answered:
             if self.total_flops_used() + spec.train_flops > self.budget:
                 raise ApiError(403, "Budget exceeded")
-            d = spec.train_flops / (6 * handout_parameters(spec.d_model, spec.num_layers))
+            d = spec.train_flops / (6 * handout_parameters(spec))
             self.answered[spec] = E + B * d**-BETA + 0.1 * math.log(spec.learning_rate / 3e-3) ** 2
         return self.answered[spec]
 
@@ -269,9 +262,9 @@ TINY = PlannerConfig(
     max_levels=2,
     size_spread=4.0,
     prior_tokens_per_parameter=40.0,
-    learning_rates=(1e-3,),
-    batch_sizes=(128,),
-    allowed_flops=(1e13, 3e13),
+    learning_rates=[1e-3],
+    batch_sizes=[128],
+    allowed_flops=[1e13, 3e13],
     bootstrap=50,
 )
 

@@ -6,7 +6,9 @@ import math
 from dataclasses import replace
 
 import pytest
-from cs336_scaling.planner import PlannerConfig, ScalingStudy, handout_parameters
+from cs336_scaling.model_shape import handout_parameters
+from cs336_scaling.planner import ScalingStudy
+from cs336_scaling.study_config import PlannerConfig
 from cs336_scaling.study_timing import ProbeRun, RunTime, StudyClock, wave_seconds
 
 
@@ -49,9 +51,9 @@ def two_levels(**overrides) -> PlannerConfig:
         max_levels=2,
         sizes_per_level=3,
         size_spread=4.0,
-        learning_rates=(1e-3,),
-        batch_sizes=(128,),
-        allowed_flops=(1e17, 3e17),
+        learning_rates=[1e-3],
+        batch_sizes=[128],
+        allowed_flops=[1e17, 3e17],
         **overrides,
     )
 
@@ -69,7 +71,7 @@ def test_study_clock_times_each_phase_from_the_planned_runs():
 
     expected = 0.0
     for flops in levels:
-        sizes = [handout_parameters(s.d_model, s.num_layers) for s in study.level_shapes(study.prior_n_opt(flops))]
+        sizes = [handout_parameters(s) for s in study.level_shapes(study.prior_n_opt(flops))]
         assert len(sizes) == 3
         expected += max(seconds(n, flops) for n in sizes)  # three runs on three workers at once
         edge = study.parameters_of(study.shape_for(min(sizes) / 2))  # one size beyond the smallest, alone
@@ -93,7 +95,7 @@ def test_study_clock_times_all_levels_at_once_as_one_wave():
 
     runs, edges = [], []
     for flops in (1e17, 3e17):
-        sizes = [handout_parameters(s.d_model, s.num_layers) for s in study.level_shapes(study.prior_n_opt(flops))]
+        sizes = [handout_parameters(s) for s in study.level_shapes(study.prior_n_opt(flops))]
         runs += [seconds(n, flops) for n in sizes]
         edges.append(seconds(study.parameters_of(study.shape_for(min(sizes) / 2)), flops))
     clock = StudyClock(study, RunTime(0.0, 0.01, 0.0), flops_scale=1e-3, tokens_per_step=1000, workers=6)

@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from cs336_basics.model import TransformerLM
-from cs336_scaling.run_spec import RunSpec, model_config
+from cs336_scaling.model_shape import model_config
+from cs336_scaling.run_spec import RunSpec
 from cs336_scaling.training_run import ScaleConfig, TrainingSetup, execute_run, held_out_loss
 
 

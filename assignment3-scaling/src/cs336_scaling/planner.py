@@ -45,88 +45,51 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+from cs336_basics.model import ModelConfig
 
 from cs336_scaling.client import ApiError, TrainingApi
 from cs336_scaling.isoflops import IsoFlopsFit, OptimumMethod, Run, fit_isoflops
+from cs336_scaling.model_shape import handout_parameters, with_shape
 from cs336_scaling.power_law import SaturatingPowerLaw, fit_power_law, fit_saturating_power_law
-from cs336_scaling.run_spec import D_MODEL_RANGE, NUM_HEADS_RANGE, NUM_LAYERS_RANGE, TRAIN_FLOPS, RunSpec
+from cs336_scaling.run_spec import D_MODEL_RANGE, NUM_HEADS_RANGE, NUM_LAYERS_RANGE, RunSpec
+from cs336_scaling.study_config import PlannerConfig
 
-ParameterCount = Callable[[int, int], float]
-
-
-def handout_parameters(d_model: int, num_layers: int) -> float:
-    """The handout's non-embedding parameter count ``12 · num_layers · d_model²``."""
-    return 12.0 * num_layers * d_model**2
+ParameterCount = Callable[[ModelConfig], float]
+HANDOUT_MODEL = ModelConfig(context_length=512)  # the course API's context; its vocabulary is not ours to know
 
 
-@dataclass(frozen=True)
-class Shape:
-    d_model: int
-    num_layers: int
-    num_heads: int
-
-
-def all_shapes(head_dim: int = 64) -> list[Shape]:
-    """Every shape the API accepts with ``d_model`` a multiple of 64 and heads of ``head_dim`` (2 to 16 heads)."""
+def all_shapes(base: ModelConfig = HANDOUT_MODEL, head_dim: int = 64) -> list[ModelConfig]:
+    """Every shape the API accepts with ``d_model`` a multiple of 64 and heads of ``head_dim`` (2 to 16 heads),
+    as ``base`` (vocabulary, context) with that shape; ``ModelConfig`` refuses the heads that do not fit."""
     shapes = []
     for d_model in range(64, D_MODEL_RANGE[1] + 1, 64):
         heads = min(max(d_model // head_dim, NUM_HEADS_RANGE[0]), NUM_HEADS_RANGE[1])
-        if d_model % heads or (d_model // heads) % 2:
-            continue
-        shapes += [Shape(d_model, layers, heads) for layers in range(NUM_LAYERS_RANGE[0], NUM_LAYERS_RANGE[1] + 1)]
+        for layers in range(NUM_LAYERS_RANGE[0], NUM_LAYERS_RANGE[1] + 1):
+            try:
+                shapes.append(with_shape(base, d_model, layers, heads))
+            except ValueError:
+                break
     return shapes
 
 
 def nearest_shape(
-    parameters: float, shapes: list[Shape], count: ParameterCount, aspect_ratio: float, aspect_weight: float = 0.05
-) -> Shape:
+    parameters: float,
+    shapes: list[ModelConfig],
+    count: ParameterCount,
+    aspect_ratio: float,
+    aspect_weight: float = 0.05,
+) -> ModelConfig:
     """The shape whose parameter count is closest to ``parameters`` (log scale), preferring the aspect ratio.
 
     ``aspect_weight`` trades the two: at 0.05 the size wins almost always; near 0.3 the shapes stay close to one
     family (ratio within ~2x), which matters for tiny models, where a 2-layer and a 10-layer model of one size
     differ in loss as much as sizes 4x apart."""
 
-    def score(shape: Shape) -> float:
-        size_error = abs(math.log(count(shape.d_model, shape.num_layers) / parameters))
+    def score(shape: ModelConfig) -> float:
+        size_error = abs(math.log(count(shape) / parameters))
         return size_error + aspect_weight * abs(math.log(shape.d_model / shape.num_layers / aspect_ratio))
 
     return min(shapes, key=score)
-
-
-@dataclass(frozen=True)
-class PlannerConfig:
-    budget: float = 2e18
-    target_flops: float = 1e19
-    sizes_per_level: int = 5
-    min_levels: int = 3
-    max_levels: int = 6
-    size_spread: float = 16.0
-    prior_tokens_per_parameter: float = 20.0
-    learning_rates: tuple[float, ...] = (2.5e-4, 5e-4, 1e-3)
-    batch_sizes: tuple[int, ...] = (128, 256)
-    sweep_fraction: float = 0.1
-    edge_extensions: int = 1
-    aspect_ratio: float = 64.0
-    aspect_weight: float = 0.05
-    head_dim: int = 64
-    allowed_flops: tuple[float, ...] = TRAIN_FLOPS
-    optimum_method: OptimumMethod = OptimumMethod.PARABOLA
-    bootstrap: int = 1000
-    seed: int = 0
-    concurrency: int = 1  # queries in flight at once (the API's worker count)
-    adaptive_levels: bool = True  # centre each level on the law fitted so far; False: all levels at once
-
-    def __post_init__(self):
-        if self.sizes_per_level < 3:
-            raise ValueError(f"sizes_per_level must be at least 3 to bracket an optimum, got {self.sizes_per_level}")
-        if not 0 <= self.sweep_fraction < 1:
-            raise ValueError(f"sweep_fraction must be in [0, 1), got {self.sweep_fraction}")
-        if self.size_spread <= 1:
-            raise ValueError(f"size_spread must exceed 1, got {self.size_spread}")
-        if self.concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
-        if self.min_levels < 2 or self.max_levels < self.min_levels:
-            raise ValueError(f"need 2 <= min_levels <= max_levels, got {self.min_levels}, {self.max_levels}")
 
 
 @dataclass(frozen=True)
@@ -148,7 +111,7 @@ class Prediction:
     n_opt: float
     n_opt_low: float
     n_opt_high: float
-    shape: Shape
+    shape: ModelConfig
     parameters: float
     tokens: float
     learning_rate: float
@@ -218,14 +181,16 @@ class ScalingStudy:
         config: PlannerConfig,
         count: ParameterCount = handout_parameters,
         log: Callable[[str], None] = print,
+        base: ModelConfig = HANDOUT_MODEL,
     ):
+        """``count`` gives a shape's ``N``; ``base`` the vocabulary and context every shape shares."""
         self.api = api
         self.config = config
         self.count = count
         self.log = log
-        self.shapes = all_shapes(config.head_dim)
-        self.smallest = min(count(s.d_model, s.num_layers) for s in self.shapes)
-        self.largest = max(count(s.d_model, s.num_layers) for s in self.shapes)
+        self.shapes = all_shapes(base, config.head_dim)
+        self.smallest = min(count(s) for s in self.shapes)
+        self.largest = max(count(s) for s in self.shapes)
         self._previous: list[dict] = []
 
     # sizes
@@ -233,13 +198,13 @@ class ScalingStudy:
         """Chinchilla's rule ``D = r N`` with ``C = 6 N D``: ``N = sqrt(C / 6r)``."""
         return math.sqrt(flops / (6 * self.config.prior_tokens_per_parameter))
 
-    def shape_for(self, parameters: float) -> Shape:
+    def shape_for(self, parameters: float) -> ModelConfig:
         return nearest_shape(parameters, self.shapes, self.count, self.config.aspect_ratio, self.config.aspect_weight)
 
-    def parameters_of(self, shape: Shape) -> float:
-        return float(self.count(shape.d_model, shape.num_layers))
+    def parameters_of(self, shape: ModelConfig) -> float:
+        return float(self.count(shape))
 
-    def level_shapes(self, center: float) -> list[Shape]:
+    def level_shapes(self, center: float) -> list[ModelConfig]:
         half = math.log(self.config.size_spread) / 2
         targets = center * np.exp(np.linspace(-half, half, self.config.sizes_per_level))
         shapes = list(dict.fromkeys(self.shape_for(float(n)) for n in targets))
@@ -254,16 +219,18 @@ class ScalingStudy:
         return self.prior_n_opt(flops) >= 1.25 * self.smallest
 
     # queries
-    def ask(self, result: StudyResult, phase: str, shape: Shape, flops: float, lr: float, batch: int) -> Query:
+    def ask(self, result: StudyResult, phase: str, shape: ModelConfig, flops: float, lr: float, batch: int) -> Query:
         return self.ask_all(result, phase, [(shape, flops, lr, batch)])[0]
 
-    def ask_all(self, result: StudyResult, phase: str, wanted: list[tuple[Shape, float, float, int]]) -> list[Query]:
+    def ask_all(
+        self, result: StudyResult, phase: str, wanted: list[tuple[ModelConfig, float, float, int]]
+    ) -> list[Query]:
         """Answer independent queries, up to ``concurrency`` at a time (the API's workers train them in parallel).
 
         Which ones fit the budget is decided up front, in order, counting the ones before as spent, so the study
         never overspends however the runs interleave. Queries are recorded and logged in the order asked.
         """
-        specs = [RunSpec(s.d_model, s.num_layers, s.num_heads, batch, lr, int(flops)) for s, flops, lr, batch in wanted]
+        specs = [RunSpec.for_model(s, batch, lr, flops) for s, flops, lr, batch in wanted]
         planned = result.flops_used
         answers: dict[int, Query] = {}
         fresh: list[int] = []  # not answered before: recorded and logged below
@@ -296,7 +263,7 @@ class ScalingStudy:
             )
         return queries
 
-    def _query(self, phase: str, spec: RunSpec, shape: Shape) -> Query:
+    def _query(self, phase: str, spec: RunSpec, shape: ModelConfig) -> Query:
         parameters = self.parameters_of(shape)
         try:
             return Query(phase, spec, parameters, loss=self.api.loss(spec))
@@ -397,7 +364,7 @@ class ScalingStudy:
                 optima.append((flops, level[best].parameters))
         return optima
 
-    def _bracket(self, result: StudyResult, grid: dict[float, list[Shape]]) -> None:
+    def _bracket(self, result: StudyResult, grid: dict[float, list[ModelConfig]]) -> None:
         """Buy sizes beyond the edge while a level's lowest loss sits there (the levels' extra sizes at once)."""
         step = self.config.size_spread ** (1 / (self.config.sizes_per_level - 1))
         for _ in range(self.config.edge_extensions):
@@ -433,7 +400,8 @@ class ScalingStudy:
                 fits[method] = fit_isoflops(runs, targets, method, cfg.bootstrap, cfg.seed)
             except ValueError as err:
                 self.log(f"{method.value} optima not fitted: {err}")
-        chosen = cfg.optimum_method if cfg.optimum_method in fits else OptimumMethod.LOWEST_LOSS
+        chosen = OptimumMethod(cfg.optimum_method)
+        chosen = chosen if chosen in fits else OptimumMethod.LOWEST_LOSS
         result.fit = fits.pop(chosen)
         result.other_fits = list(fits.values())
         optima = result.fit.optima

@@ -1,11 +1,6 @@
-"""What one ``/loss`` query asks for, the course's allowed values, and the model it describes.
+"""What one ``/loss`` query asks for and the course's allowed values (the model it describes: ``model_shape``).
 
-Parameter count used for ``C = 6 N D`` (documented once, used everywhere): ``N`` counts every weight that
-multiplies an activation -- attention projections, SwiGLU, RMSNorm gains, final norm and the untied LM head
--- and leaves out the token-embedding table, a lookup that costs no FLOPs
-(``cs336_basics.accounting.count_parameters(cfg, include_embeddings=False)``). The attention-score FLOPs
-(``QKᵀ`` and the weighted sum over values, ``4 · layers · context · d_model`` per token forward) are not in
-``6 N``; the service reports the exact matmul count, scores included, as ``actual_flops`` in each result.
+Light on purpose (no torch at import): the key store and the scripts' configs import it.
 """
 
 from __future__ import annotations
@@ -14,9 +9,10 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-from cs336_basics.accounting import count_parameters
-from cs336_basics.model import ModelConfig
+if TYPE_CHECKING:
+    from cs336_basics.model import ModelConfig
 
 D_MODEL_RANGE = (64, 1024)
 NUM_LAYERS_RANGE = (2, 24)
@@ -48,6 +44,11 @@ class RunSpec:
         canonical = json.dumps(asdict(self), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
+    @classmethod
+    def for_model(cls, model: ModelConfig, batch_size: int, learning_rate: float, train_flops: float) -> RunSpec:
+        """The query that trains ``model``'s shape with these hyperparameters."""
+        return cls(model.d_model, model.num_layers, model.num_heads, batch_size, learning_rate, int(train_flops))
+
 
 def _in_range(name: str, value: float, bounds: tuple[float, float]) -> None:
     low, high = bounds
@@ -68,34 +69,10 @@ def validated_spec(
     allowed = [f for f in TRAIN_FLOPS if math.isclose(f, train_flops, rel_tol=1e-9)]
     if not allowed:
         raise InvalidRunSpec(f"train_flops must be one of {[int(f) for f in TRAIN_FLOPS]}, got {train_flops:g}")
-    if d_model % num_heads:
-        raise InvalidRunSpec(f"d_model must be divisible by num_heads, got d_model={d_model}, num_heads={num_heads}")
-    if (d_model // num_heads) % 2:
-        raise InvalidRunSpec(f"d_model / num_heads must be even for rotary embeddings, got {d_model // num_heads}")
+    from cs336_basics.model import ModelConfig  # torch: only a running service validates queries
+
+    try:  # the shape checks (heads divide d_model, RoPE needs an even head size) are ModelConfig's
+        ModelConfig(d_model=d_model, num_layers=num_layers, num_heads=num_heads)
+    except ValueError as err:
+        raise InvalidRunSpec(str(err)) from None
     return RunSpec(d_model, num_layers, num_heads, batch_size, float(learning_rate), int(allowed[0]))
-
-
-def ffn_size(d_model: int) -> int:
-    """SwiGLU hidden size: 8/3 · d_model rounded up to a multiple of 64 (keeps ~8 d² FFN weights, GPU-friendly)."""
-    return 64 * math.ceil(8 * d_model / 3 / 64)
-
-
-def model_config(spec: RunSpec, vocab_size: int, context_length: int) -> ModelConfig:
-    return ModelConfig(
-        vocab_size=vocab_size,
-        context_length=context_length,
-        d_model=spec.d_model,
-        num_layers=spec.num_layers,
-        num_heads=spec.num_heads,
-        d_ff=ffn_size(spec.d_model),
-    )
-
-
-def flops_parameters(cfg: ModelConfig) -> int:
-    """``N`` in ``C = 6 N D``: all parameters except the token-embedding lookup (see the module docstring)."""
-    return count_parameters(cfg, include_embeddings=False)
-
-
-def tokens_for(train_flops: float, cfg: ModelConfig) -> int:
-    """``D = C / (6 N)``: the tokens a FLOPs budget buys for this model."""
-    return int(train_flops // (6 * flops_parameters(cfg)))

@@ -121,7 +121,7 @@ def write_study_report(
         )
         + "; one extra size past an edge optimum",
         f"- shapes: heads of dimension {cfg.head_dim}, d_model / layers near {cfg.aspect_ratio:g} "
-        f"(aspect weight {cfg.aspect_weight:g}); optimum per level by {cfg.optimum_method.value}",
+        f"(aspect weight {cfg.aspect_weight:g}); optimum per level by {cfg.optimum_method}",
         "",
         "## Queries",
         "",

@@ -13,8 +13,9 @@ import heapq
 import math
 from dataclasses import dataclass, replace
 
+from cs336_scaling.model_shape import flops_parameters, model_config
 from cs336_scaling.planner import ScalingStudy
-from cs336_scaling.run_spec import RunSpec, flops_parameters, model_config
+from cs336_scaling.run_spec import RunSpec
 from cs336_scaling.training_run import TrainingSetup
 from cs336_scaling.workers import LocalWorkerPool
 
