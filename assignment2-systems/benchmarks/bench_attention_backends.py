@@ -1,0 +1,244 @@
+"""Training throughput per attention backend (issue 17, "Use it"): tokens/s of whole training steps.
+
+A step is forward + cross-entropy + backward + AdamW step of ``cs336_basics``'s TransformerLM under bf16 autocast,
+with the attention core computed by each backend of ``ModelConfig.attention``: ``naive`` (the handout's
+from-scratch attention), ``sdpa`` (PyTorch's fused kernels) and ``flash_triton`` (our Triton FlashAttention-2).
+Every context length processes the same tokens per step (batch = tokens_per_step / context), eager and under
+``torch.compile`` (dynamo is reset before every compiled configuration, so no configuration inherits another's
+guards or dynamic shapes); each row's "vs sdpa" is its tokens/s over SDPA's at the same context and compile mode,
+in the same run. A configuration that runs out of memory, or fails otherwise, becomes a row with that status and
+the sweep carries on. ``attention_backends.json`` and ``attention_backends.md`` in ``--out_dir`` are rewritten
+atomically after every configuration, so an interrupted run keeps the rows it finished.
+
+Run (GPU machine, repository root; ~10 minutes on an H200):
+    PYTHONPATH=assignment1-basics/src:assignment2-systems/src \\
+        python3 assignment2-systems/benchmarks/bench_attention_backends.py --out_dir /tmp/attention_backends
+Smoke run on the CPU (seconds; flash_triton only with TRITON_INTERPRET=1):
+    ... bench_attention_backends.py --smoke --out_dir /tmp/attention_backends_smoke
+"""
+
+import dataclasses
+import gc
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+
+import cs336_systems.flash_attention  # noqa: F401  (registers the flash_triton backend)
+import torch
+from cs336_basics.model import TransformerLM
+from cs336_basics.model_sizes import MODEL_SIZES, model_config
+from cs336_basics.nn_utils import cross_entropy
+from cs336_basics.optimizer import AdamW
+from cs336_basics.toolkit.atomic import write_json_atomic, write_text_atomic
+from cs336_basics.toolkit.cli import parse_config
+from cs336_basics.toolkit.tables import records_table
+from cs336_systems.benchmarking.model_benchmark import is_out_of_memory
+from cs336_systems.benchmarking.timing import TimingStats, time_repeated
+
+BACKENDS = ("naive", "sdpa", "flash_triton")
+COMPILE_MODES = {"off": (False,), "on": (True,), "both": (False, True)}
+PRECISIONS = ("bf16", "fp32")
+SMOKE = {
+    "size": "tiny",
+    "contexts": [16, 32],
+    "tokens_per_step": 64,
+    "warmup": 1,
+    "steps": 2,
+    "compile": "off",
+    "precision": "fp32",
+    "device": "cpu",
+}
+"""What ``--smoke`` sets: the CPU-sized model and sweep (fp32: Triton's interpreter mishandles bf16 dots)."""
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Training tokens/s of the model per attention backend, context length and compile mode."""
+
+    out_dir: str = field(default="attention_backends_results", metadata={"help": "where the JSON and table go"})
+    size: str = field(default="small", metadata={"help": f"model shape, one of {list(MODEL_SIZES)}"})
+    contexts: list[int] = field(default_factory=lambda: [256, 1024, 4096], metadata={"help": "context lengths"})
+    tokens_per_step: int = field(default=16384, metadata={"help": "batch x context, the same for every context"})
+    backends: list[str] = field(default_factory=lambda: list(BACKENDS), metadata={"help": f"of {BACKENDS}"})
+    compile: str = field(default="both", metadata={"help": f"torch.compile the model: {list(COMPILE_MODES)}"})
+    precision: str = field(default="bf16", metadata={"help": "bf16 autocast (weights fp32) or fp32"})
+    warmup: int = field(default=5, metadata={"help": "untimed steps first (they include compilation)"})
+    steps: int = field(default=20, metadata={"help": "timed steps"})
+    device: str = "cuda"
+    smoke: bool = field(default=False, metadata={"help": f"tiny CPU run, overriding {sorted(SMOKE)}"})
+
+    def __post_init__(self):
+        if self.size not in MODEL_SIZES:
+            raise ValueError(f"size must be one of {list(MODEL_SIZES)}, got {self.size!r}")
+        if unknown := sorted(set(self.backends) - set(BACKENDS)):
+            raise ValueError(f"unknown backends {unknown}; choose from {BACKENDS}")
+        if self.compile not in COMPILE_MODES:
+            raise ValueError(f"compile must be one of {list(COMPILE_MODES)}, got {self.compile!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if not self.contexts or not self.backends:
+            raise ValueError("need at least one context length and one backend")
+        for context in self.contexts:
+            if context < 1 or self.tokens_per_step % context:
+                raise ValueError(f"tokens_per_step={self.tokens_per_step} is not a multiple of context {context}")
+        if self.warmup < 0 or self.steps < 1:
+            raise ValueError(f"need warmup >= 0 and steps >= 1; got {self.warmup}, {self.steps}")
+
+
+def flash_triton_unavailable(device: torch.device) -> str | None:
+    """Why the Triton kernels cannot run on ``device`` here, or None if they can."""
+    if device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1":
+        return None
+    return "skipped: needs CUDA (or TRITON_INTERPRET=1 on the CPU)"
+
+
+def _synchronizer(device: torch.device) -> Callable[[], None]:
+    return torch.cuda.synchronize if device.type == "cuda" else lambda: None
+
+
+def _release(device: torch.device) -> None:
+    """Free what the previous configuration left (its model, optimizer state, a failed step's tensors)."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def training_step(
+    config: BenchConfig, backend: str, context: int, compiled: bool, device: torch.device
+) -> Callable[[], None]:
+    """One training step of a fresh model with ``backend`` at ``context`` on a fixed random batch."""
+    model_cfg = model_config(config.size, context_length=context, attention=backend)
+    model = TransformerLM.from_config(model_cfg, device=device)
+    forward = torch.compile(model) if compiled else model
+    optimizer = AdamW(model.parameters(), lr=1e-4)
+    shape = (config.tokens_per_step // context, context)
+    inputs = torch.randint(0, model_cfg.vocab_size, shape, device=device)
+    targets = torch.randint(0, model_cfg.vocab_size, shape, device=device)
+    autocast: AbstractContextManager = (
+        torch.autocast(device.type, dtype=torch.bfloat16) if config.precision == "bf16" else nullcontext()
+    )
+
+    def step() -> None:
+        with autocast:
+            loss = cross_entropy(forward(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def measure(config: BenchConfig, backend: str, context: int, compiled: bool, device: torch.device) -> dict:
+    """One result row; running out of memory or failing is a status, not a crash."""
+    row = {"backend": backend, "context": context, "batch": config.tokens_per_step // context, "compiled": compiled}
+    if backend == "flash_triton" and (reason := flash_triton_unavailable(device)):
+        return {**row, "status": reason}
+    _release(device)
+    if compiled:
+        torch._dynamo.reset()
+    synchronize = _synchronizer(device)
+    try:
+        step = training_step(config, backend, context, compiled, device)
+        start = time.perf_counter()
+        for _ in range(config.warmup):  # includes compilation and the autotuning of the Triton kernels
+            step()
+        synchronize()
+        row["warmup_s"] = time.perf_counter() - start
+        stats = TimingStats.from_seconds(time_repeated(step, 0, config.steps, synchronize))
+    except Exception as error:
+        if is_out_of_memory(error):
+            return {**row, "status": "OOM"}
+        traceback.print_exc()
+        first_line = (str(error).strip().splitlines() or [""])[0][:160]
+        return {**row, "status": f"error: {type(error).__name__}: {first_line}"}
+    row.update(
+        status="ok",
+        step_ms=stats.mean_ms,
+        step_std_ms=stats.std_ms,
+        tokens_per_s=config.tokens_per_step / (stats.mean_ms / 1e3),
+    )
+    if device.type == "cuda":
+        row["peak_GiB"] = torch.cuda.max_memory_allocated(device) / 2**30
+    return row
+
+
+def with_ratios(rows: list[dict]) -> list[dict]:
+    """Each row with ``vs_sdpa``: its tokens/s over SDPA's at the same context and compile mode (>1 = faster)."""
+    sdpa = {
+        (row["context"], row["compiled"]): row["tokens_per_s"]
+        for row in rows
+        if row["backend"] == "sdpa" and row["status"] == "ok"
+    }
+    return [
+        {**row, "vs_sdpa": row["tokens_per_s"] / sdpa[key]}
+        if row["status"] == "ok" and (key := (row["context"], row["compiled"])) in sdpa
+        else row
+        for row in rows
+    ]
+
+
+COLUMNS = {
+    "context": "context",
+    "batch": "batch",
+    "compiled": "compiled",
+    "backend": "backend",
+    "tokens_per_s": "tokens/s",
+    "vs_sdpa": "vs sdpa",
+    "step_ms": "step ms",
+    "step_std_ms": "± ms",
+    "peak_GiB": "peak GiB",
+    "status": "status",
+}
+
+
+def write_results(config: BenchConfig, rows: list[dict], device: torch.device) -> None:
+    """``attention_backends.json`` (config, machine, rows) and ``attention_backends.md`` (the table), atomically."""
+    rows = with_ratios(rows)
+    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    meta = {"device": machine, "torch": torch.__version__, "config": dataclasses.asdict(config)}
+    write_json_atomic(os.path.join(config.out_dir, "attention_backends.json"), {**meta, "rows": rows})
+    header = (
+        f"{config.size} model, {config.tokens_per_step} tokens per step, {config.precision}, "
+        f"forward + backward + AdamW step; {machine}, torch {torch.__version__}"
+    )
+    table = records_table([{**row, "compiled": "yes" if row["compiled"] else "no"} for row in rows], COLUMNS)
+    write_text_atomic(os.path.join(config.out_dir, "attention_backends.md"), f"{header}\n\n{table}\n")
+
+
+def run(config: BenchConfig) -> list[dict]:
+    """The whole sweep; returns the rows (with ratios) it wrote."""
+    if config.smoke:
+        config = dataclasses.replace(config, **SMOKE)
+    device = torch.device(config.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        sys.exit("no CUDA GPU: pass --smoke (or --device cpu) to run on the CPU")
+    rows: list[dict] = []
+    cells = [
+        (compiled, context, backend)
+        for compiled in COMPILE_MODES[config.compile]
+        for context in config.contexts
+        for backend in config.backends
+    ]
+    for index, (compiled, context, backend) in enumerate(cells, 1):
+        mode = "compiled" if compiled else "eager"
+        print(f"[{index}/{len(cells)}] {backend}, context {context}, {mode} ...", flush=True)
+        row = measure(config, backend, context, compiled, device)
+        rows.append(row)
+        result = f"{row['tokens_per_s']:,.0f} tokens/s" if row["status"] == "ok" else row["status"]
+        print(f"[{index}/{len(cells)}] {backend}, context {context}, {mode}: {result}", flush=True)
+        write_results(config, rows, device)
+    return with_ratios(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    rows = run(parse_config(BenchConfig, argv))
+    print(records_table([{**row, "compiled": "yes" if row["compiled"] else "no"} for row in rows], COLUMNS))
+
+
+if __name__ == "__main__":
+    main()

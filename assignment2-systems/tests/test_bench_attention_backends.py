@@ -1,0 +1,91 @@
+"""The attention-backend training benchmark: a smoke run on the CPU, failures recorded as rows, ratios to SDPA."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+SCRIPT = Path(__file__).parent.parent / "benchmarks" / "bench_attention_backends.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_attention_backends", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_smoke_run_writes_the_table_and_json(bench, tmp_path):
+    bench.main(["--smoke", "--out_dir", str(tmp_path), "--backends", "naive", "sdpa"])
+    result = json.loads((tmp_path / "attention_backends.json").read_text())
+    rows = result["rows"]
+    assert [(row["backend"], row["context"]) for row in rows] == [
+        (backend, context) for context in bench.SMOKE["contexts"] for backend in ("naive", "sdpa")
+    ]
+    assert {row["status"] for row in rows} == {"ok"}
+    assert all(row["batch"] * row["context"] == bench.SMOKE["tokens_per_step"] for row in rows)
+    assert all(row["tokens_per_s"] > 0 for row in rows)
+    assert [row["vs_sdpa"] for row in rows if row["backend"] == "sdpa"] == [1.0, 1.0]
+    assert result["config"]["device"] == "cpu" and result["config"]["compile"] == "off"
+    table = (tmp_path / "attention_backends.md").read_text()
+    assert "| context | batch | compiled | backend | tokens/s | vs sdpa |" in table
+    assert table.count("| naive |") == len(bench.SMOKE["contexts"])
+
+
+def test_a_failing_configuration_becomes_a_row_and_the_sweep_goes_on(bench, tmp_path, monkeypatch):
+    def fake_training_step(config, backend, context, compiled, device):
+        def step():
+            if backend == "naive" and context == 32:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 96 GiB")
+            if backend == "naive":
+                raise RuntimeError("Triton compilation failed\nlong details")
+
+        return step
+
+    monkeypatch.setattr(bench, "training_step", fake_training_step)
+    rows = bench.run(bench.BenchConfig(out_dir=str(tmp_path), smoke=True, backends=["naive", "sdpa"]))
+    statuses = {(row["backend"], row["context"]): row["status"] for row in rows}
+    assert statuses == {
+        ("naive", 16): "error: RuntimeError: Triton compilation failed",
+        ("sdpa", 16): "ok",
+        ("naive", 32): "OOM",
+        ("sdpa", 32): "ok",
+    }
+    written = json.loads((tmp_path / "attention_backends.json").read_text())["rows"]
+    assert [row["status"] for row in written] == [row["status"] for row in rows]
+
+
+def test_flash_triton_is_skipped_on_the_cpu_without_the_interpreter(bench, monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    row = bench.measure(bench.BenchConfig(smoke=True), "flash_triton", 16, False, torch.device("cpu"))
+    assert row["status"].startswith("skipped")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert bench.flash_triton_unavailable(torch.device("cpu")) is None
+
+
+def test_ratios_compare_with_sdpa_at_the_same_context_and_compile_mode(bench):
+    def row(backend, context, compiled, tokens_per_s, status="ok"):
+        return dict(backend=backend, context=context, compiled=compiled, tokens_per_s=tokens_per_s, status=status)
+
+    rows = bench.with_ratios(
+        [row("sdpa", 256, False, 100.0), row("flash_triton", 256, False, 150.0), row("sdpa", 256, True, 300.0)]
+        + [row("flash_triton", 256, True, 150.0), row("naive", 1024, False, 10.0), row("sdpa", 1024, False, 0, "OOM")]
+    )
+    assert [r.get("vs_sdpa") for r in rows] == [1.0, 1.5, 1.0, 0.5, None, None]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"tokens_per_step": 1000, "contexts": [256]}, "not a multiple"),
+        ({"backends": ["flash"]}, "unknown backends"),
+        ({"compile": "yes"}, "compile must be"),
+        ({"size": "huge"}, "size must be"),
+    ],
+)
+def test_bad_configurations_are_rejected(bench, changes, message):
+    with pytest.raises(ValueError, match=message):
+        bench.BenchConfig(**changes)
