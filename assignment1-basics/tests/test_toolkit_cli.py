@@ -1,8 +1,12 @@
-"""Flags generated from config dataclasses: every field type the scripts use, nesting and defaults."""
+"""``toolkit.cli.parse_config``: every field type the scripts use, dotted flags for nested configs, both
+spellings, the help text and the errors."""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
 
 import pytest
 from cs336_basics.toolkit.cli import parse_config
@@ -10,39 +14,102 @@ from cs336_basics.toolkit.cli import parse_config
 
 @dataclass(frozen=True)
 class Inner:
-    width: int = 8
+    """The inner part."""
+
+    width: int = field(default=8, metadata={"help": "layer width"})
     drop_rate: float = 0.5
+
+
+class Mode(enum.StrEnum):
+    FAST = "fast"
+    SLOW = "slow"
 
 
 @dataclass
 class Outer:
+    """An outer config."""
+
     path: str = field(metadata={"help": "required: no default"})
     inner: Inner = field(default_factory=Inner)
     limit: int | None = None
-    verbose: bool = True
+    verbose: bool = field(default=True, metadata={"help": "print progress"})
     tags: list[str] = field(default_factory=lambda: ["<|endoftext|>"])
+    lr: float = field(default=3e-3, metadata={"help": "peak learning rate"})
+    out_dir: Path = Path("runs/x")
+    schedule: Literal["cosine", "linear"] = "cosine"
+    mode: Mode = Mode.FAST
+
+
+@dataclass
+class Deep:
+    """Two levels of nesting."""
+
+    outer: Outer = field(default_factory=lambda: Outer(path="p"))
+    seed: int = 0
 
 
 def test_defaults_are_the_dataclass_defaults():
-    cfg = parse_config(Outer, ["--path", "x.txt"])
-    assert cfg == Outer(path="x.txt")
+    assert parse_config(Outer, ["--path", "x.txt"]) == Outer(path="x.txt")
 
 
 def test_every_kind_of_flag_is_parsed_into_the_right_type():
-    argv = ["--path", "x", "--width", "16", "--drop_rate", "1e-3", "--limit", "7", "--no-verbose", "--tags", "a", "b c"]
+    argv = ["--path", "x", "--inner.width", "16", "--inner.drop_rate", "1e-3", "--limit", "7", "--no-verbose"]
+    argv += ["--tags", "a", "b c", "--out_dir", "o", "--schedule", "linear", "--mode", "slow"]
     cfg = parse_config(Outer, argv)
-    assert cfg == Outer(path="x", inner=Inner(16, 1e-3), limit=7, verbose=False, tags=["a", "b c"])
+    expected = Outer("x", Inner(16, 1e-3), 7, False, ["a", "b c"], out_dir=Path("o"), schedule="linear", mode=Mode.SLOW)
+    assert cfg == expected
     assert parse_config(Outer, ["--path", "x", "--limit", "none", "--tags"]).limit is None
     assert parse_config(Outer, ["--path", "x", "--tags"]).tags == []
 
 
-def test_dashed_spelling_is_accepted_too():
-    assert parse_config(Outer, ["--path", "x", "--drop-rate", "2"]).inner.drop_rate == 2.0
+def test_nested_configs_get_dotted_flags_at_any_depth():
+    cfg = parse_config(Deep, ["--outer.inner.width", "3", "--outer.path", "q", "--seed", "2"])
+    assert cfg == Deep(outer=Outer(path="q", inner=Inner(width=3)), seed=2)
+    assert parse_config(Deep, ["--no-outer.verbose"]).outer.verbose is False
 
 
-def test_missing_required_flag_and_bad_value_exit_with_a_usage_error(capsys):
-    with pytest.raises(SystemExit):
-        parse_config(Outer, [])
-    with pytest.raises(SystemExit):
-        parse_config(Outer, ["--path", "x", "--width", "wide"])
-    assert "invalid" in capsys.readouterr().err
+def test_snake_and_kebab_spellings_are_both_accepted():
+    snake = parse_config(Outer, ["--path", "x", "--inner.drop_rate", "2", "--out_dir", "o", "--no-verbose"])
+    kebab = parse_config(Outer, ["--path", "x", "--inner.drop-rate", "2", "--out-dir", "o", "--no-verbose"])
+    assert snake == kebab and kebab.inner.drop_rate == 2.0 and kebab.out_dir == Path("o")
+
+
+def test_help_shows_each_line_of_text_and_default_never_a_repr(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config(Outer, ["--help"])
+    assert exit_info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps long lines
+    assert "An outer config." in out and "The inner part." in out
+    assert "peak learning rate (default: 0.003)" in out
+    assert "layer width (default: 8)" in out
+    assert "required: no default (required)" in out
+    assert "print progress (default: True)" in out and out.count("(default: True)") == 1
+    assert "--inner.drop_rate FLOAT, --inner.drop-rate FLOAT float (default: 0.5)" in out  # no help: type shown
+    assert "int or none (default: none)" in out
+    assert "{cosine,linear}" in out and "(default: fast)" in out and "(default: <|endoftext|>)" in out
+    assert "Inner(" not in out and "<factory>" not in out and "Mode." not in out
+
+
+def test_unknown_flags_and_bad_values_are_clear_usage_errors(capsys):
+    def error(argv: list[str]) -> str:
+        with pytest.raises(SystemExit) as exit_info:
+            parse_config(Outer, argv)
+        assert exit_info.value.code == 2
+        return capsys.readouterr().err
+
+    assert "the following arguments are required: --path" in error([])
+    assert "invalid int value: 'wide'" in error(["--path", "x", "--inner.width", "wide"])
+    assert "unknown flag --inner.widht (did you mean --inner.width?)" in error(["--path", "x", "--inner.widht", "3"])
+    assert "unknown flag --width" in error(["--path", "x", "--width", "3"])  # no flattened names any more
+    assert "invalid choice value: 'step'" in error(["--path", "x", "--schedule", "step"])
+    assert "invalid choice value" in error(["--path", "x", "--mode", "medium"])
+    assert "unknown flag --pat (did you mean --path?)" in error(["--path", "x", "--pat", "y"])  # no abbreviations
+
+
+def test_unsupported_field_types_are_rejected_when_the_parser_is_built():
+    @dataclass
+    class Bad:
+        pairs: dict[str, int] = field(default_factory=dict)
+
+    with pytest.raises(TypeError, match="Bad.pairs"):
+        parse_config(Bad, [])

@@ -16,6 +16,7 @@ The matching data size is ``D_opt = C / (6 N_opt)``.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -184,3 +185,28 @@ def fit_isoflops(
         ),
         tokens=bootstrap_power_law(budgets, np.array([o.tokens for o in optima]), targets, num_bootstrap, seed=seed),
     )
+
+
+def degenerate_reasons(fit: IsoFlopsFit, size_range: tuple[float, float] | None = None) -> list[str]:
+    """Why ``fit``'s predictions are not results, if they are not (empty: none found).
+
+    A zero-width bootstrap interval means every resample gave the same law (too few distinct points to measure
+    any spread), a negative exponent that the optimal size or data shrinks as compute grows, and a predicted
+    ``N_opt`` outside ``size_range`` (the smallest and largest model the API allows) a model nobody can train.
+    """
+    reasons = []
+    for name, law in (("N_opt", fit.parameters), ("D_opt", fit.tokens)):
+        if law.law.exponent < 0:
+            reasons.append(f"the {name} exponent is negative ({law.law.exponent:.3g})")
+        intervals = {"exponent": law.exponent} | {f"{c:.0e}": i for c, i in law.predictions.items()}
+        flat = [where for where, i in intervals.items() if math.isclose(i.low, i.high, rel_tol=1e-9, abs_tol=0.0)]
+        if flat:
+            reasons.append(f"the {name} bootstrap interval has zero width at {', '.join(flat)}")
+    if size_range is not None:
+        low, high = size_range
+        for target, n in fit.parameters.predictions.items():
+            if not low <= n.estimate <= high:
+                reasons.append(
+                    f"N_opt({target:.0e}) = {n.estimate:.3g} lies outside the API's sizes [{low:.3g}, {high:.3g}]"
+                )
+    return reasons

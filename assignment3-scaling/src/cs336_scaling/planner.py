@@ -48,7 +48,7 @@ import numpy as np
 from cs336_basics.model import ModelConfig
 
 from cs336_scaling.client import ApiError, TrainingApi
-from cs336_scaling.isoflops import IsoFlopsFit, OptimumMethod, Run, fit_isoflops
+from cs336_scaling.isoflops import IsoFlopsFit, OptimumMethod, Run, degenerate_reasons, fit_isoflops
 from cs336_scaling.model_shape import handout_parameters, with_shape
 from cs336_scaling.power_law import SaturatingPowerLaw, fit_power_law, fit_saturating_power_law
 from cs336_scaling.run_spec import D_MODEL_RANGE, NUM_HEADS_RANGE, NUM_LAYERS_RANGE, RunSpec
@@ -133,6 +133,7 @@ class StudyResult:
     loss_law: SaturatingPowerLaw | None = None
     prediction: Prediction | None = None
     warnings: list[str] = field(default_factory=list)  # reasons not to trust the fit, for the report
+    degenerate: list[str] = field(default_factory=list)  # reasons the prediction is not a result (report: no result)
 
     def runs(self, phases: tuple[str, ...] = ("isoflops", "edge", "sweep")) -> list[Run]:
         """Answered queries with the chosen hyperparameters, one per (shape, budget), as IsoFLOPs runs."""
@@ -412,6 +413,9 @@ class ScalingStudy:
         else:
             law = fit_power_law(compute, losses)
             result.loss_law = SaturatingPowerLaw(0.0, law.coefficient, -law.exponent)
+        result.degenerate = degenerate_reasons(result.fit, (self.smallest, self.largest))
+        for reason in result.degenerate:
+            self.log(f"degenerate fit: {reason}")
         n_interval = result.fit.parameters.predictions[cfg.target_flops]
         shape = self.shape_for(n_interval.estimate)
         parameters = self.parameters_of(shape)

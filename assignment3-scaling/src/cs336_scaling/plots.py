@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from cs336_basics.toolkit.figures import save_figure
 from matplotlib.figure import Figure
 
 from cs336_scaling.isoflops import ProfileOptimum, Run, group_by_budget
-from cs336_scaling.outputs import save_figure_atomic
 from cs336_scaling.power_law import BootstrapFit, SaturatingPowerLaw
 
 
@@ -45,7 +45,7 @@ def plot_scaling_fit(
     ax.set_title(f"compute-optimal {quantity} (95% bootstrap bars at targets)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    return save_figure_atomic(figure, path)
+    return save_figure(figure, path, dpi=130, bbox_inches="tight")
 
 
 def plot_profiles(runs: list[Run], optima: list[ProfileOptimum], path: str | Path) -> Path:
@@ -71,7 +71,7 @@ def plot_profiles(runs: list[Run], optima: list[ProfileOptimum], path: str | Pat
     ax.set_title("IsoFLOPs profiles (star: chosen optimum)")
     ax.legend(title="C (FLOPs)", fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
-    return save_figure_atomic(figure, path)
+    return save_figure(figure, path, dpi=130, bbox_inches="tight")
 
 
 def plot_loss_fit(
@@ -97,4 +97,4 @@ def plot_loss_fit(
     ax.set_title("compute-optimal loss")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    return save_figure_atomic(figure, path)
+    return save_figure(figure, path, dpi=130, bbox_inches="tight")

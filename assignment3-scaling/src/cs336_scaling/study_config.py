@@ -6,11 +6,13 @@ does the work.
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
+from typing import Literal
 
 from cs336_scaling.run_spec import TRAIN_FLOPS
 
-OPTIMUM_METHODS = ("lowest_loss", "parabola", "joint")  # the values of ``isoflops.OptimumMethod``
+OptimumMethodName = Literal["lowest_loss", "parabola", "joint"]  # the values of ``isoflops.OptimumMethod``
 
 
 @dataclass(frozen=True)
@@ -41,9 +43,8 @@ class PlannerConfig:
     allowed_flops: list[float] = field(
         default_factory=lambda: list(TRAIN_FLOPS), metadata={"help": "the API's train_flops values"}
     )
-    optimum_method: str = field(
-        default="parabola",
-        metadata={"help": f"per-level optimum the prediction uses, one of {OPTIMUM_METHODS} (others: comparison)"},
+    optimum_method: OptimumMethodName = field(
+        default="parabola", metadata={"help": "per-level optimum the prediction uses (the others: for comparison)"}
     )
     bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples for the intervals"})
     seed: int = field(default=0, metadata={"help": "bootstrap and (in-process) training seed"})
@@ -68,8 +69,8 @@ class PlannerConfig:
             raise ValueError(f"need 2 <= min_levels <= max_levels, got {self.min_levels}, {self.max_levels}")
         if not self.learning_rates or not self.batch_sizes:
             raise ValueError("learning_rates and batch_sizes need at least one value each")
-        if self.optimum_method not in OPTIMUM_METHODS:
-            raise ValueError(f"optimum_method must be one of {OPTIMUM_METHODS}, got {self.optimum_method!r}")
+        if self.optimum_method not in typing.get_args(OptimumMethodName):
+            raise ValueError(f"optimum_method must be one of {typing.get_args(OptimumMethodName)}")
 
 
 @dataclass(frozen=True)

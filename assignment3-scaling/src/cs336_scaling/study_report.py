@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from cs336_basics.toolkit.atomic import write_json_atomic, write_text_atomic
 
 from cs336_scaling.isoflops import IsoFlopsFit
-from cs336_scaling.outputs import write_text_atomic
 from cs336_scaling.planner import StudyResult
 from cs336_scaling.plots import plot_loss_fit, plot_profiles, plot_scaling_fit
 
@@ -39,6 +38,7 @@ def study_json(result: StudyResult, check: dict | None = None, setting: dict | N
         "other_fits": [fit_json(other) for other in result.other_fits],
         "loss_law": asdict(result.loss_law) if result.loss_law else None,
         "prediction": asdict(result.prediction) if result.prediction else None,
+        "degenerate": result.degenerate,
         "check": check,
     }
 
@@ -155,17 +155,27 @@ def write_study_report(
         ]
         for other in result.other_fits:
             lines += _fit_lines(f"{other.method.value} optima (comparison)", other, target)
-        lines += [
-            f"- optimal loss: L(C) = {law.floor:.4f} + {law.coefficient:.4g} · C^-{law.decay:.4f}",
-            "",
-            "## Prediction",
-            "",
-            f"For {target:.0e} FLOPs: N_opt ≈ {p.n_opt:.4g} (95% CI [{p.n_opt_low:.3g}, {p.n_opt_high:.3g}]) → "
-            f"d_model={p.shape.d_model}, num_layers={p.shape.num_layers}, num_heads={p.shape.num_heads} "
-            f"(N = {p.parameters:.4g}), learning rate {p.learning_rate:g}, batch size {p.batch_size}, "
-            f"{p.tokens:.4g} tokens; predicted loss {p.loss:.4f}.",
-            "",
-        ]
+        lines += [f"- optimal loss: L(C) = {law.floor:.4f} + {law.coefficient:.4g} · C^-{law.decay:.4f}", ""]
+        if result.degenerate:
+            lines += [
+                "## Prediction: none, the fit is degenerate",
+                "",
+                *[f"- {reason}" for reason in result.degenerate],
+                "",
+                f"(The fit's shape for {target:.0e} FLOPs, d_model={p.shape.d_model} × {p.shape.num_layers} layers, "
+                "is kept in study.json for diagnosis, not as a prediction.)",
+                "",
+            ]
+        else:
+            lines += [
+                "## Prediction",
+                "",
+                f"For {target:.0e} FLOPs: N_opt ≈ {p.n_opt:.4g} (95% CI [{p.n_opt_low:.3g}, {p.n_opt_high:.3g}]) → "
+                f"d_model={p.shape.d_model}, num_layers={p.shape.num_layers}, num_heads={p.shape.num_heads} "
+                f"(N = {p.parameters:.4g}), learning rate {p.learning_rate:g}, batch size {p.batch_size}, "
+                f"{p.tokens:.4g} tokens; predicted loss {p.loss:.4f}.",
+                "",
+            ]
         if check is not None:
             lines += [
                 "## Check: the predicted model trained at the target budget",
@@ -188,5 +198,5 @@ def write_study_report(
         checked = None if check is None else check["loss"]
         plots = [*fit_plots, plot_loss_fit(budgets, losses, law, target, out / "loss.png", checked)]
         lines += ["## Plots", "", *[f"![{p.stem}]({p.name})" for p in plots], ""]
-    write_text_atomic(out / "study.json", json.dumps(study_json(result, check, setting), indent=2))
+    write_json_atomic(out / "study.json", study_json(result, check, setting))
     return write_text_atomic(out / "report.md", "\n".join(lines))
