@@ -52,17 +52,17 @@ def test_scripts_chain_from_text_to_samples(tmp_path, capsys):
     assert count == len(reference)
 
     model = [
-        "--vocab_size",
+        "--model.vocab_size",
         "400",
-        "--context_length",
+        "--model.context_length",
         "32",
-        "--d_model",
+        "--model.d_model",
         "32",
-        "--num_layers",
+        "--model.num_layers",
         "1",
-        "--num_heads",
+        "--model.num_heads",
         "2",
-        "--d_ff",
+        "--model.d_ff",
         "64",
     ]
     run_dir = tmp_path / "run"

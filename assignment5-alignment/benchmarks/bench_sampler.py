@@ -18,7 +18,7 @@ GPU (after scripts/gpu_carry.py; README "GPU experiments"):
     bash assignment5-alignment/scripts/gpu_run.sh bench_sampler --out_dir $OUT
 CPU (small):
     uv run python assignment5-alignment/benchmarks/bench_sampler.py --batch_sizes 8 --new_tokens 16 \
-        --prompt_tokens 32 --workloads greedy groups --modes static dynamic generate --threads 2
+        --prompt_tokens 32 --workloads greedy groups --modes static dynamic generate --policy.threads 2
 Writes bench_sampler.md (table), bench_sampler.json, bench_sampler.png.
 """
 

@@ -1,6 +1,6 @@
 """DPO on preference pairs with the supplement's Alpaca template; the reference model is the initial policy.
 
-Online (Anthropic HH): uv run python assignment5-alignment/scripts/dpo.py --pairs hh --model <sft checkpoint>
+Online (Anthropic HH): uv run python assignment5-alignment/scripts/dpo.py --pairs hh --policy.model <sft checkpoint>
 Offline (local pairs): ... --pairs my_pairs.jsonl   (records {"instruction", "chosen", "rejected"})
 """
 

@@ -1,7 +1,7 @@
 """Expert iteration on math problems: sample, keep verified-correct answers, SFT on them, repeat.
 
-Offline: uv run python assignment5-alignment/scripts/expert_iteration.py --dataset arithmetic --n_ei_steps 2 \
-    --questions_per_step 16 --rollouts_per_question 4 --ei_max_tokens 128 --batch_size 8 --lr 1e-5
+Offline: uv run python assignment5-alignment/scripts/expert_iteration.py --dataset arithmetic --ei.n_ei_steps 2 \
+    --ei.questions_per_step 16 --ei.rollouts_per_question 4 --ei.ei_max_tokens 128 --sft.batch_size 8 --sft.lr 1e-5
 Online:  ... --model Qwen/Qwen2.5-Math-1.5B --dtype bfloat16 --device cuda:0 --backend vllm --dataset gsm8k
 """
 

@@ -4,7 +4,7 @@
 # EXPERIMENT is a script of scripts/experiments (math_baseline, sft_experiment, expert_iteration_experiment,
 # grpo_experiment) or bench_sampler. It first unpacks what scripts/gpu_carry.py packed (the call must carry
 # assignment5-alignment/.carry/run and, until the model is ready, the next part folder), then runs the script
-# with the converted model; flags given here come last, so they override those defaults (--model /tmp/a5/sft).
+# with the converted model; flags given here come last, so they override those defaults (--policy.model /tmp/a5/sft).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -16,4 +16,5 @@ name=${1:?usage: gpu_run.sh EXPERIMENT [flags...]}
 shift
 script=$here/experiments/$name.py
 [ "$name" = bench_sampler ] && script=$repo/assignment5-alignment/benchmarks/bench_sampler.py
-exec python3 "$script" --model "$dest/smollm2-135m-instruct" --device cuda --dtype bfloat16 --sampler_batch_size 256 "$@"
+exec python3 "$script" --policy.model "$dest/smollm2-135m-instruct" --policy.device cuda --policy.dtype bfloat16 \
+    --policy.sampler_batch_size 256 "$@"

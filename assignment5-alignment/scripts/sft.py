@@ -1,6 +1,6 @@
 """Supervised fine-tuning on math reasoning traces in r1_zero format, with periodic held-out evaluation.
 
-Offline: uv run python assignment5-alignment/scripts/sft.py --dataset gsm8k --sft_steps 50 --batch_size 8
+Offline: uv run python assignment5-alignment/scripts/sft.py --dataset gsm8k --sft.sft_steps 50 --sft.batch_size 8
 Online:  ... --model Qwen/Qwen2.5-Math-1.5B --dtype bfloat16 --device cuda:0 --train_size 1024 --lr 2e-5
 """
 

@@ -57,4 +57,4 @@ def test_help_output_is_not_a_dataclass_repr(capsys):
         parse_config(cls, ["--help"])
     out = capsys.readouterr().out
     assert "<factory>" not in out and f"{cls.__name__}(" not in out
-    assert "--use_std_normalization" in out and "(default: True)" in out
+    assert "--grpo.use_std_normalization" in out and "(default: True)" in out

@@ -2,12 +2,12 @@
 and rounds, each from the same initial policy; accuracy on the fixed test subset after every round, the final
 accuracy on all of it with a 95% interval.
 
-GPU (one call; add --model /tmp/a5/sft to start from an SFT checkpoint saved earlier in the lease):
+GPU (one call; add --policy.model /tmp/a5/sft to start from an SFT checkpoint saved earlier in the lease):
     bash assignment5-alignment/scripts/gpu_run.sh expert_iteration_experiment --out_dir $OUT
 CPU smoke test:
     uv run python assignment5-alignment/scripts/experiments/expert_iteration_experiment.py --settings 2x1 \
-        --questions_per_step 2 --ei_max_tokens 8 --batch_size 2 --gradient_accumulation_steps 1 --subset_size 2 \
-        --val_size 2 --out_dir runs/ei_smoke
+        --ei.questions_per_step 2 --ei.ei_max_tokens 8 --sft.batch_size 2 --sft.gradient_accumulation_steps 1 \
+        --subset_size 2 --val_size 2 --out_dir runs/ei_smoke
 Writes expert_iteration_experiment.md/.json (one row per setting), expert_iteration_experiment.png, metrics.jsonl.
 """
 

@@ -3,16 +3,16 @@ the fixed test subset before and after (paired 95% interval of the change) and v
 reward, entropy, response length and the learning-signal diagnostics (groups with equal rewards, within-group
 reward spread) of every step.
 
-GPU (one call each; from an SFT checkpoint saved earlier in the lease: --model /tmp/a5/sft):
-    bash assignment5-alignment/scripts/gpu_run.sh grpo_experiment --out_dir $OUT --learning_rate 1e-5 \
-        --max_seconds 420
-Ablations: --loss_type no_baseline | --length_normalization constant | --no-use_std_normalization |
-    off-policy: --epochs_per_rollout_batch 4 --train_batch_size 64 --gradient_accumulation_steps 32 \
-    --loss_type grpo_clip (or grpo_no_clip)
+GPU (one call each; from an SFT checkpoint saved earlier in the lease: --policy.model /tmp/a5/sft):
+    bash assignment5-alignment/scripts/gpu_run.sh grpo_experiment --out_dir $OUT --grpo.learning_rate 1e-5 \
+        --grpo.max_seconds 420
+Ablations: --grpo.loss_type no_baseline | --grpo.length_normalization constant | --no-grpo.use_std_normalization |
+    off-policy: --grpo.epochs_per_rollout_batch 4 --grpo.train_batch_size 64 --grpo.gradient_accumulation_steps 32 \
+    --grpo.loss_type grpo_clip (or grpo_no_clip)
 Then scripts/experiments/compare_grpo_runs.py overlays the runs. CPU smoke test:
-    uv run python assignment5-alignment/scripts/experiments/grpo_experiment.py --n_grpo_steps 1 \
-        --rollout_batch_size 4 --group_size 2 --train_batch_size 4 --gradient_accumulation_steps 2 \
-        --sampling_max_tokens 8 --subset_size 2 --val_size 2 --out_dir runs/grpo_smoke
+    uv run python assignment5-alignment/scripts/experiments/grpo_experiment.py --grpo.n_grpo_steps 1 \
+        --grpo.rollout_batch_size 4 --grpo.group_size 2 --grpo.train_batch_size 4 --grpo.gradient_accumulation_steps 2 \
+        --grpo.sampling_max_tokens 8 --subset_size 2 --val_size 2 --out_dir runs/grpo_smoke
 Writes grpo.md/.json (summary row with diagnostics), grpo.png, metrics.jsonl (every step), generations.jsonl
 (the final evaluation).
 """

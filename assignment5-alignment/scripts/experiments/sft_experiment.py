@@ -4,8 +4,8 @@ against steps (validation on its first --val_size problems, the final accuracy o
 GPU (one call; --save_checkpoint keeps one run's policy under /tmp for GRPO in a later call of the same lease):
     bash assignment5-alignment/scripts/gpu_run.sh sft_experiment --out_dir $OUT --save_checkpoint /tmp/a5/sft
 CPU smoke test:
-    uv run python assignment5-alignment/scripts/experiments/sft_experiment.py --train_sizes 4 8 --sft_steps 2 \
-        --batch_size 2 --gradient_accumulation_steps 1 --subset_size 2 --val_size 2 --max_tokens 8 \
+    uv run python assignment5-alignment/scripts/experiments/sft_experiment.py --train_sizes 4 8 --sft.sft_steps 2 \
+        --sft.batch_size 2 --sft.gradient_accumulation_steps 1 --subset_size 2 --val_size 2 --max_tokens 8 \
         --out_dir runs/sft_smoke
 Writes sft_experiment.md/.json (one row per size), sft_experiment.png, metrics.jsonl (every step of every run).
 """
