@@ -5,11 +5,12 @@ larger than the biggest run. Machines that cannot reach TinyStories or OpenWebTe
 Debian mirror, and its documentation packages hold a few hundred MB of English: the manuals of Linux, Python,
 Rust, PostgreSQL, Django, SciPy, Octave, Git and GIMP, Perl's pods, Vim's help, the GCIDE (Webster 1913) and
 WordNet dictionaries. This module reads those packages straight from their ``.deb`` files (an ``ar`` archive holding
-``data.tar.*``), turns each page into plain text (HTML through resiliparse), keeps only the first occurrence of
-each line across the whole collection (exact line dedup, as in assignment 4, but keeping one copy: navigation,
-licence boilerplate, repeated API blurbs, dictionary source tags and the HTML and source copies of one manual
-all collapse to one), keeps documents that are still long and read as English, and
-writes one text file per document for ``corpus.build_corpus``.
+``data.tar.*``), turns each page into plain text (HTML through ``cs336_data.extraction``, assignment 4's
+extractor), keeps only the first occurrence of each line across the whole collection (assignment 4's exact-line
+hashes, but keeping one copy where its deduplicator drops every copy: navigation, licence boilerplate, repeated
+API blurbs, dictionary source tags and the HTML and source copies of one manual all collapse to one), keeps
+documents that are still long and read as English, and writes one text file per document for
+``corpus.build_corpus``.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from resiliparse.extract.html2text import extract_plain_text
-from resiliparse.parse.encoding import bytes_to_str, detect_encoding
+from cs336_basics.toolkit.atomic import write_text_atomic
+from cs336_data.dedup.exact_lines import hash_lines
+from cs336_data.extraction import extract_text_from_html_bytes
 
 DEFAULT_PACKAGES = (
     "linux-doc-6.1",
@@ -128,7 +130,7 @@ def member_text(path: str, data: bytes) -> str | None:
         except (OSError, EOFError, zlib.error):
             return None
     if path.endswith(HTML_SUFFIXES):
-        return extract_plain_text(bytes_to_str(data, detect_encoding(data)), main_content=True) or None
+        return extract_text_from_html_bytes(data) or None
     if path.endswith(TEXT_SUFFIXES):
         return data.decode("utf-8", errors="replace")
     return None
@@ -137,11 +139,6 @@ def member_text(path: str, data: bytes) -> str | None:
 def normalise(text: str) -> list[str]:
     """Lines with runs of spaces collapsed and ends stripped (indentation carries little in prose)."""
     return [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
-
-
-def line_hash(line: str) -> int:
-    """A 64-bit key from two 32-bit checksums: among ~10^7 distinct lines a collision is a ~10^-5 event."""
-    return zlib.crc32(line.encode()) << 32 | zlib.adler32(line.encode())
 
 
 def package_documents(deb: Path) -> list[list[str]]:
@@ -169,9 +166,8 @@ def english_fraction(text: str) -> float:
 def first_occurrences(lines: list[str], seen: set[int]) -> str:
     """The text with every non-empty line already in ``seen`` dropped; the kept lines join ``seen``."""
     kept = []
-    for line in lines:
+    for line, key in zip(lines, hash_lines([line.encode() for line in lines]).tolist(), strict=True):
         if line:
-            key = line_hash(line)
             if key in seen:
                 continue
             seen.add(key)
@@ -218,7 +214,7 @@ def build_debian_text(config: DebianTextConfig, progress: bool = True) -> dict[s
             for text in split_long(first_occurrences(lines, seen), config.max_document_chars):
                 if len(text) < config.min_document_chars or english_fraction(text) < config.min_stopword_fraction:
                     continue
-                (folder / f"{kept:06d}.txt").write_text(text + "\n", encoding="utf-8")
+                write_text_atomic(folder / f"{kept:06d}.txt", text + "\n")
                 kept += 1
                 chars += len(text)
         summary[package] = {"files": len(documents), "documents": kept, "characters": chars}
