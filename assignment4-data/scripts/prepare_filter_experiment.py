@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 from cs336_basics.bpe import train_bpe
 from cs336_basics.tokenize_dataset import tokenize_to_memmap
 from cs336_basics.tokenizer import Tokenizer
+from cs336_basics.toolkit.atomic import write_text_atomic
 from cs336_basics.vocab_files import save_vocab_merges
 from cs336_data.crawl.build import PRESETS, CrawlConfig, build_crawl
 from cs336_data.extraction import extract_text_from_html_bytes
@@ -42,9 +42,7 @@ PIPELINES = {"filtered": {}, "filtered_no_quality": {"min_quality": 0.0}}
 
 def write_corpus(path: Path, texts: list[str]) -> dict[str, int]:
     """Documents joined by EOS, written atomically; returns documents and characters."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(t + EOS for t in texts), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(t + EOS for t in texts))
     return {"documents": len(texts), "characters": sum(map(len, texts))}
 
 

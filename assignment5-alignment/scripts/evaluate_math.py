@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cs336_alignment.math_eval import evaluate_math, r1_zero_sampling
-from cs336_alignment.reports import write_json_atomic, write_jsonl_atomic
 from cs336_alignment.rewards import r1_zero_reward_fn
 from cs336_alignment.run_setup import PolicyConfig, load_policy, load_problems, policy_sampler
+from cs336_basics.toolkit.atomic import write_json_atomic, write_jsonl_atomic
 from cs336_basics.toolkit.cli import parse_config
 
 
@@ -41,8 +41,8 @@ def main() -> None:
 
     result = evaluate_math(sampler, problems, r1_zero_sampling(cfg.max_tokens), reward)
     out = Path(cfg.out)
-    write_jsonl_atomic(result.records, out / "generations.jsonl")
-    write_json_atomic({"model": cfg.policy.model, "dataset": cfg.dataset, **result.metrics}, out / "metrics.json")
+    write_jsonl_atomic(out / "generations.jsonl", result.records)
+    write_json_atomic(out / "metrics.json", {"model": cfg.policy.model, "dataset": cfg.dataset, **result.metrics})
     print(json.dumps(result.metrics, indent=2))
 
 

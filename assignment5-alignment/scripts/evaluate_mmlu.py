@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cs336_alignment.mmlu import load_mmlu, mmlu_prompt, score_mmlu
-from cs336_alignment.reports import write_json_atomic, write_jsonl_atomic
 from cs336_alignment.run_setup import PolicyConfig, load_policy, policy_sampler
 from cs336_alignment.sampling import SamplingParams
+from cs336_basics.toolkit.atomic import write_json_atomic, write_jsonl_atomic
 from cs336_basics.toolkit.cli import parse_config
 
 
@@ -37,8 +37,8 @@ def main() -> None:
     outputs = [c.text for c in sampler.generate([mmlu_prompt(e) for e in examples], params)]
     metrics, records = score_mmlu(examples, outputs)
     out = Path(cfg.out)
-    write_jsonl_atomic(records, out / "generations.jsonl")
-    write_json_atomic({"model": cfg.policy.model, "split": cfg.split, **metrics}, out / "metrics.json")
+    write_jsonl_atomic(out / "generations.jsonl", records)
+    write_json_atomic(out / "metrics.json", {"model": cfg.policy.model, "split": cfg.split, **metrics})
     print(json.dumps(metrics, indent=2))
 
 

@@ -16,9 +16,9 @@ from cs336_alignment.instruction_eval import (
     load_simple_safety_tests,
     safety_records,
 )
-from cs336_alignment.reports import write_json_atomic
 from cs336_alignment.run_setup import PolicyConfig, load_policy, policy_sampler
 from cs336_alignment.sampling import SamplingParams
+from cs336_basics.toolkit.atomic import write_json_atomic
 from cs336_basics.toolkit.cli import parse_config
 
 
@@ -54,7 +54,7 @@ def main() -> None:
     outputs = [c.text.strip() for c in sampler.generate([instruction_prompt(i) for i in instructions], params)]
     generator = cfg.generator or cfg.policy.model
     records = (alpaca_eval_records if cfg.benchmark == "alpaca_eval" else safety_records)(examples, outputs, generator)
-    path = write_json_atomic(records, Path(cfg.out_dir) / f"{cfg.benchmark}.json")
+    path = write_json_atomic(Path(cfg.out_dir) / f"{cfg.benchmark}.json", records)
     print(f"{len(records)} outputs written to {path}")
 
 

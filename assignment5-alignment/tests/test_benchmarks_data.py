@@ -6,7 +6,7 @@ import pytest
 from cs336_alignment.instruction_eval import alpaca_eval_records
 from cs336_alignment.mmlu import MMLUExample, load_mmlu, mmlu_prompt, score_mmlu
 from cs336_alignment.plots import plot_metrics
-from cs336_alignment.reports import write_json_atomic
+from cs336_basics.toolkit.atomic import write_json_atomic
 from cs336_basics.toolkit.data_paths import SharedDataUnavailable
 
 EXAMPLES = [
@@ -35,7 +35,7 @@ def test_mmlu_prompt_lists_the_options_in_the_system_prompt():
 
 def test_alpaca_eval_file_has_the_fields_the_judge_reads(tmp_path):
     records = alpaca_eval_records([{"instruction": "Hi", "dataset": "x"}], ["Hello"], "me")
-    path = write_json_atomic(records, tmp_path / "out" / "alpaca_eval.json")
+    path = write_json_atomic(tmp_path / "out" / "alpaca_eval.json", records)
     assert json.loads(path.read_text()) == [{"instruction": "Hi", "output": "Hello", "generator": "me", "dataset": "x"}]
 
 

@@ -17,8 +17,8 @@ import os
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from cs336_basics.toolkit.atomic import atomic_output
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 from cs336_data.warc_recovery import LastRecord, Loss, next_readable_offset
@@ -198,14 +198,10 @@ def write_warc(
     path: str | os.PathLike, pages: Iterable[tuple[str, bytes]], *, extracted_text: bool = False, compress: bool = True
 ) -> int:
     """Write ``(url, payload)`` pages as a WARC (one gzip member per record, like Common Crawl); returns the count."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     count = 0
-    with open(tmp, "wb") as out:
+    with atomic_output(path) as out:
         for url, payload in pages:
             record = warc_record_bytes(url, payload, extracted_text=extracted_text)
             out.write(gzip.compress(record, compresslevel=6) if compress else record)
             count += 1
-    os.replace(tmp, path)
     return count

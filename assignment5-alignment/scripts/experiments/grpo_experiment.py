@@ -28,10 +28,11 @@ from cs336_alignment.grpo_report import COLUMNS, CURVES, LABELS, default_run_nam
 from cs336_alignment.math_data import load_gsm8k
 from cs336_alignment.math_eval import mean_metrics
 from cs336_alignment.plots import plot_metrics
-from cs336_alignment.reports import write_jsonl_atomic, write_report
+from cs336_alignment.reports import write_report
 from cs336_alignment.rewards import r1_zero_reward_fn
 from cs336_alignment.run_setup import PolicyConfig, load_policy, policy_sampler
 from cs336_alignment.subset_eval import SubsetEvaluation
+from cs336_basics.toolkit.atomic import write_jsonl_atomic
 from cs336_basics.toolkit.cli import parse_config
 from cs336_basics.toolkit.metrics import MetricsLogger
 
@@ -78,7 +79,7 @@ def main() -> None:
     details = {"estimates": estimates, "grpo": asdict(cfg.grpo), "model": cfg.policy.model, "subset": subset.indices}
     title = f"GRPO of {cfg.policy.model} on GSM8K: {run_name}"
     write_report(out_dir, "grpo", title, [row], COLUMNS, details)
-    write_jsonl_atomic([{"when": "after", **r} for r in after], out_dir / "generations.jsonl")
+    write_jsonl_atomic(out_dir / "generations.jsonl", [{"when": "after", **r} for r in after])
     plot_metrics(records, CURVES, out_dir / "grpo.png", title, labels=LABELS)
     print(f"{run_name}: accuracy {row['before']} -> {row['after']}, change {row['change']}")
     print(f"table: {out_dir / 'grpo.md'}  plot: {out_dir / 'grpo.png'}")

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 
 from cs336_alignment.math_eval import OUTCOMES, accuracy_estimates, failure_examples, summarize_evaluation
 from cs336_alignment.plots import plot_estimates
-from cs336_alignment.reports import write_jsonl_atomic, write_report
+from cs336_alignment.reports import write_report
 from cs336_alignment.run_setup import PolicyConfig, load_policy, policy_sampler
 from cs336_alignment.subset_eval import SubsetEvaluation
+from cs336_basics.toolkit.atomic import write_jsonl_atomic
 from cs336_basics.toolkit.cli import parse_config
 
 COLUMNS = {
@@ -80,8 +81,8 @@ def main() -> None:
     title = f"Zero-shot GSM8K accuracy of {cfg.policy.model} ({cfg.subset_size} test problems, greedy)"
     details = {"summaries": summaries, "max_tokens": cfg.max_tokens, "subset": subset.indices}
     write_report(cfg.out_dir, "math_baseline", title, rows, COLUMNS, details, notes)
-    write_jsonl_atomic([{"step": 0, **s} for s in summaries], f"{cfg.out_dir}/metrics.jsonl")
-    write_jsonl_atomic(generations, f"{cfg.out_dir}/generations.jsonl")
+    write_jsonl_atomic(f"{cfg.out_dir}/metrics.jsonl", [{"step": 0, **s} for s in summaries])
+    write_jsonl_atomic(f"{cfg.out_dir}/generations.jsonl", generations)
     plot_estimates(estimates, f"{cfg.out_dir}/math_baseline.png", title, "mean reward (95% Wilson interval)")
     for row in rows:
         print(f"{row['prompt']:>14}: reward {row['reward']}  format {row['format_reward']}")

@@ -9,6 +9,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from cs336_basics.toolkit.atomic import atomic_output
+
 
 def sha256(path: str | os.PathLike) -> str:
     digest = hashlib.sha256()
@@ -42,21 +44,21 @@ def store_arrived_parts(carry_dir: str | os.PathLike, store: str | os.PathLike, 
         if arrived.is_file() and not (store / part["name"]).is_file():
             if sha256(arrived) != part["sha256"]:
                 raise ValueError(f"{arrived}: sha256 mismatch, the part was damaged in transit; carry it again")
-            shutil.copy2(arrived, store / f".{part['name']}.tmp")
-            os.replace(store / f".{part['name']}.tmp", store / part["name"])
+            with open(arrived, "rb") as source, atomic_output(store / part["name"]) as target:
+                shutil.copyfileobj(source, target, 1 << 22)
     return [p["folder"] for p in manifest["parts"] if not (store / p["name"]).is_file()]
 
 
 def assemble(store: str | os.PathLike, manifest: dict[str, Any], out_path: str | os.PathLike) -> Path:
     """Concatenate the stored parts into ``out_path`` and check the whole file's sha256."""
     store, out_path = Path(store), Path(out_path)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    with open(tmp, "wb") as out:
+    digest = hashlib.sha256()
+    with atomic_output(out_path) as out:  # a mismatch raises inside: out_path is left untouched
         for part in manifest["parts"]:
             with open(store / part["name"], "rb") as f:
-                shutil.copyfileobj(f, out)
-    if sha256(tmp) != manifest["sha256"]:
-        tmp.unlink()
-        raise ValueError(f"the parts in {store} do not reassemble {manifest['name']} (sha256 mismatch)")
-    os.replace(tmp, out_path)
+                while block := f.read(1 << 22):
+                    digest.update(block)
+                    out.write(block)
+        if digest.hexdigest() != manifest["sha256"]:
+            raise ValueError(f"the parts in {store} do not reassemble {manifest['name']} (sha256 mismatch)")
     return out_path

@@ -3,38 +3,19 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cs336_basics.toolkit.figures import pyplot, save_figure
+
 from cs336_alignment.intervals import Estimate
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _save(fig, out_png: str | os.PathLike, bottom: float = 0.0) -> Path:
-    """Write ``fig`` atomically, leaving the ``bottom`` fraction of its height free (for a figure legend)."""
-    plt = _pyplot()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``fig``, leaving the ``bottom`` fraction of its height free (for a figure legend)."""
     fig.tight_layout(rect=(0, bottom, 1, 1))
-    fd, tmp = tempfile.mkstemp(dir=out_png.parent, prefix=f".{out_png.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, out_png)
-    finally:
-        plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
-    return out_png
+    return save_figure(fig, out_png, dpi=110)
 
 
 def _panels(count: int):
@@ -42,7 +23,7 @@ def _panels(count: int):
     ones hidden."""
     columns = 2 if count == 4 else min(3, count)
     rows = -(-count // columns)
-    fig, axes = _pyplot().subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False)
+    fig, axes = pyplot().subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False)
     flat = list(axes.flat)
     for ax in flat[count:]:
         ax.set_visible(False)
@@ -115,7 +96,7 @@ def plot_estimates(
 ) -> Path:
     """Grouped bars with 95% interval error bars: one group per key of ``groups`` (a prompt, a run), one bar per
     metric inside it, in the order of the first group. ``proportions`` keeps the axis within [0, 1]."""
-    plt = _pyplot()
+    plt = pyplot()
     metrics = list(next(iter(groups.values())))
     fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(groups) * len(metrics), 3.8))
     width = 0.8 / len(metrics)

@@ -14,7 +14,7 @@ import glob
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -63,6 +63,11 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 def write_json_atomic(path: str | os.PathLike, value: Any, indent: int | None = 2) -> Path:
     """Write ``value`` as JSON (UTF-8, non-ASCII kept readable, a final newline) to ``path`` atomically."""
     return write_text_atomic(path, json.dumps(value, indent=indent, ensure_ascii=False) + "\n")
+
+
+def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[Any]) -> Path:
+    """Write one JSON line per record (UTF-8, non-ASCII kept readable) to ``path`` atomically."""
+    return write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
 def _umask() -> int:

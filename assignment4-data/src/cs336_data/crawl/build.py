@@ -22,12 +22,12 @@ import dataclasses
 import gzip
 import hashlib
 import json
-import os
 import random
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from cs336_basics.toolkit.atomic import write_bytes_atomic
 from resiliparse.extract.html2text import extract_plain_text
 
 from cs336_data.crawl import pages as templates
@@ -162,13 +162,6 @@ def heldout_documents(heldout: list[Page], crawl_texts: list[str]) -> list[dict]
     return documents
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _member(record: bytes) -> bytes:
     return gzip.compress(record, compresslevel=6, mtime=0)
 
@@ -200,7 +193,7 @@ def write_shard(pages: list[Page], name: str, out_dir: Path) -> dict[str, str]:
         f"labels/{name}.jsonl": ("\n".join(labels) + "\n").encode("utf-8"),
     }
     for rel, data in files.items():
-        _write_atomic(out_dir / rel, data)
+        write_bytes_atomic(out_dir / rel, data)
     return {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()}
 
 
@@ -223,7 +216,7 @@ def build_crawl(config: CrawlConfig, progress: bool = True) -> dict:
             print(f"shard {shard}: {len(shard_pages)} pages")
     documents = heldout_documents(heldout, crawl_texts)
     heldout_bytes = "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in documents).encode("utf-8")
-    _write_atomic(out / "heldout.jsonl", heldout_bytes)
+    write_bytes_atomic(out / "heldout.jsonl", heldout_bytes)
     files["heldout.jsonl"] = hashlib.sha256(heldout_bytes).hexdigest()
     kinds = Counter(p.label["kind"] + (f" ({p.label['copy']} copy)" if "copy" in p.label else "") for p in pages)
     manifest = {
@@ -237,5 +230,5 @@ def build_crawl(config: CrawlConfig, progress: bool = True) -> dict:
         "heldout_documents": len(documents),
         "files": files,
     }
-    _write_atomic(manifest_path, (json.dumps(manifest, indent=1) + "\n").encode())
+    write_bytes_atomic(manifest_path, (json.dumps(manifest, indent=1) + "\n").encode())
     return manifest

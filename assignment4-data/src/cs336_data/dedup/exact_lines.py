@@ -16,6 +16,7 @@ from pathlib import Path
 
 import mmh3
 import numpy as np
+from cs336_basics.toolkit.atomic import atomic_output, write_bytes_atomic
 from jaxtyping import Bool, UInt64
 
 
@@ -85,9 +86,8 @@ class ExactLineDeduplicator:
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)
+    with atomic_output(path) as f:
+        np.save(f, array)
 
 
 def _read_lines(path: Path) -> list[bytes]:
@@ -112,6 +112,4 @@ def exact_line_deduplicate_files(
         dedup.reduce()
         for path in paths:
             out = output_directory / path.name
-            tmp_out = out.with_name(out.name + ".tmp")
-            tmp_out.write_bytes(b"".join(dedup.unique_lines(_read_lines(path))))
-            os.replace(tmp_out, out)
+            write_bytes_atomic(out, b"".join(dedup.unique_lines(_read_lines(path))))

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import mmh3
 import numpy as np
+from cs336_basics.toolkit.atomic import atomic_output, write_bytes_atomic
 from jaxtyping import Bool, Int64, UInt64
 
 from cs336_data.dedup.normalize import jaccard, word_ngrams
@@ -151,10 +152,8 @@ class MinHashDeduplicator:
         """Pass 1 for one shard (any process): write its documents' band keys. Returns the document count."""
         keys = self.hasher.documents_band_keys(texts)
         path = self._band_path(shard)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npy")
-        np.save(tmp, keys)
-        os.replace(tmp, path)
+        with atomic_output(path) as f:
+            np.save(f, keys)
         return len(keys)
 
     def survivors(
@@ -198,8 +197,5 @@ def minhash_deduplicate_files(
         keep = dedup.survivors(len(shards), text_of)
     kept = [p for p, k in zip(paths, keep) if k]
     for path in kept:
-        out = output_directory / path.name
-        tmp_out = out.with_name(out.name + ".tmp")
-        tmp_out.write_bytes(path.read_bytes())
-        os.replace(tmp_out, out)
+        write_bytes_atomic(output_directory / path.name, path.read_bytes())
     return kept

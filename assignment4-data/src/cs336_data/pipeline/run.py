@@ -20,12 +20,12 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from cs336_basics.toolkit.atomic import atomic_output, write_bytes_atomic, write_text_atomic
 
 from cs336_data.dedup.exact_lines import ExactLineDeduplicator
 from cs336_data.dedup.minhash import MinHashConfig, MinHashDeduplicator
@@ -112,14 +112,11 @@ def _shard_file(config: PipelineConfig, folder: str, shard: int, suffix: str = "
 
 def _write_documents(path: Path, documents: Iterator[Document]) -> list[int]:
     """Write JSONL atomically; returns each document's byte offset (random access for dedup verification)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     offsets = []
-    with open(tmp, "wb") as out:
+    with atomic_output(path) as out:
         for document in documents:
             offsets.append(out.tell())
             out.write(document.to_json().encode("utf-8") + b"\n")
-    os.replace(tmp, path)
     return offsets
 
 
@@ -167,11 +164,8 @@ def filter_shard(config: PipelineConfig, shard: int) -> PipelineStats:
         documents = step.run(documents, stats, rank=shard, world_size=len(config.inputs))
     _write_documents(_shard_file(config, "filtered", shard), documents)
     if config.log_decisions:
-        path = _shard_file(config, "decisions", shard)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(d) + "\n" for d in decisions))
-        os.replace(tmp, path)
+        text = "".join(json.dumps(d) + "\n" for d in decisions)
+        write_text_atomic(_shard_file(config, "decisions", shard), text)
     return _finish(config, "filter", shard, stats)
 
 
@@ -243,8 +237,8 @@ def cluster_near_duplicates(config: PipelineConfig) -> PipelineStats:
 
     keep = MinHashDeduplicator(config.minhash, config.output_dir / "minhash").survivors(num_shards, text_of)
     path = _keep_mask_path(config)
-    np.save(path.with_name("keep.tmp.npy"), keep)
-    os.replace(path.with_name("keep.tmp.npy"), path)
+    with atomic_output(path) as f:
+        np.save(f, keep)
     np.save(path.with_name("shard_starts.npy"), starts)
     stats = PipelineStats()
     stats.add("minhash_dedup", "in", len(keep))
@@ -285,9 +279,7 @@ def tokenize_shard(config: PipelineConfig, shard: int) -> PipelineStats:
         path = _shard_file(config, "tokens", shard, ".bin")
         path.parent.mkdir(parents=True, exist_ok=True)
         if ids:  # an empty file cannot be memory-mapped, so a shard with no survivors writes no token file
-            tmp = path.with_name(path.name + ".tmp")
-            np.asarray(ids, dtype=np.uint16).tofile(tmp)
-            os.replace(tmp, path)
+            write_bytes_atomic(path, np.asarray(ids, dtype=np.uint16).tobytes())
         else:
             path.unlink(missing_ok=True)
         stats.add("tokenize", "in", len(survivors))
@@ -316,6 +308,6 @@ def run_pipeline(config: PipelineConfig, executor: Executor | None = None) -> Pi
     for shard_stats in executor.map(functools.partial(tokenize_shard, config), shards, desc="tokenize"):
         stats.merge(shard_stats)
     stats.save(config.output_dir / "stats.json")
-    (config.output_dir / "stats.md").write_text(stats.table() + "\n")
+    write_text_atomic(config.output_dir / "stats.md", stats.table() + "\n")
     stats.plot(config.output_dir / "stats.png")
     return stats

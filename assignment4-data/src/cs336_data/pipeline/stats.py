@@ -7,6 +7,10 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from cs336_basics.toolkit.atomic import write_json_atomic
+from cs336_basics.toolkit.figures import pyplot, save_figure
+from cs336_basics.toolkit.tables import markdown_table
+
 STEP_ORDER_KEY = "_order"
 
 
@@ -37,11 +41,7 @@ class PipelineStats:
         return cls({s: Counter(data[s]) for s in order}, order)
 
     def save(self, path: str | os.PathLike) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        os.replace(tmp, path)
+        write_json_atomic(path, self.to_dict(), indent=1)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PipelineStats:
@@ -49,20 +49,16 @@ class PipelineStats:
 
     def table(self) -> str:
         """Markdown table: documents in, kept, dropped (with reasons), errors per step."""
-        lines = ["| step | in | kept | dropped | dropped % | details |", "| --- | ---: | ---: | ---: | ---: | --- |"]
+        rows = []
         for step in self.order:
             c = self.counts[step]
             details = ", ".join(f"{k}={v}" for k, v in sorted(c.items()) if k not in ("in", "kept", "dropped"))
             pct = 100.0 * c["dropped"] / c["in"] if c["in"] else 0.0
-            lines.append(f"| {step} | {c['in']} | {c['kept']} | {c['dropped']} | {pct:.1f} | {details} |")
-        return "\n".join(lines)
+            rows.append([step, c["in"], c["kept"], c["dropped"], f"{pct:.1f}", details])
+        return markdown_table(["step", "in", "kept", "dropped", "dropped %", "details"], rows, align="lrrrrl")
 
     def plot(self, path: str | os.PathLike) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+        plt = pyplot()
         steps = [s for s in self.order if self.counts[s]["in"]]
         kept = [self.counts[s]["kept"] for s in steps]
         dropped = [self.counts[s]["dropped"] for s in steps]
@@ -74,7 +70,4 @@ class PipelineStats:
         ax.legend()
         plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
         fig.tight_layout()
-        tmp = Path(path).with_name(Path(path).stem + ".tmp.png")
-        fig.savefig(tmp, dpi=120)
-        plt.close(fig)
-        os.replace(tmp, path)
+        save_figure(fig, path)
