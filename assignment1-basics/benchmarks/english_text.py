@@ -14,6 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from cs336_basics.english_corpus import END_OF_TEXT, lee_documents, wikipedia_documents  # noqa: E402
+from cs336_basics.toolkit.atomic import write_text_atomic  # noqa: E402
 from cs336_basics.toolkit.data_paths import SharedDataUnavailable, shared_path  # noqa: E402
 
 COURSE_FIXTURES_URL = "https://raw.githubusercontent.com/stanford-cs336/assignment1-basics/main/tests/fixtures/"
@@ -60,9 +61,6 @@ def build_english_text(out: Path, min_bytes: int = 10_000_000) -> tuple[Path, li
             f"only {len(text.encode('utf-8')) / 1e6:.1f} MB of English text found offline; "
             f"pass --text with a larger UTF-8 file"
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
-    sources_file.write_text("\n".join(sources) + "\n")
+    write_text_atomic(out, text)
+    write_text_atomic(sources_file, "\n".join(sources) + "\n")
     return out, sources

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from cs336_basics.toolkit.atomic import write_text_atomic
+
 END_OF_TEXT = "<|endoftext|>"
 LEE_FILES = ("lee_background.cor", "lee.cor")
 WIKIPEDIA_FILE = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
@@ -86,10 +88,7 @@ def write_english_corpus(
         splits["valid" if index % valid_every == valid_every - 1 else "train"].append(document)
     paths = {}
     for name, docs in splits.items():
-        paths[name] = out_dir / f"{name}.txt"
-        tmp = paths[name].with_suffix(".tmp")
-        tmp.write_text("".join(doc + END_OF_TEXT for doc in docs), encoding="utf-8")
-        os.replace(tmp, paths[name])
+        paths[name] = write_text_atomic(out_dir / f"{name}.txt", "".join(doc + END_OF_TEXT for doc in docs))
     return CorpusFiles(
         paths["train"],
         paths["valid"],
