@@ -12,17 +12,16 @@ output layer.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
+import sysconfig
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from cs336_basics.bpe import train_bpe
 from cs336_basics.tokenizer import Tokenizer
+from cs336_basics.toolkit.atomic import atomic_output, write_json_atomic
 from cs336_basics.vocab_files import save_vocab_merges
 
 END_OF_TEXT = "<|endoftext|>"
@@ -30,15 +29,24 @@ END_OF_TEXT = "<|endoftext|>"
 
 @dataclass(frozen=True)
 class CorpusConfig:
-    sources: tuple[str, ...]
-    out_dir: str
-    pattern: str = "*.py"
-    exclude_dirs: tuple[str, ...] = ("test", "tests", "idle_test", "__pycache__", "site-packages")
-    vocab_size: int = 4096
-    bpe_sample_bytes: int = 8 << 20
-    max_tokens: int = 28_000_000
-    seed: int = 0
-    workers: int | None = None
+    """Build the service's token file from local text files: by default the Python standard library sources."""
+
+    sources: list[str] = field(
+        default_factory=lambda: [sysconfig.get_paths()["stdlib"]], metadata={"help": "files or folders to read"}
+    )
+    out_dir: str = field(
+        default="runs/corpus", metadata={"help": "folder for tokens.bin, corpus.json (and vocab.json, merges.txt)"}
+    )
+    pattern: str = field(default="*.py", metadata={"help": "file name pattern inside source folders"})
+    exclude_dirs: list[str] = field(
+        default_factory=lambda: ["test", "tests", "idle_test", "__pycache__", "site-packages"],
+        metadata={"help": "folders skipped inside the sources"},
+    )
+    vocab_size: int = field(default=4096, metadata={"help": "BPE vocabulary; 256: the UTF-8 bytes, no BPE"})
+    bpe_sample_bytes: int = field(default=8 << 20, metadata={"help": "train the BPE on this much text"})
+    max_tokens: int = field(default=28_000_000, metadata={"help": "stop after this many tokens"})
+    seed: int = field(default=0, metadata={"help": "document order"})
+    workers: int | None = field(default=None, metadata={"help": "encoding processes (default: every core)"})
 
 
 def document_paths(config: CorpusConfig) -> list[Path]:
@@ -93,22 +101,16 @@ def _byte_batch(documents: list[str]) -> np.ndarray:
 
 def _write_tokens(path: Path, batches: Iterator[np.ndarray], max_tokens: int, progress: bool) -> int:
     """Append token batches to ``path`` atomically, stopping at ``max_tokens``; the count written."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     written = 0
-    try:
-        with os.fdopen(fd, "wb") as sink:
-            for ids in batches:
-                ids = ids[: max_tokens - written]
-                sink.write(ids.astype("<u2").tobytes())
-                written += len(ids)
-                if progress:
-                    print(f"\r{written:,} tokens", end="", flush=True)
-                if written >= max_tokens:
-                    break
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as sink:
+        for ids in batches:
+            ids = ids[: max_tokens - written]
+            sink.write(ids.astype("<u2").tobytes())
+            written += len(ids)
+            if progress:
+                print(f"\r{written:,} tokens", end="", flush=True)
+            if written >= max_tokens:
+                break
     if progress:
         print()
     return written
@@ -155,5 +157,5 @@ def _write_meta(config: CorpusConfig, out: Path, files: int, written: int, token
         "bpe_sample_bytes": config.bpe_sample_bytes,
         "seed": config.seed,
     }
-    (out / "corpus.json").write_text(json.dumps(meta, indent=2))
+    write_json_atomic(out / "corpus.json", meta)
     return tokens_path

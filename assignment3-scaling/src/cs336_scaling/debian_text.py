@@ -24,7 +24,7 @@ import tarfile
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cs336_basics.toolkit.atomic import write_text_atomic
@@ -64,16 +64,20 @@ _BLANK_LINES = re.compile(r"\n{3,}")
 
 @dataclass(frozen=True)
 class DebianTextConfig:
-    out_dir: str
-    packages: tuple[str, ...] = DEFAULT_PACKAGES
-    debs_dir: str = "debs"
-    min_document_chars: int = 1000
-    max_document_chars: int = 50_000
-    min_stopword_fraction: float = 0.15
-    workers: int | None = None
+    """Collect deduplicated English prose from Debian documentation packages, one text file per document."""
+
+    out_dir: str = field(default="runs/english_text", metadata={"help": "folder for <package>/<n>.txt"})
+    packages: list[str] = field(default_factory=lambda: list(DEFAULT_PACKAGES), metadata={"help": "packages to read"})
+    debs_dir: str = field(
+        default="debs", metadata={"help": "folder of .deb files; missing ones are fetched with apt-get"}
+    )
+    min_document_chars: int = field(default=1000, metadata={"help": "shorter documents are dropped"})
+    max_document_chars: int = field(default=50_000, metadata={"help": "longer texts are cut at paragraphs"})
+    min_stopword_fraction: float = field(default=0.15, metadata={"help": "English filter: share of stopwords"})
+    workers: int | None = field(default=None, metadata={"help": "processes reading packages (default: every core)"})
 
 
-def download_packages(packages: tuple[str, ...], debs_dir: Path) -> list[Path]:
+def download_packages(packages: list[str], debs_dir: Path) -> list[Path]:
     """The ``.deb`` of each package, fetched with ``apt-get download`` unless ``debs_dir`` already has it."""
     debs_dir.mkdir(parents=True, exist_ok=True)
     missing = [name for name in packages if not list(debs_dir.glob(f"{name}_*.deb"))]
