@@ -10,7 +10,8 @@ in the same run. A configuration that runs out of memory, or fails otherwise, be
 the sweep carries on. ``attention_backends.json`` and ``attention_backends.md`` in ``--out_dir`` are rewritten
 atomically after every configuration, so an interrupted run keeps the rows it finished.
 
-Run (GPU machine, repository root; ~10 minutes on an H200):
+Run (GPU machine, repository root; the compiled configurations take most of the time, each compiling afresh, so
+``--compile off`` and ``--compile on`` with two ``--out_dir`` split the sweep into two shorter runs):
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src \\
         python3 assignment2-systems/benchmarks/bench_attention_backends.py --out_dir /tmp/attention_backends
 Smoke run on the CPU (seconds; flash_triton only with TRITON_INTERPRET=1):
