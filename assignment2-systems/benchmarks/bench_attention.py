@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch._functorch.config  # noqa: F401 - patched around the sweep
 import triton
+from cs336_basics.toolkit.atomic import write_json_atomic, write_text_atomic
+from cs336_basics.toolkit.tables import markdown_table
 from cs336_systems.flash_attention import FlashAttentionPytorch, FlashAttentionTriton
 from cs336_systems.flash_attention.reference import naive_attention
 
@@ -123,26 +125,18 @@ def _cell(value) -> str:
     return value if isinstance(value, str) else f"{value:.3f}" if value < 100 else f"{value:.1f}"
 
 
-def markdown_table(rows: list[dict]) -> str:
-    header = "| dtype | d | seq | impl | fwd ms | bwd ms | fwd+bwd ms | saved MiB | fwd+bwd vs naive |"
-    lines = [header, "|---|---|---|---|---|---|---|---|---|"]
+def attention_table(rows: list[dict]) -> str:
+    headers = ["dtype", "d", "seq", "impl", "fwd ms", "bwd ms", "fwd+bwd ms", "saved MiB", "fwd+bwd vs naive"]
     naive = {(r["dtype"], r["head_dim"], r["seq_len"]): r["fwd_bwd_ms"] for r in rows if r["impl"] == "naive"}
+    cells = []
     for r in rows:
         base = naive.get((r["dtype"], r["head_dim"], r["seq_len"]))
         speedup = (
             f"{base / r['fwd_bwd_ms']:.2f}x" if isinstance(base, float) and isinstance(r["fwd_bwd_ms"], float) else "-"
         )
-        lines.append(
-            f"| {r['dtype']} | {r['head_dim']} | {r['seq_len']} | {r['impl']} | {_cell(r['fwd_ms'])} | "
-            f"{_cell(r['bwd_ms'])} | {_cell(r['fwd_bwd_ms'])} | {_cell(r['saved_for_bwd_MiB'])} | {speedup} |"
-        )
-    return "\n".join(lines)
-
-
-def _write_atomic(path: str, text: str) -> None:
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
+        times = [_cell(r[k]) for k in ("fwd_ms", "bwd_ms", "fwd_bwd_ms", "saved_for_bwd_MiB")]
+        cells.append([r["dtype"], r["head_dim"], r["seq_len"], r["impl"], *times, speedup])
+    return markdown_table(headers, cells)
 
 
 def sweep(config: AttentionSweepConfig, impls) -> list[dict]:
@@ -191,10 +185,10 @@ def main() -> None:
     # saved buffers by default, which forbids that.
     with torch._functorch.config.patch(donated_buffer=False):
         rows = sweep(config, impls)
-    table = markdown_table(rows)
-    _write_atomic(os.path.join(config.out, "attention.md"), table + "\n")
+    table = attention_table(rows)
+    write_text_atomic(os.path.join(config.out, "attention.md"), table + "\n")
     summary = {"device": torch.cuda.get_device_name(), "config": asdict(config), "rows": rows}
-    _write_atomic(os.path.join(config.out, "attention.json"), json.dumps(summary, indent=2))
+    write_json_atomic(os.path.join(config.out, "attention.json"), summary)
     print(table)
 
 

@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.distributed as dist
-from cs336_systems.distributed_report import markdown_table, reduce_over_ranks, run_metadata, write_results
+from cs336_basics.toolkit.tables import records_table
+from cs336_systems.distributed_report import reduce_over_ranks, run_metadata, write_results
 from cs336_systems.distributed_utils import DistributedContext, init_from_env
 
 OPERATIONS = ["all_reduce", "all_gather", "reduce_scatter"]
@@ -117,7 +118,7 @@ def main() -> None:
             if ctx.device.type == "cuda":
                 torch.cuda.empty_cache()
     if ctx.rank == 0:
-        table = markdown_table(rows, COLUMNS)
+        table = records_table(rows, COLUMNS)
         print(table)
         write_results(
             cfg.out,

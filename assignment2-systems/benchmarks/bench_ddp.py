@@ -31,13 +31,14 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from cs336_basics.model_sizes import MODEL_SIZES, model_config
+from cs336_basics.toolkit.tables import records_table
 from cs336_systems.data_parallel_setups import (
     PRECISIONS,
     TrainingSetup,
     build_setup,
     validate_setup_name,
 )
-from cs336_systems.distributed_report import markdown_table, reduce_over_ranks, run_metadata, write_results
+from cs336_systems.distributed_report import reduce_over_ranks, run_metadata, write_results
 from cs336_systems.distributed_utils import DistributedContext, init_from_env
 from cs336_systems.phase_timer import PhaseTimer
 
@@ -175,7 +176,7 @@ def main() -> None:
     if ctx.rank == 0:
         meta = {**run_metadata(ctx.backend, ctx.device), **asdict(cfg)}
         meta.pop("setups")
-        table = markdown_table(rows, COLUMNS + ["loss0"])
+        table = records_table(rows, COLUMNS + ["loss0"])
         print(table)
         stem = f"ddp_{cfg.size}_{cfg.precision}_ws{ctx.world_size}"
         write_results(cfg.out, stem, meta, rows, table)

@@ -24,12 +24,13 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from cs336_basics.model_sizes import MODEL_SIZES, model_config
+from cs336_basics.toolkit.tables import records_table
 from cs336_systems.data_parallel_setups import (
     PRECISIONS,
     build_setup,
     validate_setup_name,
 )
-from cs336_systems.distributed_report import markdown_table, reduce_over_ranks, run_metadata, write_results
+from cs336_systems.distributed_report import reduce_over_ranks, run_metadata, write_results
 from cs336_systems.distributed_utils import DistributedContext, init_from_env
 from cs336_systems.sharded_optimizer import ShardedOptimizer
 from torch.optim import Optimizer
@@ -140,7 +141,7 @@ def main() -> None:
     rows = [measure(cfg, ctx, name) for name in cfg.setups]
     if ctx.rank == 0:
         columns = ["setup", *BYTE_COLUMNS, *(PEAK_COLUMNS if ctx.device.type == "cuda" else [])]
-        table = markdown_table(rows, columns)
+        table = records_table(rows, columns)
         print(table)
         meta = {**run_metadata(ctx.backend, ctx.device), **asdict(cfg)}
         meta.pop("setups")

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from cs336_basics.model_sizes import MODEL_SIZES
+from cs336_basics.toolkit.atomic import write_json_atomic, write_text_atomic
 from cs336_systems.benchmarking import ModelBenchmarkConfig, benchmark_model, markdown_table
 from cs336_systems.benchmarking.model_benchmark import ATTENTIONS, MODES, PRECISIONS, profile_memory
 
@@ -133,12 +134,6 @@ def memory_table(rows: list[dict]) -> str:
     return markdown_table(rows, columns, headers)
 
 
-def _write_atomic(path: str, text: str) -> None:
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
-
-
 def main(argv: list[str] | None = None) -> None:
     sweep = parse_args(argv)
     if sweep.device.startswith("cuda") and not torch.cuda.is_available():
@@ -173,8 +168,10 @@ def main(argv: list[str] | None = None) -> None:
                     print(json.dumps(row), flush=True)
     table = memory_table(rows) if sweep.memory else timing_table(rows)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-    _write_atomic(os.path.join(sweep.out, f"{name}.md"), f"device: {device}, torch {torch.__version__}\n\n{table}\n")
-    _write_atomic(os.path.join(sweep.out, f"{name}.json"), json.dumps({"sweep": asdict(sweep), "rows": rows}, indent=1))
+    write_text_atomic(
+        os.path.join(sweep.out, f"{name}.md"), f"device: {device}, torch {torch.__version__}\n\n{table}\n"
+    )
+    write_json_atomic(os.path.join(sweep.out, f"{name}.json"), {"sweep": asdict(sweep), "rows": rows}, indent=1)
     print(table)
 
 

@@ -32,9 +32,10 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from cs336_basics.model import ModelConfig
+from cs336_basics.toolkit.tables import records_table
 from cs336_systems.data_parallel_setups import build_setup
 from cs336_systems.ddp import BucketedDDP, FlatDDP, NaiveDDP, OverlapDDP
-from cs336_systems.distributed_report import markdown_table, run_metadata, write_results
+from cs336_systems.distributed_report import run_metadata, write_results
 from cs336_systems.distributed_utils import DistributedContext, init_from_env
 from cs336_systems.fsdp import FSDP
 from cs336_systems.sharded_optimizer import ShardedOptimizer
@@ -230,7 +231,7 @@ def main() -> None:
     all_passed = all(c.passed for c in checks)
     if ctx.rank == 0:
         rows = [vars(c) for c in checks]
-        table = markdown_table(rows, ["name", "max_abs_diff", "tolerance", "passed"])
+        table = records_table(rows, ["name", "max_abs_diff", "tolerance", "passed"])
         print(table)
         write_results(args.out, "correctness", run_metadata(ctx.backend, ctx.device), rows, table)
         print("ALL PASSED" if all_passed else "SOME CHECKS FAILED")

@@ -9,8 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from cs336_basics.model import ModelConfig
+from cs336_basics.toolkit.tables import records_table
 from cs336_systems.data_parallel_setups import build_setup, validate_setup_name
-from cs336_systems.distributed_report import markdown_table, reduce_over_ranks, write_results
+from cs336_systems.distributed_report import reduce_over_ranks, write_results
 from cs336_systems.distributed_utils import DistributedContext
 from cs336_systems.fsdp import FSDP
 from cs336_systems.phase_timer import PhaseTimer
@@ -127,14 +128,14 @@ def test_phase_timer_splits_a_step_into_its_phases():
     assert means["a"] > 0 and means["step"] == pytest.approx(means["a"] + means["b"])
 
 
-def test_markdown_table_and_atomic_results(tmp_path):
+def test_records_table_and_atomic_results(tmp_path):
     rows = [{"setup": "naive", "ms": 12.3456}, {"setup": "flat", "ms": 123456.0, "extra": None}]
-    table = markdown_table(rows, ["setup", "ms", "extra"])
+    table = records_table(rows, ["setup", "ms", "extra"])
     assert table.splitlines() == [
         "| setup | ms | extra |",
-        "|---|---|---|",
-        "| naive | 12.3 |  |",
-        "| flat | 123,456 |  |",
+        "| --- | --- | --- |",
+        "| naive | 12.3 | - |",
+        "| flat | 123,456 | - |",
     ]
     write_results(tmp_path, "r", {"world_size": 2}, rows, table)
     assert (tmp_path / "r.md").read_text().endswith(table + "\n")
