@@ -7,10 +7,9 @@ than a dependency; without them :mod:`cs336_data.harmful` falls back to its offl
 from __future__ import annotations
 
 import os
-import shutil
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+from cs336_basics.toolkit.data_paths import DownloadError, download_file
 
 from cs336_data.harmful import DOLMA_BASE_URL, NSFW, TOXIC, HarmKind, classifier_dir
 
@@ -27,21 +26,16 @@ def download_dolma_model(
     path = dest / kind.dolma_file
     if path.is_file() and path.stat().st_size > 0:
         return path
-    dest.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)  # an empty leftover is not a model
     url = base_url + kind.dolma_file
-    tmp = path.with_name(path.name + ".part")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
-            shutil.copyfileobj(response, out, length=1 << 20)
-    except (urllib.error.URLError, OSError) as err:
-        tmp.unlink(missing_ok=True)
+        return download_file(url, path, progress=False, timeout=timeout)
+    except (DownloadError, OSError) as err:
         raise AssetDownloadError(
             f"could not download the Dolma {kind.name} model from {url}: {err}. Without network access, copy "
             f"{kind.dolma_file} to {path} (or point ${kind.env_var} at it); until then the offline default "
             "classifier is used."
         ) from err
-    os.replace(tmp, path)
-    return path
 
 
 def download_dolma_models(
