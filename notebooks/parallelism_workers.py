@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 from communication_log import CommunicationLog
 from cs336_basics.layers import SwiGLU
-from cs336_basics.model import TransformerLM
+from cs336_basics.model import ModelConfig, TransformerLM
 from cs336_basics.nn_utils import cross_entropy
 from cs336_basics.optimizer import AdamW
 from cs336_systems.ddp import BucketedDDP
@@ -93,10 +93,10 @@ def data_parallel_training(ctx: DistributedContext, data: torch.Tensor, lr: floa
     `data` is (steps, global batch, context + 1) tokens; the messages of each copy's steps are recorded.
     """
     torch.manual_seed(ctx.rank)
-    ddp = BucketedDDP(TransformerLM(**TOY_MODEL), bucket_size_mb=0.05)
+    ddp = BucketedDDP(TransformerLM(ModelConfig(**TOY_MODEL)), bucket_size_mb=0.05)
     optimizer = AdamW(ddp.parameters(), lr=lr)
     torch.manual_seed(ctx.rank)
-    zero = BucketedDDP(TransformerLM(**TOY_MODEL), bucket_size_mb=0.05)
+    zero = BucketedDDP(TransformerLM(ModelConfig(**TOY_MODEL)), bucket_size_mb=0.05)
     sharded = ShardedOptimizer(zero.parameters(), AdamW, lr=lr)
     per_rank = data.shape[1] // ctx.world_size
     log = CommunicationLog()
@@ -187,7 +187,7 @@ def pipeline_training(
     """One GPipe training step of the TransformerLM split into consecutive stages, for each micro-batch count.
     Returns, per count, the rank's timeline of forward and backward work, the messages, the loss (last stage) and
     the gradients of this stage's parameters under the full model's names."""
-    model = TransformerLM(**config)
+    model = TransformerLM(ModelConfig(**config))
     model.load_state_dict(state)
     stage = PipelineStage(model, stage_layers(config["num_layers"], ctx.rank, ctx.world_size))
     names = {id(p): name for name, p in model.named_parameters()}

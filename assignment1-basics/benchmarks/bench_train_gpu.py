@@ -118,7 +118,7 @@ LOSSES = {"cs336_basics": cross_entropy, "torch.nn": torch_cross_entropy}
 def build(name: str, cfg: ModelConfig, device: torch.device) -> nn.Module:
     """Both models start from the same seed-0 weights of ``TransformerLM``."""
     torch.manual_seed(0)
-    ours = TransformerLM.from_config(cfg, device=device)
+    ours = TransformerLM(cfg, device=device)
     if name == "cs336_basics":
         return ours
     reference = TorchLM(cfg).to(device)

@@ -39,7 +39,7 @@ def main(cfg: GenerateConfig) -> list[str]:
     if "model_config" not in payload:
         raise SystemExit(f"{cfg.checkpoint} has no model_config entry: it was not written by scripts/train.py")
     device = select_device(cfg.device)
-    model = TransformerLM.from_config(ModelConfig(**payload["model_config"]), device=device)
+    model = TransformerLM(ModelConfig(**payload["model_config"]), device=device)
     model.load_state_dict(payload["model"])
     tokenizer = Tokenizer.from_files(cfg.vocab, cfg.merges, [cfg.end_of_text])
     prompt_ids = tokenizer.encode(cfg.prompt)

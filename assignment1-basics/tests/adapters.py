@@ -64,7 +64,7 @@ def run_multihead_self_attention(
     o_proj_weight: Float[Tensor, " d_model d_v"],
     in_features: Float[Tensor, " ... sequence_length d_in"],
 ) -> Float[Tensor, " ... sequence_length d_out"]:
-    attention = model.MultiHeadSelfAttention(d_model, num_heads)
+    attention = model.MultiHeadSelfAttention(model.ModelConfig(d_model=d_model, num_heads=num_heads, position="none"))
     attention.load_state_dict(_attention_weights(q_proj_weight, k_proj_weight, v_proj_weight, o_proj_weight))
     return attention(in_features)
 
@@ -81,8 +81,9 @@ def run_multihead_self_attention_with_rope(
     in_features: Float[Tensor, " ... sequence_length d_in"],
     token_positions: Int[Tensor, " ... sequence_length"] | None = None,
 ) -> Float[Tensor, " ... sequence_length d_out"]:
+    cfg = model.ModelConfig(d_model=d_model, num_heads=num_heads, context_length=max_seq_len, rope_theta=theta)
     rope = layers.RotaryPositionalEmbedding(theta, d_model // num_heads, max_seq_len)
-    attention = model.MultiHeadSelfAttention(d_model, num_heads, rope)
+    attention = model.MultiHeadSelfAttention(cfg, rope)
     attention.load_state_dict(_attention_weights(q_proj_weight, k_proj_weight, v_proj_weight, o_proj_weight))
     return attention(in_features, token_positions)
 
@@ -106,8 +107,11 @@ def run_transformer_block(
     weights: dict[str, Tensor],
     in_features: Float[Tensor, " batch sequence_length d_model"],
 ) -> Float[Tensor, " batch sequence_length d_model"]:
+    cfg = model.ModelConfig(
+        d_model=d_model, num_heads=num_heads, d_ff=d_ff, context_length=max_seq_len, rope_theta=theta
+    )
     rope = layers.RotaryPositionalEmbedding(theta, d_model // num_heads, max_seq_len)
-    block = model.TransformerBlock(d_model, num_heads, d_ff, rope)
+    block = model.TransformerBlock(cfg, rope)
     block.load_state_dict(weights)
     return block(in_features)
 
@@ -123,7 +127,8 @@ def run_transformer_lm(
     weights: dict[str, Tensor],
     in_indices: Int[Tensor, " batch_size sequence_length"],
 ) -> Float[Tensor, " batch_size sequence_length vocab_size"]:
-    lm = model.TransformerLM(vocab_size, context_length, d_model, num_layers, num_heads, d_ff, rope_theta)
+    cfg = model.ModelConfig(vocab_size, context_length, d_model, num_layers, num_heads, d_ff, rope_theta)
+    lm = model.TransformerLM(cfg)
     lm.load_state_dict(weights)
     return lm(in_indices)
 

@@ -31,7 +31,7 @@ TINY = ModelConfig(vocab_size=101, context_length=16, d_model=24, num_layers=3, 
 
 
 def test_parameter_count_equals_built_model():
-    model = TransformerLM.from_config(TINY)
+    model = TransformerLM(TINY)
     assert count_parameters(TINY) == sum(p.numel() for p in model.parameters())
     assert count_parameters(TINY, include_embeddings=False) == count_parameters(TINY) - 101 * 24
 
@@ -41,7 +41,7 @@ def test_forward_flops_match_hand_count_and_torch_flop_counter():
     per_layer = 2 * seq * 24 * 24 * 4 + 2 * 2 * seq * seq * 24 + 2 * seq * 24 * 40 * 3
     hand = 3 * per_layer + 2 * seq * 24 * 101
     assert forward_flops(TINY, seq) == hand
-    model = TransformerLM.from_config(TINY)
+    model = TransformerLM(TINY)
     with FlopCounterMode(display=False) as counter:
         model(torch.zeros(1, seq, dtype=torch.long))
     assert counter.get_total_flops() == hand

@@ -13,7 +13,7 @@ CFG = ModelConfig(vocab_size=50, context_length=8, d_model=16, num_layers=1, num
 
 def _trained(seed=0, steps=3):
     torch.manual_seed(seed)
-    model = TransformerLM.from_config(CFG)
+    model = TransformerLM(CFG)
     opt = AdamW(model.parameters(), lr=1e-2, weight_decay=0.1, betas=(0.9, 0.95), eps=1e-8)
     for _ in range(steps):
         ids = torch.randint(0, CFG.vocab_size, (2, 8))
@@ -67,7 +67,7 @@ def test_compiled_model_is_saved_without_orig_mod_prefix(tmp_path):
     compiled = torch.compile(model, backend="eager")
     save_checkpoint(compiled, opt, 1, tmp_path / "c.pt")
     assert not any(k.startswith("_orig_mod.") for k in read_checkpoint(tmp_path / "c.pt")["model"])
-    assert load_checkpoint(tmp_path / "c.pt", torch.compile(TransformerLM.from_config(CFG), backend="eager")) == 1
+    assert load_checkpoint(tmp_path / "c.pt", torch.compile(TransformerLM(CFG), backend="eager")) == 1
 
 
 class _FailsWhileWriting:

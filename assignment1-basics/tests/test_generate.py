@@ -10,7 +10,7 @@ CFG = ModelConfig(vocab_size=40, context_length=20, d_model=32, num_layers=2, nu
 
 def _model(seed=0):
     torch.manual_seed(seed)
-    return TransformerLM.from_config(CFG).double()
+    return TransformerLM(CFG).double()
 
 
 def _naive_greedy(model, prompt, n):

@@ -55,7 +55,7 @@ def _reference_lm(weights, cfg, ids, positions=None):
 
 def _tiny_model(seed=0):
     torch.manual_seed(seed)
-    model = TransformerLM.from_config(TINY)
+    model = TransformerLM(TINY)
     with torch.no_grad():  # non-trivial norm gains so a mix-up of ln1/ln2/ln_final shows
         for name, p in model.named_parameters():
             if name.endswith(("ln1.weight", "ln2.weight", "ln_final.weight")):
@@ -64,7 +64,7 @@ def _tiny_model(seed=0):
 
 
 def test_state_dict_keys_are_exactly_the_reference_names():
-    model = TransformerLM.from_config(TINY)
+    model = TransformerLM(TINY)
     per_layer = [
         "attn.q_proj",
         "attn.k_proj",
@@ -87,7 +87,7 @@ def test_state_dict_keys_are_exactly_the_reference_names():
 def test_mha_without_rope_matches_torch_multihead_attention():
     torch.manual_seed(0)
     d, h, seq = 32, 4, 10
-    ours = MultiHeadSelfAttention(d, h)
+    ours = MultiHeadSelfAttention(ModelConfig(d_model=d, num_heads=h, position="none"))
     torch_mha = nn.MultiheadAttention(d, h, bias=False, batch_first=True)
     with torch.no_grad():
         torch_mha.in_proj_weight.copy_(torch.cat([ours.q_proj.weight, ours.k_proj.weight, ours.v_proj.weight]))
@@ -102,7 +102,8 @@ def test_mha_with_rope_matches_reference_attention_path_in_float64():
     """The model's fast attention (F.scaled_dot_product_attention) equals our own reference SDPA + RoPE."""
     torch.manual_seed(0)
     d, h, seq, theta = 32, 4, 12, 10000.0
-    mha = MultiHeadSelfAttention(d, h, RotaryPositionalEmbedding(theta, d // h, 16)).double()
+    mha = MultiHeadSelfAttention(ModelConfig(d_model=d, num_heads=h), RotaryPositionalEmbedding(theta, d // h, 16))
+    mha = mha.double()
     x = torch.randn(2, seq, d, dtype=torch.float64)
     positions = torch.arange(3, 3 + seq)[None]
     split = lambda t: t.view(2, seq, h, d // h).transpose(1, 2)  # noqa: E731
@@ -129,7 +130,7 @@ def test_lm_on_course_fixture_weights_matches_float64_reimplementation():
     cfg_json = json.loads((root / "model_config.json").read_text())
     cfg = ModelConfig(**{k: cfg_json[k] for k in ModelConfig.__dataclass_fields__ if k in cfg_json})
     weights = {k.removeprefix("_orig_mod."): v for k, v in torch.load(root / "model.pt", map_location="cpu").items()}
-    model = TransformerLM.from_config(cfg)
+    model = TransformerLM(cfg)
     model.load_state_dict(weights)
     torch.manual_seed(6)
     ids = torch.randint(0, cfg.vocab_size, (4, 12))
@@ -137,9 +138,14 @@ def test_lm_on_course_fixture_weights_matches_float64_reimplementation():
 
 
 def test_lm_rejects_sequences_beyond_context_length():
-    model = TransformerLM.from_config(TINY)
+    model = TransformerLM(TINY)
     with pytest.raises(ValueError, match="context_length"):
         model(torch.zeros(1, TINY.context_length + 1, dtype=torch.long))
+
+
+def test_lm_is_built_from_a_model_config():
+    with pytest.raises(TypeError, match="ModelConfig"):
+        TransformerLM({"vocab_size": 97, "d_model": 32})  # e.g. the dict a checkpoint stores
 
 
 def test_kv_cache_incremental_decoding_equals_full_forward():

@@ -87,7 +87,7 @@ VARIANTS = {
 def test_variant_matches_float64_reference(name):
     cfg = dataclasses.replace(BASE, **VARIANTS[name])
     torch.manual_seed(0)
-    model = TransformerLM.from_config(cfg).double()
+    model = TransformerLM(cfg).double()
     with torch.no_grad():  # non-trivial gains, so a misplaced norm shows
         for key, p in model.named_parameters():
             if key.endswith("norm.weight") or ".ln" in key or key.startswith("ln"):
@@ -98,9 +98,9 @@ def test_variant_matches_float64_reference(name):
 
 def test_default_config_is_the_handouts_model_and_norm_free_models_have_no_gains():
     assert ModelConfig() == ModelConfig(norm="pre", position="rope", ffn="swiglu", qk_norm=False)
-    no_norm = TransformerLM.from_config(dataclasses.replace(BASE, norm="none"))
+    no_norm = TransformerLM(dataclasses.replace(BASE, norm="none"))
     assert not any("ln" in key for key in no_norm.state_dict())
-    post = TransformerLM.from_config(dataclasses.replace(BASE, norm="post"))
+    post = TransformerLM(dataclasses.replace(BASE, norm="post"))
     assert "ln_final.weight" not in post.state_dict() and "layers.0.ln1.weight" in post.state_dict()
 
 
@@ -108,14 +108,14 @@ def test_matched_d_ff_gives_silu_the_parameters_of_swiglu():
     swiglu = ModelConfig(d_ff=1344)
     silu = dataclasses.replace(swiglu, ffn="silu", d_ff=matched_d_ff(1344, "silu"))
     assert silu.d_ff == 2016
-    count = lambda cfg: sum(p.numel() for p in TransformerLM.from_config(cfg, device="meta").parameters())  # noqa: E731
+    count = lambda cfg: sum(p.numel() for p in TransformerLM(cfg, device="meta").parameters())  # noqa: E731
     assert count(silu) == count(swiglu) == count_parameters(swiglu)
 
 
 def test_zero_initialised_projections_make_every_block_the_identity_at_start():
     cfg = dataclasses.replace(BASE, zero_init_output=True, norm="pre")
     torch.manual_seed(0)
-    model = TransformerLM.from_config(cfg)
+    model = TransformerLM(cfg)
     x = torch.randn(2, 7, cfg.d_model)
     for layer in model.layers:
         torch.testing.assert_close(layer(x), x)
@@ -125,7 +125,7 @@ def test_zero_initialised_projections_make_every_block_the_identity_at_start():
 def test_kv_cache_decoding_matches_full_forward_for_qk_norm_and_nope():
     cfg = dataclasses.replace(BASE, qk_norm=True, position="none", ffn="relu2")
     torch.manual_seed(1)
-    model = TransformerLM.from_config(cfg)
+    model = TransformerLM(cfg)
     ids = torch.randint(0, cfg.vocab_size, (2, 9))
     full = model(ids)
     cache = KVCache(cfg.num_layers)
@@ -150,4 +150,4 @@ def test_nope_allows_odd_head_sizes_rope_does_not():
 @pytest.mark.parametrize("name", VARIANTS)
 def test_parameter_count_of_every_variant_matches_the_model(name):
     cfg = dataclasses.replace(BASE, **VARIANTS[name])
-    assert count_parameters(cfg) == sum(p.numel() for p in TransformerLM.from_config(cfg).parameters())
+    assert count_parameters(cfg) == sum(p.numel() for p in TransformerLM(cfg).parameters())

@@ -78,7 +78,7 @@ def test_two_muon_steps_match_the_float64_reference_and_adamw_groups_match_torch
 
 def test_state_dict_round_trip_continues_exactly():
     torch.manual_seed(3)
-    model = TransformerLM.from_config(ModelConfig(vocab_size=31, context_length=8, d_model=16, num_layers=2,
+    model = TransformerLM(ModelConfig(vocab_size=31, context_length=8, d_model=16, num_layers=2,
                                                   num_heads=2, d_ff=24))  # fmt: skip
     ids = torch.randint(0, 31, (4, 8))
 
@@ -99,7 +99,7 @@ def test_state_dict_round_trip_continues_exactly():
 
 
 def test_groups_put_block_matrices_on_muon_and_the_rest_on_adamw():
-    model = TransformerLM.from_config(ModelConfig(vocab_size=31, context_length=8, d_model=16, num_layers=2,
+    model = TransformerLM(ModelConfig(vocab_size=31, context_length=8, d_model=16, num_layers=2,
                                                   num_heads=2, d_ff=24))  # fmt: skip
     hidden, other = muon_param_groups(model, 0.02, 1e-3)
     names = {id(p): n for n, p in model.named_parameters()}

@@ -66,7 +66,7 @@ def measure(config: CheckpointingConfig, policy: str) -> dict:
     model = optimizer = None
     try:
         model_cfg = model_config(config.size, context_length=config.context_length)
-        model = TransformerLM.from_config(model_cfg, device="cuda")
+        model = TransformerLM(model_cfg, device="cuda")
         if POLICIES[policy] is not None:
             checkpoint_blocks(model.layers, *POLICIES[policy])
         optimizer = AdamW(model.parameters(), lr=1e-4)

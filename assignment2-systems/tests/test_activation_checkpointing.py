@@ -4,7 +4,7 @@ import copy
 
 import pytest
 import torch
-from cs336_basics.model import TransformerLM
+from cs336_basics.model import ModelConfig, TransformerLM
 from cs336_basics.nn_utils import cross_entropy
 from cs336_systems.activation_checkpointing import checkpoint_blocks, saved_activation_bytes
 
@@ -14,7 +14,9 @@ BATCH, SEQ, D_MODEL, LAYERS = 2, 16, 32, 4
 @pytest.fixture
 def model() -> TransformerLM:
     torch.manual_seed(0)
-    return TransformerLM(vocab_size=50, context_length=SEQ, d_model=D_MODEL, num_layers=LAYERS, num_heads=4, d_ff=64)
+    return TransformerLM(
+        ModelConfig(vocab_size=50, context_length=SEQ, d_model=D_MODEL, num_layers=LAYERS, num_heads=4, d_ff=64)
+    )
 
 
 @pytest.fixture

@@ -100,7 +100,7 @@ def test_markdown_table_formats_cells_and_missing_values():
 
 
 def test_block_ranges_open_and_close_once_per_block_and_keep_outputs():
-    model = TransformerLM.from_config(model_config(TINY, context_length=8))
+    model = TransformerLM(model_config(TINY, context_length=8))
     tokens = torch.randint(0, 10_000, (2, 8))
     expected = model(tokens)
     calls = []
@@ -142,7 +142,7 @@ def test_naive_annotated_attention_matches_the_models_fused_attention():
     from cs336_systems.benchmarking.naive_attention import use_naive_attention
 
     torch.manual_seed(0)
-    model = TransformerLM.from_config(model_config(TINY, context_length=12))
+    model = TransformerLM(model_config(TINY, context_length=12))
     tokens = torch.randint(0, 10_000, (2, 12))
     expected = model(tokens)
     stages = []

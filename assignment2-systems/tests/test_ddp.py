@@ -103,14 +103,14 @@ def test_gradient_accumulation_with_no_sync():
 
 
 def _transformer_ddp(ctx: DistributedContext) -> None:
-    from cs336_basics.model import TransformerLM
+    from cs336_basics.model import ModelConfig, TransformerLM
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    config = dict(vocab_size=50, context_length=8, d_model=16, num_layers=2, num_heads=2, d_ff=32)
-    reference = TransformerLM(**config)
+    config = ModelConfig(vocab_size=50, context_length=8, d_model=16, num_layers=2, num_heads=2, d_ff=32)
+    reference = TransformerLM(config)
     torch.manual_seed(ctx.rank)
-    ddp = BucketedDDP(TransformerLM(**config), 0.002)
+    ddp = BucketedDDP(TransformerLM(config), 0.002)
     ddp_opt = torch.optim.AdamW(ddp.parameters(), lr=1e-2)
     ref_opt = torch.optim.AdamW(reference.parameters(), lr=1e-2)
     tokens = torch.randint(0, 50, (4, 9), generator=torch.Generator().manual_seed(1))

@@ -347,19 +347,19 @@ def counted_collectives() -> Iterator[Counter]:
 
 
 def _transformer_collectives_and_training(ctx: DistributedContext) -> None:
-    from cs336_basics.model import TransformerLM
+    from cs336_basics.model import ModelConfig, TransformerLM
 
     torch.set_num_threads(1)
-    config = dict(vocab_size=31, context_length=8, d_model=16, num_layers=3, num_heads=2, d_ff=24)
+    config = ModelConfig(vocab_size=31, context_length=8, d_model=16, num_layers=3, num_heads=2, d_ff=24)
     torch.manual_seed(0)
-    reference = TransformerLM(**config)
-    model = TransformerLM(**config)
+    reference = TransformerLM(config)
+    model = TransformerLM(config)
     model.load_state_dict(reference.state_dict())
     fsdp = FSDP(model)
-    units = config["num_layers"] + 1  # one per block, one root (embedding and lm_head)
+    units = config.num_layers + 1  # one per block, one root (embedding and lm_head)
     replicated = sum(1 for p in reference.parameters() if p.dim() == 1)  # the RMSNorm gains
     optimizer, ref_optimizer = (torch.optim.AdamW(m.parameters(), lr=1e-3) for m in (fsdp, reference))
-    tokens = torch.randint(0, config["vocab_size"], (4, 9), generator=torch.Generator().manual_seed(5))
+    tokens = torch.randint(0, config.vocab_size, (4, 9), generator=torch.Generator().manual_seed(5))
     x, y = tokens[:, :-1], tokens[:, 1:]
     mine = slice(2 * ctx.rank, 2 * ctx.rank + 2)
     for _ in range(2):

@@ -123,7 +123,7 @@ def run_arm(args, meta: dict, budget: str, arm: str, seed: int, device: torch.de
     )
     started = time.perf_counter()
     summary = train(config)
-    model = TransformerLM.from_config(model_config, device=device)
+    model = TransformerLM(model_config, device=device)
     load_checkpoint(summary["checkpoint"], model)
     corpus_tokens = meta["corpora"][arm]["tokens"]
     trained = summary["iterations"] * args.batch_size * args.context_length

@@ -71,10 +71,12 @@ def arith_tokenizer(tmp_path_factory):
 
 
 def tiny_basics_lm(vocab_size: int, seed: int = 0):
-    from cs336_basics.model import TransformerLM
+    from cs336_basics.model import ModelConfig, TransformerLM
 
     torch.manual_seed(seed)
-    return TransformerLM(vocab_size=vocab_size, context_length=256, d_model=32, num_layers=2, num_heads=2, d_ff=64)
+    return TransformerLM(
+        ModelConfig(vocab_size=vocab_size, context_length=256, d_model=32, num_layers=2, num_heads=2, d_ff=64)
+    )
 
 
 def tiny_llama(seed: int = 0):

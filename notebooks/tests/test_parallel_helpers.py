@@ -6,7 +6,7 @@ import torch
 import torch.distributed as dist
 from communication_log import CommunicationLog, ring_bytes_sent
 from cs336_basics.layers import SwiGLU
-from cs336_basics.model import TransformerLM
+from cs336_basics.model import ModelConfig, TransformerLM
 from cs336_systems.distributed_utils import find_free_port
 from model_parallel import PipelineStage, TensorParallelSwiGLU, shard_range, stage_layers
 
@@ -84,7 +84,7 @@ def test_tensor_parallel_blocks_add_up_to_the_full_layer(single_process_group):
 
 def test_pipeline_stages_compose_to_the_model():
     torch.manual_seed(0)
-    model = TransformerLM(vocab_size=32, context_length=8, d_model=16, num_layers=4, num_heads=2, d_ff=32)
+    model = TransformerLM(ModelConfig(vocab_size=32, context_length=8, d_model=16, num_layers=4, num_heads=2, d_ff=32))
     tokens = torch.randint(0, 32, (2, 8))
     stages = [PipelineStage(model, stage_layers(4, rank, 2)) for rank in range(2)]
     assert [list(s) for s in (stage_layers(4, 0, 2), stage_layers(4, 1, 2))] == [[0, 1], [2, 3]]

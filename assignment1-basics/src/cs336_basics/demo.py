@@ -82,7 +82,7 @@ def estimate_step_seconds(cfg: DemoConfig, tokens: np.ndarray, steps: int = 2, g
     Returns infinity as soon as one step takes longer than ``give_up_after`` seconds (a clearly worse setting).
     """
     torch.manual_seed(cfg.seed)
-    model = TransformerLM.from_config(cfg.model)
+    model = TransformerLM(cfg.model)
     optimizer = AdamW(model.parameters(), lr=cfg.max_lr)
     rng = np.random.default_rng(cfg.seed)
     times = []
@@ -162,7 +162,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
 def sample(cfg: DemoConfig, checkpoint: Path, tokenizer: Tokenizer) -> list[tuple[str, str]]:
     """Continue each prompt with nucleus sampling, stopping at ``<|endoftext|>``."""
-    model = TransformerLM.from_config(cfg.model)
+    model = TransformerLM(cfg.model)
     model.load_state_dict(read_checkpoint(checkpoint)["model"])
     generator = torch.Generator().manual_seed(cfg.seed)
     eos = tokenizer.special_token_ids[END_OF_TEXT]

@@ -8,7 +8,7 @@ as reference -- up to float rounding; ``tests/test_model.py`` checks the two aga
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from einops import rearrange
@@ -128,35 +128,32 @@ def attention_mask_for(
 class MultiHeadSelfAttention(nn.Module):
     """Causal multi-head self-attention; head ``h`` owns rows ``h·d_k … (h+1)·d_k-1`` of each projection.
 
-    With ``rope=None`` no positional rotation is applied (the handout's no-RoPE variant). With ``qk_norm``
-    queries and keys are RMS-normalised per head before RoPE, which bounds the attention logits. ``attention``
-    names the backend computing the attention core; calls with a KV cache or a padding mask take its masked path.
+    Sized by ``cfg.d_model`` and ``cfg.num_heads``. With ``rope=None`` no positional rotation is applied (the
+    handout's no-RoPE variant). With ``cfg.qk_norm`` queries and keys are RMS-normalised per head before RoPE, which
+    bounds the attention logits. ``cfg.attention`` names the backend computing the attention core; calls with a KV
+    cache or a padding mask take its masked path.
     """
 
     def __init__(
         self,
-        d_model: int,
-        num_heads: int,
+        cfg: ModelConfig,
         rope: RotaryPositionalEmbedding | None = None,
         layer_index: int = 0,
         device=None,
         dtype=None,
-        qk_norm: bool = False,
-        attention: str = "sdpa",
     ):
         super().__init__()
-        if d_model % num_heads:
-            raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
-        self.num_heads, self.layer_index = num_heads, layer_index
+        d_model = cfg.d_model
+        self.num_heads, self.layer_index = cfg.num_heads, layer_index
         self.q_proj = Linear(d_model, d_model, device, dtype)
         self.k_proj = Linear(d_model, d_model, device, dtype)
         self.v_proj = Linear(d_model, d_model, device, dtype)
         self.output_proj = Linear(d_model, d_model, device, dtype)
         self.rope = rope
-        d_head = d_model // num_heads
-        self.q_norm = RMSNorm(d_head, device=device, dtype=dtype) if qk_norm else None
-        self.k_norm = RMSNorm(d_head, device=device, dtype=dtype) if qk_norm else None
-        self.backend = attention_backend(attention)
+        d_head = d_model // cfg.num_heads
+        self.q_norm = RMSNorm(d_head, device=device, dtype=dtype) if cfg.qk_norm else None
+        self.k_norm = RMSNorm(d_head, device=device, dtype=dtype) if cfg.qk_norm else None
+        self.backend = attention_backend(cfg.attention)
 
     def forward(
         self,
@@ -201,37 +198,24 @@ def _feed_forward(cfg: ModelConfig, device=None, dtype=None) -> nn.Module:
 class TransformerBlock(nn.Module):
     """Pre-norm block: ``h = x + attn(ln1(x))``, ``out = h + ffn(ln2(h))``.
 
-    Built from a :class:`ModelConfig` (:meth:`from_config`) it can also be post-norm
-    (``h = ln1(x + attn(x))``, ``out = ln2(h + ffn(h))``, the original Transformer's placement) or norm-free.
+    With ``cfg.norm`` it can also be post-norm (``h = ln1(x + attn(x))``, ``out = ln2(h + ffn(h))``, the original
+    Transformer's placement) or norm-free.
     """
 
     def __init__(
         self,
-        d_model: int,
-        num_heads: int,
-        d_ff: int,
-        rope: RotaryPositionalEmbedding | None,
+        cfg: ModelConfig,
+        rope: RotaryPositionalEmbedding | None = None,
         layer_index: int = 0,
         device=None,
         dtype=None,
-        cfg: ModelConfig | None = None,
     ):
         super().__init__()
-        if cfg is None:
-            cfg = ModelConfig(d_model=d_model, num_heads=num_heads, d_ff=d_ff)
         self.post_norm = cfg.norm == "post"
         self.ln1 = _norm_or_identity(cfg, device, dtype)
-        self.attn = MultiHeadSelfAttention(
-            d_model, num_heads, rope, layer_index, device, dtype, cfg.qk_norm, cfg.attention
-        )
+        self.attn = MultiHeadSelfAttention(cfg, rope, layer_index, device, dtype)
         self.ln2 = _norm_or_identity(cfg, device, dtype)
         self.ffn = _feed_forward(cfg, device, dtype)
-
-    @classmethod
-    def from_config(
-        cls, cfg: ModelConfig, rope: RotaryPositionalEmbedding | None, layer_index: int = 0, device=None, dtype=None
-    ) -> TransformerBlock:
-        return cls(cfg.d_model, cfg.num_heads, cfg.d_ff, rope, layer_index, device, dtype, cfg)
 
     def forward(
         self,
@@ -250,57 +234,34 @@ class TransformerBlock(nn.Module):
 class TransformerLM(nn.Module):
     """Token embedding → ``num_layers`` pre-norm blocks → final RMSNorm → untied LM head (logits).
 
-    The keyword-only options are :class:`ModelConfig`'s ablation and speedrun fields (defaults: the handout's
-    model). A post-norm or norm-free model has no final RMSNorm (the last block's output is already normalised,
-    or nothing is).
+    Everything about the model is its :class:`ModelConfig` (defaults: the handout's TinyStories model; named shapes
+    in :mod:`cs336_basics.model_sizes`). A post-norm or norm-free model has no final RMSNorm (the last block's
+    output is already normalised, or nothing is).
     """
 
-    def __init__(
-        self,
-        vocab_size: int,
-        context_length: int,
-        d_model: int,
-        num_layers: int,
-        num_heads: int,
-        d_ff: int,
-        rope_theta: float = 10_000.0,
-        device=None,
-        dtype=None,
-        *,
-        norm: str = "pre",
-        position: str = "rope",
-        ffn: str = "swiglu",
-        qk_norm: bool = False,
-        zero_init_output: bool = False,
-        logit_softcap: float = 0.0,
-        attention: str = "sdpa",
-    ):
+    def __init__(self, cfg: ModelConfig, device=None, dtype=None):
         super().__init__()
-        cfg = ModelConfig(
-            vocab_size, context_length, d_model, num_layers, num_heads, d_ff, rope_theta,
-            norm, position, ffn, qk_norm, zero_init_output, logit_softcap, attention,
-        )  # fmt: skip
+        if not isinstance(cfg, ModelConfig):
+            raise TypeError(f"TransformerLM is built from a ModelConfig, got {type(cfg).__name__}")
         self.config = cfg
-        self.token_embeddings = Embedding(vocab_size, d_model, device, dtype)
+        self.token_embeddings = Embedding(cfg.vocab_size, cfg.d_model, device, dtype)
         # One RoPE table shared by all layers (a plain attribute of each block, registered once here).
         self.rope = (
-            RotaryPositionalEmbedding(rope_theta, d_model // num_heads, context_length, device)
-            if position == "rope"
+            RotaryPositionalEmbedding(cfg.rope_theta, cfg.d_model // cfg.num_heads, cfg.context_length, device)
+            if cfg.position == "rope"
             else None
         )
-        self.layers = nn.ModuleList(
-            TransformerBlock.from_config(cfg, self.rope, i, device, dtype) for i in range(num_layers)
-        )
-        self.ln_final = RMSNorm(d_model, device=device, dtype=dtype) if norm == "pre" else nn.Identity()
-        self.lm_head = Linear(d_model, vocab_size, device, dtype)
-        if zero_init_output:
+        self.layers = nn.ModuleList(TransformerBlock(cfg, self.rope, i, device, dtype) for i in range(cfg.num_layers))
+        self.ln_final = RMSNorm(cfg.d_model, device=device, dtype=dtype) if cfg.norm == "pre" else nn.Identity()
+        self.lm_head = Linear(cfg.d_model, cfg.vocab_size, device, dtype)
+        if cfg.zero_init_output:
             for layer in self.layers:
                 nn.init.zeros_(layer.attn.output_proj.weight)
                 nn.init.zeros_(layer.ffn.w2.weight)
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, device=None, dtype=None) -> TransformerLM:
-        return cls(**asdict(cfg), device=device, dtype=dtype)
+        return cls(cfg, device, dtype)
 
     def forward(
         self,

@@ -64,7 +64,7 @@ def build_setup(
         raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     compute_dtype = PRECISIONS[precision]
     torch.manual_seed(0)
-    model = TransformerLM.from_config(model_cfg, device=ctx.device)
+    model = TransformerLM(model_cfg, device=ctx.device)
 
     def no_autocast() -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from cs336_basics.model import ModelConfig, TransformerLM
 from cs336_basics.toolkit.metrics import MetricsLogger
 
 from cs336_alignment.grpo_loop import GRPOConfig, train_grpo
@@ -45,12 +46,12 @@ class DemoConfig:
     max_number: int = field(default=9, metadata={"help": "largest operand in the word problems"})
     train_problems: int = field(default=4000, metadata={"help": "procedural training problems"})
     heldout_problems: int = field(default=256, metadata={"help": "held-out problems evaluated along the way"})
-    vocab_size: int = field(default=600, metadata={"help": "BPE vocabulary of the tokenizer trained here"})
-    d_model: int = field(default=128, metadata={"help": "model width"})
-    num_layers: int = field(default=4, metadata={"help": "transformer blocks"})
-    num_heads: int = field(default=4, metadata={"help": "attention heads"})
-    d_ff: int = field(default=512, metadata={"help": "feed-forward width"})
-    context_length: int = field(default=256, metadata={"help": "longest prompt + response in tokens"})
+    basics_model: ModelConfig = field(
+        default_factory=lambda: ModelConfig(
+            vocab_size=600, context_length=256, d_model=128, num_layers=4, num_heads=4, d_ff=512
+        ),
+        metadata={"help": "the basics model; vocab_size is the BPE vocabulary trained here"},
+    )
     sft_steps: int = field(default=200, metadata={"help": "SFT optimiser steps"})
     sft_lr: float = field(default=3e-3, metadata={"help": "SFT peak learning rate (cosine)"})
     sft_batch_size: int = field(default=32, metadata={"help": "SFT examples per step"})
@@ -124,7 +125,7 @@ def _train_problem_tokenizer(cfg: DemoConfig, problems: list[MathProblem], direc
 
     corpus = directory / "corpus.txt"
     corpus.write_text("<|endoftext|>".join(demo_prompt(cfg, p.question) + r1_zero_target(p) for p in problems))
-    vocab, merges = train_bpe(corpus, cfg.vocab_size, ["<|endoftext|>"])
+    vocab, merges = train_bpe(corpus, cfg.basics_model.vocab_size, ["<|endoftext|>"])
     save_vocab_merges(vocab, merges, directory / "vocab.json", directory / "merges.txt")
     return Tokenizer(vocab, merges, special_tokens=["<|endoftext|>"])
 
@@ -134,18 +135,9 @@ def _policy(cfg: DemoConfig, train: list[MathProblem], out_dir: Path) -> tuple[t
         return load_causal_lm(SMOLLM2_NAME), load_tokenizer(SMOLLM2_NAME)
     if cfg.model != "basics":
         raise ValueError(f"--model must be 'basics' or {SMOLLM2_NAME!r}, got {cfg.model!r}")
-    from cs336_basics.model import TransformerLM
-
     tokenizer = _train_problem_tokenizer(cfg, train, out_dir)
     torch.manual_seed(cfg.seed)
-    model = TransformerLM(
-        vocab_size=len(tokenizer.vocab),
-        context_length=cfg.context_length,
-        d_model=cfg.d_model,
-        num_layers=cfg.num_layers,
-        num_heads=cfg.num_heads,
-        d_ff=cfg.d_ff,
-    )
+    model = TransformerLM(replace(cfg.basics_model, vocab_size=len(tokenizer.vocab)))
     return model, tokenizer
 
 

@@ -127,7 +127,7 @@ def _released(device: torch.device) -> Iterator[None]:
 
 def _step_phases(config: ModelBenchmarkConfig, device: torch.device) -> list[tuple[str, Callable[[], object]]]:
     """Model, random batch and optimizer, and the phase callables of one step for ``config.mode``."""
-    model = TransformerLM.from_config(config.model, device=device)
+    model = TransformerLM(config.model, device=device)
     if config.nvtx and device.type == "cuda" and not config.compile:  # hooks would split the compiled graph
         annotate_blocks(model)
     if config.attention == "naive":
