@@ -8,7 +8,6 @@ Writes accounting.json and table.md to --out_dir.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,12 +26,12 @@ from cs336_basics.accounting import (
     training_step_flops,
 )
 from cs336_basics.model import ModelConfig
-from cs336_basics.toolkit.atomic import write_text_atomic
+from cs336_basics.model_sizes import model_config
+from cs336_basics.toolkit.atomic import write_json_atomic, write_text_atomic
 from cs336_basics.toolkit.cli import parse_config
+from cs336_basics.toolkit.tables import markdown_table
 
-# (num_layers, d_model, num_heads) of the handout's GPT-2 shapes; d_ff = 4 · d_model throughout.
-GPT2_SHAPES = {"gpt2-small": (12, 768, 12), "gpt2-medium": (24, 1024, 16), "gpt2-large": (36, 1280, 20)}
-GPT2_SHAPES["gpt2-xl"] = (48, 1600, 25)
+GPT2_SIZES = ("small", "medium", "large", "xl")  # the handout's GPT-2 shapes (d_ff = 4 · d_model) in model_sizes
 GIB = 2**30
 
 
@@ -51,19 +50,6 @@ class AccountingReportConfig:
     mfu: float = 0.5
     steps: int = 400_000
     batch_size: int = 1_024
-
-
-def gpt2_config(name: str, vocab_size: int, context_length: int, ffn: str = "swiglu") -> ModelConfig:
-    layers, d_model, heads = GPT2_SHAPES[name]
-    return ModelConfig(
-        vocab_size=vocab_size,
-        context_length=context_length,
-        d_model=d_model,
-        num_layers=layers,
-        num_heads=heads,
-        d_ff=4 * d_model,
-        ffn=ffn,
-    )
 
 
 def model_row(model: ModelConfig) -> dict[str, Any]:
@@ -100,8 +86,9 @@ def adamw_row(model: ModelConfig, cfg: AccountingReportConfig) -> dict[str, Any]
 
 
 def build_report(cfg: AccountingReportConfig) -> dict[str, Any]:
-    models = {name: gpt2_config(name, cfg.vocab_size, cfg.context_length) for name in GPT2_SHAPES}
-    models["gpt2-xl-16k"] = gpt2_config("gpt2-xl", cfg.vocab_size, cfg.long_context)
+    gpt2 = {"vocab_size": cfg.vocab_size, "context_length": cfg.context_length}
+    models = {f"gpt2-{size}": model_config(size, **gpt2) for size in GPT2_SIZES}
+    models["gpt2-xl-16k"] = model_config("xl", vocab_size=cfg.vocab_size, context_length=cfg.long_context)
     xl = models["gpt2-xl"]
     return {
         "settings": asdict(cfg),
@@ -109,9 +96,7 @@ def build_report(cfg: AccountingReportConfig) -> dict[str, Any]:
         "gpt2_xl_matmuls": [{**asdict(m), "flops": m.flops} for m in forward_matmuls(xl, xl.context_length)],
         "adamw": {
             # The handout's list of activations has an ungated feed-forward (W1, SiLU, W2); our model is SwiGLU.
-            "gpt2-xl (handout: W1-SiLU-W2)": adamw_row(
-                gpt2_config("gpt2-xl", cfg.vocab_size, cfg.context_length, "silu"), cfg
-            ),
+            "gpt2-xl (handout: W1-SiLU-W2)": adamw_row(model_config("xl", **gpt2, ffn="silu"), cfg),
             "gpt2-xl (our SwiGLU model)": adamw_row(xl, cfg),
         },
         "adamw_flops_per_parameter": ADAMW_FLOPS_PER_PARAMETER,
@@ -129,41 +114,48 @@ def report_table(report: dict[str, Any]) -> str:
         "",
         "## Parameters and forward FLOPs of one sequence (context length tokens)",
         "",
-        "| model | context | parameters | float32 | forward FLOPs | " + " | ".join(parts) + " |",
-        "|---" * (5 + len(parts)) + "|",
     ]
-    for name, row in models.items():
-        shares = " | ".join(f"{row['forward_flops_share'][p]:.1%}" for p in parts)
-        lines.append(
-            f"| {name} | {row['config']['context_length']:,} | {row['parameters']:,} "
-            f"| {row['float32_bytes'] / 1e9:.2f} GB | {row['forward_flops'] / 1e12:.3f} T | {shares} |"
-        )
+    rows = [
+        [
+            name,
+            f"{row['config']['context_length']:,}",
+            f"{row['parameters']:,}",
+            f"{row['float32_bytes'] / 1e9:.2f} GB",
+            f"{row['forward_flops'] / 1e12:.3f} T",
+            *(f"{row['forward_flops_share'][p]:.1%}" for p in parts),
+        ]
+        for name, row in models.items()
+    ]
+    lines.append(markdown_table(["model", "context", "parameters", "float32", "forward FLOPs", *parts], rows))
     lines += ["", "## GPT-2 XL forward matrix multiplies (context 1,024)", ""]
-    lines += ["| matmul | shape (m×n)·(n×p) | times | FLOPs |", "|---|---|---|---|"]
-    for m in report["gpt2_xl_matmuls"]:
-        lines.append(
-            f"| {m['description']} | ({m['m']}×{m['n']})·({m['n']}×{m['p']}) | {m['count']:,} "
-            f"| {m['flops'] / 1e9:,.1f} G |"
-        )
-    lines += ["", "## Training GPT-2 XL with AdamW (float32)", ""]
-    lines += [
-        "| feed-forward | params+grads+moments | activations per sequence (a) | max batch in 80 GB (80 GiB) "
-        "| step FLOPs at batch 1,024 | AdamW update FLOPs | days at 50% MFU of 19.5 TFLOP/s, 400K steps |",
-        "|---|---|---|---|---|---|---|",
+    rows = [
+        [m["description"], f"({m['m']}×{m['n']})·({m['n']}×{m['p']})", f"{m['count']:,}", f"{m['flops'] / 1e9:,.1f} G"]
+        for m in report["gpt2_xl_matmuls"]
     ]
-    for name, row in report["adamw"].items():
-        lines.append(
-            f"| {name} | {row['fixed_bytes_b'] / 1e9:.2f} GB | {row['bytes_per_sequence_a'] / 1e9:.2f} GB "
-            f"| {row['max_batch_size']} ({row['max_batch_size_80_gib']}) | {row['training_step_flops']:.3e} "
-            f"| {row['adamw_update_flops']:.3e} | {row['training_days']:,.0f} |"
-        )
+    lines.append(markdown_table(["matmul", "shape (m×n)·(n×p)", "times", "FLOPs"], rows))
+    lines += ["", "## Training GPT-2 XL with AdamW (float32)", ""]
+    headers = ["feed-forward", "params+grads+moments", "activations per sequence (a)", "max batch in 80 GB (80 GiB)"]
+    headers += ["step FLOPs at batch 1,024", "AdamW update FLOPs", "days at 50% MFU of 19.5 TFLOP/s, 400K steps"]
+    rows = [
+        [
+            name,
+            f"{row['fixed_bytes_b'] / 1e9:.2f} GB",
+            f"{row['bytes_per_sequence_a'] / 1e9:.2f} GB",
+            f"{row['max_batch_size']} ({row['max_batch_size_80_gib']})",
+            f"{row['training_step_flops']:.3e}",
+            f"{row['adamw_update_flops']:.3e}",
+            f"{row['training_days']:,.0f}",
+        ]
+        for name, row in report["adamw"].items()
+    ]
+    lines.append(markdown_table(headers, rows))
     return "\n".join(lines) + "\n"
 
 
 def main(cfg: AccountingReportConfig) -> dict[str, Any]:
     report = build_report(cfg)
     out = Path(cfg.out_dir)
-    write_text_atomic(out / "accounting.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    write_json_atomic(out / "accounting.json", report)
     table = report_table(report)
     write_text_atomic(out / "table.md", table)
     print(table)

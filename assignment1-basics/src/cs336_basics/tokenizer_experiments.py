@@ -41,6 +41,7 @@ from cs336_basics.tokenize_dataset import TOKEN_DTYPE, tokenize_to_memmap
 from cs336_basics.tokenizer import Tokenizer
 from cs336_basics.toolkit.atomic import write_text_atomic
 from cs336_basics.toolkit.data_paths import shared_path
+from cs336_basics.toolkit.tables import markdown_table
 from cs336_basics.vocab_files import load_vocab_merges, save_vocab_merges
 
 TINYSTORIES_SAMPLE = "fixtures/assignment1/tinystories_sample_5M.txt"
@@ -381,57 +382,68 @@ def results_table(results: dict[str, Any]) -> str:
         "",
         "## BPE training (fresh process)",
         "",
-        "| corpus | training text | vocab (requested) | wall s | CPU s (all processes) | peak RSS trainer "
-        "| peak RSS largest worker | longest token |",
-        "|---|---|---|---|---|---|---|---|",
     ]
+    headers = ["corpus", "training text", "vocab (requested)", "wall s", "CPU s (all processes)"]
+    headers += ["peak RSS trainer", "peak RSS largest worker", "longest token"]
+    rows = []
     for name in CORPORA:
         run, corpus, vocab = results["training"][name], results["corpora"][name], results["vocabularies"][name]
         longest = vocab["longest_tokens"][0]
-        lines.append(
-            f"| {name} | {corpus['training_bytes'] / 1e6:.1f} MB, {corpus['training_documents']:,} docs "
-            f"({corpus['distinct_documents']:,} distinct in the corpus) "
-            f"| {vocab['vocab_size']:,} ({vocab['requested_vocab_size']:,}) | {run['seconds']:.1f} "
-            f"| {run['cpu_seconds']:.1f} | {run['peak_rss_trainer_mb']:,.0f} MB "
-            f"| {run['peak_rss_largest_worker_mb']:,.0f} MB "
-            f"| {json.dumps(longest['token'], ensure_ascii=False)} ({longest['bytes']} B) |"
-        )
+        rows.append([
+            name,
+            f"{corpus['training_bytes'] / 1e6:.1f} MB, {corpus['training_documents']:,} docs "
+            f"({corpus['distinct_documents']:,} distinct in the corpus)",
+            f"{vocab['vocab_size']:,} ({vocab['requested_vocab_size']:,})",
+            f"{run['seconds']:.1f}",
+            f"{run['cpu_seconds']:.1f}",
+            f"{run['peak_rss_trainer_mb']:,.0f} MB",
+            f"{run['peak_rss_largest_worker_mb']:,.0f} MB",
+            f"{json.dumps(longest['token'], ensure_ascii=False)} ({longest['bytes']} B)",
+        ])  # fmt: skip
+    lines.append(markdown_table(headers, rows))
     if results["profile"]:
         lines += ["", "## Profile of BPE training (one process, cProfile in CPU seconds)", ""]
-        lines += ["| corpus | total CPU s | pre-tokenisation (share) | merging (share) |", "|---|---|---|---|"]
+        rows = []
         for name, prof in results["profile"].items():
             pre, merge = prof["phases_seconds"]["pretokenization"], prof["phases_seconds"]["merging"]
             share = prof["phases_share"]
-            lines.append(
-                f"| {name} | {prof['cpu_seconds_under_profiler']:.1f} | {pre:.1f} ({share['pretokenization']:.0%}) "
-                f"| {merge:.1f} ({share['merging']:.0%}) |"
-            )
+            rows.append([
+                name,
+                f"{prof['cpu_seconds_under_profiler']:.1f}",
+                f"{pre:.1f} ({share['pretokenization']:.0%})",
+                f"{merge:.1f} ({share['merging']:.0%})",
+            ])  # fmt: skip
+        headers = ["corpus", "total CPU s", "pre-tokenisation (share)", "merging (share)"]
+        lines.append(markdown_table(headers, rows))
         for name, prof in results["profile"].items():
-            lines += ["", f"Top functions by own time ({name}):", "", "| function | calls | own s | cumulative s |"]
-            lines.append("|---|---|---|---|")
-            for row in prof["top_functions_by_own_time"]:
-                lines.append(
-                    f"| `{row['function']}` | {row['calls']:,} | {row['own_s']:.2f} | {row['cumulative_s']:.2f} |"
-                )
+            lines += ["", f"Top functions by own time ({name}):", ""]
+            rows = [
+                [f"`{row['function']}`", f"{row['calls']:,}", f"{row['own_s']:.2f}", f"{row['cumulative_s']:.2f}"]
+                for row in prof["top_functions_by_own_time"]
+            ]
+            lines.append(markdown_table(["function", "calls", "own s", "cumulative s"], rows))
     lines += _compression_lines(results)
     lines += ["", "## Throughput (each tokenizer on its own training text)", ""]
-    lines += [
-        "| tokenizer | encode(), 1 process | per CPU second | tokenize_to_memmap | Pile (825 GB): 1 process "
-        "| Pile: tokenize_to_memmap | Pile: CPU core-hours | token file | max id < vocab | bytes match input |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    headers = ["tokenizer", "encode(), 1 process", "per CPU second", "tokenize_to_memmap", "Pile (825 GB): 1 process"]
+    headers += ["Pile: tokenize_to_memmap", "Pile: CPU core-hours", "token file", "max id < vocab", "bytes match input"]
+    rows = []
     for name in CORPORA:
         t = results["throughput"][name]
         single, memmap = t["encode_single_process"], t["tokenize_to_memmap"]
-        lines.append(
-            f"| {name} | {single['bytes_per_second'] / 1e6:.2f} MB/s ({single['bytes'] / 1e6:.1f} MB) "
-            f"| {single['bytes_per_cpu_second'] / 1e6:.2f} MB/s "
-            f"| {memmap['bytes_per_second'] / 1e6:.2f} MB/s ({memmap['workers']} workers, "
-            f"{memmap['bytes'] / 1e6:.1f} MB) "
-            f"| {t['pile_hours_single_process']:,.0f} h | {t['pile_hours_tokenize_to_memmap']:,.0f} h "
-            f"| {t['pile_core_hours']:,.0f} | {memmap['tokens']:,} tokens, {memmap['token_file_bytes'] / 1e6:.1f} MB "
-            f"| {memmap['max_token_id']:,} < {memmap['vocab_size']:,} | {memmap['decodes_to_input']} |"
-        )
+        rows.append([
+            name,
+            f"{single['bytes_per_second'] / 1e6:.2f} MB/s ({single['bytes'] / 1e6:.1f} MB)",
+            f"{single['bytes_per_cpu_second'] / 1e6:.2f} MB/s",
+            f"{memmap['bytes_per_second'] / 1e6:.2f} MB/s "
+            f"({memmap['workers']} workers, {memmap['bytes'] / 1e6:.1f} MB)",
+            f"{t['pile_hours_single_process']:,.0f} h",
+            f"{t['pile_hours_tokenize_to_memmap']:,.0f} h",
+            f"{t['pile_core_hours']:,.0f}",
+            f"{memmap['tokens']:,} tokens, {memmap['token_file_bytes'] / 1e6:.1f} MB",
+            f"{memmap['max_token_id']:,} < {memmap['vocab_size']:,}",
+            memmap["decodes_to_input"],
+        ])  # fmt: skip
+    lines.append(markdown_table(headers, rows))
     return "\n".join(lines) + "\n"
 
 
@@ -441,29 +453,26 @@ def _compression_lines(results: dict[str, Any]) -> list[str]:
         corpus = results["corpora"][sample]
         status = "held out" if corpus["evaluation_documents_held_out"] else "NOT held out (too few distinct documents)"
         lines.append(f"- {sample}: {len(corpus['evaluation_documents'])} evaluation documents, {status}")
-    lines += ["", "| tokenizer | on tinystories documents | on docs documents |", "|---|---|---|"]
+    rows = []
     for tok in CORPORA:
-        cells = []
+        cells = [tok]
         for sample in CORPORA:
             r = results["compression"][f"{tok}_tokenizer_on_{sample}"]
             cells.append(
                 f"{r['bytes_per_token']:.2f} ({r['bytes']:,} B / {r['tokens']:,} tok; per document "
                 f"{r['min_document_bytes_per_token']:.2f}-{r['max_document_bytes_per_token']:.2f})"
             )
-        lines.append(f"| {tok} | {' | '.join(cells)} |")
+        rows.append(cells)
+    lines += ["", markdown_table(["tokenizer", *(f"on {sample} documents" for sample in CORPORA)], rows)]
     for sample in CORPORA:
-        lines += [
-            "",
-            f"Per document ({sample}):",
-            "",
-            "| document | bytes | " + " | ".join(f"{tok} tokenizer: tokens (B/tok)" for tok in CORPORA) + " |",
-            "|---|---|" + "---|" * len(CORPORA),
-        ]
+        lines += ["", f"Per document ({sample}):", ""]
+        rows = []
         for i, doc in enumerate(results["corpora"][sample]["evaluation_documents"]):
-            cells = []
+            cells = [json.dumps(f"{doc['source']}: {doc['start'][:40]}", ensure_ascii=False), f"{doc['bytes']:,}"]
             for tok in CORPORA:
                 tokens = results["compression"][f"{tok}_tokenizer_on_{sample}"]["per_document_tokens"][i]
                 cells.append(f"{tokens:,} ({doc['bytes'] / tokens:.2f})")
-            start = json.dumps(f"{doc['source']}: {doc['start'][:40]}", ensure_ascii=False).replace("|", "\\|")
-            lines.append(f"| {start} | {doc['bytes']:,} | {' | '.join(cells)} |")
+            rows.append(cells)
+        headers = ["document", "bytes", *(f"{tok} tokenizer: tokens (B/tok)" for tok in CORPORA)]
+        lines.append(markdown_table(headers, rows))
     return lines
