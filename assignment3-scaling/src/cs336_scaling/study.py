@@ -48,7 +48,8 @@ def run_study(config: StudyConfig, command: list[str] | None = None) -> dict:
         lines = [f"- API at {config.api.url}; N = 12 · num_layers · d_model² (the handout's count)"]
         result = study.run()
         setting["study_seconds"] = time.perf_counter() - started
-        write_study_report(result, out, setting_lines=lines, setting=setting)
+        report = write_study_report(result, out, setting_lines=lines, setting=setting)
+        print(f"wrote {report} after {setting['study_seconds']:.0f}s", flush=True)
         api.close()
         return study_json(result, None, setting)
     with InProcessStudy(config, setting) as local:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from cs336_basics.toolkit.atomic import write_json_atomic, write_text_atomic
+from cs336_basics.toolkit.tables import markdown_table
 
 from cs336_scaling.isoflops import IsoFlopsFit
 from cs336_scaling.planner import StudyResult
@@ -61,15 +62,24 @@ def _check_lines(check: dict) -> list[str]:
     runs += [("neighbour", run) for run in check.get("neighbours", [])]
     if not runs:
         return []
-    lines = [
-        "| run | d_model | layers | N | tokens trained | steps | loss | seconds | device |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, run in sorted(runs, key=lambda item: item[1]["parameters"]):
-        lines.append(
-            f"| {name} | {run['d_model']} | {run['num_layers']} | {run['parameters']:.4g} | {run['tokens']:.4g} | "
-            f"{run['steps']} | {run['loss']:.4f} | {run['seconds']:.0f} | {run['device']} |"
-        )
+    table = markdown_table(
+        ["run", "d_model", "layers", "N", "tokens trained", "steps", "loss", "seconds", "device"],
+        [
+            (
+                name,
+                run["d_model"],
+                run["num_layers"],
+                f"{run['parameters']:.4g}",
+                f"{run['tokens']:.4g}",
+                run["steps"],
+                f"{run['loss']:.4f}",
+                f"{run['seconds']:.0f}",
+                run["device"],
+            )
+            for name, run in sorted(runs, key=lambda item: item[1]["parameters"])
+        ],
+    )
+    lines = [table]
     if len(runs) > 1:
         best = min((run for _, run in runs), key=lambda run: run["loss"])
         ratio = check["run"]["parameters"] / best["parameters"]
@@ -125,17 +135,25 @@ def write_study_report(
         "",
         "## Queries",
         "",
-        "| phase | train_flops | d_model | layers | heads | N | lr | batch | loss |",
-        "|---|---|---|---|---|---|---|---|---|",
+        markdown_table(
+            ["phase", "train_flops", "d_model", "layers", "heads", "N", "lr", "batch", "loss"],
+            [
+                (
+                    q.phase,
+                    f"{q.spec.train_flops:.0e}",
+                    q.spec.d_model,
+                    q.spec.num_layers,
+                    q.spec.num_heads,
+                    f"{q.parameters:.4g}",
+                    f"{q.spec.learning_rate:g}",
+                    q.spec.batch_size,
+                    f"{q.loss:.4f}" if q.loss is not None else f"({q.error})",
+                )
+                for q in result.queries
+            ],
+        ),
+        "",
     ]
-    for q in result.queries:
-        s = q.spec
-        shown = f"{q.loss:.4f}" if q.loss is not None else f"({q.error})"
-        lines.append(
-            f"| {q.phase} | {s.train_flops:.0e} | {s.d_model} | {s.num_layers} | {s.num_heads} | "
-            f"{q.parameters:.4g} | {s.learning_rate:g} | {s.batch_size} | {shown} |"
-        )
-    lines.append("")
     if result.warnings:
         lines += ["## Warnings", "", *[f"- {warning}" for warning in result.warnings], ""]
     if result.fit is None or result.prediction is None or result.loss_law is None:
@@ -147,9 +165,13 @@ def write_study_report(
             "",
             f"Optima per level ({fit.method.value}):",
             "",
-            "| C | N_opt | D_opt = C/6N | loss |",
-            "|---|---|---|---|",
-            *[f"| {o.compute_budget:.0e} | {o.parameters:.4g} | {o.tokens:.4g} | {o.loss:.4f} |" for o in fit.optima],
+            markdown_table(
+                ["C", "N_opt", "D_opt = C/6N", "loss"],
+                [
+                    (f"{o.compute_budget:.0e}", f"{o.parameters:.4g}", f"{o.tokens:.4g}", f"{o.loss:.4f}")
+                    for o in fit.optima
+                ],
+            ),
             "",
             *_fit_lines(f"{fit.method.value} optima (used for the prediction)", fit, target),
         ]
