@@ -9,12 +9,13 @@ machine, one run. Both use every core: ours pre-tokenises in a process pool, ``t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
 
 from cs336_basics.bpe import train_bpe
+from cs336_basics.toolkit.atomic import write_json_atomic
+from cs336_basics.toolkit.tables import markdown_table
 from english_text import build_english_text
 
 EOT = "<|endoftext|>"
@@ -65,12 +66,13 @@ def main() -> None:
         "ratio_ours_over_hf": round(ours / theirs, 3),
         "vocab_sizes": [ours_vocab, their_vocab],
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench_bpe_training.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json_atomic(args.out / "bench_bpe_training.json", result)
     print(f"text: {size_mb:.1f} MB ({'; '.join(sources)}), vocab {args.vocab_size}, {os.cpu_count()} CPUs\n")
-    print("| trainer | seconds | MB/s | vs HF tokenizers |\n| --- | ---: | ---: | ---: |")
-    print(f"| cs336_basics.bpe.train_bpe | {ours:.2f} | {size_mb / ours:.2f} | {ours / theirs:.2f}x time |")
-    print(f"| HF tokenizers ByteLevel BPE | {theirs:.2f} | {size_mb / theirs:.2f} | 1.00x |")
+    rows = [
+        ["cs336_basics.bpe.train_bpe", f"{ours:.2f}", f"{size_mb / ours:.2f}", f"{ours / theirs:.2f}x time"],
+        ["HF tokenizers ByteLevel BPE", f"{theirs:.2f}", f"{size_mb / theirs:.2f}", "1.00x"],
+    ]
+    print(markdown_table(["trainer", "seconds", "MB/s", "vs HF tokenizers"], rows, align="lrrr"))
 
 
 if __name__ == "__main__":

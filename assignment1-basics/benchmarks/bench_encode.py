@@ -11,14 +11,15 @@ runs; a second pass over the same text shows the cached steady state.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 from cs336_basics.tiktoken_offline import load_gpt2_encoding
 from cs336_basics.tokenizer import Tokenizer
+from cs336_basics.toolkit.atomic import write_json_atomic
 from cs336_basics.toolkit.data_paths import shared_path
+from cs336_basics.toolkit.tables import markdown_table
 from english_text import COURSE_FIXTURES_URL, build_english_text
 
 EOT = "<|endoftext|>"
@@ -60,13 +61,14 @@ def main() -> None:
         "ratio_cold": round(theirs / cold, 3),
         "ratio_warm": round(theirs / warm, 3),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench_encode.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json_atomic(args.out / "bench_encode.json", result)
     print(f"text: {size_mb:.1f} MB, {len(ids):,} GPT-2 tokens ({'; '.join(sources)}); identical ids: yes\n")
-    print("| encoder (1 thread) | seconds | MB/s | vs tiktoken |\n| --- | ---: | ---: | ---: |")
-    print(f"| tiktoken gpt2 | {theirs:.2f} | {size_mb / theirs:.2f} | 1.00x |")
-    print(f"| cs336_basics, empty cache | {cold:.2f} | {size_mb / cold:.2f} | {theirs / cold:.2f}x |")
-    print(f"| cs336_basics, warm cache | {warm:.2f} | {size_mb / warm:.2f} | {theirs / warm:.2f}x |")
+    rows = [
+        ["tiktoken gpt2", f"{theirs:.2f}", f"{size_mb / theirs:.2f}", "1.00x"],
+        ["cs336_basics, empty cache", f"{cold:.2f}", f"{size_mb / cold:.2f}", f"{theirs / cold:.2f}x"],
+        ["cs336_basics, warm cache", f"{warm:.2f}", f"{size_mb / warm:.2f}", f"{theirs / warm:.2f}x"],
+    ]
+    print(markdown_table(["encoder (1 thread)", "seconds", "MB/s", "vs tiktoken"], rows, align="lrrr"))
 
 
 if __name__ == "__main__":
