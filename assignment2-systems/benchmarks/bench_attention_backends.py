@@ -27,6 +27,7 @@ import traceback
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from typing import Literal
 
 import cs336_systems.flash_attention  # noqa: F401  (registers the flash_triton backend)
 import torch
@@ -65,8 +66,8 @@ class BenchConfig:
     contexts: list[int] = field(default_factory=lambda: [256, 1024, 4096], metadata={"help": "context lengths"})
     tokens_per_step: int = field(default=16384, metadata={"help": "batch x context, the same for every context"})
     backends: list[str] = field(default_factory=lambda: list(BACKENDS), metadata={"help": f"of {BACKENDS}"})
-    compile: str = field(default="both", metadata={"help": f"torch.compile the model: {list(COMPILE_MODES)}"})
-    precision: str = field(default="bf16", metadata={"help": "bf16 autocast (weights fp32) or fp32"})
+    compile: Literal["off", "on", "both"] = field(default="both", metadata={"help": "torch.compile the model"})
+    precision: Literal["bf16", "fp32"] = field(default="bf16", metadata={"help": "bf16 autocast (weights fp32)"})
     warmup: int = field(default=5, metadata={"help": "untimed steps first (they include compilation)"})
     steps: int = field(default=20, metadata={"help": "timed steps"})
     device: str = "cuda"
