@@ -2,7 +2,7 @@
 
 Strategy (the handout's setting: 2e18 FLOPs of queries to predict the best model for 1e19):
 
-1. **Model shapes.** Every query is a shape ``(d_model, num_layers, num_heads)`` from the API's ranges with
+1. **Model shapes.** Every query is a shape (a ``cs336_basics`` ``ModelConfig``) from the API's ranges with
    ``d_model`` a multiple of 64 and heads of dimension 64 (2 to 16 heads). A wanted parameter count ``N`` maps
    to the shape whose count is closest in log space, ties broken towards ``d_model / num_layers ≈ 64``
    (Kaplan et al. find the loss flat over a wide band of aspect ratios, so one ratio serves all sizes).
