@@ -26,8 +26,10 @@ from cs336_basics.model import TransformerLM
 from cs336_basics.model_sizes import MODEL_SIZES, model_config
 from cs336_basics.nn_utils import cross_entropy
 from cs336_basics.optimizer import AdamW
+from cs336_basics.toolkit.atomic import write_json_atomic, write_text_atomic
+from cs336_basics.toolkit.tables import records_table
 from cs336_systems.activation_checkpointing import checkpoint_blocks, saved_activation_bytes
-from cs336_systems.benchmarking import TimingStats, markdown_table, time_repeated
+from cs336_systems.benchmarking import TimingStats, time_repeated
 from cs336_systems.benchmarking.model_benchmark import is_out_of_memory
 
 POLICIES = {"none": None, "every_other": (2, 1), "every": (1, 1), "two_block_segments": (1, 2)}
@@ -137,15 +139,11 @@ def main() -> None:
         f"device: {device}, torch {torch.__version__}; batch {config.batch_size}, {config.precision}, "
         f"warm-up {config.warmup}, {config.steps} timed steps"
     )
-    text = f"{header}\n\n{markdown_table(rows, columns, headers)}\n"
-    for name, content in [
-        ("checkpointing.md", text),
-        ("checkpointing.json", json.dumps({"config": asdict(config), "rows": rows}, indent=1)),
-    ]:
-        path = os.path.join(config.out, name)
-        with open(path + ".tmp", "w") as f:
-            f.write(content)
-        os.replace(path + ".tmp", path)
+    text = f"{header}\n\n{records_table(rows, dict(zip(columns, headers, strict=True)))}\n"
+    write_text_atomic(os.path.join(config.out, "checkpointing.md"), text)
+    write_json_atomic(
+        os.path.join(config.out, "checkpointing.json"), {"config": asdict(config), "rows": rows}, indent=1
+    )
     print(text)
 
 

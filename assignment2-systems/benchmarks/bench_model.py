@@ -30,7 +30,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from cs336_basics.model_sizes import MODEL_SIZES
 from cs336_basics.toolkit.atomic import write_json_atomic, write_text_atomic
-from cs336_systems.benchmarking import ModelBenchmarkConfig, benchmark_model, markdown_table
+from cs336_basics.toolkit.tables import records_table
+from cs336_systems.benchmarking import ModelBenchmarkConfig, benchmark_model
 from cs336_systems.benchmarking.model_benchmark import ATTENTIONS, MODES, PRECISIONS, profile_memory
 
 
@@ -125,13 +126,13 @@ def timing_table(rows: list[dict]) -> str:
         "first step ms",
         "status",
     ]
-    return markdown_table(display, columns, headers)
+    return records_table(display, dict(zip(columns, headers, strict=True)))
 
 
 def memory_table(rows: list[dict]) -> str:
     columns = ["size", "context_length", "precision", "attention", "mode", "resident_MiB", "peak_MiB", "status"]
     headers = ["size", "ctx", "precision", "attention", "mode", "resident before step MiB", "peak MiB", "status"]
-    return markdown_table(rows, columns, headers)
+    return records_table(rows, dict(zip(columns, headers, strict=True)))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""Benchmarking helpers: timing statistics, phase timing with a fake clock, tables, model cells on the CPU.
+"""Benchmarking helpers: timing statistics, phase timing with a fake clock, model cells on the CPU.
 
 Nothing here asserts on how long anything takes; the clock is injected where timing logic is checked."""
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from cs336_basics.model import TransformerLM
 from cs336_basics.model_sizes import MODEL_SIZES, model_config
-from cs336_systems.benchmarking import ModelBenchmarkConfig, TimingStats, benchmark_model, markdown_table, time_repeated
+from cs336_systems.benchmarking import ModelBenchmarkConfig, TimingStats, benchmark_model, time_repeated
 from cs336_systems.benchmarking.model_benchmark import annotate_blocks, is_out_of_memory
 from cs336_systems.benchmarking.timing import time_phases
 
@@ -84,19 +84,6 @@ def test_time_phases_times_each_phase_and_labels_ranges():
     )
     assert durations == {"forward": [1.0, 1.0], "backward": [2.0, 2.0]}
     assert ranges == ["warmup", "step 0", "forward", "backward", "step 1", "forward", "backward"]
-
-
-def test_markdown_table_formats_cells_and_missing_values():
-    rows = [{"name": "a", "ms": 1234.5678, "ratio": 0.123456}, {"name": "b", "ms": 12.345}]
-    table = markdown_table(rows, ["name", "ms", "ratio"], ["impl", "time ms", "ratio"])
-    assert table.splitlines() == [
-        "| impl | time ms | ratio |",
-        "|---|---|---|",
-        "| a | 1235 | 0.123 |",
-        "| b | 12.35 | - |",
-    ]
-    with pytest.raises(ValueError):
-        markdown_table(rows, ["name"], ["a", "b"])
 
 
 def test_block_ranges_open_and_close_once_per_block_and_keep_outputs():
