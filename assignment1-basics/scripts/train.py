@@ -1,10 +1,11 @@
 """Train a Transformer LM on uint16 token files (every TrainConfig / ModelConfig field is a flag).
 
     uv run python assignment1-basics/scripts/train.py --train_data data/ts_train.bin --valid_data data/ts_valid.bin \\
-        --out_dir runs/tinystories --batch_size 128 --max_iters 5000 --compile --wandb
+        --vocab runs/tok_ts/vocab.json --out_dir runs/tinystories --batch_size 128 --max_iters 5000 --compile --wandb
 
-Writes ``checkpoint.pt``, ``metrics.jsonl`` and ``loss_curve.png`` under ``--out_dir``; ``--resume`` continues
-from the checkpoint there (same batches as an uninterrupted run).
+The model's vocabulary is the tokenizer's size (``--vocab``), or ``--model.vocab_size``, or else the largest token
+id of the data + 1 (with a warning). Writes ``checkpoint.pt``, ``metrics.jsonl`` and ``loss_curve.png`` under
+``--out_dir``; ``--resume`` continues from the checkpoint there (same batches as an uninterrupted run).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import torch
 from cs336_basics.checkpoint import read_checkpoint
 from cs336_basics.model import ModelConfig
 from cs336_basics.train import TrainConfig, train
+from cs336_basics.vocab_files import save_vocab_merges
 
 TINY = ModelConfig(vocab_size=64, context_length=16, d_model=32, num_layers=1, num_heads=2, d_ff=64)
 
@@ -83,3 +84,26 @@ def test_token_ids_beyond_the_vocabulary_are_a_clear_error(tmp_path, token_file)
     small = ModelConfig(vocab_size=32, context_length=16, d_model=32, num_layers=1, num_heads=2, d_ff=64)
     with pytest.raises(ValueError, match="different tokenizer"):
         train(config(token_file, tmp_path, model=small))
+
+
+def test_vocabulary_size_defaults_to_the_datas_largest_id_with_a_warning(tmp_path, token_file):
+    data_sized = ModelConfig(**{**TINY.__dict__, "vocab_size": 0})  # TrainConfig's default: not given
+    with pytest.warns(UserWarning, match="largest token id \\+ 1 = 50"):
+        train(config(token_file, tmp_path, model=data_sized, max_iters=4))
+    assert read_checkpoint(tmp_path / "checkpoint.pt")["model_config"]["vocab_size"] == 50  # ids 0..49
+    assert TrainConfig(train_data=token_file).model.vocab_size == 0
+
+
+def test_vocabulary_size_comes_from_the_tokenizer_and_must_agree_with_a_given_one(tmp_path, token_file):
+    vocab = {i: bytes([i]) for i in range(60)} | {60: b"<|endoftext|>"}
+    save_vocab_merges(vocab, [], tmp_path / "vocab.json", tmp_path / "merges.txt")
+    from_tokenizer = ModelConfig(**{**TINY.__dict__, "vocab_size": 0})
+    train(config(token_file, tmp_path / "run", model=from_tokenizer, vocab=str(tmp_path / "vocab.json"), max_iters=4))
+    assert read_checkpoint(tmp_path / "run" / "checkpoint.pt")["model_config"]["vocab_size"] == 61
+    with pytest.raises(ValueError, match="disagrees with the tokenizer"):
+        train(config(token_file, tmp_path / "other", model=TINY, vocab=str(tmp_path / "vocab.json")))
+
+
+def test_a_warmup_longer_than_the_run_is_warned_about(token_file):
+    with pytest.warns(UserWarning, match="warmup_iters=100 is longer than the run"):
+        TrainConfig(train_data=token_file, warmup_iters=100, max_iters=10)

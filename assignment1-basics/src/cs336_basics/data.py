@@ -23,6 +23,15 @@ def load_tokens(path: str | os.PathLike) -> np.memmap:
     return np.memmap(path, dtype="<u2", mode="r")
 
 
+def largest_token_id(tokens: npt.NDArray[np.integer], chunk_tokens: int = 1 << 24) -> int:
+    """The largest id in ``tokens``, read in chunks (a multi-GB memmap is never in memory at once)."""
+    if len(tokens) == 0:
+        raise ValueError("no tokens")
+    return max(
+        int(np.asarray(tokens[start : start + chunk_tokens]).max()) for start in range(0, len(tokens), chunk_tokens)
+    )
+
+
 def check_token_ids(
     tokens: npt.NDArray[np.integer], vocab_size: int, path: str | os.PathLike = "<tokens>", chunk_tokens: int = 1 << 24
 ) -> None:

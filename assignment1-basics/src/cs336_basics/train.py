@@ -12,6 +12,7 @@ fit, so the schedule ends exactly at the budget. Runs compared "at equal wall ti
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import time
@@ -25,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cs336_basics.checkpoint import load_checkpoint, save_checkpoint
-from cs336_basics.data import check_token_ids, get_batch, load_tokens
+from cs336_basics.data import check_token_ids, get_batch, largest_token_id, load_tokens
 from cs336_basics.loss_curve import plot_loss_curve
 from cs336_basics.model import ModelConfig, TransformerLM
 from cs336_basics.muon import Muon, muon_param_groups
@@ -33,12 +34,14 @@ from cs336_basics.nn_utils import cross_entropy, gradient_clipping
 from cs336_basics.optimizer import AdamW, lr_cosine_schedule, lr_trapezoidal_schedule
 from cs336_basics.toolkit.device import autocast_context, select_device
 from cs336_basics.toolkit.metrics import MetricsLogger, drop_records_after, read_metrics
+from cs336_basics.vocab_files import vocab_file_size
 
 _VALIDATION_STREAM = 2**32 - 1  # RNG stream of the fixed validation windows, apart from any iteration's stream
 WARMUP_STEPS = 3  # steps left off the training clock (compilation, CUDA start-up)
 TIMING_STEPS = 20  # steps timed after them to fit a time budget
 OPTIMIZERS = ("adamw", "muon")
 SCHEDULES = ("cosine", "trapezoidal")
+VOCAB_FROM_TOKENIZER_OR_DATA = 0  # model.vocab_size default: the tokenizer's size (--vocab), else the data's ids
 
 
 @dataclass
@@ -48,7 +51,13 @@ class TrainConfig:
     train_data: str = field(metadata={"help": "uint16 token file (.bin) to train on"})
     valid_data: str | None = field(default=None, metadata={"help": "uint16 token file for validation"})
     out_dir: str = field(default="runs/train", metadata={"help": "checkpoint, metrics.jsonl, loss_curve.png"})
-    model: ModelConfig = field(default_factory=ModelConfig)
+    vocab: str | None = field(
+        default=None, metadata={"help": "the tokenizer's vocab.json: the model's vocabulary is its size"}
+    )
+    model: ModelConfig = field(
+        default_factory=lambda: ModelConfig(vocab_size=VOCAB_FROM_TOKENIZER_OR_DATA),
+        metadata={"help": "vocab_size 0 (default): the --vocab file's size, else the data's largest token id + 1"},
+    )
     batch_size: int = 32
     max_iters: int = 5000
     max_lr: float = 1e-3
@@ -108,12 +117,44 @@ class TrainConfig:
                 raise ValueError(f"time_budget must be positive, got {self.time_budget}")
             if self.resume:
                 raise ValueError("time_budget runs fix their length while running and cannot be resumed")
-        if self.warmup_iters > self.max_iters and self.time_budget is None:
-            warnings.warn(
-                f"warmup_iters={self.warmup_iters} is longer than the run (max_iters={self.max_iters}): "
-                "the learning rate never reaches max_lr",
-                stacklevel=2,
+        if self.time_budget is None:
+            warn_if_warmup_outlasts(self.warmup_iters, self.max_iters)
+
+
+def warn_if_warmup_outlasts(warmup_iters: int, total_iters: int) -> None:
+    if warmup_iters > total_iters:
+        warnings.warn(
+            f"warmup_iters={warmup_iters} is longer than the run ({total_iters} steps): "
+            "the learning rate never reaches max_lr",
+            stacklevel=2,
+        )
+
+
+def resolve_vocab_size(cfg: TrainConfig, token_files: dict[str, np.ndarray]) -> int:
+    """The model's vocabulary: ``model.vocab_size`` if given, else the tokenizer's (``vocab``), else the data's
+    largest id + 1 (a lower bound: ids the data never uses get no row), with a warning saying so.
+
+    A given size must agree with the tokenizer; either must cover every id of ``token_files`` (path -> tokens).
+    """
+    size = cfg.model.vocab_size
+    if cfg.vocab is not None:
+        tokenizer_size = vocab_file_size(cfg.vocab)
+        if size not in (VOCAB_FROM_TOKENIZER_OR_DATA, tokenizer_size):
+            raise ValueError(
+                f"model.vocab_size={size} disagrees with the tokenizer {cfg.vocab} ({tokenizer_size} ids): "
+                "give one of them"
             )
+        size = tokenizer_size
+    if size == VOCAB_FROM_TOKENIZER_OR_DATA:
+        size = max(largest_token_id(tokens) for tokens in token_files.values()) + 1
+        warnings.warn(
+            f"model.vocab_size not given: using the data's largest token id + 1 = {size} "
+            "(pass --vocab <tokenizer vocab.json> for the tokenizer's size)",
+            stacklevel=2,
+        )
+    for path, tokens in token_files.items():
+        check_token_ids(tokens, size, path)
+    return size
 
 
 @torch.no_grad()
@@ -197,12 +238,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
 
     train_tokens = load_tokens(cfg.train_data)
-    check_token_ids(train_tokens, cfg.model.vocab_size, cfg.train_data)
     valid_tokens = load_tokens(cfg.valid_data) if cfg.valid_data else None
-    if valid_tokens is not None:
-        check_token_ids(valid_tokens, cfg.model.vocab_size, cfg.valid_data)
+    token_files = {cfg.train_data: train_tokens, **({cfg.valid_data: valid_tokens} if cfg.valid_data else {})}
+    resolved = dataclasses.replace(cfg.model, vocab_size=resolve_vocab_size(cfg, token_files))
+    cfg = copy.copy(cfg)  # recorded in the checkpoint and metrics with the vocabulary actually used
+    cfg.model = resolved
 
-    model = TransformerLM.from_config(cfg.model, device=device)
+    model = TransformerLM(cfg.model, device=device)
     optimizer = build_optimizer(model, cfg)
     peak_lrs = [group["lr"] for group in optimizer.param_groups]
     start = 0
@@ -252,6 +294,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 loss.item()
                 clock.pause(it)
                 total_iters = max(it + 1, it + round((cfg.time_budget - clock.seconds) / clock.step_seconds))
+                warn_if_warmup_outlasts(cfg.warmup_iters, total_iters)
                 log_interval = max(1, total_iters // 200)
                 eval_interval = max(1, total_iters // cfg.evaluations) if cfg.evaluations else eval_interval
                 bar.total = total_iters

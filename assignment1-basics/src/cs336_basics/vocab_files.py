@@ -36,12 +36,7 @@ def load_vocab_merges(
     vocab_path: str | os.PathLike, merges_path: str | os.PathLike
 ) -> tuple[dict[int, bytes], list[tuple[bytes, bytes]]]:
     """Read files written by :func:`save_vocab_merges` or GPT-2's own ``encoder.json`` / ``vocab.bpe``."""
-    try:
-        raw_vocab = json.loads(_read_text(vocab_path))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{os.fspath(vocab_path)} is not valid JSON: {err}") from None
-    if not isinstance(raw_vocab, dict):
-        raise ValueError(f"{os.fspath(vocab_path)!r} must hold a JSON object of token string -> id")
+    raw_vocab = _read_vocab_json(vocab_path)
     vocab = {int(token_id): decode_token(token) for token, token_id in raw_vocab.items()}
     merges: list[tuple[bytes, bytes]] = []
     for line_number, line in enumerate(_read_text(merges_path).split("\n"), start=1):
@@ -53,6 +48,24 @@ def load_vocab_merges(
             raise ValueError(f"{os.fspath(merges_path)}:{line_number}: expected 'left right', got {line!r}")
         merges.append((decode_token(parts[0]), decode_token(parts[1])))
     return vocab, merges
+
+
+def vocab_file_size(vocab_path: str | os.PathLike) -> int:
+    """How many ids a tokenizer with this ``vocab.json`` emits (largest id + 1): the model's vocabulary size."""
+    raw_vocab = _read_vocab_json(vocab_path)
+    if not raw_vocab:
+        raise ValueError(f"{os.fspath(vocab_path)} holds no tokens")
+    return max(int(token_id) for token_id in raw_vocab.values()) + 1
+
+
+def _read_vocab_json(vocab_path: str | os.PathLike) -> dict:
+    try:
+        raw_vocab = json.loads(_read_text(vocab_path))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{os.fspath(vocab_path)} is not valid JSON: {err}") from None
+    if not isinstance(raw_vocab, dict):
+        raise ValueError(f"{os.fspath(vocab_path)!r} must hold a JSON object of token string -> id")
+    return raw_vocab
 
 
 def _write_atomic(path: str | os.PathLike, text: str) -> None:
