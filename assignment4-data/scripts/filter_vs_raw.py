@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from cs336_basics.data import load_tokens
 from cs336_basics.model import ModelConfig, TransformerLM
 from cs336_basics.nn_utils import cross_entropy
 from cs336_basics.toolkit.device import autocast_context, select_device
+from cs336_basics.toolkit.figures import pyplot, save_figure
 from cs336_basics.toolkit.metrics import read_metrics
 from cs336_basics.train import TrainConfig, train
 
@@ -191,12 +191,7 @@ def markdown(results: list[dict], summary: dict[str, dict], meta: dict) -> str:
 
 
 def plot(curves: dict[tuple[str, int], list[dict]], tokens_per_step: int, path: Path, budget: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = pyplot().subplots(figsize=(7, 4.5))
     colours = dict(zip(dict.fromkeys(arm for arm, _ in curves), ("tab:red", "tab:green", "tab:blue", "tab:purple")))
     for (arm, seed), records in curves.items():
         points = [(r["step"] * tokens_per_step / 1e6, r["val_loss"]) for r in records if "val_loss" in r]
@@ -214,10 +209,7 @@ def plot(curves: dict[tuple[str, int], list[dict]], tokens_per_step: int, path: 
     ax.set_title(f"Same model, same tokens (budget: {budget}): raw crawl text vs filtered")
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 def main() -> None:

@@ -14,9 +14,7 @@ and GRPO adds nothing measurable in this budget (README).
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Any
 
 import torch
 from cs336_basics.model import ModelConfig, TransformerLM
+from cs336_basics.toolkit.atomic import atomic_output, write_json_atomic
 from cs336_basics.toolkit.metrics import MetricsLogger
 
 from cs336_alignment.grpo_loop import GRPOConfig, train_grpo
@@ -142,10 +141,8 @@ def _policy(cfg: DemoConfig, train: list[MathProblem], out_dir: Path) -> tuple[t
 
 
 def _save_state(model: torch.nn.Module, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, path)
+    with atomic_output(path) as f:
+        torch.save(model.state_dict(), f)
 
 
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
@@ -235,5 +232,5 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         }
     )
     summary["seconds"] = time.perf_counter() - started
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json_atomic(out_dir / "summary.json", summary)
     return summary
