@@ -4,7 +4,8 @@ import random
 import re
 
 import pytest
-from cs336_data.gopher import _ELLIPSIS_LINE_END, ChunkTokenizer, GopherConfig, gopher_rejection_reason, words_of
+from cs336_data.gopher import _ELLIPSIS_LINE_END, GopherConfig, gopher_rejection_reason, words_of
+from cs336_data.treebank_words import ChunkTokenizer
 from nltk.tokenize import NLTKWordTokenizer
 
 from .adapters import run_gopher_quality_filter
@@ -172,7 +173,7 @@ def test_rejection_reasons_match_the_plain_rules_on_random_text():
 
 
 def test_contraction_rules_are_the_ones_merged_into_one_pass():
-    """gopher.py merges NLTK's CONTRACTIONS2 substitutions into one pass, which is proven for exactly these words."""
+    """treebank_words merges NLTK's CONTRACTIONS2 substitutions into one pass, proven for exactly these words."""
     words = [re.sub(r"\\b|\(\?i\)|\(\?#X\)|\(\?=\\s\)|[()]", "", p.pattern) for p in NLTKWordTokenizer.CONTRACTIONS2]
     assert words == ["cannot", "d'ye", "gimme", "gonna", "gotta", "lemme", "more'n", "wanna"]
 
