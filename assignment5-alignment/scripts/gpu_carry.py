@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cs336_alignment.file_parts import assemble, split_file, store_arrived_parts
+from cs336_basics.toolkit.atomic import atomic_output
 from cs336_basics.toolkit.cli import parse_config
 
 PACKAGES = ("gguf", "pylatexenc")  # on the GPU image, everything else the scripts import is already installed
@@ -89,10 +90,8 @@ def unpack(carry: Path, dest: Path) -> int:
     for relative in DATA_FILES:
         target = dest / "shared" / relative
         if not target.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with gzip.open(carry / "run" / "shared" / f"{relative}.gz", "rb") as f, open(f"{target}.tmp", "wb") as out:
+            with gzip.open(carry / "run" / "shared" / f"{relative}.gz", "rb") as f, atomic_output(target) as out:
                 shutil.copyfileobj(f, out)
-            Path(f"{target}.tmp").rename(target)
     model = dest / MODEL_DIR
     stamp = model / "converted_from.json"
     if stamp.is_file() and json.loads(stamp.read_text()).get("sha256") == manifest["sha256"]:
