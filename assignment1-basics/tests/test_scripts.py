@@ -52,8 +52,8 @@ def test_scripts_chain_from_text_to_samples(tmp_path, capsys):
     assert count == len(reference)
 
     model = [
-        "--model.vocab_size",
-        "400",
+        "--vocab",  # the model's vocabulary is the tokenizer's
+        str(tok / "vocab.json"),
         "--model.context_length",
         "32",
         "--model.d_model",
@@ -79,6 +79,8 @@ def test_scripts_chain_from_text_to_samples(tmp_path, capsys):
             *model,
             "--max_iters",
             "30",
+            "--warmup_iters",
+            "3",
             "--batch_size",
             "8",
             "--eval_interval",
