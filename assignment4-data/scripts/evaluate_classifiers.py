@@ -23,6 +23,8 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from cs336_basics.toolkit.atomic import write_json_atomic, write_text_atomic
+from cs336_basics.toolkit.tables import markdown_table
 from cs336_data.crawl.sources import fetch_insults, insult_comments
 from cs336_data.extraction import extract_text_from_html_bytes
 from cs336_data.harmful import NSFW, TOXIC, harm_classifier
@@ -109,19 +111,20 @@ def crawl_accuracy(crawl: Path) -> tuple[dict, dict, dict]:
 
 
 def markdown(result: dict) -> str:
-    lines = ["| classifier | labelled set | n | positives | accuracy | precision | recall | F1 |"]
-    lines.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name, r in result["harmful"].items():
-        lines.append(
-            f"| {name} ({r['backend']}) | insults (label: insult) | {r['examples']} | {r['positives']} | "
-            f"{r['accuracy']:.3f} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} |"
+    def scores(r: dict) -> list:
+        return [r["examples"], r["positives"], *(f"{r[k]:.3f}" for k in ("accuracy", "precision", "recall", "f1"))]
+
+    rows = [
+        [f"{name} ({r['backend']})", "insults (label: insult)", *scores(r)] for name, r in result["harmful"].items()
+    ]
+    if "quality" in result:
+        rows.append(
+            ["quality (wiki = positive)", "crawl: documentation vs spam/thin/forum/mail", *scores(result["quality"])]
         )
+    headers = ["classifier", "labelled set", "n", "positives", "accuracy", "precision", "recall", "F1"]
+    lines = [markdown_table(headers, rows, align="llrrrrrr")]
     if "quality" in result:
         q = result["quality"]
-        lines.append(
-            f"| quality (wiki = positive) | crawl: documentation vs spam/thin/forum/mail | {q['examples']} | "
-            f"{q['positives']} | {q['accuracy']:.3f} | {q['precision']:.3f} | {q['recall']:.3f} | {q['f1']:.3f} |"
-        )
         lines += ["", "Share of pages the quality model calls `wiki`, by kind:", ""]
         lines += [f"- {kind}: {share:.3f}" for kind, share in q["wiki_share_by_kind"].items()]
     if "toxic_share_by_kind" in result:
@@ -141,9 +144,8 @@ def main() -> None:
     result: dict = {"harmful": harmful_accuracy()}
     if args.crawl is not None:
         result["quality"], result["language_id"], result["toxic_share_by_kind"] = crawl_accuracy(args.crawl)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(result))
+    write_json_atomic(args.out.with_suffix(".json"), result, indent=1)
+    write_text_atomic(args.out.with_suffix(".md"), markdown(result))
     print(markdown(result))
 
 

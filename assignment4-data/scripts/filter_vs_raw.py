@@ -33,6 +33,7 @@ from cs336_basics.nn_utils import cross_entropy
 from cs336_basics.toolkit.device import autocast_context, select_device
 from cs336_basics.toolkit.figures import pyplot, save_figure
 from cs336_basics.toolkit.metrics import read_metrics
+from cs336_basics.toolkit.tables import markdown_table
 from cs336_basics.train import TrainConfig, train
 
 HELDOUT = ("heldout_docs", "heldout_articles")
@@ -163,30 +164,28 @@ def summarise(results: list[dict]) -> dict[str, dict]:
 
 
 def markdown(results: list[dict], summary: dict[str, dict], meta: dict) -> str:
-    lines = [
-        "| budget | corpus | documents | corpus tokens | tokens trained | epochs | held-out docs loss | "
-        "held-out articles loss |",
-        "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |",
-    ]
+    def mean_spread(s: dict, key: str) -> str:
+        return f"{s[key]['mean']:.4f} ± {s[key]['spread'] / 2:.4f}" if key in s else "-"
+
+    rows = []
     for s in summary.values():
         c = meta["corpora"][s["arm"]]
-
-        def cell(key: str, s: dict = s) -> str:
-            return f"{s[key]['mean']:.4f} ± {s[key]['spread'] / 2:.4f}" if key in s else "-"
-
-        lines.append(
-            f"| {s['budget']} | {s['arm']} | {c['documents']:,} | {c['tokens']:,} | {s['tokens_trained']:,} | "
-            f"{s['epochs']:.2f} | {cell('heldout_docs_loss')} | {cell('heldout_articles_loss')} |"
-        )
+        rows.append([
+            s["budget"], s["arm"], f"{c['documents']:,}", f"{c['tokens']:,}", f"{s['tokens_trained']:,}",
+            f"{s['epochs']:.2f}", mean_spread(s, "heldout_docs_loss"), mean_spread(s, "heldout_articles_loss"),
+        ])  # fmt: skip
+    headers = ["budget", "corpus", "documents", "corpus tokens", "tokens trained", "epochs", "held-out docs loss"]
+    lines = [markdown_table([*headers, "held-out articles loss"], rows, align="llrrrrll")]
     lines += ["", "± is half the range over seeds. Per run:", ""]
-    lines += ["| budget | corpus | seed | held-out docs | held-out articles | final train loss | seconds |"]
-    lines += ["| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    rows = []
     for r in results:
         docs, arts = r.get("heldout_docs_loss", math.nan), r.get("heldout_articles_loss", math.nan)
-        lines.append(
-            f"| {r['budget']} | {r['arm']} | {r['seed']} | {docs:.4f} | {arts:.4f} | {r['final_train_loss']:.4f} | "
-            f"{r['seconds']:.0f} |"
-        )
+        rows.append([
+            r["budget"], r["arm"], r["seed"], f"{docs:.4f}", f"{arts:.4f}", f"{r['final_train_loss']:.4f}",
+            f"{r['seconds']:.0f}",
+        ])  # fmt: skip
+    headers = ["budget", "corpus", "seed", "held-out docs", "held-out articles", "final train loss", "seconds"]
+    lines.append(markdown_table(headers, rows, align="llrrrrr"))
     return "\n".join(lines) + "\n"
 
 

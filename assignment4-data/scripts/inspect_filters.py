@@ -20,6 +20,7 @@ import shutil
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from cs336_basics.toolkit.tables import markdown_table
 from cs336_data.extraction import extract_text_from_html_bytes
 from cs336_data.gopher import gopher_rejection_reason
 from cs336_data.harmful import classify_nsfw, classify_toxic_speech
@@ -62,13 +63,12 @@ def by_kind_table(decisions: list[dict], labels: dict[str, dict]) -> str:
         table[d["step"]][kind_of(labels[d["id"]])][d["decision"]] += 1
     out = []
     for step, kinds in table.items():
-        out += [f"### {step}", "", "| page kind | in | kept | dropped (reasons) |", "| --- | ---: | ---: | --- |"]
+        rows = []
         for kind, counts in sorted(kinds.items()):
-            total = sum(counts.values())
             kept = counts["kept"] + counts["modified"]
             reasons = ", ".join(f"{r}={n}" for r, n in sorted(counts.items()) if r not in ("kept", "modified"))
-            out.append(f"| {kind} | {total} | {kept} | {reasons} |")
-        out.append("")
+            rows.append([kind, sum(counts.values()), kept, reasons])
+        out += [f"### {step}", "", markdown_table(["page kind", "in", "kept", "dropped (reasons)"], rows, "lrrl"), ""]
     return "\n".join(out)
 
 
@@ -124,23 +124,22 @@ def pii_samples(decisions: list[dict], texts: dict, rng: random.Random, count: i
 def random_page_verdicts(labels: dict, texts: dict, rng: random.Random, count: int = 25) -> str:
     """Every classifier's verdict on random crawl pages (not only those that reach it in the pipeline)."""
     quality = QualityClassifier()
-    rows = [
-        "| # | url | kind (label) | language: label / predicted (score) | Gopher | P(wiki) | toxic | nsfw | PII |",
-        "| ---: | --- | --- | --- | --- | ---: | --- | --- | --- |",
-    ]
+    rows = []
     for i, record_id in enumerate(rng.sample(sorted(texts), count)):
         label, text = labels[record_id], texts[record_id]
         language, score = identify_language(text)
         toxic, toxic_score = classify_toxic_speech(text)
         nsfw, nsfw_score = classify_nsfw(text)
         _, pii = mask_pii(text)
-        rows.append(
-            f"| {i} | {label['url']} | {kind_of(label)} | {label.get('language')} / {language} ({score:.2f}) | "
-            f"{gopher_rejection_reason(text) or 'pass'} | {quality.high_quality_probability(text):.3f} | "
-            f"{toxic} ({toxic_score:.2f}) | {nsfw} ({nsfw_score:.2f}) | "
-            f"{', '.join(f'{k}={n}' for k, n in pii.items() if n) or '-'} |"
-        )
-    return "# Every classifier on random crawl pages\n\n" + "\n".join(rows) + "\n"
+        rows.append([
+            i, label["url"], kind_of(label), f"{label.get('language')} / {language} ({score:.2f})",
+            gopher_rejection_reason(text) or "pass", f"{quality.high_quality_probability(text):.3f}",
+            f"{toxic} ({toxic_score:.2f})", f"{nsfw} ({nsfw_score:.2f})",
+            ", ".join(f"{k}={n}" for k, n in pii.items() if n) or "-",
+        ])  # fmt: skip
+    headers = ["#", "url", "kind (label)", "language: label / predicted (score)", "Gopher", "P(wiki)", "toxic", "nsfw"]
+    table = markdown_table([*headers, "PII"], rows, align="rllllrlll")
+    return f"# Every classifier on random crawl pages\n\n{table}\n"
 
 
 def main() -> None:
