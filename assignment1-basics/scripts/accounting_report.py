@@ -25,7 +25,7 @@ from cs336_basics.accounting import (
     training_days,
     training_step_flops,
 )
-from cs336_basics.model import ModelConfig
+from cs336_basics.model_config import ModelConfig
 from cs336_basics.model_sizes import model_config
 from cs336_basics.toolkit.atomic import write_json_atomic, write_text_atomic
 from cs336_basics.toolkit.cli import parse_config

@@ -8,8 +8,17 @@ and prints generated samples. No download and no course data needed: the text sh
 
 from __future__ import annotations
 
-from cs336_basics.demo import DemoConfig, run_demo
+from typing import Any
+
+from cs336_basics.demo_config import DemoConfig
 from cs336_basics.toolkit.cli import parse_config
 
+
+def main(cfg: DemoConfig) -> dict[str, Any]:
+    from cs336_basics.demo import run_demo  # torch loads here, not at the top, so that --help answers at once
+
+    return run_demo(cfg)
+
+
 if __name__ == "__main__":
-    run_demo(parse_config(DemoConfig))
+    main(parse_config(DemoConfig))

@@ -8,13 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
-from cs336_basics.checkpoint import read_checkpoint
-from cs336_basics.generate import generate_batch
-from cs336_basics.model import ModelConfig, TransformerLM
-from cs336_basics.tokenizer import Tokenizer
 from cs336_basics.toolkit.cli import parse_config
-from cs336_basics.toolkit.device import select_device
 
 
 @dataclass
@@ -35,6 +29,15 @@ class GenerateConfig:
 
 
 def main(cfg: GenerateConfig) -> list[str]:
+    # torch and the model load here, not at the top, so that --help answers at once
+    import torch
+    from cs336_basics.checkpoint import read_checkpoint
+    from cs336_basics.generate import generate_batch
+    from cs336_basics.model import TransformerLM
+    from cs336_basics.model_config import ModelConfig
+    from cs336_basics.tokenizer import Tokenizer
+    from cs336_basics.toolkit.device import select_device
+
     payload = read_checkpoint(cfg.checkpoint)
     if "model_config" not in payload:
         raise SystemExit(f"{cfg.checkpoint} has no model_config entry: it was not written by scripts/train.py")

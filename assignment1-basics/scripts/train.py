@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 
 from cs336_basics.toolkit.cli import parse_config
-from cs336_basics.train import TrainConfig, train
+from cs336_basics.train_config import TrainConfig
 
 
 def main(cfg: TrainConfig) -> dict:
+    from cs336_basics.train import train  # torch loads here, not at the top, so that --help answers at once
+
     summary = train(cfg)
     print(json.dumps(summary, indent=2))
     return summary

@@ -8,7 +8,7 @@ from itertools import islice
 import pytest
 from cs336_basics.demo import DemoConfig, run_demo
 from cs336_basics.english_corpus import END_OF_TEXT, lee_documents, wikipedia_documents, write_english_corpus
-from cs336_basics.model import ModelConfig
+from cs336_basics.model_config import ModelConfig
 
 pytest.importorskip("gensim")
 

@@ -6,8 +6,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from cs336_basics.attention_backends import attention_backend
 from cs336_basics.layers import RotaryPositionalEmbedding, scaled_dot_product_attention
-from cs336_basics.model import KVCache, ModelConfig, MultiHeadSelfAttention, TransformerLM
+from cs336_basics.model import KVCache, MultiHeadSelfAttention, TransformerLM
+from cs336_basics.model_config import BUILT_IN_ATTENTION, ModelConfig
 from torch import nn
 
 from .conftest import fixture_path
@@ -146,6 +148,10 @@ def test_lm_rejects_sequences_beyond_context_length():
 def test_lm_is_built_from_a_model_config():
     with pytest.raises(TypeError, match="ModelConfig"):
         TransformerLM({"vocab_size": 97, "d_model": 32})  # e.g. the dict a checkpoint stores
+
+
+def test_the_configs_built_in_attention_names_are_the_registrys():
+    assert [attention_backend(name).name for name in BUILT_IN_ATTENTION] == list(BUILT_IN_ATTENTION)
 
 
 def test_kv_cache_incremental_decoding_equals_full_forward():

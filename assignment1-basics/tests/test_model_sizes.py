@@ -2,7 +2,7 @@
 
 import pytest
 from cs336_basics.accounting import count_parameters
-from cs336_basics.model import ModelConfig
+from cs336_basics.model_config import ModelConfig
 from cs336_basics.model_sizes import MODEL_SIZES, model_config
 
 

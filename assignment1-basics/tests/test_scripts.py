@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from cs336_basics.bpe import load_vocab_merges
 from cs336_basics.tokenizer import Tokenizer
 from cs336_basics.toolkit.cli import parse_config
@@ -115,3 +117,26 @@ def test_scripts_chain_from_text_to_samples(tmp_path, capsys):
     )
     assert len(texts) == 2 and all(t.startswith("Once upon") for t in texts)
     assert "--- sample 2 ---" in capsys.readouterr().out
+
+
+HELP_WITHOUT_TORCH = """
+import runpy, sys
+sys.argv = [sys.argv[1], "--help"]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+except SystemExit:
+    pass
+print("torch loaded" if "torch" in sys.modules else "torch not loaded")
+"""
+
+
+@pytest.mark.parametrize("name", ["train", "demo", "generate", "accounting_report"])
+def test_help_does_not_load_torch(name):
+    """--help answers without importing torch (seconds of start-up): the configs live in torch-free modules."""
+    result = subprocess.run(
+        [sys.executable, "-c", HELP_WITHOUT_TORCH, str(SCRIPTS / f"{name}.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--help" in result.stdout and result.stdout.rstrip().endswith("torch not loaded"), result.stdout[-300:]

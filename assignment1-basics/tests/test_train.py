@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 from cs336_basics.checkpoint import read_checkpoint
-from cs336_basics.model import ModelConfig
-from cs336_basics.train import TrainConfig, train
+from cs336_basics.model_config import ModelConfig
+from cs336_basics.train import train
+from cs336_basics.train_config import TrainConfig
 from cs336_basics.vocab_files import save_vocab_merges
 
 TINY = ModelConfig(vocab_size=64, context_length=16, d_model=32, num_layers=1, num_heads=2, d_ff=64)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cs336_basics.model import ModelConfig
+from cs336_basics.model_config import ModelConfig
 
 
 def count_parameters(cfg: ModelConfig, include_embeddings: bool = True) -> int:

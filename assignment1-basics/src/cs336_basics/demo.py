@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,42 +21,18 @@ import torch
 from cs336_basics.bpe import save_vocab_merges, train_bpe
 from cs336_basics.checkpoint import read_checkpoint
 from cs336_basics.data import get_batch, load_tokens
+from cs336_basics.demo_config import DemoConfig
 from cs336_basics.english_corpus import END_OF_TEXT, write_english_corpus
 from cs336_basics.generate import generate
-from cs336_basics.model import ModelConfig, TransformerLM
+from cs336_basics.model import TransformerLM
 from cs336_basics.nn_utils import cross_entropy
 from cs336_basics.optimizer import AdamW
 from cs336_basics.tokenize_dataset import tokenize_to_memmap
 from cs336_basics.tokenizer import Tokenizer
-from cs336_basics.train import TrainConfig, train
+from cs336_basics.train import train
+from cs336_basics.train_config import TrainConfig
 
 PROMPTS = ("The government said", "The city of", "In 1990, the")
-
-
-@dataclass
-class DemoConfig:
-    """BPE + a small LM trained on offline English text within a wall-clock budget."""
-
-    out_dir: str = field(default="runs/demo", metadata={"help": "corpus, tokenizer, tokens, checkpoint, plots"})
-    train_seconds: float = field(default=160.0, metadata={"help": "wall-clock budget of the training loop"})
-    include_wikipedia: bool = field(default=True, metadata={"help": "add the Wikipedia excerpt to the Lee news"})
-    model: ModelConfig = field(
-        default_factory=lambda: ModelConfig(
-            vocab_size=2048, context_length=128, d_model=128, num_layers=4, num_heads=4, d_ff=384
-        )
-    )
-    batch_size: int = 16
-    max_lr: float = 3e-3
-    min_lr: float = 3e-4
-    samples_max_tokens: int = 60
-    temperature: float = 0.8
-    top_p: float = 0.9
-    threads: int | None = field(default=None, metadata={"help": "CPU threads (default: the faster of 1 and all)"})
-    iterations: int | None = field(
-        default=None, metadata={"help": "train exactly this many steps (default: as many as fit train_seconds)"}
-    )
-    seed: int = 0
-    progress: bool = True
 
 
 def choose_threads_and_step_seconds(cfg: DemoConfig, tokens: np.ndarray) -> tuple[int, float]:

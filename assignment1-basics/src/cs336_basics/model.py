@@ -1,4 +1,5 @@
-"""The pre-norm Transformer language model of assignment 1: config, attention, block, LM and its KV cache.
+"""The pre-norm Transformer language model of assignment 1: attention, block, LM and its KV cache, all built from
+a :class:`~cs336_basics.model_config.ModelConfig`.
 
 The attention core is a named backend (:mod:`cs336_basics.attention_backends`): by default
 ``torch.nn.functional.scaled_dot_product_attention`` (flash / memory-efficient kernels on GPU), which computes
@@ -8,63 +9,14 @@ as reference -- up to float rounding; ``tests/test_model.py`` checks the two aga
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from einops import rearrange
 from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
-from cs336_basics.attention_backends import attention_backend, attention_backend_names
+from cs336_basics.attention_backends import attention_backend
 from cs336_basics.layers import Embedding, FeedForward, Linear, RMSNorm, RotaryPositionalEmbedding, SwiGLU
-
-NORM_PLACEMENTS = ("pre", "post", "none")
-POSITION_ENCODINGS = ("rope", "none")
-FEED_FORWARDS = ("swiglu", "silu", "relu2")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Shape of a :class:`TransformerLM` (the handout's TinyStories model: 10000, 256, 512, 4, 16, 1344).
-
-    The remaining fields are the handout's ablations and the speedrun options; their defaults are the handout's
-    model. ``norm``: RMSNorm before each sub-layer (``pre``), after each residual add (``post``), or none.
-    ``position``: RoPE or no position information at all (NoPE; causal attention still orders tokens).
-    ``ffn``: SwiGLU, or the ungated SiLU / ReLU² feed-forward (two matrices: use :func:`matched_d_ff`).
-    ``qk_norm`` normalises queries and keys per head (stabilises high learning rates); ``zero_init_output``
-    starts every residual branch's output projection at zero (each block begins as the identity);
-    ``logit_softcap`` > 0 bounds the logits to ``±cap`` with ``cap·tanh(z/cap)``. ``attention`` names the
-    attention backend (``naive``, ``sdpa`` or a registered one such as ``cs336_systems``'s ``flash_triton``); it
-    changes speed and memory, not the function computed.
-    """
-
-    vocab_size: int = 10_000
-    context_length: int = 256
-    d_model: int = 512
-    num_layers: int = 4
-    num_heads: int = 16
-    d_ff: int = 1344
-    rope_theta: float = 10_000.0
-    norm: str = "pre"
-    position: str = "rope"
-    ffn: str = "swiglu"
-    qk_norm: bool = False
-    zero_init_output: bool = False
-    logit_softcap: float = 0.0
-    attention: str = "sdpa"
-
-    def __post_init__(self):
-        if self.d_model % self.num_heads:
-            raise ValueError(f"d_model={self.d_model} is not divisible by num_heads={self.num_heads}")
-        if self.position == "rope" and (self.d_model // self.num_heads) % 2:
-            raise ValueError(f"head size {self.d_model // self.num_heads} must be even for RoPE")
-        for name, choices in (("norm", NORM_PLACEMENTS), ("position", POSITION_ENCODINGS), ("ffn", FEED_FORWARDS)):
-            if getattr(self, name) not in choices:
-                raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
-        if self.logit_softcap < 0:
-            raise ValueError(f"logit_softcap must be >= 0 (0 = off), got {self.logit_softcap}")
-        if self.attention not in attention_backend_names():
-            raise ValueError(f"attention must be one of {attention_backend_names()}, got {self.attention!r}")
+from cs336_basics.model_config import ModelConfig
 
 
 def matched_d_ff(swiglu_d_ff: int, ffn: str) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from cs336_basics.model import ModelConfig
+from cs336_basics.model_config import ModelConfig
 
 
 def _shape(d_model: int, d_ff: int, num_layers: int, num_heads: int) -> ModelConfig:
