@@ -1,43 +1,25 @@
-"""Our own batched sampler: left-padded prompts, one prefill, then one KV-cached token per step.
+"""Our own batched sampler: prompts in similar-length chunks through ``cs336_basics.generate``'s one decoding loop.
 
-Rows that finish (EOS or a stop string) leave the batch, so a long straggler does not make every
-finished sample keep paying for forward passes (``transformers.generate`` keeps them to the end). Llama-family
-models decode from a static cache replayed as CUDA graphs on a GPU (``static_decoder.py``). Stop strings are
-looked for only in rows whose newest token contains a stop string's last character, so the per-step text
-decoding on the host stays small at large batches.
+The loop (``sample_continuations``: one prefill, then one KV-cached token per step) drops rows that finish (EOS or
+a stop string), so a long straggler does not make every finished sample keep paying for forward passes
+(``transformers.generate`` keeps them to the end). Llama-family models decode from a static cache replayed as CUDA
+graphs on a GPU (``static_decoder.py``). Stop strings are looked for only in rows whose newest token contains a stop
+string's last character, so the per-step text decoding on the host stays small at large batches.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from jaxtyping import Float, Int
-from torch import Tensor
+from cs336_basics.generate import Decoder, FinishReason, sample_continuations
 from tqdm import tqdm
 
-from cs336_alignment.sampling.decoders import Decoder, decoder_for
+from cs336_alignment.sampling.decoders import decoder_for
 from cs336_alignment.sampling.params import Completion, SamplingParams
 from cs336_alignment.tokenization import decode_ids, encode_texts, eos_token_id, pad_token_id, vocab_size
-
-
-def sample_tokens(
-    logits: Float[Tensor, "batch vocab"], temperature: float, top_p: float, generator: torch.Generator | None
-) -> Int[Tensor, " batch"]:
-    """Greedy when ``temperature == 0``; otherwise nucleus sampling from ``softmax(logits / temperature)``."""
-    if temperature == 0:
-        return logits.argmax(dim=-1)
-    logits = logits.float() / temperature
-    if top_p < 1.0:
-        sorted_logits, order = logits.sort(dim=-1, descending=True)
-        probs = sorted_logits.softmax(dim=-1)
-        outside = probs.cumsum(dim=-1) - probs > top_p  # keep the smallest prefix reaching top_p
-        sorted_logits = sorted_logits.masked_fill(outside, float("-inf"))
-        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
-    probs = logits.softmax(dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
 class KVCacheSampler:
@@ -109,7 +91,9 @@ class KVCacheSampler:
             for k, (ids, reason) in enumerate(outs)
         ]
 
-    def generate_ids(self, prompt_ids: Sequence[Sequence[int]], params: SamplingParams) -> list[tuple[list[int], str]]:
+    def generate_ids(
+        self, prompt_ids: Sequence[Sequence[int]], params: SamplingParams
+    ) -> list[tuple[list[int], FinishReason]]:
         """``(generated ids, finish reason)`` for each prompt's ``n`` samples, prompt-major."""
         if params.stop and self.tokenizer is None:
             raise ValueError("stop strings need a tokenizer")
@@ -118,17 +102,32 @@ class KVCacheSampler:
         generator = None
         if params.seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(params.seed)
+        stop = self._stop_rule(params.stop) if params.stop else None
         # longest prompts first and in similar-length chunks: little padding per chunk
         order = sorted(range(len(prompt_ids)), key=lambda i: -len(prompt_ids[i]))
         per_chunk = max(1, self.max_batch_size // params.n)
-        results: dict[int, list[tuple[list[int], str]]] = {}
+        results: dict[int, list[tuple[list[int], FinishReason]]] = {}
         was_training = self.model.training
         self.model.eval()
         progress = _Progress(len(prompt_ids) * params.n, self.show_progress)
         try:
             for start in range(0, len(order), per_chunk):
                 chunk = order[start : start + per_chunk]
-                outs = self._generate_chunk([list(prompt_ids[i]) for i in chunk], params, generator, progress)
+                outs = sample_continuations(
+                    self._current_decoder(),
+                    [prompt_ids[i] for i in chunk],
+                    params.max_tokens,
+                    params.temperature,
+                    params.top_p,
+                    self.eos_id,
+                    generator,
+                    device=self.device,
+                    samples_per_prompt=params.n,
+                    min_new_tokens=params.min_tokens,
+                    pad_id=self.pad_id,
+                    stop=stop,
+                    on_step=progress.advance,
+                )
                 for k, i in enumerate(chunk):
                     results[i] = outs[k * params.n : (k + 1) * params.n]
         finally:
@@ -136,68 +135,19 @@ class KVCacheSampler:
             self.model.train(was_training)
         return [out for i in range(len(prompt_ids)) for out in results[i]]
 
-    @torch.inference_mode()
-    def _generate_chunk(
-        self,
-        prompt_ids: list[list[int]],
-        params: SamplingParams,
-        generator: torch.Generator | None,
-        progress: _Progress,
-    ) -> list[tuple[list[int], str]]:
-        device = self.device
-        width = max(map(len, prompt_ids))
-        input_ids = torch.full((len(prompt_ids), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(prompt_ids), width), dtype=torch.bool)
-        for row, ids in enumerate(prompt_ids):
-            input_ids[row, width - len(ids) :] = torch.tensor(ids)
-            mask[row, width - len(ids) :] = True
-        decoder = self._current_decoder()
-        logits = decoder.prefill(input_ids.to(device), mask.to(device), params.n, params.max_tokens)
-        candidates = self._stop_candidates(params.stop) if params.stop else None
+    def _stop_rule(self, stops: tuple[str, ...]) -> Callable[[list[int]], bool]:
+        """Whether a sample's tokens end in one of ``stops``: only the text of its last few tokens is decoded,
+        and only when its newest token can complete a stop."""
+        candidates = self._stop_candidates(stops)
+        window = max(len(s) for s in stops) + 1
 
-        total = len(prompt_ids) * params.n
-        generated: list[list[int]] = [[] for _ in range(total)]
-        reasons = ["length"] * total
-        active = list(range(total))  # rows of the decoder state -> sample index
-        window = max((len(s) for s in params.stop), default=0) + 1
-        for step in range(params.max_tokens):
-            if step < params.min_tokens and self.eos_id is not None:
-                logits[:, self.eos_id] = float("-inf")
-            tokens = sample_tokens(logits, params.temperature, params.top_p, generator)
-            finished_rows = []
-            token_list = tokens.tolist()
-            for row, sample in enumerate(active):
-                if token_list[row] == self.eos_id:
-                    reasons[sample] = "stop"
-                    finished_rows.append(row)
-                else:
-                    generated[sample].append(token_list[row])
-            if params.stop and step + 1 >= params.min_tokens:
-                live = [
-                    row
-                    for row in range(len(active))
-                    if reasons[active[row]] == "length" and (candidates is None or token_list[row] in candidates)
-                ]
-                tails = [decode_ids(self.tokenizer, generated[active[row]][-window:]) for row in live]
-                for row, tail in zip(live, tails):
-                    if any(s in tail for s in params.stop):
-                        reasons[active[row]] = "stop"
-                        finished_rows.append(row)
-            progress.advance(len(finished_rows), len(active))
-            if step + 1 == params.max_tokens:
-                progress.advance(len(active) - len(finished_rows), 0)
-                break
-            if finished_rows:
-                done = set(finished_rows)
-                keep = [row for row in range(len(active)) if row not in done]
-                if not keep:
-                    break
-                keep_t = torch.tensor(keep, device=device)
-                decoder.select(keep_t)
-                tokens = tokens[keep_t]
-                active = [active[row] for row in keep]
-            logits = decoder.step(tokens)
-        return list(zip(generated, reasons))
+        def ends(tokens: list[int]) -> bool:
+            if candidates is not None and tokens[-1] not in candidates:
+                return False
+            tail = decode_ids(self.tokenizer, tokens[-window:])
+            return any(s in tail for s in stops)
+
+        return ends
 
     def _text(self, ids: list[int], params: SamplingParams) -> str:
         """Decode a sample, cutting the text at the first stop string (kept when asked)."""
