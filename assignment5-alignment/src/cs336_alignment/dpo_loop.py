@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from cs336_basics.optimizer import lr_cosine_schedule
 from tqdm import tqdm
 
 from cs336_alignment.dpo import PreferencePair, per_instance_dpo_loss
-from cs336_alignment.optim import clip_and_step, make_optimizer, set_lr, warmup_cosine_lr
+from cs336_alignment.optim import clip_and_step, make_optimizer, set_lr
 
 LogFn = Callable[[dict[str, Any]], None]
 
@@ -70,7 +71,7 @@ def train_dpo(
     bar = tqdm(range(cfg.dpo_steps), desc="dpo", unit="step")
     for step in bar:
         started = time.perf_counter()
-        lr = warmup_cosine_lr(step, cfg.lr, cfg.warmup_steps, cfg.dpo_steps, min_ratio=1.0)
+        lr = lr_cosine_schedule(step, cfg.lr, cfg.lr, cfg.warmup_steps, cfg.dpo_steps)  # warm-up, then constant
         set_lr(optimizer, lr)
         total = 0.0
         for _ in range(cfg.gradient_accumulation_steps):

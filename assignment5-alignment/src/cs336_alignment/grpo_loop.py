@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from cs336_basics.optimizer import lr_cosine_schedule
 from cs336_basics.toolkit.device import autocast_context
 from tqdm import tqdm
 
@@ -23,7 +24,7 @@ from cs336_alignment.log_probs import get_response_log_probs
 from cs336_alignment.losses import LOSS_TYPES, masked_mean
 from cs336_alignment.math_data import MathProblem, r1_zero_prompt
 from cs336_alignment.math_eval import R1_ZERO_STOP
-from cs336_alignment.optim import clip_and_step, make_optimizer, set_lr, warmup_cosine_lr
+from cs336_alignment.optim import clip_and_step, make_optimizer, set_lr
 from cs336_alignment.rewards import RewardFn
 from cs336_alignment.sampling.params import Sampler, SamplingParams
 from cs336_alignment.tokenization import encode_texts, pack_prompt_and_output_ids, pad_token_id
@@ -229,7 +230,8 @@ def train_grpo(
     loop_started = time.perf_counter()
     for step in range(cfg.n_grpo_steps):
         started = time.perf_counter()
-        lr = warmup_cosine_lr(step, cfg.learning_rate, cfg.warmup_steps, cfg.n_grpo_steps, min_ratio=1.0)
+        # min == max: the linear warm-up, then constant
+        lr = lr_cosine_schedule(step, cfg.learning_rate, cfg.learning_rate, cfg.warmup_steps, cfg.n_grpo_steps)
         set_lr(optimizer, lr)
         problems = rng.sample(list(train_problems), questions_per_step)
         rollouts = collect_rollouts(

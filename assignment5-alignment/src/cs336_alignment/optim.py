@@ -1,8 +1,7 @@
-"""Optimiser, learning-rate schedule and gradient clipping shared by the SFT, expert-iteration, GRPO and DPO loops."""
+"""Optimiser and gradient clipping shared by the SFT, expert-iteration, GRPO and DPO loops (their learning-rate
+schedule is assignment 1's ``lr_cosine_schedule``)."""
 
 from __future__ import annotations
-
-import math
 
 import torch
 
@@ -15,14 +14,6 @@ def make_optimizer(
     if not params:
         raise ValueError("the model has no trainable parameters")
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas)
-
-
-def warmup_cosine_lr(step: int, max_lr: float, warmup_steps: int, total_steps: int, min_ratio: float = 0.1) -> float:
-    """Linear warm-up to ``max_lr``, then cosine decay to ``min_ratio * max_lr`` at ``total_steps``."""
-    if step < warmup_steps:
-        return max_lr * (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return max_lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

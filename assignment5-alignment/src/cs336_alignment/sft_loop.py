@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from cs336_basics.optimizer import lr_cosine_schedule
 from cs336_basics.toolkit.device import autocast_context
 from tqdm import tqdm
 
 from cs336_alignment.log_probs import get_response_log_probs
 from cs336_alignment.losses import masked_mean
-from cs336_alignment.optim import clip_and_step, make_optimizer, set_lr, warmup_cosine_lr
+from cs336_alignment.optim import clip_and_step, make_optimizer, set_lr
 from cs336_alignment.tokenization import tokenize_prompt_and_output
 from cs336_alignment.train_steps import sft_microbatch_train_step
 
@@ -33,7 +34,7 @@ class SFTConfig:
     batch_size: int = field(default=32, metadata={"help": "examples per optimiser step"})
     gradient_accumulation_steps: int = field(default=4, metadata={"help": "micro-batches per optimiser step"})
     lr: float = field(default=1e-5, metadata={"help": "peak learning rate"})
-    warmup_steps: int = field(default=0, metadata={"help": "steps of linear warm-up before the cosine decay"})
+    warmup_steps: int = field(default=0, metadata={"help": "linear warm-up steps from 0, then cosine to lr / 10"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "clip the gradient norm to this (0: no clipping)"})
     normalize_constant: float = field(default=1.0, metadata={"help": "divide each sequence's summed NLL by this"})
@@ -106,7 +107,7 @@ def train_sft(
     loop_started = time.perf_counter()
     for step in range(cfg.sft_steps):
         started = time.perf_counter()
-        lr = warmup_cosine_lr(step, cfg.lr, cfg.warmup_steps, cfg.sft_steps)
+        lr = lr_cosine_schedule(step, cfg.lr, 0.1 * cfg.lr, cfg.warmup_steps, cfg.sft_steps)
         set_lr(optimizer, lr)
         sums = {"loss": 0.0, "nll_per_token": 0.0, "entropy": 0.0}
         for _ in range(cfg.gradient_accumulation_steps):
