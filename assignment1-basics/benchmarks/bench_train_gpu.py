@@ -32,7 +32,9 @@ from cs336_basics.accounting import count_parameters, training_flops_per_token  
 from cs336_basics.model import ModelConfig, TransformerLM  # noqa: E402
 from cs336_basics.nn_utils import cross_entropy  # noqa: E402
 from cs336_basics.optimizer import AdamW  # noqa: E402
+from cs336_basics.toolkit.atomic import write_json_atomic, write_text_atomic  # noqa: E402
 from cs336_basics.toolkit.device import autocast_context  # noqa: E402
+from cs336_basics.toolkit.tables import markdown_table  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
@@ -194,8 +196,7 @@ def _profile(train_step, device: torch.device, path: Path) -> None:
             train_step(i)
         _sync(device)
     sort_by = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(prof.key_averages().table(sort_by=sort_by, row_limit=40, max_name_column_width=90))
+    write_text_atomic(path, prof.key_averages().table(sort_by=sort_by, row_limit=40, max_name_column_width=90))
 
 
 def _sync(device: torch.device) -> None:
@@ -210,20 +211,24 @@ def _peak_tflops(device: torch.device) -> float | None:
     return next((peak for key, peak in PEAK_BF16_TFLOPS.items() if key in name), None)
 
 
-def markdown_table(results: list[dict]) -> str:
+def results_table(results: list[dict]) -> str:
     base = next(r["tokens_per_second"] for r in results if r["model"] == r["loss"] == "torch.nn")
-    lines = [
-        "| model | loss | ms/step | tokens/s | TFLOP/s | MFU | speed vs torch.nn | first loss | peak GiB |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    headers = ["model", "loss", "ms/step", "tokens/s", "TFLOP/s", "MFU", "speed vs torch.nn", "first loss", "peak GiB"]
+    rows = [
+        [
+            r["model"],
+            r["loss"],
+            f"{r['ms_per_step']:.1f}",
+            f"{r['tokens_per_second']:,.0f}",
+            f"{r['tflops']:.1f}",
+            f"{100 * r['mfu']:.1f}%" if r.get("mfu") is not None else "n/a",
+            f"{r['tokens_per_second'] / base:.3f}x",
+            f"{r['first_loss']:.4f}",
+            f"{r['peak_memory_gib']:.1f}" if r["peak_memory_gib"] is not None else "n/a",
+        ]
+        for r in results
     ]
-    for r in results:
-        mfu = f"{100 * r['mfu']:.1f}%" if r.get("mfu") is not None else "n/a"
-        memory = f"{r['peak_memory_gib']:.1f}" if r["peak_memory_gib"] is not None else "n/a"
-        lines.append(
-            f"| {r['model']} | {r['loss']} | {r['ms_per_step']:.1f} | {r['tokens_per_second']:,.0f} "
-            f"| {r['tflops']:.1f} | {mfu} | {r['tokens_per_second'] / base:.3f}x | {r['first_loss']:.4f} | {memory} |"
-        )
-    return "\n".join(lines)
+    return markdown_table(headers, rows, align="llrrrrrrr")
 
 
 def main() -> None:
@@ -266,14 +271,13 @@ def main() -> None:
         "peak_tflops": args.peak_tflops,
         "results": results,
     }
-    table = markdown_table(results)
+    table = results_table(results)
     print(json.dumps(info, indent=2))
     print(f"\n{info['device']}, torch {torch.__version__}, batch {args.batch_size} x {cfg.context_length}\n")
     print(table)
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "bench_train_gpu.json").write_text(json.dumps(info, indent=2))
-        (args.out / "bench_train_gpu.md").write_text(table + "\n")
+        write_json_atomic(args.out / "bench_train_gpu.json", info)
+        write_text_atomic(args.out / "bench_train_gpu.md", table + "\n")
 
 
 if __name__ == "__main__":
