@@ -4,6 +4,8 @@ import pytest
 import torch
 from cs336_alignment.log_probs import model_logits
 from cs336_alignment.sampling import KVCacheSampler, SamplingParams
+from cs336_alignment.sampling.decoders import decoder_for
+from cs336_basics.generate import sample_continuations
 
 from .conftest import tiny_basics_lm, tiny_llama
 
@@ -60,3 +62,26 @@ def test_stop_strings_and_n_samples_with_a_text_tokenizer(arith_tokenizer):
             assert c.text == decoded and (c.finish_reason == "stop") == (len(c.token_ids) < 40)
     again = sampler.generate(prompts, params)
     assert [c.token_ids for c in again] == [c.token_ids for c in first]
+
+
+@pytest.mark.parametrize("family", ["hf_static_cache", "hf_dynamic_cache", "cs336_basics"])
+def test_dropping_finished_rows_keeps_every_decoders_greedy_tokens(family):
+    """12 rows ending at different steps: the static cache moves the live rows into its 8-row bucket on the way."""
+    model = tiny_basics_lm(300).eval() if family == "cs336_basics" else tiny_llama(1)
+    gen = torch.Generator().manual_seed(0)
+    prompts = [torch.randint(1, 300, (1 + i % 7,), generator=gen).tolist() for i in range(12)]
+
+    def decode(drop_finished):
+        return sample_continuations(
+            decoder_for(model, 16, static_cache=family == "hf_static_cache", cuda_graphs=False),
+            prompts,
+            12,
+            temperature=0.0,
+            device=torch.device("cpu"),
+            stop=lambda tokens: len(tokens) >= 2 + tokens[0] % 9,  # a row's length follows its first token
+            drop_finished=drop_finished,
+        )
+
+    dropped = decode(True)
+    assert dropped == decode(False)
+    assert len({len(tokens) for tokens, _ in dropped}) > 3
