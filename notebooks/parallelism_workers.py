@@ -17,7 +17,8 @@ import torch
 import torch.distributed as dist
 from communication_log import CommunicationLog
 from cs336_basics.layers import SwiGLU
-from cs336_basics.model import ModelConfig, TransformerLM
+from cs336_basics.model import TransformerLM
+from cs336_basics.model_config import ModelConfig
 from cs336_basics.nn_utils import cross_entropy
 from cs336_basics.optimizer import AdamW
 from cs336_systems.ddp import BucketedDDP

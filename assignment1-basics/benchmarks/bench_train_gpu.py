@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from cs336_basics.accounting import count_parameters, training_flops_per_token  # noqa: E402
-from cs336_basics.model import ModelConfig, TransformerLM  # noqa: E402
+from cs336_basics.model import TransformerLM  # noqa: E402
+from cs336_basics.model_config import ModelConfig  # noqa: E402
 from cs336_basics.nn_utils import cross_entropy  # noqa: E402
 from cs336_basics.optimizer import AdamW  # noqa: E402
 from cs336_basics.toolkit.atomic import write_json_atomic, write_text_atomic  # noqa: E402

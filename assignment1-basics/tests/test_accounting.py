@@ -22,7 +22,8 @@ from cs336_basics.accounting import (
     training_flops_per_token,
     training_step_flops,
 )
-from cs336_basics.model import ModelConfig, TransformerLM
+from cs336_basics.model import TransformerLM
+from cs336_basics.model_config import ModelConfig
 from cs336_basics.toolkit.cli import parse_config
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode

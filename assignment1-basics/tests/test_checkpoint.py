@@ -5,7 +5,8 @@ import io
 import pytest
 import torch
 from cs336_basics.checkpoint import content_checksum, load_checkpoint, read_checkpoint, save_checkpoint
-from cs336_basics.model import ModelConfig, TransformerLM
+from cs336_basics.model import TransformerLM
+from cs336_basics.model_config import ModelConfig
 from cs336_basics.optimizer import AdamW
 
 CFG = ModelConfig(vocab_size=50, context_length=8, d_model=16, num_layers=1, num_heads=2, d_ff=32)

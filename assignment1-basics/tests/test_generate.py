@@ -12,7 +12,8 @@ from cs336_basics.generate import (
     sample_continuations,
     sample_next_token,
 )
-from cs336_basics.model import ModelConfig, TransformerLM
+from cs336_basics.model import TransformerLM
+from cs336_basics.model_config import ModelConfig
 
 CFG = ModelConfig(vocab_size=40, context_length=20, d_model=32, num_layers=2, num_heads=4, d_ff=48)
 

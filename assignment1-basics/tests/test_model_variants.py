@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 from cs336_basics.accounting import count_parameters
-from cs336_basics.model import KVCache, ModelConfig, TransformerLM, matched_d_ff
+from cs336_basics.model import KVCache, TransformerLM, matched_d_ff
+from cs336_basics.model_config import ModelConfig
 
 BASE = ModelConfig(vocab_size=53, context_length=16, d_model=24, num_layers=2, num_heads=3, d_ff=40, rope_theta=500.0)
 

@@ -5,7 +5,8 @@ import copy
 
 import pytest
 import torch
-from cs336_basics.model import ModelConfig, TransformerLM
+from cs336_basics.model import TransformerLM
+from cs336_basics.model_config import ModelConfig
 from cs336_basics.muon import NEWTON_SCHULZ_COEFFICIENTS, Muon, muon_param_groups, newton_schulz_orthogonalize
 from cs336_basics.optimizer import lr_trapezoidal_schedule
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from cs336_basics.model import ModelConfig
+from cs336_basics.model_config import ModelConfig
 from cs336_basics.toolkit.tables import records_table
 from cs336_systems.data_parallel_setups import build_setup
 from cs336_systems.ddp import BucketedDDP, FlatDDP, NaiveDDP, OverlapDDP

@@ -4,7 +4,8 @@ import copy
 
 import pytest
 import torch
-from cs336_basics.model import ModelConfig, TransformerLM
+from cs336_basics.model import TransformerLM
+from cs336_basics.model_config import ModelConfig
 from cs336_basics.nn_utils import cross_entropy
 from cs336_systems.activation_checkpointing import checkpoint_blocks, saved_activation_bytes
 

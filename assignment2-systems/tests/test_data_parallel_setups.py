@@ -8,7 +8,7 @@ import weakref
 import pytest
 import torch
 import torch.nn.functional as F
-from cs336_basics.model import ModelConfig
+from cs336_basics.model_config import ModelConfig
 from cs336_basics.toolkit.tables import records_table
 from cs336_systems.data_parallel_setups import build_setup, validate_setup_name
 from cs336_systems.distributed_report import reduce_over_ranks, write_results

@@ -103,7 +103,8 @@ def test_gradient_accumulation_with_no_sync():
 
 
 def _transformer_ddp(ctx: DistributedContext) -> None:
-    from cs336_basics.model import ModelConfig, TransformerLM
+    from cs336_basics.model import TransformerLM
+    from cs336_basics.model_config import ModelConfig
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

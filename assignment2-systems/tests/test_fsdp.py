@@ -347,7 +347,8 @@ def counted_collectives() -> Iterator[Counter]:
 
 
 def _transformer_collectives_and_training(ctx: DistributedContext) -> None:
-    from cs336_basics.model import ModelConfig, TransformerLM
+    from cs336_basics.model import TransformerLM
+    from cs336_basics.model_config import ModelConfig
 
     torch.set_num_threads(1)
     config = ModelConfig(vocab_size=31, context_length=8, d_model=16, num_layers=3, num_heads=2, d_ff=24)

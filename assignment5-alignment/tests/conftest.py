@@ -71,7 +71,8 @@ def arith_tokenizer(tmp_path_factory):
 
 
 def tiny_basics_lm(vocab_size: int, seed: int = 0):
-    from cs336_basics.model import ModelConfig, TransformerLM
+    from cs336_basics.model import TransformerLM
+    from cs336_basics.model_config import ModelConfig
 
     torch.manual_seed(seed)
     return TransformerLM(

@@ -6,7 +6,8 @@ import torch
 import torch.distributed as dist
 from communication_log import CommunicationLog, ring_bytes_sent
 from cs336_basics.layers import SwiGLU
-from cs336_basics.model import ModelConfig, TransformerLM
+from cs336_basics.model import TransformerLM
+from cs336_basics.model_config import ModelConfig
 from cs336_systems.distributed_utils import find_free_port
 from model_parallel import PipelineStage, TensorParallelSwiGLU, shard_range, stage_layers
 

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from cs336_basics.model import ModelConfig, TransformerLM
+from cs336_basics.model import TransformerLM
+from cs336_basics.model_config import ModelConfig
 from torch import nn
 from torch.optim import Optimizer
 

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from cs336_basics.model import ModelConfig, TransformerLM
+from cs336_basics.model import TransformerLM
+from cs336_basics.model_config import ModelConfig
 from cs336_basics.toolkit.atomic import atomic_output, write_json_atomic
 from cs336_basics.toolkit.metrics import MetricsLogger
 

@@ -13,7 +13,8 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 
 import torch
-from cs336_basics.model import ModelConfig, TransformerLM
+from cs336_basics.model import TransformerLM
+from cs336_basics.model_config import ModelConfig
 from cs336_basics.model_sizes import MODEL_SIZES, model_config
 from cs336_basics.nn_utils import cross_entropy
 from cs336_basics.optimizer import AdamW
