@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import torch
 from cs336_basics.checkpoint import read_checkpoint
 from cs336_basics.model_config import ModelConfig
 from cs336_basics.train import train
-from cs336_basics.train_config import TrainConfig
+from cs336_basics.train_config import TrainConfig, warn_if_warmup_outlasts
 from cs336_basics.vocab_files import save_vocab_merges
 
 TINY = ModelConfig(vocab_size=64, context_length=16, d_model=32, num_layers=1, num_heads=2, d_ff=64)
@@ -108,3 +109,11 @@ def test_vocabulary_size_comes_from_the_tokenizer_and_must_agree_with_a_given_on
 def test_a_warmup_longer_than_the_run_is_warned_about(token_file):
     with pytest.warns(UserWarning, match="warmup_iters=100 is longer than the run"):
         TrainConfig(train_data=token_file, warmup_iters=100, max_iters=10)
+
+
+def test_a_warmup_longer_than_a_time_budgeted_run_is_warned_about_once_its_length_is_known():
+    with pytest.warns(UserWarning, match="warmup_iters=100 is longer than the run \\(39 steps\\)"):
+        warn_if_warmup_outlasts(100, 39)  # what train() calls after fitting the run to its time budget
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_warmup_outlasts(39, 39)
