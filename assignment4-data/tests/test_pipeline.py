@@ -53,9 +53,9 @@ def test_pipeline_end_to_end_and_resume(tmp_path, corpus, gpt2_files):
     inputs, chunks = corpus
     config = PipelineConfig(
         inputs=inputs,
-        output_dir=tmp_path / "out",
-        vocab_path=gpt2_files[0],
-        merges_path=gpt2_files[1],
+        out_dir=tmp_path / "out",
+        vocab=gpt2_files[0],
+        merges=gpt2_files[1],
         minhash=MinHashConfig(num_hashes=64, num_bands=16, ngrams=5, jaccard_threshold=0.8),
     )
     stats = run_pipeline(config, LocalExecutor(workers=1, progress=False))
@@ -144,7 +144,7 @@ def test_bad_input_is_counted_not_fatal(tmp_path):
     (tmp_path / "in" / "garbage.warc.gz").write_bytes(b"\x1f\x8b" + b"not a warc" * 100)
     pages = [("http://ok", _page(chunk)), ("http://bytes", b"\xff\xfe\x00\x81\x9d\x8f" * 50), ("http://empty", b"")]
     write_warc(tmp_path / "in" / "pages.warc.gz", pages)
-    config = PipelineConfig(inputs=sorted((tmp_path / "in").iterdir()), output_dir=tmp_path / "out")
+    config = PipelineConfig(inputs=sorted((tmp_path / "in").iterdir()), out_dir=tmp_path / "out")
     c = run_pipeline(config, LocalExecutor(workers=1, progress=False)).counts
     assert c["read"]["error:corrupt_file"] == 1 and c["read"]["in"] == c["read"]["kept"] == 3
     assert c["extract"]["in"] == 3 and c["extract"]["dropped:empty"] >= 1
@@ -166,7 +166,7 @@ def test_damaged_members_are_counted_and_later_records_read(tmp_path):
     (tmp_path / "in").mkdir()
     shard = tmp_path / "in" / "damaged.warc.gz"
     shard.write_bytes(members[0] + gzip.compress(b"") + members[1] + members[2][:50] + members[3])
-    config = PipelineConfig(inputs=[shard], output_dir=tmp_path / "out")
+    config = PipelineConfig(inputs=[shard], out_dir=tmp_path / "out")
     c = run_pipeline(config, LocalExecutor(workers=1, progress=False)).counts["read"]
     assert (c["in"], c["kept"], c["dropped:unreadable_record"], c["skipped:empty_gzip_member"]) == (4, 3, 1, 1)
     finals = (tmp_path / "out" / "final" / "000000.jsonl").read_text().splitlines()

