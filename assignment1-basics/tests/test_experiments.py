@@ -205,3 +205,18 @@ def test_speedrun_summary_compares_each_ablation_with_its_reference():
     assert summary["target_loss"] == 3.0
     assert [b["reached"] for b in summary["budgets"]] == [True, False]
     assert summary["tricks"] == [{"trick": "relu2", "seed": 0, "val_loss": 3.0, "change": pytest.approx(0.1)}]
+
+
+def test_main_experiment_trains_then_writes_samples_and_no_checkpoint(corpus, tmp_path):
+    cfg, summary = corpus
+    main = ExperimentConfig(
+        "main_experiment", corpus=summary["config"]["out_dir"], out_dir=str(tmp_path), seconds=0.5, model=TINY,
+        batch_size=4, compile=False, device="cpu", evaluations=1, eval_batches=1, eval_batch_size=2,
+        final_eval_batches=1, main_config="speedrun", muon_lrs=[0.02], samples=2, sample_tokens=8,
+    )  # fmt: skip
+    results = run_experiment(main)
+    out = tmp_path / "main_experiment"
+    assert [r["name"] for r in results["runs"]] == ["main_speedrun"] and results["runs"][0]["optimizer"] == "muon"
+    assert [s["prompt"] for s in results["samples"]] == ["Once upon a time", "The function returns"]
+    assert "## Prompt: 'The function returns'" in (out / "samples.md").read_text()
+    assert not list(out.rglob("checkpoint.pt"))

@@ -35,8 +35,10 @@ from typing import Any
 import torch
 
 from cs336_basics.model import ModelConfig, matched_d_ff
-from cs336_basics.toolkit.atomic import atomic_output, write_text_atomic
+from cs336_basics.toolkit.atomic import write_text_atomic
+from cs336_basics.toolkit.figures import pyplot, save_figure
 from cs336_basics.toolkit.metrics import read_metrics
+from cs336_basics.toolkit.tables import markdown_table
 from cs336_basics.train import TrainConfig, train
 
 EXPERIMENTS = ("learning_rate", "batch_size", "ablations", "speedrun", "main_experiment")
@@ -349,9 +351,9 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
 def memory_probe(cfg: ExperimentConfig, batches: list[int]) -> list[dict[str, Any]]:
     """One eager training step at each batch size: its peak memory, or that it does not fit."""
     from cs336_basics.data import get_batch, load_tokens
-    from cs336_basics.device import autocast_context, select_device
     from cs336_basics.model import TransformerLM
     from cs336_basics.nn_utils import cross_entropy
+    from cs336_basics.toolkit.device import autocast_context, select_device
 
     device = select_device(cfg.device)
     if device.type != "cuda":
@@ -382,38 +384,24 @@ def machine() -> dict[str, str]:
 
 def table_lines(runs: list[dict[str, Any]]) -> list[str]:
     """One markdown row per run."""
-    header = "| run | seed | lr | batch | steps | tokens (M) | train s | tokens/s | final val loss | status |"
-    lines = [header, "|" + " --- |" * 10]
+    headers = ["run", "seed", "lr", "batch", "steps", "tokens (M)", "train s", "tokens/s", "final val loss", "status"]
+    rows = []
     for r in runs:
-        loss = f"{r['val_loss']:.4f}" if r.get("val_loss") is not None else "-"
         lr = f"{r['max_lr']:.3g}" + (f" (Muon {r['muon_lr']:g})" if r.get("muon_lr") else "")
         if r["status"] == "out_of_memory":
-            lines.append(
-                f"| {r['group']} | {r['seed']} | {lr} | {r['batch_size']} | - | - | - | - | - | out of memory |"
-            )
+            rows.append([r["group"], r["seed"], lr, r["batch_size"], "-", "-", "-", "-", "-", "out of memory"])
             continue
-        lines.append(
-            f"| {r['group']} | {r['seed']} | {lr} | {r['batch_size']} | {r['iterations']:,} | {r['tokens'] / 1e6:.1f} "
-            f"| {r['train_seconds']:.1f} | {r['tokens_per_second'] / 1e6:.2f} M | {loss} | {r['status']} |"
-        )
-    return lines
-
-
-def _save(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    with atomic_output(path) as f:
-        fig.savefig(f, dpi=120, format="png")
-    plt.close(fig)
+        loss = f"{r['val_loss']:.4f}" if r.get("val_loss") is not None else "-"
+        rows.append([
+            r["group"], r["seed"], lr, r["batch_size"], f"{r['iterations']:,}", f"{r['tokens'] / 1e6:.1f}",
+            f"{r['train_seconds']:.1f}", f"{r['tokens_per_second'] / 1e6:.2f} M", loss, r["status"],
+        ])  # fmt: skip
+    return markdown_table(headers, rows).split("\n")
 
 
 def plot_curves(out: Path, runs: list[dict[str, Any]], title: str) -> None:
     """Validation loss against steps and against training seconds; one colour per group, one style per seed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     groups = list(dict.fromkeys(r["group"] for r in runs if r["status"] != "out_of_memory"))
     colours = {g: plt.cm.tab20(i % 20) if len(groups) > 10 else plt.cm.tab10(i) for i, g in enumerate(groups)}
     finite = [r["val_loss"] for r in runs if r.get("val_loss") is not None]
@@ -443,17 +431,12 @@ def plot_curves(out: Path, runs: list[dict[str, Any]], title: str) -> None:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
         fig.tight_layout()
-        _save(fig, out / name)
+        save_figure(fig, out / name)
 
 
 def plot_final_loss(out: Path, runs: list[dict[str, Any]], x_key: str, x_label: str, name: str) -> None:
     """Final validation loss against one swept setting (log axis); diverged runs are marked at the top."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = pyplot().subplots(figsize=(6, 4))
     ok = [r for r in runs if r["status"] == "ok"]
     bad = [r for r in runs if r["status"] == "diverged"]
     ax.plot([r[x_key] for r in ok], [r["val_loss"] for r in ok], "o", color="C0", label="finished")
@@ -466,17 +449,17 @@ def plot_final_loss(out: Path, runs: list[dict[str, Any]], x_key: str, x_label: 
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    _save(fig, out / name)
+    save_figure(fig, out / name)
 
 
 def write_samples(cfg: ExperimentConfig, out: Path, checkpoint: Path) -> list[dict[str, str]]:
     """Nucleus samples from the main run's checkpoint, written to ``samples.md``."""
     from cs336_basics.checkpoint import read_checkpoint
-    from cs336_basics.device import select_device
     from cs336_basics.english_corpus import END_OF_TEXT
     from cs336_basics.generate import generate_batch
     from cs336_basics.model import TransformerLM
     from cs336_basics.tokenizer import Tokenizer
+    from cs336_basics.toolkit.device import select_device
 
     corpus = Path(cfg.corpus)
     tokenizer = Tokenizer.from_files(corpus / "vocab.json", corpus / "merges.txt", special_tokens=[END_OF_TEXT])
@@ -559,18 +542,15 @@ def write_outputs(
     lines = table_lines(runs)
     if cfg.experiment == "speedrun":
         results["speedrun"] = speedrun_summary(runs, cfg.seconds)
-        lines += [f"\nTarget: the baseline's final validation loss {results['speedrun']['target_loss']:.4f} "
-                  f"in {cfg.seconds:g} s.\n", "| speedrun run | time (x baseline) | final val loss | reached |",
-                  "| --- | --- | --- | --- |"]  # fmt: skip
-        for row in results["speedrun"]["budgets"]:
-            lines.append(f"| {row['name']} | {row['fraction']:g} | {row['val_loss']:.4f} | {row['reached']} |")
+        summary = results["speedrun"]
+        budgets = [[b["name"], f"{b['fraction']:g}", f"{b['val_loss']:.4f}", b["reached"]] for b in summary["budgets"]]
+        tricks = [[t["trick"], t["seed"], f"{t['val_loss']:.4f}", f"{t['change']:+.4f}"] for t in summary["tricks"]]
         lines += [
+            f"\nTarget: the baseline's final validation loss {summary['target_loss']:.4f} in {cfg.seconds:g} s.\n",
+            markdown_table(["speedrun run", "time (x baseline)", "final val loss", "reached"], budgets),
             "",
-            "| trick removed | seed | final val loss | change vs full speedrun |",
-            "| --- | --- | --- | --- |",
+            markdown_table(["trick removed", "seed", "final val loss", "change vs full speedrun"], tricks),
         ]
-        for row in results["speedrun"]["tricks"]:
-            lines.append(f"| {row['trick']} | {row['seed']} | {row['val_loss']:.4f} | {row['change']:+.4f} |")
     write_text_atomic(out / "table.md", "\n".join(lines) + "\n")
     if plots and runs:
         plot_curves(out, runs, f"{cfg.experiment}: {cfg.seconds:g} s per run ({results['machine']['gpu']})")
