@@ -72,9 +72,14 @@ class FakeClock:
     def __call__(self) -> float:
         return self.now
 
-    def batches_cost_a_millisecond(self, get_batch):
+    def batches_cost_a_millisecond(self, get_batch, slower_after: int | None = None):
+        """Every batch drawn costs 1 ms, or 2 ms once ``slower_after`` batches have been drawn."""
+        drawn = 0
+
         def timed(*args, **kwargs):
-            self.now += 0.001
+            nonlocal drawn
+            drawn += 1
+            self.now += 0.002 if slower_after is not None and drawn > slower_after else 0.001
             return get_batch(*args, **kwargs)
 
         return timed
@@ -109,6 +114,18 @@ def test_time_budget_fixes_the_length_and_the_clock_excludes_validation(corpus, 
     seconds = [r["train_seconds"] for r in records]
     assert seconds == sorted(seconds)
     assert [r["step"] for r in records if "val_loss" in r] == [30, 45, 60]  # every quarter once the length is fixed
+
+
+def test_time_budget_refits_the_length_when_steps_slow_down(corpus, tmp_path, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(train_module.time, "perf_counter", clock)
+    batches = clock.batches_cost_a_millisecond(train_module.get_batch, slower_after=40)
+    monkeypatch.setattr(train_module, "get_batch", batches)
+    summary = train(_config(corpus, tmp_path, max_iters=10**9, time_budget=0.1, evaluations=10, eval_batches=1))
+    # Timed at 1 ms per step, 100 steps would fit; from the 40th batch on a step takes 2 ms. Fixed at 100 steps the
+    # run would take about 0.16 s; re-fitted at each validation it ends within a few steps of the budget.
+    assert summary["train_seconds"] == pytest.approx(0.1, abs=0.006)
+    assert summary["iterations"] < 80
 
 
 def test_time_budget_runs_cannot_resume():

@@ -6,8 +6,10 @@ the batches the uninterrupted run would have seen.
 
 Wall time is measured as *training* time: the steps' own time, without validation, checkpoints and the first
 :data:`WARMUP_STEPS` steps (``torch.compile`` and CUDA start-up), which are counted at the measured speed instead.
-With ``time_budget`` the run times :data:`TIMING_STEPS` steps after those, then fixes its length to the steps that
-fit, so the schedule ends exactly at the budget. Runs compared "at equal wall time" use this clock.
+With ``time_budget`` the run times :data:`TIMING_STEPS` steps after those, fixes its length to the steps that fit,
+and re-fits the length at every validation to the speed measured since the previous one, so the schedule ends at the
+budget even when steps slow down after the first ones (a launch-bound optimizer, a GPU that clocks down). Runs
+compared "at equal wall time" use this clock.
 """
 
 from __future__ import annotations
@@ -114,6 +116,14 @@ class TrainingClock:
         self.unmeasured_steps = 0
         self._started = False
         self._since: float | None = None
+        self._mark = (0.0, 0)
+
+    def steps_left(self, budget: float) -> int:
+        """Steps that fit in what is left of ``budget`` at the speed measured since the previous call (at least
+        one step must have been measured in between), so a run whose steps slow down still ends on time."""
+        seconds, steps = self.measured - self._mark[0], self.measured_steps - self._mark[1]
+        self._mark = (self.measured, self.measured_steps)
+        return max(0, round((budget - self.seconds) * steps / seconds)) if seconds > 0 else 0
 
     def start(self, steps_before: int) -> None:
         self.unmeasured_steps, self._started = steps_before, True
@@ -204,9 +214,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             if cfg.time_budget is not None and it == timing_done:
                 loss.item()
                 clock.pause(it)
-                total_iters = max(it + 1, it + round((cfg.time_budget - clock.seconds) / clock.step_seconds))
+                total_iters = max(it + 1, it + clock.steps_left(cfg.time_budget))
                 warn_if_warmup_outlasts(cfg.warmup_iters, total_iters)
-                log_interval = max(1, total_iters // 200)
+                log_interval = max(1, total_iters // 50)
                 eval_interval = max(1, total_iters // cfg.evaluations) if cfg.evaluations else eval_interval
                 bar.total = total_iters
                 bar.write(f"{1e3 * clock.step_seconds:.1f} ms/step: {total_iters} steps fit {cfg.time_budget:.0f}s")
@@ -231,6 +241,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                     tokens=it * tokens_per_step,
                 )
                 bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
+                if cfg.time_budget is not None and it > timing_done and evaluate_now and not last:
+                    total_iters = max(it + 1, it + clock.steps_left(cfg.time_budget))  # re-fit to the recent speed
+                    bar.total = total_iters
                 if evaluate_now:
                     final_batches = cfg.final_eval_batches if last else None
                     val_loss = evaluate(model, valid_tokens, cfg, device, final_batches)
