@@ -9,8 +9,16 @@ Experiments: learning_rate, batch_size, ablations, speedrun, main_experiment (se
 
 from __future__ import annotations
 
-from cs336_basics.experiments import ExperimentConfig, run_experiment
+from cs336_basics.experiment_config import ExperimentConfig
 from cs336_basics.toolkit.cli import parse_config
 
+
+def main() -> None:
+    cfg = parse_config(ExperimentConfig)
+    from cs336_basics.experiments import run_experiment  # torch: after --help
+
+    run_experiment(cfg)
+
+
 if __name__ == "__main__":
-    run_experiment(parse_config(ExperimentConfig))
+    main()

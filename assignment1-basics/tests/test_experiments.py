@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 from cs336_basics import train as train_module
+from cs336_basics.experiment_config import ExperimentConfig
 from cs336_basics.experiment_corpus import ExperimentCorpusConfig, build_experiment_corpus
-from cs336_basics.experiments import ExperimentConfig, peak_loss, run_experiment, run_status
+from cs336_basics.experiments import peak_loss, run_experiment, run_status
 from cs336_basics.model import ModelConfig
 from cs336_basics.tokenizer import Tokenizer
 from cs336_basics.train import TrainConfig, train
@@ -209,6 +210,7 @@ def test_speedrun_summary_compares_each_ablation_with_its_reference():
             "val_loss": loss,
             "seed": 0,
             "time_budget": budget,
+            "train_seconds": budget * 1.05,
             "reference": reference,
         }
 
@@ -221,6 +223,7 @@ def test_speedrun_summary_compares_each_ablation_with_its_reference():
     summary = speedrun_summary(runs, seconds=20.0)
     assert summary["target_loss"] == 3.0
     assert [b["reached"] for b in summary["budgets"]] == [True, False]
+    assert summary["budgets"][0]["measured_fraction"] == pytest.approx(0.6)
     assert summary["tricks"] == [{"trick": "relu2", "seed": 0, "val_loss": 3.0, "change": pytest.approx(0.1)}]
 
 

@@ -28,92 +28,21 @@ import math
 import platform
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from cs336_basics.model import ModelConfig, matched_d_ff
+from cs336_basics.experiment_config import SPEEDRUN_TRICKS, ExperimentConfig
+from cs336_basics.model import matched_d_ff
+from cs336_basics.model_config import ModelConfig
 from cs336_basics.toolkit.atomic import write_text_atomic
 from cs336_basics.toolkit.figures import pyplot, save_figure
 from cs336_basics.toolkit.metrics import read_metrics
 from cs336_basics.toolkit.tables import markdown_table
-from cs336_basics.train import TrainConfig, train
-
-EXPERIMENTS = ("learning_rate", "batch_size", "ablations", "speedrun", "main_experiment")
-SPEEDRUN_TRICKS = ("muon", "relu2", "qk_norm", "zero_init_output", "trapezoidal")
-SPEEDRUN_PARTS = ("baseline", "budgets", "ablations")
-
-
-@dataclass
-class ExperimentConfig:
-    """A named experiment on a corpus built by ``build_experiment_corpus.py`` (every field is a flag)."""
-
-    experiment: str = field(metadata={"help": f"one of {', '.join(EXPERIMENTS)}"})
-    corpus: str = field(default="runs/experiment_corpus", metadata={"help": "train.bin, valid.bin, vocab, merges"})
-    out_dir: str = field(default="runs/experiments", metadata={"help": "results go to out_dir/<experiment>/"})
-    seconds: float = field(default=30.0, metadata={"help": "training time of each run (compile, eval excluded)"})
-    seeds: list[int] = field(default_factory=lambda: [0], metadata={"help": "seeds of every configuration"})
-    lr: float = field(default=3e-3, metadata={"help": "the baseline's peak learning rate (unless --lr_from)"})
-    lr_from: str | None = field(default=None, metadata={"help": "results.json of learning_rate: use its best rate"})
-    learning_rates: list[float] = field(
-        default_factory=lambda: [1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2, 3.2e-2, 1e-1],
-        metadata={"help": "learning_rate: the rates swept"},
-    )
-    batch_sizes: list[int] = field(
-        default_factory=lambda: [1, 8, 32, 128, 512, 2048], metadata={"help": "batch_size: the sizes swept"}
-    )
-    memory_probe_batches: list[int] = field(
-        default_factory=lambda: [4096, 8192, 16384], metadata={"help": "batch_size: larger sizes tried for memory"}
-    )
-    speedrun_fractions: list[float] = field(
-        default_factory=lambda: [0.4, 0.5, 0.6], metadata={"help": "speedrun: budgets as fractions of seconds"}
-    )
-    muon_lrs: list[float] = field(default_factory=lambda: [0.02, 0.04], metadata={"help": "speedrun: Muon rates"})
-    speedrun_adam_lrs: list[float] = field(
-        default_factory=list, metadata={"help": "speedrun: AdamW rates of embedding, head and gains (default: lr)"}
-    )
-    speedrun_parts: list[str] = field(
-        default_factory=lambda: list(SPEEDRUN_PARTS), metadata={"help": "speedrun: which of baseline budgets ablations"}
-    )
-    batch_size: int = 128
-    model: ModelConfig = field(default_factory=ModelConfig)
-    compile: bool = True
-    device: str = "auto"
-    evaluations: int = field(default=12, metadata={"help": "validations during each run"})
-    eval_batches: int = 8
-    eval_batch_size: int = 64
-    final_eval_batches: int = field(default=64, metadata={"help": "batches of each run's last validation"})
-    main_config: str = field(default="speedrun", metadata={"help": "main_experiment: speedrun or baseline"})
-    samples: int = field(default=3, metadata={"help": "main_experiment: samples generated"})
-    sample_tokens: int = 256
-    temperature: float = 0.8
-    top_p: float = 0.9
-    progress: bool = False
-    merge_from: list[str] = field(
-        default_factory=list, metadata={"help": "instead of running: combine these result folders of the experiment"}
-    )
-
-    def __post_init__(self):
-        if self.experiment not in EXPERIMENTS:
-            raise ValueError(f"experiment must be one of {EXPERIMENTS}, got {self.experiment!r}")
-        if self.seconds <= 0 or not self.seeds:
-            raise ValueError("seconds must be positive and seeds non-empty")
-        if self.main_config not in ("speedrun", "baseline"):
-            raise ValueError(f"main_config must be 'speedrun' or 'baseline', got {self.main_config!r}")
-        unknown = set(self.speedrun_parts) - set(SPEEDRUN_PARTS)
-        if unknown or not self.speedrun_parts:
-            raise ValueError(
-                f"speedrun_parts must be a non-empty subset of {SPEEDRUN_PARTS}, got {self.speedrun_parts}"
-            )
-        if not self.muon_lrs:
-            raise ValueError("muon_lrs must not be empty")
-
-    @property
-    def adam_lrs(self) -> list[float]:
-        """The speedrun's AdamW rates: ``speedrun_adam_lrs``, or the baseline's rate."""
-        return self.speedrun_adam_lrs or [self.lr]
+from cs336_basics.train import train
+from cs336_basics.train_config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -363,7 +292,7 @@ def memory_probe(cfg: ExperimentConfig, batches: list[int]) -> list[dict[str, An
     for batch in batches:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-        model = TransformerLM.from_config(cfg.model, device=device)
+        model = TransformerLM(cfg.model, device=device)
         try:
             x, y = get_batch(tokens, batch, cfg.model.context_length, device)
             with autocast_context(device):
@@ -466,7 +395,7 @@ def write_samples(cfg: ExperimentConfig, out: Path, checkpoint: Path) -> list[di
     device = select_device(cfg.device)
     payload = read_checkpoint(checkpoint)
     model_cfg = ModelConfig(**payload["model_config"])
-    model = TransformerLM.from_config(model_cfg, device=device)
+    model = TransformerLM(model_cfg, device=device)
     model.load_state_dict(payload["model"])
     model.eval()
     prompts = ["Once upon a time", "The function returns", "In the beginning"][: cfg.samples]
@@ -495,10 +424,12 @@ def speedrun_summary(runs: list[dict[str, Any]], seconds: float) -> dict[str, An
     and seed)."""
     finished = [r for r in runs if r["status"] == "ok"]
     by_name = {r["name"]: r for r in finished}
-    baseline = [r["val_loss"] for r in finished if r["name"].startswith("baseline")]
-    target = sum(baseline) / len(baseline) if baseline else math.nan
+    baseline = [r for r in finished if r["name"].startswith("baseline")]
+    target = sum(r["val_loss"] for r in baseline) / len(baseline) if baseline else math.nan
+    baseline_seconds = sum(r["train_seconds"] for r in baseline) / len(baseline) if baseline else math.nan
     budgets = [
-        {"name": r["name"], "fraction": r["time_budget"] / seconds, "val_loss": r["val_loss"],
+        {"name": r["name"], "fraction": r["time_budget"] / seconds, "train_seconds": r["train_seconds"],
+         "measured_fraction": r["train_seconds"] / baseline_seconds, "val_loss": r["val_loss"],
          "reached": r["val_loss"] <= target}
         for r in finished if r["name"].startswith("speedrun_muonlr")
     ]  # fmt: skip
@@ -515,7 +446,7 @@ def speedrun_summary(runs: list[dict[str, Any]], seconds: float) -> dict[str, An
                     "change": r["val_loss"] - full["val_loss"],
                 }
             )
-    return {"target_loss": target, "budgets": budgets, "tricks": tricks}
+    return {"target_loss": target, "baseline_seconds": baseline_seconds, "budgets": budgets, "tricks": tricks}
 
 
 def write_outputs(
@@ -543,11 +474,18 @@ def write_outputs(
     if cfg.experiment == "speedrun":
         results["speedrun"] = speedrun_summary(runs, cfg.seconds)
         summary = results["speedrun"]
-        budgets = [[b["name"], f"{b['fraction']:g}", f"{b['val_loss']:.4f}", b["reached"]] for b in summary["budgets"]]
+        budgets = [
+            [b["name"], f"{b['fraction']:g}", f"{b['train_seconds']:.1f} ({b['measured_fraction']:.2f}x)",
+             f"{b['val_loss']:.4f}", b["reached"]]
+            for b in summary["budgets"]
+        ]  # fmt: skip
         tricks = [[t["trick"], t["seed"], f"{t['val_loss']:.4f}", f"{t['change']:+.4f}"] for t in summary["tricks"]]
         lines += [
-            f"\nTarget: the baseline's final validation loss {summary['target_loss']:.4f} in {cfg.seconds:g} s.\n",
-            markdown_table(["speedrun run", "time (x baseline)", "final val loss", "reached"], budgets),
+            f"\nTarget: the baseline's final validation loss {summary['target_loss']:.4f} (mean over seeds) in "
+            f"{summary['baseline_seconds']:.1f} s of training (budget {cfg.seconds:g} s).\n",
+            markdown_table(
+                ["speedrun run", "budget (x baseline)", "measured s (x baseline)", "final val loss", "reached"], budgets
+            ),
             "",
             markdown_table(["trick removed", "seed", "final val loss", "change vs full speedrun"], tricks),
         ]
