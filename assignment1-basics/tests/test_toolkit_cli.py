@@ -101,8 +101,8 @@ def test_unknown_flags_and_bad_values_are_clear_usage_errors(capsys):
     assert "invalid int value: 'wide'" in error(["--path", "x", "--inner.width", "wide"])
     assert "unknown flag --inner.widht (did you mean --inner.width?)" in error(["--path", "x", "--inner.widht", "3"])
     assert "unknown flag --width" in error(["--path", "x", "--width", "3"])  # no flattened names any more
-    assert "invalid choice value: 'step'" in error(["--path", "x", "--schedule", "step"])
-    assert "invalid choice value" in error(["--path", "x", "--mode", "medium"])
+    assert "invalid choice value: 'step' (choose from cosine, linear)" in error(["--path", "x", "--schedule", "step"])
+    assert "invalid choice value: 'medium' (choose from fast, slow)" in error(["--path", "x", "--mode", "medium"])
     assert "unknown flag --pat (did you mean --path?)" in error(["--path", "x", "--pat", "y"])  # no abbreviations
 
 
@@ -113,3 +113,38 @@ def test_unsupported_field_types_are_rejected_when_the_parser_is_built():
 
     with pytest.raises(TypeError, match="Bad.pairs"):
         parse_config(Bad, [])
+
+
+@dataclass
+class Checked:
+    """A config that checks its own values."""
+
+    inputs: list[str] = field(default_factory=lambda: ["a.txt"])
+    out_dir: Path = Path("runs/checked")
+    steps: int = 1
+
+    def __post_init__(self):
+        if self.steps < 1:
+            raise ValueError(f"steps must be positive, got {self.steps}")
+
+
+def usage_error(cls: type, argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config(cls, argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_a_value_the_config_refuses_is_a_one_line_usage_error(capsys):
+    err = usage_error(Checked, ["--steps", "0"], capsys)
+    assert err.startswith("usage:") and err.rstrip().endswith("error: steps must be positive, got 0")
+    assert "Traceback" not in err
+
+
+def test_unknown_flags_suggest_the_flag_meant(capsys):
+    assert "unknown flag --output (did you mean --out_dir?)" in usage_error(Checked, ["--output", "o"], capsys)
+    assert "unknown flag --out (did you mean --out_dir?)" in usage_error(Checked, ["--out", "o"], capsys)
+    assert "unknown flag --input (did you mean --inputs?)" in usage_error(Checked, ["--input", "i"], capsys)
+    assert "unknown flag --step (did you mean --steps?)" in usage_error(Checked, ["--step=3"], capsys)
+    nothing_close = usage_error(Checked, ["--seed", "1"], capsys)
+    assert "unknown flag --seed" in nothing_close and "did you mean" not in nothing_close

@@ -10,8 +10,9 @@
   ``none``; ``list[X]`` takes zero or more values (``--tags a b``);
 - help: ``--help`` shows each option's line of text, ``field(metadata={"help": ...})``, or its type when the field
   has none, followed by its default (``(default: 0.003)``); the description is the config's docstring;
-- errors: an unknown flag (with the closest known one), a bad value or a missing required flag stops with the
-  usage and a one-line message (exit status 2).
+- errors: an unknown flag (with the closest known one), a bad value (a choice lists the valid ones), a missing
+  required flag or a value the config's own checks (``__post_init__``) refuse stops with the usage and a one-line
+  message (exit status 2).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import dataclasses
 import difflib
 import enum
 import inspect
+import os
 import types
 import typing
 from collections.abc import Sequence
@@ -34,16 +36,26 @@ _SCALARS = (int, float, str, Path)
 
 def parse_config(cls: type[T], argv: Sequence[str] | None = None, description: str | None = None) -> T:
     """Parse ``argv`` (default ``sys.argv[1:]``) into an instance of dataclass ``cls``."""
+    parser = config_parser(cls, description)
+    namespace, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.error(_unknown_message(parser, unknown))
+    try:
+        return dataclass_from_namespace(cls, namespace)
+    except ValueError as error:  # the config's own checks: a usage error like any other bad value, not a traceback
+        parser.error(str(error))
+
+
+def config_parser(cls: type, description: str | None = None) -> argparse.ArgumentParser:
+    """The parser ``parse_config`` uses: one flag per field of ``cls``; its ``parse_args`` checks flags and their
+    types without building the config (so without the config's own checks on the values)."""
     parser = argparse.ArgumentParser(
         description=description or _description(cls),
         allow_abbrev=False,  # a prefix of one flag must not silently set another
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_dataclass_arguments(parser, cls)
-    namespace, unknown = parser.parse_known_args(argv)
-    if unknown:
-        parser.error(_unknown_message(parser, unknown))
-    return dataclass_from_namespace(cls, namespace)
+    return parser
 
 
 def add_dataclass_arguments(
@@ -101,7 +113,8 @@ def _add_field(parser, cls: type, f: dataclasses.Field, name: str, kind: Any, op
 
 
 def _converter(kind: Any, optional: bool, cls: type, f: dataclasses.Field) -> tuple[Any, list[str] | None]:
-    """A string -> value function (argparse names it in ``invalid <name> value``) and the accepted strings."""
+    """A string -> value function (argparse names it in ``invalid <name> value``; a bad choice's message lists the
+    accepted strings) and the accepted strings."""
     if typing.get_origin(kind) is typing.Literal:
         values = typing.get_args(kind)
         if not all(isinstance(v, str) for v in values):
@@ -113,6 +126,7 @@ def _converter(kind: Any, optional: bool, cls: type, f: dataclasses.Field) -> tu
         lookup = None
     else:
         raise TypeError(f"config field {cls.__name__}.{f.name} has unsupported type {kind}")
+    choices = None if lookup is None else list(lookup) + (["none"] if optional else [])
 
     def convert(text: str):
         if optional and text.lower() == "none":
@@ -120,11 +134,11 @@ def _converter(kind: Any, optional: bool, cls: type, f: dataclasses.Field) -> tu
         if lookup is None:
             return kind(text)
         if text not in lookup:
-            raise ValueError(f"{text!r} is not one of {sorted(lookup)}")
+            raise argparse.ArgumentTypeError(f"invalid choice value: {text!r} (choose from {', '.join(choices)})")
         return lookup[text]
 
-    convert.__name__ = "choice" if lookup is not None else kind.__name__
-    return convert, None if lookup is None else list(lookup) + (["none"] if optional else [])
+    convert.__name__ = kind.__name__ if lookup is None else "choice"
+    return convert, choices
 
 
 def _spellings(name: str) -> list[str]:
@@ -183,13 +197,31 @@ def _description(cls: type) -> str | None:
 
 def _unknown_message(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
     """``unknown flag --lr (did you mean --learning_rate?)``; a stray value is named as such."""
-    known = [s for action in parser._actions for s in action.option_strings]
+    known = [s for action in parser._actions for s in action.option_strings if s.startswith("--")]
     parts = []
     for item in unknown:
         flag = item.split("=", 1)[0]
         if not flag.startswith("-"):
             parts.append(f"unexpected value {item!r}")
             continue
-        close = difflib.get_close_matches(flag, known, n=1)
-        parts.append(f"unknown flag {flag}" + (f" (did you mean {close[0]}?)" if close else ""))
+        close = _closest_flag(flag, known)
+        parts.append(f"unknown flag {flag}" + (f" (did you mean {close}?)" if close else ""))
     return "; ".join(parts)
+
+
+def _closest_flag(flag: str, known: list[str]) -> str | None:
+    """The known flag most like ``flag``: names compared without dashes, a shared beginning weighing as much as the
+    overall likeness (``--output`` is ``--out_dir``, not ``--inputs``); None when nothing is close."""
+    name = flag.lstrip("-")
+
+    def prefix_share(other: str) -> float:
+        return len(os.path.commonprefix([name, other])) / max(len(name), len(other))
+
+    scored = []
+    for candidate in known:
+        other = candidate.lstrip("-")
+        ratio = difflib.SequenceMatcher(None, name, other).ratio()
+        shared = len(os.path.commonprefix([name, other]))
+        if ratio >= 0.6 or shared >= min(3, len(other)):
+            scored.append((ratio + prefix_share(other), candidate))
+    return max(scored)[1] if scored else None
