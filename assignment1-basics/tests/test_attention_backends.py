@@ -23,8 +23,8 @@ def registry(monkeypatch):
 def _pair(dtype: torch.dtype, **options) -> tuple[TransformerLM, TransformerLM]:
     """A naive-attention model and an SDPA one with the same weights."""
     torch.manual_seed(0)
-    naive = TransformerLM.from_config(dataclasses.replace(TINY, attention="naive", **options), dtype=dtype)
-    sdpa = TransformerLM.from_config(dataclasses.replace(TINY, attention="sdpa", **options), dtype=dtype)
+    naive = TransformerLM(dataclasses.replace(TINY, attention="naive", **options), dtype=dtype)
+    sdpa = TransformerLM(dataclasses.replace(TINY, attention="sdpa", **options), dtype=dtype)
     sdpa.load_state_dict(naive.state_dict())
     return naive, sdpa
 
@@ -70,7 +70,7 @@ def test_naive_and_sdpa_agree_on_kv_cache_decoding_of_a_padded_batch():
 
 def test_default_backend_is_sdpa():
     assert TINY.attention == "sdpa"
-    assert TransformerLM.from_config(TINY).layers[0].attn.backend.name == "sdpa"
+    assert TransformerLM(TINY).layers[0].attn.backend.name == "sdpa"
 
 
 def test_unknown_backend_is_rejected_with_the_choices():
@@ -81,7 +81,7 @@ def test_unknown_backend_is_rejected_with_the_choices():
 def test_unregistered_provided_backend_names_the_module_to_import(registry):
     config = dataclasses.replace(TINY, attention="flash_triton")  # a valid choice ...
     with pytest.raises(ValueError, match=r"import cs336_systems\.flash_attention"):  # ... that needs its package
-        TransformerLM.from_config(config)
+        TransformerLM(config)
 
 
 def test_registered_backend_runs_causal_calls_and_sdpa_takes_masked_ones(registry):
@@ -94,7 +94,7 @@ def test_registered_backend_runs_causal_calls_and_sdpa_takes_masked_ones(registr
     backend = register_attention_backend("recording", recording_attention)
     assert backend.masked is sdpa_masked
     assert "recording" in attention_backends.attention_backend_names()
-    model = TransformerLM.from_config(dataclasses.replace(TINY, attention="recording"))
+    model = TransformerLM(dataclasses.replace(TINY, attention="recording"))
     ids = torch.randint(0, TINY.vocab_size, (2, 5))
     model(ids)
     assert calls == [(2, TINY.num_heads, 5, TINY.d_model // TINY.num_heads)] * TINY.num_layers

@@ -115,7 +115,7 @@ def training_step(
 ) -> Callable[[], None]:
     """One training step of a fresh model with ``backend`` at ``context`` on a fixed random batch."""
     model_cfg = model_config(config.size, context_length=context, attention=backend)
-    model = TransformerLM.from_config(model_cfg, device=device)
+    model = TransformerLM(model_cfg, device=device)
     forward = torch.compile(model) if compiled else model
     optimizer = AdamW(model.parameters(), lr=1e-4)
     shape = (config.tokens_per_step // context, context)

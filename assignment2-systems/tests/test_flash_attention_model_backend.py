@@ -27,14 +27,14 @@ TINY = ModelConfig(vocab_size=37, context_length=32, d_model=64, num_layers=2, n
 def _pair() -> tuple[TransformerLM, TransformerLM]:
     """A flash_triton model and an SDPA one with the same float32 weights."""
     torch.manual_seed(0)
-    flash = TransformerLM.from_config(dataclasses.replace(TINY, attention="flash_triton"), device=DEVICE)
-    sdpa = TransformerLM.from_config(TINY, device=DEVICE)
+    flash = TransformerLM(dataclasses.replace(TINY, attention="flash_triton"), device=DEVICE)
+    sdpa = TransformerLM(TINY, device=DEVICE)
     sdpa.load_state_dict(flash.state_dict())
     return flash, sdpa
 
 
 def test_importing_the_package_registers_flash_triton():
-    model = TransformerLM.from_config(dataclasses.replace(TINY, attention="flash_triton"))
+    model = TransformerLM(dataclasses.replace(TINY, attention="flash_triton"))
     assert model.layers[0].attn.backend.causal is causal_flash_attention
 
 

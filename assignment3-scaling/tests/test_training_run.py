@@ -21,7 +21,7 @@ def test_held_out_loss_averages_windows_spread_over_the_split():
     validation = rng.integers(0, 256, 1000).astype(np.uint16)
     torch.manual_seed(0)
     spec = RunSpec(d_model=64, num_layers=2, num_heads=2, batch_size=128, learning_rate=1e-3, train_flops=int(1e13))
-    model = TransformerLM.from_config(model_config(spec, 256, context))
+    model = TransformerLM(model_config(spec, 256, context))
 
     # windows from the first token to the last one, evenly spaced: 0, 245, 491, 737, 983
     starts = [0, 245, 491, 737, 983]

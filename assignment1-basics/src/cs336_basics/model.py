@@ -211,10 +211,6 @@ class TransformerLM(nn.Module):
                 nn.init.zeros_(layer.attn.output_proj.weight)
                 nn.init.zeros_(layer.ffn.w2.weight)
 
-    @classmethod
-    def from_config(cls, cfg: ModelConfig, device=None, dtype=None) -> TransformerLM:
-        return cls(cfg, device, dtype)
-
     def forward(
         self,
         in_indices: Int[Tensor, "batch seq"],

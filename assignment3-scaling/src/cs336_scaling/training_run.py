@@ -138,7 +138,7 @@ def execute_run(spec: RunSpec, setup: TrainingSetup, device: str = "auto") -> Ru
     train, validation = split_tokens(data, setup.validation_fraction, context)
 
     torch.manual_seed(setup.seed)
-    model = TransformerLM.from_config(cfg, device=torch_device)
+    model = TransformerLM(cfg, device=torch_device)
     forward = torch.compile(model) if setup.compile else model
     optimizer = AdamW(model.parameters(), lr=spec.learning_rate, betas=setup.betas, weight_decay=setup.weight_decay)
     warmup = int(setup.warmup_fraction * steps)
