@@ -77,6 +77,74 @@ def test_two_muon_steps_match_the_float64_reference_and_adamw_groups_match_torch
     torch.testing.assert_close(gains, twin)
 
 
+class _LoopMuon(Muon):
+    """The plain per-matrix Muon step (one matrix at a time, the iteration's sums as separate ops): what the
+    multi-tensor, batched step must reproduce."""
+
+    def _muon_step(self, group, params):
+        a, b, c = NEWTON_SCHULZ_COEFFICIENTS
+        beta, lr, decay = group["momentum"], group["lr"], group["weight_decay"]
+        for p in params:
+            buffer = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
+            buffer.lerp_(p.grad, 1.0 - beta)
+            x = p.grad.lerp(buffer, beta) if group["nesterov"] else buffer.clone()
+            tall = x.shape[0] > x.shape[1]
+            x = x.T if tall else x
+            x = x / (x.norm() + 1e-7)
+            for _ in range(group["ns_steps"]):
+                gram = x @ x.T
+                x = a * x + (b * gram + c * gram @ gram) @ x
+            p.mul_(1.0 - lr * decay)
+            p.add_(x.T if tall else x, alpha=-lr * max(1.0, p.shape[0] / p.shape[1]) ** 0.5)
+
+
+@pytest.mark.parametrize("nesterov", [True, False])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_batched_step_equals_the_per_matrix_step(nesterov, weight_decay):
+    """Square, wide and tall matrices (a tall one batched with its transpose's shape, one alone), some without a
+    gradient, and an AdamW group, over three steps with a changing learning rate."""
+    torch.manual_seed(4)
+    shapes = [(8, 8), (12, 5), (5, 12), (8, 8), (12, 5), (3, 7), (9, 4), (6, 6)]
+    params = [torch.nn.Parameter(torch.randn(s)) for s in shapes]
+    gains = [torch.nn.Parameter(torch.randn(5)), torch.nn.Parameter(torch.randn(3, 4))]
+    twins = [torch.nn.Parameter(p.detach().clone()) for p in params + gains]
+
+    def groups(matrices, others):
+        return [
+            {"params": matrices, "use_muon": True, "lr": 0.05, "weight_decay": weight_decay},
+            {"params": others, "use_muon": False, "lr": 0.01, "weight_decay": 0.2},
+        ]
+
+    ours = Muon(groups(params, gains), momentum=0.9, nesterov=nesterov, betas=(0.8, 0.95))
+    reference = _LoopMuon(groups(twins[: len(params)], twins[len(params) :]), momentum=0.9, nesterov=nesterov,
+                          betas=(0.8, 0.95))  # fmt: skip
+    for step in range(3):
+        for i, (p, twin) in enumerate(zip(params + gains, twins)):
+            grad = None if (i + step) % 5 == 0 else torch.randn_like(p)
+            p.grad, twin.grad = grad, None if grad is None else grad.clone()
+        for optimizer in (ours, reference):
+            optimizer.param_groups[0]["lr"] = 0.05 / (step + 1)
+            optimizer.step()
+        for p, twin in zip(params + gains, twins):
+            torch.testing.assert_close(p, twin, atol=1e-6, rtol=1e-5)
+    for p, twin in zip(params, twins):
+        torch.testing.assert_close(ours.state[p]["momentum_buffer"], reference.state[twin]["momentum_buffer"])
+
+
+def test_compile_flag_leaves_cpu_steps_eager_and_equal():
+    """The compiled orthogonalisation is for CUDA tensors only: a CPU step must neither compile nor change."""
+    torch.manual_seed(5)
+    params = [torch.nn.Parameter(torch.randn(s)) for s in [(6, 4), (4, 6)]]
+    twins = [torch.nn.Parameter(p.detach().clone()) for p in params]
+    compiled, eager = Muon([{"params": params}], compile=True), Muon([{"params": twins}])
+    for p, twin in zip(params, twins):
+        p.grad, twin.grad = torch.ones_like(p), torch.ones_like(twin)
+    compiled.step()
+    eager.step()
+    for p, twin in zip(params, twins):
+        torch.testing.assert_close(p, twin, rtol=0, atol=0)
+
+
 def test_state_dict_round_trip_continues_exactly():
     torch.manual_seed(3)
     model = TransformerLM(ModelConfig(vocab_size=31, context_length=8, d_model=16, num_layers=2,

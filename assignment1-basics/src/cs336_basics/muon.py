@@ -10,6 +10,7 @@ one optimizer and one state dict, as with :class:`~cs336_basics.optimizer.AdamW`
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -31,17 +32,22 @@ def newton_schulz_orthogonalize(
 
     Runs in bf16 on CUDA (tensor cores; the iteration tolerates it) and float32 elsewhere. The matrix is first
     scaled by its Frobenius norm, so every singular value starts in (0, 1]; a wide orientation keeps ``X Xᵀ``
-    the smaller Gram matrix.
+    the smaller Gram matrix. Each step is three batched matmuls, the polynomial's sums fused into them
+    (``baddbmm``): the optimizer step of a small model is bound by kernel launches, not FLOPs.
     """
     a, b, c = NEWTON_SCHULZ_COEFFICIENTS
     x = matrices.to(torch.bfloat16 if matrices.is_cuda else torch.float32)
     tall = x.shape[-2] > x.shape[-1]
     if tall:
         x = x.mT
+    batch_shape = x.shape[:-2]
+    x = x.reshape(-1, *x.shape[-2:])
     x = x / (x.norm(dim=(-2, -1), keepdim=True) + eps)
     for _ in range(steps):
         gram = x @ x.mT
-        x = a * x + (b * gram + c * gram @ gram) @ x
+        polynomial = torch.baddbmm(gram, gram, gram, beta=b, alpha=c)  # b·G + c·G²
+        x = torch.baddbmm(x, polynomial, x, beta=a)  # a·X + (b·G + c·G²)·X
+    x = x.reshape(*batch_shape, *x.shape[-2:])
     return x.mT if tall else x
 
 
@@ -66,7 +72,12 @@ class Muon(torch.optim.Optimizer):
 
     Muon per matrix ``W`` (shape ``rows × cols``) with gradient ``g``: ``m ← β·m + (1−β)·g``; the update direction
     is ``g + β·(m − g)`` (Nesterov) or ``m``; ``W ← (1 − lr·λ)·W − lr·sqrt(max(1, rows/cols))·NS(direction)``.
-    Matrices of one shape are orthogonalised together as one batch (a few large matmuls instead of many small).
+
+    A step is a fixed handful of kernel launches, whatever the number of matrices (the step of a small model is
+    bound by launches): momentum, decay and update are multi-tensor (``torch._foreach_*``) kernels over the whole
+    group, and matrices of one shape up to transposition (a feed-forward's ``d_ff × d`` and ``d × d_ff``) are
+    orthogonalised together as one batch. ``compile=True`` also compiles the orthogonalisation for CUDA tensors
+    (``torch.compile``, one graph per batch shape; eager elsewhere, and after a failed compilation).
     """
 
     def __init__(
@@ -79,6 +90,7 @@ class Muon(torch.optim.Optimizer):
         weight_decay: float = 0.0,
         betas: tuple[float, float] = (0.9, 0.95),
         eps: float = 1e-8,
+        compile: bool = False,
     ):
         if lr < 0 or weight_decay < 0:
             raise ValueError(f"lr and weight_decay must be >= 0, got lr={lr}, weight_decay={weight_decay}")
@@ -92,6 +104,7 @@ class Muon(torch.optim.Optimizer):
         for group in self.param_groups:
             if group["use_muon"] and any(p.ndim != 2 for p in group["params"]):
                 raise ValueError("Muon groups take 2-D weight matrices only; give other tensors use_muon=False")
+        self._compiled_orthogonalize = torch.compile(newton_schulz_orthogonalize) if compile else None
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -107,22 +120,47 @@ class Muon(torch.optim.Optimizer):
 
     def _muon_step(self, group: dict, params: list[Tensor]) -> None:
         beta, lr, decay = group["momentum"], group["lr"], group["weight_decay"]
-        by_shape: dict[torch.Size, list[tuple[Tensor, Tensor]]] = defaultdict(list)
-        for p in params:
-            state = self.state[p]
-            if not state:
-                state["momentum_buffer"] = torch.zeros_like(p)
-            buffer = state["momentum_buffer"]
-            buffer.lerp_(p.grad, 1.0 - beta)
-            direction = p.grad.lerp(buffer, beta) if group["nesterov"] else buffer
-            by_shape[p.shape].append((p, direction))
-        for (rows, cols), items in by_shape.items():
-            updates = newton_schulz_orthogonalize(torch.stack([d for _, d in items]), group["ns_steps"])
-            scale = max(1.0, rows / cols) ** 0.5
-            for (p, _), update in zip(items, updates.unbind(0)):
-                if decay:
-                    p.mul_(1.0 - lr * decay)
-                p.add_(update.to(p.dtype), alpha=-lr * scale)
+        grads = [p.grad for p in params]
+        buffers = [self._momentum_buffer(p) for p in params]
+        torch._foreach_lerp_(buffers, grads, 1.0 - beta)
+        directions = torch._foreach_lerp(grads, buffers, beta) if group["nesterov"] else buffers
+        if decay:
+            torch._foreach_mul_(params, 1.0 - lr * decay)
+        # Batches keyed by the wide orientation's shape; in each, the wide (and square) matrices come first.
+        batches: dict[tuple[int, int], tuple[list[Tensor], list[Tensor]]] = defaultdict(lambda: ([], []))
+        for p, direction in sorted(zip(params, directions), key=lambda pair: pair[0].shape[0] > pair[0].shape[1]):
+            rows, cols = p.shape
+            batch = batches[(min(rows, cols), max(rows, cols))]
+            batch[0].append(p)
+            batch[1].append(direction if rows <= cols else direction.mT)
+        updates_by_scale: dict[float, tuple[list[Tensor], list[Tensor]]] = defaultdict(lambda: ([], []))
+        for (short, long), (members, oriented) in batches.items():
+            orthogonal = self._orthogonalize(torch.stack(oriented), group["ns_steps"])
+            wide = sum(p.shape[0] <= p.shape[1] for p in members)
+            parts = ((slice(wide), orthogonal, 1.0), (slice(wide, None), orthogonal.mT, (long / short) ** 0.5))
+            for part, updates, scale in parts:
+                if members[part]:  # the updates copied into the parameters' dtype and layout, for the fused add
+                    updates = updates[part].to(members[0].dtype, memory_format=torch.contiguous_format)
+                    updates_by_scale[scale][0].extend(members[part])
+                    updates_by_scale[scale][1].extend(updates.unbind(0))
+        for scale, (members, updates) in updates_by_scale.items():
+            torch._foreach_add_(members, updates, alpha=-lr * scale)
+
+    def _momentum_buffer(self, p: Tensor) -> Tensor:
+        state = self.state[p]
+        if not state:
+            state["momentum_buffer"] = torch.zeros_like(p)
+        return state["momentum_buffer"]
+
+    def _orthogonalize(self, matrices: Tensor, steps: int) -> Tensor:
+        if self._compiled_orthogonalize is not None and matrices.is_cuda:
+            try:
+                return self._compiled_orthogonalize(matrices, steps)
+            except Exception as error:  # no Triton, no compiler: the eager iteration computes the same
+                message = f"Muon: compiling the Newton–Schulz iteration failed ({error}); running it eagerly"
+                warnings.warn(message, stacklevel=3)
+                self._compiled_orthogonalize = None
+        return newton_schulz_orthogonalize(matrices, steps)
 
     def _adamw_step(self, group: dict, params: list[Tensor]) -> None:
         adamw_step_(self.state, params, group["lr"], group["betas"], group["eps"], group["weight_decay"])
