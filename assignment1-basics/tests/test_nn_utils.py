@@ -56,6 +56,20 @@ def test_gradient_clipping_matches_clip_grad_norm():
                 torch.testing.assert_close(a.grad, b.grad, atol=1e-6, rtol=0)
 
 
+def test_gradient_clipping_of_mixed_dtypes_uses_float32_norms_and_each_gradients_dtype():
+    torch.manual_seed(1)
+    params = [torch.nn.Parameter(torch.randn(4, 3)), torch.nn.Parameter(torch.randn(6).bfloat16())]
+    for p in params:
+        p.grad = torch.randn_like(p) * 5
+    grads = [p.grad.clone() for p in params]
+    expected_norm = torch.cat([g.float().flatten() for g in grads]).norm()
+    norm = gradient_clipping(params, 1.0)
+    torch.testing.assert_close(norm, expected_norm)
+    for p, g in zip(params, grads):
+        assert p.grad.dtype == g.dtype
+        torch.testing.assert_close(p.grad, g * (1.0 / (expected_norm + 1e-6)).to(g.dtype))
+
+
 def test_cross_entropy_gradient_matches_float64_autograd_for_bf16_and_huge_logits():
     """The hand-written backward against autograd through a float64 log-softmax (and finite for 1e3+ logits)."""
     torch.manual_seed(0)

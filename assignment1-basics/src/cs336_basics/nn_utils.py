@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 
 import torch
@@ -46,19 +47,23 @@ class _CrossEntropy(torch.autograd.Function):
         return grad.to(logits.dtype), None
 
 
+@torch.no_grad()
 def gradient_clipping(parameters: Iterable[torch.nn.Parameter], max_l2_norm: float, eps: float = 1e-6) -> Tensor:
     """Scale all gradients in place so their joint L2 norm is at most ``max_l2_norm``; return the norm before.
 
     Like ``torch.nn.utils.clip_grad_norm_``: factor ``max / (norm + eps)`` clamped at 1, applied
-    unconditionally so the GPU never has to sync to decide whether to clip.
+    unconditionally so the GPU never has to sync to decide whether to clip. Norms and scaling are multi-tensor
+    (``torch._foreach_*``) kernels per device and dtype, not two launches per parameter.
     """
-    grads = [p.grad for p in parameters if p.grad is not None]
-    if not grads:
+    by_kind: dict[tuple[torch.device, torch.dtype], list[Tensor]] = defaultdict(list)
+    for p in parameters:
+        if p.grad is not None:
+            by_kind[(p.grad.device, p.grad.dtype)].append(p.grad)
+    if not by_kind:
         return torch.tensor(0.0)
-    total_norm = torch.linalg.vector_norm(
-        torch.stack([torch.linalg.vector_norm(g.detach(), dtype=torch.float32) for g in grads])
-    )
+    norms = [norm for grads in by_kind.values() for norm in torch._foreach_norm(grads, 2, dtype=torch.float32)]
+    total_norm = torch.linalg.vector_norm(torch.stack(norms))
     scale = (max_l2_norm / (total_norm + eps)).clamp(max=1.0)
-    for g in grads:
-        g.detach().mul_(scale.to(g.device, g.dtype))
+    for (device, dtype), grads in by_kind.items():
+        torch._foreach_mul_(grads, scale.to(device, dtype))
     return total_norm
