@@ -5,24 +5,35 @@ same >= 10 MB of real English (see ``english_text.py``) with ``<|endoftext|>`` a
 same ids. Our tokenizer starts with an empty pre-token cache, so the first pass includes every BPE merge it
 runs; a second pass over the same text shows the cached steady state.
 
-    uv run python assignment1-basics/benchmarks/bench_encode.py [--text FILE]
+    uv run python assignment1-basics/benchmarks/bench_encode.py [--text FILE] [--out_dir DIR]
 """
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cs336_basics.tiktoken_offline import load_gpt2_encoding
 from cs336_basics.tokenizer import Tokenizer
 from cs336_basics.toolkit.atomic import write_json_atomic
+from cs336_basics.toolkit.cli import parse_config
 from cs336_basics.toolkit.data_paths import shared_path
 from cs336_basics.toolkit.tables import markdown_table
 from english_text import COURSE_FIXTURES_URL, build_english_text
 
 EOT = "<|endoftext|>"
+
+
+@dataclass(frozen=True)
+class BenchEncodeConfig:
+    """Single-thread encoding throughput of our tokenizer against tiktoken's gpt2, same text, same ids."""
+
+    text: Path | None = field(default=None, metadata={"help": "UTF-8 text to encode (none: built, >= 10 MB)"})
+    out_dir: Path = field(
+        default=Path("runs/bench"), metadata={"help": "folder for english.txt (when built) and bench_encode.json"}
+    )
 
 
 def timed(function, *args) -> tuple[float, list[int]]:
@@ -31,12 +42,10 @@ def timed(function, *args) -> tuple[float, list[int]]:
     return time.perf_counter() - started, result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--text", type=Path, default=None, help="UTF-8 text to encode (default: built, >= 10 MB)")
-    parser.add_argument("--out", type=Path, default=Path("runs/bench"), help="folder for the text and results")
-    args = parser.parse_args()
-    path, sources = (args.text, [str(args.text)]) if args.text else build_english_text(args.out / "english.txt")
+def main(config: BenchEncodeConfig) -> None:
+    path, sources = (
+        (config.text, [str(config.text)]) if config.text else build_english_text(config.out_dir / "english.txt")
+    )
     text = path.read_text(encoding="utf-8")
     size_mb = len(text.encode("utf-8")) / 1e6
 
@@ -61,7 +70,7 @@ def main() -> None:
         "ratio_cold": round(theirs / cold, 3),
         "ratio_warm": round(theirs / warm, 3),
     }
-    write_json_atomic(args.out / "bench_encode.json", result)
+    write_json_atomic(config.out_dir / "bench_encode.json", result)
     print(f"text: {size_mb:.1f} MB, {len(ids):,} GPT-2 tokens ({'; '.join(sources)}); identical ids: yes\n")
     rows = [
         ["tiktoken gpt2", f"{theirs:.2f}", f"{size_mb / theirs:.2f}", "1.00x"],
@@ -72,4 +81,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(parse_config(BenchEncodeConfig, description=__doc__))

@@ -7,7 +7,7 @@ two losses on one batch are compared, so a faster baseline that computes somethi
 
 Run on a GPU (standalone, no install needed):
 
-    PYTHONPATH=assignment1-basics/src python3 assignment1-basics/benchmarks/bench_train_gpu.py --out results/
+    PYTHONPATH=assignment1-basics/src python3 assignment1-basics/benchmarks/bench_train_gpu.py --out_dir results/
 
 MFU = achieved matmul FLOP/s / the GPU's dense bf16 peak (989 TFLOP/s for H100/H200 SXM unless
 ``--peak_tflops`` says otherwise); FLOPs per token come from :mod:`cs336_basics.accounting` (6·N plus
@@ -16,15 +16,43 @@ attention, the full ``seq × seq`` square).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from cs336_basics.toolkit.cli import parse_config  # noqa: E402
+
+
+@dataclass(frozen=True)
+class BenchTrainGPUConfig:
+    """Training tokens/s and MFU of the from-scratch TransformerLM against the same model from ``torch.nn``."""
+
+    out_dir: Path | None = field(
+        default=None, metadata={"help": "folder for bench_train_gpu.json/.md and profiles (none: print only)"}
+    )
+    batch_size: int = field(default=128, metadata={"help": "sequences per step"})
+    steps: int = field(default=50, metadata={"help": "timed steps per model"})
+    warmup: int = field(default=8, metadata={"help": "untimed steps (compilation, autotuning)"})
+    device: str = field(default="cuda", metadata={"help": "cuda (the benchmark), or cpu for a --small smoke test"})
+    compile: bool = field(default=True, metadata={"help": "torch.compile forward + loss"})
+    peak_tflops: float | None = field(default=None, metadata={"help": "dense bf16 peak (none: by GPU name)"})
+    small: bool = field(default=False, metadata={"help": "tiny model (a smoke test on a CPU)"})
+    swap_losses: bool = field(default=False, metadata={"help": "also each model with the other's loss"})
+    profile: bool = field(default=False, metadata={"help": "write a per-kernel profile of each run to --out_dir"})
+
+    def __post_init__(self):
+        if self.steps < 1 or self.warmup < 0 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be >= 1, warmup >= 0")
+
+
+if __name__ == "__main__":  # parsed before torch loads, so that --help and a bad flag answer at once
+    CONFIG = parse_config(BenchTrainGPUConfig, description=__doc__)
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -129,7 +157,7 @@ def build(name: str, cfg: ModelConfig, device: torch.device) -> nn.Module:
     return reference
 
 
-def measure(name: str, loss_name: str, cfg: ModelConfig, args: argparse.Namespace, device: torch.device) -> dict:
+def measure(name: str, loss_name: str, cfg: ModelConfig, args: BenchTrainGPUConfig, device: torch.device) -> dict:
     """Time ``args.steps`` training steps of model ``name`` with the loss of ``loss_name``."""
     model, loss_fn = build(name, cfg, device), LOSSES[loss_name]
     optimizer = AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1)
@@ -167,8 +195,8 @@ def measure(name: str, loss_name: str, cfg: ModelConfig, args: argparse.Namespac
     seconds = time.perf_counter() - start
     tokens_per_second = args.steps * args.batch_size * cfg.context_length / seconds
     flops_per_token = training_flops_per_token(cfg, cfg.context_length)
-    if args.profile and args.out is not None:
-        _profile(train_step, device, args.out / f"profile_{name}_{loss_name}.txt".replace("/", "_"))
+    if args.profile and args.out_dir is not None:
+        _profile(train_step, device, args.out_dir / f"profile_{name}_{loss_name}.txt".replace("/", "_"))
     result = {
         "model": name,
         "loss": loss_name,
@@ -232,24 +260,12 @@ def results_table(results: list[dict]) -> str:
     return markdown_table(headers, rows, align="llrrrrrrr")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=None, help="folder for bench_train_gpu.json/.md")
-    parser.add_argument("--batch_size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=50, help="timed steps per model")
-    parser.add_argument("--warmup", type=int, default=8, help="untimed steps (compilation, autotuning)")
-    parser.add_argument("--device", default="cuda", help="cuda (the benchmark), or cpu for a --small smoke test")
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--peak_tflops", type=float, default=None, help="dense bf16 peak (default: by GPU name)")
-    parser.add_argument("--small", action="store_true", help="tiny model (a smoke test on a CPU)")
-    parser.add_argument("--swap_losses", action="store_true", help="also each model with the other's loss")
-    parser.add_argument("--profile", action="store_true", help="write a per-kernel profile of each run to --out")
-    args = parser.parse_args()
+def main(args: BenchTrainGPUConfig) -> None:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         print("bench_train_gpu: no CUDA GPU here, nothing measured (run it on a GPU machine; see the docstring)")
         return
-    args.peak_tflops = args.peak_tflops or _peak_tflops(device)
+    args = dataclasses.replace(args, peak_tflops=args.peak_tflops or _peak_tflops(device))
     cfg = ModelConfig() if not args.small else ModelConfig(vocab_size=512, context_length=32, d_model=64, d_ff=172)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -276,10 +292,10 @@ def main() -> None:
     print(json.dumps(info, indent=2))
     print(f"\n{info['device']}, torch {torch.__version__}, batch {args.batch_size} x {cfg.context_length}\n")
     print(table)
-    if args.out is not None:
-        write_json_atomic(args.out / "bench_train_gpu.json", info)
-        write_text_atomic(args.out / "bench_train_gpu.md", table + "\n")
+    if args.out_dir is not None:
+        write_json_atomic(args.out_dir / "bench_train_gpu.json", info)
+        write_text_atomic(args.out_dir / "bench_train_gpu.md", table + "\n")
 
 
 if __name__ == "__main__":
-    main()
+    main(CONFIG)
