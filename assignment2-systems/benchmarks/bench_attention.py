@@ -8,62 +8,60 @@ the markdown table is written at the end.
 
 Run (GPU machine, repo root):
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src \
-        python3 assignment2-systems/benchmarks/bench_attention.py --out /tmp/attn
+        python3 assignment2-systems/benchmarks/bench_attention.py --out_dir /tmp/attn
 """
 
-import argparse
+from __future__ import annotations
+
 import json
 import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
-import torch
-import torch._functorch.config  # noqa: F401 - patched around the sweep
-import triton
-from cs336_basics.toolkit.atomic import write_json_atomic, write_text_atomic
-from cs336_basics.toolkit.tables import markdown_table
-from cs336_systems.flash_attention import FlashAttentionPytorch, FlashAttentionTriton
-from cs336_systems.flash_attention.reference import naive_attention
+from cs336_basics.toolkit.cli import parse_config
+
+Implementation = Literal["naive", "naive_compiled", "triton", "pytorch_tiled"]
+
+
+@dataclass(frozen=True)
+class AttentionSweepConfig:
+    """Forward, backward and end-to-end time and memory of each attention implementation over the handout's grid."""
+
+    out_dir: str = field(default="runs/attention", metadata={"help": "folder for attention.jsonl, .json and .md"})
+    batch: int = field(default=1, metadata={"help": "batch size"})
+    causal: bool = field(default=True, metadata={"help": "causal mask"})
+    seq_lens: list[int] = field(
+        default_factory=lambda: [2**p for p in range(7, 17)], metadata={"help": "sequence lengths"}
+    )
+    head_dims: list[int] = field(default_factory=lambda: [16, 32, 64, 128], metadata={"help": "head sizes"})
+    dtypes: list[Literal["bfloat16", "float32"]] = field(
+        default_factory=lambda: ["bfloat16", "float32"], metadata={"help": "input dtypes"}
+    )
+    impls: list[Implementation] = field(
+        default_factory=lambda: ["naive", "naive_compiled", "triton"], metadata={"help": "implementations to time"}
+    )
+    pytorch_tiled_max_seq: int = field(
+        default=1024, metadata={"help": "the Python-loop tiled version is only timed up to this length"}
+    )
+    warmup_ms: int = field(default=25, metadata={"help": "do_bench warm-up time per measurement"})
+    rep_ms: int = field(default=100, metadata={"help": "do_bench measuring time per measurement"})
+
+
+if __name__ == "__main__":  # parsed before torch loads, so that --help and a bad flag answer at once
+    CONFIG = parse_config(AttentionSweepConfig, description=__doc__)
+
+import torch  # noqa: E402
+import torch._functorch.config  # noqa: E402  (patched around the sweep)
+import triton  # noqa: E402
+from cs336_basics.toolkit.atomic import write_json_atomic, write_text_atomic  # noqa: E402
+from cs336_basics.toolkit.tables import markdown_table  # noqa: E402
+from cs336_systems.flash_attention import FlashAttentionPytorch, FlashAttentionTriton  # noqa: E402
+from cs336_systems.flash_attention.reference import naive_attention  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-IMPLEMENTATIONS = ["naive", "naive_compiled", "triton", "pytorch_tiled"]
-
-
-@dataclass
-class AttentionSweepConfig:
-    out: str = "attention_results"
-    batch: int = 1
-    causal: bool = True
-    seq_lens: list[int] = field(default_factory=lambda: [2**p for p in range(7, 17)])
-    head_dims: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
-    dtypes: list[str] = field(default_factory=lambda: ["bfloat16", "float32"])
-    impls: list[str] = field(default_factory=lambda: ["naive", "naive_compiled", "triton"])
-    pytorch_tiled_max_seq: int = 1024
-    warmup_ms: int = 25
-    rep_ms: int = 100
-
-
-def parse_args() -> AttentionSweepConfig:
-    d = AttentionSweepConfig()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=d.out)
-    parser.add_argument("--batch", type=int, default=d.batch)
-    parser.add_argument("--causal", action=argparse.BooleanOptionalAction, default=d.causal)
-    parser.add_argument("--seq-lens", type=int, nargs="+", default=d.seq_lens)
-    parser.add_argument("--head-dims", type=int, nargs="+", default=d.head_dims)
-    parser.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=d.dtypes)
-    parser.add_argument("--impls", nargs="+", choices=IMPLEMENTATIONS, default=d.impls)
-    parser.add_argument(
-        "--pytorch-tiled-max-seq",
-        type=int,
-        default=d.pytorch_tiled_max_seq,
-        help="the Python-loop tiled version is only timed up to this length",
-    )
-    parser.add_argument("--warmup-ms", type=int, default=d.warmup_ms)
-    parser.add_argument("--rep-ms", type=int, default=d.rep_ms)
-    return AttentionSweepConfig(**vars(parser.parse_args()))
 
 
 def build_implementations() -> dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor, bool], torch.Tensor]]:
@@ -142,7 +140,7 @@ def attention_table(rows: list[dict]) -> str:
 def sweep(config: AttentionSweepConfig, impls) -> list[dict]:
     """Every (dtype, head size, length, implementation) cell; rows also go to ``attention.jsonl`` as they finish."""
     rows = []
-    jsonl_path = os.path.join(config.out, "attention.jsonl")
+    jsonl_path = os.path.join(config.out_dir, "attention.jsonl")
     with open(jsonl_path, "w") as jsonl:
         for dtype_name in config.dtypes:
             for head_dim in config.head_dims:
@@ -174,11 +172,10 @@ def sweep(config: AttentionSweepConfig, impls) -> list[dict]:
     return rows
 
 
-def main() -> None:
-    config = parse_args()
+def main(config: AttentionSweepConfig) -> None:
     if not torch.cuda.is_available():
         sys.exit("bench_attention needs a CUDA GPU")
-    os.makedirs(config.out, exist_ok=True)
+    os.makedirs(config.out_dir, exist_ok=True)
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}", flush=True)
     impls = build_implementations()
     # The backward is timed by replaying one graph (retain_graph=True); compiled backwards donate their
@@ -186,11 +183,11 @@ def main() -> None:
     with torch._functorch.config.patch(donated_buffer=False):
         rows = sweep(config, impls)
     table = attention_table(rows)
-    write_text_atomic(os.path.join(config.out, "attention.md"), table + "\n")
+    write_text_atomic(os.path.join(config.out_dir, "attention.md"), table + "\n")
     summary = {"device": torch.cuda.get_device_name(), "config": asdict(config), "rows": rows}
-    write_json_atomic(os.path.join(config.out, "attention.json"), summary)
+    write_json_atomic(os.path.join(config.out_dir, "attention.json"), summary)
     print(table)
 
 
 if __name__ == "__main__":
-    main()
+    main(CONFIG)

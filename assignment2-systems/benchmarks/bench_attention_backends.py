@@ -29,17 +29,8 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Literal
 
-import cs336_systems.flash_attention  # noqa: F401  (registers the flash_triton backend)
-import torch
-from cs336_basics.model import TransformerLM
-from cs336_basics.model_sizes import MODEL_SIZES, model_config
-from cs336_basics.nn_utils import cross_entropy
-from cs336_basics.optimizer import AdamW
-from cs336_basics.toolkit.atomic import write_json_atomic, write_text_atomic
+from cs336_basics.model_sizes import MODEL_SIZES
 from cs336_basics.toolkit.cli import parse_config
-from cs336_basics.toolkit.tables import records_table
-from cs336_systems.benchmarking.model_benchmark import is_out_of_memory
-from cs336_systems.benchmarking.timing import TimingStats, time_repeated
 
 BACKENDS = ("naive", "sdpa", "flash_triton")
 COMPILE_MODES = {"off": (False,), "on": (True,), "both": (False, True)}
@@ -70,7 +61,7 @@ class BenchConfig:
     precision: Literal["bf16", "fp32"] = field(default="bf16", metadata={"help": "bf16 autocast (weights fp32)"})
     warmup: int = field(default=5, metadata={"help": "untimed steps first (they include compilation)"})
     steps: int = field(default=20, metadata={"help": "timed steps"})
-    device: str = "cuda"
+    device: str = field(default="cuda", metadata={"help": "cuda, or cpu (flash_triton then needs TRITON_INTERPRET=1)"})
     smoke: bool = field(default=False, metadata={"help": f"tiny CPU run, overriding {sorted(SMOKE)}"})
 
     def __post_init__(self):
@@ -89,6 +80,21 @@ class BenchConfig:
                 raise ValueError(f"tokens_per_step={self.tokens_per_step} is not a multiple of context {context}")
         if self.warmup < 0 or self.steps < 1:
             raise ValueError(f"need warmup >= 0 and steps >= 1; got {self.warmup}, {self.steps}")
+
+
+if __name__ == "__main__":  # parsed before torch loads, so that --help and a bad flag answer at once
+    CONFIG = parse_config(BenchConfig, description=__doc__)
+
+import cs336_systems.flash_attention  # noqa: E402, F401  (registers the flash_triton backend)
+import torch  # noqa: E402
+from cs336_basics.model import TransformerLM  # noqa: E402
+from cs336_basics.model_sizes import model_config  # noqa: E402
+from cs336_basics.nn_utils import cross_entropy  # noqa: E402
+from cs336_basics.optimizer import AdamW  # noqa: E402
+from cs336_basics.toolkit.atomic import write_json_atomic, write_text_atomic  # noqa: E402
+from cs336_basics.toolkit.tables import records_table  # noqa: E402
+from cs336_systems.benchmarking.model_benchmark import is_out_of_memory  # noqa: E402
+from cs336_systems.benchmarking.timing import TimingStats, time_repeated  # noqa: E402
 
 
 def flash_triton_unavailable(device: torch.device) -> str | None:
@@ -237,10 +243,10 @@ def run(config: BenchConfig) -> list[dict]:
     return with_ratios(rows)
 
 
-def main(argv: list[str] | None = None) -> None:
-    rows = run(parse_config(BenchConfig, argv))
+def main(config: BenchConfig) -> None:
+    rows = run(config)
     print(records_table([{**row, "compiled": "yes" if row["compiled"] else "no"} for row in rows], COLUMNS))
 
 
 if __name__ == "__main__":
-    main()
+    main(CONFIG)

@@ -9,10 +9,11 @@ An out-of-memory policy is a result row. Rows go to ``checkpointing.jsonl`` as t
 
 Run (GPU machine, repo root):
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src \\
-        python3 assignment2-systems/benchmarks/bench_checkpointing.py --out /tmp/ckpt
+        python3 assignment2-systems/benchmarks/bench_checkpointing.py --out_dir /tmp/ckpt
 """
 
-import argparse
+from __future__ import annotations
+
 import gc
 import json
 import os
@@ -20,46 +21,50 @@ import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
-import torch
-from cs336_basics.model import TransformerLM
-from cs336_basics.model_sizes import MODEL_SIZES, model_config
-from cs336_basics.nn_utils import cross_entropy
-from cs336_basics.optimizer import AdamW
-from cs336_basics.toolkit.atomic import write_json_atomic, write_text_atomic
-from cs336_basics.toolkit.tables import records_table
-from cs336_systems.activation_checkpointing import checkpoint_blocks, saved_activation_bytes
-from cs336_systems.benchmarking import TimingStats, time_repeated
-from cs336_systems.benchmarking.model_benchmark import is_out_of_memory
+from cs336_basics.model_sizes import MODEL_SIZES
+from cs336_basics.toolkit.cli import parse_config
 
 POLICIES = {"none": None, "every_other": (2, 1), "every": (1, 1), "two_block_segments": (1, 2)}
 """Policy -> (every, segment) for :func:`checkpoint_blocks`."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class CheckpointingConfig:
-    out: str = "checkpointing_results"
-    size: str = "2.7B"
-    context_length: int = 2048
-    batch_size: int = 4
-    precision: str = "bf16"
-    policies: list[str] = field(default_factory=lambda: list(POLICIES))
-    warmup: int = 2
-    steps: int = 3
+    """Peak memory and step time of one model per activation-checkpointing policy."""
+
+    out_dir: str = field(default="runs/checkpointing", metadata={"help": "folder for checkpointing.jsonl/.json/.md"})
+    size: str = field(default="2.7B", metadata={"help": f"model shape, one of {list(MODEL_SIZES)}"})
+    context_length: int = field(default=2048, metadata={"help": "tokens per sequence"})
+    batch_size: int = field(default=4, metadata={"help": "sequences per step"})
+    precision: Literal["fp32", "bf16"] = field(default="bf16", metadata={"help": "bf16: autocast"})
+    policies: list[Literal["none", "every_other", "every", "two_block_segments"]] = field(
+        default_factory=lambda: list(POLICIES), metadata={"help": "which blocks recompute their activations"}
+    )
+    warmup: int = field(default=2, metadata={"help": "untimed steps (AdamW allocates its state)"})
+    steps: int = field(default=3, metadata={"help": "timed steps"})
+
+    def __post_init__(self):
+        if self.size not in MODEL_SIZES:
+            raise ValueError(f"size must be one of {list(MODEL_SIZES)}, got {self.size!r}")
+        if self.steps < 1 or self.warmup < 0:
+            raise ValueError("steps must be >= 1 and warmup >= 0")
 
 
-def parse_args() -> CheckpointingConfig:
-    d = CheckpointingConfig()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=d.out)
-    parser.add_argument("--size", choices=list(MODEL_SIZES), default=d.size)
-    parser.add_argument("--context-length", type=int, default=d.context_length)
-    parser.add_argument("--batch-size", type=int, default=d.batch_size)
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default=d.precision)
-    parser.add_argument("--policies", nargs="+", choices=list(POLICIES), default=d.policies)
-    parser.add_argument("--warmup", type=int, default=d.warmup, help="untimed steps (AdamW allocates its state)")
-    parser.add_argument("--steps", type=int, default=d.steps)
-    return CheckpointingConfig(**vars(parser.parse_args()))
+if __name__ == "__main__":  # parsed before torch loads, so that --help and a bad flag answer at once
+    CONFIG = parse_config(CheckpointingConfig, description=__doc__)
+
+import torch  # noqa: E402
+from cs336_basics.model import TransformerLM  # noqa: E402
+from cs336_basics.model_sizes import model_config  # noqa: E402
+from cs336_basics.nn_utils import cross_entropy  # noqa: E402
+from cs336_basics.optimizer import AdamW  # noqa: E402
+from cs336_basics.toolkit.atomic import write_json_atomic, write_text_atomic  # noqa: E402
+from cs336_basics.toolkit.tables import records_table  # noqa: E402
+from cs336_systems.activation_checkpointing import checkpoint_blocks, saved_activation_bytes  # noqa: E402
+from cs336_systems.benchmarking import TimingStats, time_repeated  # noqa: E402
+from cs336_systems.benchmarking.model_benchmark import is_out_of_memory  # noqa: E402
 
 
 def measure(config: CheckpointingConfig, policy: str) -> dict:
@@ -107,15 +112,14 @@ def measure(config: CheckpointingConfig, policy: str) -> dict:
     return row
 
 
-def main() -> None:
-    config = parse_args()
+def main(config: CheckpointingConfig) -> None:
     if not torch.cuda.is_available():
         sys.exit("bench_checkpointing needs a CUDA GPU")
-    os.makedirs(config.out, exist_ok=True)
+    os.makedirs(config.out_dir, exist_ok=True)
     device = torch.cuda.get_device_name()
     print(f"device: {device}, torch {torch.__version__}", flush=True)
     rows = []
-    with open(os.path.join(config.out, "checkpointing.jsonl"), "w") as jsonl:
+    with open(os.path.join(config.out_dir, "checkpointing.jsonl"), "w") as jsonl:
         for policy in config.policies:
             start = time.perf_counter()
             row = measure(config, policy)
@@ -140,12 +144,12 @@ def main() -> None:
         f"warm-up {config.warmup}, {config.steps} timed steps"
     )
     text = f"{header}\n\n{records_table(rows, dict(zip(columns, headers, strict=True)))}\n"
-    write_text_atomic(os.path.join(config.out, "checkpointing.md"), text)
+    write_text_atomic(os.path.join(config.out_dir, "checkpointing.md"), text)
     write_json_atomic(
-        os.path.join(config.out, "checkpointing.json"), {"config": asdict(config), "rows": rows}, indent=1
+        os.path.join(config.out_dir, "checkpointing.json"), {"config": asdict(config), "rows": rows}, indent=1
     )
     print(text)
 
 
 if __name__ == "__main__":
-    main()
+    main(CONFIG)

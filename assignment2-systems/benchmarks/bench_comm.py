@@ -9,51 +9,55 @@ nccl-tests report, comparable across world sizes). The named baseline is the dev
 (`tensor.copy_` of the same size on one rank), so `bus/copy` says how close the link comes to local memory.
 
 Run (2 processes on CPU with gloo, or one process per GPU with NCCL):
-    uv run torchrun --nproc-per-node 2 assignment2-systems/benchmarks/bench_comm.py --backend gloo --sizes-mb 1 10 100
+    uv run torchrun --nproc-per-node 2 assignment2-systems/benchmarks/bench_comm.py --backend gloo --sizes_mb 1 10 100
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src python3 -m torch.distributed.run --nproc-per-node 2 \\
-        assignment2-systems/benchmarks/bench_comm.py --out $OUT/comm
+        assignment2-systems/benchmarks/bench_comm.py --out_dir $OUT/comm
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
-import torch
-import torch.distributed as dist
-from cs336_basics.toolkit.tables import records_table
-from cs336_systems.distributed_report import reduce_over_ranks, run_metadata, write_results
-from cs336_systems.distributed_utils import DistributedContext, init_from_env
+from cs336_basics.toolkit.cli import parse_config
 
-OPERATIONS = ["all_reduce", "all_gather", "reduce_scatter"]
-COLUMNS = ["op", "size MB", "ms", "algbw GB/s", "busbw GB/s", "copy GB/s", "bus/copy"]
+Operation = Literal["all_reduce", "all_gather", "reduce_scatter"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class CommBenchConfig:
-    sizes_mb: list[float] = field(default_factory=lambda: [1.0, 10.0, 100.0, 1000.0])
-    ops: list[str] = field(default_factory=lambda: list(OPERATIONS))
-    warmup: int = 3
-    iters: int = 10
-    backend: str | None = None
-    out: str = "comm_results"
+    """Collective bandwidth per operation and size, against the device's own copy bandwidth."""
+
+    sizes_mb: list[float] = field(
+        default_factory=lambda: [1.0, 10.0, 100.0, 1000.0], metadata={"help": "tensor sizes, MB (10^6 bytes)"}
+    )
+    ops: list[Operation] = field(
+        default_factory=lambda: ["all_reduce", "all_gather", "reduce_scatter"], metadata={"help": "collectives"}
+    )
+    warmup: int = field(default=3, metadata={"help": "untimed calls before the timed loop"})
+    iters: int = field(default=10, metadata={"help": "timed back-to-back calls"})
+    backend: Literal["nccl", "gloo"] | None = field(default=None, metadata={"help": "none: nccl if CUDA, else gloo"})
+    out_dir: str = field(default="runs/comm", metadata={"help": "folder for comm_<backend>_ws<N>.json and .md"})
+
+    def __post_init__(self):
+        if not self.sizes_mb or not self.ops or any(size <= 0 for size in self.sizes_mb):
+            raise ValueError("sizes_mb and ops need at least one value each, sizes positive")
+        if self.iters < 1 or self.warmup < 0:
+            raise ValueError(f"iters must be >= 1 and warmup >= 0, got {self.iters} and {self.warmup}")
 
 
-def parse_args() -> CommBenchConfig:
-    d = CommBenchConfig()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes-mb", type=float, nargs="+", default=d.sizes_mb)
-    parser.add_argument("--ops", nargs="+", choices=OPERATIONS, default=d.ops)
-    parser.add_argument("--warmup", type=int, default=d.warmup)
-    parser.add_argument("--iters", type=int, default=d.iters)
-    parser.add_argument("--backend", choices=["nccl", "gloo"], default=d.backend, help="default: nccl if CUDA")
-    parser.add_argument("--out", default=d.out)
-    cfg = CommBenchConfig(**vars(parser.parse_args()))
-    if cfg.iters < 1 or any(size <= 0 for size in cfg.sizes_mb):
-        parser.error("--iters must be >= 1 and sizes positive")
-    return cfg
+if __name__ == "__main__":  # parsed before torch loads, so that --help and a bad flag answer at once
+    CONFIG = parse_config(CommBenchConfig, description=__doc__)
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+from cs336_basics.toolkit.tables import records_table  # noqa: E402
+from cs336_systems.distributed_report import reduce_over_ranks, run_metadata, write_results  # noqa: E402
+from cs336_systems.distributed_utils import DistributedContext, init_from_env  # noqa: E402
+
+COLUMNS = ["op", "size MB", "ms", "algbw GB/s", "busbw GB/s", "copy GB/s", "bus/copy"]
 
 
 def collective(op: str, numel: int, ctx: DistributedContext) -> Callable[[], None]:
@@ -100,8 +104,7 @@ def bus_factor(op: str, n: int) -> float:
     return 2 * (n - 1) / n if op == "all_reduce" else (n - 1) / n
 
 
-def main() -> None:
-    cfg = parse_args()
+def main(cfg: CommBenchConfig) -> None:
     ctx = init_from_env(cfg.backend)
     rows = []
     for size_mb in cfg.sizes_mb:
@@ -121,7 +124,7 @@ def main() -> None:
         table = records_table(rows, COLUMNS)
         print(table)
         write_results(
-            cfg.out,
+            cfg.out_dir,
             f"comm_{ctx.backend}_ws{ctx.world_size}",
             {**run_metadata(ctx.backend, ctx.device), **asdict(cfg)},
             rows,
@@ -132,4 +135,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(CONFIG)

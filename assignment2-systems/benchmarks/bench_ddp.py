@@ -17,30 +17,18 @@ synchronisation, optimizer step) are marked on the compute stream (CUDA events) 
 Run (2 processes on CPU with gloo, or one process per GPU with NCCL):
     uv run torchrun --nproc-per-node 2 assignment2-systems/benchmarks/bench_ddp.py --size tiny --backend gloo
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src python3 -m torch.distributed.run --nproc-per-node 2 \\
-        assignment2-systems/benchmarks/bench_ddp.py --size xl --out $OUT/ddp
+        assignment2-systems/benchmarks/bench_ddp.py --size xl --out_dir $OUT/ddp
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
 import statistics
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
-import torch
-import torch.distributed as dist
-import torch.nn.functional as F
-from cs336_basics.model_sizes import MODEL_SIZES, model_config
-from cs336_basics.toolkit.tables import records_table
-from cs336_systems.data_parallel_setups import (
-    PRECISIONS,
-    TrainingSetup,
-    build_setup,
-    validate_setup_name,
-)
-from cs336_systems.distributed_report import reduce_over_ranks, run_metadata, write_results
-from cs336_systems.distributed_utils import DistributedContext, init_from_env
-from cs336_systems.phase_timer import PhaseTimer
+from cs336_basics.model_sizes import MODEL_SIZES
+from cs336_basics.toolkit.cli import parse_config
 
 DEFAULT_SETUPS = [
     "local",
@@ -59,41 +47,50 @@ DEFAULT_SETUPS = [
 COLUMNS = ["setup", "step ms", "fwd ms", "bwd ms", "sync ms", "opt ms", "sync %", "overhead %", "tok/s", "vs torch"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class DDPBenchConfig:
-    size: str = "tiny"
-    setups: list[str] = field(default_factory=lambda: list(DEFAULT_SETUPS))
-    batch_size: int = 4  # per rank
-    context_length: int = 128
-    vocab_size: int = 10_000
-    precision: str = "fp32"
-    warmup: int = 3
-    steps: int = 10
-    rounds: int = 1
-    backend: str | None = None
-    out: str = "ddp_results"
+    """Step time and communication share of every data-parallel setup on one seeded Transformer LM."""
+
+    size: str = field(default="tiny", metadata={"help": f"model shape, one of {list(MODEL_SIZES)}"})
+    setups: list[str] = field(
+        default_factory=lambda: list(DEFAULT_SETUPS),
+        metadata={"help": "local naive flat overlap bucketed-<MB> zero1 fsdp torch-ddp torch-fsdp"},
+    )
+    batch_size: int = field(default=4, metadata={"help": "sequences per rank"})
+    context_length: int = field(default=128, metadata={"help": "tokens per sequence"})
+    vocab_size: int = field(default=10_000, metadata={"help": "model vocabulary (random tokens)"})
+    precision: Literal["fp32", "bf16"] = field(default="fp32", metadata={"help": "bf16: mixed-precision compute"})
+    warmup: int = field(default=3, metadata={"help": "untimed steps per setup and round"})
+    steps: int = field(default=10, metadata={"help": "timed steps per setup and round"})
+    rounds: int = field(default=1, metadata={"help": "interleaved repeats; medians are reported"})
+    backend: Literal["nccl", "gloo"] | None = field(default=None, metadata={"help": "none: nccl if CUDA, else gloo"})
+    out_dir: str = field(default="runs/ddp", metadata={"help": "folder for ddp_<size>_<precision>_ws<N>.json and .md"})
+
+    def __post_init__(self):
+        from cs336_systems.data_parallel_setups import validate_setup_name  # torch: only once the flags parsed
+
+        if self.size not in MODEL_SIZES:
+            raise ValueError(f"size must be one of {list(MODEL_SIZES)}, got {self.size!r}")
+        if not self.setups:
+            raise ValueError("setups is empty")
+        for name in self.setups:
+            validate_setup_name(name)
+        if self.steps < 1 or self.warmup < 0 or self.rounds < 1:
+            raise ValueError("steps and rounds must be >= 1, warmup >= 0")
 
 
-def parse_args() -> DDPBenchConfig:
-    d = DDPBenchConfig()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", choices=list(MODEL_SIZES), default=d.size)
-    parser.add_argument("--setups", nargs="+", default=d.setups, help="local naive flat overlap bucketed-<MB> ...")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size, help="sequences per rank")
-    parser.add_argument("--context-length", type=int, default=d.context_length)
-    parser.add_argument("--vocab-size", type=int, default=d.vocab_size)
-    parser.add_argument("--precision", choices=list(PRECISIONS), default=d.precision)
-    parser.add_argument("--warmup", type=int, default=d.warmup)
-    parser.add_argument("--steps", type=int, default=d.steps)
-    parser.add_argument("--rounds", type=int, default=d.rounds, help="interleaved repeats; medians are reported")
-    parser.add_argument("--backend", choices=["nccl", "gloo"], default=d.backend, help="default: nccl if CUDA")
-    parser.add_argument("--out", default=d.out)
-    cfg = DDPBenchConfig(**vars(parser.parse_args()))
-    for name in cfg.setups:
-        validate_setup_name(name)
-    if cfg.steps < 1 or cfg.warmup < 0 or cfg.rounds < 1:
-        parser.error("--steps and --rounds must be >= 1, --warmup >= 0")
-    return cfg
+if __name__ == "__main__":  # parsed before torch loads, so that --help and a bad flag answer at once
+    CONFIG = parse_config(DDPBenchConfig, description=__doc__)
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from cs336_basics.model_sizes import model_config  # noqa: E402
+from cs336_basics.toolkit.tables import records_table  # noqa: E402
+from cs336_systems.data_parallel_setups import TrainingSetup, build_setup  # noqa: E402
+from cs336_systems.distributed_report import reduce_over_ranks, run_metadata, write_results  # noqa: E402
+from cs336_systems.distributed_utils import DistributedContext, init_from_env  # noqa: E402
+from cs336_systems.phase_timer import PhaseTimer  # noqa: E402
 
 
 def train_step(setup: TrainingSetup, x: torch.Tensor, y: torch.Tensor, timer: PhaseTimer | None) -> float:
@@ -159,8 +156,7 @@ def add_comparisons(rows: list[dict]) -> None:
             row["vs torch"] = row["tok/s"] / by_name[baseline]["tok/s"]
 
 
-def main() -> None:
-    cfg = parse_args()
+def main(cfg: DDPBenchConfig) -> None:
     ctx = init_from_env(cfg.backend)
     torch.set_float32_matmul_precision("high")
     rounds: dict[str, list[dict]] = {name: [] for name in cfg.setups}
@@ -179,10 +175,10 @@ def main() -> None:
         table = records_table(rows, COLUMNS + ["loss0"])
         print(table)
         stem = f"ddp_{cfg.size}_{cfg.precision}_ws{ctx.world_size}"
-        write_results(cfg.out, stem, meta, rows, table)
+        write_results(cfg.out_dir, stem, meta, rows, table)
     dist.barrier()
     dist.destroy_process_group()
 
 
 if __name__ == "__main__":
-    main()
+    main(CONFIG)

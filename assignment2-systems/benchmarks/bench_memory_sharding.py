@@ -10,64 +10,66 @@ Run (2 processes on CPU with gloo, or one process per GPU with NCCL):
     uv run torchrun --nproc-per-node 2 assignment2-systems/benchmarks/bench_memory_sharding.py --size tiny \\
         --backend gloo
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src python3 -m torch.distributed.run --nproc-per-node 2 \\
-        assignment2-systems/benchmarks/bench_memory_sharding.py --size xl --out $OUT/memory
+        assignment2-systems/benchmarks/bench_memory_sharding.py --size xl --out_dir $OUT/memory
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
-import torch
-import torch.distributed as dist
-import torch.nn.functional as F
-from cs336_basics.model_sizes import MODEL_SIZES, model_config
-from cs336_basics.toolkit.tables import records_table
-from cs336_systems.data_parallel_setups import (
-    PRECISIONS,
-    build_setup,
-    validate_setup_name,
-)
-from cs336_systems.distributed_report import reduce_over_ranks, run_metadata, write_results
-from cs336_systems.distributed_utils import DistributedContext, init_from_env
-from cs336_systems.sharded_optimizer import ShardedOptimizer
-from torch.optim import Optimizer
+from cs336_basics.model_sizes import MODEL_SIZES
+from cs336_basics.toolkit.cli import parse_config
 
 MIB = 2**20
-DEFAULT_SETUPS = ["bucketed-25", "zero1", "fsdp", "torch-fsdp"]
 BYTE_COLUMNS = ["params MiB", "grads MiB", "optim MiB", "total MiB"]
 PEAK_COLUMNS = ["init peak MiB", "before step peak MiB", "after step peak MiB"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class MemoryBenchConfig:
-    size: str = "tiny"
-    setups: list[str] = field(default_factory=lambda: list(DEFAULT_SETUPS))
-    batch_size: int = 4  # per rank
-    context_length: int = 128
-    vocab_size: int = 10_000
-    precision: str = "fp32"
-    backend: str | None = None
-    out: str = "memory_results"
+    """Per-rank memory of parameters, gradients and optimizer state of each data-parallel setup."""
+
+    size: str = field(default="tiny", metadata={"help": f"model shape, one of {list(MODEL_SIZES)}"})
+    setups: list[str] = field(
+        default_factory=lambda: ["bucketed-25", "zero1", "fsdp", "torch-fsdp"],
+        metadata={"help": "local naive flat overlap bucketed-<MB> zero1 fsdp torch-ddp torch-fsdp"},
+    )
+    batch_size: int = field(default=4, metadata={"help": "sequences per rank"})
+    context_length: int = field(default=128, metadata={"help": "tokens per sequence"})
+    vocab_size: int = field(default=10_000, metadata={"help": "model vocabulary (random tokens)"})
+    precision: Literal["fp32", "bf16"] = field(default="fp32", metadata={"help": "bf16: mixed-precision compute"})
+    backend: Literal["nccl", "gloo"] | None = field(default=None, metadata={"help": "none: nccl if CUDA, else gloo"})
+    out_dir: str = field(
+        default="runs/memory_sharding", metadata={"help": "folder for memory_<size>_<precision>_ws<N>.json and .md"}
+    )
+
+    def __post_init__(self):
+        from cs336_systems.data_parallel_setups import validate_setup_name  # torch: only once the flags parsed
+
+        if self.size not in MODEL_SIZES:
+            raise ValueError(f"size must be one of {list(MODEL_SIZES)}, got {self.size!r}")
+        if not self.setups:
+            raise ValueError("setups is empty")
+        for name in self.setups:
+            validate_setup_name(name)
 
 
-def parse_args() -> MemoryBenchConfig:
-    d = MemoryBenchConfig()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", choices=list(MODEL_SIZES), default=d.size)
-    parser.add_argument("--setups", nargs="+", default=d.setups)
-    parser.add_argument("--batch-size", type=int, default=d.batch_size, help="sequences per rank")
-    parser.add_argument("--context-length", type=int, default=d.context_length)
-    parser.add_argument("--vocab-size", type=int, default=d.vocab_size)
-    parser.add_argument("--precision", choices=list(PRECISIONS), default=d.precision)
-    parser.add_argument("--backend", choices=["nccl", "gloo"], default=d.backend, help="default: nccl if CUDA")
-    parser.add_argument("--out", default=d.out)
-    cfg = MemoryBenchConfig(**vars(parser.parse_args()))
-    for name in cfg.setups:
-        validate_setup_name(name)
-    return cfg
+if __name__ == "__main__":  # parsed before torch loads, so that --help and a bad flag answer at once
+    CONFIG = parse_config(MemoryBenchConfig, description=__doc__)
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from cs336_basics.model_sizes import model_config  # noqa: E402
+from cs336_basics.toolkit.tables import records_table  # noqa: E402
+from cs336_systems.data_parallel_setups import build_setup  # noqa: E402
+from cs336_systems.distributed_report import reduce_over_ranks, run_metadata, write_results  # noqa: E402
+from cs336_systems.distributed_utils import DistributedContext, init_from_env  # noqa: E402
+from cs336_systems.sharded_optimizer import ShardedOptimizer  # noqa: E402
+from torch.optim import Optimizer  # noqa: E402
 
 
 def local_bytes(tensors: Iterable[torch.Tensor]) -> int:
@@ -135,8 +137,7 @@ def measure(cfg: MemoryBenchConfig, ctx: DistributedContext, name: str) -> dict:
     return {"setup": name, **reduce_over_ranks(sizes, op="max")}
 
 
-def main() -> None:
-    cfg = parse_args()
+def main(cfg: MemoryBenchConfig) -> None:
     ctx = init_from_env(cfg.backend)
     rows = [measure(cfg, ctx, name) for name in cfg.setups]
     if ctx.rank == 0:
@@ -145,10 +146,10 @@ def main() -> None:
         print(table)
         meta = {**run_metadata(ctx.backend, ctx.device), **asdict(cfg)}
         meta.pop("setups")
-        write_results(cfg.out, f"memory_{cfg.size}_{cfg.precision}_ws{ctx.world_size}", meta, rows, table)
+        write_results(cfg.out_dir, f"memory_{cfg.size}_{cfg.precision}_ws{ctx.world_size}", meta, rows, table)
     dist.barrier()
     dist.destroy_process_group()
 
 
 if __name__ == "__main__":
-    main()
+    main(CONFIG)

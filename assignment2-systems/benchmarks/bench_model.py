@@ -11,75 +11,71 @@ appended to a JSONL file as they finish; a markdown table is written at the end.
 
 Run (GPU machine, repo root):
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src \
-        python3 assignment2-systems/benchmarks/bench_model.py --out /tmp/model_bench
-    ... bench_model.py --sizes small --precisions bf16 --compile both --out /tmp/model_compiled
-    ... bench_model.py --sizes small --modes train_step --warmup 0 1 2 5 --out /tmp/model_warmup
-    ... bench_model.py --memory --sizes 2.7B --context-lengths 128 256 512 --snapshots --out /tmp/model_mem
+        python3 assignment2-systems/benchmarks/bench_model.py --out_dir /tmp/model_bench
+    ... bench_model.py --sizes small --precisions bf16 --compile both --out_dir /tmp/model_compiled
+    ... bench_model.py --sizes small --modes train_step --warmup 0 1 2 5 --out_dir /tmp/model_warmup
+    ... bench_model.py --memory --sizes 2.7B --context_lengths 128 256 512 --snapshots --out_dir /tmp/model_mem
 Profile with nsys (skip the warm-up range):
     nsys profile --trace=cuda,nvtx --capture-range=nvtx --nvtx-capture='step 0' ... bench_model.py --sizes small
 """
 
-import argparse
+from __future__ import annotations
+
 import itertools
 import json
 import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
-import torch
 from cs336_basics.model_sizes import MODEL_SIZES
 from cs336_basics.toolkit.atomic import write_json_atomic, write_text_atomic
+from cs336_basics.toolkit.cli import parse_config
 from cs336_basics.toolkit.tables import records_table
-from cs336_systems.benchmarking import ModelBenchmarkConfig, benchmark_model
-from cs336_systems.benchmarking.model_benchmark import ATTENTIONS, MODES, PRECISIONS, profile_memory
-
-
-@dataclass
-class SweepConfig:
-    out: str = "model_benchmark_results"
-    sizes: list[str] = field(default_factory=lambda: ["small", "medium", "large", "xl", "2.7B"])
-    context_lengths: list[int] = field(default_factory=lambda: [512])
-    precisions: list[str] = field(default_factory=lambda: ["fp32", "bf16"])
-    modes: list[str] = field(default_factory=lambda: ["forward", "train_step"])
-    batch_size: int = 4
-    warmup: list[int] = field(default_factory=lambda: [5])
-    steps: int = 10
-    compile: str = "off"
-    nvtx: bool = True
-    attention: str = "sdpa"
-    memory: bool = False
-    snapshots: bool = False
-    device: str = "cuda"
-
-
-def parse_args(argv: list[str] | None = None) -> SweepConfig:
-    d = SweepConfig()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=d.out, help="directory for the JSONL rows, table and snapshots")
-    parser.add_argument("--sizes", nargs="+", choices=list(MODEL_SIZES), default=d.sizes)
-    parser.add_argument("--context-lengths", type=int, nargs="+", default=d.context_lengths)
-    parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=d.precisions)
-    parser.add_argument("--modes", nargs="+", choices=MODES, default=d.modes)
-    parser.add_argument("--batch-size", type=int, default=d.batch_size)
-    parser.add_argument(
-        "--warmup", type=int, nargs="+", default=d.warmup, help="untimed steps before measuring (several: a sweep)"
-    )
-    parser.add_argument("--steps", type=int, default=d.steps, help="timed steps")
-    parser.add_argument(
-        "--compile", choices=COMPILE_CHOICES, default=d.compile, help="torch.compile the model: off, on, or both rows"
-    )
-    parser.add_argument("--nvtx", action=argparse.BooleanOptionalAction, default=d.nvtx)
-    parser.add_argument(
-        "--attention", choices=ATTENTIONS, default=d.attention, help="naive: from-scratch attention in NVTX ranges"
-    )
-    parser.add_argument("--memory", action="store_true", help="peak-memory profile instead of timing")
-    parser.add_argument("--snapshots", action="store_true", help="with --memory: dump memory_viz pickles")
-    parser.add_argument("--device", default=d.device)
-    return SweepConfig(**vars(parser.parse_args(argv)))
-
 
 COMPILE_CHOICES = {"off": [False], "on": [True], "both": [False, True]}
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Forward, backward and AdamW-step time (or peak memory) per model size, context, precision and mode."""
+
+    out_dir: str = field(
+        default="runs/model_benchmark", metadata={"help": "folder for the JSONL rows, table and snapshots"}
+    )
+    sizes: list[str] = field(
+        default_factory=lambda: ["small", "medium", "large", "xl", "2.7B"],
+        metadata={"help": f"model shapes, of {list(MODEL_SIZES)}"},
+    )
+    context_lengths: list[int] = field(default_factory=lambda: [512], metadata={"help": "context lengths"})
+    precisions: list[Literal["fp32", "bf16"]] = field(
+        default_factory=lambda: ["fp32", "bf16"], metadata={"help": "bf16: autocast"}
+    )
+    modes: list[Literal["forward", "forward_backward", "train_step"]] = field(
+        default_factory=lambda: ["forward", "train_step"], metadata={"help": "what a timed step runs"}
+    )
+    batch_size: int = field(default=4, metadata={"help": "sequences per step"})
+    warmup: list[int] = field(
+        default_factory=lambda: [5], metadata={"help": "untimed steps before measuring (several: a sweep)"}
+    )
+    steps: int = field(default=10, metadata={"help": "timed steps"})
+    compile: Literal["off", "on", "both"] = field(
+        default="off", metadata={"help": "torch.compile the model: off, on, or both rows"}
+    )
+    nvtx: bool = field(default=True, metadata={"help": "NVTX ranges for nsys"})
+    attention: Literal["sdpa", "naive"] = field(
+        default="sdpa", metadata={"help": "naive: from-scratch attention in NVTX ranges"}
+    )
+    memory: bool = field(default=False, metadata={"help": "peak-memory profile instead of timing"})
+    snapshots: bool = field(default=False, metadata={"help": "with --memory: dump memory_viz pickles"})
+    device: str = field(default="cuda", metadata={"help": "cuda, or cpu (timing mode only)"})
+
+    def __post_init__(self):
+        if unknown := sorted(set(self.sizes) - set(MODEL_SIZES)):
+            raise ValueError(f"unknown sizes {unknown}; choose from {list(MODEL_SIZES)}")
+        if self.steps < 1 or min(self.warmup, default=0) < 0:
+            raise ValueError("steps must be >= 1 and warmup >= 0")
 
 
 def _with_spread(row: dict, phase: str) -> str | None:
@@ -135,14 +131,17 @@ def memory_table(rows: list[dict]) -> str:
     return records_table(rows, dict(zip(columns, headers, strict=True)))
 
 
-def main(argv: list[str] | None = None) -> None:
-    sweep = parse_args(argv)
+def main(sweep: SweepConfig) -> None:
+    import torch  # after parsing, so that --help answers at once
+    from cs336_systems.benchmarking import ModelBenchmarkConfig, benchmark_model
+    from cs336_systems.benchmarking.model_benchmark import profile_memory
+
     if sweep.device.startswith("cuda") and not torch.cuda.is_available():
         sys.exit("no CUDA GPU: pass --device cpu to benchmark on the CPU (timing mode only)")
-    os.makedirs(sweep.out, exist_ok=True)
+    os.makedirs(sweep.out_dir, exist_ok=True)
     name = "memory" if sweep.memory else "model_benchmark"
     rows = []
-    with open(os.path.join(sweep.out, f"{name}.jsonl"), "w") as jsonl:
+    with open(os.path.join(sweep.out_dir, f"{name}.jsonl"), "w") as jsonl:
         for size in sweep.sizes:
             for context_length in sweep.context_lengths:
                 for precision, compiled, mode, warmup in itertools.product(
@@ -157,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
                         snapshot = None
                         if sweep.snapshots:
                             snapshot = os.path.join(
-                                sweep.out, f"snapshot_{size}_{context_length}_{precision}_{mode}.pickle"
+                                sweep.out_dir, f"snapshot_{size}_{context_length}_{precision}_{mode}.pickle"
                             )
                         row = profile_memory(cell, snapshot)
                     else:
@@ -170,11 +169,11 @@ def main(argv: list[str] | None = None) -> None:
     table = memory_table(rows) if sweep.memory else timing_table(rows)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     write_text_atomic(
-        os.path.join(sweep.out, f"{name}.md"), f"device: {device}, torch {torch.__version__}\n\n{table}\n"
+        os.path.join(sweep.out_dir, f"{name}.md"), f"device: {device}, torch {torch.__version__}\n\n{table}\n"
     )
-    write_json_atomic(os.path.join(sweep.out, f"{name}.json"), {"sweep": asdict(sweep), "rows": rows}, indent=1)
+    write_json_atomic(os.path.join(sweep.out_dir, f"{name}.json"), {"sweep": asdict(sweep), "rows": rows}, indent=1)
     print(table)
 
 
 if __name__ == "__main__":
-    main()
+    main(parse_config(SweepConfig, description=__doc__))

@@ -14,33 +14,47 @@ every step the weights must agree:
 - every benchmark setup (ours, `torch.nn.parallel.DistributedDataParallel`, `fully_shard`) on a small
   Transformer LM, AdamW, 2 steps.
 
-Prints a table, writes `correctness.json`/`.md` under `--out`, exits 1 if any check fails.
+Prints a table, writes `correctness.json`/`.md` under `--out_dir`, exits 1 if any check fails.
 
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src python3 -m torch.distributed.run --nproc-per-node 2 \\
-        assignment2-systems/scripts/check_distributed_correctness.py --out $OUT/correctness
+        assignment2-systems/scripts/check_distributed_correctness.py --out_dir $OUT/correctness
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
-import torch
-import torch.distributed as dist
-import torch.nn.functional as F
-from cs336_basics.model_config import ModelConfig
-from cs336_basics.toolkit.tables import records_table
-from cs336_systems.data_parallel_setups import build_setup
-from cs336_systems.ddp import BucketedDDP, FlatDDP, NaiveDDP, OverlapDDP
-from cs336_systems.distributed_report import run_metadata, write_results
-from cs336_systems.distributed_utils import DistributedContext, init_from_env
-from cs336_systems.fsdp import FSDP
-from cs336_systems.sharded_optimizer import ShardedOptimizer
-from cs336_systems.toy_models import CourseFsdpModel, CourseTiedModel, CourseToyModel
-from torch import nn
+from cs336_basics.toolkit.cli import parse_config
+
+
+@dataclass(frozen=True)
+class CorrectnessConfig:
+    """Every data-parallel wrapper against single-device training, under torchrun."""
+
+    backend: Literal["nccl", "gloo"] | None = field(default=None, metadata={"help": "none: nccl if CUDA, else gloo"})
+    out_dir: str = field(default="runs/correctness", metadata={"help": "folder for correctness.json and .md"})
+
+
+if __name__ == "__main__":  # parsed before torch loads, so that --help and a bad flag answer at once
+    CONFIG = parse_config(CorrectnessConfig, description=__doc__)
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from cs336_basics.model_config import ModelConfig  # noqa: E402
+from cs336_basics.toolkit.tables import records_table  # noqa: E402
+from cs336_systems.data_parallel_setups import build_setup  # noqa: E402
+from cs336_systems.ddp import BucketedDDP, FlatDDP, NaiveDDP, OverlapDDP  # noqa: E402
+from cs336_systems.distributed_report import run_metadata, write_results  # noqa: E402
+from cs336_systems.distributed_utils import DistributedContext, init_from_env  # noqa: E402
+from cs336_systems.fsdp import FSDP  # noqa: E402
+from cs336_systems.sharded_optimizer import ShardedOptimizer  # noqa: E402
+from cs336_systems.toy_models import CourseFsdpModel, CourseTiedModel, CourseToyModel  # noqa: E402
+from torch import nn  # noqa: E402
 
 
 @dataclass
@@ -211,13 +225,9 @@ def check_benchmark_setups(ctx: DistributedContext) -> list[Check]:
     return checks
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backend", choices=["nccl", "gloo"], default=None, help="default: nccl if CUDA")
-    parser.add_argument("--out", default="correctness_results")
-    args = parser.parse_args()
+def main(config: CorrectnessConfig) -> None:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS, read at first matmul
-    ctx = init_from_env(args.backend)
+    ctx = init_from_env(config.backend)
     torch.backends.cuda.matmul.allow_tf32 = False  # compare fp32 with fp32, not TF32
     torch.use_deterministic_algorithms(True, warn_only=True)
     checks = check_ddp(ctx) + check_zero1(ctx) + check_fsdp(ctx) + check_benchmark_setups(ctx)
@@ -233,7 +243,7 @@ def main() -> None:
         rows = [vars(c) for c in checks]
         table = records_table(rows, ["name", "max_abs_diff", "tolerance", "passed"])
         print(table)
-        write_results(args.out, "correctness", run_metadata(ctx.backend, ctx.device), rows, table)
+        write_results(config.out_dir, "correctness", run_metadata(ctx.backend, ctx.device), rows, table)
         print("ALL PASSED" if all_passed else "SOME CHECKS FAILED")
     dist.barrier()
     dist.destroy_process_group()
@@ -241,4 +251,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(CONFIG)

@@ -18,12 +18,12 @@ export PYTHONPATH="assignment1-basics/src:assignment2-systems/src${PYTHONPATH:+:
 run() { "$PYTHON" -m torch.distributed.run --standalone --nproc-per-node "$NPROC" "$@"; }
 BENCH=assignment2-systems/benchmarks
 
-run assignment2-systems/scripts/check_distributed_correctness.py --out "$OUT/correctness"
-run "$BENCH/bench_comm.py" --out "$OUT/comm"
+run assignment2-systems/scripts/check_distributed_correctness.py --out_dir "$OUT/correctness"
+run "$BENCH/bench_comm.py" --out_dir "$OUT/comm"
 for precision in $PRECISIONS; do
   for size in $SIZES; do
-    run "$BENCH/bench_ddp.py" --size "$size" --precision "$precision" --out "$OUT/ddp"
+    run "$BENCH/bench_ddp.py" --size "$size" --precision "$precision" --out_dir "$OUT/ddp"
   done
   run "$BENCH/bench_memory_sharding.py" --size "$MEMORY_SIZE" --precision "$precision" \
-    --setups bucketed-25 zero1 fsdp torch-ddp torch-fsdp --out "$OUT/memory"
+    --setups bucketed-25 zero1 fsdp torch-ddp torch-fsdp --out_dir "$OUT/memory"
 done

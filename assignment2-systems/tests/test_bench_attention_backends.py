@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from cs336_basics.toolkit.cli import parse_config
 
 SCRIPT = Path(__file__).parent.parent / "benchmarks" / "bench_attention_backends.py"
 
@@ -19,7 +20,7 @@ def bench():
 
 
 def test_smoke_run_writes_the_table_and_json(bench, tmp_path):
-    bench.main(["--smoke", "--out_dir", str(tmp_path), "--backends", "naive", "sdpa"])
+    bench.main(parse_config(bench.BenchConfig, ["--smoke", "--out_dir", str(tmp_path), "--backends", "naive", "sdpa"]))
     result = json.loads((tmp_path / "attention_backends.json").read_text())
     rows = result["rows"]
     assert [(row["backend"], row["context"]) for row in rows] == [

@@ -1,0 +1,146 @@
+"""Every script and benchmark: a typed config through ``toolkit.cli.parse_config``, a ``--help`` that lists every
+option with its default without loading torch or Triton, clear errors on bad values, the documented commands parse."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import re
+import shlex
+import subprocess
+import sys
+import typing
+from pathlib import Path
+
+import pytest
+from cs336_basics.toolkit.cli import config_parser, parse_config
+
+PACKAGE = Path(__file__).parents[1]
+ROOT = PACKAGE.parent
+CONFIGS = {
+    "check_distributed_correctness": "CorrectnessConfig",
+    "bench_attention": "AttentionSweepConfig",
+    "bench_attention_backends": "BenchConfig",
+    "bench_checkpointing": "CheckpointingConfig",
+    "bench_comm": "CommBenchConfig",
+    "bench_ddp": "DDPBenchConfig",
+    "bench_memory_sharding": "MemoryBenchConfig",
+    "bench_model": "SweepConfig",
+}
+ENTRY_POINTS = {path.stem: path for path in [*PACKAGE.glob("scripts/*.py"), *PACKAGE.glob("benchmarks/*.py")]}
+HEAVY = ("torch", "triton", "matplotlib")
+HELP_PROBE = """
+import runpy, sys
+sys.argv = [sys.argv[1], "--help"]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+except SystemExit as exit_:
+    assert exit_.code in (0, None), exit_.code
+print(sorted(name for name in {heavy!r} if name in sys.modules))
+"""
+SHELL_VALUES = {"$size": "small", "$precision": "fp32", "$MEMORY_SIZE": "xl"}
+"""Values for the shell variables of ``run_distributed_benchmarks.sh``'s commands."""
+
+
+def config_class(script: str) -> type:
+    """The config dataclass of an entry point (loading the module also loads torch: fine in the test process)."""
+    name = f"_entry_point_{script}"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ENTRY_POINTS[script])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses resolve string annotations through it
+        spec.loader.exec_module(module)
+    return getattr(sys.modules[name], CONFIGS[script])
+
+
+def flags(cls: type, prefix: str = "") -> list[str]:
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            out += flags(hints[f.name], f"{prefix}{f.name}.")
+        else:
+            out.append(f"--{prefix}{f.name}")
+    return out
+
+
+def test_every_entry_point_has_a_config():
+    assert set(CONFIGS) <= set(ENTRY_POINTS)
+
+
+@pytest.mark.parametrize("script", sorted(CONFIGS))
+def test_help_lists_every_option_with_its_default_without_heavy_imports(script):
+    probe = HELP_PROBE.format(heavy=HEAVY)
+    result = subprocess.run(
+        [sys.executable, "-c", probe, str(ENTRY_POINTS[script])], capture_output=True, text=True, check=True
+    )
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1] == "[]", f"--help imported {lines[-1]}"
+    options = " ".join(result.stdout.split("options:", 1)[1].split())  # after the usage; argparse wraps lines
+    for flag in flags(config_class(script)):
+        assert re.search(re.escape(flag) + r"\b[^-].*?\((default: [^)]*|required)\)", options), flag
+    assert "--out_dir" in options or script == "tune_flash_kernels"
+
+
+@pytest.mark.parametrize("script", sorted(CONFIGS))
+def test_every_option_has_a_line_of_help(script):
+    cls = config_class(script)
+    assert [f.name for f in dataclasses.fields(cls) if not f.metadata.get("help")] == []
+
+
+@pytest.mark.parametrize(
+    ("script", "argv", "message"),
+    [
+        ("bench_ddp", ["--setups", "bucketed-0"], "unknown setup 'bucketed-0'"),
+        ("bench_ddp", ["--size", "huge"], "size must be one of"),
+        ("bench_ddp", ["--precision", "fp16"], "invalid choice value: 'fp16' (choose from fp32, bf16)"),
+        ("bench_memory_sharding", ["--setups"], "setups is empty"),
+        ("bench_comm", ["--sizes_mb", "0"], "sizes positive"),
+        ("bench_comm", ["--ops", "broadcast"], "(choose from all_reduce, all_gather, reduce_scatter)"),
+        ("bench_model", ["--sizes", "small", "huge"], "unknown sizes ['huge']"),
+        ("bench_checkpointing", ["--policies", "all"], "invalid choice value: 'all'"),
+        ("check_distributed_correctness", ["--backend", "mpi"], "(choose from nccl, gloo, none)"),
+        ("bench_attention", ["--out", "x"], "unknown flag --out (did you mean --out_dir?)"),
+    ],
+)
+def test_a_bad_value_is_a_usage_error(script, argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        parse_config(config_class(script), argv)
+    assert exit_.value.code == 2
+    assert message in " ".join(capsys.readouterr().err.split())
+
+
+def documented_commands() -> list[tuple[str, list[str]]]:
+    """``(script, argv)`` of every command in the docs, the distributed runner and the entry points' docstrings."""
+    docs = [PACKAGE / f"{name}.md" for name in ("README", "BENCHMARKS", "WRITEUP", "DISTRIBUTED")]
+    sources = [*docs, ROOT / "README.md", ROOT / "BENCHMARKS.md", PACKAGE / "scripts" / "run_distributed_benchmarks.sh"]
+    sources += [ENTRY_POINTS[script] for script in CONFIGS]
+    commands = []
+    for source in sources:
+        text = re.sub(r"\\\\?\n\s*", " ", source.read_text())  # join continued lines (\\ inside docstrings)
+        text = re.sub(r"(?<!`)`[^`\n]+\n[^`\n]+`(?!`)", lambda span: span.group().replace("\n", " "), text)  # wrapped
+        for match in re.finditer(r"\b(\w+)\.py\"?([^\n`#|;&]*)", text):
+            script, args = match.group(1), match.group(2).split("2>")[0].strip()
+            if script not in CONFIGS or "..." in args or "[" in args or (args and not args.startswith("-")):
+                continue  # another script, a synopsis or prose
+            for variable, value in SHELL_VALUES.items():
+                args = args.replace(f'"{variable}"', value)
+            commands.append((script, shlex.split(args)))
+    return commands
+
+
+def test_documented_commands_still_parse():
+    """A flag renamed or removed makes a documented command stop with a usage error (flags only: values that need
+    files from other steps are not checked)."""
+    commands = documented_commands()
+    assert {"check_distributed_correctness", "bench_ddp", "bench_model", "bench_attention"} <= {s for s, _ in commands}
+    for script, argv in commands:
+        try:
+            config_parser(config_class(script)).parse_args(argv)
+        except SystemExit as exit_:
+            pytest.fail(f"documented command {script} {shlex.join(argv)} no longer parses (exit {exit_.code})")
+
+
+def test_the_distributed_runner_writes_where_each_command_says():
+    runner = (PACKAGE / "scripts" / "run_distributed_benchmarks.sh").read_text()
+    assert "--out " not in runner and runner.count("--out_dir") == 4
