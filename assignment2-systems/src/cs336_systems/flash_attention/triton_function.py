@@ -68,8 +68,13 @@ def _cdiv(a: int, b: int) -> int:
 
 
 def _length_bucket(n_queries: int, n_keys: int) -> int:
-    """Autotuning key: the longer sequence rounded up to a power of two."""
-    return 1 << (max(n_queries, n_keys) - 1).bit_length()
+    """Autotuning key: the longer sequence rounded up to a power of two. Comparisons only, so that symbolic
+    lengths (``torch.compile`` with dynamic shapes) give a plain int, guarded to the bucket's range."""
+    longest = max(n_queries, n_keys)
+    bucket = 1
+    while bucket < longest:
+        bucket *= 2
+    return bucket
 
 
 @dataclass(frozen=True)
@@ -129,9 +134,10 @@ def _preprocess_grid(batch: int, n_queries: int) -> tuple[int, int]:
     return (_cdiv(n_queries, PREPROCESS_BLOCK_M), batch)
 
 
-def _scalars(n_queries: int, n_keys: int, head_dim: int) -> tuple[int, int, int, float]:
-    """The kernels' scalar arguments: lengths, the autotune length bucket, the softmax scale."""
-    return n_queries, n_keys, _length_bucket(n_queries, n_keys), 1.0 / math.sqrt(head_dim)
+def _scalars(n_queries: int, n_keys: int) -> tuple[int, int, int]:
+    """The kernels' scalar arguments: lengths and the autotune length bucket (the softmax scale is a constant
+    of the kernels' ``HEAD_DIM``: no float is passed, since launchers disagree on a float's type)."""
+    return n_queries, n_keys, _length_bucket(n_queries, n_keys)
 
 
 class _Launch:
@@ -172,7 +178,7 @@ class _Plan:
         passes: tuple[bool, bool] = (True, True),
     ):
         kernels = _kernels()
-        self.scalars = _scalars(n_queries, n_keys, head_dim)
+        self.scalars = _scalars(n_queries, n_keys)
         common = {"HEAD_DIM": head_dim, "IS_CAUSAL": is_causal}
         self.forward = _Launch(kernels.flash_fwd_kernel, _forward_grid(batch, n_queries), common, forward_config)
         self.backward = _Launch(
@@ -284,7 +290,7 @@ def flash_attention_forward(q: Tensor, k: Tensor, v: Tensor, is_causal: bool) ->
     out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
     lse = torch.empty(q.shape[:-1], dtype=torch.float32, device=q.device)
     wrap_triton(_kernels().flash_fwd_kernel)[_forward_grid(batch, n_queries)](
-        q3, k3, v3, out.view(q3.shape), lse.view(batch, n_queries), *_scalars(n_queries, k3.shape[1], head_dim),
+        q3, k3, v3, out.view(q3.shape), lse.view(batch, n_queries), *_scalars(n_queries, k3.shape[1]),
         HEAD_DIM=head_dim, IS_CAUSAL=is_causal,
     )  # fmt: skip
     return out, lse
@@ -309,7 +315,7 @@ def flash_attention_backward(
     )
     wrap_triton(kernels.flash_bwd_kernel)[_backward_grid(batch, n_queries, n_keys)](
         q3, k3, v3, do3, l2, delta, dq.view(q3.shape), dk.view(k3.shape), dv.view(v3.shape),
-        *_scalars(n_queries, n_keys, head_dim), HEAD_DIM=head_dim, IS_CAUSAL=is_causal, DKDV=True, DQ=True,
+        *_scalars(n_queries, n_keys), HEAD_DIM=head_dim, IS_CAUSAL=is_causal, DKDV=True, DQ=True,
     )  # fmt: skip
     return dq, dk, dv
 

@@ -8,6 +8,11 @@ Conventions shared by every kernel:
   host-bound.
 - Scores are kept in base-2 units (``S · log2 e``) so the softmax uses ``exp2``; L is stored in
   natural-log units, as the autograd tests read it.
+- The softmax scale ``1/√d`` is a compile-time constant derived from ``HEAD_DIM``, so no float crosses a
+  launch: launchers type a Python float differently (Triton's own launch fp32, Inductor's generated code
+  fp64 in torch 2.11), and an fp64 scale would turn the float32 softmax into fp64 and break ``tl.dot``.
+- Integer arguments may arrive as int32 (Triton's launch, static shapes under Inductor) or int64 (Inductor
+  with dynamic shapes); every value that a branch of an ``if`` assigns has one type either way.
 - Causal masking (query ``i`` sees key ``j`` iff ``i >= j``) is applied only on tiles that cross the
   diagonal; tiles entirely above it are never visited, tiles below it never compare indices.
 - The backward is one launch without atomics: its first programs (in launch order) each own a key tile
@@ -183,13 +188,12 @@ def flash_fwd_kernel(
     N_QUERIES,
     N_KEYS,
     N_BUCKET,
-    scale,
     HEAD_DIM: tl.constexpr,
     IS_CAUSAL: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
 ):
-    """O = softmax(Q Kᵀ·scale) V and L = rowwise logsumexp for one query tile of one batch element."""
+    """O = softmax(Q Kᵀ/√d) V and L = rowwise logsumexp for one query tile of one batch element."""
     tile, batch = _program_tile(tl.cdiv(N_QUERIES, BLOCK_M), IS_CAUSAL)
     batch = batch.to(tl.int64)
     q_start = tile * BLOCK_M
@@ -200,7 +204,7 @@ def flash_fwd_kernel(
     q = tl.load(Q + rows, mask=row_valid[:, None], other=0.0)
     K_ptr = K + batch * N_KEYS * HEAD_DIM
     V_ptr = V + batch * N_KEYS * HEAD_DIM
-    qk_scale = scale * LOG2_E
+    qk_scale = HEAD_DIM**-0.5 * LOG2_E
 
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
     row_sum = tl.zeros([BLOCK_M], dtype=tl.float32)
@@ -300,13 +304,12 @@ def _dkdv_program(
     batch,
     N_QUERIES,
     N_KEYS,
-    scale,
     HEAD_DIM: tl.constexpr,
     IS_CAUSAL: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
 ):
-    """dV = Σ_i Pᵀ dO and dK = Σ_i dSᵀ Q · scale for one key tile, streaming query tiles."""
+    """dV = Σ_i Pᵀ dO and dK = Σ_i dSᵀ Q / √d for one key tile, streaming query tiles."""
     key_start = tile * BLOCK_N
     offs_n = key_start + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, HEAD_DIM)
@@ -318,6 +321,7 @@ def _dkdv_program(
     dO_ptr = dO + batch * N_QUERIES * HEAD_DIM
     L_ptr = L + batch * N_QUERIES
     Delta_ptr = Delta + batch * N_QUERIES
+    scale = HEAD_DIM**-0.5
     qk_scale = scale * LOG2_E
     dk = tl.zeros([BLOCK_N, HEAD_DIM], dtype=tl.float32)
     dv = tl.zeros([BLOCK_N, HEAD_DIM], dtype=tl.float32)
@@ -392,13 +396,12 @@ def _dq_program(
     batch,
     N_QUERIES,
     N_KEYS,
-    scale,
     HEAD_DIM: tl.constexpr,
     IS_CAUSAL: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
 ):
-    """dQ = Σ_j dS K · scale for one query tile, recomputing P from L and streaming key tiles."""
+    """dQ = Σ_j dS K / √d for one query tile, recomputing P from L and streaming key tiles."""
     q_start = tile * BLOCK_M
     offs_m = q_start + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
@@ -410,6 +413,7 @@ def _dq_program(
     delta = tl.load(Delta + batch * N_QUERIES + offs_m, mask=row_valid, other=0.0)
     K_ptr = K + batch * N_KEYS * HEAD_DIM
     V_ptr = V + batch * N_KEYS * HEAD_DIM
+    scale = HEAD_DIM**-0.5
     qk_scale = scale * LOG2_E
     dq = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
 
@@ -451,7 +455,6 @@ def flash_bwd_kernel(
     N_QUERIES,
     N_KEYS,
     N_BUCKET,
-    scale,
     HEAD_DIM: tl.constexpr,
     IS_CAUSAL: tl.constexpr,
     DKDV: tl.constexpr,
@@ -470,17 +473,19 @@ def flash_bwd_kernel(
     dkdv_programs = 0
     if DKDV:
         dkdv_programs = tl.cdiv(N_KEYS, BLOCK_N1) * num_batches
+    # The branches name their tiles apart: with int64 lengths the query tile's index is int64, the key tile's
+    # int32, and Triton rejects a name that an if and its else assign with different types.
     if linear < dkdv_programs:
         batch = (linear % num_batches).to(tl.int64)
-        tile = linear // num_batches  # key tiles: low indices see the most queries when causal
+        key_tile = linear // num_batches  # low indices see the most queries when causal
         _dkdv_program(
-            Q, K, V, dO, L, Delta, dK, dV, tile, batch, N_QUERIES, N_KEYS, scale, HEAD_DIM, IS_CAUSAL, BLOCK_M1,
+            Q, K, V, dO, L, Delta, dK, dV, key_tile, batch, N_QUERIES, N_KEYS, HEAD_DIM, IS_CAUSAL, BLOCK_M1,
             BLOCK_N1,
         )  # fmt: skip
     elif DQ:
         rank = linear - dkdv_programs
         batch = (rank % num_batches).to(tl.int64)
-        tile = _longest_first(rank // num_batches, tl.cdiv(N_QUERIES, BLOCK_M2), IS_CAUSAL)
+        query_tile = _longest_first(rank // num_batches, tl.cdiv(N_QUERIES, BLOCK_M2), IS_CAUSAL)
         _dq_program(
-            Q, K, V, dO, L, Delta, dQ, tile, batch, N_QUERIES, N_KEYS, scale, HEAD_DIM, IS_CAUSAL, BLOCK_M2, BLOCK_N2
+            Q, K, V, dO, L, Delta, dQ, query_tile, batch, N_QUERIES, N_KEYS, HEAD_DIM, IS_CAUSAL, BLOCK_M2, BLOCK_N2
         )

@@ -1,0 +1,69 @@
+"""The Triton kernels pass Triton's front end (Python AST to TTIR) with the arguments the ``torch.compile`` ops pass,
+typed as each launcher types them.
+
+``torch.compile`` launches the kernels from Inductor's generated code with a signature Inductor writes itself:
+torch 2.11 types a Python float as fp64 where Triton's own launch types it fp32, and types lengths int64 under
+dynamic shapes. An fp64 softmax scale once made ``tl.dot``'s accumulator fp64 and failed the compile on the GPU
+(issue 17), and int64 lengths gave one backward variable two types. The front end needs no GPU; it runs in a
+subprocess because this session's Triton is imported in interpreter mode (``conftest.py``), whose functions the
+compiler cannot take.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cs336_systems.flash_attention.triton_function import _length_bucket
+from torch._dynamo.source import ConstantSource
+from torch.fx.experimental.symbolic_shapes import ShapeEnv
+
+from tests.flash_kernel_front_end import CASES
+
+pytest.importorskip("triton")
+
+# One subprocess compiles every case (imports ~15 s, each kernel configuration well under a second); the margin
+# is for a loaded machine.
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def front_end_errors() -> dict[str, str | None]:
+    env = {name: value for name, value in os.environ.items() if name != "TRITON_INTERPRET"}
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.flash_kernel_front_end"],
+        cwd=Path(__file__).parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    errors = json.loads(result.stdout.splitlines()[-1])
+    if "skip" in errors:
+        pytest.skip(errors["skip"])
+    return errors
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_kernels_compile_to_ttir_as_launched_under_torch_compile(front_end_errors, case):
+    error = front_end_errors[case.id]
+    assert error is None, error
+
+
+@pytest.mark.parametrize(("n_queries", "n_keys", "bucket"), [(1, 1, 1), (3000, 100, 4096), (100, 4096, 4096)])
+def test_length_bucket_rounds_the_longer_sequence_up_to_a_power_of_two(n_queries, n_keys, bucket):
+    assert _length_bucket(n_queries, n_keys) == bucket
+
+
+def test_length_bucket_keeps_symbolic_lengths_symbolic():
+    """Under ``torch.compile`` with dynamic shapes the ops see the lengths as SymInts: the bucket must come back
+    a plain int without pinning the length to its current value (a recompilation per length, and an error for
+    a dimension marked dynamic)."""
+    shape_env = ShapeEnv()
+    n_queries = shape_env.create_symintnode(shape_env.create_symbol(3000, ConstantSource("n_queries")), hint=3000)
+    bucket = _length_bucket(n_queries, 100)
+    assert type(bucket) is int and bucket == 4096
+    assert not shape_env.replace(n_queries.node.expr).is_number
