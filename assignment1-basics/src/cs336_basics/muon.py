@@ -44,7 +44,7 @@ def newton_schulz_orthogonalize(
     x = x.reshape(-1, *x.shape[-2:])
     x = x / (x.norm(dim=(-2, -1), keepdim=True) + eps)
     for _ in range(steps):
-        gram = x @ x.mT
+        gram = torch.bmm(x, x.mT)
         polynomial = torch.baddbmm(gram, gram, gram, beta=b, alpha=c)  # b·G + c·G²
         x = torch.baddbmm(x, polynomial, x, beta=a)  # a·X + (b·G + c·G²)·X
     x = x.reshape(*batch_shape, *x.shape[-2:])
