@@ -26,6 +26,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -55,8 +56,13 @@ class BenchConfig:
     out_dir: str = field(default="runs/bench", metadata={"help": "bench_optimizer_step.json goes here"})
     device: str = field(default="auto", metadata={"help": "auto (CUDA when present), cuda, mps or cpu"})
     steps: int | None = field(default=None, metadata={"help": "timed steps of each (default: 50 on CUDA, 2 on CPU)"})
-    warmup: int = field(default=2, metadata={"help": "untimed steps first (state creation, compilation)"})
-    compile_muon: bool = field(default=True, metadata={"help": "also time Muon(compile=True) (CUDA only)"})
+    warmup: int | None = field(
+        default=None, metadata={"help": "untimed steps first: state, compilation, CUDA graphs (default: 5 CUDA, 1 CPU)"}
+    )
+    muon_compile_modes: list[str] = field(
+        default_factory=lambda: ["default", "reduce-overhead"],
+        metadata={"help": "also time Muon(compile_mode=...) for each (CUDA only)"},
+    )
     seed: int = 0
 
 
@@ -127,6 +133,7 @@ def copy_with_gradients(model: torch.nn.Module, seed: int) -> torch.nn.Module:
 def main(cfg: BenchConfig) -> dict:
     device = select_device(cfg.device)
     steps = cfg.steps or (50 if device.type == "cuda" else 2)
+    warmup = cfg.warmup if cfg.warmup is not None else (5 if device.type == "cuda" else 1)
     model, speedrun, baseline = speedrun_model_and_configs(device, cfg.seed)
     optimizers: dict[str, Callable[[torch.nn.Module], torch.optim.Optimizer]] = {
         "Muon (cs336_basics)": lambda m: build_optimizer(m, speedrun),
@@ -138,21 +145,24 @@ def main(cfg: BenchConfig) -> dict:
             eps=baseline.adam_eps,
             weight_decay=baseline.weight_decay,
             fused=True,
-        ),  # fmt: skip
+        ),
     }
-    if cfg.compile_muon and device.type == "cuda":
-        optimizers["Muon (cs336_basics, compile=True)"] = lambda m: _compiled_muon(m, speedrun)
+    if device.type == "cuda":
+        for mode in cfg.muon_compile_modes:
+            optimizers[f"Muon (cs336_basics, compile_mode={mode})"] = partial(
+                compiled_muon, speedrun=speedrun, mode=mode
+            )
     optimizer_results = {}
     for name, build in optimizers.items():
         optimizer = build(copy_with_gradients(model, cfg.seed))
-        optimizer_results[name] = time_step(optimizer.step, device, cfg.warmup, steps, count="compile" not in name)
+        optimizer_results[name] = time_step(optimizer.step, device, warmup, steps, count="compile" not in name)
         print(f"{name}: {optimizer_results[name]['host_ms']:.2f} ms host/step", flush=True)
     parameters = list(copy_with_gradients(model, cfg.seed).parameters())
     clipping = {
         "gradient_clipping (cs336_basics)": lambda: gradient_clipping(parameters, 1e9),
         TORCH_CLIPPING: lambda: torch.nn.utils.clip_grad_norm_(parameters, 1e9, foreach=True),
     }
-    clipping_results = {name: time_step(clip, device, cfg.warmup, steps) for name, clip in clipping.items()}
+    clipping_results = {name: time_step(clip, device, warmup, steps) for name, clip in clipping.items()}
     summary = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__,
@@ -186,11 +196,11 @@ def with_ratios(results: dict[str, dict[str, float]], baseline: str) -> dict[str
     }
 
 
-def _compiled_muon(model: torch.nn.Module, speedrun: TrainConfig) -> Muon:
-    """The speedrun's optimizer (as ``build_optimizer`` makes it) with the compiled orthogonalisation."""
+def compiled_muon(model: torch.nn.Module, speedrun: TrainConfig, mode: str) -> Muon:
+    """The speedrun's optimizer (as ``build_optimizer`` makes it) with the orthogonalisation compiled in ``mode``."""
     groups = muon_param_groups(model, speedrun.muon_lr, speedrun.max_lr, speedrun.weight_decay, speedrun.weight_decay)
     betas = (speedrun.beta1, speedrun.beta2)
-    return Muon(groups, momentum=speedrun.muon_momentum, betas=betas, eps=speedrun.adam_eps, compile=True)
+    return Muon(groups, momentum=speedrun.muon_momentum, betas=betas, eps=speedrun.adam_eps, compile_mode=mode)
 
 
 if __name__ == "__main__":

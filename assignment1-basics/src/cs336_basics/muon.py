@@ -76,8 +76,9 @@ class Muon(torch.optim.Optimizer):
     A step is a fixed handful of kernel launches, whatever the number of matrices (the step of a small model is
     bound by launches): momentum, decay and update are multi-tensor (``torch._foreach_*``) kernels over the whole
     group, and matrices of one shape up to transposition (a feed-forward's ``d_ff × d`` and ``d × d_ff``) are
-    orthogonalised together as one batch. ``compile=True`` also compiles the orthogonalisation for CUDA tensors
-    (``torch.compile``, one graph per batch shape; eager elsewhere, and after a failed compilation).
+    orthogonalised together as one batch. ``compile_mode`` (a ``torch.compile`` mode, e.g. ``"reduce-overhead"``
+    for CUDA graphs) compiles the orthogonalisation for CUDA tensors, one graph per batch shape; it stays eager on
+    other devices and after a failed compilation.
     """
 
     def __init__(
@@ -90,7 +91,7 @@ class Muon(torch.optim.Optimizer):
         weight_decay: float = 0.0,
         betas: tuple[float, float] = (0.9, 0.95),
         eps: float = 1e-8,
-        compile: bool = False,
+        compile_mode: str | None = None,
     ):
         if lr < 0 or weight_decay < 0:
             raise ValueError(f"lr and weight_decay must be >= 0, got lr={lr}, weight_decay={weight_decay}")
@@ -104,7 +105,9 @@ class Muon(torch.optim.Optimizer):
         for group in self.param_groups:
             if group["use_muon"] and any(p.ndim != 2 for p in group["params"]):
                 raise ValueError("Muon groups take 2-D weight matrices only; give other tensors use_muon=False")
-        self._compiled_orthogonalize = torch.compile(newton_schulz_orthogonalize) if compile else None
+        self._compiled_orthogonalize = (
+            torch.compile(newton_schulz_orthogonalize, mode=compile_mode, dynamic=False) if compile_mode else None
+        )
 
     @torch.no_grad()
     def step(self, closure=None):
