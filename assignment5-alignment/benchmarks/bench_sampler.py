@@ -43,7 +43,8 @@ from cs336_alignment.math_data import load_gsm8k, r1_zero_prompt  # noqa: E402
 from cs336_alignment.math_eval import R1_ZERO_STOP  # noqa: E402
 from cs336_alignment.plots import plot_estimates  # noqa: E402
 from cs336_alignment.reports import write_report  # noqa: E402
-from cs336_alignment.run_setup import DTYPES, PolicyConfig, load_policy  # noqa: E402
+from cs336_alignment.run_config import PolicyConfig  # noqa: E402
+from cs336_alignment.run_setup import DTYPES, load_policy  # noqa: E402
 from cs336_alignment.sampling import KVCacheSampler, SamplingParams  # noqa: E402
 from cs336_alignment.tokenization import encode_texts, eos_token_id  # noqa: E402
 from cs336_basics.toolkit.cli import parse_config  # noqa: E402

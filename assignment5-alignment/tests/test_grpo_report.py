@@ -1,8 +1,8 @@
 """A GRPO run's summary row: accuracies, the paired change and the no-signal diagnostics from hand-made records."""
 
 import pytest
-from cs336_alignment.grpo_loop import GRPOConfig
 from cs336_alignment.grpo_report import default_run_name, first_last, summarize_grpo_run
+from cs336_alignment.loop_configs import GRPOConfig
 
 
 def _graded(rewards):

@@ -5,12 +5,13 @@ import math
 
 import torch
 from cs336_alignment.dpo import PreferencePair
-from cs336_alignment.dpo_loop import DPOConfig, train_dpo
+from cs336_alignment.dpo_loop import train_dpo
 from cs336_alignment.expert_iteration import filter_correct
-from cs336_alignment.grpo_loop import GRPOConfig, collect_rollouts, train_grpo
+from cs336_alignment.grpo_loop import collect_rollouts, train_grpo
+from cs336_alignment.loop_configs import DPOConfig, GRPOConfig, SFTConfig
 from cs336_alignment.math_data import MathProblem
 from cs336_alignment.sampling import KVCacheSampler
-from cs336_alignment.sft_loop import SFTConfig, train_sft
+from cs336_alignment.sft_loop import train_sft
 
 from .conftest import tiny_basics_lm
 

@@ -26,14 +26,16 @@ from cs336_basics.model_config import ModelConfig
 from cs336_basics.toolkit.atomic import atomic_output, write_json_atomic
 from cs336_basics.toolkit.metrics import MetricsLogger
 
-from cs336_alignment.grpo_loop import GRPOConfig, train_grpo
+from cs336_alignment.grpo_loop import train_grpo
+from cs336_alignment.loop_configs import GRPOConfig, SFTConfig
 from cs336_alignment.math_data import MathProblem, arithmetic_word_problems, r1_zero_prompt, r1_zero_target
 from cs336_alignment.math_eval import evaluate_math, r1_zero_sampling
-from cs336_alignment.models import SMOLLM2_NAME, load_causal_lm, load_tokenizer
+from cs336_alignment.models import load_causal_lm, load_tokenizer
 from cs336_alignment.plots import plot_metrics
 from cs336_alignment.rewards import r1_zero_reward_fn
+from cs336_alignment.run_config import SMOLLM2_NAME
 from cs336_alignment.sampling import KVCacheSampler
-from cs336_alignment.sft_loop import SFTConfig, train_sft
+from cs336_alignment.sft_loop import train_sft
 
 
 @dataclass

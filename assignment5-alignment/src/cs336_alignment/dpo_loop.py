@@ -6,7 +6,6 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -14,23 +13,10 @@ from cs336_basics.optimizer import lr_cosine_schedule
 from tqdm import tqdm
 
 from cs336_alignment.dpo import PreferencePair, per_instance_dpo_loss
+from cs336_alignment.loop_configs import DPOConfig
 from cs336_alignment.optim import clip_and_step, make_optimizer, set_lr
 
 LogFn = Callable[[dict[str, Any]], None]
-
-
-@dataclass
-class DPOConfig:
-    """Optimisation settings of a DPO run (one optimiser step = ``gradient_accumulation_steps`` pairs)."""
-
-    dpo_steps: int = field(default=100, metadata={"help": "optimiser steps"})
-    beta: float = field(default=0.1, metadata={"help": "DPO temperature: strength of the pull to the reference"})
-    lr: float = field(default=1e-6, metadata={"help": "AdamW learning rate (constant after warm-up)"})
-    warmup_steps: int = field(default=0, metadata={"help": "steps of linear warm-up"})
-    gradient_accumulation_steps: int = field(default=64, metadata={"help": "pairs per optimiser step"})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "clip the gradient norm to this (0: no clipping)"})
-    eval_every: int = field(default=10, metadata={"help": "validation preference accuracy every N steps"})
-    seed: int = field(default=0, metadata={"help": "pair shuffling and train/validation split seed"})
 
 
 @torch.no_grad()

@@ -6,31 +6,17 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from tqdm import tqdm
 
+from cs336_alignment.loop_configs import ExpertIterationConfig, SFTConfig
 from cs336_alignment.math_data import MathProblem, r1_zero_prompt
 from cs336_alignment.math_eval import r1_zero_sampling
 from cs336_alignment.rewards import RewardFn
 from cs336_alignment.sampling.params import Sampler
-from cs336_alignment.sft_loop import LogFn, SFTConfig, train_sft
-
-
-@dataclass
-class ExpertIterationConfig:
-    """Rounds of sampling, filtering by the verifier and SFT on what passed."""
-
-    n_ei_steps: int = field(default=5, metadata={"help": "expert-iteration rounds"})
-    questions_per_step: int = field(default=512, metadata={"help": "questions sampled each round (D_b)"})
-    rollouts_per_question: int = field(default=4, metadata={"help": "answers sampled per question (G)"})
-    sft_epochs: int = field(default=1, metadata={"help": "epochs over the kept answers per round"})
-    ei_temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the rollouts"})
-    ei_max_tokens: int = field(default=1024, metadata={"help": "response length cap (tokens)"})
-    ei_seed: int = field(default=0, metadata={"help": "question sampling and rollout seed"})
-    ei_max_seconds: float = field(default=0.0, metadata={"help": "start no round after this many seconds (0: none)"})
+from cs336_alignment.sft_loop import LogFn, train_sft
 
 
 def filter_correct(

@@ -11,7 +11,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 from cs336_alignment.advantages import compute_group_normalized_rewards
 from cs336_alignment.log_probs import get_response_log_probs
-from cs336_alignment.losses import LOSS_TYPES, masked_mean
+from cs336_alignment.loop_configs import GRPOConfig
+from cs336_alignment.losses import masked_mean
 from cs336_alignment.math_data import MathProblem, r1_zero_prompt
 from cs336_alignment.math_eval import R1_ZERO_STOP
 from cs336_alignment.optim import clip_and_step, make_optimizer, set_lr
@@ -31,57 +32,6 @@ from cs336_alignment.tokenization import encode_texts, pack_prompt_and_output_id
 from cs336_alignment.train_steps import grpo_microbatch_train_step
 
 LogFn = Callable[[dict[str, Any]], None]
-
-
-@dataclass
-class GRPOConfig:
-    """The handout's GRPO hyperparameters (defaults are its starting point)."""
-
-    n_grpo_steps: int = field(default=200, metadata={"help": "rollout-and-update rounds"})
-    learning_rate: float = field(default=1e-5, metadata={"help": "AdamW learning rate (constant after warm-up)"})
-    warmup_steps: int = field(default=0, metadata={"help": "GRPO steps of linear learning-rate warm-up"})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
-    advantage_eps: float = field(default=1e-6, metadata={"help": "added to the group std before dividing"})
-    rollout_batch_size: int = field(default=256, metadata={"help": "responses per rollout batch"})
-    group_size: int = field(default=8, metadata={"help": "responses per question"})
-    sampling_temperature: float = field(default=1.0, metadata={"help": "rollout sampling temperature"})
-    sampling_min_tokens: int = field(default=4, metadata={"help": "no EOS before this many response tokens"})
-    sampling_max_tokens: int = field(default=1024, metadata={"help": "response length cap (tokens)"})
-    epochs_per_rollout_batch: int = field(default=1, metadata={"help": "1 is on-policy; more is off-policy"})
-    train_batch_size: int = field(default=256, metadata={"help": "responses per optimiser step"})
-    gradient_accumulation_steps: int = field(default=128, metadata={"help": "micro-batches per optimiser step"})
-    loss_type: str = field(default="reinforce_with_baseline", metadata={"help": "|".join(LOSS_TYPES)})
-    use_std_normalization: bool = field(default=True, metadata={"help": "divide advantages by the group std"})
-    length_normalization: str = field(default="masked_mean", metadata={"help": "masked_mean or constant (Dr. GRPO)"})
-    normalize_constant: float | None = field(default=None, metadata={"help": "for constant; default max tokens"})
-    cliprange: float = field(default=0.2, metadata={"help": "GRPO-Clip ratio clip epsilon"})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "clip the gradient norm to this (0: no clipping)"})
-    eval_every: int = field(default=10, metadata={"help": "validate every N GRPO steps (and at the end)"})
-    max_seconds: float = field(
-        default=0.0, metadata={"help": "end after the step that passes this much training time (0: no limit)"}
-    )
-    precision: str = field(default="auto", metadata={"help": "auto (bf16 autocast on CUDA), bf16 or fp32"})
-    seed: int = field(default=0, metadata={"help": "question sampling, shuffling and rollout seeds"})
-
-    def __post_init__(self):
-        if self.loss_type not in LOSS_TYPES:
-            raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {self.loss_type!r}")
-        if self.length_normalization not in ("masked_mean", "constant"):
-            raise ValueError(f"length_normalization must be masked_mean or constant, got {self.length_normalization!r}")
-        if self.rollout_batch_size % self.group_size:
-            raise ValueError("rollout_batch_size must be divisible by group_size")
-        if self.train_batch_size % self.gradient_accumulation_steps:
-            raise ValueError("train_batch_size must be divisible by gradient_accumulation_steps")
-        if self.rollout_batch_size % self.train_batch_size:
-            raise ValueError("rollout_batch_size must be divisible by train_batch_size")
-
-    @property
-    def micro_batch_size(self) -> int:
-        return self.train_batch_size // self.gradient_accumulation_steps
-
-    @property
-    def needs_old_log_probs(self) -> bool:
-        return self.loss_type in ("grpo_clip", "grpo_no_clip")
 
 
 @dataclass

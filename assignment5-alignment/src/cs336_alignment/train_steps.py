@@ -8,7 +8,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from cs336_alignment.losses import LossType, compute_policy_gradient_loss, masked_mean, masked_normalize
+from cs336_alignment.loop_configs import LossType
+from cs336_alignment.losses import compute_policy_gradient_loss, masked_mean, masked_normalize
 
 LengthNormalization = Literal["masked_mean", "constant"]
 
