@@ -13,135 +13,15 @@ Writes expert_iteration_experiment.md/.json (one row per setting), expert_iterat
 
 from __future__ import annotations
 
-import copy
-import time
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
-from typing import Any
-
-import torch
-from cs336_alignment.expert_iteration import ExpertIterationConfig, run_expert_iteration
-from cs336_alignment.math_data import load_gsm8k
-from cs336_alignment.math_eval import accuracy_estimates, summarize_evaluation
-from cs336_alignment.plots import plot_runs
-from cs336_alignment.reports import write_report
-from cs336_alignment.rewards import r1_zero_reward_fn
-from cs336_alignment.run_setup import PolicyConfig, load_policy, policy_sampler
-from cs336_alignment.sft_loop import SFTConfig
-from cs336_alignment.subset_eval import SubsetEvaluation
+from cs336_alignment.experiments.configs import ExpertIterationSweepConfig
 from cs336_basics.toolkit.cli import parse_config
-from cs336_basics.toolkit.metrics import MetricsLogger
-
-COLUMNS = {
-    "setting": "G x rounds",
-    "rollout_rewards": "rollout reward per round",
-    "kept_examples": "kept examples per round",
-    "sft_steps": "SFT steps",
-    "reward": "test accuracy (95% CI)",
-    "format_reward": "format reward (95% CI)",
-    "seconds": "seconds",
-}
-
-
-@dataclass
-class EIExperimentConfig:
-    """Expert iteration under several (samples per question, rounds) settings, each from the same policy."""
-
-    policy: PolicyConfig = field(default_factory=PolicyConfig)
-    ei: ExpertIterationConfig = field(
-        default_factory=lambda: ExpertIterationConfig(questions_per_step=256, ei_max_tokens=512)
-    )
-    sft: SFTConfig = field(
-        default_factory=lambda: SFTConfig(batch_size=32, gradient_accumulation_steps=2, lr=2e-5, warmup_steps=0)
-    )
-    out_dir: str = field(default="runs/expert_iteration_experiment", metadata={"help": "table, plot and JSONL"})
-    settings: list[str] = field(
-        default_factory=lambda: ["4x3", "8x3"],
-        metadata={"help": "GxR: G samples per question for R rounds (overrides the two ei options)"},
-    )
-    subset_size: int = field(default=500, metadata={"help": "fixed GSM8K test subset for the final accuracy"})
-    subset_seed: int = field(default=0, metadata={"help": "seed of the subset rule (0: the committed subset)"})
-    val_size: int = field(default=200, metadata={"help": "first N subset problems evaluated after every round"})
-
-
-def parse_setting(text: str) -> tuple[int, int]:
-    """``"8x3"`` -> 8 samples per question, 3 rounds."""
-    try:
-        samples, rounds = (int(part) for part in text.lower().split("x"))
-    except ValueError as err:
-        raise SystemExit(f"--settings takes GxR pairs such as 4x3, got {text!r}") from err
-    if samples < 1 or rounds < 1:
-        raise SystemExit(f"--settings needs G >= 1 and R >= 1, got {text!r}")
-    return samples, rounds
-
-
-def run_setting(
-    cfg: EIExperimentConfig, setting: str, base: torch.nn.Module, tokenizer: Any, train: list, logger: MetricsLogger
-) -> tuple[list[dict], list[dict]]:
-    """Expert iteration of a copy of ``base``: its log records (each tagged with its round) and final evaluation."""
-    samples, rounds = parse_setting(setting)
-    ei_cfg = replace(cfg.ei, rollouts_per_question=samples, n_ei_steps=rounds)
-    policy = copy.deepcopy(base)
-    sampler = policy_sampler(cfg.policy, policy, tokenizer)
-    subset = SubsetEvaluation.gsm8k(sampler, cfg.subset_size, cfg.subset_seed, cfg.val_size, cfg.ei.ei_max_tokens)
-    records: list[dict] = []
-
-    def evaluate(step: int) -> dict[str, float]:
-        sampler.sync_weights(policy)
-        return subset.validate()
-
-    def log(record: dict) -> None:
-        ei_round = record.get("ei_round", records[-1]["ei_round"] if records else 0)
-        records.append({**record, "ei_round": ei_round})
-        logger.log(setting=setting, **records[-1])
-
-    log({"step": 0, "ei_round": 0, **evaluate(0)})
-    run_expert_iteration(policy, tokenizer, sampler, train, r1_zero_reward_fn, ei_cfg, cfg.sft, log, evaluate)
-    sampler.sync_weights(policy)
-    return records, subset.run().records
 
 
 def main() -> None:
-    cfg = parse_config(EIExperimentConfig)
-    settings = [(s, *parse_setting(s)) for s in cfg.settings]  # bad settings fail before the model loads
-    out_dir = Path(cfg.out_dir)
-    base, tokenizer = load_policy(cfg.policy)
-    train = load_gsm8k("train")
-    runs, rows, details = {}, [], []
-    with MetricsLogger(out_dir / "metrics.jsonl") as logger:
-        for setting, samples, rounds in settings:
-            started = time.perf_counter()
-            records, final = run_setting(cfg, setting, base, tokenizer, train, logger)
-            runs[f"G={samples}, {rounds} rounds"] = records
-            rollouts = [r for r in records if r.get("phase") == "ei_rollout"]
-            estimates = accuracy_estimates(final)
-            summary = {
-                "setting": setting,
-                "rollout_rewards": " ".join(f"{r['rollout_reward']:.3f}" for r in rollouts),
-                "kept_examples": " ".join(str(r["kept_examples"]) for r in rollouts),
-                "sft_steps": max(r["step"] for r in records),
-                **summarize_evaluation(final),
-                "seconds": time.perf_counter() - started,
-            }
-            details.append(summary)
-            rows.append(summary | {k: str(e) for k, e in estimates.items()})
-            print(f"{setting}: test accuracy {estimates['reward']}")
-    title = f"Expert iteration of {cfg.policy.model} on GSM8K ({cfg.subset_size} test problems)"
-    config = {"ei": asdict(cfg.ei), "sft": asdict(cfg.sft)}
-    write_report(out_dir, "expert_iteration_experiment", title, rows, COLUMNS, {"runs": details, **config})
-    plot_runs(
-        runs,
-        ["val_reward", "rollout_reward", "kept_examples"],
-        out_dir / "expert_iteration_experiment.png",
-        title,
-        x_key="ei_round",
-        labels={
-            "val_reward": f"accuracy on {cfg.val_size} test problems",
-            "rollout_reward": "share of rollouts kept",
-            "kept_examples": "verified examples kept",
-        },
-    )
-    print(f"table: {out_dir / 'expert_iteration_experiment.md'}  plot: {out_dir / 'expert_iteration_experiment.png'}")
+    cfg = parse_config(ExpertIterationSweepConfig)
+    from cs336_alignment.experiments.expert_iteration_sweep import run_expert_iteration_sweep  # torch: after --help
+
+    run_expert_iteration_sweep(cfg)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,61 @@
+"""One GRPO run on GSM8K train (a point of the learning-rate sweep or one ablation), evaluated on the fixed test
+subset before and after (paired 95% interval of the change) and validated along the way, with the learning-signal
+diagnostics of every step: what ``scripts/experiments/grpo_experiment.py`` runs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from cs336_basics.toolkit.atomic import write_jsonl_atomic
+from cs336_basics.toolkit.metrics import MetricsLogger
+
+from cs336_alignment.experiments.configs import GRPOExperimentConfig
+from cs336_alignment.grpo_loop import train_grpo
+from cs336_alignment.grpo_report import COLUMNS, CURVES, LABELS, default_run_name, summarize_grpo_run
+from cs336_alignment.math_data import load_gsm8k
+from cs336_alignment.math_eval import mean_metrics
+from cs336_alignment.plots import plot_metrics
+from cs336_alignment.reports import write_report
+from cs336_alignment.rewards import r1_zero_reward_fn
+from cs336_alignment.run_setup import load_policy, policy_sampler
+from cs336_alignment.subset_eval import SubsetEvaluation
+
+
+def run_grpo_experiment(cfg: GRPOExperimentConfig) -> dict[str, Any]:
+    """Evaluate, train, evaluate again; write ``grpo.{md,json,png}``, ``metrics.jsonl`` (every step) and
+    ``generations.jsonl`` (the final evaluation) to ``out_dir``; return the summary row."""
+    out_dir = Path(cfg.out_dir)
+    run_name = cfg.run_name or default_run_name(cfg.grpo)
+    policy, tokenizer = load_policy(cfg.policy)
+    sampler = policy_sampler(cfg.policy, policy, tokenizer)
+    subset = SubsetEvaluation.gsm8k(
+        sampler, cfg.subset_size, cfg.subset_seed, cfg.val_size, cfg.grpo.sampling_max_tokens
+    )
+    train = load_gsm8k("train")
+    started = time.perf_counter()
+    before = subset.run().records
+    records: list[dict] = []
+    with MetricsLogger(out_dir / "metrics.jsonl") as logger:
+
+        def log(record: dict) -> None:
+            records.append(record)
+            logger.log(**record)
+
+        log({"step": 0, **{f"val_{k}": v for k, v in mean_metrics(before[: cfg.val_size]).items()}})
+        train_grpo(policy, tokenizer, sampler, train, r1_zero_reward_fn, cfg.grpo, log, lambda s: subset.validate())
+    sampler.sync_weights(policy)
+    after = subset.run().records
+    steps = [r for r in records if r.get("phase") == "grpo"]
+    row, estimates = summarize_grpo_run(run_name, before, after, steps)
+    row["seconds"] = time.perf_counter() - started
+    details = {"estimates": estimates, "grpo": asdict(cfg.grpo), "model": cfg.policy.model, "subset": subset.indices}
+    title = f"GRPO of {cfg.policy.model} on GSM8K: {run_name}"
+    write_report(out_dir, "grpo", title, [row], COLUMNS, details)
+    write_jsonl_atomic(out_dir / "generations.jsonl", [{"when": "after", **r} for r in after])
+    plot_metrics(records, CURVES, out_dir / "grpo.png", title, labels=LABELS)
+    print(f"{run_name}: accuracy {row['before']} -> {row['after']}, change {row['change']}")
+    print(f"table: {out_dir / 'grpo.md'}  plot: {out_dir / 'grpo.png'}")
+    return row
