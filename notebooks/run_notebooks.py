@@ -6,16 +6,25 @@ Used by ``make notebooks``. Outputs stay in the files so a reader can look at th
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+from cs336_basics.toolkit.cli import parse_config
 from nbclient import NotebookClient
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent
 KERNEL_NAME = "python3"  # jupyter_client starts a "python" kernelspec with sys.executable: the venv's interpreter
+
+
+@dataclass
+class RunNotebooksConfig:
+    """Execute the lecture notebooks top to bottom, in place, with the project's virtual environment as kernel."""
+
+    notebooks: list[Path] = field(default_factory=list, metadata={"help": "notebooks to run (none given: every lecture)"})
+    timeout: int = field(default=120, metadata={"help": "seconds allowed per cell"})
 
 
 def lecture_notebooks(directory: Path = NOTEBOOK_DIR) -> list[Path]:
@@ -40,16 +49,13 @@ def execute_notebook(path: Path, timeout_s: int = 120) -> nbformat.NotebookNode:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run (default: all lectures)")
-    parser.add_argument("--timeout", type=int, default=120, help="seconds allowed per cell")
-    args = parser.parse_args()
-    paths = args.notebooks or lecture_notebooks()
+    cfg = parse_config(RunNotebooksConfig)
+    paths = cfg.notebooks or lecture_notebooks()
     failed = []
     for path in paths:
         start = time.perf_counter()
         try:
-            notebook = execute_notebook(path, args.timeout)
+            notebook = execute_notebook(path, cfg.timeout)
         except Exception as err:  # report every failing notebook, not just the first
             failed.append(path.name)
             print(f"FAIL {path.name}: {str(err).splitlines()[-1] if str(err) else type(err).__name__}")

@@ -6,14 +6,23 @@ that carry outputs and exits non-zero if there are any.
 
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+from cs336_basics.toolkit.cli import parse_config
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent
 RUN_METADATA_KEYS = ("execution", "collapsed", "scrolled")
+
+
+@dataclass
+class StripConfig:
+    """Remove outputs, execution counts and run metadata from notebooks (in place), or only report them."""
+
+    notebooks: list[Path] = field(default_factory=list, metadata={"help": "notebooks (none given: every .ipynb here)"})
+    check: bool = field(default=False, metadata={"help": "report notebooks with outputs, change nothing"})
 
 
 def is_stripped(notebook: nbformat.NotebookNode) -> bool:
@@ -40,20 +49,17 @@ def strip(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks (default: every .ipynb here)")
-    parser.add_argument("--check", action="store_true", help="report notebooks with outputs, change nothing")
-    args = parser.parse_args()
-    paths = args.notebooks or sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+    cfg = parse_config(StripConfig)
+    paths = cfg.notebooks or sorted(NOTEBOOK_DIR.glob("*.ipynb"))
     dirty = []
     for path in paths:
         notebook = nbformat.read(path, as_version=4)
         if is_stripped(notebook):
             continue
         dirty.append(path.name)
-        if not args.check:
+        if not cfg.check:
             nbformat.write(strip(notebook), path)
-    if args.check and dirty:
+    if cfg.check and dirty:
         sys.exit(f"outputs present in: {', '.join(dirty)} (run python strip_outputs.py)")
     for name in dirty:
         print(f"stripped {name}")
