@@ -5,12 +5,14 @@ uv run python assignment5-alignment/scripts/demo.py [--out_dir runs/alignment_de
 
 from __future__ import annotations
 
-from cs336_alignment.demo import DemoConfig, run_demo
+from cs336_alignment.demo_config import DemoConfig
 from cs336_basics.toolkit.cli import parse_config
 
 
 def main() -> None:
     cfg = parse_config(DemoConfig)
+    from cs336_alignment.demo import run_demo  # torch: after --help
+
     summary = run_demo(cfg)
     for stage in ("before", "after_sft", "after_grpo"):
         metrics = summary[stage]

@@ -1,7 +1,8 @@
 """The offline demo's GRPO options reach the loop's config, and bad ones fail before any training."""
 
 import pytest
-from cs336_alignment.demo import DemoConfig, demo_grpo_config, noisy_demonstrations
+from cs336_alignment.demo import demo_grpo_config, noisy_demonstrations
+from cs336_alignment.demo_config import DemoConfig
 from cs336_alignment.math_data import arithmetic_word_problems, r1_zero_target
 from cs336_alignment.rewards import r1_zero_reward_fn
 
