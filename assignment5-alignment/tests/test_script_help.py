@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 
@@ -58,3 +59,26 @@ def test_help_output_is_not_a_dataclass_repr(capsys):
     out = capsys.readouterr().out
     assert "<factory>" not in out and f"{cls.__name__}(" not in out
     assert "--grpo.use_std_normalization" in out and "(default: True)" in out
+
+
+HELP_WITHOUT_TORCH = """
+import runpy, sys
+for path in sys.argv[1:]:
+    sys.argv = [path, "--help"]
+    try:
+        runpy.run_path(path, run_name="__main__")
+    except SystemExit:
+        pass
+    if "torch" in sys.modules:
+        print(f"torch loaded by {path}")
+        break
+"""
+
+
+def test_help_does_not_load_torch():
+    """--help answers without importing torch (seconds of start-up): every config lives in a torch-free module."""
+    result = subprocess.run(
+        [sys.executable, "-c", HELP_WITHOUT_TORCH, *map(str, SCRIPTS)], capture_output=True, text=True, check=True
+    )
+    assert "torch loaded" not in result.stdout, result.stdout.splitlines()[-1]
+    assert result.stdout.count("usage:") == len(SCRIPTS)
