@@ -1,7 +1,8 @@
 """Zero-shot math accuracy with the r1_zero prompt and reward: GSM8K, procedural problems, or MATH-style JSONL.
 
 uv run python assignment5-alignment/scripts/evaluate_math.py --dataset gsm8k --limit 100 --max_tokens 256
-Online: ... --model Qwen/Qwen2.5-Math-1.5B --dtype bfloat16 --device cuda --backend vllm --dataset math.jsonl
+Online: ... --policy.model Qwen/Qwen2.5-Math-1.5B --policy.dtype bfloat16 --policy.device cuda --policy.backend vllm \
+    --dataset math.jsonl
 """
 
 from __future__ import annotations

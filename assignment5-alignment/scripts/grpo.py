@@ -4,9 +4,9 @@ validation accuracy (JSONL, wandb when enabled) and plots them.
 Offline: uv run python assignment5-alignment/scripts/grpo.py --dataset arithmetic --grpo.n_grpo_steps 10 \
     --grpo.rollout_batch_size 16 --grpo.group_size 4 --grpo.train_batch_size 16 --grpo.gradient_accumulation_steps 4 \
     --grpo.sampling_max_tokens 128 --grpo.learning_rate 2e-6
-Online (handout): ... --model Qwen/Qwen2.5-Math-1.5B --dtype bfloat16 --device cuda:0 --backend vllm \
-    --dataset gsm8k --loss_type grpo_clip --epochs_per_rollout_batch 2
-Dr. GRPO: --no-use_std_normalization --length_normalization constant
+Online (handout): ... --policy.model Qwen/Qwen2.5-Math-1.5B --policy.dtype bfloat16 --policy.device cuda:0 \
+    --policy.backend vllm --dataset gsm8k --grpo.loss_type grpo_clip --grpo.epochs_per_rollout_batch 2
+Dr. GRPO: --no-grpo.use_std_normalization --grpo.length_normalization constant
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Supervised fine-tuning on math reasoning traces in r1_zero format, with periodic held-out evaluation.
 
 Offline: uv run python assignment5-alignment/scripts/sft.py --dataset gsm8k --sft.sft_steps 50 --sft.batch_size 8
-Online:  ... --model Qwen/Qwen2.5-Math-1.5B --dtype bfloat16 --device cuda:0 --train_size 1024 --lr 2e-5
+Online:  ... --policy.model Qwen/Qwen2.5-Math-1.5B --policy.dtype bfloat16 --policy.device cuda:0 --train_size 1024 \
+    --sft.lr 2e-5
 """
 
 from __future__ import annotations
