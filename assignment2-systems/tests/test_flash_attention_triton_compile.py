@@ -1,12 +1,12 @@
-"""The Triton kernels pass Triton's front end (Python AST to TTIR) with the arguments the ``torch.compile`` ops pass,
-typed as each launcher types them.
+"""The Triton kernels under ``torch.compile`` (issue 17).
 
 ``torch.compile`` launches the kernels from Inductor's generated code with a signature Inductor writes itself:
 torch 2.11 types a Python float as fp64 where Triton's own launch types it fp32, and types lengths int64 under
-dynamic shapes. An fp64 softmax scale once made ``tl.dot``'s accumulator fp64 and failed the compile on the GPU
-(issue 17), and int64 lengths gave one backward variable two types. The front end needs no GPU; it runs in a
-subprocess because this session's Triton is imported in interpreter mode (``conftest.py``), whose functions the
-compiler cannot take.
+dynamic shapes. An fp64 softmax scale once made ``tl.dot``'s accumulator fp64 and failed the compile on the GPU,
+and int64 lengths gave one backward variable two types. Triton's front end (Python AST to TTIR) needs no GPU, so
+every kernel and autotuning configuration is compiled here with the arguments the ``torch.compile`` ops pass,
+typed as each launcher types them, and its TTIR must hold no fp64. It runs in a subprocess because without a GPU
+this session's Triton is imported in interpreter mode (``conftest.py``), whose functions the compiler cannot take.
 """
 
 import json
@@ -16,10 +16,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from cs336_systems.flash_attention import FlashAttentionTriton
 from cs336_systems.flash_attention.triton_function import _length_bucket
 from torch._dynamo.source import ConstantSource
 from torch.fx.experimental.symbolic_shapes import ShapeEnv
 
+from tests.flash_attention_checks import float64_reference, random_qkv, relative_error
 from tests.flash_kernel_front_end import CASES
 
 pytest.importorskip("triton")
@@ -67,3 +70,20 @@ def test_length_bucket_keeps_symbolic_lengths_symbolic():
     bucket = _length_bucket(n_queries, 100)
     assert type(bucket) is int and bucket == 4096
     assert not shape_env.replace(n_queries.node.expr).is_number
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="Inductor launches the Triton kernels on CUDA only")
+@pytest.mark.parametrize(("dtype", "tolerance"), [(torch.bfloat16, 2e-2), (torch.float32, 5e-3)])
+def test_compiled_with_dynamic_lengths_matches_the_reference(dtype, tolerance):
+    """Two ragged lengths through one function compiled with dynamic shapes: the lengths reach the kernels as
+    symbolic int64 arguments (the eager path and ``test_flash_attention_triton.py`` cover static shapes)."""
+    compiled = torch.compile(FlashAttentionTriton.apply, fullgraph=True, dynamic=True)
+    for n in (300, 400):
+        q, k, v = random_qkv((2, 2, n, 64), n, dtype, "cuda", seed=n)
+        out = compiled(q, k, v, True)
+        out.sum().backward()
+        ref_out, _, ref_dq, ref_dk, ref_dv = float64_reference(q, k, v, torch.ones(q.shape), True)
+        checks = [("O", out, ref_out), ("dQ", q.grad, ref_dq), ("dK", k.grad, ref_dk), ("dV", v.grad, ref_dv)]
+        for name, actual, expected in checks:
+            error = relative_error(actual.detach().cpu(), expected)
+            assert error < tolerance, f"{name} at {n} tokens: relative error {error:.2e}"
