@@ -144,6 +144,7 @@ def test_compile_mode_leaves_cpu_steps_eager_and_equal():
     eager.step()
     for p, twin in zip(params, twins):
         torch.testing.assert_close(p, twin, rtol=0, atol=0)
+    assert copy.deepcopy(compiled)._compile_mode == "reduce-overhead"
 
 
 def test_state_dict_round_trip_continues_exactly():

@@ -10,9 +10,10 @@ one optimizer and one state dict, as with :class:`~cs336_basics.optimizer.AdamW`
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from jaxtyping import Float
@@ -49,6 +50,13 @@ def newton_schulz_orthogonalize(
         x = torch.baddbmm(x, polynomial, x, beta=a)  # a·X + (b·G + c·G²)·X
     x = x.reshape(*batch_shape, *x.shape[-2:])
     return x.mT if tall else x
+
+
+@functools.cache
+def compiled_newton_schulz(mode: str) -> Callable[[Tensor, int], Tensor]:
+    """:func:`newton_schulz_orthogonalize` under ``torch.compile(mode=mode)``, specialised to each shape (an
+    optimizer sees a fixed few); one per mode for the process, so every optimizer shares its compilations."""
+    return torch.compile(newton_schulz_orthogonalize, mode=mode, dynamic=False)
 
 
 def muon_param_groups(
@@ -105,9 +113,10 @@ class Muon(torch.optim.Optimizer):
         for group in self.param_groups:
             if group["use_muon"] and any(p.ndim != 2 for p in group["params"]):
                 raise ValueError("Muon groups take 2-D weight matrices only; give other tensors use_muon=False")
-        self._compiled_orthogonalize = (
-            torch.compile(newton_schulz_orthogonalize, mode=compile_mode, dynamic=False) if compile_mode else None
-        )
+        self._compile_mode = compile_mode
+
+    def __getstate__(self) -> dict:
+        return super().__getstate__() | {"_compile_mode": self._compile_mode}  # copies and pickles keep it
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -156,13 +165,13 @@ class Muon(torch.optim.Optimizer):
         return state["momentum_buffer"]
 
     def _orthogonalize(self, matrices: Tensor, steps: int) -> Tensor:
-        if self._compiled_orthogonalize is not None and matrices.is_cuda:
+        if self._compile_mode is not None and matrices.is_cuda:
             try:
-                return self._compiled_orthogonalize(matrices, steps)
+                return compiled_newton_schulz(self._compile_mode)(matrices, steps)
             except Exception as error:  # no Triton, no compiler: the eager iteration computes the same
                 message = f"Muon: compiling the Newton–Schulz iteration failed ({error}); running it eagerly"
                 warnings.warn(message, stacklevel=3)
-                self._compiled_orthogonalize = None
+                self._compile_mode = None
         return newton_schulz_orthogonalize(matrices, steps)
 
     def _adamw_step(self, group: dict, params: list[Tensor]) -> None:
