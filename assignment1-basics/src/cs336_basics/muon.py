@@ -138,6 +138,8 @@ class Muon(torch.optim.Optimizer):
         directions = torch._foreach_lerp(grads, buffers, beta) if group["nesterov"] else buffers
         if decay:
             torch._foreach_mul_(params, 1.0 - lr * decay)
+        if self._compile_mode is not None:  # CUDA graphs may reuse the last step's outputs: they are all consumed
+            torch.compiler.cudagraph_mark_step_begin()
         # Batches keyed by the wide orientation's shape; in each, the wide (and square) matrices come first.
         batches: dict[tuple[int, int], tuple[list[Tensor], list[Tensor]]] = defaultdict(lambda: ([], []))
         for p, direction in sorted(zip(params, directions), key=lambda pair: pair[0].shape[0] > pair[0].shape[1]):
