@@ -23,7 +23,9 @@ KERNEL_NAME = "python3"  # jupyter_client starts a "python" kernelspec with sys.
 class RunNotebooksConfig:
     """Execute the lecture notebooks top to bottom, in place, with the project's virtual environment as kernel."""
 
-    notebooks: list[Path] = field(default_factory=list, metadata={"help": "notebooks to run (none given: every lecture)"})
+    notebooks: list[Path] = field(
+        default_factory=list, metadata={"help": "notebooks to run (none given: every lecture)"}
+    )
     timeout: int = field(default=120, metadata={"help": "seconds allowed per cell"})
 
 

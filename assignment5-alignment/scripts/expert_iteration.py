@@ -2,8 +2,8 @@
 
 Offline: uv run python assignment5-alignment/scripts/expert_iteration.py --dataset arithmetic --ei.n_ei_steps 2 \
     --ei.questions_per_step 16 --ei.rollouts_per_question 4 --ei.ei_max_tokens 128 --sft.batch_size 8 --sft.lr 1e-5
-Online:  ... --policy.model Qwen/Qwen2.5-Math-1.5B --policy.dtype bfloat16 --policy.device cuda:0 --policy.backend vllm \
-    --dataset gsm8k
+Online:  ... --policy.model Qwen/Qwen2.5-Math-1.5B --policy.dtype bfloat16 --policy.device cuda:0 \
+    --policy.backend vllm --dataset gsm8k
 """
 
 from __future__ import annotations
