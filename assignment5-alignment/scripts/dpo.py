@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from cs336_alignment.training.configs import DPORunConfig
 from cs336_basics.toolkit.cli import parse_config
+from cs336_basics.toolkit.data_paths import SharedDataUnavailable
 
 
 def main() -> None:
     cfg = parse_config(DPORunConfig)
     from cs336_alignment.training.dpo import train_dpo_on_pairs  # torch: after --help
 
-    train_dpo_on_pairs(cfg)
+    try:
+        train_dpo_on_pairs(cfg)
+    except SharedDataUnavailable as err:  # Anthropic HH offline: what to pass instead, not a traceback
+        raise SystemExit(str(err)) from err
 
 
 if __name__ == "__main__":
