@@ -3,56 +3,61 @@
 Batch 1, causal, sequence lengths 128 … 65536, head sizes 16 … 128, bfloat16 and float32 (the handout's
 grid); forward, backward and forward+backward medians from ``triton.testing.do_bench`` per implementation
 (``bench_attention.measure``), one table row per (dtype, head size, length) with the three implementations
-side by side. The Python-loop tiled version is timed only up to ``--pytorch-tiled-max-seq``; an
+side by side. The Python-loop tiled version is timed only up to ``--pytorch_tiled_max_seq``; an
 out-of-memory cell reads ``OOM``. ``flash_grid.md`` (a header naming the device and versions, then the
 table) is rewritten after every cell, so a cut-off run still leaves a committable table of what finished;
 raw rows go to ``flash_grid.jsonl``.
 
 Run (GPU machine, repo root):
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src \\
-        python3 assignment2-systems/benchmarks/bench_flash_grid.py --out /tmp/flash_grid
+        python3 assignment2-systems/benchmarks/bench_flash_grid.py --out_dir /tmp/flash_grid
 """
 
-import argparse
+from __future__ import annotations
+
 import itertools
 import json
 import os
 import sys
 from dataclasses import dataclass, field
+from typing import Literal
 
-import torch
-import torch._functorch.config
-import triton
-from bench_attention import DTYPES, build_implementations, measure
+from cs336_basics.toolkit.cli import parse_config
 
 IMPLS = {"triton": "Triton", "pytorch_tiled": "PyTorch tiled", "naive": "naive"}
 PHASES = {"fwd_ms": "fwd", "bwd_ms": "bwd", "fwd_bwd_ms": "fwd+bwd"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class GridConfig:
-    out: str = "flash_grid_results"
-    seq_lens: list[int] = field(default_factory=lambda: [2**p for p in range(7, 17)])
-    head_dims: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
-    dtypes: list[str] = field(default_factory=lambda: ["bfloat16", "float32"])
-    impls: list[str] = field(default_factory=lambda: list(IMPLS))
-    pytorch_tiled_max_seq: int = 512
-    warmup_ms: int = 10
-    rep_ms: int = 50
+    """The handout's flash_benchmarking grid: Triton vs PyTorch-tiled vs naive attention, side by side."""
+
+    out_dir: str = field(default="runs/flash_grid", metadata={"help": "folder for flash_grid.md and .jsonl"})
+    seq_lens: list[int] = field(
+        default_factory=lambda: [2**p for p in range(7, 17)], metadata={"help": "sequence lengths"}
+    )
+    head_dims: list[int] = field(default_factory=lambda: [16, 32, 64, 128], metadata={"help": "head sizes"})
+    dtypes: list[Literal["float32", "bfloat16"]] = field(
+        default_factory=lambda: ["bfloat16", "float32"], metadata={"help": "input dtypes"}
+    )
+    impls: list[Literal["triton", "pytorch_tiled", "naive"]] = field(
+        default_factory=lambda: list(IMPLS), metadata={"help": "implementations, in the table's column order"}
+    )
+    pytorch_tiled_max_seq: int = field(
+        default=512, metadata={"help": "the Python-loop tiled version is only timed up to this length"}
+    )
+    warmup_ms: int = field(default=10, metadata={"help": "do_bench warm-up time per measurement"})
+    rep_ms: int = field(default=50, metadata={"help": "do_bench measuring time per measurement"})
 
 
-def parse_args() -> GridConfig:
-    d = GridConfig()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=d.out)
-    parser.add_argument("--seq-lens", type=int, nargs="+", default=d.seq_lens)
-    parser.add_argument("--head-dims", type=int, nargs="+", default=d.head_dims)
-    parser.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=d.dtypes)
-    parser.add_argument("--impls", nargs="+", choices=list(IMPLS), default=d.impls)
-    parser.add_argument("--pytorch-tiled-max-seq", type=int, default=d.pytorch_tiled_max_seq)
-    parser.add_argument("--warmup-ms", type=int, default=d.warmup_ms)
-    parser.add_argument("--rep-ms", type=int, default=d.rep_ms)
-    return GridConfig(**vars(parser.parse_args()))
+if __name__ == "__main__":  # parsed before torch loads, so that --help and a bad flag answer at once
+    CONFIG = parse_config(GridConfig, description=__doc__)
+
+import torch  # noqa: E402
+import torch._functorch.config  # noqa: E402  (patched around the grid)
+import triton  # noqa: E402
+from bench_attention import DTYPES, build_implementations, measure  # noqa: E402
+from cs336_basics.toolkit.atomic import write_text_atomic  # noqa: E402
 
 
 def _cell(value) -> str:
@@ -81,17 +86,10 @@ def grid_table(cells: dict[tuple, dict], impls: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _write_atomic(path: str, text: str) -> None:
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
-
-
-def main() -> None:
-    config = parse_args()
+def main(config: GridConfig) -> None:
     if not torch.cuda.is_available():
         sys.exit("bench_flash_grid needs a CUDA GPU")
-    os.makedirs(config.out, exist_ok=True)
+    os.makedirs(config.out_dir, exist_ok=True)
     header = (
         f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}; "
         f"batch 1, causal; do_bench medians in ms (warm-up {config.warmup_ms} ms, {config.rep_ms} ms of repeats); "
@@ -104,7 +102,7 @@ def main() -> None:
     # The backward is timed by replaying one graph (retain_graph=True), which compiled backwards' donated
     # buffers would forbid.
     with (
-        open(os.path.join(config.out, "flash_grid.jsonl"), "w") as jsonl,
+        open(os.path.join(config.out_dir, "flash_grid.jsonl"), "w") as jsonl,
         torch._functorch.config.patch(donated_buffer=False),
     ):
         for dtype, head_dim, seq_len, impl in grid:
@@ -116,9 +114,10 @@ def main() -> None:
             jsonl.write(json.dumps(row) + "\n")
             jsonl.flush()
             print(row, flush=True)
-            _write_atomic(os.path.join(config.out, "flash_grid.md"), f"{header}\n\n{grid_table(cells, config.impls)}\n")
+            table = grid_table(cells, config.impls)
+            write_text_atomic(os.path.join(config.out_dir, "flash_grid.md"), f"{header}\n\n{table}\n")
     print(grid_table(cells, config.impls))
 
 
 if __name__ == "__main__":
-    main()
+    main(CONFIG)

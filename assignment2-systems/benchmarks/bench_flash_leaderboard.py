@@ -11,10 +11,11 @@ gradients of every implementation are checked against float64 naive attention in
 
 Run (GPU machine, repo root):
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src \\
-        python3 assignment2-systems/benchmarks/bench_flash_leaderboard.py --out /tmp/flash_lb
+        python3 assignment2-systems/benchmarks/bench_flash_leaderboard.py --out_dir /tmp/flash_lb
 """
 
-import argparse
+from __future__ import annotations
+
 import json
 import os
 import sys
@@ -22,46 +23,41 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-import torch
-import torch.nn.functional as F
-import triton
-from cs336_systems.flash_attention import FlashAttentionTriton
-from cs336_systems.flash_attention.reference import naive_attention
-from torch.nn.attention import SDPBackend, sdpa_kernel
+from cs336_basics.toolkit.cli import parse_config
+
+
+@dataclass(frozen=True)
+class LeaderboardConfig:
+    """Our FlashAttention-2 (eager, compiled, CUDA graphs) against SDPA's flash and cuDNN over sequence lengths."""
+
+    out_dir: str = field(
+        default="runs/flash_leaderboard", metadata={"help": "folder for leaderboard.json and leaderboard.md"}
+    )
+    batch: int = field(default=1, metadata={"help": "batch size"})
+    heads: int = field(default=16, metadata={"help": "attention heads"})
+    head_dim: int = field(default=64, metadata={"help": "head size"})
+    seq_len: int = field(default=16384, metadata={"help": "the main case (timed longest)"})
+    sweep: list[int] = field(default_factory=lambda: [1024, 2048, 4096], metadata={"help": "further sequence lengths"})
+    warmup_ms: int = field(default=100, metadata={"help": "do_bench warm-up time per measurement"})
+    rep_ms: int = field(default=1000, metadata={"help": "do_bench time for the main case"})
+    sweep_rep_ms: int = field(default=200, metadata={"help": "do_bench time for the swept lengths"})
+    host_calls: int = field(default=50, metadata={"help": "calls timed for host ms"})
+
+
+if __name__ == "__main__":  # parsed before torch loads, so that --help and a bad flag answer at once
+    CONFIG = parse_config(LeaderboardConfig, description=__doc__)
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+import triton  # noqa: E402
+from cs336_basics.toolkit.atomic import write_text_atomic  # noqa: E402
+from cs336_systems.flash_attention import FlashAttentionTriton  # noqa: E402
+from cs336_systems.flash_attention.reference import naive_attention  # noqa: E402
+from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 
 Attention = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 FLASH, CUDNN = "SDPA flash", "SDPA cuDNN"
 OURS_EAGER, OURS_COMPILED = "ours (Triton, eager)", "ours (Triton, compiled)"
-
-
-@dataclass
-class LeaderboardConfig:
-    out: str = "flash_leaderboard_results"
-    batch: int = 1
-    heads: int = 16
-    head_dim: int = 64
-    seq_len: int = 16384
-    sweep: list[int] = field(default_factory=lambda: [1024, 2048, 4096])
-    warmup_ms: int = 100
-    rep_ms: int = 1000
-    sweep_rep_ms: int = 200
-    host_calls: int = 50
-
-
-def parse_args() -> LeaderboardConfig:
-    defaults = LeaderboardConfig()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=defaults.out, help="directory for leaderboard.json and leaderboard.md")
-    parser.add_argument("--batch", type=int, default=defaults.batch)
-    parser.add_argument("--heads", type=int, default=defaults.heads)
-    parser.add_argument("--head-dim", type=int, default=defaults.head_dim)
-    parser.add_argument("--seq-len", type=int, default=defaults.seq_len, help="the main case (timed longest)")
-    parser.add_argument("--sweep", type=int, nargs="*", default=defaults.sweep, help="further sequence lengths")
-    parser.add_argument("--warmup-ms", type=int, default=defaults.warmup_ms)
-    parser.add_argument("--rep-ms", type=int, default=defaults.rep_ms, help="do_bench time for the main case")
-    parser.add_argument("--sweep-rep-ms", type=int, default=defaults.sweep_rep_ms)
-    parser.add_argument("--host-calls", type=int, default=defaults.host_calls, help="calls timed for host ms")
-    return LeaderboardConfig(**vars(parser.parse_args()))
 
 
 def make_inputs(
@@ -200,12 +196,6 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _write_atomic(path: str, text: str) -> None:
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
-
-
 def write_results(config: LeaderboardConfig, rows: list[dict], correctness: list[dict] | None) -> str:
     """Write leaderboard.json and leaderboard.md (after every length, so a cut-off run keeps what it measured);
     returns the markdown."""
@@ -231,16 +221,15 @@ def write_results(config: LeaderboardConfig, rows: list[dict], correctness: list
         "autotuned": best_configs(),
     }
     text = "\n".join(lines) + "\n"
-    _write_atomic(os.path.join(config.out, "leaderboard.json"), json.dumps(result, indent=2))
-    _write_atomic(os.path.join(config.out, "leaderboard.md"), text)
+    write_text_atomic(os.path.join(config.out_dir, "leaderboard.json"), json.dumps(result, indent=2))
+    write_text_atomic(os.path.join(config.out_dir, "leaderboard.md"), text)
     return text
 
 
-def main() -> None:
-    config = parse_args()
+def main(config: LeaderboardConfig) -> None:
     if not torch.cuda.is_available():
         sys.exit("bench_flash_leaderboard needs a CUDA GPU")
-    os.makedirs(config.out, exist_ok=True)
+    os.makedirs(config.out_dir, exist_ok=True)
     # Every compiled variant recompiles per length and per correctness shape; keep them all compiled.
     torch._dynamo.config.recompile_limit = 64
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}", flush=True)
@@ -278,4 +267,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(CONFIG)

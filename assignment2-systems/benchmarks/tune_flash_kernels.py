@@ -5,56 +5,51 @@ leaderboard case: 16 heads, n = 16384, d = 64, bf16, causal), with achieved TFLO
 space can be chosen from measurements. The backward kernel is timed three ways: its dK/dV programs alone,
 its dQ programs alone (one launch restricted to one kind), and whole (both kinds in one launch) for the
 best tiles of each kind. Configurations that fail to compile (shared memory) are listed as errors.
-Results go to ``<out>/kernel_configs.json`` and ``.md``.
+Results go to ``<out_dir>/kernel_configs.json`` and ``.md``.
 
 Run (GPU machine, repo root):
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src \
-        python3 assignment2-systems/benchmarks/tune_flash_kernels.py --out /tmp/flash_tune
+        python3 assignment2-systems/benchmarks/tune_flash_kernels.py --out_dir /tmp/flash_tune
 """
 
-import argparse
+from __future__ import annotations
+
 import functools
 import itertools
 import json
 import os
 import sys
-from dataclasses import asdict, astuple, dataclass
+from dataclasses import asdict, astuple, dataclass, field
 
-import torch
-import triton
-from cs336_systems.flash_attention.triton_function import (
+from cs336_basics.toolkit.cli import parse_config
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """Every FlashAttention-2 Triton kernel timed over a grid of fixed tile configurations on one shape."""
+
+    out_dir: str = field(default="runs/flash_tune", metadata={"help": "folder for kernel_configs.json and .md"})
+    heads: int = field(default=16, metadata={"help": "attention heads"})
+    seq_len: int = field(default=16384, metadata={"help": "sequence length"})
+    head_dim: int = field(default=64, metadata={"help": "head size"})
+    causal: bool = field(default=True, metadata={"help": "causal mask"})
+    warmup_ms: int = field(default=5, metadata={"help": "do_bench warm-up time per configuration"})
+    rep_ms: int = field(default=25, metadata={"help": "do_bench measuring time per configuration"})
+    top: int = field(default=5, metadata={"help": "rows per kernel in the table; also the tiles combined"})
+
+
+if __name__ == "__main__":  # parsed before torch loads, so that --help and a bad flag answer at once
+    CONFIG = parse_config(TuneConfig, description=__doc__)
+
+import torch  # noqa: E402
+import triton  # noqa: E402
+from cs336_basics.toolkit.atomic import write_text_atomic  # noqa: E402
+from cs336_systems.flash_attention.triton_function import (  # noqa: E402
     BackwardConfig,
     ForwardConfig,
     launch_backward,
     launch_forward,
 )
-
-
-@dataclass
-class TuneConfig:
-    out: str = "flash_tune_results"
-    heads: int = 16
-    seq_len: int = 16384
-    head_dim: int = 64
-    causal: bool = True
-    warmup_ms: int = 5
-    rep_ms: int = 25
-    top: int = 5
-
-
-def parse_args() -> TuneConfig:
-    d = TuneConfig()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=d.out)
-    parser.add_argument("--heads", type=int, default=d.heads)
-    parser.add_argument("--seq-len", type=int, default=d.seq_len)
-    parser.add_argument("--head-dim", type=int, default=d.head_dim)
-    parser.add_argument("--causal", action=argparse.BooleanOptionalAction, default=d.causal)
-    parser.add_argument("--warmup-ms", type=int, default=d.warmup_ms)
-    parser.add_argument("--rep-ms", type=int, default=d.rep_ms)
-    parser.add_argument("--top", type=int, default=d.top, help="rows per kernel in the table; also the tiles combined")
-    return TuneConfig(**vars(parser.parse_args()))
-
 
 PASSES = {"dkdv": (True, False), "dq": (False, True), "backward": (True, True)}
 
@@ -118,11 +113,10 @@ def tile_columns(row: dict) -> tuple:
     return f"{row['dkdv_block_m']}/{row['dq_block_m']}", f"{row['dkdv_block_n']}/{row['dq_block_n']}"
 
 
-def main() -> None:
-    config = parse_args()
+def main(config: TuneConfig) -> None:
     if not torch.cuda.is_available():
         sys.exit("tune_flash_kernels needs a CUDA GPU")
-    os.makedirs(config.out, exist_ok=True)
+    os.makedirs(config.out_dir, exist_ok=True)
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}", flush=True)
     shape = (config.heads, config.seq_len, config.head_dim)
     q, k, v, do = (torch.randn(shape, device="cuda", dtype=torch.bfloat16) for _ in range(4))
@@ -168,12 +162,9 @@ def main() -> None:
             )
     table = "\n".join(lines)
     for name, text in [("kernel_configs.json", json.dumps(rows, indent=1)), ("kernel_configs.md", table + "\n")]:
-        tmp = os.path.join(config.out, name + ".tmp")
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, os.path.join(config.out, name))
+        write_text_atomic(os.path.join(config.out_dir, name), text)
     print(table)
 
 
 if __name__ == "__main__":
-    main()
+    main(CONFIG)

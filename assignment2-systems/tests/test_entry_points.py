@@ -24,8 +24,11 @@ CONFIGS = {
     "bench_checkpointing": "CheckpointingConfig",
     "bench_comm": "CommBenchConfig",
     "bench_ddp": "DDPBenchConfig",
+    "bench_flash_grid": "GridConfig",
+    "bench_flash_leaderboard": "LeaderboardConfig",
     "bench_memory_sharding": "MemoryBenchConfig",
     "bench_model": "SweepConfig",
+    "tune_flash_kernels": "TuneConfig",
 }
 ENTRY_POINTS = {path.stem: path for path in [*PACKAGE.glob("scripts/*.py"), *PACKAGE.glob("benchmarks/*.py")]}
 HEAVY = ("torch", "triton", "matplotlib")
@@ -46,6 +49,7 @@ def config_class(script: str) -> type:
     """The config dataclass of an entry point (loading the module also loads torch: fine in the test process)."""
     name = f"_entry_point_{script}"
     if name not in sys.modules:
+        sys.path.insert(0, str(PACKAGE / "benchmarks"))  # bench_flash_grid imports bench_attention's measurement
         spec = importlib.util.spec_from_file_location(name, ENTRY_POINTS[script])
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # dataclasses resolve string annotations through it
@@ -65,7 +69,7 @@ def flags(cls: type, prefix: str = "") -> list[str]:
 
 
 def test_every_entry_point_has_a_config():
-    assert set(CONFIGS) <= set(ENTRY_POINTS)
+    assert sorted(CONFIGS) == sorted(ENTRY_POINTS)
 
 
 @pytest.mark.parametrize("script", sorted(CONFIGS))
@@ -79,7 +83,7 @@ def test_help_lists_every_option_with_its_default_without_heavy_imports(script):
     options = " ".join(result.stdout.split("options:", 1)[1].split())  # after the usage; argparse wraps lines
     for flag in flags(config_class(script)):
         assert re.search(re.escape(flag) + r"\b[^-].*?\((default: [^)]*|required)\)", options), flag
-    assert "--out_dir" in options or script == "tune_flash_kernels"
+    assert "--out_dir" in options
 
 
 @pytest.mark.parametrize("script", sorted(CONFIGS))
@@ -101,6 +105,8 @@ def test_every_option_has_a_line_of_help(script):
         ("bench_checkpointing", ["--policies", "all"], "invalid choice value: 'all'"),
         ("check_distributed_correctness", ["--backend", "mpi"], "(choose from nccl, gloo, none)"),
         ("bench_attention", ["--out", "x"], "unknown flag --out (did you mean --out_dir?)"),
+        ("bench_flash_grid", ["--impls", "cudnn"], "(choose from triton, pytorch_tiled, naive)"),
+        ("tune_flash_kernels", ["--seq-len", "long"], "invalid int value: 'long'"),
     ],
 )
 def test_a_bad_value_is_a_usage_error(script, argv, message, capsys):
@@ -133,7 +139,8 @@ def test_documented_commands_still_parse():
     """A flag renamed or removed makes a documented command stop with a usage error (flags only: values that need
     files from other steps are not checked)."""
     commands = documented_commands()
-    assert {"check_distributed_correctness", "bench_ddp", "bench_model", "bench_attention"} <= {s for s, _ in commands}
+    documented = {script for script, _ in commands}
+    assert {"check_distributed_correctness", "bench_ddp", "bench_model", "bench_flash_leaderboard"} <= documented
     for script, argv in commands:
         try:
             config_parser(config_class(script)).parse_args(argv)
