@@ -28,7 +28,7 @@ demo:             ## the main job: BPE + small LM trained on the CPU in minutes,
 	$(RUN) python assignment1-basics/scripts/demo.py
 
 data:             ## download TinyStories and the OpenWebText sample (network needed)
-	$(RUN) python assignment1-basics/scripts/download_data.py --out data
+	$(RUN) python assignment1-basics/scripts/download_data.py --out_dir data
 
 assets:           ## download the Dolma Jigsaw NSFW / hate-speech fastText models (network needed)
 	$(RUN) python assignment4-data/scripts/download_assets.py

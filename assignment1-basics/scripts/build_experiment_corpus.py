@@ -1,6 +1,6 @@
 """Build the offline English corpus of the assignment-1 experiments (BPE 10k, ~26 M training tokens).
 
-    uv run python assignment3-scaling/scripts/debian_text.py --debs runs/corpus/debs --out runs/corpus/english_text
+    uv run python assignment3-scaling/scripts/debian_text.py --debs runs/corpus/debs --out_dir runs/corpus/english_text
     uv run python assignment1-basics/scripts/build_experiment_corpus.py --out_dir runs/experiment_corpus \\
         --sources runs/corpus/english_text ../shared/fixtures/assignment1/tinystories_sample_5M.txt
 

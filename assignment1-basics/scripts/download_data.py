@@ -1,6 +1,6 @@
 """Download TinyStories and the OpenWebText sample (what `make data` runs); resumable, skips finished files.
 
-uv run python assignment1-basics/scripts/download_data.py --out data [--datasets tinystories owt]
+uv run python assignment1-basics/scripts/download_data.py --out_dir data [--datasets tinystories owt]
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from cs336_basics.toolkit.data_paths import DownloadError
 class DownloadConfig:
     """Download the course's training text files."""
 
-    out: str = field(default="data", metadata={"help": "folder to write the text files into"})
+    out_dir: str = field(default="data", metadata={"help": "folder to write the text files into"})
     datasets: list[str] = field(default_factory=lambda: ["tinystories", "owt"])
     progress: bool = True
 
 
 def main(cfg: DownloadConfig) -> None:
     try:
-        paths = download_datasets(cfg.out, cfg.datasets, cfg.progress)
+        paths = download_datasets(cfg.out_dir, cfg.datasets, cfg.progress)
     except DownloadError as err:
         sys.exit(f"error: {err}")
     for path in paths:

@@ -276,7 +276,7 @@ def _read_corpora(cfg: TokenizerExperimentsConfig) -> dict[str, list[Document]]:
     if not docs.is_dir():
         raise FileNotFoundError(
             f"documents folder {docs} does not exist; build it with `uv run python "
-            "assignment3-scaling/scripts/debian_text.py --debs runs/corpus/debs --out runs/corpus/english_text`"
+            "assignment3-scaling/scripts/debian_text.py --debs runs/corpus/debs --out_dir runs/corpus/english_text`"
         )
     return {
         "tinystories": read_documents([str(tinystories)], include_gensim=False),

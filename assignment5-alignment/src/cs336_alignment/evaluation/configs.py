@@ -18,7 +18,7 @@ class MathEvalConfig:
     limit: int = field(default=0, metadata={"help": "first N problems (0: all)"})
     max_tokens: int = field(default=1024, metadata={"help": "response length cap (tokens)"})
     slow_grader: bool = field(default=False, metadata={"help": "also try math-verify on answers judged wrong"})
-    out: str = field(default="runs/eval_math", metadata={"help": "folder for metrics.json and generations.jsonl"})
+    out_dir: str = field(default="runs/eval_math", metadata={"help": "folder for metrics.json and generations.jsonl"})
 
 
 @dataclass
@@ -29,7 +29,7 @@ class MMLUEvalConfig:
     split: str = field(default="test", metadata={"help": "MMLU split: dev, val or test"})
     limit: int = field(default=0, metadata={"help": "first N questions (0: all 14k)"})
     max_tokens: int = field(default=64, metadata={"help": "response length cap (tokens)"})
-    out: str = field(default="runs/eval_mmlu", metadata={"help": "folder for metrics.json and generations.jsonl"})
+    out_dir: str = field(default="runs/eval_mmlu", metadata={"help": "folder for metrics.json and generations.jsonl"})
 
 
 @dataclass

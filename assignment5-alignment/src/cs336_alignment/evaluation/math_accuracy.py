@@ -15,7 +15,7 @@ from cs336_alignment.run_setup import load_policy, load_problems, policy_sampler
 
 
 def evaluate_math_accuracy(cfg: MathEvalConfig) -> dict[str, float]:
-    """Write ``generations.jsonl`` and ``metrics.json`` to ``cfg.out``, print and return the metrics."""
+    """Write ``generations.jsonl`` and ``metrics.json`` to ``cfg.out_dir``, print and return the metrics."""
     policy, tokenizer = load_policy(cfg.policy)
     sampler = policy_sampler(cfg.policy, policy, tokenizer)
     problems = load_problems(cfg.dataset, cfg.split, cfg.limit)
@@ -24,7 +24,7 @@ def evaluate_math_accuracy(cfg: MathEvalConfig) -> dict[str, float]:
         return r1_zero_reward_fn(response, truth, fast=not cfg.slow_grader)
 
     result = evaluate_math(sampler, problems, r1_zero_sampling(cfg.max_tokens), reward)
-    out = Path(cfg.out)
+    out = Path(cfg.out_dir)
     write_jsonl_atomic(out / "generations.jsonl", result.records)
     write_json_atomic(out / "metrics.json", {"model": cfg.policy.model, "dataset": cfg.dataset, **result.metrics})
     print(json.dumps(result.metrics, indent=2))

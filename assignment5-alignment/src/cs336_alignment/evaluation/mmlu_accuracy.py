@@ -15,7 +15,7 @@ from cs336_alignment.sampling import SamplingParams
 
 
 def evaluate_mmlu_accuracy(cfg: MMLUEvalConfig) -> dict[str, float]:
-    """Write ``generations.jsonl`` and ``metrics.json`` to ``cfg.out``, print and return the metrics."""
+    """Write ``generations.jsonl`` and ``metrics.json`` to ``cfg.out_dir``, print and return the metrics."""
     examples = load_mmlu(cfg.split)
     examples = examples[: cfg.limit] if cfg.limit else examples
     policy, tokenizer = load_policy(cfg.policy)
@@ -23,7 +23,7 @@ def evaluate_mmlu_accuracy(cfg: MMLUEvalConfig) -> dict[str, float]:
     params = SamplingParams(temperature=0.0, max_tokens=cfg.max_tokens, stop=("# Query:",))
     outputs = [c.text for c in sampler.generate([mmlu_prompt(e) for e in examples], params)]
     metrics, records = score_mmlu(examples, outputs)
-    out = Path(cfg.out)
+    out = Path(cfg.out_dir)
     write_jsonl_atomic(out / "generations.jsonl", records)
     write_json_atomic(out / "metrics.json", {"model": cfg.policy.model, "split": cfg.split, **metrics})
     print(json.dumps(metrics, indent=2))
