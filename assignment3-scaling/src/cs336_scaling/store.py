@@ -111,7 +111,7 @@ class Store:
     def create_key(self, budget: float, key: str | None = None) -> str:
         """Register a key (random if not given) with a FLOPs budget; an existing key is an error."""
         budget = checked_budget(budget)
-        key = key or secrets.token_hex(24)  # hex: a key never starts with "-", which a command line would take for a flag
+        key = key or secrets.token_hex(24)  # hex: never starts with "-", which a command line would read as a flag
         with self._transaction() as db:
             if db.execute("SELECT 1 FROM api_keys WHERE key = ?", (key,)).fetchone():
                 raise ValueError(f"API key {key!r} already exists")
