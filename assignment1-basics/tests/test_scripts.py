@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,22 +10,15 @@ import pytest
 from cs336_basics.bpe import load_vocab_merges
 from cs336_basics.tokenizer import Tokenizer
 from cs336_basics.toolkit.cli import parse_config
+from cs336_basics.toolkit.entry_points import help_probe, load_entry_point_module
 
 from .conftest import fixture_path
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
-def script(name: str):
-    spec = importlib.util.spec_from_file_location(f"script_{name}", SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 def run(name: str, config_class: str, argv: list[str]):
-    module = script(name)
+    module = load_entry_point_module(SCRIPTS / f"{name}.py")
     return module.main(parse_config(getattr(module, config_class), argv))
 
 
@@ -119,24 +109,8 @@ def test_scripts_chain_from_text_to_samples(tmp_path, capsys):
     assert "--- sample 2 ---" in capsys.readouterr().out
 
 
-HELP_WITHOUT_TORCH = """
-import runpy, sys
-sys.argv = [sys.argv[1], "--help"]
-try:
-    runpy.run_path(sys.argv[0], run_name="__main__")
-except SystemExit:
-    pass
-print("torch loaded" if "torch" in sys.modules else "torch not loaded")
-"""
-
-
 @pytest.mark.parametrize("name", ["train", "demo", "generate", "accounting_report"])
 def test_help_does_not_load_torch(name):
     """--help answers without importing torch (seconds of start-up): the configs live in torch-free modules."""
-    result = subprocess.run(
-        [sys.executable, "-c", HELP_WITHOUT_TORCH, str(SCRIPTS / f"{name}.py")],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "--help" in result.stdout and result.stdout.rstrip().endswith("torch not loaded"), result.stdout[-300:]
+    help_text, loaded = help_probe(SCRIPTS / f"{name}.py", ("torch",))
+    assert "--help" in help_text and loaded == [], help_text[-300:]

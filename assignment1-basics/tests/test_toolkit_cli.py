@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-from cs336_basics.toolkit.cli import parse_config
+from cs336_basics.toolkit.cli import dotted_fields, flag_names, parse_config
 
 
 @dataclass(frozen=True)
@@ -148,3 +148,14 @@ def test_unknown_flags_suggest_the_flag_meant(capsys):
     assert "unknown flag --step (did you mean --steps?)" in usage_error(Checked, ["--step=3"], capsys)
     nothing_close = usage_error(Checked, ["--seed", "1"], capsys)
     assert "unknown flag --seed" in nothing_close and "did you mean" not in nothing_close
+
+
+def test_flag_names_list_every_flag_with_nested_ones_dotted():
+    assert flag_names(Deep)[:3] == ["--outer.path", "--outer.inner.width", "--outer.inner.drop_rate"]
+    assert flag_names(Deep)[-1] == "--seed" and len(flag_names(Deep)) == 11
+    assert [name for name, f in dotted_fields(Deep) if f.metadata.get("help")] == [
+        "outer.path",
+        "outer.inner.width",
+        "outer.verbose",
+        "outer.lr",
+    ]

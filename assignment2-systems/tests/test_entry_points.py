@@ -4,16 +4,13 @@ option with its default without loading torch or Triton, clear errors on bad val
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import re
 import shlex
-import subprocess
-import sys
-import typing
 from pathlib import Path
 
 import pytest
-from cs336_basics.toolkit.cli import config_parser, parse_config
+from cs336_basics.toolkit.cli import config_parser, flag_names, parse_config
+from cs336_basics.toolkit.entry_points import help_probe, load_entry_point_module
 
 PACKAGE = Path(__file__).parents[1]
 ROOT = PACKAGE.parent
@@ -32,40 +29,13 @@ CONFIGS = {
 }
 ENTRY_POINTS = {path.stem: path for path in [*PACKAGE.glob("scripts/*.py"), *PACKAGE.glob("benchmarks/*.py")]}
 HEAVY = ("torch", "triton", "matplotlib")
-HELP_PROBE = """
-import runpy, sys
-sys.argv = [sys.argv[1], "--help"]
-try:
-    runpy.run_path(sys.argv[0], run_name="__main__")
-except SystemExit as exit_:
-    assert exit_.code in (0, None), exit_.code
-print(sorted(name for name in {heavy!r} if name in sys.modules))
-"""
 SHELL_VALUES = {"$size": "small", "$precision": "fp32", "$MEMORY_SIZE": "xl"}
 """Values for the shell variables of ``run_distributed_benchmarks.sh``'s commands."""
 
 
 def config_class(script: str) -> type:
     """The config dataclass of an entry point (loading the module also loads torch: fine in the test process)."""
-    name = f"_entry_point_{script}"
-    if name not in sys.modules:
-        sys.path.insert(0, str(PACKAGE / "benchmarks"))  # bench_flash_grid imports bench_attention's measurement
-        spec = importlib.util.spec_from_file_location(name, ENTRY_POINTS[script])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses resolve string annotations through it
-        spec.loader.exec_module(module)
-    return getattr(sys.modules[name], CONFIGS[script])
-
-
-def flags(cls: type, prefix: str = "") -> list[str]:
-    hints = typing.get_type_hints(cls)
-    out = []
-    for f in dataclasses.fields(cls):
-        if dataclasses.is_dataclass(hints[f.name]):
-            out += flags(hints[f.name], f"{prefix}{f.name}.")
-        else:
-            out.append(f"--{prefix}{f.name}")
-    return out
+    return getattr(load_entry_point_module(ENTRY_POINTS[script]), CONFIGS[script])
 
 
 def test_every_entry_point_has_a_config():
@@ -74,14 +44,10 @@ def test_every_entry_point_has_a_config():
 
 @pytest.mark.parametrize("script", sorted(CONFIGS))
 def test_help_lists_every_option_with_its_default_without_heavy_imports(script):
-    probe = HELP_PROBE.format(heavy=HEAVY)
-    result = subprocess.run(
-        [sys.executable, "-c", probe, str(ENTRY_POINTS[script])], capture_output=True, text=True, check=True
-    )
-    lines = result.stdout.strip().splitlines()
-    assert lines[-1] == "[]", f"--help imported {lines[-1]}"
-    options = " ".join(result.stdout.split("options:", 1)[1].split())  # after the usage; argparse wraps lines
-    for flag in flags(config_class(script)):
+    help_text, loaded = help_probe(ENTRY_POINTS[script], HEAVY)
+    assert loaded == [], f"--help imported {loaded}"
+    options = " ".join(help_text.split("options:", 1)[1].split())  # after the usage; argparse wraps lines
+    for flag in flag_names(config_class(script)):
         assert re.search(re.escape(flag) + r"\b[^-].*?\((default: [^)]*|required)\)", options), flag
     assert "--out_dir" in options
 

@@ -4,7 +4,6 @@ with nothing of this package's own dependencies installed."""
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import json
 import os
@@ -12,12 +11,12 @@ import re
 import shlex
 import subprocess
 import sys
-import typing
 from pathlib import Path
 
 import numpy as np
 import pytest
-from cs336_basics.toolkit.cli import config_parser, parse_config
+from cs336_basics.toolkit.cli import config_parser, dotted_fields, flag_names, parse_config
+from cs336_basics.toolkit.entry_points import help_probe
 
 PACKAGE = Path(__file__).parents[1]
 ROOT = PACKAGE.parent
@@ -37,15 +36,6 @@ ENTRY_POINTS = sorted([*PACKAGE.glob("scripts/*.py"), *PACKAGE.glob("benchmarks/
 # Seconds to import (NLTK, scikit-learn, SciPy, torch) or not installed where the experiment trains (the GPU machine).
 HEAVY = ("torch", "matplotlib", "scipy", "sklearn", "nltk", "datatrove", "trafilatura")
 NOT_ON_GPU_MACHINE = ("fasttext", "resiliparse", "fastwarc", "nltk", "profanity_check", "mmh3", "submitit")
-HELP_PROBE = """
-import runpy, sys
-sys.argv = [sys.argv[1], "--help"]
-try:
-    runpy.run_path(sys.argv[0], run_name="__main__")
-except SystemExit as exit_:
-    assert exit_.code in (0, None), exit_.code
-print(sorted(name for name in {heavy!r} if name in sys.modules))
-"""
 
 
 def config_class(script: str) -> type:
@@ -55,46 +45,22 @@ def config_class(script: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-def flags(cls: type, prefix: str = "") -> list[str]:
-    """Every flag of a config, nested configs as dotted flags."""
-    hints = typing.get_type_hints(cls)
-    out = []
-    for f in dataclasses.fields(cls):
-        if dataclasses.is_dataclass(hints[f.name]):
-            out += flags(hints[f.name], f"{prefix}{f.name}.")
-        else:
-            out.append(f"--{prefix}{f.name}")
-    return out
-
-
 def test_every_entry_point_has_a_config():
     assert sorted(path.stem for path in ENTRY_POINTS) == sorted(CONFIGS)
 
 
 @pytest.mark.parametrize("script", ENTRY_POINTS, ids=lambda path: path.name)
 def test_help_lists_every_option_with_its_default_without_heavy_imports(script):
-    probe = HELP_PROBE.format(heavy=HEAVY)
-    result = subprocess.run([sys.executable, "-c", probe, str(script)], capture_output=True, text=True, check=True)
-    lines = result.stdout.strip().splitlines()
-    assert lines[-1] == "[]", f"--help imported {lines[-1]}"
-    options = " ".join(result.stdout.split("options:", 1)[1].split())  # after the usage; argparse wraps lines
-    for flag in flags(config_class(script.stem)):
+    help_text, loaded = help_probe(script, HEAVY)
+    assert loaded == [], f"--help imported {loaded}"
+    options = " ".join(help_text.split("options:", 1)[1].split())  # after the usage; argparse wraps lines
+    for flag in flag_names(config_class(script.stem)):
         assert re.search(re.escape(flag) + r"\b[^-].*?\((default: [^)]*|required)\)", options), flag
 
 
 @pytest.mark.parametrize("script", sorted(CONFIGS))
 def test_every_option_has_a_line_of_help(script):
-    def undocumented(cls: type, prefix: str = "") -> list[str]:
-        hints = typing.get_type_hints(cls)
-        out = []
-        for f in dataclasses.fields(cls):
-            if dataclasses.is_dataclass(hints[f.name]):
-                out += undocumented(hints[f.name], f"{prefix}{f.name}.")
-            elif not f.metadata.get("help"):
-                out.append(prefix + f.name)
-        return out
-
-    assert undocumented(config_class(script)) == []
+    assert [name for name, f in dotted_fields(config_class(script)) if not f.metadata.get("help")] == []
 
 
 @pytest.mark.parametrize(

@@ -4,13 +4,12 @@ config's docstring, not the dataclass signature."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import subprocess
-import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from cs336_basics.toolkit.cli import add_dataclass_arguments, parse_config
+from cs336_basics.toolkit.entry_points import help_probe, load_entry_point_module
 
 SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "scripts"
 SCRIPTS = sorted(p for p in SCRIPTS_DIR.rglob("*.py") if "parse_config" in p.read_text())
@@ -22,18 +21,14 @@ class _Parsed(Exception):
 
 def script_config_class(path: Path) -> type:
     """The config dataclass a script hands to ``parse_config`` (its ``main`` stops right there)."""
-    spec = importlib.util.spec_from_file_location(f"_script_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve string annotations through it
-    spec.loader.exec_module(module)
+    module = load_entry_point_module(path)
     seen = []
 
     def capture(cls, *args, **kwargs):
         seen.append(cls)
         raise _Parsed
 
-    module.parse_config = capture
-    with pytest.raises(_Parsed):
+    with mock.patch.object(module, "parse_config", capture), pytest.raises(_Parsed):
         module.main()
     return seen[0]
 
@@ -61,24 +56,9 @@ def test_help_output_is_not_a_dataclass_repr(capsys):
     assert "--grpo.use_std_normalization" in out and "(default: True)" in out
 
 
-HELP_WITHOUT_TORCH = """
-import runpy, sys
-for path in sys.argv[1:]:
-    sys.argv = [path, "--help"]
-    try:
-        runpy.run_path(path, run_name="__main__")
-    except SystemExit:
-        pass
-    if "torch" in sys.modules:
-        print(f"torch loaded by {path}")
-        break
-"""
-
-
 def test_help_does_not_load_torch():
     """--help answers without importing torch (seconds of start-up): every config lives in a torch-free module."""
-    result = subprocess.run(
-        [sys.executable, "-c", HELP_WITHOUT_TORCH, *map(str, SCRIPTS)], capture_output=True, text=True, check=True
-    )
-    assert "torch loaded" not in result.stdout, result.stdout.splitlines()[-1]
-    assert result.stdout.count("usage:") == len(SCRIPTS)
+    for path in SCRIPTS:
+        help_text, loaded = help_probe(path, ("torch",))
+        assert loaded == [], f"torch loaded by {path}"
+        assert help_text.count("usage:") == 1, path

@@ -93,6 +93,25 @@ def dataclass_from_namespace(cls: type[T], namespace: argparse.Namespace, prefix
     return cls(**values)
 
 
+def dotted_fields(cls: type, prefix: str = "") -> list[tuple[str, dataclasses.Field]]:
+    """Every field that becomes a flag, with its dotted name (``model.d_model``): nested configs are flattened, as
+    ``add_dataclass_arguments`` flattens them, so a test can check each flag's help without parsing ``--help``."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        kind, _ = _unwrap_optional(hints[f.name])
+        if dataclasses.is_dataclass(kind):
+            out += dotted_fields(kind, f"{prefix}{f.name}.")
+        else:
+            out.append((prefix + f.name, f))
+    return out
+
+
+def flag_names(cls: type) -> list[str]:
+    """Every flag of config ``cls`` in its snake spelling, nested configs as dotted flags (``--model.d_model``)."""
+    return [f"--{name}" for name, _ in dotted_fields(cls)]
+
+
 def _add_field(parser, cls: type, f: dataclasses.Field, name: str, kind: Any, optional: bool, default: Any) -> None:
     flags = _spellings(name)
     required = default is dataclasses.MISSING
