@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import pytest
-from cs336_basics.toolkit.entry_points import help_probe, load_entry_point_module
+from cs336_basics.toolkit.entry_points import help_probe, load_entry_point_module, unparsable_commands
 
 SCRIPT = """
 import argparse
@@ -44,3 +45,15 @@ def test_load_entry_point_module_runs_the_file_once_with_its_folder_importable(s
     module = load_entry_point_module(script)
     assert module.tiny_sibling.DESCRIPTION == "a tiny script" and module.__name__ != "__main__"
     assert load_entry_point_module(script) is module
+
+
+def test_unparsable_commands_names_each_command_a_parser_refuses():
+    @dataclass
+    class Config:
+        steps: int = 1
+
+    commands = [("a", ["--steps", "2"]), ("a", ["--stepz", "2"]), ("a", ["--steps", "two"]), ("a", [])]
+    refused = unparsable_commands(commands, lambda script: Config)
+    assert [line.split(": ", 1)[0] for line in refused] == ["a --stepz 2", "a --steps two"]
+    assert refused[0].endswith("unrecognized arguments: --stepz 2")
+    assert refused[1].endswith("argument --steps: invalid int value: 'two'")

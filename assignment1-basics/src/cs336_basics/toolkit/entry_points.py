@@ -1,5 +1,6 @@
 """What the packages' tests need of a script or benchmark file: its ``--help`` as a user sees it, with the heavy
-modules (torch, matplotlib, ...) that it loaded on the way, and the module itself, to reach its config class.
+modules (torch, matplotlib, ...) that it loaded on the way, the module itself, to reach its config class, and
+whether the commands the docs quote still parse.
 
 Entry points are files, not importable modules, so both run them the way ``python path/to/script.py`` does: the
 script's own folder first on ``sys.path`` (sibling modules import), the script as ``__main__`` for ``--help``.
@@ -7,14 +8,19 @@ script's own folder first on ``sys.path`` (sibling modules import), the script a
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import re
+import shlex
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
+
+from cs336_basics.toolkit.cli import config_parser
 
 _HELP_PROBE = """
 import json, pathlib, runpy, sys
@@ -62,3 +68,20 @@ def load_entry_point_module(path: Path) -> ModuleType:
             del sys.modules[name]  # a half-run module must not be handed out next time
             raise
     return sys.modules[name]
+
+
+def unparsable_commands(commands: Iterable[tuple[str, list[str]]], config_class: Callable[[str], type]) -> list[str]:
+    """``script argv: error`` for each ``(script, argv)`` whose flags the script's parser refuses, so a renamed or
+    removed flag cannot silently break a command the docs quote. Flags and their types only: the config's own checks
+    do not run, since values such as input files exist only after other steps."""
+    refused = []
+    for script, argv in commands:
+        parser = config_parser(config_class(script))
+        stderr = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(stderr):
+                parser.parse_args(argv)
+        except SystemExit:
+            last_line = stderr.getvalue().strip().rpartition("\n")[2]  # argparse's message, after the usage
+            refused.append(f"{script} {shlex.join(argv)}: {last_line}")
+    return refused
