@@ -2,8 +2,9 @@
 modules (torch, matplotlib, ...) that it loaded on the way, the module itself, to reach its config class, and
 whether the commands the docs quote still parse.
 
-Entry points are files, not importable modules, so both run them the way ``python path/to/script.py`` does: the
-script's own folder first on ``sys.path`` (sibling modules import), the script as ``__main__`` for ``--help``.
+Entry points are files, not importable modules, so ``help_probe`` and ``load_entry_point_module`` run them the way
+``python path/to/script.py`` does: the script's own folder first on ``sys.path`` (sibling modules import), the
+script as ``__main__`` for ``--help``.
 """
 
 from __future__ import annotations
