@@ -27,6 +27,7 @@ def train_grpo_on_math(cfg: GRPORunConfig) -> Path:
     out_dir = Path(cfg.output.out_dir)
 
     def evaluate(step: int) -> dict[str, float]:
+        sampler.sync_weights(policy)  # vLLM holds its own copy; validation comes after the step's updates
         result = evaluate_math(sampler, val, r1_zero_sampling(cfg.grpo.sampling_max_tokens))
         return {f"val_{k}": v for k, v in result.metrics.items()}
 
