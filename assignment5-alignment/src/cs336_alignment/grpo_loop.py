@@ -57,13 +57,15 @@ def collect_rollouts(
     cfg: GRPOConfig,
     seed: int,
     prompt_fn: Callable[[str], str] = r1_zero_prompt,
+    stop: tuple[str, ...] = R1_ZERO_STOP,
 ) -> Rollouts:
-    """Sample ``group_size`` responses per problem, score them and compute group-normalised advantages."""
+    """Sample ``group_size`` responses per problem, score them and compute group-normalised advantages.
+    ``prompt_fn``, ``stop`` and ``reward_fn`` belong together (a ``math_eval.PromptStyle`` pairs them)."""
     params = SamplingParams(
         temperature=cfg.sampling_temperature,
         max_tokens=cfg.sampling_max_tokens,
         min_tokens=cfg.sampling_min_tokens,
-        stop=R1_ZERO_STOP,
+        stop=stop,
         include_stop_str_in_output=True,
         n=cfg.group_size,
         seed=seed,
@@ -168,9 +170,11 @@ def train_grpo(
     checkpoint: Callable[[int], None] | None = None,
     step_offset: int = 0,
     prompt_fn: Callable[[str], str] = r1_zero_prompt,
+    stop: tuple[str, ...] = R1_ZERO_STOP,
 ) -> None:
     """``cfg.n_grpo_steps`` rounds (fewer when ``cfg.max_seconds`` runs out) of rollout, scoring and
-    policy-gradient updates; one log record per round, the last one validated."""
+    policy-gradient updates; one log record per round, the last one validated. Rollouts are prompted with
+    ``prompt_fn``, end at ``stop`` and are scored by ``reward_fn``: r1_zero's prompt and stop by default."""
     questions_per_step = cfg.rollout_batch_size // cfg.group_size
     if len(train_problems) < questions_per_step:
         raise ValueError(f"need at least {questions_per_step} training problems, got {len(train_problems)}")
@@ -185,7 +189,7 @@ def train_grpo(
         set_lr(optimizer, lr)
         problems = rng.sample(list(train_problems), questions_per_step)
         rollouts = collect_rollouts(
-            policy, tokenizer, sampler, problems, reward_fn, cfg, cfg.seed * 100_003 + step, prompt_fn
+            policy, tokenizer, sampler, problems, reward_fn, cfg, cfg.seed * 100_003 + step, prompt_fn, stop
         )
         rollout_seconds = time.perf_counter() - started
         signal = has_learning_signal(rollouts, cfg.loss_type)

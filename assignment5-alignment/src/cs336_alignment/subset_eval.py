@@ -17,7 +17,8 @@ from cs336_alignment.sampling.params import Sampler
 
 @dataclass
 class SubsetEvaluation:
-    """Greedy evaluation of a sampler's policy on fixed problems (``indices`` into GSM8K test)."""
+    """Evaluation of a sampler's policy on fixed problems (``indices`` into GSM8K test), greedy unless a run
+    asks for a temperature."""
 
     sampler: Sampler
     indices: list[int]
@@ -35,13 +36,14 @@ class SubsetEvaluation:
         indices, problems = gsm8k_test_subset(size, seed)
         return cls(sampler, indices, problems, prompt_style(prompt), max_tokens, val_size)
 
-    def run(self, limit: int | None = None) -> MathEvaluation:
-        """Generate and grade the first ``limit`` problems (all by default); records carry their test index."""
+    def run(self, limit: int | None = None, temperature: float = 0.0, seed: int | None = None) -> MathEvaluation:
+        """Generate (top-p 1; ``seed`` fixes the draws above temperature 0) and grade the first ``limit`` problems
+        (all by default); records carry their test index."""
         count = len(self.problems) if limit is None else limit
         result = evaluate_math(
             self.sampler,
             self.problems[:count],
-            self.style.sampling(self.max_tokens),
+            self.style.sampling(self.max_tokens, temperature, seed=seed),
             self.style.reward_fn,
             self.style.prompt_fn,
         )

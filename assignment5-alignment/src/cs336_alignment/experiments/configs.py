@@ -10,17 +10,29 @@ from cs336_alignment.run_config import PolicyConfig
 
 @dataclass
 class MathBaselineConfig:
-    """Zero-shot accuracy on a fixed GSM8K test subset with each prompt (greedy decoding)."""
+    """Zero-shot accuracy on a fixed GSM8K test subset with each prompt at each sampling temperature: 0 is greedy
+    (what the SFT, EI and GRPO evaluations use), 1.0 with top-p 1.0 is the handout's evaluation setting."""
 
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     out_dir: str = field(default="runs/math_baseline", metadata={"help": "folder for the table, plot and JSONL"})
     prompts: list[str] = field(
         default_factory=lambda: ["r1_zero", "question_only"], metadata={"help": "prompt styles to evaluate"}
     )
+    temperatures: list[float] = field(
+        default_factory=lambda: [0.0, 1.0],
+        metadata={"help": "sampling temperatures, top-p 1 (0: greedy; 1: the handout's evaluation)"},
+    )
+    seed: int = field(default=0, metadata={"help": "sampling seed (reruns draw the same samples)"})
     subset_size: int = field(default=500, metadata={"help": "GSM8K test problems (1319: all of them)"})
     subset_seed: int = field(default=0, metadata={"help": "seed of the subset rule (0: the committed subset)"})
     max_tokens: int = field(default=1024, metadata={"help": "response length cap (tokens)"})
     failures_per_outcome: int = field(default=3, metadata={"help": "failure examples shown per failure outcome"})
+
+    def __post_init__(self):
+        if not self.temperatures or any(t < 0 for t in self.temperatures):
+            raise ValueError(f"--temperatures needs one or more values >= 0, got {self.temperatures}")
+        if len(set(self.temperatures)) < len(self.temperatures):
+            raise ValueError(f"--temperatures lists a value twice: {self.temperatures}")
 
 
 @dataclass
@@ -91,6 +103,10 @@ class GRPOExperimentConfig:
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     out_dir: str = field(default="runs/grpo_experiment", metadata={"help": "folder for the table, plot and JSONL"})
     run_name: str = field(default="", metadata={"help": "label in tables and plots (default: the changed flags)"})
+    prompt: str = field(
+        default="r1_zero",
+        metadata={"help": "r1_zero or question_only: the prompt, stop strings and reward of training and evaluation"},
+    )
     subset_size: int = field(default=500, metadata={"help": "fixed GSM8K test subset, evaluated before and after"})
     subset_seed: int = field(default=0, metadata={"help": "seed of the subset rule (0: the committed subset)"})
     val_size: int = field(default=200, metadata={"help": "first N subset problems validated every eval_every steps"})

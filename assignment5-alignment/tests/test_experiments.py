@@ -1,0 +1,141 @@
+"""The experiment runs end to end on a tiny real checkpoint: GRPO's ``--prompt`` picks the prompt, stop strings and
+reward together, and the zero-shot baseline reports every prompt at every temperature, reproducibly."""
+
+import json
+
+import pytest
+from cs336_alignment.experiments import grpo_run
+from cs336_alignment.experiments.configs import GRPOExperimentConfig, MathBaselineConfig
+from cs336_alignment.experiments.math_baseline import run_math_baseline
+from cs336_alignment.loop_configs import GRPOConfig
+from cs336_alignment.math_data import r1_zero_prompt
+from cs336_alignment.math_eval import question_only_prompt
+from cs336_alignment.models import save_policy
+from cs336_alignment.rewards import question_only_reward_fn, r1_zero_reward_fn
+from cs336_alignment.run_config import PolicyConfig
+
+from .conftest import shared_or_skip
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tiny_gpt2, gpt2_tokenizer, tmp_path_factory):
+    """The tiny random GPT-2 saved as a checkpoint directory, loadable through ``--policy.model``."""
+    for split in ("train", "test"):
+        shared_or_skip(f"data/gsm8k/{split}.jsonl")
+    directory = tmp_path_factory.mktemp("policy") / "tiny"
+    save_policy(tiny_gpt2, gpt2_tokenizer, directory)
+    return PolicyConfig(model=str(directory), device="cpu", backend="kv_cache", static_cache=False)
+
+
+def _read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize(
+    ("prompt", "prompt_fn", "stop", "reward_fn"),
+    [
+        ("r1_zero", r1_zero_prompt, ("</answer>",), r1_zero_reward_fn),
+        ("question_only", question_only_prompt, (), question_only_reward_fn),
+    ],
+)
+def test_grpo_prompt_option_sets_prompt_stop_and_reward_of_training_and_evaluation(
+    tiny_checkpoint, tmp_path, monkeypatch, prompt, prompt_fn, stop, reward_fn
+):
+    generate_calls, train_calls = [], []
+    real_sampler, real_train = grpo_run.policy_sampler, grpo_run.train_grpo
+
+    def recording_sampler(*args):
+        sampler = real_sampler(*args)
+        real_generate = sampler.generate
+
+        def generate(prompts, params):
+            generate_calls.append((list(prompts), params))
+            return real_generate(prompts, params)
+
+        sampler.generate = generate
+        return sampler
+
+    def recording_train(*args, **kwargs):
+        train_calls.append((args, kwargs))
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(grpo_run, "policy_sampler", recording_sampler)
+    monkeypatch.setattr(grpo_run, "train_grpo", recording_train)
+    grpo = GRPOConfig(
+        n_grpo_steps=1,
+        rollout_batch_size=4,
+        group_size=2,
+        train_batch_size=4,
+        gradient_accumulation_steps=2,
+        sampling_max_tokens=4,
+        sampling_min_tokens=1,
+    )
+    cfg = GRPOExperimentConfig(
+        policy=tiny_checkpoint, grpo=grpo, out_dir=str(tmp_path), prompt=prompt, subset_size=2, val_size=2
+    )
+    row = grpo_run.run_grpo_experiment(cfg)
+
+    ((args, kwargs),) = train_calls
+    assert args[4] is reward_fn and kwargs["prompt_fn"] is prompt_fn and kwargs["stop"] == stop
+    # rollouts (2 samples per question at temperature 1) and evaluations (greedy) alike
+    assert {(params.n, params.temperature) for _, params in generate_calls} == {(2, 1.0), (1, 0.0)}
+    for prompts, params in generate_calls:
+        assert params.stop == stop
+        assert all(text.endswith("<think>") == (prompt == "r1_zero") for text in prompts)
+    generations = _read_jsonl(tmp_path / "generations.jsonl")
+    assert [g["prompt"] for g in generations] == [prompt_fn(g["question"]) for g in generations]
+    assert all(g["reward"] == reward_fn(g["response"], g["ground_truth"])["reward"] for g in generations)
+    report = json.loads((tmp_path / "grpo.json").read_text())
+    assert report["prompt"] == prompt and f"({prompt} prompt)" in report["title"]
+    assert row["run"].startswith("prompt=question_only") == (prompt == "question_only")
+
+
+def test_grpo_unknown_prompt_fails_before_the_model_loads(tmp_path):
+    cfg = GRPOExperimentConfig(policy=PolicyConfig(model=str(tmp_path / "missing")), prompt="chat")
+    with pytest.raises(ValueError, match="unknown prompt 'chat'"):
+        grpo_run.run_grpo_experiment(cfg)
+
+
+def test_math_baseline_reports_each_prompt_at_each_temperature_reproducibly(tiny_checkpoint, tmp_path):
+    def run(out_dir):
+        cfg = MathBaselineConfig(
+            policy=tiny_checkpoint,
+            out_dir=str(out_dir),
+            prompts=["r1_zero", "question_only"],
+            temperatures=[0.0, 1.0],
+            subset_size=3,
+            max_tokens=6,
+        )
+        return run_math_baseline(cfg)
+
+    rows = run(tmp_path / "a")
+    assert [(r["prompt"], r["temperature"]) for r in rows] == [
+        ("r1_zero", 0.0),
+        ("r1_zero", 1.0),
+        ("question_only", 0.0),
+        ("question_only", 1.0),
+    ]
+    for row in rows:
+        assert row["n"] == 3 and "[" in row["reward"]  # accuracy with its Wilson interval
+        assert (
+            row["correct"] + row["formatted_wrong_answer"] + row["unformatted"] + row["unformatted_right_answer"] == 3
+        )
+    report = json.loads((tmp_path / "a" / "math_baseline.json").read_text())
+    assert [s["temperature"] for s in report["summaries"]] == [0.0, 1.0, 0.0, 1.0]
+    assert "temperature 0, 1, top-p 1" in report["title"]
+    markdown = (tmp_path / "a" / "math_baseline.md").read_text()
+    assert "Failures: question_only T=1" in markdown and "temperature (0: greedy)" in markdown
+    assert (tmp_path / "a" / "math_baseline.png").stat().st_size > 0
+    first = _read_jsonl(tmp_path / "a" / "generations.jsonl")
+    responses = {(g["prompt_style"], g["temperature"]): [] for g in first}
+    for g in first:
+        responses[g["prompt_style"], g["temperature"]].append(g["response"])
+    assert responses["r1_zero", 0.0] != responses["r1_zero", 1.0]  # sampled, not greedy
+    run(tmp_path / "b")
+    assert _read_jsonl(tmp_path / "b" / "generations.jsonl") == first  # seeded: a rerun draws the same samples
+
+
+@pytest.mark.parametrize("temperatures", [[], [-0.5], [1.0, 1.0]])
+def test_math_baseline_rejects_bad_temperatures(temperatures):
+    with pytest.raises(ValueError, match="--temperatures"):
+        MathBaselineConfig(temperatures=temperatures)
