@@ -140,10 +140,12 @@ def test_make_a4_sample_runs_the_pipeline_on_the_shipped_crawl(monkeypatch):
     assert config.out_dir == Path("runs/a4-sample") and config.log_decisions
 
 
-def tiny_experiment_data(folder: Path) -> None:
+TINY_SIZES = {"raw": 6000, "filtered": 3000, "heldout_docs": 600, "heldout_articles": 600}
+
+
+def tiny_experiment_data(folder: Path, sizes: dict[str, int] = TINY_SIZES) -> None:
     """Token files and meta.json as prepare_filter_experiment writes them, with random ids of a 64-token vocabulary."""
     rng = np.random.default_rng(0)
-    sizes = {"raw": 6000, "filtered": 3000, "heldout_docs": 600, "heldout_articles": 600}
     folder.mkdir(parents=True)
     for name, tokens in sizes.items():
         rng.integers(0, 64, tokens, dtype=np.uint16).tofile(folder / f"{name}.bin")
@@ -151,24 +153,30 @@ def tiny_experiment_data(folder: Path) -> None:
     (folder / "meta.json").write_text(json.dumps({"vocab_size": 64, "corpora": corpora}))
 
 
-@pytest.mark.timeout(300)  # a fresh interpreter imports torch and trains four tiny runs
-def test_filter_vs_raw_runs_on_the_cpu_with_only_the_gpu_machines_packages(tmp_path):
-    """The lead's GPU command (PYTHONPATH of A1 and A4 src, python3, nothing of cs336_data's dependencies): a tiny
-    model on random tokens, every output written."""
-    tiny_experiment_data(tmp_path / "data")
-    out = tmp_path / "out"
-    argv = (
-        f"--data {tmp_path / 'data'} --out_dir {out} --arms raw filtered --seeds 0 --budgets 640 filtered "
-        "--context_length 16 --d_model 32 --num_layers 1 --num_heads 2 --d_ff 64 --batch_size 4 "
-        "--evals_per_run 2 --eval_batches 1 --device cpu"
-    ).split()
+TINY_MODEL = (
+    "--context_length 16 --d_model 32 --num_layers 1 --num_heads 2 --d_ff 64 --batch_size 4 --evals_per_run 2 "
+    "--eval_batches 1 --device cpu"
+)
+
+
+def run_filter_vs_raw_as_on_the_gpu_machine(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """The lead's GPU command: PYTHONPATH of A1 and A4 src, python3, nothing of cs336_data's dependencies."""
     blocked = "; ".join(f"sys.modules[{name!r}] = None" for name in NOT_ON_GPU_MACHINE)  # import raises ImportError
     probe = f"import runpy, sys; {blocked}; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'assignment1-basics/src'}:{PACKAGE / 'src'}"}
     script = PACKAGE / "scripts" / "filter_vs_raw.py"
-    result = subprocess.run(
-        [sys.executable, "-c", probe, str(script), *argv], capture_output=True, text=True, env=env, cwd=tmp_path
+    return subprocess.run(
+        [sys.executable, "-c", probe, str(script), *argv], capture_output=True, text=True, env=env, cwd=cwd
     )
+
+
+@pytest.mark.timeout(300)  # a fresh interpreter imports torch and trains four tiny runs
+def test_filter_vs_raw_runs_on_the_cpu_with_only_the_gpu_machines_packages(tmp_path):
+    """A tiny model on random tokens, every output written."""
+    tiny_experiment_data(tmp_path / "data")
+    out = tmp_path / "out"
+    argv = f"--data {tmp_path / 'data'} --out_dir {out} --arms raw filtered --seeds 0 --budgets 640 filtered"
+    result = run_filter_vs_raw_as_on_the_gpu_machine([*argv.split(), *TINY_MODEL.split()], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     assert [(r["budget"], r["arm"]) for r in results["runs"]] == [
@@ -189,3 +197,28 @@ def test_filter_vs_raw_runs_on_the_cpu_with_only_the_gpu_machines_packages(tmp_p
         (b, a, 0) for b in ("640", "filtered") for a in ("raw", "filtered")
     }
     assert not list(out.glob("runs/*/*/checkpoint.pt"))  # checkpoints removed, numbers kept
+
+
+@pytest.mark.timeout(300)  # a fresh interpreter imports torch and trains two tiny runs
+def test_filter_vs_raw_scores_the_held_out_sets_it_is_given(tmp_path):
+    """The equal-unique-token arms and held-out sets drawn like the filtered output: a loss per named set, the first
+    set's curve; a missing set is refused before any training."""
+    sizes = {"raw_as_filtered": 3200, "filtered": 3200, "heldout_filtered": 600, "heldout_docs": 600}
+    tiny_experiment_data(tmp_path / "data", sizes)
+    out = tmp_path / "out"
+    argv = [
+        *f"--data {tmp_path / 'data'} --out_dir {out} --arms raw_as_filtered filtered --seeds 0 --budgets 6400".split(),
+        *"--heldout heldout_filtered heldout_docs".split(),
+        *TINY_MODEL.split(),
+    ]
+    result = run_filter_vs_raw_as_on_the_gpu_machine(argv, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    assert [(r["arm"], r["epochs"]) for r in runs] == [("raw_as_filtered", 2.0), ("filtered", 2.0)]
+    for run in runs:
+        assert np.isfinite([run["heldout_filtered_loss"], run["heldout_docs_loss"]]).all()
+        assert "heldout_articles_loss" not in run
+    table = (out / "results.md").read_text()
+    assert "heldout_filtered loss" in table and "heldout_articles" not in table
+    result = run_filter_vs_raw_as_on_the_gpu_machine([*argv, "--heldout", "heldout_articles"], tmp_path)
+    assert result.returncode != 0 and "no token file for ['heldout_articles']" in result.stderr

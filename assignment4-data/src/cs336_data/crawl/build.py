@@ -9,7 +9,9 @@ the write-up and the classifier evaluation do.
 
 Held out: a random share of the English documentation and article pages never enter the crawl. Their main
 content, less every line that also occurs in a crawl page, is ``heldout.jsonl``: clean documents that neither a
-model trained on the raw crawl nor one trained on its filtered output has seen.
+model trained on the raw crawl nor one trained on its filtered output has seen. The held-out pages as served are
+``HELDOUT-PAGES.warc.gz`` (with ``labels/HELDOUT-PAGES.jsonl``), so that the filters can be run on them too; its
+name keeps it out of the ``CC-SAMPLE-*`` glob of the training shards.
 
 Deterministic: the same sources and config give byte-identical files (seeded choices, UUIDv5 record ids, gzip
 without timestamps); ``manifest.json`` records the source versions and each file's SHA-256. A finished build with
@@ -43,7 +45,13 @@ from cs336_data.crawl.sites import (
     stable_uuid,
     thin_pages,
 )
-from cs336_data.crawl.sources import ENGLISH_PACKAGES, TRANSLATED_PACKAGES, deb_version, fetch_debs
+from cs336_data.crawl.sources import (
+    ENGLISH_PACKAGES,
+    EXTRA_ENGLISH_PACKAGES,
+    TRANSLATED_PACKAGES,
+    deb_version,
+    fetch_debs,
+)
 from cs336_data.extraction import decode_html_bytes, extract_text_from_html_bytes
 from cs336_data.warc_io import warc_record_bytes, warc_request_bytes, warcinfo_record_bytes
 
@@ -74,9 +82,14 @@ class CrawlConfig:
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
-# Settings of the two builds: ``full`` (the experiment's crawl) and ``small`` (the ~1 MB sample shipped in git).
+HELDOUT_SHARD = "HELDOUT-PAGES"
+
+# Settings of the builds: ``full`` (the experiment's crawl), ``large`` (the same plus twelve more English manuals,
+# and a tenth of English pages held out: more filtered text and more held-out pages that pass the filters) and
+# ``small`` (the ~1 MB sample shipped in git).
 PRESETS: dict[str, dict] = {
     "full": {},
+    "large": {"english_packages": ENGLISH_PACKAGES + EXTRA_ENGLISH_PACKAGES, "heldout_fraction": 0.1},
     "small": {
         "shards": 1,
         "pages_per_package": 6,
@@ -104,8 +117,9 @@ class SampleCrawlConfig:
     """
 
     out_dir: Path = field(default=Path("assignment4-data/runs/crawl"), metadata={"help": "folder of the crawl"})
-    preset: Literal["full", "small"] = field(
-        default="full", metadata={"help": "full: the experiment's crawl; small: the ~1 MB sample shipped in git"}
+    preset: Literal["full", "large", "small"] = field(
+        default="full",
+        metadata={"help": "full: the experiment's crawl; large: twelve more manuals; small: the sample in git"},
     )
     shards: int | None = field(default=None, metadata={"help": "override the preset's shard count"})
     seed: int = field(default=0, metadata={"help": "seed of every choice the build makes"})
@@ -233,7 +247,7 @@ def build_crawl(config: CrawlConfig, progress: bool = True) -> dict:
     manifest_path = out / "manifest.json"
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
-        if manifest.get("config_key") == config.key():
+        if manifest.get("config_key") == config.key() and f"{HELDOUT_SHARD}.warc.gz" in manifest["files"]:
             return manifest
     pages, heldout = collect_pages(config)
     crawl_texts = []
@@ -244,6 +258,7 @@ def build_crawl(config: CrawlConfig, progress: bool = True) -> dict:
         crawl_texts += [extract_text_from_html_bytes(p.html) or "" for p in shard_pages]
         if progress:
             print(f"shard {shard}: {len(shard_pages)} pages")
+    files |= write_shard(heldout, HELDOUT_SHARD, out)
     documents = heldout_documents(heldout, crawl_texts)
     heldout_bytes = "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in documents).encode("utf-8")
     write_bytes_atomic(out / "heldout.jsonl", heldout_bytes)

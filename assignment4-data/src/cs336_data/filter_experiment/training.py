@@ -2,11 +2,12 @@
 text.
 
 Reads ``<data>/meta.json`` and the uint16 token files that :mod:`.prepare` writes. For every token budget, arm
-(``raw``, ``filtered``, ``filtered_no_quality``) and seed: the same :class:`TransformerLM`, optimiser and schedule,
-the budget's training tokens (windows drawn at random from the arm's corpus: an arm smaller than the budget is seen
-more than once, reported as epochs), the held-out documentation loss ``evals_per_run`` times (the curve; its windows
-depend on the seed), and at the end the loss over every token of each held-out set (non-overlapping windows, the
-same for every run). A budget is a number of tokens or a corpus name (one epoch of that corpus).
+(``raw``, ``filtered``, ``filtered_no_quality``, any token file of ``data``) and seed: the same
+:class:`TransformerLM`, optimiser and schedule, the budget's training tokens (windows drawn at random from the arm's
+corpus: an arm smaller than the budget is seen more than once, reported as epochs), the loss on the first held-out
+set ``evals_per_run`` times (the curve; its windows depend on the seed), and at the end the loss over every token of
+each held-out set (non-overlapping windows, the same for every run). A budget is a number of tokens or a corpus
+name (one epoch of that corpus).
 
 Needs only torch, numpy, matplotlib and tqdm (and ``cs336_basics``), imported when a run starts, so ``--help`` is
 instant and the GPU machine needs none of ``cs336_data``'s own dependencies.
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-HELDOUT = ("heldout_docs", "heldout_articles")
-
 
 @dataclass(frozen=True)
 class FilterVsRawConfig:
@@ -47,6 +46,10 @@ class FilterVsRawConfig:
         default_factory=lambda: ["raw", "filtered", "filtered_no_quality"], metadata={"help": "corpora to train on"}
     )
     seeds: list[int] = field(default_factory=lambda: [0, 1], metadata={"help": "one run per seed and arm"})
+    heldout: list[str] = field(
+        default_factory=lambda: ["heldout_docs", "heldout_articles"],
+        metadata={"help": "held-out token files scored at the end (the first also gives the loss curve)"},
+    )
     budgets: list[str] = field(
         default_factory=lambda: ["filtered_no_quality", "raw"],
         metadata={"help": "training tokens per run: a number, or a corpus name (one epoch of it)"},
@@ -69,7 +72,7 @@ class FilterVsRawConfig:
     progress: bool = field(default=False, metadata={"help": "progress bar per run"})
 
     def __post_init__(self):
-        for name in ("arms", "seeds", "budgets"):
+        for name in ("arms", "seeds", "heldout", "budgets"):
             if not getattr(self, name):
                 raise ValueError(f"{name} is empty: nothing to run")
         for budget in self.budgets:
@@ -141,7 +144,7 @@ def train_arm(config: FilterVsRawConfig, meta: dict, budget: str, arm: str, seed
     steps = max(1, budget_tokens(budget, meta) // (config.batch_size * config.context_length))
     train_config = TrainConfig(
         train_data=str(config.data / f"{arm}.bin"),
-        valid_data=str(config.data / "heldout_docs.bin"),
+        valid_data=str(config.data / f"{config.heldout[0]}.bin"),
         out_dir=str(config.run_dir(budget, arm, seed)),
         model=model_config,
         batch_size=config.batch_size,
@@ -177,10 +180,9 @@ def train_arm(config: FilterVsRawConfig, meta: dict, budget: str, arm: str, seed
         "seconds": time.perf_counter() - started,
         "tokens_per_second": summary["tokens_per_second"],
     }
-    for name in HELDOUT:
-        if (config.data / f"{name}.bin").exists():
-            held = load_tokens(config.data / f"{name}.bin")
-            result[f"{name}_loss"] = heldout_loss(model, held, config.context_length, config.batch_size, device)
+    for name in config.heldout:
+        held = load_tokens(config.data / f"{name}.bin")
+        result[f"{name}_loss"] = heldout_loss(model, held, config.context_length, config.batch_size, device)
     Path(summary["checkpoint"]).unlink()  # 100+ MB each; the numbers are what is kept
     return result
 
@@ -194,7 +196,7 @@ def run_filter_vs_raw(config: FilterVsRawConfig) -> str:
     if not meta_path.is_file():
         raise FileNotFoundError(f"no {meta_path}: run prepare_filter_experiment.py (or point --data at its data/)")
     meta = json.loads(meta_path.read_text())
-    missing = [arm for arm in config.arms if not (config.data / f"{arm}.bin").exists()]
+    missing = [name for name in (*config.arms, *config.heldout) if not (config.data / f"{name}.bin").exists()]
     if missing:
         raise FileNotFoundError(f"no token file for {missing} in {config.data}: run prepare_filter_experiment.py")
     for budget in config.budgets:
@@ -211,7 +213,8 @@ def run_filter_vs_raw(config: FilterVsRawConfig) -> str:
                 results.append(result)
                 print(json.dumps(result))
                 curves[(budget, arm, seed)] = read_metrics(config.run_dir(budget, arm, seed) / "metrics.jsonl")
-                table = write_results(config.out_dir, results, meta)
-        write_budget_plot(config.out_dir, budget, curves, config.batch_size * config.context_length)
+                table = write_results(config.out_dir, results, meta, config.heldout)
+        tokens_per_step = config.batch_size * config.context_length
+        write_budget_plot(config.out_dir, budget, curves, tokens_per_step, config.heldout[0])
     write_metrics(config.out_dir, curves)
     return table
