@@ -57,6 +57,7 @@ def test_clean_heldout_removes_shared_lines_and_drops_copies_of_training_or_posi
         for i, text in enumerate([clean, copied_positive, near_copy, inside_training, too_short])
     ]
     labels = {"https://example.invalid/0": {"kind": "documentation", "source": "pkg-doc_1.0"}}
+    labels["https://example.invalid/1"] = {"kind": "article", "source": "gensim:lee"}
     references = build_references({"raw": training, "quality_positives": positives}, OverlapChecks())
     texts, report = clean_heldout(documents, labels, references, OverlapChecks(min_chars=100))
     assert texts == [f"{sentence(10)}\n{sentence(11)}"]  # the chrome line occurs in training: removed
@@ -67,6 +68,8 @@ def test_clean_heldout_removes_shared_lines_and_drops_copies_of_training_or_posi
         "near_duplicate:raw": 1,
         "short_after_shared_lines_removed": 1,
     }
+    assert report["dropped_by_kind"]["contained:quality_positives"] == {"article": 1}
+    assert report["dropped_by_kind"]["contained:raw"] == {"unknown": 1}
     assert report["lines_removed_as_shared"] == 3  # the clean document's chrome, the short one's chrome and sentence
     assert report["documents_by_kind"] == {"documentation": 1} and report["characters_by_source"] == {
         "pkg-doc": len(texts[0])

@@ -94,16 +94,17 @@ def clean_heldout(
 ) -> tuple[list[str], dict]:
     """The documents' texts that pass the overlap checks, and the report (see the module docstring)."""
     seen_lines = set().union(*(r.lines for r in references.values()))
-    dropped: Counter[str] = Counter()
+    dropped: Counter[tuple[str, str]] = Counter()
     kept: list[tuple[Document, str, dict]] = []
     lines_removed = 0
     for document in documents:
+        kind = labels.get(document.metadata.get("url", ""), {}).get("kind", "unknown")
         lines = [line for line in document.text.splitlines() if line.strip()]
         own = [line for line in lines if line.strip() not in seen_lines]
         lines_removed += len(lines) - len(own)
         text = "\n".join(own)
         if len(text) < checks.min_chars:
-            dropped["short_after_shared_lines_removed"] += 1
+            dropped["short_after_shared_lines_removed", kind] += 1
             continue
         normalised = normalize_for_dedup(text)
         scores = {
@@ -125,7 +126,7 @@ def clean_heldout(
             None,
         )
         if reason:
-            dropped[reason] += 1
+            dropped[reason, kind] += 1
         else:
             kept.append((document, text, scores))
     by_kind: Counter[str] = Counter()
@@ -137,7 +138,11 @@ def clean_heldout(
     report = {
         "pages_kept_by_pipeline": len(documents),
         "lines_removed_as_shared": lines_removed,
-        "dropped": dict(sorted(dropped.items())),
+        "dropped": dict(sorted(Counter(reason for reason, _ in dropped.elements()).items())),
+        "dropped_by_kind": {
+            reason: {kind: n for (r, kind), n in sorted(dropped.items()) if r == reason}
+            for reason in sorted({reason for reason, _ in dropped})
+        },
         "documents": len(kept),
         "characters": sum(len(text) for _, text, _ in kept),
         "documents_by_kind": dict(sorted(by_kind.items())),
