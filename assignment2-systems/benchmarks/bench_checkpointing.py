@@ -7,6 +7,12 @@ peak allocated memory over the timed steps (weights, gradients and AdamW state i
 time, and the activation bytes autograd saves in one forward (distinct storages, parameters excluded).
 An out-of-memory policy is a result row. Rows go to ``checkpointing.jsonl`` as they finish.
 
+Policies run one after another in one process, so each must leave nothing behind: every row records the
+memory still allocated when it started (``allocated_at_start_MiB``: 0 but for cuBLAS workspaces), and
+``tests/test_bench_checkpointing.py`` checks on the CPU that a policy's model, optimizer and activations are
+freed when it ends, after an out-of-memory error too. (The run of 2026-12-03 lacked this: the meter of saved
+bytes leaked the no-checkpointing policy's last graph, ~68 GB, into the policies after it.)
+
 Run (GPU machine, repo root):
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src \\
         python3 assignment2-systems/benchmarks/bench_checkpointing.py --out_dir /tmp/ckpt
@@ -19,7 +25,6 @@ import json
 import os
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -44,12 +49,15 @@ class CheckpointingConfig:
     )
     warmup: int = field(default=2, metadata={"help": "untimed steps (AdamW allocates its state)"})
     steps: int = field(default=3, metadata={"help": "timed steps"})
+    device: str = field(default="cuda", metadata={"help": "cpu: a smoke run without memory figures (tests)"})
 
     def __post_init__(self):
         if self.size not in MODEL_SIZES:
             raise ValueError(f"size must be one of {list(MODEL_SIZES)}, got {self.size!r}")
         if self.steps < 1 or self.warmup < 0:
             raise ValueError("steps must be >= 1 and warmup >= 0")
+        if self.device not in ("cuda", "cpu"):
+            raise ValueError(f"device must be cuda or cpu, got {self.device!r}")
 
 
 if __name__ == "__main__":  # parsed before torch loads, so that --help and a bad flag answer at once
@@ -68,55 +76,65 @@ from cs336_systems.benchmarking.model_benchmark import is_out_of_memory  # noqa:
 
 
 def measure(config: CheckpointingConfig, policy: str) -> dict:
-    """One policy's row: peak MiB over the timed steps, step time, and MiB saved for backward by one forward."""
+    """One policy's row: peak MiB over the timed steps (on a GPU), step time, and MiB saved for backward by one
+    forward. Everything it builds is local to :func:`_train_and_meter`, so it is freed when that returns or
+    raises (an out-of-memory error's traceback is dropped with the ``except`` clause)."""
     row: dict = {"size": config.size, "context_length": config.context_length, "policy": policy, "status": "ok"}
-    model = optimizer = None
+    on_gpu = config.device == "cuda"
+    if on_gpu:
+        row["allocated_at_start_MiB"] = torch.cuda.memory_allocated() / 2**20
     try:
-        model_cfg = model_config(config.size, context_length=config.context_length)
-        model = TransformerLM(model_cfg, device="cuda")
-        if POLICIES[policy] is not None:
-            checkpoint_blocks(model.layers, *POLICIES[policy])
-        optimizer = AdamW(model.parameters(), lr=1e-4)
-        shape = (config.batch_size, config.context_length)
-        inputs = torch.randint(0, model.config.vocab_size, shape, device="cuda")
-        targets = torch.randint(0, model.config.vocab_size, shape, device="cuda")
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if config.precision == "bf16" else nullcontext()
-
-        def loss() -> torch.Tensor:
-            with autocast:
-                return cross_entropy(model(inputs), targets)
-
-        def step() -> None:
-            optimizer.zero_grad(set_to_none=True)
-            loss().backward()
-            optimizer.step()
-
-        for _ in range(config.warmup):
-            step()
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        seconds = time_repeated(step, 0, config.steps, torch.cuda.synchronize)
-        row["peak_MiB"] = torch.cuda.max_memory_allocated() / 2**20
-        stats = TimingStats.from_seconds(seconds)
-        row["step_ms"], row["step_std_ms"] = stats.mean_ms, stats.std_ms
-        optimizer.zero_grad(set_to_none=True)
-        row["saved_for_backward_MiB"] = saved_activation_bytes(loss) / 2**20
+        row |= _train_and_meter(config, policy)
     except Exception as error:
         if not is_out_of_memory(error):
             raise
         row["status"] = "OOM"
-    finally:
-        del model, optimizer
-        gc.collect()
+    gc.collect()  # checkpoint_blocks makes each block reference itself through its new forward
+    if on_gpu:
         torch.cuda.empty_cache()
     return row
 
 
+def _train_and_meter(config: CheckpointingConfig, policy: str) -> dict:
+    model = TransformerLM(model_config(config.size, context_length=config.context_length), device=config.device)
+    if POLICIES[policy] is not None:
+        checkpoint_blocks(model.layers, *POLICIES[policy])
+    optimizer = AdamW(model.parameters(), lr=1e-4)
+    shape = (config.batch_size, config.context_length)
+    inputs = torch.randint(0, model.config.vocab_size, shape, device=config.device)
+    targets = torch.randint(0, model.config.vocab_size, shape, device=config.device)
+    autocast = torch.autocast(config.device, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+    on_gpu = config.device == "cuda"
+    synchronize = torch.cuda.synchronize if on_gpu else lambda: None
+
+    def loss() -> torch.Tensor:
+        with autocast:
+            return cross_entropy(model(inputs), targets)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss().backward()
+        optimizer.step()
+
+    for _ in range(config.warmup):
+        step()
+    synchronize()
+    if on_gpu:
+        torch.cuda.reset_peak_memory_stats()
+    stats = TimingStats.from_seconds(time_repeated(step, 0, config.steps, synchronize))
+    row = {"step_ms": stats.mean_ms, "step_std_ms": stats.std_ms}
+    if on_gpu:
+        row["peak_MiB"] = torch.cuda.max_memory_allocated() / 2**20
+    optimizer.zero_grad(set_to_none=True)
+    row["saved_for_backward_MiB"] = saved_activation_bytes(loss) / 2**20
+    return row
+
+
 def main(config: CheckpointingConfig) -> None:
-    if not torch.cuda.is_available():
-        sys.exit("bench_checkpointing needs a CUDA GPU")
+    if config.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("bench_checkpointing needs a CUDA GPU (or --device cpu for a smoke run)")
     os.makedirs(config.out_dir, exist_ok=True)
-    device = torch.cuda.get_device_name()
+    device = torch.cuda.get_device_name() if config.device == "cuda" else "cpu"
     print(f"device: {device}, torch {torch.__version__}", flush=True)
     rows = []
     with open(os.path.join(config.out_dir, "checkpointing.jsonl"), "w") as jsonl:
@@ -136,9 +154,20 @@ def main(config: CheckpointingConfig) -> None:
         "step_ms",
         "step_std_ms",
         "saved_for_backward_MiB",
+        "allocated_at_start_MiB",
         "status",
     ]
-    headers = ["size", "ctx", "policy", "peak MiB", "step ms", "± ms", "saved for backward MiB", "status"]
+    headers = [
+        "size",
+        "ctx",
+        "policy",
+        "peak MiB",
+        "step ms",
+        "± ms",
+        "saved for backward MiB",
+        "allocated at start MiB",
+        "status",
+    ]
     header = (
         f"device: {device}, torch {torch.__version__}; batch {config.batch_size}, {config.precision}, "
         f"warm-up {config.warmup}, {config.steps} timed steps"

@@ -1,6 +1,7 @@
 """Per-block activation checkpointing on the assignment-1 TransformerLM (CPU)."""
 
 import copy
+import weakref
 
 import pytest
 import torch
@@ -71,6 +72,17 @@ def test_memory_saved_grows_with_the_checkpointed_blocks(model, batch):
     assert abs((none - every_other) - (none - every) / 2) <= 0.01 * (none - every)
     # One block's residuals dwarf its input: checkpointing all of them removes most of the saved memory.
     assert every < none / 5
+
+
+def test_the_meter_leaves_no_graph_behind(model, batch):
+    """The metered forward's graph (activations, and parameters through it) dies with its result, though no
+    backward ran: a benchmark meters one policy after another in one process."""
+    outputs = []
+    for block in model.layers:
+        block.register_forward_hook(lambda module, args, output: outputs.append(weakref.ref(output)))
+    assert saved_activation_bytes(lambda: _loss(model, batch)) > 0
+    assert len(outputs) == LAYERS
+    assert [ref for ref in outputs if ref() is not None] == []
 
 
 @pytest.mark.parametrize(("every", "segment", "recomputed"), [(1, 1, LAYERS), (2, 1, LAYERS // 2), (1, 2, LAYERS)])

@@ -61,14 +61,19 @@ def checkpoint_blocks(layers: nn.ModuleList, every: int = 1, segment: int = 1) -
 
 def saved_activation_bytes(run: Callable[[], object]) -> int:
     """Bytes of distinct tensor storages autograd saves for backward while ``run()`` executes, parameters
-    excluded (they are resident anyway): the memory that activation checkpointing trades for recompute."""
+    excluded (they are resident anyway): the memory that activation checkpointing trades for recompute.
+
+    The graph keeps a detached alias of each saved tensor (its storage stays alive, so addresses stay
+    distinct). Keeping the tensor itself would close a cycle through C++ autograd for a tensor that its own
+    ``grad_fn`` saves (``exp``'s output, say) that Python's collector cannot see: dropping ``run()``'s result
+    without a backward would then leak the whole graph, parameters included."""
     storages: dict[int, int] = {}
 
     def pack(tensor: Tensor) -> Tensor:
         if not isinstance(tensor, nn.Parameter):
             storage = tensor.untyped_storage()
             storages[storage.data_ptr()] = storage.nbytes()
-        return tensor
+        return tensor.detach()
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         run()
