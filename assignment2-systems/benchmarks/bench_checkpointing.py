@@ -11,7 +11,8 @@ Policies run one after another in one process, so each must leave nothing behind
 memory still allocated when it started (``allocated_at_start_MiB``: 0 but for cuBLAS workspaces), and
 ``tests/test_bench_checkpointing.py`` checks on the CPU that a policy's model, optimizer and activations are
 freed when it ends, after an out-of-memory error too. (The run of 2026-12-03 lacked this: the meter of saved
-bytes leaked the no-checkpointing policy's last graph, ~68 GB, into the policies after it.)
+bytes leaked the no-checkpointing policy's last graph, about 67 GiB of parameters and activations, into the
+policies after it.)
 
 Run (GPU machine, repo root):
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src \\
