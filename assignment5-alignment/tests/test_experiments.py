@@ -1,13 +1,14 @@
 """The experiment runs end to end on a tiny real checkpoint: GRPO's ``--prompt`` picks the prompt, stop strings and
-reward together, and the zero-shot baseline reports every prompt at every temperature, reproducibly."""
+reward together, the zero-shot baseline reports every prompt at every temperature, reproducibly, and the SFT sweep
+trains on targets that end in EOS."""
 
 import json
 
 import pytest
-from cs336_alignment.experiments import grpo_run
-from cs336_alignment.experiments.configs import GRPOExperimentConfig, MathBaselineConfig
+from cs336_alignment.experiments import grpo_run, sft_sweep
+from cs336_alignment.experiments.configs import GRPOExperimentConfig, MathBaselineConfig, SFTSweepConfig
 from cs336_alignment.experiments.math_baseline import run_math_baseline
-from cs336_alignment.loop_configs import GRPOConfig
+from cs336_alignment.loop_configs import GRPOConfig, SFTConfig
 from cs336_alignment.math_data import r1_zero_prompt
 from cs336_alignment.math_eval import question_only_prompt
 from cs336_alignment.models import save_policy
@@ -139,3 +140,28 @@ def test_math_baseline_reports_each_prompt_at_each_temperature_reproducibly(tiny
 def test_math_baseline_rejects_bad_temperatures(temperatures):
     with pytest.raises(ValueError, match="--temperatures"):
         MathBaselineConfig(temperatures=temperatures)
+
+
+def test_sft_sweep_trains_on_targets_that_end_in_eos_and_saves_the_policy(tiny_checkpoint, tmp_path, monkeypatch):
+    trained = []
+
+    def spy(policy, tokenizer, examples, *args, **kwargs):
+        trained.extend(examples)
+        return train_sft(policy, tokenizer, examples, *args, **kwargs)
+
+    train_sft = sft_sweep.train_sft
+    monkeypatch.setattr(sft_sweep, "train_sft", spy)
+    cfg = SFTSweepConfig(
+        policy=tiny_checkpoint,
+        sft=SFTConfig(sft_steps=1, batch_size=2, gradient_accumulation_steps=1),
+        out_dir=str(tmp_path / "sweep"),
+        train_sizes=[3],
+        subset_size=2,
+        val_size=1,
+        max_tokens=4,
+        save_checkpoint=str(tmp_path / "sft"),
+    )
+    rows = sft_sweep.run_sft_sweep(cfg)
+    assert [row["train_size"] for row in rows] == [3] and len(trained) == 3
+    assert all(response.endswith(" </answer><|endoftext|>") for _, response in trained)
+    assert (tmp_path / "sft" / "config.json").is_file()

@@ -1,7 +1,8 @@
 """Prompt/output tokenisation with GPT-2's tokenizer, checked against per-example encodings."""
 
 import torch
-from cs336_alignment.tokenization import tokenize_prompt_and_output
+from cs336_alignment.math_data import arithmetic_word_problems, r1_zero_prompt, r1_zero_target
+from cs336_alignment.tokenization import eos_text, tokenize_prompt_and_output
 
 PROMPTS = ["Hello, world!", "This is a longer test prompt here.", "Q:"]
 OUTPUTS = [" Hi there.", " And a reply", " 42 is the answer to everything, obviously."]
@@ -24,3 +25,13 @@ def test_shapes_padding_and_response_mask(gpt2_tokenizer):
         masked_labels = out["labels"][row][out["response_mask"][row]].tolist()
         assert gpt2_tokenizer.decode(masked_labels) == o
     assert out["response_mask"].dtype == torch.bool
+
+
+def test_sft_target_with_eos_text_ends_in_the_eos_id_as_a_trained_label(gpt2_tokenizer):
+    problem = arithmetic_word_problems(1, seed=0)[0]
+    target = r1_zero_target(problem, eos_text(gpt2_tokenizer))
+    assert target.endswith("</answer><|endoftext|>")
+    batch = tokenize_prompt_and_output([r1_zero_prompt(problem.question)], [target], gpt2_tokenizer)
+    trained = batch["labels"][0][batch["response_mask"][0]]
+    assert trained[-1].item() == gpt2_tokenizer.eos_token_id
+    assert gpt2_tokenizer.decode(trained[-4:-1].tolist()).endswith("</answer>")

@@ -127,8 +127,9 @@ def r1_zero_prompt(question: str, template: str | None = None) -> str:
     return (template or load_prompt("r1_zero")).format(question=question)
 
 
-def r1_zero_target(problem: MathProblem) -> str:
-    """The SFT response in r1_zero format: reasoning, ``</think>``, then the answer in tags."""
+def r1_zero_target(problem: MathProblem, eos: str = "") -> str:
+    """The SFT response in r1_zero format: reasoning, ``</think>``, then the answer in tags, then ``eos`` (the
+    tokenizer's end-of-sequence text, so the policy also learns to stop there)."""
     if not problem.solution:
         raise ValueError(f"problem has no worked solution to train on: {problem.question[:60]!r}")
-    return f" {problem.solution} </think> <answer> {problem.answer} </answer>"
+    return f" {problem.solution} </think> <answer> {problem.answer} </answer>{eos}"

@@ -3,6 +3,8 @@ schedule is assignment 1's ``lr_cosine_schedule``)."""
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 
@@ -13,6 +15,14 @@ def make_optimizer(
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters")
+    low = sorted({str(p.dtype) for p in params if p.dtype in (torch.bfloat16, torch.float16)})
+    if low:
+        warnings.warn(
+            f"training {' and '.join(low)} weights: an AdamW update smaller than half a unit in the last place of its "
+            "weight is rounded away, so at small learning rates most weights never move; keep float32 weights "
+            "(--policy.dtype float32) and let bf16 autocast do the compute",
+            stacklevel=2,
+        )
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas)
 
 

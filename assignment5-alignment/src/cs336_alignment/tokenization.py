@@ -34,6 +34,12 @@ def eos_token_id(tokenizer: Any) -> int | None:
     return eos
 
 
+def eos_text(tokenizer: Any) -> str:
+    """The EOS token as text, which the tokenizer encodes back to the EOS id ("" when it has none): appended to
+    SFT targets so the policy learns to stop after its answer."""
+    return getattr(tokenizer, "eos_token", None) or ""
+
+
 def vocab_size(tokenizer: Any) -> int:
     """Number of token ids, added special tokens included (HF ``len``, ``cs336_basics`` ``vocab``)."""
     return len(tokenizer) if hasattr(tokenizer, "__len__") else len(tokenizer.vocab)

@@ -23,6 +23,7 @@ from cs336_alignment.reports import write_report
 from cs336_alignment.run_setup import load_policy, policy_sampler
 from cs336_alignment.sft_loop import train_sft
 from cs336_alignment.subset_eval import SubsetEvaluation
+from cs336_alignment.tokenization import eos_text
 
 COLUMNS = {
     "train_size": "examples",
@@ -65,12 +66,13 @@ def run_sft_sweep(cfg: SFTSweepConfig) -> list[dict[str, Any]]:
     base, tokenizer = load_policy(cfg.policy)
     train = [p for p in load_gsm8k("train") if p.solution]
     random.Random(cfg.data_seed).shuffle(train)
+    targets = [r1_zero_target(p, eos_text(tokenizer)) for p in train]
     save_size = cfg.train_sizes[-1] if cfg.save_size == -1 else cfg.save_size
     runs, rows, details = {}, [], []
     with MetricsLogger(out_dir / "metrics.jsonl") as logger:
         for size in cfg.train_sizes:
             started = time.perf_counter()
-            examples = [(r1_zero_prompt(p.question), r1_zero_target(p)) for p in train[: size or None]]
+            examples = [(r1_zero_prompt(p.question), t) for p, t in zip(train, targets)][: size or None]
             policy, records, final = train_one(cfg, base, tokenizer, examples, logger)
             runs[f"{len(examples)} examples"] = records
             steps = records[-1]["step"]

@@ -12,6 +12,7 @@ from cs336_alignment.models import save_policy
 from cs336_alignment.plots import plot_metrics
 from cs336_alignment.run_setup import load_policy, load_problems, open_metrics, policy_sampler
 from cs336_alignment.sft_loop import train_sft
+from cs336_alignment.tokenization import eos_text
 from cs336_alignment.training.configs import SFTRunConfig
 
 
@@ -22,7 +23,7 @@ def train_sft_on_math(cfg: SFTRunConfig) -> Path:
     sampler = policy_sampler(cfg.policy, policy, tokenizer)
     train = [p for p in load_problems(cfg.dataset, "train", cfg.train_size, cfg.sft.seed) if p.solution]
     val = load_problems(cfg.val_dataset, "test", cfg.val_size, cfg.sft.seed)
-    examples = [(r1_zero_prompt(p.question), r1_zero_target(p)) for p in train]
+    examples = [(r1_zero_prompt(p.question), r1_zero_target(p, eos_text(tokenizer))) for p in train]
     out_dir = Path(cfg.output.out_dir)
 
     def evaluate(step: int) -> dict[str, float]:
