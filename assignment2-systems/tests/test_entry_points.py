@@ -22,6 +22,7 @@ CONFIGS = {
     "bench_comm": "CommBenchConfig",
     "bench_ddp": "DDPBenchConfig",
     "bench_flash_grid": "GridConfig",
+    "bench_flash_host_overhead": "HostOverheadConfig",
     "bench_flash_leaderboard": "LeaderboardConfig",
     "bench_memory_sharding": "MemoryBenchConfig",
     "bench_model": "SweepConfig",

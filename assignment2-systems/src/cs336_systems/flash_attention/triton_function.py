@@ -5,9 +5,11 @@ A forward+backward is three launches (forward, D preprocessing, one backward ker
 taken one of two ways:
 
 - eager: ``FlashAttentionTriton`` launches through a per-shape :class:`_Plan` holding the autotuned
-  configurations, grids and scalar arguments, so every call after a shape's first costs one dict lookup,
-  the output allocations and one JIT launch per kernel (no custom-op dispatch, no autotuner lookup,
-  no stride arguments: the kernels take contiguous ``(batch, n, d)`` tensors);
+  configurations, grids, scalar arguments and output sizes, so every call after a shape's first costs one
+  dict lookup, the output allocations and one direct call of each compiled kernel's launcher
+  (:class:`~cs336_systems.flash_attention.kernel_launch.KernelLaunch`: no custom-op dispatch, no autotuner
+  lookup, no Triton argument binding, no stride arguments: the kernels take contiguous tensors and index them
+  as ``(batch, n, d)`` whatever their shape, so nothing is reshaped or viewed);
 - under ``torch.compile``: two ``torch.library.triton_op`` ops whose bodies launch the same kernels
   through ``wrap_triton``, so Inductor sees the Triton kernels, launches them from its generated code,
   and CUDA graphs (``mode="reduce-overhead"``) can capture them.
@@ -19,7 +21,6 @@ the last dim.
 import importlib
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -28,6 +29,7 @@ from jaxtyping import Float
 from torch import Tensor
 from torch.library import triton_op, wrap_triton
 
+from cs336_systems.flash_attention.kernel_launch import Grid, KernelLaunch
 from cs336_systems.flash_attention.pytorch_tiled import check_attention_inputs
 
 SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
@@ -54,12 +56,6 @@ def check_triton_inputs(q: Tensor, k: Tensor, v: Tensor) -> None:
         raise ValueError(f"Q, K, V must be on one device; got {q.device}, {k.device}, {v.device}")
     if q.device.type != "cuda" and os.environ.get("TRITON_INTERPRET", "0") != "1":
         raise ValueError(f"the Triton kernels need CUDA tensors (or TRITON_INTERPRET=1 on the CPU); got {q.device}")
-
-
-def _rows(x: Tensor) -> Float[Tensor, "batch n d"]:
-    """``(..., n, d)`` as a contiguous ``(batch, n, d)`` tensor: a view when ``x`` is contiguous, else a copy
-    (e.g. the stride-0 dO of ``o.sum().backward()``, which Triton could not load vectorised anyway)."""
-    return x.reshape(-1, x.shape[-2], x.shape[-1]).contiguous()
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -118,9 +114,6 @@ class BackwardConfig:
         }
 
 
-Grid = Callable[[dict], tuple[int, int]]
-
-
 def _forward_grid(batch: int, n_queries: int) -> Grid:
     return lambda meta: (_cdiv(n_queries, meta["BLOCK_M"]), batch)
 
@@ -140,29 +133,6 @@ def _scalars(n_queries: int, n_keys: int) -> tuple[int, int, int]:
     return n_queries, n_keys, _length_bucket(n_queries, n_keys)
 
 
-class _Launch:
-    """One kernel on one shape. Without a pinned config the first call goes through Triton's autotuner
-    (which benchmarks its candidates once per autotune key) and keeps the winner's meta-parameters and
-    grid; every later call launches the JIT function directly with them."""
-
-    __slots__ = ("autotuned", "constexprs", "grid", "grid_of", "meta")
-
-    def __init__(self, autotuned, grid_of: Grid, constexprs: dict, config: ForwardConfig | BackwardConfig | None):
-        self.autotuned = autotuned
-        self.grid_of = grid_of
-        self.constexprs = constexprs
-        self.meta = None if config is None else {**constexprs, **config.meta()}
-        self.grid = None if config is None else grid_of(self.meta)
-
-    def __call__(self, *args) -> None:
-        if self.grid is None:
-            self.autotuned[self.grid_of](*args, **self.constexprs)
-            self.meta = {**self.constexprs, **self.autotuned.best_config.all_kwargs()}
-            self.grid = self.grid_of(self.meta)
-        else:
-            self.autotuned.fn.run(*args, grid=self.grid, warmup=False, **self.meta)
-
-
 class _Plan:
     """Everything a call on one (Q shape, K shape, dtype, device, causal) needs besides the tensors."""
 
@@ -180,32 +150,52 @@ class _Plan:
         kernels = _kernels()
         self.scalars = _scalars(n_queries, n_keys)
         common = {"HEAD_DIM": head_dim, "IS_CAUSAL": is_causal}
-        self.forward = _Launch(kernels.flash_fwd_kernel, _forward_grid(batch, n_queries), common, forward_config)
-        self.backward = _Launch(
+        self.forward = KernelLaunch(
+            kernels.flash_fwd_kernel,
+            _forward_grid(batch, n_queries),
+            common,
+            n_pointers=5,
+            meta=None if forward_config is None else forward_config.meta(),
+        )
+        self.preprocess = KernelLaunch(
+            kernels.flash_bwd_preprocess_kernel,
+            lambda meta: _preprocess_grid(batch, n_queries),
+            {"HEAD_DIM": head_dim},
+            n_pointers=3,
+            meta={"BLOCK_M": PREPROCESS_BLOCK_M},
+        )
+        self.backward = KernelLaunch(
             kernels.flash_bwd_kernel,
             _backward_grid(batch, n_queries, n_keys, *passes),
             {**common, "DKDV": passes[0], "DQ": passes[1]},
-            backward_config,
-        )
-        self.preprocess_grid = _preprocess_grid(batch, n_queries)
-        self.preprocess_meta = {"HEAD_DIM": head_dim, "BLOCK_M": PREPROCESS_BLOCK_M}
-
-    def run_forward(self, q3: Tensor, k3: Tensor, v3: Tensor, o3: Tensor, l2: Tensor) -> None:
-        self.forward(q3, k3, v3, o3, l2, *self.scalars)
-
-    def run_preprocess(self, o3: Tensor, do3: Tensor, delta: Tensor) -> None:
-        _kernels().flash_bwd_preprocess_kernel.run(
-            o3, do3, delta, o3.shape[1], grid=self.preprocess_grid, warmup=False, **self.preprocess_meta
+            n_pointers=9,
+            meta=None if backward_config is None else backward_config.meta(),
         )
 
-    def run_backward(self, q3, k3, v3, do3, l2, delta, dq3, dk3, dv3) -> None:
-        self.backward(q3, k3, v3, do3, l2, delta, dq3, dk3, dv3, *self.scalars)
+    def run_forward(self, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor) -> None:
+        self.forward(q, k, v, out, lse, *self.scalars)
+
+    def run_backward(self, q, k, v, out, grad_out, lse, dq, dk, dv) -> None:
+        """D = rowsum(O ∘ dO) into a fresh buffer, then dQ, dK, dV."""
+        delta = torch.empty_like(lse)
+        self.preprocess(out, grad_out, delta, self.scalars[0])
+        self.backward(q, k, v, grad_out, lse, delta, dq, dk, dv, *self.scalars)
 
 
-_PLANS: dict[tuple, _Plan] = {}
+class _EagerPlan(_Plan):
+    """A plan for the autograd Function: autotuned launches plus the sizes of L, kept as ints (``torch.empty``
+    parses unpacked ints faster than a size)."""
+
+    def __init__(self, q: Tensor, k: Tensor, is_causal: bool):
+        super().__init__(math.prod(q.shape[:-2]), q.shape[-2], k.shape[-2], q.shape[-1], is_causal)
+        self.lse_size = tuple(q.shape[:-1])
+        self.device = q.device
 
 
-def _plan(q: Tensor, k: Tensor, v: Tensor, is_causal: bool) -> _Plan:
+_PLANS: dict[tuple, _EagerPlan] = {}
+
+
+def _plan(q: Tensor, k: Tensor, v: Tensor, is_causal: bool) -> _EagerPlan:
     """The cached plan for these inputs; inputs are validated once, when their shape is first seen."""
     key = (q.shape, k.shape, v.shape, q.dtype, k.dtype, v.dtype, q.device, k.device, v.device, is_causal)
     plan = _PLANS.get(key)
@@ -213,8 +203,7 @@ def _plan(q: Tensor, k: Tensor, v: Tensor, is_causal: bool) -> _Plan:
         check_triton_inputs(q, k, v)
         if len(_PLANS) >= MAX_PLANS:
             _PLANS.clear()
-        batch = math.prod(q.shape[:-2])
-        plan = _PLANS[key] = _Plan(batch, q.shape[-2], k.shape[-2], q.shape[-1], is_causal)
+        plan = _PLANS[key] = _EagerPlan(q, k, is_causal)
     return plan
 
 
@@ -254,30 +243,28 @@ def launch_backward(
     _check_rows(q3, k3, v3, o3, do3, l2, dq3, dk3, dv3)
     batch, n_queries, head_dim = q3.shape
     plan = _Plan(batch, n_queries, k3.shape[1], head_dim, is_causal, backward_config=config, passes=passes)
-    delta = torch.empty(l2.shape, dtype=torch.float32, device=l2.device)
-    plan.run_preprocess(o3, do3, delta)
-    plan.run_backward(q3, k3, v3, do3, l2, delta, dq3, dk3, dv3)
+    plan.run_backward(q3, k3, v3, o3, do3, l2, dq3, dk3, dv3)
 
 
-def _eager_forward(plan: _Plan, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-    q3, k3, v3 = _rows(q), _rows(k), _rows(v)
-    out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
-    lse = torch.empty(q.shape[:-1], dtype=torch.float32, device=q.device)
-    plan.run_forward(q3, k3, v3, out.view(q3.shape), lse.view(q3.shape[:2]))
+def _eager_forward(
+    plan: _EagerPlan, q: Float[Tensor, "... n d"], k: Float[Tensor, "... m d"], v: Float[Tensor, "... m d"]
+) -> tuple[Float[Tensor, "... n d"], Float[Tensor, "... n"]]:
+    """O and L; the kernels index contiguous tensors as ``(batch, n, d)`` whatever their shape."""
+    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+    out = torch.empty_like(q)
+    lse = torch.empty(*plan.lse_size, dtype=torch.float32, device=plan.device)
+    plan.run_forward(q, k, v, out, lse)
     return out, lse
 
 
 def _eager_backward(
-    plan: _Plan, q: Tensor, k: Tensor, v: Tensor, o: Tensor, lse: Tensor, grad_out: Tensor
+    plan: _EagerPlan, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, grad_out: Tensor
 ) -> tuple[Tensor, Tensor, Tensor]:
-    q3, k3, v3, o3, do3 = _rows(q), _rows(k), _rows(v), _rows(o), _rows(grad_out)
-    l2 = lse.view(q3.shape[:2])
-    delta = torch.empty(l2.shape, dtype=torch.float32, device=q.device)
-    dq = torch.empty(q.shape, dtype=q.dtype, device=q.device)
-    dk = torch.empty(k.shape, dtype=k.dtype, device=k.device)
-    dv = torch.empty(v.shape, dtype=v.dtype, device=v.device)
-    plan.run_preprocess(o3, do3, delta)
-    plan.run_backward(q3, k3, v3, do3, l2, delta, dq.view(q3.shape), dk.view(k3.shape), dv.view(v3.shape))
+    """dQ, dK, dV. A strided dO is copied (e.g. the stride-0 dO of ``o.sum().backward()``, which Triton could not
+    load vectorised anyway); O and L are the forward's own contiguous outputs."""
+    q, k, v, grad_out = q.contiguous(), k.contiguous(), v.contiguous(), grad_out.contiguous()
+    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    plan.run_backward(q, k, v, out, grad_out, lse, dq, dk, dv)
     return dq, dk, dv
 
 
@@ -285,14 +272,13 @@ def _eager_backward(
 def flash_attention_forward(q: Tensor, k: Tensor, v: Tensor, is_causal: bool) -> tuple[Tensor, Tensor]:
     """The forward for ``torch.compile``: O (Q's shape and dtype) and float32 L (Q's shape without d)."""
     check_triton_inputs(q, k, v)
-    q3, k3, v3 = _rows(q), _rows(k), _rows(v)
-    batch, n_queries, head_dim = q3.shape
-    out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+    n_queries, n_keys, head_dim = q.shape[-2], k.shape[-2], q.shape[-1]
+    out = torch.empty_like(q)
     lse = torch.empty(q.shape[:-1], dtype=torch.float32, device=q.device)
-    wrap_triton(_kernels().flash_fwd_kernel)[_forward_grid(batch, n_queries)](
-        q3, k3, v3, out.view(q3.shape), lse.view(batch, n_queries), *_scalars(n_queries, k3.shape[1]),
-        HEAD_DIM=head_dim, IS_CAUSAL=is_causal,
-    )  # fmt: skip
+    wrap_triton(_kernels().flash_fwd_kernel)[_forward_grid(math.prod(q.shape[:-2]), n_queries)](
+        q, k, v, out, lse, *_scalars(n_queries, n_keys), HEAD_DIM=head_dim, IS_CAUSAL=is_causal
+    )
     return out, lse
 
 
@@ -301,21 +287,17 @@ def flash_attention_backward(
     q: Tensor, k: Tensor, v: Tensor, o: Tensor, lse: Tensor, grad_out: Tensor, is_causal: bool
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The backward for ``torch.compile``: dQ, dK, dV in the inputs' shapes."""
-    q3, k3, v3, o3, do3 = _rows(q), _rows(k), _rows(v), _rows(o), _rows(grad_out)
-    batch, n_queries, head_dim = q3.shape
-    n_keys = k3.shape[1]
-    l2 = lse.view(batch, n_queries)
-    delta = torch.empty((batch, n_queries), dtype=torch.float32, device=q.device)
-    dq = torch.empty(q.shape, dtype=q.dtype, device=q.device)
-    dk = torch.empty(k.shape, dtype=k.dtype, device=k.device)
-    dv = torch.empty(v.shape, dtype=v.dtype, device=v.device)
+    q, k, v, o, grad_out = q.contiguous(), k.contiguous(), v.contiguous(), o.contiguous(), grad_out.contiguous()
+    batch, n_queries, n_keys, head_dim = math.prod(q.shape[:-2]), q.shape[-2], k.shape[-2], q.shape[-1]
+    delta = torch.empty_like(lse)
+    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     kernels = _kernels()
     wrap_triton(kernels.flash_bwd_preprocess_kernel)[_preprocess_grid(batch, n_queries)](
-        o3, do3, delta, n_queries, HEAD_DIM=head_dim, BLOCK_M=PREPROCESS_BLOCK_M
+        o, grad_out, delta, n_queries, HEAD_DIM=head_dim, BLOCK_M=PREPROCESS_BLOCK_M
     )
     wrap_triton(kernels.flash_bwd_kernel)[_backward_grid(batch, n_queries, n_keys)](
-        q3, k3, v3, do3, l2, delta, dq.view(q3.shape), dk.view(k3.shape), dv.view(v3.shape),
-        *_scalars(n_queries, n_keys), HEAD_DIM=head_dim, IS_CAUSAL=is_causal, DKDV=True, DQ=True,
+        q, k, v, grad_out, lse, delta, dq, dk, dv, *_scalars(n_queries, n_keys),
+        HEAD_DIM=head_dim, IS_CAUSAL=is_causal, DKDV=True, DQ=True,
     )  # fmt: skip
     return dq, dk, dv
 
