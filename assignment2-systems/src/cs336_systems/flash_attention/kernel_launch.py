@@ -14,7 +14,8 @@ every argument then the constexprs in signature order), as long as:
 - no launch hook is registered (profilers such as Proton register them and need the launch metadata).
 
 Otherwise the call goes through Triton as before. In interpreter mode Triton returns no compiled kernel, so
-every call takes Triton's path.
+every call takes Triton's path. Triton options switched on after a shape's first call (``TRITON_DEBUG``, say)
+reach that shape's launches only through a new plan.
 """
 
 from collections.abc import Callable
@@ -90,10 +91,12 @@ class KernelLaunch:
             self._keep(kernel, len(args))
 
     def _keep(self, kernel: CompiledKernel, n_args: int) -> None:
-        """Keep the compiled kernel and what its launcher takes besides the runtime arguments."""
+        """Keep the compiled kernel and what its launcher takes besides the runtime arguments (``kernel.run`` first:
+        it loads the kernel's handles if they are not loaded yet)."""
+        launcher = kernel.run
         active = driver.active
         self.get_device, self.get_stream = active.get_current_device, active.get_current_stream
         self.device = self.get_device()
         self.constexpr_args = tuple(self.meta[name] for name in self.jit.arg_names[n_args:])
         self.function, self.packed_metadata = kernel.function, kernel.packed_metadata
-        self.launcher = kernel.run
+        self.launcher = launcher
