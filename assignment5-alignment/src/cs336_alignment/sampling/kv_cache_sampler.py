@@ -4,7 +4,8 @@ The loop (``sample_continuations``: one prefill, then one KV-cached token per st
 a stop string), so a long straggler does not make every finished sample keep paying for forward passes
 (``transformers.generate`` keeps them to the end). Llama-family models decode from a static cache replayed as CUDA
 graphs on a GPU (``static_decoder.py``). Stop strings are looked for only in rows whose newest token contains a stop
-string's last character, so the per-step text decoding on the host stays small at large batches.
+string's last character, so the per-step text decoding on the host stays small at large batches. Beside a float32
+policy it can sample from its own bf16 copy, refreshed in place by ``sync_weights`` (``policy_copy.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from tqdm import tqdm
 
 from cs336_alignment.sampling.decoders import decoder_for
 from cs336_alignment.sampling.params import Completion, SamplingParams
+from cs336_alignment.sampling.policy_copy import copy_weights_, low_precision_copy
 from cs336_alignment.tokenization import decode_ids, encode_texts, eos_token_id, pad_token_id, vocab_size
 
 
@@ -35,16 +37,20 @@ class KVCacheSampler:
         show_progress: bool = True,
         static_cache: bool = True,
         cuda_graphs: bool = True,
+        dtype: torch.dtype | None = None,
     ):
         """``tokenizer`` may be None when only token ids are generated (``generate_ids``) and no stop strings
         are used; ``eos_id``/``pad_id`` default to the tokenizer's. ``show_progress`` draws a bar of finished
         samples with tokens/s. ``static_cache`` (Llama-family HF models) and ``cuda_graphs`` (on a GPU) choose
-        the decoder; off, HF models decode with a growing ``DynamicCache``."""
-        self.model = model
+        the decoder; off, HF models decode with a growing ``DynamicCache``. ``dtype`` (e.g. bf16 beside a float32
+        policy) makes generation read a copy of the policy in that dtype (``policy_copy.py``), refreshed by
+        ``sync_weights``; None, or the policy's own dtype, reads the policy's parameters in place."""
         self.show_progress = show_progress
         self.static_cache = static_cache
         self.cuda_graphs = cuda_graphs
+        self.dtype = dtype
         self._decoder: Decoder | None = None
+        self._adopt(model)
         self._stop_tokens: dict[tuple[str, ...], frozenset[int] | None] = {}
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
@@ -52,12 +58,21 @@ class KVCacheSampler:
         self.pad_id = pad_id if pad_id is not None or tokenizer is None else pad_token_id(tokenizer)
         self.pad_id = 0 if self.pad_id is None else self.pad_id
 
+    def _adopt(self, policy: torch.nn.Module) -> None:
+        """Generate from ``policy``: in place, or from a new copy in ``dtype``; either way with a new decoder."""
+        self.policy = policy
+        in_place = self.dtype is None or next(policy.parameters()).dtype == self.dtype
+        self.model = policy if in_place else low_precision_copy(policy, self.dtype)
+        self._decoder = None
+
     def sync_weights(self, policy: torch.nn.Module) -> None:
-        """Generation reads the policy's parameters in place (captured graphs too); only a different module needs
-        swapping in, with a new decoder."""
-        if policy is not self.model:
-            self.model = policy
-            self._decoder = None
+        """Make generation see ``policy``'s current weights. Read in place (captured graphs too), they need
+        nothing; a copy gets them copied into its own tensors, so its decoder and graphs stay valid. A different
+        module is adopted anew."""
+        if policy is not self.policy:
+            self._adopt(policy)
+        elif self.model is not policy:
+            copy_weights_(self.model, policy)
 
     def _current_decoder(self) -> Decoder:
         """One decoder per model, kept across calls: its buffers and graphs are reused."""
