@@ -6,7 +6,8 @@
 # assignment5-alignment/.carry/run and, until the model is ready, the next part folder), then runs the script
 # with the converted model; flags given here come last, so they override those defaults (--policy.model /tmp/a5/sft).
 # The weights stay float32 and bf16 autocast does the training compute: with bf16 weights AdamW's small updates are
-# rounded away (WRITEUP "sft_experiment"). Runs that only sample may pass --policy.dtype bfloat16.
+# rounded away (WRITEUP "sft_experiment"). Rollouts and evaluations decode from the sampler's bf16 copy of the
+# policy, refreshed after every update (--policy.sampler_dtype). Runs that only sample may pass --policy.dtype bfloat16.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -19,4 +20,4 @@ shift
 script=$here/experiments/$name.py
 [ "$name" = bench_sampler ] && script=$repo/assignment5-alignment/benchmarks/bench_sampler.py
 exec python3 "$script" --policy.model "$dest/smollm2-135m-instruct" --policy.device cuda --policy.dtype float32 \
-    --policy.sampler_batch_size 256 "$@"
+    --policy.sampler_dtype bfloat16 --policy.sampler_batch_size 256 "$@"

@@ -3,13 +3,17 @@ step, generating what ``transformers``' own bf16 load of the same weights genera
 
 import pytest
 import torch
+from cs336_alignment.expert_iteration import run_expert_iteration
+from cs336_alignment.grpo_loop import train_grpo
+from cs336_alignment.loop_configs import ExpertIterationConfig, GRPOConfig, SFTConfig
+from cs336_alignment.math_data import MathProblem
 from cs336_alignment.models import save_policy
 from cs336_alignment.run_config import PolicyConfig
 from cs336_alignment.run_setup import policy_sampler
 from cs336_alignment.sampling import KVCacheOptions, KVCacheSampler, SamplingParams, make_sampler
 from transformers import AutoModelForCausalLM
 
-from .conftest import tiny_llama
+from .conftest import tiny_basics_lm, tiny_llama
 
 PROMPTS = [[5, 17, 42, 7, 99, 3], [11, 12], [250, 1, 2, 3], [9]]
 GREEDY = SamplingParams(temperature=0.0, max_tokens=16)
@@ -109,3 +113,56 @@ def test_policy_config_sampler_dtype_reaches_the_sampler(gpt2_tokenizer, tmp_pat
     assert policy_sampler(PolicyConfig(model=cfg.model, backend="kv_cache"), policy, gpt2_tokenizer).model is policy
     with pytest.raises(ValueError, match="sampler_dtype must be one of"):
         policy_sampler(PolicyConfig(model=cfg.model, backend="kv_cache", sampler_dtype="bf16"), policy, None)
+
+
+class _FreshnessCheckedSampler(KVCacheSampler):
+    """Records, at every ``generate``, whether the copy holds the policy's current weights rounded to its dtype."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fresh: list[bool] = []
+
+    def generate(self, prompts, params):
+        pairs = zip(self.model.parameters(), self.policy.parameters(), strict=True)
+        self.fresh.append(all(torch.equal(c, p.detach().to(c.dtype)) for c, p in pairs))
+        return super().generate(prompts, params)
+
+
+def _always_right(response: str, truth: str) -> dict[str, float]:
+    return {"reward": 1.0, "format_reward": 1.0, "answer_reward": 1.0}
+
+
+def _moving_reward(response: str, truth: str) -> dict[str, float]:
+    reward = float(len(response) % 2)
+    return {"reward": reward, "format_reward": 1.0, "answer_reward": reward}
+
+
+PROBLEMS = [MathProblem(f"Q: item {i}", "0") for i in range(8)]
+
+
+def _prompt(question: str) -> str:
+    return question + "\nA: <think>"
+
+
+def test_grpo_and_expert_iteration_never_sample_from_a_stale_copy(arith_tokenizer):
+    policy = tiny_basics_lm(len(arith_tokenizer.vocab), seed=3)
+    start = [p.detach().clone() for p in policy.parameters()]
+    sampler = _FreshnessCheckedSampler(policy, arith_tokenizer, show_progress=False, dtype=torch.bfloat16)
+    grpo = GRPOConfig(
+        n_grpo_steps=3,
+        learning_rate=2e-2,
+        rollout_batch_size=16,
+        group_size=8,
+        sampling_max_tokens=6,
+        sampling_min_tokens=1,
+        train_batch_size=16,
+        gradient_accumulation_steps=2,
+    )
+    train_grpo(policy, arith_tokenizer, sampler, PROBLEMS, _moving_reward, grpo, lambda r: None, prompt_fn=_prompt)
+    ei = ExpertIterationConfig(n_ei_steps=2, questions_per_step=4, rollouts_per_question=2, ei_max_tokens=6)
+    sft = SFTConfig(batch_size=4, gradient_accumulation_steps=1, lr=1e-2)
+    run_expert_iteration(
+        policy, arith_tokenizer, sampler, PROBLEMS, _always_right, ei, sft, lambda r: None, prompt_fn=_prompt
+    )
+    assert sampler.fresh == [True] * 5
+    assert not any(torch.equal(a, b) for a, b in zip(start, policy.parameters()))  # the policy did move
