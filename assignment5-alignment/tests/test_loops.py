@@ -1,4 +1,4 @@
-"""SFT, GRPO, expert-iteration and DPO loops driven end to end on tiny models."""
+"""SFT, GRPO and DPO loops driven end to end on tiny models (expert iteration: test_expert_iteration.py)."""
 
 import copy
 import math
@@ -6,7 +6,6 @@ import math
 import torch
 from cs336_alignment.dpo import PreferencePair
 from cs336_alignment.dpo_loop import train_dpo
-from cs336_alignment.expert_iteration import filter_correct
 from cs336_alignment.grpo_loop import collect_rollouts, train_grpo
 from cs336_alignment.loop_configs import DPOConfig, GRPOConfig, SFTConfig
 from cs336_alignment.math_data import MathProblem
@@ -141,20 +140,6 @@ def test_grpo_clip_rollouts_carry_the_sampling_policys_log_probs(arith_tokenizer
     grouped = rewards.view(2, 4)
     centred = (grouped - grouped.mean(1, keepdim=True)) / (grouped.std(1, keepdim=True) + cfg.advantage_eps)
     torch.testing.assert_close(rollouts.advantages, centred.reshape(-1))
-
-
-def test_expert_iteration_keeps_only_verified_answers_once():
-    prompts = ["p1", "p1", "p1", "p2"]
-    responses = [
-        "</think> <answer> 4 </answer>",
-        "</think> <answer> 5 </answer>",
-        "</think> <answer> 4 </answer>",
-        "</think> <answer> 7 </answer>",
-    ]
-    from cs336_alignment.rewards import r1_zero_reward_fn
-
-    kept = filter_correct(prompts, responses, ["4", "4", "4", "7"], r1_zero_reward_fn)
-    assert kept == [("p1", "</think> <answer> 4 </answer>"), ("p2", "</think> <answer> 7 </answer>")]
 
 
 def test_dpo_loop_learns_the_preference(tiny_gpt2, gpt2_tokenizer):

@@ -17,16 +17,19 @@ from cs336_alignment.math_eval import r1_zero_sampling
 from cs336_alignment.rewards import RewardFn
 from cs336_alignment.sampling.params import Sampler
 from cs336_alignment.sft_loop import LogFn, train_sft
+from cs336_alignment.tokenization import end_with_eos
 
 
 def filter_correct(
-    prompts: Sequence[str], responses: Sequence[str], truths: Sequence[str], reward_fn: RewardFn
+    prompts: Sequence[str], responses: Sequence[str], truths: Sequence[str], reward_fn: RewardFn, tokenizer: Any
 ) -> list[tuple[str, str]]:
-    """The (prompt, response) pairs with reward 1, duplicates of a prompt's answer kept once."""
+    """The SFT examples among the rollouts: (prompt, response) pairs with reward 1, each response ending with the
+    tokenizer's EOS text once (rollouts stop at ``</answer>`` without it, and SFT on them must teach the policy to
+    stop there), duplicates of a prompt's answer kept once."""
     kept: dict[tuple[str, str], None] = {}
     for prompt, response, truth in zip(prompts, responses, truths):
         if reward_fn(response, truth)["reward"] == 1.0:
-            kept[(prompt, response)] = None
+            kept[(prompt, end_with_eos(response, tokenizer))] = None
     return list(kept)
 
 
@@ -60,7 +63,7 @@ def run_expert_iteration(
         completions = sampler.generate(prompts, params)
         repeated = [p for p in prompts for _ in range(cfg.rollouts_per_question)]
         truths = [p.answer for p in batch for _ in range(cfg.rollouts_per_question)]
-        kept = filter_correct(repeated, [c.text for c in completions], truths, reward_fn)
+        kept = filter_correct(repeated, [c.text for c in completions], truths, reward_fn, tokenizer)
         round_record = {
             "step": step,
             "phase": "ei_rollout",

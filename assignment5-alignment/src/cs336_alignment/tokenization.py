@@ -37,7 +37,17 @@ def eos_token_id(tokenizer: Any) -> int | None:
 def eos_text(tokenizer: Any) -> str:
     """The EOS token as text, which the tokenizer encodes back to the EOS id ("" when it has none): appended to
     SFT targets so the policy learns to stop after its answer."""
-    return getattr(tokenizer, "eos_token", None) or ""
+    text = getattr(tokenizer, "eos_token", None)
+    if text is None and "<|endoftext|>" in getattr(tokenizer, "special_token_ids", {}):
+        text = "<|endoftext|>"
+    return text or ""
+
+
+def end_with_eos(text: str, tokenizer: Any) -> str:
+    """``text`` ending with the EOS text exactly once (left as it is when it already ends so): a sampled response
+    trained on as an SFT target must teach the policy to stop after it, as ``r1_zero_target``'s EOS does."""
+    eos = eos_text(tokenizer)
+    return text if text.endswith(eos) else text + eos
 
 
 def vocab_size(tokenizer: Any) -> int:
