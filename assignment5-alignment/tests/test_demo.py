@@ -1,10 +1,12 @@
-"""The offline demo's GRPO options reach the loop's config, and bad ones fail before any training."""
+"""The offline demo's GRPO options reach the loop's config, and bad ones fail before any training; its SFT targets
+end with the tokenizer's EOS."""
 
 import pytest
-from cs336_alignment.demo import demo_grpo_config, noisy_demonstrations
+from cs336_alignment.demo import demo_grpo_config, demo_sft_examples, noisy_demonstrations
 from cs336_alignment.demo_config import DemoConfig
 from cs336_alignment.math_data import arithmetic_word_problems, r1_zero_target
 from cs336_alignment.rewards import r1_zero_reward_fn
+from cs336_alignment.tokenization import eos_token_id, tokenize_prompt_and_output
 
 
 def test_demo_grpo_config_carries_every_option():
@@ -53,3 +55,15 @@ def test_noisy_demonstrations_state_an_off_by_one_answer_at_the_given_rate():
 def test_noisy_demonstrations_reject_a_rate_outside_0_1(rate):
     with pytest.raises(ValueError, match="sft_wrong_answer_rate"):
         noisy_demonstrations([], rate, seed=0)
+
+
+def test_demo_sft_targets_end_with_eos_as_their_last_trained_label(arith_tokenizer):
+    problems = arithmetic_word_problems(3, 0, 9)
+    examples = demo_sft_examples(DemoConfig(), problems, arith_tokenizer)
+    assert [prompt for prompt, _ in examples] == [f"User: {p.question}\nAssistant: <think>" for p in problems]
+    assert all(target.endswith(" </answer><|endoftext|>") for _, target in examples)
+    batch = tokenize_prompt_and_output(*zip(*examples), arith_tokenizer)
+    eos = eos_token_id(arith_tokenizer)
+    for labels, mask in zip(batch["labels"], batch["response_mask"], strict=True):
+        trained = labels[mask].tolist()
+        assert trained[-1] == eos and trained.count(eos) == 1

@@ -36,6 +36,7 @@ from cs336_alignment.rewards import r1_zero_reward_fn
 from cs336_alignment.run_config import SMOLLM2_NAME
 from cs336_alignment.sampling import KVCacheSampler
 from cs336_alignment.sft_loop import train_sft
+from cs336_alignment.tokenization import eos_text
 
 SHORT_PROMPT = "User: {question}\nAssistant: <think>"
 
@@ -79,6 +80,12 @@ def noisy_demonstrations(problems: list[MathProblem], rate: float, seed: int) ->
         raise ValueError(f"--sft_wrong_answer_rate must be in [0, 1], got {rate}")
     rng = random.Random(seed)
     return [replace(p, answer=str(int(p.answer) + 1)) if rng.random() < rate else p for p in problems]
+
+
+def demo_sft_examples(cfg: DemoConfig, demonstrations: list[MathProblem], tokenizer: Any) -> list[tuple[str, str]]:
+    """(prompt, target) pairs for SFT; each target ends with the tokenizer's EOS so the policy learns to stop."""
+    eos = eos_text(tokenizer)
+    return [(demo_prompt(cfg, p.question), r1_zero_target(p, eos)) for p in demonstrations]
 
 
 def _train_problem_tokenizer(cfg: DemoConfig, problems: list[MathProblem], directory: Path) -> Any:
@@ -148,7 +155,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
         before = evaluate(0)
         log({"step": 0, "phase": "start", **before})
-        sft_examples = [(prompt(p.question), r1_zero_target(p)) for p in demonstrations]
+        sft_examples = demo_sft_examples(cfg, demonstrations, tokenizer)
         sft_cfg = SFTConfig(
             sft_steps=cfg.sft_steps,
             batch_size=cfg.sft_batch_size,
