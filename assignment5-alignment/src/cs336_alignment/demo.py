@@ -7,7 +7,7 @@ verifiable and disjoint between training and evaluation; the r1_zero prompt and 
 
 By default 60 % of the SFT demonstrations end with a final answer one more than their own reasoning computes
 (``--sft_wrong_answer_rate``): imitation copies that mistake, and GRPO, rewarded for the true answer, unlearns it
-on problems it never saw. With clean demonstrations (``--sft_wrong_answer_rate 0``) SFT alone reaches about 0.54
+on problems it never saw. With clean demonstrations (``--sft_wrong_answer_rate 0``) SFT alone reaches 0.51-0.54
 and GRPO adds nothing measurable in this budget (README).
 """
 
