@@ -9,12 +9,6 @@ typed as each launcher types them, and its TTIR must hold no fp64. It runs in a 
 this session's Triton is imported in interpreter mode (``conftest.py``), whose functions the compiler cannot take.
 """
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 from cs336_systems.flash_attention import FlashAttentionTriton
@@ -22,6 +16,7 @@ from cs336_systems.flash_attention.triton_function import _length_bucket
 from torch._dynamo.source import ConstantSource
 from torch.fx.experimental.symbolic_shapes import ShapeEnv
 
+from tests.compiled_triton_probe import run_compiled_triton_probe
 from tests.flash_attention_checks import float64_reference, random_qkv, relative_error
 from tests.flash_kernel_front_end import CASES
 
@@ -34,17 +29,7 @@ pytestmark = pytest.mark.timeout(600)
 
 @pytest.fixture(scope="module")
 def front_end_errors() -> dict[str, str | None]:
-    env = {name: value for name, value in os.environ.items() if name != "TRITON_INTERPRET"}
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.flash_kernel_front_end"],
-        cwd=Path(__file__).parents[1],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    errors = json.loads(result.stdout.splitlines()[-1])
+    errors = run_compiled_triton_probe("tests.flash_kernel_front_end")
     if "skip" in errors:
         pytest.skip(errors["skip"])
     return errors

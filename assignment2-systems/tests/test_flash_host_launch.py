@@ -4,13 +4,9 @@ kernels' launchers are called directly, with what Triton's launch would pass; mi
 Triton's compiled-mode launch path runs here against stub kernels (``benchmarks/bench_flash_host_overhead.py``),
 in a subprocess: this session's Triton kernels are decorated for the interpreter (``conftest.py``)."""
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+
+from tests.compiled_triton_probe import run_compiled_triton_probe
 
 pytest.importorskip("triton")
 pytestmark = pytest.mark.timeout(600)  # one subprocess that imports torch and Triton; generous for a loaded machine
@@ -18,17 +14,7 @@ pytestmark = pytest.mark.timeout(600)  # one subprocess that imports torch and T
 
 @pytest.fixture(scope="module")
 def paths() -> dict:
-    env = {name: value for name, value in os.environ.items() if name != "TRITON_INTERPRET"}
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.flash_host_launch_probe"],
-        cwd=Path(__file__).parents[1],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    return json.loads(result.stdout.splitlines()[-1])
+    return run_compiled_triton_probe("tests.flash_host_launch_probe")
 
 
 def test_first_call_goes_through_triton_and_later_calls_launch_directly(paths):

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 import transformers  # noqa: F401  (imported at collection: its slow first import would otherwise land in a test)
+from cs336_alignment.math_data import MathProblem
 from cs336_basics.toolkit.data_paths import SharedDataUnavailable, shared_path
 from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -68,6 +69,14 @@ def arith_tokenizer(tmp_path_factory):
     corpus.write_text("<|endoftext|>".join(f"Q: {p.question}\nA: <think>{r1_zero_target(p)}" for p in problems))
     vocab, merges = train_bpe(corpus, 320, ["<|endoftext|>"])
     return Tokenizer(vocab, merges, special_tokens=["<|endoftext|>"])
+
+
+ITEM_PROBLEMS = [MathProblem(f"Q: item {i}", "0") for i in range(8)]
+"""Eight questions for loop tests on the arithmetic tokenizer; the rewards under test ignore the answer."""
+
+
+def item_prompt(question: str) -> str:
+    return question + "\nA: <think>"
 
 
 def tiny_basics_lm(vocab_size: int, seed: int = 0):

@@ -8,11 +8,10 @@ from cs336_alignment.dpo import PreferencePair
 from cs336_alignment.dpo_loop import train_dpo
 from cs336_alignment.grpo_loop import collect_rollouts, train_grpo
 from cs336_alignment.loop_configs import DPOConfig, GRPOConfig, SFTConfig
-from cs336_alignment.math_data import MathProblem
 from cs336_alignment.sampling import KVCacheSampler
 from cs336_alignment.sft_loop import train_sft
 
-from .conftest import tiny_basics_lm
+from .conftest import ITEM_PROBLEMS, item_prompt, tiny_basics_lm
 
 EXAMPLES = [("Q: Ava has 3 apples.\nA: <think>", " Ava has 3 apples. </think> <answer> 3 </answer>")] * 4
 
@@ -41,13 +40,6 @@ def _starts_with_space(response: str, truth: str) -> dict[str, float]:
     return {"reward": reward, "format_reward": 1.0, "answer_reward": reward}
 
 
-PROBLEMS = [MathProblem(f"Q: item {i}", "0") for i in range(8)]
-
-
-def _prompt(question: str) -> str:
-    return question + "\nA: <think>"
-
-
 def test_grpo_loop_raises_a_learnable_reward(arith_tokenizer):
     model = tiny_basics_lm(len(arith_tokenizer.vocab), seed=3)
     sampler = KVCacheSampler(model, arith_tokenizer)
@@ -67,12 +59,12 @@ def test_grpo_loop_raises_a_learnable_reward(arith_tokenizer):
         model,
         arith_tokenizer,
         sampler,
-        PROBLEMS,
+        ITEM_PROBLEMS,
         _starts_with_space,
         cfg,
         records.append,
         lambda s: {"val_reward": 0.5},
-        prompt_fn=_prompt,
+        prompt_fn=item_prompt,
     )
     assert len(records) == 14 and "val_reward" in records[6] and "val_reward" not in records[5]
     for key in ("train_reward", "entropy", "clip_fraction", "response_tokens", "loss", "grad_norm"):
@@ -104,7 +96,7 @@ def test_grpo_warns_loudly_when_a_step_has_no_learning_signal(arith_tokenizer, c
     )
     records = []
     sampler = KVCacheSampler(model, arith_tokenizer)
-    train_grpo(model, arith_tokenizer, sampler, PROBLEMS, _always(1.0), cfg, records.append, prompt_fn=_prompt)
+    train_grpo(model, arith_tokenizer, sampler, ITEM_PROBLEMS, _always(1.0), cfg, records.append, prompt_fn=item_prompt)
     err = capsys.readouterr().err
     assert err.count("WARNING: GRPO step") == 2 and "no learning signal" in err
     assert [r["no_learning_signal"] for r in records] == [True, True]
@@ -112,7 +104,9 @@ def test_grpo_warns_loudly_when_a_step_has_no_learning_signal(arith_tokenizer, c
     # without a baseline the raw reward itself weights the gradient: all-ones rewards still teach
     records = []
     no_baseline = GRPOConfig(**{**cfg.__dict__, "loss_type": "no_baseline", "n_grpo_steps": 1})
-    train_grpo(model, arith_tokenizer, sampler, PROBLEMS, _always(1.0), no_baseline, records.append, prompt_fn=_prompt)
+    train_grpo(
+        model, arith_tokenizer, sampler, ITEM_PROBLEMS, _always(1.0), no_baseline, records.append, prompt_fn=item_prompt
+    )
     assert records[0]["no_learning_signal"] is False and "WARNING" not in capsys.readouterr().err
 
 
@@ -128,7 +122,9 @@ def test_grpo_clip_rollouts_carry_the_sampling_policys_log_probs(arith_tokenizer
         loss_type="grpo_clip",
         epochs_per_rollout_batch=2,
     )
-    rollouts = collect_rollouts(model, arith_tokenizer, sampler, PROBLEMS[:2], _starts_with_space, cfg, 0, _prompt)
+    rollouts = collect_rollouts(
+        model, arith_tokenizer, sampler, ITEM_PROBLEMS[:2], _starts_with_space, cfg, 0, item_prompt
+    )
     reference = copy.deepcopy(model).double()
     with torch.no_grad():
         logits = reference(rollouts.batch["input_ids"])

@@ -6,14 +6,13 @@ import torch
 from cs336_alignment.expert_iteration import run_expert_iteration
 from cs336_alignment.grpo_loop import train_grpo
 from cs336_alignment.loop_configs import ExpertIterationConfig, GRPOConfig, SFTConfig
-from cs336_alignment.math_data import MathProblem
 from cs336_alignment.models import save_policy
 from cs336_alignment.run_config import PolicyConfig
 from cs336_alignment.run_setup import policy_sampler
 from cs336_alignment.sampling import KVCacheOptions, KVCacheSampler, SamplingParams, make_sampler
 from transformers import AutoModelForCausalLM
 
-from .conftest import tiny_basics_lm, tiny_llama
+from .conftest import ITEM_PROBLEMS, item_prompt, tiny_basics_lm, tiny_llama
 
 PROMPTS = [[5, 17, 42, 7, 99, 3], [11, 12], [250, 1, 2, 3], [9]]
 GREEDY = SamplingParams(temperature=0.0, max_tokens=16)
@@ -137,13 +136,6 @@ def _moving_reward(response: str, truth: str) -> dict[str, float]:
     return {"reward": reward, "format_reward": 1.0, "answer_reward": reward}
 
 
-PROBLEMS = [MathProblem(f"Q: item {i}", "0") for i in range(8)]
-
-
-def _prompt(question: str) -> str:
-    return question + "\nA: <think>"
-
-
 def test_grpo_and_expert_iteration_never_sample_from_a_stale_copy(arith_tokenizer):
     policy = tiny_basics_lm(len(arith_tokenizer.vocab), seed=3)
     start = [p.detach().clone() for p in policy.parameters()]
@@ -158,11 +150,13 @@ def test_grpo_and_expert_iteration_never_sample_from_a_stale_copy(arith_tokenize
         train_batch_size=16,
         gradient_accumulation_steps=2,
     )
-    train_grpo(policy, arith_tokenizer, sampler, PROBLEMS, _moving_reward, grpo, lambda r: None, prompt_fn=_prompt)
+    train_grpo(
+        policy, arith_tokenizer, sampler, ITEM_PROBLEMS, _moving_reward, grpo, lambda r: None, prompt_fn=item_prompt
+    )
     ei = ExpertIterationConfig(n_ei_steps=2, questions_per_step=4, rollouts_per_question=2, ei_max_tokens=6)
     sft = SFTConfig(batch_size=4, gradient_accumulation_steps=1, lr=1e-2)
     run_expert_iteration(
-        policy, arith_tokenizer, sampler, PROBLEMS, _always_right, ei, sft, lambda r: None, prompt_fn=_prompt
+        policy, arith_tokenizer, sampler, ITEM_PROBLEMS, _always_right, ei, sft, lambda r: None, prompt_fn=item_prompt
     )
     assert sampler.fresh == [True] * 5
     assert not any(torch.equal(a, b) for a, b in zip(start, policy.parameters()))  # the policy did move
