@@ -1,11 +1,12 @@
 """Time each FlashAttention-2 Triton kernel over a grid of fixed tile configurations.
 
 The autotuner only reports its winner; this shows the whole landscape for one shape (by default the
-leaderboard case: 16 heads, n = 16384, d = 64, bf16, causal), with achieved TFLOP/s, so the autotune
+leaderboard case: batch 1, 16 heads, n = 16384, d = 64, bf16, causal), with achieved TFLOP/s, so the autotune
 space can be chosen from measurements. The backward kernel is timed three ways: its dK/dV programs alone,
 its dQ programs alone (one launch restricted to one kind), and whole (both kinds in one launch) for the
 best tiles of each kind. Configurations that fail to compile (shared memory) are listed as errors.
-Results go to ``<out_dir>/kernel_configs.json`` and ``.md``.
+Results go to ``<out_dir>/kernel_configs.json`` and ``.md``, rewritten after each kernel, so a run cut off by a
+time limit keeps the kernels it finished. ``--kernels dkdv dq backward`` skips the forward.
 
 Run (GPU machine, repo root):
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src \
@@ -20,8 +21,12 @@ import json
 import os
 import sys
 from dataclasses import asdict, astuple, dataclass, field
+from typing import Literal
 
 from cs336_basics.toolkit.cli import parse_config
+
+KERNELS = ("forward", "dkdv", "dq", "backward")
+"""Timed in this order: the whole backward combines the best dK/dV and dQ tiles."""
 
 
 @dataclass(frozen=True)
@@ -29,13 +34,29 @@ class TuneConfig:
     """Every FlashAttention-2 Triton kernel timed over a grid of fixed tile configurations on one shape."""
 
     out_dir: str = field(default="runs/flash_tune", metadata={"help": "folder for kernel_configs.json and .md"})
+    batch: int = field(default=1, metadata={"help": "batch size (the kernels see batch x heads rows)"})
     heads: int = field(default=16, metadata={"help": "attention heads"})
     seq_len: int = field(default=16384, metadata={"help": "sequence length"})
     head_dim: int = field(default=64, metadata={"help": "head size"})
+    kernels: list[Literal["forward", "dkdv", "dq", "backward"]] = field(
+        default_factory=lambda: list(KERNELS), metadata={"help": "kernels to time; backward needs dkdv and dq"}
+    )
     causal: bool = field(default=True, metadata={"help": "causal mask"})
     warmup_ms: int = field(default=5, metadata={"help": "do_bench warm-up time per configuration"})
     rep_ms: int = field(default=25, metadata={"help": "do_bench measuring time per configuration"})
     top: int = field(default=5, metadata={"help": "rows per kernel in the table; also the tiles combined"})
+
+    def __post_init__(self):
+        if not self.kernels:
+            raise ValueError("kernels is empty")
+        if min(self.batch, self.heads, self.seq_len, self.head_dim, self.top) < 1:
+            raise ValueError("batch, heads, seq_len, head_dim and top must be >= 1")
+        if "backward" in self.kernels and not {"dkdv", "dq"} <= set(self.kernels):
+            raise ValueError("kernels: backward combines the best dkdv and dq tiles, so it needs both")
+
+    def rows_shape(self) -> tuple[int, int, int]:
+        """The kernels' ``(batch x heads, n, d)`` view of one of Q, K, V, dO."""
+        return self.batch * self.heads, self.seq_len, self.head_dim
 
 
 if __name__ == "__main__":  # parsed before torch loads, so that --help and a bad flag answer at once
@@ -113,12 +134,35 @@ def tile_columns(row: dict) -> tuple:
     return f"{row['dkdv_block_m']}/{row['dq_block_m']}", f"{row['dkdv_block_n']}/{row['dq_block_n']}"
 
 
+def write_results(config: TuneConfig, rows: list[dict], best: dict[str, list[dict]]) -> str:
+    """Every timed row to kernel_configs.json, the best per kernel to kernel_configs.md; returns the markdown."""
+    shape = f"batch {config.batch}, {config.heads} heads, n = {config.seq_len}, d = {config.head_dim}"
+    lines = [
+        f"{torch.cuda.get_device_name()}, triton {triton.__version__}; {shape}, bf16, causal {config.causal}",
+        "",
+        "| kernel | BLOCK_M | BLOCK_N | warps | stages | ms | TFLOP/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for kernel, ranked in best.items():
+        for r in ranked:
+            block_m, block_n = tile_columns(r)
+            lines.append(
+                f"| {kernel} | {block_m} | {block_n} | {r['num_warps']} | {r['num_stages']} | "
+                f"{r['ms']:.3f} | {r['tflops']:.0f} |"
+            )
+    table = "\n".join(lines)
+    result = {"config": asdict(config), "rows": rows}
+    for name, text in [("kernel_configs.json", json.dumps(result, indent=1)), ("kernel_configs.md", table + "\n")]:
+        write_text_atomic(os.path.join(config.out_dir, name), text)
+    return table
+
+
 def main(config: TuneConfig) -> None:
     if not torch.cuda.is_available():
         sys.exit("tune_flash_kernels needs a CUDA GPU")
     os.makedirs(config.out_dir, exist_ok=True)
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}", flush=True)
-    shape = (config.heads, config.seq_len, config.head_dim)
+    shape = config.rows_shape()
     q, k, v, do = (torch.randn(shape, device="cuda", dtype=torch.bfloat16) for _ in range(4))
     o = torch.empty_like(q)
     lse = torch.empty(shape[:2], device="cuda", dtype=torch.float32)
@@ -133,7 +177,7 @@ def main(config: TuneConfig) -> None:
 
     rows = []
     best: dict[str, list[dict]] = {}
-    for kernel in ["forward", "dkdv", "dq", "backward"]:
+    for kernel in [name for name in KERNELS if name in config.kernels]:
         flops = matmul_flops(kernel, *shape[:2], config.head_dim, config.causal)
         candidates = combined_configs(best) if kernel == "backward" else single_kind_configs(kernel)
         for candidate in candidates:
@@ -151,18 +195,7 @@ def main(config: TuneConfig) -> None:
         best[kernel] = sorted((r for r in rows if r["kernel"] == kernel and r["ms"]), key=lambda r: r["ms"])[
             : config.top
         ]
-
-    lines = ["| kernel | BLOCK_M | BLOCK_N | warps | stages | ms | TFLOP/s |", "|---|---|---|---|---|---|---|"]
-    for kernel, ranked in best.items():
-        for r in ranked:
-            block_m, block_n = tile_columns(r)
-            lines.append(
-                f"| {kernel} | {block_m} | {block_n} | {r['num_warps']} | {r['num_stages']} | "
-                f"{r['ms']:.3f} | {r['tflops']:.0f} |"
-            )
-    table = "\n".join(lines)
-    for name, text in [("kernel_configs.json", json.dumps(rows, indent=1)), ("kernel_configs.md", table + "\n")]:
-        write_text_atomic(os.path.join(config.out_dir, name), text)
+        table = write_results(config, rows, best)
     print(table)
 
 

@@ -1,0 +1,43 @@
+"""The kernel-tuning script's shape and kernel choice (the sweep itself needs a GPU)."""
+
+from pathlib import Path
+
+import pytest
+from cs336_basics.toolkit.cli import parse_config
+from cs336_basics.toolkit.entry_points import load_entry_point_module
+
+SCRIPT = Path(__file__).parents[1] / "benchmarks" / "tune_flash_kernels.py"
+
+
+@pytest.fixture(scope="module")
+def tune():
+    return load_entry_point_module(SCRIPT)
+
+
+def test_batch_multiplies_the_rows_the_kernels_see_and_their_flops(tune):
+    default = parse_config(tune.TuneConfig, [])
+    batched = parse_config(tune.TuneConfig, ["--batch", "16"])
+    assert default.rows_shape() == (16, 16384, 64)
+    assert batched.rows_shape() == (256, 16384, 64)
+    flops = [tune.matmul_flops("backward", *config.rows_shape()[:2], 64, True) for config in (default, batched)]
+    assert flops[1] == 16 * flops[0]
+
+
+def test_kernels_default_to_all_in_timing_order(tune):
+    assert parse_config(tune.TuneConfig, []).kernels == ["forward", "dkdv", "dq", "backward"]
+    assert parse_config(tune.TuneConfig, ["--kernels", "dkdv", "dq", "backward"]).kernels == ["dkdv", "dq", "backward"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--kernels", "dq", "backward"], "backward combines the best dkdv and dq tiles, so it needs both"),
+        (["--batch", "0"], "must be >= 1"),
+        (["--kernels", "dv"], "invalid choice value: 'dv'"),
+    ],
+)
+def test_a_bad_choice_is_a_usage_error(tune, argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        parse_config(tune.TuneConfig, argv)
+    assert exit_.value.code == 2
+    assert message in " ".join(capsys.readouterr().err.split())
