@@ -19,7 +19,13 @@ Conventions shared by every kernel:
   and accumulate dK and dV over query tiles, the rest each own a query tile and accumulate dQ over key
   tiles. Both kinds read D, so D is computed by a small kernel launched before it.
 - Programs are renumbered so that, for causal attention, the tiles with the most work start first
-  (longest-job-first keeps the tail of the launch short).
+  (longest-job-first keeps the tail of the launch short), in groups of rows (heads folded into batch): each
+  program streams one row's K and V (dQ and forward programs) or Q, dO, L and D (dK/dV programs), and at large
+  batch the programs resident at once would otherwise each belong to another row, so the streamed tensors
+  (2 MiB each per row at n = 16384, d = 64, bf16) would come from HBM for every program. Groups hold as many
+  rows as fit those tensors in ``L2_BUDGET``, and run one after another, longest-first within each: the light
+  tiles of one group overlap the heavy tiles of the next, so only the last group's tail is exposed, as
+  without groups. When every row fits (short sequences, small batch), there is one group.
 
 This module is imported lazily (on the first launch) because ``triton.jit`` decides at decoration
 time whether to compile or interpret; tests set ``TRITON_INTERPRET=1`` before that point.
@@ -36,6 +42,9 @@ SHARED_MEMORY_BUDGET = 160 * 1024
 for the layout conversions Triton adds)."""
 
 # Globals read inside kernels must be constexpr.
+L2_BUDGET = tl.constexpr(24 * 1024 * 1024)
+"""Bytes of L2 that the tensors streamed by one group of rows may fill (the H100 and H200 have 50 MB of L2;
+the rest is left for the tiles programs load once and for what they write)."""
 LOG2_E = tl.constexpr(1.4426950408889634)
 LN_2 = tl.constexpr(0.6931471805599453)
 
@@ -123,14 +132,25 @@ def _longest_first(rank, num_tiles, HEAVY_LAST: tl.constexpr):
 
 
 @triton.jit
-def _program_tile(num_tiles, HEAVY_LAST: tl.constexpr):
-    """Map the launch's (tile, batch) ids to a (tile, batch) pair in longest-job-first order.
+def _rows_per_group(length, POSITION_BYTES: tl.constexpr):
+    """Rows whose streamed tensors (``length`` positions of ``POSITION_BYTES`` each) fit ``L2_BUDGET``; at
+    least one. The budget is divided before the length, so no product of sizes can overflow int32."""
+    return tl.maximum(L2_BUDGET // POSITION_BYTES // length, 1)
 
-    The hardware starts programs in linear-id order; batches vary fastest, so every batch's
-    heaviest tile runs before any light one."""
-    num_batches = tl.num_programs(1)
-    linear = tl.program_id(1) * tl.num_programs(0) + tl.program_id(0)
-    return _longest_first(linear // num_batches, num_tiles, HEAVY_LAST), linear % num_batches
+
+@triton.jit
+def _grouped_longest_first(rank, num_tiles, num_rows, group_rows, HEAVY_LAST: tl.constexpr):
+    """(tile, row) of the ``rank``-th program to start, for ranks ``0 .. num_tiles * num_rows - 1``.
+
+    Rows run in groups of ``group_rows`` (the last group may hold fewer), one group after another; inside a
+    group, longest-job-first with rows varying fastest, so every row's heaviest tile runs before any light one.
+    A bijection: a full group takes ``group_rows * num_tiles`` consecutive ranks, the last group the rest."""
+    group_programs = group_rows * num_tiles
+    group = rank // group_programs
+    first_row = group * group_rows
+    rows_here = tl.minimum(group_rows, num_rows - first_row)
+    within = rank - group * group_programs
+    return _longest_first(within // rows_here, num_tiles, HEAVY_LAST), first_row + within % rows_here
 
 
 @triton.jit
@@ -194,7 +214,11 @@ def flash_fwd_kernel(
     BLOCK_N: tl.constexpr,
 ):
     """O = softmax(Q Kᵀ/√d) V and L = rowwise logsumexp for one query tile of one batch element."""
-    tile, batch = _program_tile(tl.cdiv(N_QUERIES, BLOCK_M), IS_CAUSAL)
+    # The hardware starts programs in linear-id order; each streams its row's K and V.
+    num_batches = tl.num_programs(1)
+    linear = tl.program_id(1) * tl.num_programs(0) + tl.program_id(0)
+    group_rows = _rows_per_group(N_KEYS, 2 * HEAD_DIM * K.dtype.element_ty.primitive_bitwidth // 8)
+    tile, batch = _grouped_longest_first(linear, tl.cdiv(N_QUERIES, BLOCK_M), num_batches, group_rows, IS_CAUSAL)
     batch = batch.to(tl.int64)
     q_start = tile * BLOCK_M
     offs_m = q_start + tl.arange(0, BLOCK_M)
@@ -466,26 +490,31 @@ def flash_bwd_kernel(
 ):
     """The whole backward in one launch: ``cdiv(N_KEYS, BLOCK_N1)`` dK/dV programs per batch element start
     first (they carry the most work), then ``cdiv(N_QUERIES, BLOCK_M2)`` dQ programs; each kind in
-    longest-job-first order. ``DKDV`` / ``DQ`` restrict a launch to one kind (the tuning script times
-    them apart); the grid must then cover only that kind's programs."""
+    longest-job-first order within groups of rows. ``DKDV`` / ``DQ`` restrict a launch to one kind (the tuning
+    script times them apart); the grid must then cover only that kind's programs."""
     num_batches = tl.num_programs(1)
     linear = tl.program_id(1) * tl.num_programs(0) + tl.program_id(0)
     dkdv_programs = 0
     if DKDV:
         dkdv_programs = tl.cdiv(N_KEYS, BLOCK_N1) * num_batches
-    # The branches name their tiles apart: with int64 lengths the query tile's index is int64, the key tile's
-    # int32, and Triton rejects a name that an if and its else assign with different types.
+    # The branches name their tiles and group sizes apart: with int64 lengths the query tile's index is int64,
+    # the key tile's int32, and Triton rejects a name that an if and its else assign with different types.
     if linear < dkdv_programs:
-        batch = (linear % num_batches).to(tl.int64)
-        key_tile = linear // num_batches  # low indices see the most queries when causal
+        # Streams its row's Q and dO, and L and D (float32); low key tiles see the most queries when causal.
+        key_group_rows = _rows_per_group(N_QUERIES, 2 * HEAD_DIM * Q.dtype.element_ty.primitive_bitwidth // 8 + 8)
+        key_tile, batch = _grouped_longest_first(linear, tl.cdiv(N_KEYS, BLOCK_N1), num_batches, key_group_rows, False)
+        batch = batch.to(tl.int64)
         _dkdv_program(
             Q, K, V, dO, L, Delta, dK, dV, key_tile, batch, N_QUERIES, N_KEYS, HEAD_DIM, IS_CAUSAL, BLOCK_M1,
             BLOCK_N1,
         )  # fmt: skip
     elif DQ:
-        rank = linear - dkdv_programs
-        batch = (rank % num_batches).to(tl.int64)
-        query_tile = _longest_first(rank // num_batches, tl.cdiv(N_QUERIES, BLOCK_M2), IS_CAUSAL)
+        # Streams its row's K and V.
+        query_group_rows = _rows_per_group(N_KEYS, 2 * HEAD_DIM * K.dtype.element_ty.primitive_bitwidth // 8)
+        query_tile, batch = _grouped_longest_first(
+            linear - dkdv_programs, tl.cdiv(N_QUERIES, BLOCK_M2), num_batches, query_group_rows, IS_CAUSAL
+        )
+        batch = batch.to(tl.int64)
         _dq_program(
             Q, K, V, dO, L, Delta, dQ, query_tile, batch, N_QUERIES, N_KEYS, HEAD_DIM, IS_CAUSAL, BLOCK_M2, BLOCK_N2
         )
