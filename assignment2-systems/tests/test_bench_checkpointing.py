@@ -71,7 +71,7 @@ def test_smoke_run_writes_one_row_per_policy(bench, tmp_path):
     assert {row["status"] for row in rows} == {"ok"}
     saved = {row["policy"]: row["saved_for_backward_MiB"] for row in rows}
     assert saved["every"] < saved["every_other"] < saved["none"]
-    assert "| size | ctx | policy | peak MiB |" in (tmp_path / "checkpointing.md").read_text()
+    assert "| size | ctx | policy | peak MiB | fwd+bwd peak MiB |" in (tmp_path / "checkpointing.md").read_text()
 
 
 @pytest.mark.parametrize("policy", ["none", "every_other", "every", "two_block_segments"])
