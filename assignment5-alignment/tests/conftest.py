@@ -58,6 +58,20 @@ def tiny_gpt2_ref():
 
 
 @pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_gpt2, gpt2_tokenizer, tmp_path_factory):
+    """The tiny random GPT-2 saved as a checkpoint directory, loadable through ``--policy.model``; the experiments
+    that load it also read GSM8K, so it skips without the shared data."""
+    from cs336_alignment.models import save_policy
+    from cs336_alignment.run_config import PolicyConfig
+
+    for split in ("train", "test"):
+        shared_or_skip(f"data/gsm8k/{split}.jsonl")
+    directory = tmp_path_factory.mktemp("policy") / "tiny"
+    save_policy(tiny_gpt2, gpt2_tokenizer, directory)
+    return PolicyConfig(model=str(directory), device="cpu", backend="kv_cache", static_cache=False)
+
+
+@pytest.fixture(scope="session")
 def arith_tokenizer(tmp_path_factory):
     """A ``cs336_basics`` byte-level BPE tokenizer trained on procedural word problems (no shared data needed)."""
     from cs336_alignment.math_data import arithmetic_word_problems, r1_zero_target

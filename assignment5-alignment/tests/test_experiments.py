@@ -11,21 +11,8 @@ from cs336_alignment.experiments.math_baseline import run_math_baseline
 from cs336_alignment.loop_configs import GRPOConfig, SFTConfig
 from cs336_alignment.math_data import r1_zero_prompt
 from cs336_alignment.math_eval import question_only_prompt
-from cs336_alignment.models import save_policy
 from cs336_alignment.rewards import question_only_reward_fn, r1_zero_reward_fn
 from cs336_alignment.run_config import PolicyConfig
-
-from .conftest import shared_or_skip
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tiny_gpt2, gpt2_tokenizer, tmp_path_factory):
-    """The tiny random GPT-2 saved as a checkpoint directory, loadable through ``--policy.model``."""
-    for split in ("train", "test"):
-        shared_or_skip(f"data/gsm8k/{split}.jsonl")
-    directory = tmp_path_factory.mktemp("policy") / "tiny"
-    save_policy(tiny_gpt2, gpt2_tokenizer, directory)
-    return PolicyConfig(model=str(directory), device="cpu", backend="kv_cache", static_cache=False)
 
 
 def _read_jsonl(path):

@@ -9,6 +9,8 @@ GPU (one call each; from an SFT checkpoint saved earlier in the lease: --policy.
 Ablations: --grpo.loss_type no_baseline | --grpo.length_normalization constant | --no-grpo.use_std_normalization |
     off-policy: --grpo.epochs_per_rollout_batch 4 --grpo.train_batch_size 64 --grpo.gradient_accumulation_steps 32 \
     --grpo.loss_type grpo_clip (or grpo_no_clip)
+Across calls (the handout's 200 steps do not fit in one): add --state_dir /tmp/a5/state_<run> and repeat the same
+command; each call trains until --grpo.max_seconds, saves the state, and writes the report of the steps so far.
 Then scripts/experiments/compare_grpo_runs.py overlays the runs. CPU smoke test:
     uv run python assignment5-alignment/scripts/experiments/grpo_experiment.py --grpo.n_grpo_steps 1 \
         --grpo.rollout_batch_size 4 --grpo.group_size 2 --grpo.train_batch_size 4 --grpo.gradient_accumulation_steps 2 \

@@ -3,7 +3,9 @@ within each group, and take policy-gradient steps (on-policy, or several off-pol
 
 Follows the handout's Algorithm 3. The sampler generates from the policy's current weights: ``sync_weights``
 after every rollout batch's updates refreshes our KV-cache sampler's low-precision copy (none: it reads the
-policy in place) or vLLM's engine.
+policy in place) or vLLM's engine. A run can stop (``max_seconds``) and continue later: ``train_grpo`` returns a
+``GRPOProgress`` and takes one back, so the resumed steps draw the same questions, rollout seeds, shuffles and
+dropout masks, at the same learning rates, as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -33,6 +35,31 @@ from cs336_alignment.tokenization import encode_texts, pack_prompt_and_output_id
 from cs336_alignment.train_steps import grpo_microbatch_train_step
 
 LogFn = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class GRPOProgress:
+    """Where a GRPO run stands after ``train_grpo`` returns: the next step (0-based, ``n_grpo_steps`` when done),
+    AdamW's state and the random generators' states (question sampling and shuffling; torch's, for dropout).
+    The tensors are the live optimiser's: save or copy them before training on."""
+
+    next_step: int
+    optimizer: dict[str, Any]
+    question_rng: tuple
+    torch_rng: torch.Tensor
+    cuda_rng: list[torch.Tensor]
+
+    def restore(self, optimizer: torch.optim.Optimizer, rng: random.Random) -> None:
+        optimizer.load_state_dict(self.optimizer)
+        rng.setstate(self.question_rng)
+        torch.set_rng_state(self.torch_rng)
+        if self.cuda_rng:
+            torch.cuda.set_rng_state_all(self.cuda_rng)
+
+    @classmethod
+    def capture(cls, next_step: int, optimizer: torch.optim.Optimizer, rng: random.Random) -> GRPOProgress:
+        cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+        return cls(next_step, optimizer.state_dict(), rng.getstate(), torch.get_rng_state(), cuda_rng)
 
 
 @dataclass
@@ -172,18 +199,28 @@ def train_grpo(
     step_offset: int = 0,
     prompt_fn: Callable[[str], str] = r1_zero_prompt,
     stop: tuple[str, ...] = R1_ZERO_STOP,
-) -> None:
-    """``cfg.n_grpo_steps`` rounds (fewer when ``cfg.max_seconds`` runs out) of rollout, scoring and
-    policy-gradient updates; one log record per round, the last one validated. Rollouts are prompted with
-    ``prompt_fn``, end at ``stop`` and are scored by ``reward_fn``: r1_zero's prompt and stop by default."""
+    resume: GRPOProgress | None = None,
+) -> GRPOProgress:
+    """Rounds of rollout, scoring and policy-gradient updates up to ``cfg.n_grpo_steps`` (this call ends earlier
+    when ``cfg.max_seconds`` runs out); one log record per round, the last one validated. Rollouts are prompted
+    with ``prompt_fn``, end at ``stop`` and are scored by ``reward_fn``: r1_zero's prompt and stop by default.
+    ``resume`` (a policy already holding its weights) continues a run that returned it; the return value
+    continues this one."""
     questions_per_step = cfg.rollout_batch_size // cfg.group_size
     if len(train_problems) < questions_per_step:
         raise ValueError(f"need at least {questions_per_step} training problems, got {len(train_problems)}")
     optimizer = make_optimizer(policy, cfg.learning_rate, cfg.weight_decay)
     rng = random.Random(cfg.seed)
-    bar = tqdm(total=cfg.n_grpo_steps, desc="grpo", unit="step")
+    first = 0
+    if resume is None:
+        torch.manual_seed(cfg.seed)  # dropout masks, where the policy has dropout: a rerun repeats them
+    else:
+        resume.restore(optimizer, rng)
+        first = resume.next_step
+    bar = tqdm(total=cfg.n_grpo_steps, initial=first, desc="grpo", unit="step")
     loop_started = time.perf_counter()
-    for step in range(cfg.n_grpo_steps):
+    next_step = first
+    for step in range(first, cfg.n_grpo_steps):
         started = time.perf_counter()
         # min == max: the linear warm-up, then constant
         lr = lr_cosine_schedule(step, cfg.learning_rate, cfg.learning_rate, cfg.warmup_steps, cfg.n_grpo_steps)
@@ -221,9 +258,11 @@ def train_grpo(
         bar.set_postfix(reward=f"{record['train_reward']:.3f}", tokens=f"{record['response_tokens']:.0f}")
         bar.update()
         log(record)
+        next_step = step + 1
         if last:
             break
     bar.close()
+    return GRPOProgress.capture(next_step, optimizer, rng)
 
 
 def has_learning_signal(rollouts: Rollouts, loss_type: str) -> bool:

@@ -110,6 +110,13 @@ class GRPOExperimentConfig:
     subset_size: int = field(default=500, metadata={"help": "fixed GSM8K test subset, evaluated before and after"})
     subset_seed: int = field(default=0, metadata={"help": "seed of the subset rule (0: the committed subset)"})
     val_size: int = field(default=200, metadata={"help": "first N subset problems validated every eval_every steps"})
+    state_dir: str = field(
+        default="",
+        metadata={
+            "help": "save the training state here when the run stops, and continue from it when it is there "
+            "(the same command again; only --grpo.max_seconds and --grpo.eval_every may change)"
+        },
+    )
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """One GRPO run on GSM8K train (a point of the learning-rate sweep or one ablation), evaluated on the fixed test
 subset before and after (paired 95% interval of the change) and validated along the way, with the learning-signal
 diagnostics of every step: what ``scripts/experiments/grpo_experiment.py`` runs. ``--prompt`` picks one prompt
-style of ``math_eval.PROMPT_STYLES``: its prompt, stop strings and reward serve rollouts and every evaluation."""
+style of ``math_eval.PROMPT_STYLES``: its prompt, stop strings and reward serve rollouts and every evaluation.
+With ``--state_dir`` a run spans several calls of the same command (``experiments.grpo_state``); every call
+writes the full report of the steps so far."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from cs336_basics.toolkit.atomic import write_jsonl_atomic
 from cs336_basics.toolkit.metrics import MetricsLogger
 
 from cs336_alignment.experiments.configs import GRPOExperimentConfig
+from cs336_alignment.experiments.grpo_state import GRPORunState, config_dict, load_state, save_state
 from cs336_alignment.grpo_loop import train_grpo
 from cs336_alignment.grpo_report import COLUMNS, CURVES, LABELS, default_run_name, summarize_grpo_run
 from cs336_alignment.math_data import load_gsm8k
@@ -26,18 +29,24 @@ from cs336_alignment.subset_eval import SubsetEvaluation
 
 def run_grpo_experiment(cfg: GRPOExperimentConfig) -> dict[str, Any]:
     """Evaluate, train, evaluate again; write ``grpo.{md,json,png}``, ``metrics.jsonl`` (every step) and
-    ``generations.jsonl`` (the final evaluation) to ``out_dir``; return the summary row."""
+    ``generations.jsonl`` (the final evaluation) to ``out_dir``; return the summary row. With ``state_dir``, start
+    from the state saved there (no second "before" evaluation) and save the state again when training stops."""
     out_dir = Path(cfg.out_dir)
     style = prompt_style(cfg.prompt)  # an unknown prompt fails before the model loads
     run_name = experiment_run_name(cfg)
+    saved = load_state(cfg.state_dir, cfg) if cfg.state_dir else None  # so does another run's state
     policy, tokenizer = load_policy(cfg.policy)
+    if saved is not None:
+        policy.load_state_dict(saved.policy)
     sampler = policy_sampler(cfg.policy, policy, tokenizer)
+    if saved is not None:
+        sampler.sync_weights(policy)  # vLLM loads the starting checkpoint, not the saved weights
     subset = SubsetEvaluation.gsm8k(
         sampler, cfg.subset_size, cfg.subset_seed, cfg.val_size, cfg.grpo.sampling_max_tokens, style.name
     )
     train = load_gsm8k("train")
     started = time.perf_counter()
-    before = subset.run().records
+    before = subset.run().records if saved is None else saved.before
     records: list[dict] = []
     with MetricsLogger(out_dir / "metrics.jsonl") as logger:
 
@@ -45,8 +54,13 @@ def run_grpo_experiment(cfg: GRPOExperimentConfig) -> dict[str, Any]:
             records.append(record)
             logger.log(**record)
 
-        log({"step": 0, **{f"val_{k}": v for k, v in mean_metrics(before[: cfg.val_size]).items()}})
-        train_grpo(
+        if saved is None:
+            log({"step": 0, **{f"val_{k}": v for k, v in mean_metrics(before[: cfg.val_size]).items()}})
+        else:
+            print(f"resuming {run_name} at step {saved.progress.next_step} of {cfg.grpo.n_grpo_steps}")
+            for record in saved.records:
+                log(record)
+        progress = train_grpo(
             policy,
             tokenizer,
             sampler,
@@ -57,7 +71,13 @@ def run_grpo_experiment(cfg: GRPOExperimentConfig) -> dict[str, Any]:
             lambda s: subset.validate(),
             prompt_fn=style.prompt_fn,
             stop=style.stop,
+            resume=None if saved is None else saved.progress,
         )
+    if cfg.state_dir and (saved is None or progress.next_step > saved.progress.next_step):
+        folder = save_state(
+            cfg.state_dir, GRPORunState(config_dict(cfg), before, records, progress, policy.state_dict())
+        )
+        print(f"state after step {progress.next_step} of {cfg.grpo.n_grpo_steps}: {folder}")
     sampler.sync_weights(policy)
     after = subset.run().records
     steps = [r for r in records if r.get("phase") == "grpo"]

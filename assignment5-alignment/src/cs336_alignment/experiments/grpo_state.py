@@ -1,0 +1,134 @@
+"""The saved state of a ``grpo_experiment`` run that a later call continues (``--state_dir``): the device tool
+allows 10 minutes a call, and the handout's 200 GRPO steps take several calls.
+
+A state is one folder ``<state_dir>/step_<next step>/``: ``policy.pt`` (the weights), ``trainer.pt`` (AdamW's
+state and the random generators' states) and ``run.json`` (the config, the "before" evaluation and the metrics
+records so far). It is written as a hidden temporary folder and renamed into place, so a folder named
+``step_*`` is always complete; a writer killed mid-write leaves only its temporary, which is never loaded and which
+the next save removes. After the rename the older states are deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import torch
+
+from cs336_alignment.experiments.configs import GRPOExperimentConfig
+from cs336_alignment.grpo_loop import GRPOProgress
+
+MAY_CHANGE = ("grpo.max_seconds", "grpo.eval_every", "state_dir")
+"""Config keys a resumed call may change: how long this call trains, how often it validates, where the state is."""
+_PREFIX = "step_"
+_TEMPORARY = ".saving-"
+
+
+@dataclass
+class GRPORunState:
+    """Everything a resumed ``grpo_experiment`` call needs besides the model files it starts from."""
+
+    config: dict[str, Any]
+    before: list[dict[str, Any]]
+    records: list[dict[str, Any]]
+    progress: GRPOProgress
+    policy: dict[str, torch.Tensor]
+
+
+def config_dict(cfg: GRPOExperimentConfig) -> dict[str, Any]:
+    """The config as compared across calls: flat ``section.key`` names, JSON values."""
+    flat = {}
+    for key, value in asdict(cfg).items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{inner}": v for inner, v in value.items()})
+        else:
+            flat[key] = value
+    return json.loads(json.dumps(flat))
+
+
+def check_same_run(saved: dict[str, Any], cfg: GRPOExperimentConfig, where: Path) -> None:
+    """Raise unless ``cfg`` is the saved run's config up to ``MAY_CHANGE``."""
+    now = config_dict(cfg)
+    differ = [
+        f"{key}: saved {saved.get(key)!r}, now {now.get(key)!r}"
+        for key in sorted(saved.keys() | now.keys())
+        if key not in MAY_CHANGE and saved.get(key) != now.get(key)
+    ]
+    if differ:
+        raise ValueError(
+            f"the GRPO state in {where} belongs to another run ({'; '.join(differ)}); only "
+            f"{', '.join(MAY_CHANGE)} may change between calls. Repeat the saved run's command, or pass a new "
+            "--state_dir for a new run"
+        )
+
+
+def save_state(state_dir: str | os.PathLike, state: GRPORunState) -> Path:
+    """Write ``state`` as ``state_dir/step_<next step>`` atomically, then delete older states; return the folder."""
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    for stale in state_dir.glob(_TEMPORARY + "*"):
+        shutil.rmtree(stale)
+    target = state_dir / f"{_PREFIX}{state.progress.next_step:06d}"
+    if target.exists():
+        raise FileExistsError(f"{target} exists: a state is saved once per step")
+    tmp = Path(tempfile.mkdtemp(prefix=_TEMPORARY, dir=state_dir))
+    progress = state.progress
+    trainer = {
+        "optimizer": progress.optimizer,
+        "question_rng": progress.question_rng,
+        "torch_rng": progress.torch_rng,
+        "cuda_rng": progress.cuda_rng,
+    }
+    run = {"next_step": progress.next_step, "config": state.config, "before": state.before, "records": state.records}
+    _write(tmp / "policy.pt", lambda f: torch.save(state.policy, f))
+    _write(tmp / "trainer.pt", lambda f: torch.save(trainer, f))
+    _write(tmp / "run.json", lambda f: f.write(json.dumps(run).encode()))
+    os.rename(tmp, target)
+    _fsync(state_dir)
+    for older in saved_states(state_dir)[:-1]:
+        shutil.rmtree(older)
+    return target
+
+
+def load_state(state_dir: str | os.PathLike, cfg: GRPOExperimentConfig) -> GRPORunState | None:
+    """The latest complete state in ``state_dir`` (None when there is none), checked against ``cfg``."""
+    states = saved_states(Path(state_dir))
+    if not states:
+        return None
+    folder = states[-1]
+    run = json.loads((folder / "run.json").read_text())
+    check_same_run(run["config"], cfg, folder)
+    trainer = torch.load(folder / "trainer.pt", map_location="cpu", weights_only=True)
+    progress = GRPOProgress(
+        run["next_step"], trainer["optimizer"], trainer["question_rng"], trainer["torch_rng"], trainer["cuda_rng"]
+    )
+    policy = torch.load(folder / "policy.pt", map_location="cpu", weights_only=True)
+    return GRPORunState(run["config"], run["before"], run["records"], progress, policy)
+
+
+def saved_states(state_dir: Path) -> list[Path]:
+    """The complete state folders in ``state_dir``, oldest first (temporaries are never among them)."""
+    if not state_dir.is_dir():
+        return []
+    return sorted(p for p in state_dir.glob(_PREFIX + "*") if p.is_dir())
+
+
+def _write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    with path.open("wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
