@@ -139,7 +139,12 @@ def test_another_runs_state_is_refused_before_the_model_loads(tmp_path):
     other = replace(cfg, grpo=replace(cfg.grpo, learning_rate=2e-5))
     with pytest.raises(ValueError, match=r"another run \(grpo.learning_rate: saved 1e-05, now 2e-05\)"):
         grpo_run.run_grpo_experiment(other)
-    same = replace(cfg, grpo=replace(cfg.grpo, max_seconds=30.0, eval_every=3), state_dir=str(tmp_path / "moved"))
+    same = replace(
+        cfg,
+        grpo=replace(cfg.grpo, max_seconds=30.0, eval_every=3),
+        state_dir=str(tmp_path / "moved"),
+        out_dir=str(tmp_path / "elsewhere"),
+    )
     grpo_state.check_same_run(config_dict(cfg), same, tmp_path)
 
 

@@ -114,7 +114,7 @@ class GRPOExperimentConfig:
         default="",
         metadata={
             "help": "save the training state here when the run stops, and continue from it when it is there "
-            "(the same command again; only --grpo.max_seconds and --grpo.eval_every may change)"
+            "(the same command again; only --grpo.max_seconds, --grpo.eval_every and --out_dir may change)"
         },
     )
 

@@ -24,8 +24,9 @@ import torch
 from cs336_alignment.experiments.configs import GRPOExperimentConfig
 from cs336_alignment.grpo_loop import GRPOProgress
 
-MAY_CHANGE = ("grpo.max_seconds", "grpo.eval_every", "state_dir")
-"""Config keys a resumed call may change: how long this call trains, how often it validates, where the state is."""
+MAY_CHANGE = ("grpo.max_seconds", "grpo.eval_every", "state_dir", "out_dir")
+"""Config keys a resumed call may change: how long this call trains, how often it validates, and where the state
+and the report are (the device tool's output folder need not keep its path from call to call)."""
 _PREFIX = "step_"
 _TEMPORARY = ".saving-"
 
