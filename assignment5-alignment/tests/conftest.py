@@ -8,6 +8,7 @@ import pytest
 import torch
 import transformers  # noqa: F401  (imported at collection: its slow first import would otherwise land in a test)
 from cs336_alignment.math_data import MathProblem
+from cs336_alignment.math_eval import R1_ZERO_STOP, PromptStyle
 from cs336_basics.toolkit.data_paths import SharedDataUnavailable, shared_path
 from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -91,6 +92,11 @@ ITEM_PROBLEMS = [MathProblem(f"Q: item {i}", "0") for i in range(8)]
 
 def item_prompt(question: str) -> str:
     return question + "\nA: <think>"
+
+
+def item_style(reward_fn) -> PromptStyle:
+    """``item_prompt`` with ``reward_fn`` and r1_zero's stop: the prompt style of loop tests on ITEM_PROBLEMS."""
+    return PromptStyle("item", item_prompt, reward_fn, R1_ZERO_STOP)
 
 
 def tiny_basics_lm(vocab_size: int, seed: int = 0):

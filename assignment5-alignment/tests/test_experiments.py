@@ -64,7 +64,8 @@ def test_grpo_prompt_option_sets_prompt_stop_and_reward_of_training_and_evaluati
     row = grpo_run.run_grpo_experiment(cfg)
 
     ((args, kwargs),) = train_calls
-    assert args[4] is reward_fn and kwargs["prompt_fn"] is prompt_fn and kwargs["stop"] == stop
+    style = args[4]
+    assert style.reward_fn is reward_fn and style.prompt_fn is prompt_fn and style.stop == stop
     # rollouts (2 samples per question at temperature 1) and evaluations (greedy) alike
     assert {(params.n, params.temperature) for _, params in generate_calls} == {(2, 1.0), (1, 0.0)}
     for prompts, params in generate_calls:

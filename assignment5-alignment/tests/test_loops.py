@@ -11,7 +11,7 @@ from cs336_alignment.loop_configs import DPOConfig, GRPOConfig, SFTConfig
 from cs336_alignment.sampling import KVCacheSampler
 from cs336_alignment.sft_loop import train_sft
 
-from .conftest import ITEM_PROBLEMS, item_prompt, tiny_basics_lm
+from .conftest import ITEM_PROBLEMS, item_style, tiny_basics_lm
 
 EXAMPLES = [("Q: Ava has 3 apples.\nA: <think>", " Ava has 3 apples. </think> <answer> 3 </answer>")] * 4
 
@@ -60,11 +60,10 @@ def test_grpo_loop_raises_a_learnable_reward(arith_tokenizer):
         arith_tokenizer,
         sampler,
         ITEM_PROBLEMS,
-        _starts_with_space,
+        item_style(_starts_with_space),
         cfg,
         records.append,
         lambda s: {"val_reward": 0.5},
-        prompt_fn=item_prompt,
     )
     assert len(records) == 14 and "val_reward" in records[6] and "val_reward" not in records[5]
     for key in ("train_reward", "entropy", "clip_fraction", "response_tokens", "loss", "grad_norm"):
@@ -96,7 +95,7 @@ def test_grpo_warns_loudly_when_a_step_has_no_learning_signal(arith_tokenizer, c
     )
     records = []
     sampler = KVCacheSampler(model, arith_tokenizer)
-    train_grpo(model, arith_tokenizer, sampler, ITEM_PROBLEMS, _always(1.0), cfg, records.append, prompt_fn=item_prompt)
+    train_grpo(model, arith_tokenizer, sampler, ITEM_PROBLEMS, item_style(_always(1.0)), cfg, records.append)
     err = capsys.readouterr().err
     assert err.count("WARNING: GRPO step") == 2 and "no learning signal" in err
     assert [r["no_learning_signal"] for r in records] == [True, True]
@@ -104,9 +103,7 @@ def test_grpo_warns_loudly_when_a_step_has_no_learning_signal(arith_tokenizer, c
     # without a baseline the raw reward itself weights the gradient: all-ones rewards still teach
     records = []
     no_baseline = GRPOConfig(**{**cfg.__dict__, "loss_type": "no_baseline", "n_grpo_steps": 1})
-    train_grpo(
-        model, arith_tokenizer, sampler, ITEM_PROBLEMS, _always(1.0), no_baseline, records.append, prompt_fn=item_prompt
-    )
+    train_grpo(model, arith_tokenizer, sampler, ITEM_PROBLEMS, item_style(_always(1.0)), no_baseline, records.append)
     assert records[0]["no_learning_signal"] is False and "WARNING" not in capsys.readouterr().err
 
 
@@ -123,7 +120,7 @@ def test_grpo_clip_rollouts_carry_the_sampling_policys_log_probs(arith_tokenizer
         epochs_per_rollout_batch=2,
     )
     rollouts = collect_rollouts(
-        model, arith_tokenizer, sampler, ITEM_PROBLEMS[:2], _starts_with_space, cfg, 0, item_prompt
+        model, arith_tokenizer, sampler, ITEM_PROBLEMS[:2], item_style(_starts_with_space), cfg, 0
     )
     reference = copy.deepcopy(model).double()
     with torch.no_grad():

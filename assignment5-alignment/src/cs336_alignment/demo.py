@@ -17,6 +17,7 @@ import json
 import random
 import time
 from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from cs336_alignment.demo_config import DemoConfig
 from cs336_alignment.grpo_loop import train_grpo
 from cs336_alignment.loop_configs import GRPOConfig, SFTConfig
 from cs336_alignment.math_data import MathProblem, arithmetic_word_problems, r1_zero_prompt, r1_zero_target
-from cs336_alignment.math_eval import evaluate_math, r1_zero_sampling
+from cs336_alignment.math_eval import R1_ZERO_STOP, PromptStyle, evaluate_math
 from cs336_alignment.models import load_causal_lm, load_tokenizer
 from cs336_alignment.plots import plot_metrics
 from cs336_alignment.rewards import r1_zero_reward_fn
@@ -134,13 +135,12 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     ][: cfg.heldout_problems]
     policy, tokenizer = _policy(cfg, train, out_dir)
     sampler = KVCacheSampler(policy, tokenizer, max_batch_size=128)
-    eval_params = r1_zero_sampling(cfg.max_tokens, temperature=0.0)
-
-    def prompt(question: str) -> str:
-        return demo_prompt(cfg, question)
+    # the demo's prompt, with r1_zero's response format, stop and reward
+    style = PromptStyle(cfg.prompt, partial(demo_prompt, cfg), r1_zero_reward_fn, R1_ZERO_STOP)
+    eval_params = style.sampling(cfg.max_tokens)
 
     def evaluate(step: int) -> dict[str, float]:
-        result = evaluate_math(sampler, heldout, eval_params, r1_zero_reward_fn, prompt)
+        result = evaluate_math(sampler, heldout, eval_params, style.reward_fn, style.prompt_fn)
         with open(out_dir / "heldout_samples.jsonl", "a") as f:
             for record in result.records[:4]:
                 f.write(json.dumps({"step": step, **record}) + "\n")
@@ -179,12 +179,11 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
             tokenizer,
             sampler,
             train,
-            r1_zero_reward_fn,
+            style,
             grpo_cfg,
             log_and_keep,
             evaluate,
             step_offset=cfg.sft_steps,
-            prompt_fn=prompt,
         )
         after_grpo = records[-1]
     _save_state(policy, out_dir / "policy.pt")

@@ -26,10 +26,9 @@ from cs336_alignment.advantages import compute_group_normalized_rewards
 from cs336_alignment.log_probs import get_response_log_probs
 from cs336_alignment.loop_configs import GRPOConfig
 from cs336_alignment.losses import masked_mean
-from cs336_alignment.math_data import MathProblem, r1_zero_prompt
-from cs336_alignment.math_eval import R1_ZERO_STOP
+from cs336_alignment.math_data import MathProblem
+from cs336_alignment.math_eval import PromptStyle
 from cs336_alignment.optim import clip_and_step, make_optimizer, set_lr
-from cs336_alignment.rewards import RewardFn
 from cs336_alignment.sampling.params import Sampler, SamplingParams
 from cs336_alignment.tokenization import encode_texts, pack_prompt_and_output_ids, pad_token_id
 from cs336_alignment.train_steps import grpo_microbatch_train_step
@@ -81,30 +80,28 @@ def collect_rollouts(
     tokenizer: Any,
     sampler: Sampler,
     problems: Sequence[MathProblem],
-    reward_fn: RewardFn,
+    style: PromptStyle,
     cfg: GRPOConfig,
     seed: int,
-    prompt_fn: Callable[[str], str] = r1_zero_prompt,
-    stop: tuple[str, ...] = R1_ZERO_STOP,
 ) -> Rollouts:
-    """Sample ``group_size`` responses per problem, score them and compute group-normalised advantages.
-    ``prompt_fn``, ``stop`` and ``reward_fn`` belong together (a ``math_eval.PromptStyle`` pairs them)."""
+    """Sample ``group_size`` responses per problem (prompted and stopped as ``style`` says), score them with the
+    style's reward and compute group-normalised advantages."""
     params = SamplingParams(
         temperature=cfg.sampling_temperature,
         max_tokens=cfg.sampling_max_tokens,
         min_tokens=cfg.sampling_min_tokens,
-        stop=stop,
+        stop=style.stop,
         include_stop_str_in_output=True,
         n=cfg.group_size,
         seed=seed,
     )
-    prompts = [prompt_fn(p.question) for p in problems]
+    prompts = [style.prompt_fn(p.question) for p in problems]
     completions = sampler.generate(prompts, params)
     responses = [c.text for c in completions]
     repeated_prompts = [p for p in prompts for _ in range(cfg.group_size)]
     truths = [p.answer for p in problems for _ in range(cfg.group_size)]
     advantages, raw_rewards, stats = compute_group_normalized_rewards(
-        reward_fn, responses, truths, cfg.group_size, cfg.advantage_eps, cfg.use_std_normalization
+        style.reward_fn, responses, truths, cfg.group_size, cfg.advantage_eps, cfg.use_std_normalization
     )
     device = next(policy.parameters()).device
     # train on the token ids that were sampled: re-encoding the decoded text can split it differently, and the
@@ -191,21 +188,18 @@ def train_grpo(
     tokenizer: Any,
     sampler: Sampler,
     train_problems: Sequence[MathProblem],
-    reward_fn: RewardFn,
+    style: PromptStyle,
     cfg: GRPOConfig,
     log: LogFn,
     evaluate: Callable[[int], dict[str, float]] | None = None,
     checkpoint: Callable[[int], None] | None = None,
     step_offset: int = 0,
-    prompt_fn: Callable[[str], str] = r1_zero_prompt,
-    stop: tuple[str, ...] = R1_ZERO_STOP,
     resume: GRPOProgress | None = None,
 ) -> GRPOProgress:
     """Rounds of rollout, scoring and policy-gradient updates up to ``cfg.n_grpo_steps`` (this call ends earlier
-    when ``cfg.max_seconds`` runs out); one log record per round, the last one validated. Rollouts are prompted
-    with ``prompt_fn``, end at ``stop`` and are scored by ``reward_fn``: r1_zero's prompt and stop by default.
-    ``resume`` (a policy already holding its weights) continues a run that returned it; the return value
-    continues this one."""
+    when ``cfg.max_seconds`` runs out); one log record per round, the last one validated. Rollouts are prompted,
+    stopped and scored as ``style`` says (``math_eval.PROMPT_STYLES``, or a task's own). ``resume`` (a policy
+    already holding its weights) continues a run that returned it; the return value continues this one."""
     questions_per_step = cfg.rollout_batch_size // cfg.group_size
     if len(train_problems) < questions_per_step:
         raise ValueError(f"need at least {questions_per_step} training problems, got {len(train_problems)}")
@@ -226,9 +220,7 @@ def train_grpo(
         lr = lr_cosine_schedule(step, cfg.learning_rate, cfg.learning_rate, cfg.warmup_steps, cfg.n_grpo_steps)
         set_lr(optimizer, lr)
         problems = rng.sample(list(train_problems), questions_per_step)
-        rollouts = collect_rollouts(
-            policy, tokenizer, sampler, problems, reward_fn, cfg, cfg.seed * 100_003 + step, prompt_fn, stop
-        )
+        rollouts = collect_rollouts(policy, tokenizer, sampler, problems, style, cfg, cfg.seed * 100_003 + step)
         rollout_seconds = time.perf_counter() - started
         signal = has_learning_signal(rollouts, cfg.loss_type)
         if not signal:

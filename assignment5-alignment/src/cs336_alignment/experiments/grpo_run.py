@@ -65,12 +65,10 @@ def run_grpo_experiment(cfg: GRPOExperimentConfig) -> dict[str, Any]:
             tokenizer,
             sampler,
             train,
-            style.reward_fn,
+            style,
             cfg.grpo,
             log,
             lambda s: subset.validate(),
-            prompt_fn=style.prompt_fn,
-            stop=style.stop,
             resume=None if saved is None else saved.progress,
         )
     if cfg.state_dir and (saved is None or progress.next_step > saved.progress.next_step):

@@ -7,10 +7,9 @@ from pathlib import Path
 from cs336_basics.toolkit.metrics import read_metrics
 
 from cs336_alignment.grpo_loop import train_grpo
-from cs336_alignment.math_eval import evaluate_math, r1_zero_sampling
+from cs336_alignment.math_eval import evaluate_math, prompt_style, r1_zero_sampling
 from cs336_alignment.models import save_policy
 from cs336_alignment.plots import plot_metrics
-from cs336_alignment.rewards import r1_zero_reward_fn
 from cs336_alignment.run_setup import load_policy, load_problems, open_metrics, policy_sampler
 from cs336_alignment.training.configs import GRPORunConfig
 
@@ -41,7 +40,7 @@ def train_grpo_on_math(cfg: GRPORunConfig) -> Path:
             tokenizer,
             sampler,
             train,
-            r1_zero_reward_fn,
+            prompt_style("r1_zero"),
             cfg.grpo,
             lambda r: logger.log(**r),
             evaluate,
