@@ -60,6 +60,13 @@ def test_the_fixed_gsm8k_subset_is_the_committed_one():
     assert len(set(committed["indices"])) == 500 and max(committed["indices"]) < 1319
 
 
+def test_the_whole_test_set_starts_with_the_fixed_subset():
+    """A run evaluated on all 1,319 problems reports the 500-problem subset as its prefix, so its numbers compare."""
+    whole = gsm8k_test_subset_indices(1319, 0)
+    assert sorted(whole) == list(range(1319))
+    assert whole[:500] == gsm8k_test_subset_indices(500, 0) and whole[:200] == gsm8k_test_subset_indices(200, 0)
+
+
 def test_the_fixed_subset_loads_the_indexed_test_problems():
     try:
         test = load_gsm8k("test")
