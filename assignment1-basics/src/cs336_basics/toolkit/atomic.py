@@ -45,7 +45,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-    _fsync_directory(path.parent)
+    fsync_directory(path.parent)
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
@@ -113,8 +113,8 @@ def _locked_temporary(path: Path) -> tuple[int, str]:
         os.close(fd)
 
 
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable."""
+def fsync_directory(directory: str | os.PathLike) -> None:
+    """Make a rename into ``directory`` itself durable."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import torch
+from cs336_basics.toolkit.atomic import fsync_directory
 
 from cs336_alignment.experiments.configs import GRPOExperimentConfig
 from cs336_alignment.grpo_loop import GRPOProgress
@@ -91,7 +92,7 @@ def save_state(state_dir: str | os.PathLike, state: GRPORunState) -> Path:
     _write(tmp / "trainer.pt", lambda f: torch.save(trainer, f))
     _write(tmp / "run.json", lambda f: f.write(json.dumps(run).encode()))
     os.rename(tmp, target)
-    _fsync(state_dir)
+    fsync_directory(state_dir)
     for older in saved_states(state_dir)[:-1]:
         shutil.rmtree(older)
     return target
@@ -125,11 +126,3 @@ def _write(path: Path, write: Callable[[BinaryIO], object]) -> None:
         write(f)
         f.flush()
         os.fsync(f.fileno())
-
-
-def _fsync(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
