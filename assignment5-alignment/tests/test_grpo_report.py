@@ -42,3 +42,4 @@ def test_first_last_and_run_names():
     assert default_run_name(GRPOConfig()) == "defaults"
     name = default_run_name(GRPOConfig(learning_rate=3e-5, use_std_normalization=False, max_seconds=60))
     assert name == "learning_rate=3e-05 use_std_normalization=False"
+    assert default_run_name(GRPOConfig(max_sampling_rounds=3)) == "max_sampling_rounds=3"

@@ -6,10 +6,15 @@ after every rollout batch's updates refreshes our KV-cache sampler's low-precisi
 policy in place) or vLLM's engine. A run can stop (``max_seconds``) and continue later: ``train_grpo`` returns a
 ``GRPOProgress`` and takes one back, so the resumed steps draw the same questions, rollout seeds, shuffles and
 dropout masks, at the same learning rates, as an uninterrupted run.
+
+A small policy's groups mostly have equal rewards (all wrong), and such a group has zero advantage: it teaches
+nothing. ``max_sampling_rounds > 1`` turns on DAPO's dynamic sampling (Yu et al. 2025): a step samples rounds of
+fresh questions and trains on groups whose rewards differ, so that every group in the batch carries signal.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 import sys
 import time
@@ -20,6 +25,7 @@ from typing import Any
 import torch
 from cs336_basics.optimizer import lr_cosine_schedule
 from cs336_basics.toolkit.device import autocast_context
+from jaxtyping import Float
 from tqdm import tqdm
 
 from cs336_alignment.advantages import compute_group_normalized_rewards
@@ -29,7 +35,7 @@ from cs336_alignment.losses import masked_mean
 from cs336_alignment.math_data import MathProblem
 from cs336_alignment.math_eval import PromptStyle
 from cs336_alignment.optim import clip_and_step, make_optimizer, set_lr
-from cs336_alignment.sampling.params import Sampler, SamplingParams
+from cs336_alignment.sampling.params import Completion, Sampler, SamplingParams
 from cs336_alignment.tokenization import encode_texts, pack_prompt_and_output_ids, pad_token_id
 from cs336_alignment.train_steps import grpo_microbatch_train_step
 
@@ -75,6 +81,43 @@ class Rollouts:
     old_log_probs: torch.Tensor | None = None
 
 
+@dataclass
+class ScoredGroup:
+    """The ``group_size`` sampled responses to one question, their rewards and group-normalised advantages."""
+
+    prompt: str
+    completions: list[Completion]
+    raw_rewards: Float[torch.Tensor, " group_size"]
+    advantages: Float[torch.Tensor, " group_size"]
+
+    @property
+    def mixed(self) -> bool:
+        """Whether the rewards differ: only then are the advantages non-zero and the group teaches anything."""
+        return bool(self.raw_rewards.max() != self.raw_rewards.min())
+
+
+@dataclass
+class GroupBatch:
+    """The groups a GRPO step trains on, the reward statistics of every group sampled for it, and the counts."""
+
+    groups: list[ScoredGroup]
+    reward_stats: dict[str, float]
+    sampling_rounds: int
+    groups_sampled: int
+    groups_kept: int
+
+
+REWARD_STATS = (
+    "reward_mean",
+    "format_reward_mean",
+    "answer_reward_mean",
+    "frac_groups_all_same",
+    "group_reward_std_mean",
+)
+"""The reward statistics a step logs: means over equally many responses (or groups) per sampling round, so the
+mean over rounds is the mean over everything sampled."""
+
+
 def collect_rollouts(
     policy: torch.nn.Module,
     tokenizer: Any,
@@ -86,6 +129,14 @@ def collect_rollouts(
 ) -> Rollouts:
     """Sample ``group_size`` responses per problem (prompted and stopped as ``style`` says), score them with the
     style's reward and compute group-normalised advantages."""
+    groups, stats = sample_groups(sampler, problems, style, cfg, seed)
+    return pack_rollouts(policy, tokenizer, groups, stats, cfg)
+
+
+def sample_groups(
+    sampler: Sampler, problems: Sequence[MathProblem], style: PromptStyle, cfg: GRPOConfig, seed: int
+) -> tuple[list[ScoredGroup], dict[str, float]]:
+    """One group of ``group_size`` scored responses per problem, in order, and the rewards' statistics."""
     params = SamplingParams(
         temperature=cfg.sampling_temperature,
         max_tokens=cfg.sampling_max_tokens,
@@ -97,24 +148,95 @@ def collect_rollouts(
     )
     prompts = [style.prompt_fn(p.question) for p in problems]
     completions = sampler.generate(prompts, params)
-    responses = [c.text for c in completions]
-    repeated_prompts = [p for p in prompts for _ in range(cfg.group_size)]
     truths = [p.answer for p in problems for _ in range(cfg.group_size)]
     advantages, raw_rewards, stats = compute_group_normalized_rewards(
-        style.reward_fn, responses, truths, cfg.group_size, cfg.advantage_eps, cfg.use_std_normalization
+        style.reward_fn,
+        [c.text for c in completions],
+        truths,
+        cfg.group_size,
+        cfg.advantage_eps,
+        cfg.use_std_normalization,
     )
+    size = cfg.group_size
+    groups = [
+        ScoredGroup(
+            prompt,
+            completions[i * size : (i + 1) * size],
+            raw_rewards[i * size : (i + 1) * size],
+            advantages[i * size : (i + 1) * size],
+        )
+        for i, prompt in enumerate(prompts)
+    ]
+    return groups, stats
+
+
+def pack_rollouts(
+    policy: torch.nn.Module, tokenizer: Any, groups: Sequence[ScoredGroup], stats: dict[str, float], cfg: GRPOConfig
+) -> Rollouts:
+    """The groups as one rollout batch on the policy's device (with the old log-probs GRPO-Clip needs)."""
+    completions = [c for g in groups for c in g.completions]
     device = next(policy.parameters()).device
     # train on the token ids that were sampled: re-encoding the decoded text can split it differently, and the
     # policy gradient must score the actions actually taken
-    prompt_ids = [ids for ids in encode_texts(tokenizer, prompts) for _ in range(cfg.group_size)]
+    prompt_ids = [ids for ids in encode_texts(tokenizer, [g.prompt for g in groups]) for _ in range(cfg.group_size)]
     packed = pack_prompt_and_output_ids(prompt_ids, [c.token_ids for c in completions], pad_token_id(tokenizer))
     batch = {k: v.to(device) for k, v in packed.items()}
     rollouts = Rollouts(
-        repeated_prompts, responses, [len(c.token_ids) for c in completions], batch, advantages, raw_rewards, stats
+        [g.prompt for g in groups for _ in range(cfg.group_size)],
+        [c.text for c in completions],
+        [len(c.token_ids) for c in completions],
+        batch,
+        torch.cat([g.advantages for g in groups]),
+        torch.cat([g.raw_rewards for g in groups]),
+        stats,
     )
     if cfg.needs_old_log_probs:
         rollouts.old_log_probs = policy_log_probs(policy, batch, cfg.micro_batch_size, cfg.precision)
     return rollouts
+
+
+def gather_groups(
+    sampler: Sampler,
+    train_problems: Sequence[MathProblem],
+    style: PromptStyle,
+    cfg: GRPOConfig,
+    step: int,
+    rng: random.Random,
+) -> GroupBatch:
+    """A step's groups, DAPO's dynamic sampling when ``cfg.max_sampling_rounds > 1``: each round draws
+    ``rollout_batch_size // group_size`` fresh questions from ``rng`` until that many groups with mixed rewards
+    are in hand (the first ones, in the order sampled) or the rounds run out; then the first groups with equal
+    rewards (zero advantage) fill the batch, so its shape, micro-batches and loss normalisation stay fixed. The
+    batch keeps the order sampled; with one round it is that round's groups, as without dynamic sampling."""
+    wanted = cfg.rollout_batch_size // cfg.group_size
+    sampled: list[ScoredGroup] = []
+    round_stats: list[dict[str, float]] = []
+    for sampling_round in range(cfg.max_sampling_rounds):
+        problems = rng.sample(list(train_problems), wanted)
+        seed = rollout_seed(cfg.seed, step, sampling_round)
+        groups, stats = sample_groups(sampler, problems, style, cfg, seed)
+        sampled += groups
+        round_stats.append(stats)
+        if sum(g.mixed for g in sampled) >= wanted:
+            break
+    kept = [i for i, g in enumerate(sampled) if g.mixed][:wanted]
+    padding = [i for i, g in enumerate(sampled) if not g.mixed][: wanted - len(kept)]
+    return GroupBatch(
+        [sampled[i] for i in sorted(kept + padding)],
+        {key: sum(s[key] for s in round_stats) / len(round_stats) for key in REWARD_STATS},
+        len(round_stats),
+        len(sampled),
+        len(kept),
+    )
+
+
+def rollout_seed(seed: int, step: int, sampling_round: int) -> int:
+    """The sampler's seed of a step's sampling round: round 0 keeps the seed every step had before dynamic
+    sampling; later rounds hash (seed, step, round), so no two rounds of a run repeat one another's samples."""
+    if sampling_round == 0:
+        return seed * 100_003 + step
+    digest = hashlib.sha256(f"grpo rollouts: seed {seed} step {step} round {sampling_round}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
 
 
 @torch.no_grad()
@@ -219,9 +341,11 @@ def train_grpo(
         # min == max: the linear warm-up, then constant
         lr = lr_cosine_schedule(step, cfg.learning_rate, cfg.learning_rate, cfg.warmup_steps, cfg.n_grpo_steps)
         set_lr(optimizer, lr)
-        problems = rng.sample(list(train_problems), questions_per_step)
-        rollouts = collect_rollouts(policy, tokenizer, sampler, problems, style, cfg, cfg.seed * 100_003 + step)
+        gathered = gather_groups(sampler, train_problems, style, cfg, step, rng)
+        rollouts = pack_rollouts(policy, tokenizer, gathered.groups, gathered.reward_stats, cfg)
         rollout_seconds = time.perf_counter() - started
+        if cfg.max_sampling_rounds > 1 and gathered.groups_kept < questions_per_step:
+            note_padding(step_offset + step + 1, gathered, questions_per_step)
         signal = has_learning_signal(rollouts, cfg.loss_type)
         if not signal:
             warn_no_signal(step_offset + step + 1, rollouts.reward_stats)
@@ -235,6 +359,9 @@ def train_grpo(
             "train_format_reward": rollouts.reward_stats["format_reward_mean"],
             "train_answer_reward": rollouts.reward_stats["answer_reward_mean"],
             "frac_groups_all_same": rollouts.reward_stats["frac_groups_all_same"],
+            "sampling_rounds": gathered.sampling_rounds,
+            "groups_sampled": gathered.groups_sampled,
+            "groups_kept": gathered.groups_kept,
             "group_reward_std": rollouts.reward_stats["group_reward_std_mean"],
             "no_learning_signal": not signal,
             "response_tokens": sum(rollouts.response_tokens) / len(rollouts.response_tokens),
@@ -262,6 +389,16 @@ def has_learning_signal(rollouts: Rollouts, loss_type: str) -> bool:
     whose weights are the raw rewards) differs from zero. Every group with equal rewards means none does."""
     weights = rollouts.raw_rewards if loss_type == "no_baseline" else rollouts.advantages
     return bool((weights != 0).any())
+
+
+def note_padding(step: int, gathered: GroupBatch, wanted: int) -> None:
+    """A line on stderr: dynamic sampling ran out of rounds, and equal-reward groups fill part of the batch."""
+    tqdm.write(
+        f"GRPO step {step}: {gathered.sampling_rounds} sampling rounds found {gathered.groups_kept} groups with "
+        f"mixed rewards in {gathered.groups_sampled}, short of {wanted}; {wanted - gathered.groups_kept} groups "
+        "with equal rewards (zero advantage) fill the batch",
+        file=sys.stderr,
+    )
 
 
 def warn_no_signal(step: int, reward_stats: dict[str, float]) -> None:

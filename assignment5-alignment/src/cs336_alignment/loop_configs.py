@@ -59,6 +59,10 @@ class GRPOConfig:
     advantage_eps: float = field(default=1e-6, metadata={"help": "added to the group std before dividing"})
     rollout_batch_size: int = field(default=256, metadata={"help": "responses per rollout batch"})
     group_size: int = field(default=8, metadata={"help": "responses per question"})
+    max_sampling_rounds: int = field(
+        default=1,
+        metadata={"help": "DAPO dynamic sampling: rounds to fill the batch with mixed-reward groups (1: off)"},
+    )
     sampling_temperature: float = field(default=1.0, metadata={"help": "rollout sampling temperature"})
     sampling_min_tokens: int = field(default=4, metadata={"help": "no EOS before this many response tokens"})
     sampling_max_tokens: int = field(default=1024, metadata={"help": "response length cap (tokens)"})
@@ -89,6 +93,13 @@ class GRPOConfig:
             raise ValueError("train_batch_size must be divisible by gradient_accumulation_steps")
         if self.rollout_batch_size % self.train_batch_size:
             raise ValueError("rollout_batch_size must be divisible by train_batch_size")
+        if self.max_sampling_rounds < 1:
+            raise ValueError(f"max_sampling_rounds must be at least 1, got {self.max_sampling_rounds}")
+        if self.max_sampling_rounds > 1 and self.loss_type == "no_baseline":
+            raise ValueError(
+                "max_sampling_rounds > 1 drops groups with equal rewards and pads with them as zero-advantage "
+                "groups, but no_baseline weights by the raw reward, so equal rewards still teach: use 1"
+            )
 
     @property
     def micro_batch_size(self) -> int:
