@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 import transformers  # noqa: F401  (imported at collection: its slow first import would otherwise land in a test)
+from cs336_alignment.loop_configs import GRPOConfig
 from cs336_alignment.math_data import MathProblem
 from cs336_alignment.math_eval import R1_ZERO_STOP, PromptStyle
 from cs336_basics.toolkit.data_paths import SharedDataUnavailable, shared_path
@@ -70,6 +71,18 @@ def tiny_checkpoint(tiny_gpt2, gpt2_tokenizer, tmp_path_factory):
     directory = tmp_path_factory.mktemp("policy") / "tiny"
     save_policy(tiny_gpt2, gpt2_tokenizer, directory)
     return PolicyConfig(model=str(directory), device="cpu", backend="kv_cache", static_cache=False)
+
+
+TINY_CHECKPOINT_GRPO = GRPOConfig(
+    n_grpo_steps=1,
+    rollout_batch_size=4,
+    group_size=2,
+    train_batch_size=4,
+    gradient_accumulation_steps=2,
+    sampling_max_tokens=4,
+    sampling_min_tokens=1,
+)
+"""GRPO small enough for ``tiny_checkpoint`` runs on GSM8K: 2 questions x 2 samples of at most 4 tokens a step."""
 
 
 @pytest.fixture(scope="session")

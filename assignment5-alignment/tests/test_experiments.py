@@ -8,11 +8,13 @@ import pytest
 from cs336_alignment.experiments import grpo_run, sft_sweep
 from cs336_alignment.experiments.configs import GRPOExperimentConfig, MathBaselineConfig, SFTSweepConfig
 from cs336_alignment.experiments.math_baseline import run_math_baseline
-from cs336_alignment.loop_configs import GRPOConfig, SFTConfig
+from cs336_alignment.loop_configs import SFTConfig
 from cs336_alignment.math_data import r1_zero_prompt
 from cs336_alignment.math_eval import question_only_prompt
 from cs336_alignment.rewards import question_only_reward_fn, r1_zero_reward_fn
 from cs336_alignment.run_config import PolicyConfig
+
+from tests.conftest import TINY_CHECKPOINT_GRPO
 
 
 def _read_jsonl(path):
@@ -49,17 +51,13 @@ def test_grpo_prompt_option_sets_prompt_stop_and_reward_of_training_and_evaluati
 
     monkeypatch.setattr(grpo_run, "policy_sampler", recording_sampler)
     monkeypatch.setattr(grpo_run, "train_grpo", recording_train)
-    grpo = GRPOConfig(
-        n_grpo_steps=1,
-        rollout_batch_size=4,
-        group_size=2,
-        train_batch_size=4,
-        gradient_accumulation_steps=2,
-        sampling_max_tokens=4,
-        sampling_min_tokens=1,
-    )
     cfg = GRPOExperimentConfig(
-        policy=tiny_checkpoint, grpo=grpo, out_dir=str(tmp_path), prompt=prompt, subset_size=2, val_size=2
+        policy=tiny_checkpoint,
+        grpo=TINY_CHECKPOINT_GRPO,
+        out_dir=str(tmp_path),
+        prompt=prompt,
+        subset_size=2,
+        val_size=2,
     )
     row = grpo_run.run_grpo_experiment(cfg)
 

@@ -13,22 +13,14 @@ from cs336_alignment.experiments import grpo_run, grpo_state
 from cs336_alignment.experiments.configs import GRPOExperimentConfig
 from cs336_alignment.experiments.grpo_state import GRPORunState, config_dict, load_state, save_state, saved_states
 from cs336_alignment.grpo_loop import GRPOProgress
-from cs336_alignment.loop_configs import GRPOConfig
 from cs336_alignment.math_eval import PROMPT_STYLES
 from cs336_alignment.optim import clip_and_step, make_optimizer
 from cs336_alignment.run_config import PolicyConfig
 from cs336_alignment.subset_eval import SubsetEvaluation
 
-GRPO = GRPOConfig(
-    n_grpo_steps=3,
-    rollout_batch_size=4,
-    group_size=2,
-    train_batch_size=4,
-    gradient_accumulation_steps=2,
-    sampling_max_tokens=4,
-    sampling_min_tokens=1,
-    eval_every=2,
-)
+from tests.conftest import TINY_CHECKPOINT_GRPO
+
+GRPO = replace(TINY_CHECKPOINT_GRPO, n_grpo_steps=3, eval_every=2)
 TIMING = {"rollout_seconds", "step_seconds"}
 EVERY_STEP = 1e-9
 """A ``max_seconds`` that every step passes: each call trains exactly one step, whatever the machine's speed."""
