@@ -55,7 +55,8 @@ def _expected_order(num_tiles: int, num_rows: int, group_rows: int, heavy_last: 
 @pytest.mark.parametrize("heavy_last", [False, True])
 @pytest.mark.parametrize(
     ("num_tiles", "num_rows", "group_rows"),
-    [(5, 7, 3), (4, 6, 3), (3, 4, 10), (1, 5, 2), (6, 1, 1), (4, 5, 1), (2, 9, 4)],
+    # 2^30 + 1 rows per group (short keys, long queries): rows per group times tiles wraps to 4 in int32
+    [(5, 7, 3), (4, 6, 3), (3, 4, 10), (1, 5, 2), (6, 1, 1), (4, 5, 1), (2, 9, 4), (4, 5, (1 << 30) + 1)],
 )
 def test_grouped_order_visits_every_tile_of_every_row_once_group_by_group(num_tiles, num_rows, group_rows, heavy_last):
     programs = num_tiles * num_rows

@@ -144,7 +144,10 @@ def _grouped_longest_first(rank, num_tiles, num_rows, group_rows, HEAVY_LAST: tl
 
     Rows run in groups of ``group_rows`` (the last group may hold fewer), one group after another; inside a
     group, longest-job-first with rows varying fastest, so every row's heaviest tile runs before any light one.
-    A bijection: a full group takes ``group_rows * num_tiles`` consecutive ranks, the last group the rest."""
+    A bijection: a full group takes ``group_rows * num_tiles`` consecutive ranks, the last group the rest.
+    ``group_rows`` is capped at ``num_rows`` first, so every product stays within the launch's program count:
+    short keys with long queries give a budget's worth of rows whose product with the tiles overflows int32."""
+    group_rows = tl.minimum(group_rows, num_rows)
     group_programs = group_rows * num_tiles
     group = rank // group_programs
     first_row = group * group_rows
