@@ -21,7 +21,9 @@ TYPINGS = {
     "inductor-static": ("fp64", "i32"),
     "inductor-dynamic": ("fp64", "i64"),
 }
-OPS = {"forward": 256, "forward-one-query": 1, "backward": 256}  # op -> number of queries
+# op -> number of queries; both launchers make a length of 1 a constant, and the tile counts and L2 group sizes
+# derived from it must compile as constants too
+OPS = {"forward": 256, "forward-one-query": 1, "backward": 256, "backward-one-query": 1}
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 
@@ -58,7 +60,7 @@ def _record_launches(op: str, dtype: torch.dtype) -> list[tuple[str, tuple, dict
     triton_function.wrap_triton = RecordingLaunch
     q = torch.zeros(2, 3, OPS[op], 64, dtype=dtype)
     k = torch.zeros(2, 3, 256, 64, dtype=dtype)
-    if op == "backward":
+    if op.startswith("backward"):
         lse = torch.zeros(q.shape[:-1])
         triton_function.flash_attention_backward(q, k, k, q, lse, q, True)
     else:
