@@ -6,7 +6,7 @@ import math
 import torch
 from cs336_alignment.dpo import PreferencePair
 from cs336_alignment.dpo_loop import train_dpo
-from cs336_alignment.grpo_loop import collect_rollouts, train_grpo
+from cs336_alignment.grpo_loop import pack_rollouts, sample_groups, train_grpo
 from cs336_alignment.loop_configs import DPOConfig, GRPOConfig, SFTConfig
 from cs336_alignment.sampling import KVCacheSampler
 from cs336_alignment.sft_loop import train_sft
@@ -119,9 +119,8 @@ def test_grpo_clip_rollouts_carry_the_sampling_policys_log_probs(arith_tokenizer
         loss_type="grpo_clip",
         epochs_per_rollout_batch=2,
     )
-    rollouts = collect_rollouts(
-        model, arith_tokenizer, sampler, ITEM_PROBLEMS[:2], item_style(_starts_with_space), cfg, 0
-    )
+    groups, stats = sample_groups(sampler, ITEM_PROBLEMS[:2], item_style(_starts_with_space), cfg, 0)
+    rollouts = pack_rollouts(model, arith_tokenizer, groups, stats, cfg)
     reference = copy.deepcopy(model).double()
     with torch.no_grad():
         logits = reference(rollouts.batch["input_ids"])

@@ -118,21 +118,6 @@ REWARD_STATS = (
 mean over rounds is the mean over everything sampled."""
 
 
-def collect_rollouts(
-    policy: torch.nn.Module,
-    tokenizer: Any,
-    sampler: Sampler,
-    problems: Sequence[MathProblem],
-    style: PromptStyle,
-    cfg: GRPOConfig,
-    seed: int,
-) -> Rollouts:
-    """Sample ``group_size`` responses per problem (prompted and stopped as ``style`` says), score them with the
-    style's reward and compute group-normalised advantages."""
-    groups, stats = sample_groups(sampler, problems, style, cfg, seed)
-    return pack_rollouts(policy, tokenizer, groups, stats, cfg)
-
-
 def sample_groups(
     sampler: Sampler, problems: Sequence[MathProblem], style: PromptStyle, cfg: GRPOConfig, seed: int
 ) -> tuple[list[ScoredGroup], dict[str, float]]:
