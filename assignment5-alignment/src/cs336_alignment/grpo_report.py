@@ -25,6 +25,7 @@ COLUMNS = {
     "train_reward": "rollout reward first -> last",
     "response_tokens": "length first -> last",
     "entropy": "entropy first -> last",
+    "train_seconds": "training seconds",
 }
 CURVES = ["train_reward", "val_reward", "entropy", "response_tokens", "frac_groups_all_same", "group_reward_std"]
 LABELS = {
@@ -58,6 +59,12 @@ def first_last(records: Sequence[dict[str, Any]], key: str, span: int = 3) -> st
     return f"{sum(head) / len(head):.3g} -> {sum(tail) / len(tail):.3g}"
 
 
+def train_seconds(steps: Sequence[dict[str, Any]]) -> float:
+    """Seconds the GRPO steps took (rollouts and updates; evaluations and model loading left out), summed from the
+    step records: the same for a run continued across calls (``--state_dir``) as for an uninterrupted one."""
+    return sum(r["step_seconds"] for r in steps)
+
+
 def summarize_grpo_run(
     run: str, before: Sequence[dict[str, Any]], after: Sequence[dict[str, Any]], steps: Sequence[dict[str, Any]]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -80,6 +87,7 @@ def summarize_grpo_run(
         "frac_groups_all_same": sum(r["frac_groups_all_same"] for r in steps) / len(steps),
         "group_reward_std": sum(r["group_reward_std"] for r in steps) / len(steps),
         **{key: first_last(steps, key) for key in ("train_reward", "response_tokens", "entropy")},
+        "train_seconds": train_seconds(steps),
     }
     estimates = {"before": accuracy_before.as_dict(), "after": accuracy_after.as_dict(), "change": change.as_dict()}
     return row, estimates

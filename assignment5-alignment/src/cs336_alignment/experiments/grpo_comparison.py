@@ -11,7 +11,7 @@ from typing import Any
 from cs336_basics.toolkit.metrics import read_metrics
 
 from cs336_alignment.experiments.configs import GRPOComparisonConfig
-from cs336_alignment.grpo_report import COLUMNS, CURVES, LABELS
+from cs336_alignment.grpo_report import COLUMNS, CURVES, LABELS, train_seconds
 from cs336_alignment.plots import plot_runs
 from cs336_alignment.reports import write_report
 
@@ -26,11 +26,14 @@ def load_run(folder: Path) -> tuple[dict, list[dict]]:
 
 
 def compare_grpo_runs(cfg: GRPOComparisonConfig) -> list[dict[str, Any]]:
-    """Write ``<name>.{md,json}`` (one row per run) and ``<name>.png`` (the curves) to ``out_dir``; return the rows."""
+    """Write ``<name>.{md,json}`` (one row per run) and ``<name>.png`` (the curves) to ``out_dir``; return the rows.
+    A row's ``train_seconds`` comes from the folder's step records, so folders written before that column existed
+    get it too, in place of their ``seconds`` (which timed only the last call of a run continued across calls)."""
     rows, curves = [], {}
     for folder in map(Path, cfg.runs):
         summary, records = load_run(folder)
-        row = summary["rows"][0]
+        steps = [r for r in records if r.get("phase") == "grpo"]
+        row = {k: v for k, v in summary["rows"][0].items() if k != "seconds"} | {"train_seconds": train_seconds(steps)}
         rows.append(row)
         label = row["run"] if row["run"] not in curves else f"{row['run']} ({folder.name})"
         curves[label] = records

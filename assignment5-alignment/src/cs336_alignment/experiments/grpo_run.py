@@ -7,7 +7,6 @@ writes the full report of the steps so far."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,6 @@ def run_grpo_experiment(cfg: GRPOExperimentConfig) -> dict[str, Any]:
         sampler, cfg.subset_size, cfg.subset_seed, cfg.val_size, cfg.grpo.sampling_max_tokens, style.name
     )
     train = load_gsm8k("train")
-    started = time.perf_counter()
     before = subset.run().records if saved is None else saved.before
     records: list[dict] = []
     with MetricsLogger(out_dir / "metrics.jsonl") as logger:
@@ -80,7 +78,6 @@ def run_grpo_experiment(cfg: GRPOExperimentConfig) -> dict[str, Any]:
     after = subset.run().records
     steps = [r for r in records if r.get("phase") == "grpo"]
     row, estimates = summarize_grpo_run(run_name, before, after, steps)
-    row["seconds"] = time.perf_counter() - started
     details = {
         "estimates": estimates,
         "grpo": asdict(cfg.grpo),
