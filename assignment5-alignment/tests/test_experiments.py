@@ -1,14 +1,19 @@
-"""The experiment runs end to end on a tiny real checkpoint: GRPO's ``--prompt`` picks the prompt, stop strings and
-reward together, the zero-shot baseline reports every prompt at every temperature, reproducibly, and the SFT sweep
-trains on targets that end in EOS."""
+"""The experiment runs end to end on a tiny real checkpoint: GRPO's and expert iteration's ``--prompt`` picks the
+prompt, stop strings and reward together, the zero-shot baseline reports every prompt at every temperature,
+reproducibly, and the SFT sweep trains on targets that end in EOS."""
 
 import json
 
 import pytest
-from cs336_alignment.experiments import grpo_run, sft_sweep
-from cs336_alignment.experiments.configs import GRPOExperimentConfig, MathBaselineConfig, SFTSweepConfig
+from cs336_alignment.experiments import expert_iteration_sweep, grpo_run, sft_sweep
+from cs336_alignment.experiments.configs import (
+    ExpertIterationSweepConfig,
+    GRPOExperimentConfig,
+    MathBaselineConfig,
+    SFTSweepConfig,
+)
 from cs336_alignment.experiments.math_baseline import run_math_baseline
-from cs336_alignment.loop_configs import SFTConfig
+from cs336_alignment.loop_configs import ExpertIterationConfig, SFTConfig
 from cs336_alignment.math_data import r1_zero_prompt
 from cs336_alignment.math_eval import question_only_prompt
 from cs336_alignment.rewards import question_only_reward_fn, r1_zero_reward_fn
@@ -81,6 +86,57 @@ def test_grpo_unknown_prompt_fails_before_the_model_loads(tmp_path):
     cfg = GRPOExperimentConfig(policy=PolicyConfig(model=str(tmp_path / "missing")), prompt="chat")
     with pytest.raises(ValueError, match="unknown prompt 'chat'"):
         grpo_run.run_grpo_experiment(cfg)
+
+
+def test_expert_iteration_prompt_option_sets_prompt_stop_and_reward_of_rollouts_and_evaluation(
+    tiny_checkpoint, tmp_path, monkeypatch
+):
+    generate_calls, styles = [], []
+    real_sampler, real_run = expert_iteration_sweep.policy_sampler, expert_iteration_sweep.run_expert_iteration
+
+    def recording_sampler(*args):
+        sampler = real_sampler(*args)
+        real_generate = sampler.generate
+
+        def generate(prompts, params):
+            generate_calls.append((list(prompts), params))
+            return real_generate(prompts, params)
+
+        sampler.generate = generate
+        return sampler
+
+    def recording_run(policy, tokenizer, sampler, problems, style, *args):
+        styles.append(style)
+        return real_run(policy, tokenizer, sampler, problems, style, *args)
+
+    monkeypatch.setattr(expert_iteration_sweep, "policy_sampler", recording_sampler)
+    monkeypatch.setattr(expert_iteration_sweep, "run_expert_iteration", recording_run)
+    cfg = ExpertIterationSweepConfig(
+        policy=tiny_checkpoint,
+        ei=ExpertIterationConfig(questions_per_step=2, ei_max_tokens=4),
+        sft=SFTConfig(batch_size=2, gradient_accumulation_steps=1),
+        out_dir=str(tmp_path),
+        settings=["2x1"],
+        prompt="question_only",
+        subset_size=2,
+        val_size=1,
+    )
+    expert_iteration_sweep.run_expert_iteration_sweep(cfg)
+
+    (style,) = styles
+    assert style.prompt_fn is question_only_prompt and style.reward_fn is question_only_reward_fn
+    # rollouts (2 samples per question at temperature 1) and evaluations (greedy) alike
+    assert {(params.n, params.temperature) for _, params in generate_calls} == {(2, 1.0), (1, 0.0)}
+    for prompts, params in generate_calls:
+        assert params.stop == () and not any(text.endswith("<think>") for text in prompts)
+    report = json.loads((tmp_path / "expert_iteration_experiment.json").read_text())
+    assert report["prompt"] == "question_only" and "(question_only prompt" in report["title"]
+
+
+def test_expert_iteration_unknown_prompt_fails_before_the_model_loads(tmp_path):
+    cfg = ExpertIterationSweepConfig(policy=PolicyConfig(model=str(tmp_path / "missing")), prompt="chat")
+    with pytest.raises(ValueError, match="unknown prompt 'chat'"):
+        expert_iteration_sweep.run_expert_iteration_sweep(cfg)
 
 
 def test_math_baseline_reports_each_prompt_at_each_temperature_reproducibly(tiny_checkpoint, tmp_path):

@@ -12,7 +12,7 @@ from cs336_alignment.run_setup import policy_sampler
 from cs336_alignment.sampling import KVCacheOptions, KVCacheSampler, SamplingParams, make_sampler
 from transformers import AutoModelForCausalLM
 
-from .conftest import ITEM_PROBLEMS, item_prompt, item_style, tiny_basics_lm, tiny_llama
+from .conftest import ITEM_PROBLEMS, item_style, tiny_basics_lm, tiny_llama
 
 PROMPTS = [[5, 17, 42, 7, 99, 3], [11, 12], [250, 1, 2, 3], [9]]
 GREEDY = SamplingParams(temperature=0.0, max_tokens=16)
@@ -154,7 +154,7 @@ def test_grpo_and_expert_iteration_never_sample_from_a_stale_copy(arith_tokenize
     ei = ExpertIterationConfig(n_ei_steps=2, questions_per_step=4, rollouts_per_question=2, ei_max_tokens=6)
     sft = SFTConfig(batch_size=4, gradient_accumulation_steps=1, lr=1e-2)
     run_expert_iteration(
-        policy, arith_tokenizer, sampler, ITEM_PROBLEMS, _always_right, ei, sft, lambda r: None, prompt_fn=item_prompt
+        policy, arith_tokenizer, sampler, ITEM_PROBLEMS, item_style(_always_right), ei, sft, lambda r: None
     )
     assert sampler.fresh == [True] * 5
     assert not any(torch.equal(a, b) for a, b in zip(start, policy.parameters()))  # the policy did move

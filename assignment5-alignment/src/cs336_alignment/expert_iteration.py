@@ -1,5 +1,5 @@
 """Expert iteration: sample several answers per question, keep the ones the verifier accepts, and run SFT on
-them; repeat with the improved policy."""
+them; repeat with the improved policy. A ``PromptStyle`` prompts, stops and verifies the rollouts, as in GRPO."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import torch
 from tqdm import tqdm
 
 from cs336_alignment.loop_configs import ExpertIterationConfig, SFTConfig
-from cs336_alignment.math_data import MathProblem, r1_zero_prompt
-from cs336_alignment.math_eval import r1_zero_sampling
+from cs336_alignment.math_data import MathProblem
+from cs336_alignment.math_eval import PromptStyle
 from cs336_alignment.rewards import RewardFn
 from cs336_alignment.sampling.params import Sampler
 from cs336_alignment.sft_loop import LogFn, train_sft
@@ -24,8 +24,8 @@ def filter_correct(
     prompts: Sequence[str], responses: Sequence[str], truths: Sequence[str], reward_fn: RewardFn, tokenizer: Any
 ) -> list[tuple[str, str]]:
     """The SFT examples among the rollouts: (prompt, response) pairs with reward 1, each response ending with the
-    tokenizer's EOS text once (rollouts stop at ``</answer>`` without it, and SFT on them must teach the policy to
-    stop there), duplicates of a prompt's answer kept once."""
+    tokenizer's EOS text once (rollouts stop at a stop string such as ``</answer>`` without it, and SFT on them must
+    teach the policy to stop there), duplicates of a prompt's answer kept once."""
     kept: dict[tuple[str, str], None] = {}
     for prompt, response, truth in zip(prompts, responses, truths):
         if reward_fn(response, truth)["reward"] == 1.0:
@@ -38,15 +38,15 @@ def run_expert_iteration(
     tokenizer: Any,
     sampler: Sampler,
     problems: Sequence[MathProblem],
-    reward_fn: RewardFn,
+    style: PromptStyle,
     cfg: ExpertIterationConfig,
     sft_cfg: SFTConfig,
     log: LogFn,
     evaluate: Callable[[int], dict[str, float]] | None = None,
     checkpoint: Callable[[int], None] | None = None,
-    prompt_fn: Callable[[str], str] = r1_zero_prompt,
 ) -> None:
-    """``n_ei_steps`` rounds; each round's SFT steps are ``ceil(epochs * kept / batch_size)``."""
+    """``n_ei_steps`` rounds; each round's SFT steps are ``ceil(epochs * kept / batch_size)``. Rollouts are
+    prompted, stopped and verified as ``style`` says (``math_eval.PROMPT_STYLES``, or a task's own)."""
     rng = random.Random(cfg.ei_seed)
     optimizer = None
     step = 0
@@ -56,14 +56,12 @@ def run_expert_iteration(
         if 0 < cfg.ei_max_seconds <= time.perf_counter() - started:
             break
         batch = rng.sample(list(problems), min(cfg.questions_per_step, len(problems)))
-        prompts = [prompt_fn(p.question) for p in batch]
-        params = r1_zero_sampling(
-            cfg.ei_max_tokens, cfg.ei_temperature, cfg.rollouts_per_question, rng.randrange(2**31)
-        )
+        prompts = [style.prompt_fn(p.question) for p in batch]
+        params = style.sampling(cfg.ei_max_tokens, cfg.ei_temperature, cfg.rollouts_per_question, rng.randrange(2**31))
         completions = sampler.generate(prompts, params)
         repeated = [p for p in prompts for _ in range(cfg.rollouts_per_question)]
         truths = [p.answer for p in batch for _ in range(cfg.rollouts_per_question)]
-        kept = filter_correct(repeated, [c.text for c in completions], truths, reward_fn, tokenizer)
+        kept = filter_correct(repeated, [c.text for c in completions], truths, style.reward_fn, tokenizer)
         round_record = {
             "step": step,
             "phase": "ei_rollout",

@@ -75,6 +75,10 @@ class ExpertIterationSweepConfig:
         default_factory=lambda: ["4x3", "8x3"],
         metadata={"help": "GxR: G samples per question for R rounds (overrides the two ei options)"},
     )
+    prompt: str = field(
+        default="r1_zero",
+        metadata={"help": "r1_zero or question_only: the prompt, stop strings and reward of rollouts and evaluation"},
+    )
     subset_size: int = field(default=500, metadata={"help": "fixed GSM8K test subset for the final accuracy"})
     subset_seed: int = field(default=0, metadata={"help": "seed of the subset rule (0: the committed subset)"})
     val_size: int = field(default=200, metadata={"help": "first N subset problems evaluated after every round"})

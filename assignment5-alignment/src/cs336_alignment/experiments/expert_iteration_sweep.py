@@ -1,6 +1,7 @@
 """Expert iteration on GSM8K train under several settings of samples per question (G) and rounds, each from the
 same initial policy; accuracy on the fixed test subset after every round, the final accuracy on all of it with a
-95% interval: what ``scripts/experiments/expert_iteration_experiment.py`` runs."""
+95% interval: what ``scripts/experiments/expert_iteration_experiment.py`` runs. ``--prompt`` picks one prompt
+style of ``math_eval.PROMPT_STYLES``: its prompt, stop strings and reward serve rollouts and every evaluation."""
 
 from __future__ import annotations
 
@@ -16,10 +17,9 @@ from cs336_basics.toolkit.metrics import MetricsLogger
 from cs336_alignment.experiments.configs import ExpertIterationSweepConfig, parse_setting
 from cs336_alignment.expert_iteration import run_expert_iteration
 from cs336_alignment.math_data import load_gsm8k
-from cs336_alignment.math_eval import accuracy_estimates, summarize_evaluation
+from cs336_alignment.math_eval import PromptStyle, accuracy_estimates, prompt_style, summarize_evaluation
 from cs336_alignment.plots import plot_runs
 from cs336_alignment.reports import write_report
-from cs336_alignment.rewards import r1_zero_reward_fn
 from cs336_alignment.run_setup import load_policy, policy_sampler
 from cs336_alignment.subset_eval import SubsetEvaluation
 
@@ -37,6 +37,7 @@ COLUMNS = {
 def run_setting(
     cfg: ExpertIterationSweepConfig,
     setting: str,
+    style: PromptStyle,
     base: torch.nn.Module,
     tokenizer: Any,
     train: list,
@@ -47,7 +48,9 @@ def run_setting(
     ei_cfg = replace(cfg.ei, rollouts_per_question=samples, n_ei_steps=rounds)
     policy = copy.deepcopy(base)
     sampler = policy_sampler(cfg.policy, policy, tokenizer)
-    subset = SubsetEvaluation.gsm8k(sampler, cfg.subset_size, cfg.subset_seed, cfg.val_size, cfg.ei.ei_max_tokens)
+    subset = SubsetEvaluation.gsm8k(
+        sampler, cfg.subset_size, cfg.subset_seed, cfg.val_size, cfg.ei.ei_max_tokens, style.name
+    )
     records: list[dict] = []
 
     def evaluate(step: int) -> dict[str, float]:
@@ -60,7 +63,7 @@ def run_setting(
         logger.log(setting=setting, **records[-1])
 
     log({"step": 0, "ei_round": 0, **evaluate(0)})
-    run_expert_iteration(policy, tokenizer, sampler, train, r1_zero_reward_fn, ei_cfg, cfg.sft, log, evaluate)
+    run_expert_iteration(policy, tokenizer, sampler, train, style, ei_cfg, cfg.sft, log, evaluate)
     sampler.sync_weights(policy)
     return records, subset.run().records
 
@@ -69,6 +72,7 @@ def run_expert_iteration_sweep(cfg: ExpertIterationSweepConfig) -> list[dict[str
     """One expert-iteration run per setting; write ``expert_iteration_experiment.{md,json,png}`` and
     ``metrics.jsonl`` to ``out_dir``; return the table's rows."""
     out_dir = Path(cfg.out_dir)
+    style = prompt_style(cfg.prompt)  # an unknown prompt fails before the model loads
     base, tokenizer = load_policy(cfg.policy)
     train = load_gsm8k("train")
     runs, rows, details = {}, [], []
@@ -76,7 +80,7 @@ def run_expert_iteration_sweep(cfg: ExpertIterationSweepConfig) -> list[dict[str
         for setting in cfg.settings:
             samples, rounds = parse_setting(setting)
             started = time.perf_counter()
-            records, final = run_setting(cfg, setting, base, tokenizer, train, logger)
+            records, final = run_setting(cfg, setting, style, base, tokenizer, train, logger)
             runs[f"G={samples}, {rounds} rounds"] = records
             rollouts = [r for r in records if r.get("phase") == "ei_rollout"]
             estimates = accuracy_estimates(final)
@@ -91,8 +95,8 @@ def run_expert_iteration_sweep(cfg: ExpertIterationSweepConfig) -> list[dict[str
             details.append(summary)
             rows.append(summary | {k: str(e) for k, e in estimates.items()})
             print(f"{setting}: test accuracy {estimates['reward']}")
-    title = f"Expert iteration of {cfg.policy.model} on GSM8K ({cfg.subset_size} test problems)"
-    config = {"ei": asdict(cfg.ei), "sft": asdict(cfg.sft)}
+    title = f"Expert iteration of {cfg.policy.model} on GSM8K ({style.name} prompt, {cfg.subset_size} test problems)"
+    config = {"prompt": style.name, "ei": asdict(cfg.ei), "sft": asdict(cfg.sft)}
     write_report(out_dir, "expert_iteration_experiment", title, rows, COLUMNS, {"runs": details, **config})
     plot_runs(
         runs,

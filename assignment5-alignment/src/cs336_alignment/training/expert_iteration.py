@@ -1,5 +1,5 @@
-"""Expert iteration on math problems with the r1_zero reward as the verifier, validated after every round: what
-``scripts/expert_iteration.py`` runs."""
+"""Expert iteration on math problems with the r1_zero prompt, stop string and reward (the verifier), validated
+after every round: what ``scripts/expert_iteration.py`` runs."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from pathlib import Path
 from cs336_basics.toolkit.metrics import read_metrics
 
 from cs336_alignment.expert_iteration import run_expert_iteration
-from cs336_alignment.math_eval import evaluate_math, r1_zero_sampling
+from cs336_alignment.math_eval import evaluate_math, prompt_style, r1_zero_sampling
 from cs336_alignment.models import save_policy
 from cs336_alignment.plots import plot_metrics
-from cs336_alignment.rewards import r1_zero_reward_fn
 from cs336_alignment.run_setup import load_policy, load_problems, open_metrics, policy_sampler
 from cs336_alignment.training.configs import ExpertIterationRunConfig
 
@@ -40,7 +39,7 @@ def train_expert_iteration_on_math(cfg: ExpertIterationRunConfig) -> Path:
             tokenizer,
             sampler,
             train,
-            r1_zero_reward_fn,
+            prompt_style("r1_zero"),
             cfg.ei,
             cfg.sft,
             lambda r: logger.log(**r),
