@@ -11,6 +11,23 @@ from cs336_basics.toolkit.figures import pyplot, save_figure
 
 from cs336_alignment.intervals import Estimate
 
+SMOOTH_FROM = 30
+"""Series this long or longer get a trailing mean drawn over them (shorter ones are drawn point by point)."""
+
+
+def trailing_mean(values: Sequence[float], window: int) -> list[float]:
+    """Mean of each value and the ``window - 1`` before it (fewer at the start): no look-ahead, so a jump shows
+    where it happened, not earlier."""
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
+    means, total = [], 0.0
+    for i, value in enumerate(values):
+        total += value
+        if i >= window:
+            total -= values[i - window]
+        means.append(total / min(i + 1, window))
+    return means
+
 
 def _save(fig, out_png: str | os.PathLike, bottom: float = 0.0) -> Path:
     """Write ``fig``, leaving the ``bottom`` fraction of its height free (for a figure legend)."""
@@ -40,15 +57,23 @@ def plot_runs(
     markers: Mapping[str, float] | None = None,
 ) -> Path:
     """One panel per metric in ``keys``, one line per run (``runs`` maps a legend label to its records; records
-    lacking a key are skipped). ``labels`` renames panels (default: the key with spaces); ``markers`` draws a
-    labelled vertical line at each x value in every panel (where one phase of training ends and the next begins)."""
+    lacking a key are skipped). A series of ``SMOOTH_FROM`` points or more (per-step noise, e.g. the reward of
+    256 rollouts) is drawn faint, under its trailing mean over a twentieth of its points (at least 5), so that
+    trends and the gaps between runs stay readable. ``labels`` renames panels (default: the key with spaces);
+    ``markers`` draws a labelled vertical line at each x value in every panel (where one phase of training ends
+    and the next begins)."""
     fig, axes = _panels(len(keys))
     for ax, key in zip(axes, keys):
         for name, records in runs.items():
             points = [(r[x_key], r[key]) for r in records if r.get(key) is not None and x_key in r]
-            if points:
-                xs, ys = zip(*points)
-                ax.plot(xs, ys, "o-" if len(points) < 30 else "-", markersize=3, label=name or None)
+            if not points:
+                continue
+            xs, ys = zip(*points)
+            if len(points) < SMOOTH_FROM:
+                ax.plot(xs, ys, "o-", markersize=3, label=name or None)
+                continue
+            (raw,) = ax.plot(xs, ys, "-", linewidth=0.8, alpha=0.3)
+            ax.plot(xs, trailing_mean(ys, max(5, len(points) // 20)), "-", color=raw.get_color(), label=name or None)
         for name, x in (markers or {}).items():
             ax.axvline(x, color="tab:red", linestyle="--", linewidth=1)
             ax.annotate(
