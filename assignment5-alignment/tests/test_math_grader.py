@@ -68,3 +68,23 @@ def test_r1_zero_reward_needs_format_and_answer():
 def test_question_only_reward_uses_last_box():
     assert question_only_reward_fn("so \\boxed{3} then \\boxed{4}", "4")["reward"] == 1.0
     assert question_only_reward_fn("no box here: 4", "4")["format_reward"] == 0.0
+
+
+def test_distinct_integer_literals_are_unequal_without_sympy_and_sympy_agrees(monkeypatch):
+    """Most wrong GSM8K answers are one integer against another: the grader decides those without parsing, and
+    the answer is the one ``sympy`` gives (checked here on the same pairs through the sympy path)."""
+    from cs336_alignment import math_grader
+
+    pairs = [("18", "17"), ("0", "-1"), ("-5", "5"), ("100", "1000"), ("123456789012345678", "123456789012345679")]
+    assert all(not math_grader._sympy_equal(truth, given) for truth, given in pairs)
+    equal_through_sympy = [("0", "-0"), ("18", "+18"), ("20", "20.0"), ("1000", "1e3")]
+    assert all(math_grader._sympy_equal(truth, given) for truth, given in equal_through_sympy)
+
+    asked = []
+    real = math_grader._sympy_equal
+    monkeypatch.setattr(math_grader, "_sympy_equal", lambda t, g: asked.append((t, g)) or real(t, g))
+    assert not any(grade(given, truth) for truth, given in pairs)
+    assert asked == []
+    # non-canonical spellings of the same integer still reach sympy, and are equal
+    assert all(math_grader._element_equal(truth, given) for truth, given in equal_through_sympy)
+    assert asked == equal_through_sympy
