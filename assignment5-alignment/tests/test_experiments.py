@@ -26,6 +26,23 @@ def _read_jsonl(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def recording_sampler(make_sampler, calls: list):
+    """``make_sampler`` whose samplers append ``(prompts, params)`` of every ``generate`` to ``calls``."""
+
+    def make(*args):
+        sampler = make_sampler(*args)
+        real_generate = sampler.generate
+
+        def generate(prompts, params):
+            calls.append((list(prompts), params))
+            return real_generate(prompts, params)
+
+        sampler.generate = generate
+        return sampler
+
+    return make
+
+
 @pytest.mark.parametrize(
     ("prompt", "prompt_fn", "stop", "reward_fn"),
     [
@@ -37,24 +54,13 @@ def test_grpo_prompt_option_sets_prompt_stop_and_reward_of_training_and_evaluati
     tiny_checkpoint, tmp_path, monkeypatch, prompt, prompt_fn, stop, reward_fn
 ):
     generate_calls, train_calls = [], []
-    real_sampler, real_train = grpo_run.policy_sampler, grpo_run.train_grpo
-
-    def recording_sampler(*args):
-        sampler = real_sampler(*args)
-        real_generate = sampler.generate
-
-        def generate(prompts, params):
-            generate_calls.append((list(prompts), params))
-            return real_generate(prompts, params)
-
-        sampler.generate = generate
-        return sampler
+    real_train = grpo_run.train_grpo
 
     def recording_train(*args, **kwargs):
         train_calls.append((args, kwargs))
         return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(grpo_run, "policy_sampler", recording_sampler)
+    monkeypatch.setattr(grpo_run, "policy_sampler", recording_sampler(grpo_run.policy_sampler, generate_calls))
     monkeypatch.setattr(grpo_run, "train_grpo", recording_train)
     cfg = GRPOExperimentConfig(
         policy=tiny_checkpoint,
@@ -92,24 +98,14 @@ def test_expert_iteration_prompt_option_sets_prompt_stop_and_reward_of_rollouts_
     tiny_checkpoint, tmp_path, monkeypatch
 ):
     generate_calls, styles = [], []
-    real_sampler, real_run = expert_iteration_sweep.policy_sampler, expert_iteration_sweep.run_expert_iteration
-
-    def recording_sampler(*args):
-        sampler = real_sampler(*args)
-        real_generate = sampler.generate
-
-        def generate(prompts, params):
-            generate_calls.append((list(prompts), params))
-            return real_generate(prompts, params)
-
-        sampler.generate = generate
-        return sampler
+    real_run = expert_iteration_sweep.run_expert_iteration
 
     def recording_run(policy, tokenizer, sampler, problems, style, *args):
         styles.append(style)
         return real_run(policy, tokenizer, sampler, problems, style, *args)
 
-    monkeypatch.setattr(expert_iteration_sweep, "policy_sampler", recording_sampler)
+    sampler_factory = recording_sampler(expert_iteration_sweep.policy_sampler, generate_calls)
+    monkeypatch.setattr(expert_iteration_sweep, "policy_sampler", sampler_factory)
     monkeypatch.setattr(expert_iteration_sweep, "run_expert_iteration", recording_run)
     cfg = ExpertIterationSweepConfig(
         policy=tiny_checkpoint,
