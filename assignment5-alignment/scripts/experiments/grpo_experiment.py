@@ -7,7 +7,7 @@ GPU (one call each; from an SFT checkpoint saved earlier in the lease: --policy.
     bash assignment5-alignment/scripts/gpu_run.sh grpo_experiment --out_dir $OUT --grpo.learning_rate 1e-5 \
         --grpo.max_seconds 420
 Ablations: --grpo.loss_type no_baseline | --grpo.length_normalization constant | --no-grpo.use_std_normalization |
-    off-policy: --grpo.epochs_per_rollout_batch 4 --grpo.train_batch_size 64 --grpo.gradient_accumulation_steps 32 \
+    off-policy: --grpo.epochs_per_rollout_batch 4 --grpo.train_batch_size 64 --grpo.gradient_accumulation_steps 4 \
     --grpo.loss_type grpo_clip (or grpo_no_clip)
 Across calls (the handout's 200 steps do not fit in one): add --state_dir /tmp/a5/state_<run> and repeat the same
 command; each call trains until --grpo.max_seconds, saves the state, and writes the report of the steps so far.
