@@ -200,6 +200,46 @@ def test_ablation_experiment_builds_the_handouts_variants(corpus):
         ExperimentConfig("speedrun", speedrun_parts=["warmup"])
 
 
+def test_speedrun_cool_down_shares_are_a_grid_axis_and_named_only_off_default():
+    from cs336_basics.experiments import speedrun_runs
+
+    cfg = ExperimentConfig(
+        "speedrun", speedrun_parts=["budgets", "ablations"], muon_lrs=[0.05], speedrun_adam_lrs=[0.01],
+        speedrun_cooldowns=[0.7, 0.5], speedrun_fractions=[0.6],
+    )  # fmt: skip
+    specs = {r.name: r for r in speedrun_runs(cfg)}
+    assert specs["speedrun_muonlr0.05_adamlr0.01_cd0.7_0.6x_seed0"].train.cooldown_fraction == 0.7
+    assert specs["speedrun_muonlr0.05_adamlr0.01_0.6x_seed0"].train.cooldown_fraction == 0.5
+    # the ablations take the first share, and their reference is the full speedrun with it
+    assert specs["speedrun_without_relu2_seed0"].train.cooldown_fraction == 0.7
+    assert specs["speedrun_without_relu2_seed0"].reference == "speedrun_muonlr0.05_adamlr0.01_cd0.7_0.6x_seed0"
+    with pytest.raises(ValueError, match="speedrun_cooldowns"):
+        ExperimentConfig("speedrun", speedrun_cooldowns=[1.5])
+
+
+def test_time_to_target_interpolates_the_seed_mean_between_the_budgets_around_it():
+    from cs336_basics.experiments import time_to_target, time_to_target_row
+
+    def budget(config, fraction, seed, loss):
+        return {"config": config, "fraction": fraction, "seed": seed, "measured_fraction": fraction, "val_loss": loss}
+
+    budgets = [
+        budget("a", 0.4, 0, 3.5), budget("a", 0.4, 1, 3.3),  # mean 3.4
+        budget("a", 0.5, 0, 3.3), budget("a", 0.5, 1, 3.1),  # mean 3.2: the target 3.25 is 3/4 of the way from 3.4
+        budget("a", 0.6, 0, 3.0),
+        budget("b", 0.6, 0, 3.3),  # never reaches
+        budget("c", 0.4, 0, 3.1), budget("c", 0.5, 0, 3.0),  # already at the smallest budget
+    ]  # fmt: skip
+    rows = {r["config"]: r for r in time_to_target(budgets, target=3.25)}
+    assert rows["a"]["mean_val_losses"] == pytest.approx([3.4, 3.2, 3.0])
+    assert rows["a"]["seeds"] == [[0, 1], [0, 1], [0]]
+    assert rows["a"]["time_to_target"] == pytest.approx(0.4 + 0.1 * 0.15 / 0.2)
+    assert rows["b"]["time_to_target"] is None and rows["c"]["time_to_target"] is None
+    assert time_to_target_row(rows["a"])[2] == "0.475x"
+    assert time_to_target_row(rows["b"])[2] == "> 0.60x"
+    assert time_to_target_row(rows["c"])[2] == "≤ 0.40x"
+
+
 def test_speedrun_summary_compares_each_ablation_with_its_reference():
     from cs336_basics.experiments import speedrun_summary
 
@@ -221,7 +261,7 @@ def test_speedrun_summary_compares_each_ablation_with_its_reference():
         run("speedrun_without_relu2_seed0", 3.0, reference="speedrun_muonlr0.05_adamlr0.004_0.6x_seed0"),
     ]
     summary = speedrun_summary(runs, seconds=20.0)
-    assert summary["target_loss"] == 3.0
+    assert summary["target_loss"] == 3.0 and summary["baseline_seeds"] == [0]
     assert [b["reached"] for b in summary["budgets"]] == [True, False]
     assert summary["budgets"][0]["measured_fraction"] == pytest.approx(0.6)
     assert summary["tricks"] == [{"trick": "relu2", "seed": 0, "val_loss": 3.0, "change": pytest.approx(0.1)}]

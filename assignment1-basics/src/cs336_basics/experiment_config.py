@@ -9,6 +9,7 @@ from cs336_basics.model_config import ModelConfig
 EXPERIMENTS = ("learning_rate", "batch_size", "ablations", "speedrun", "main_experiment")
 SPEEDRUN_TRICKS = ("muon", "relu2", "qk_norm", "zero_init_output", "trapezoidal")
 SPEEDRUN_PARTS = ("baseline", "budgets", "ablations")
+SPEEDRUN_COOLDOWN = 0.5  # the speedrun's default cool-down share; run names mention only other values
 
 
 @dataclass
@@ -38,6 +39,10 @@ class ExperimentConfig:
     muon_lrs: list[float] = field(default_factory=lambda: [0.02, 0.04], metadata={"help": "speedrun: Muon rates"})
     speedrun_adam_lrs: list[float] = field(
         default_factory=list, metadata={"help": "speedrun: AdamW rates of embedding, head and gains (default: lr)"}
+    )
+    speedrun_cooldowns: list[float] = field(
+        default_factory=lambda: [SPEEDRUN_COOLDOWN],
+        metadata={"help": "speedrun: shares of each run spent in the linear cool-down (the first one for ablations)"},
     )
     speedrun_parts: list[str] = field(
         default_factory=lambda: list(SPEEDRUN_PARTS), metadata={"help": "speedrun: which of baseline budgets ablations"}
@@ -74,6 +79,8 @@ class ExperimentConfig:
             )
         if not self.muon_lrs:
             raise ValueError("muon_lrs must not be empty")
+        if not self.speedrun_cooldowns or not all(0.0 <= c <= 1.0 for c in self.speedrun_cooldowns):
+            raise ValueError(f"speedrun_cooldowns must be non-empty shares in [0, 1], got {self.speedrun_cooldowns}")
 
     @property
     def adam_lrs(self) -> list[float]:

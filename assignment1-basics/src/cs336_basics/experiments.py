@@ -23,6 +23,7 @@ Experiments (the baseline is the handout's TinyStories model with AdamW and the 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import platform
@@ -34,7 +35,7 @@ from typing import Any
 
 import torch
 
-from cs336_basics.experiment_config import SPEEDRUN_TRICKS, ExperimentConfig
+from cs336_basics.experiment_config import SPEEDRUN_COOLDOWN, SPEEDRUN_TRICKS, ExperimentConfig
 from cs336_basics.model import matched_d_ff
 from cs336_basics.model_config import ModelConfig
 from cs336_basics.toolkit.atomic import write_text_atomic
@@ -136,15 +137,20 @@ def ablation_runs(cfg: ExperimentConfig) -> list[RunSpec]:
 
 
 def speedrun_settings(
-    cfg: ExperimentConfig, muon_lr: float, adam_lr: float, without: str | None = None
+    cfg: ExperimentConfig,
+    muon_lr: float,
+    adam_lr: float,
+    without: str | None = None,
+    cooldown: float = SPEEDRUN_COOLDOWN,
 ) -> dict[str, Any]:
     """The speedrun's overrides of the baseline, optionally with one of :data:`SPEEDRUN_TRICKS` left out.
 
     ``adam_lr`` is the peak rate of the AdamW part (embedding, head, gains); without Muon every weight gets the
-    baseline's AdamW rate ``cfg.lr``, as a higher embedding rate is only tested with Muon."""
+    baseline's AdamW rate ``cfg.lr``, as a higher embedding rate is only tested with Muon. ``cooldown`` is the share
+    of the run in the trapezoid's linear cool-down."""
     model = dict(ffn="relu2", d_ff=matched_d_ff(cfg.model.d_ff, "relu2"), qk_norm=True, zero_init_output=True)
     settings: dict[str, Any] = dict(
-        optimizer="muon", muon_lr=muon_lr, max_lr=adam_lr, schedule="trapezoidal", cooldown_fraction=0.5,
+        optimizer="muon", muon_lr=muon_lr, max_lr=adam_lr, schedule="trapezoidal", cooldown_fraction=cooldown,
         min_lr=0.0, warmup_iters=30,
     )  # fmt: skip
     if without == "muon":
@@ -161,37 +167,45 @@ def speedrun_settings(
     return settings
 
 
-def speedrun_name(muon_lr: float, adam_lr: float, fraction: float) -> str:
-    return f"speedrun_muonlr{muon_lr:g}_adamlr{adam_lr:g}_{fraction:g}x"
+def speedrun_name(muon_lr: float, adam_lr: float, fraction: float, cooldown: float = SPEEDRUN_COOLDOWN) -> str:
+    """Runs differing only in budget share the name up to the last ``_<fraction>x``."""
+    shape = "" if cooldown == SPEEDRUN_COOLDOWN else f"_cd{cooldown:g}"
+    return f"speedrun_muonlr{muon_lr:g}_adamlr{adam_lr:g}{shape}_{fraction:g}x"
 
 
 def speedrun_runs(cfg: ExperimentConfig) -> list[RunSpec]:
-    """The baseline at the full budget sets the target; the speedrun gets fractions of it for every pair of Muon
-    and AdamW rates; then, at the middle fraction and the first pair of rates, each trick is removed in turn."""
+    """The baseline at the full budget sets the target; the speedrun gets fractions of it for every Muon rate,
+    AdamW rate and cool-down share; then, at the middle fraction and the first of each, each trick is removed in
+    turn."""
     runs = _seeded(cfg, "baseline", "baseline") if "baseline" in cfg.speedrun_parts else []
     fractions = sorted(cfg.speedrun_fractions)
     middle = fractions[len(fractions) // 2]
     if "budgets" in cfg.speedrun_parts:
-        for muon_lr in cfg.muon_lrs:
-            for adam_lr in cfg.adam_lrs:
-                for fraction in fractions:
-                    settings = speedrun_settings(cfg, muon_lr, adam_lr) | {"time_budget": fraction * cfg.seconds}
-                    group = f"speedrun, Muon {muon_lr:g}, AdamW {adam_lr:g}, {fraction:g}x time"
-                    runs += _seeded(cfg, speedrun_name(muon_lr, adam_lr, fraction), group, **settings)
+        for muon_lr, adam_lr, cooldown in itertools.product(cfg.muon_lrs, cfg.adam_lrs, cfg.speedrun_cooldowns):
+            shape = "" if cooldown == SPEEDRUN_COOLDOWN else f", cool-down {cooldown:g}"
+            for fraction in fractions:
+                settings = speedrun_settings(cfg, muon_lr, adam_lr, cooldown=cooldown)
+                group = f"speedrun, Muon {muon_lr:g}, AdamW {adam_lr:g}{shape}, {fraction:g}x time"
+                name = speedrun_name(muon_lr, adam_lr, fraction, cooldown)
+                runs += _seeded(cfg, name, group, time_budget=fraction * cfg.seconds, **settings)
     if "ablations" in cfg.speedrun_parts:
-        muon_lr, adam_lr = cfg.muon_lrs[0], cfg.adam_lrs[0]
-        full = speedrun_name(muon_lr, adam_lr, middle)
+        muon_lr, adam_lr, cooldown = cfg.muon_lrs[0], cfg.adam_lrs[0], cfg.speedrun_cooldowns[0]
+        full = speedrun_name(muon_lr, adam_lr, middle, cooldown)
         for trick in SPEEDRUN_TRICKS:
-            settings = speedrun_settings(cfg, muon_lr, adam_lr, without=trick) | {"time_budget": middle * cfg.seconds}
+            settings = speedrun_settings(cfg, muon_lr, adam_lr, without=trick, cooldown=cooldown)
             group = f"speedrun without {trick}, {middle:g}x time"
-            runs += _seeded(cfg, f"speedrun_without_{trick}", group, reference=full, **settings)
+            runs += _seeded(
+                cfg, f"speedrun_without_{trick}", group, reference=full, time_budget=middle * cfg.seconds, **settings
+            )
     return runs
 
 
 def main_experiment_runs(cfg: ExperimentConfig) -> list[RunSpec]:
     """One run of the chosen configuration (the speedrun with the first Muon and AdamW rates, or the baseline),
     seed ``seeds[0]``, keeping its checkpoint for the samples."""
-    settings = speedrun_settings(cfg, cfg.muon_lrs[0], cfg.adam_lrs[0]) if cfg.main_config == "speedrun" else {}
+    settings = {}
+    if cfg.main_config == "speedrun":
+        settings = speedrun_settings(cfg, cfg.muon_lrs[0], cfg.adam_lrs[0], cooldown=cfg.speedrun_cooldowns[0])
     name = f"main_{cfg.main_config}"
     train_cfg = base_train_config(cfg, name, cfg.seeds[0], **settings)
     return [RunSpec(name, f"{cfg.main_config} configuration", train_cfg, keep_checkpoint=True)]
@@ -244,6 +258,7 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
         "optimizer": cfg.optimizer,
         "muon_lr": cfg.muon_lr if cfg.optimizer == "muon" else None,
         "schedule": cfg.schedule,
+        "cooldown_fraction": cfg.cooldown_fraction if cfg.schedule == "trapezoidal" else None,
         "time_budget": cfg.time_budget,
         "model": dataclasses.asdict(cfg.model),
     }
@@ -428,7 +443,8 @@ def speedrun_summary(runs: list[dict[str, Any]], seconds: float) -> dict[str, An
     target = sum(r["val_loss"] for r in baseline) / len(baseline) if baseline else math.nan
     baseline_seconds = sum(r["train_seconds"] for r in baseline) / len(baseline) if baseline else math.nan
     budgets = [
-        {"name": r["name"], "fraction": r["time_budget"] / seconds, "train_seconds": r["train_seconds"],
+        {"name": r["name"], "config": r["name"].rsplit("_", 2)[0], "seed": r["seed"],
+         "fraction": r["time_budget"] / seconds, "train_seconds": r["train_seconds"],
          "measured_fraction": r["train_seconds"] / baseline_seconds, "val_loss": r["val_loss"],
          "reached": r["val_loss"] <= target}
         for r in finished if r["name"].startswith("speedrun_muonlr")
@@ -446,7 +462,58 @@ def speedrun_summary(runs: list[dict[str, Any]], seconds: float) -> dict[str, An
                     "change": r["val_loss"] - full["val_loss"],
                 }
             )
-    return {"target_loss": target, "baseline_seconds": baseline_seconds, "budgets": budgets, "tricks": tricks}
+    return {
+        "target_loss": target,
+        "baseline_seconds": baseline_seconds,
+        "baseline_seeds": [r["seed"] for r in baseline],
+        "budgets": budgets,
+        "time_to_target": time_to_target(budgets, target),
+        "tricks": tricks,
+    }
+
+
+def time_to_target(budgets: list[dict[str, Any]], target: float) -> list[dict[str, Any]]:
+    """Per speedrun configuration, when its seed-mean final loss first reaches ``target``, as a fraction of the
+    baseline's measured time: linear between the two measured budgets around the crossing (each budget's
+    loss and time averaged over its seeds). ``None`` when no budget reaches it or the smallest already does, since
+    then the crossing lies outside what was measured."""
+    by_config: dict[str, dict[float, list[dict[str, Any]]]] = {}
+    for b in budgets:
+        by_config.setdefault(b["config"], {}).setdefault(b["fraction"], []).append(b)
+    rows = []
+    for config, by_fraction in by_config.items():
+        points = [
+            (sum(b["measured_fraction"] for b in runs) / len(runs), sum(b["val_loss"] for b in runs) / len(runs),
+             sorted(b["seed"] for b in runs))
+            for _, runs in sorted(by_fraction.items())
+        ]  # fmt: skip
+        crossing = None
+        for (time_a, loss_a, _), (time_b, loss_b, _) in itertools.pairwise(points):
+            if loss_a > target >= loss_b:
+                crossing = time_a + (time_b - time_a) * (loss_a - target) / (loss_a - loss_b)
+                break
+        rows.append(
+            {
+                "config": config,
+                "measured_fractions": [t for t, _, _ in points],
+                "mean_val_losses": [loss for _, loss, _ in points],
+                "seeds": [seeds for _, _, seeds in points],
+                "target_loss": target,
+                "time_to_target": crossing,
+            }
+        )
+    return rows
+
+
+def time_to_target_row(crossing: dict[str, Any]) -> list[str]:
+    """One configuration's line of the time-to-target table."""
+    points = zip(crossing["measured_fractions"], crossing["mean_val_losses"], crossing["seeds"])
+    losses = " / ".join(f"{time:.2f}x: {loss:.4f} (seeds {', '.join(map(str, seeds))})" for time, loss, seeds in points)
+    times, time = crossing["measured_fractions"], crossing["time_to_target"]
+    if time is not None:
+        return [crossing["config"], losses, f"{time:.3f}x"]
+    reached_first = crossing["mean_val_losses"][0] <= crossing["target_loss"]
+    return [crossing["config"], losses, f"≤ {times[0]:.2f}x" if reached_first else f"> {times[-1]:.2f}x"]
 
 
 def write_outputs(
@@ -480,11 +547,17 @@ def write_outputs(
             for b in summary["budgets"]
         ]  # fmt: skip
         tricks = [[t["trick"], t["seed"], f"{t['val_loss']:.4f}", f"{t['change']:+.4f}"] for t in summary["tricks"]]
+        crossings = [time_to_target_row(c) for c in summary["time_to_target"]]
         lines += [
             f"\nTarget: the baseline's final validation loss {summary['target_loss']:.4f} (mean over seeds) in "
             f"{summary['baseline_seconds']:.1f} s of training (budget {cfg.seconds:g} s).\n",
             markdown_table(
                 ["speedrun run", "budget (x baseline)", "measured s (x baseline)", "final val loss", "reached"], budgets
+            ),
+            "\nTime to the target: each budget's final loss averaged over its seeds, the crossing interpolated "
+            "linearly between the two budgets around it; a bound where no pair of budgets brackets the target.\n",
+            markdown_table(
+                ["configuration", "mean final val loss per budget", "time to target (x baseline)"], crossings
             ),
             "",
             markdown_table(["trick removed", "seed", "final val loss", "change vs full speedrun"], tricks),
