@@ -7,7 +7,8 @@ kernels eager, compiled, and compiled with CUDA graphs (``mode="reduce-overhead"
 (eager and compiled) and cuDNN backends on the same ``(batch, heads, n, d)`` tensors. ``host ms`` is the CPU
 time per forward+backward while the GPU queue absorbs the launches: the host cost that short sequences
 expose. The markdown ends with the goals of issue 17 checked against the measured ratios. Output and
-gradients of every implementation are checked against float64 naive attention in the same process.
+gradients of every implementation are checked against float64 naive attention in the same process, after the
+timings or, with ``--check_first``, before them.
 
 Run (GPU machine, repo root):
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src \\
@@ -42,6 +43,10 @@ class LeaderboardConfig:
     rep_ms: int = field(default=1000, metadata={"help": "do_bench time for the main case"})
     sweep_rep_ms: int = field(default=200, metadata={"help": "do_bench time for the swept lengths"})
     host_calls: int = field(default=50, metadata={"help": "calls timed for host ms"})
+    check_first: bool = field(
+        default=False,
+        metadata={"help": "check correctness before timing, so that a run cut by a time limit still has the check"},
+    )
 
 
 if __name__ == "__main__":  # parsed before torch loads, so that --help and a bad flag answer at once
@@ -226,6 +231,14 @@ def write_results(config: LeaderboardConfig, rows: list[dict], correctness: list
     return text
 
 
+def checked(impls: dict[str, Attention]) -> list[dict]:
+    """``check_correctness`` with its rows printed at once, so the log keeps them if the run is cut later."""
+    correctness = check_correctness(impls)
+    for row in correctness:
+        print("check", row, flush=True)
+    return correctness
+
+
 def main(config: LeaderboardConfig) -> None:
     if not torch.cuda.is_available():
         sys.exit("bench_flash_leaderboard needs a CUDA GPU")
@@ -234,6 +247,7 @@ def main(config: LeaderboardConfig) -> None:
     torch._dynamo.config.recompile_limit = 64
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}", flush=True)
     impls = implementations()
+    correctness = checked(impls) if config.check_first else None
 
     rows = []
     lengths = [config.seq_len] + [n for n in config.sweep if n != config.seq_len]
@@ -254,14 +268,13 @@ def main(config: LeaderboardConfig) -> None:
                     "vs_cudnn": t["fwd_bwd_ms"] / timings[CUDNN]["fwd_bwd_ms"],
                 }
             )
-        write_results(config, rows, None)
+        write_results(config, rows, correctness)
         del qkv
         torch.cuda.empty_cache()
 
-    # Checked after timing so a cut-off run still has the timings; same process, same kernels.
-    correctness = check_correctness(impls)
-    for row in correctness:
-        print("check", row, flush=True)
+    # By default checked after timing so a cut-off run still has the timings; same process, same kernels.
+    if correctness is None:
+        correctness = checked(impls)
     print(json.dumps(best_configs(), indent=1))
     print(write_results(config, rows, correctness))
 
