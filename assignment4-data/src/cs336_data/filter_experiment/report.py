@@ -81,7 +81,7 @@ def write_budget_plot(
             ax.plot(xs, ys, color=colours[arm], linestyle=style, label=f"{arm} (seed {seed})")
     ax.set_xlabel("training tokens (millions)")
     ax.set_ylabel(f"{curve_set} loss")
-    ax.set_title(f"Same model, same tokens (budget: {budget}): raw crawl text vs filtered")
+    ax.set_title(f"Same model, same tokens (budget: {budget}):\nraw crawl text vs filtered")
     ax.legend()
     fig.tight_layout()
     return save_figure(fig, out_dir / f"loss_curves_{budget}.png")
