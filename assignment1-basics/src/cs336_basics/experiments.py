@@ -465,7 +465,6 @@ def speedrun_summary(runs: list[dict[str, Any]], seconds: float) -> dict[str, An
     return {
         "target_loss": target,
         "baseline_seconds": baseline_seconds,
-        "baseline_seeds": [r["seed"] for r in baseline],
         "budgets": budgets,
         "time_to_target": time_to_target(budgets, target),
         "tricks": tricks,
@@ -498,21 +497,20 @@ def time_to_target(budgets: list[dict[str, Any]], target: float) -> list[dict[st
                 "measured_fractions": [t for t, _, _ in points],
                 "mean_val_losses": [loss for _, loss, _ in points],
                 "seeds": [seeds for _, _, seeds in points],
-                "target_loss": target,
                 "time_to_target": crossing,
             }
         )
     return rows
 
 
-def time_to_target_row(crossing: dict[str, Any]) -> list[str]:
+def time_to_target_row(crossing: dict[str, Any], target: float) -> list[str]:
     """One configuration's line of the time-to-target table."""
     points = zip(crossing["measured_fractions"], crossing["mean_val_losses"], crossing["seeds"])
     losses = " / ".join(f"{time:.2f}x: {loss:.4f} (seeds {', '.join(map(str, seeds))})" for time, loss, seeds in points)
     times, time = crossing["measured_fractions"], crossing["time_to_target"]
     if time is not None:
         return [crossing["config"], losses, f"{time:.3f}x"]
-    reached_first = crossing["mean_val_losses"][0] <= crossing["target_loss"]
+    reached_first = crossing["mean_val_losses"][0] <= target
     return [crossing["config"], losses, f"≤ {times[0]:.2f}x" if reached_first else f"> {times[-1]:.2f}x"]
 
 
@@ -547,7 +545,7 @@ def write_outputs(
             for b in summary["budgets"]
         ]  # fmt: skip
         tricks = [[t["trick"], t["seed"], f"{t['val_loss']:.4f}", f"{t['change']:+.4f}"] for t in summary["tricks"]]
-        crossings = [time_to_target_row(c) for c in summary["time_to_target"]]
+        crossings = [time_to_target_row(c, summary["target_loss"]) for c in summary["time_to_target"]]
         lines += [
             f"\nTarget: the baseline's final validation loss {summary['target_loss']:.4f} (mean over seeds) in "
             f"{summary['baseline_seconds']:.1f} s of training (budget {cfg.seconds:g} s).\n",
