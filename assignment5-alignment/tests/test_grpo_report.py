@@ -1,11 +1,12 @@
 """A GRPO run's summary row: accuracies, the paired change, the no-signal diagnostics and the training time from
-hand-made records; a comparison of run folders, old ones included."""
+hand-made records; a comparison of run folders, old ones included, at equal steps; SFT folders merged."""
 
 import json
 
 import pytest
-from cs336_alignment.experiments.configs import GRPOComparisonConfig
+from cs336_alignment.experiments.configs import RunComparisonConfig
 from cs336_alignment.experiments.grpo_comparison import compare_grpo_runs
+from cs336_alignment.experiments.sft_comparison import compare_sft_runs
 from cs336_alignment.grpo_report import default_run_name, first_last, summarize_grpo_run
 from cs336_alignment.loop_configs import GRPOConfig
 
@@ -62,7 +63,46 @@ def test_comparison_takes_training_seconds_from_the_step_records_of_old_folders_
     ]
     records = [{"step": 0, "val_reward": 0.0}, *steps]
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    cfg = GRPOComparisonConfig(runs=[str(folder)], name="sweep", out_dir=str(tmp_path / "out"))
+    cfg = RunComparisonConfig(runs=[str(folder)], name="sweep", out_dir=str(tmp_path / "out"))
     (row,) = compare_grpo_runs(cfg)
     assert row == {"run": "lr=1e-5", "steps": 2, "train_seconds": 5.0}
     assert "| training seconds |" in (tmp_path / "out" / "sweep.md").read_text()
+
+
+def _write_run(folder, summary_name, rows, records):
+    folder.mkdir()
+    (folder / summary_name).write_text(json.dumps({"title": "t", "rows": rows}))
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return str(folder)
+
+
+def test_comparison_at_a_step_averages_the_evaluations_of_the_last_30_steps_before_it(tmp_path):
+    vals = {0: 0.10, 60: 0.50, 70: 0.20, 80: 0.30, 100: 0.40, 110: 0.90}  # 70..100 count: (0.2+0.3+0.4)/3 = 0.3
+    records = [{"step": s, "val_reward": v} for s, v in vals.items()]
+    run = _write_run(tmp_path / "a", "grpo.json", [{"run": "a", "steps": 110}], records)
+    cfg = RunComparisonConfig(runs=[run], name="cmp", out_dir=str(tmp_path / "out"), at_step=100)
+    (row,) = compare_grpo_runs(cfg)
+    assert row["val_at_step"] == pytest.approx(0.3)
+    assert row["val_change_at_step"] == pytest.approx(0.2)
+    assert "| validation, steps 70-100 | its change from step 0 |" in (tmp_path / "out" / "cmp.md").read_text()
+    short = _write_run(tmp_path / "b", "grpo.json", [{"run": "b", "steps": 50}], records[:2])
+    with pytest.raises(ValueError, match="none at steps 70-100"):
+        compare_grpo_runs(RunComparisonConfig(runs=[short], name="cmp", out_dir=str(tmp_path / "out"), at_step=100))
+
+
+def test_sft_folders_merge_by_dataset_size_then_steps_with_one_curve_each(tmp_path):
+    def sft_run(name, size, steps):
+        records = [
+            {"step": 0, "train_size": size, "val_reward": 0.0},
+            {"step": steps, "train_size": size, "nll_per_token": 0.5},
+        ]
+        return _write_run(tmp_path / name, "sft_experiment.json", [{"train_size": size, "steps": steps}], records)
+
+    runs = [sft_run("all_700", 7473, 700), sft_run("s128", 128, 200), sft_run("all_200", 7473, 200)]
+    rows = compare_sft_runs(RunComparisonConfig(runs=runs, name="sweep", out_dir=str(tmp_path / "out")))
+    assert [(r["train_size"], r["steps"]) for r in rows] == [(128, 200), (7473, 200), (7473, 700)]
+    table = (tmp_path / "out" / "sweep.md").read_text()
+    assert table.index("| 128 | 200 |") < table.index("| 7473 | 200 |") < table.index("| 7473 | 700 |")
+    assert (tmp_path / "out" / "sweep.png").stat().st_size > 0
+    with pytest.raises(FileNotFoundError, match="sft_experiment.json is missing"):
+        compare_sft_runs(RunComparisonConfig(runs=[str(tmp_path / "out")], name="x", out_dir=str(tmp_path / "o2")))

@@ -124,14 +124,23 @@ class GRPOExperimentConfig:
 
 
 @dataclass
-class GRPOComparisonConfig:
-    """Folders written by grpo_experiment.py, compared in one table and one figure."""
+class RunComparisonConfig:
+    """Output folders of grpo_experiment.py (or of sft_experiment.py), compared in one table and one figure."""
 
-    runs: list[str] = field(default_factory=list, metadata={"help": "grpo_experiment output folders"})
-    name: str = field(default="grpo_comparison", metadata={"help": "base name of the table and plot files"})
+    runs: list[str] = field(default_factory=list, metadata={"help": "experiment output folders"})
+    name: str = field(default="comparison", metadata={"help": "base name of the table and plot files"})
     title: str = field(default="", metadata={"help": "figure and table title (default: from the name)"})
-    out_dir: str = field(default="runs/grpo_comparison", metadata={"help": "folder for the table and plot"})
+    out_dir: str = field(default="runs/comparison", metadata={"help": "folder for the table and plot"})
+    at_step: int = field(
+        default=0,
+        metadata={
+            "help": "GRPO runs of different lengths: add the mean validation accuracy of the evaluations at steps "
+            "at_step-30..at_step and its change from step 0 (0: leave out)"
+        },
+    )
 
     def __post_init__(self):
         if not self.runs:
-            raise ValueError("--runs needs at least one grpo_experiment output folder")
+            raise ValueError("--runs needs at least one experiment output folder")
+        if self.at_step < 0:
+            raise ValueError(f"--at_step must be >= 0, got {self.at_step}")
