@@ -11,7 +11,8 @@ Run on a GPU (standalone, no install needed):
 
 MFU = achieved matmul FLOP/s / the GPU's dense bf16 peak (989 TFLOP/s for H100/H200 SXM unless
 ``--peak_tflops`` says otherwise); FLOPs per token come from :mod:`cs336_basics.accounting` (6·N plus
-attention, the full ``seq × seq`` square).
+attention, the full ``seq × seq`` square). ``--speedrun_model --profile`` adds our model with the speedrun's
+layers, with and without QK-norm, and a per-kernel profile of every row: where the speedrun's step time goes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -45,6 +47,13 @@ class BenchTrainGPUConfig:
     small: bool = field(default=False, metadata={"help": "tiny model (a smoke test on a CPU)"})
     swap_losses: bool = field(default=False, metadata={"help": "also each model with the other's loss"})
     profile: bool = field(default=False, metadata={"help": "write a per-kernel profile of each run to --out_dir"})
+    speedrun_model: bool = field(
+        default=False,
+        metadata={
+            "help": "also our model with the speedrun's layers (ReLU², QK-norm, zero-initialised projections), with "
+            "and without QK-norm: what QK-norm costs a step"
+        },
+    )
 
     def __post_init__(self):
         if self.steps < 1 or self.warmup < 0 or self.batch_size < 1:
@@ -57,7 +66,7 @@ if __name__ == "__main__":  # parsed before torch loads, so that --help and a ba
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from cs336_basics.accounting import count_parameters, training_flops_per_token  # noqa: E402
-from cs336_basics.model import TransformerLM  # noqa: E402
+from cs336_basics.model import TransformerLM, matched_d_ff  # noqa: E402
 from cs336_basics.model_config import ModelConfig  # noqa: E402
 from cs336_basics.nn_utils import cross_entropy  # noqa: E402
 from cs336_basics.optimizer import AdamW  # noqa: E402
@@ -150,7 +159,7 @@ def build(name: str, cfg: ModelConfig, device: torch.device) -> nn.Module:
     """Both models start from the same seed-0 weights of ``TransformerLM``."""
     torch.manual_seed(0)
     ours = TransformerLM(cfg, device=device)
-    if name == "cs336_basics":
+    if name.startswith("cs336_basics"):
         return ours
     reference = TorchLM(cfg).to(device)
     reference.load_state_dict(ours.state_dict())
@@ -196,7 +205,7 @@ def measure(name: str, loss_name: str, cfg: ModelConfig, args: BenchTrainGPUConf
     tokens_per_second = args.steps * args.batch_size * cfg.context_length / seconds
     flops_per_token = training_flops_per_token(cfg, cfg.context_length)
     if args.profile and args.out_dir is not None:
-        _profile(train_step, device, args.out_dir / f"profile_{name}_{loss_name}.txt".replace("/", "_"))
+        _profile(train_step, device, args.out_dir / re.sub(r"[^\w.-]+", "_", f"profile_{name}_{loss_name}.txt"))
     result = {
         "model": name,
         "loss": loss_name,
@@ -215,6 +224,17 @@ def measure(name: str, loss_name: str, cfg: ModelConfig, args: BenchTrainGPUConf
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     return result
+
+
+def speedrun_models(cfg: ModelConfig) -> list[tuple[str, ModelConfig]]:
+    """The speedrun's layers on the handout's shapes (``experiments.speedrun_settings``), with and without QK-norm."""
+    speedrun = dataclasses.replace(
+        cfg, ffn="relu2", d_ff=matched_d_ff(cfg.d_ff, "relu2"), qk_norm=True, zero_init_output=True
+    )
+    return [
+        ("cs336_basics, speedrun model", speedrun),
+        ("cs336_basics, speedrun model without QK-norm", dataclasses.replace(speedrun, qk_norm=False)),
+    ]
 
 
 def _profile(train_step, device: torch.device, path: Path) -> None:
@@ -241,7 +261,7 @@ def _peak_tflops(device: torch.device) -> float | None:
 
 
 def results_table(results: list[dict]) -> str:
-    base = next(r["tokens_per_second"] for r in results if r["model"] == r["loss"] == "torch.nn")
+    base = next(r["tokens_per_second"] for r in results if r["model"] == r["loss"] == "torch.nn")  # handout model
     headers = ["model", "loss", "ms/step", "tokens/s", "TFLOP/s", "MFU", "speed vs torch.nn", "first loss", "peak GiB"]
     rows = [
         [
@@ -277,6 +297,8 @@ def main(args: BenchTrainGPUConfig) -> None:
     losses = [r["first_loss"] for r in results]
     if not all(math.isclose(loss, losses[0], rel_tol=2e-2) for loss in losses):
         raise RuntimeError(f"the models disagree on the same batch: first losses {losses}")
+    if args.speedrun_model:
+        results += [measure(name, "cs336_basics", model, args, device) for name, model in speedrun_models(cfg)]
     info = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
