@@ -66,7 +66,8 @@ if __name__ == "__main__":  # parsed before torch loads, so that --help and a ba
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from cs336_basics.accounting import count_parameters, training_flops_per_token  # noqa: E402
-from cs336_basics.model import TransformerLM, matched_d_ff  # noqa: E402
+from cs336_basics.experiments import speedrun_layers  # noqa: E402
+from cs336_basics.model import TransformerLM  # noqa: E402
 from cs336_basics.model_config import ModelConfig  # noqa: E402
 from cs336_basics.nn_utils import cross_entropy  # noqa: E402
 from cs336_basics.optimizer import AdamW  # noqa: E402
@@ -227,10 +228,8 @@ def measure(name: str, loss_name: str, cfg: ModelConfig, args: BenchTrainGPUConf
 
 
 def speedrun_models(cfg: ModelConfig) -> list[tuple[str, ModelConfig]]:
-    """The speedrun's layers on the handout's shapes (``experiments.speedrun_settings``), with and without QK-norm."""
-    speedrun = dataclasses.replace(
-        cfg, ffn="relu2", d_ff=matched_d_ff(cfg.d_ff, "relu2"), qk_norm=True, zero_init_output=True
-    )
+    """The speedrun's layers on the handout's shapes, with and without QK-norm."""
+    speedrun = dataclasses.replace(cfg, **speedrun_layers(cfg))
     return [
         ("cs336_basics, speedrun model", speedrun),
         ("cs336_basics, speedrun model without QK-norm", dataclasses.replace(speedrun, qk_norm=False)),

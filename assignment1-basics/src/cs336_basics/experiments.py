@@ -136,6 +136,12 @@ def ablation_runs(cfg: ExperimentConfig) -> list[RunSpec]:
     )
 
 
+def speedrun_layers(model: ModelConfig) -> dict[str, Any]:
+    """The speedrun's changes to a model's layers: ReLU² at SwiGLU's parameter count, QK-norm, zero-initialised
+    output projections (``ModelConfig`` fields, for ``dataclasses.replace``)."""
+    return dict(ffn="relu2", d_ff=matched_d_ff(model.d_ff, "relu2"), qk_norm=True, zero_init_output=True)
+
+
 def speedrun_settings(
     cfg: ExperimentConfig,
     muon_lr: float,
@@ -148,7 +154,7 @@ def speedrun_settings(
     ``adam_lr`` is the peak rate of the AdamW part (embedding, head, gains); without Muon every weight gets the
     baseline's AdamW rate ``cfg.lr``, as a higher embedding rate is only tested with Muon. ``cooldown`` is the share
     of the run in the trapezoid's linear cool-down."""
-    model = dict(ffn="relu2", d_ff=matched_d_ff(cfg.model.d_ff, "relu2"), qk_norm=True, zero_init_output=True)
+    model = speedrun_layers(cfg.model)
     settings: dict[str, Any] = dict(
         optimizer="muon", muon_lr=muon_lr, max_lr=adam_lr, schedule="trapezoidal", cooldown_fraction=cooldown,
         min_lr=0.0, warmup_iters=30,
