@@ -9,7 +9,7 @@ from typing import Any
 
 from cs336_alignment.experiments.configs import RunComparisonConfig
 from cs336_alignment.experiments.grpo_comparison import load_run
-from cs336_alignment.experiments.sft_sweep import COLUMNS
+from cs336_alignment.experiments.sft_sweep import COLUMNS, CURVES, curve_labels
 from cs336_alignment.plots import plot_runs
 from cs336_alignment.reports import write_report
 
@@ -30,7 +30,6 @@ def compare_sft_runs(cfg: RunComparisonConfig) -> list[dict[str, Any]]:
     rows = [row for row, _, _ in runs]
     title = cfg.title or f"SFT runs compared: {cfg.name.replace('_', ' ')}"
     write_report(cfg.out_dir, cfg.name, title, rows, COLUMNS, {"runs": cfg.runs})
-    labels = {"val_reward": "validation accuracy", "nll_per_token": "loss per response token (nats)"}
-    plot_runs(curves, ["val_reward", "nll_per_token"], Path(cfg.out_dir) / f"{cfg.name}.png", title, labels=labels)
+    plot_runs(curves, CURVES, Path(cfg.out_dir) / f"{cfg.name}.png", title, labels=curve_labels())
     print(f"table: {Path(cfg.out_dir) / f'{cfg.name}.md'}  plot: {Path(cfg.out_dir) / f'{cfg.name}.png'}")
     return rows

@@ -35,6 +35,14 @@ COLUMNS = {
     "seconds": "seconds",
 }
 
+CURVES = ["val_reward", "nll_per_token"]
+
+
+def curve_labels(val_size: int | None = None) -> dict[str, str]:
+    """Panel titles of SFT curves (``val_size`` None: runs merged from folders, whose validation size may differ)."""
+    val = "validation accuracy" if val_size is None else f"accuracy on {val_size} test problems"
+    return {"val_reward": val, "nll_per_token": "loss per response token (nats)"}
+
 
 def train_one(
     cfg: SFTSweepConfig, base: torch.nn.Module, tokenizer: Any, examples: list, logger: MetricsLogger
@@ -95,15 +103,6 @@ def run_sft_sweep(cfg: SFTSweepConfig) -> list[dict[str, Any]]:
     title = f"SFT of {cfg.policy.model} on GSM8K traces ({cfg.subset_size} test problems)"
     settings = asdict(cfg.sft) | {"max_tokens": cfg.max_tokens, "data_seed": cfg.data_seed}
     write_report(out_dir, "sft_experiment", title, rows, COLUMNS, {"runs": details, "sft": settings})
-    plot_runs(
-        runs,
-        ["val_reward", "nll_per_token"],
-        out_dir / "sft_experiment.png",
-        title,
-        labels={
-            "val_reward": f"accuracy on {cfg.val_size} test problems",
-            "nll_per_token": "loss per response token (nats)",
-        },
-    )
+    plot_runs(runs, CURVES, out_dir / "sft_experiment.png", title, labels=curve_labels(cfg.val_size))
     print(f"table: {out_dir / 'sft_experiment.md'}  plot: {out_dir / 'sft_experiment.png'}")
     return rows
