@@ -175,6 +175,26 @@ def test_runner_writes_table_plots_metrics_and_merges_calls(corpus, tmp_path):
     assert "| lr 0.001 | 0 |" in table and "diverged" in table
     with pytest.raises(ValueError, match="not 'ablations'"):
         run_experiment(ExperimentConfig("ablations", out_dir=str(tmp_path / "x"), merge_from=[str(out)], **common))
+    # the run length comes from the sources, not from the merging command's flags (its default is 30 s)
+    merged_at_flag_30s = run_experiment(
+        ExperimentConfig("learning_rate", out_dir=str(tmp_path / "n"), merge_from=sources, **common | {"seconds": 30})
+    )
+    assert merged_at_flag_30s["config"]["seconds"] == 0.2
+    longer = run_experiment(
+        ExperimentConfig(
+            "learning_rate", out_dir=str(tmp_path / "c"), learning_rates=[1e-3], **common | {"seconds": 0.3}
+        )
+    )
+    assert longer["runs"][0]["status"] == "ok"
+    with pytest.raises(ValueError, match="0.3 s runs"):
+        run_experiment(
+            ExperimentConfig(
+                "learning_rate",
+                out_dir=str(tmp_path / "y"),
+                merge_from=[sources[0], str(tmp_path / "c" / "learning_rate")],
+                **common,
+            )
+        )
 
 
 def test_ablation_experiment_builds_the_handouts_variants(corpus):

@@ -608,7 +608,8 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
 def merge_results(cfg: ExperimentConfig, sources: list[str | Path]) -> dict[str, Any]:
     """Combine the runs of one experiment made in several calls (each GPU call is time-limited) into
     ``out_dir/<experiment>/``: their metrics are copied, statuses recomputed, table and plots redrawn.
-    The machine and corpus are taken from the first source; all sources must share the corpus."""
+    The machine and corpus are taken from the first source; all sources must share the corpus and the run length
+    (``seconds``), which the merge takes from them: the speedrun's budgets are fractions of it."""
     out = Path(cfg.out_dir) / cfg.experiment
     runs: list[dict[str, Any]] = []
     extra: dict[str, Any] = {}
@@ -620,6 +621,10 @@ def merge_results(cfg: ExperimentConfig, sources: list[str | Path]) -> dict[str,
         first = first or results
         if results["corpus_sha256"] != first["corpus_sha256"]:
             raise ValueError(f"{source} was run on another corpus than {sources[0]}")
+        if results["config"]["seconds"] != first["config"]["seconds"]:
+            raise ValueError(
+                f"{source} ran {results['config']['seconds']:g} s runs, {sources[0]} {first['config']['seconds']:g} s"
+            )
         extra |= {k: v for k, v in results.items() if k in ("memory_probe", "samples")}
         for run in results["runs"]:
             if run["status"] != "out_of_memory":
@@ -634,4 +639,5 @@ def merge_results(cfg: ExperimentConfig, sources: list[str | Path]) -> dict[str,
             runs.append(run)
     if first is None:
         raise ValueError("merge_results needs at least one results folder")
+    cfg = dataclasses.replace(cfg, seconds=first["config"]["seconds"])
     return write_outputs(cfg, out, runs, True, first["machine"], first["corpus_sha256"], extra)
