@@ -9,10 +9,13 @@ typed as each launcher types them, and its TTIR must hold no fp64. It runs in a 
 this session's Triton is imported in interpreter mode (``conftest.py``), whose functions the compiler cannot take.
 """
 
+import itertools
+
 import pytest
+import sympy
 import torch
 from cs336_systems.flash_attention import FlashAttentionTriton
-from cs336_systems.flash_attention.triton_function import _length_bucket
+from cs336_systems.flash_attention.triton_function import _backward_grid, _length_bucket
 from torch._dynamo.source import ConstantSource
 from torch.fx.experimental.symbolic_shapes import ShapeEnv
 
@@ -55,6 +58,30 @@ def test_length_bucket_keeps_symbolic_lengths_symbolic():
     bucket = _length_bucket(n_queries, 100)
     assert type(bucket) is int and bucket == 4096
     assert not shape_env.replace(n_queries.node.expr).is_number
+
+
+@pytest.mark.parametrize(("dkdv", "dq"), list(itertools.product((True, False), repeat=2)))
+def test_backward_grid_takes_symbolic_lengths(dkdv, dq):
+    """Under dynamic shapes the backward op builds its grid from SymInt lengths; on the H200 torch 2.11 failed
+    there with "BooleanAtom not allowed in this context" when the grid multiplied a count by a pass flag. The grid
+    is built from SymInts (torch 2.15 promotes such a bool to an int, so these alone pass either way) and from the
+    sympy expressions they wrap (where a bool factor fails on any torch), and must give the plain-int grid's counts."""
+    meta = {"BLOCK_N1": 64, "BLOCK_M2": 128}
+    lengths = {"n_queries": 300, "n_keys": 500}
+    expected = _backward_grid(6, *lengths.values(), dkdv, dq)(meta)
+
+    shape_env = ShapeEnv()
+    symints = [
+        shape_env.create_symintnode(shape_env.create_symbol(n, ConstantSource(name)), hint=n)
+        for name, n in lengths.items()
+    ]
+    grid = _backward_grid(6, *symints, dkdv, dq)(meta)
+    assert tuple(count if type(count) is int else count.node.hint for count in grid) == expected
+
+    symbols = {name: sympy.Symbol(name, integer=True, positive=True) for name in lengths}
+    grid = _backward_grid(6, *symbols.values(), dkdv, dq)(meta)
+    values = {symbols[name]: n for name, n in lengths.items()}
+    assert tuple(int(sympy.sympify(count).subs(values)) for count in grid) == expected
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="Inductor launches the Triton kernels on CUDA only")

@@ -119,8 +119,17 @@ def _forward_grid(batch: int, n_queries: int) -> Grid:
 
 
 def _backward_grid(batch: int, n_queries: int, n_keys: int, dkdv: bool = True, dq: bool = True) -> Grid:
-    """dK/dV programs (one per key tile) followed by dQ programs (one per query tile), per batch element."""
-    return lambda meta: (_cdiv(n_keys, meta["BLOCK_N1"]) * dkdv + _cdiv(n_queries, meta["BLOCK_M2"]) * dq, batch)
+    """dK/dV programs (one per key tile) followed by dQ programs (one per query tile), per batch element.
+
+    The flags pick the counts with ``if`` rather than multiplying them: under dynamic shapes the lengths are
+    SymInts, and torch 2.11 turns ``SymInt * bool`` into a sympy product with a boolean, which sympy rejects."""
+
+    def grid(meta: dict) -> tuple[int, int]:
+        dkdv_programs = _cdiv(n_keys, meta["BLOCK_N1"]) if dkdv else 0
+        dq_programs = _cdiv(n_queries, meta["BLOCK_M2"]) if dq else 0
+        return dkdv_programs + dq_programs, batch
+
+    return grid
 
 
 def _preprocess_grid(batch: int, n_queries: int) -> tuple[int, int]:
