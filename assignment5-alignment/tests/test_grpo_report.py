@@ -1,10 +1,12 @@
 """A GRPO run's summary row: accuracies, the paired change, the no-signal diagnostics and the training time from
-hand-made records; a comparison of run folders, old ones included, at equal steps; SFT folders merged."""
+hand-made records; a comparison of run folders, old ones included, at equal steps; SFT and expert-iteration folders
+merged."""
 
 import json
 
 import pytest
 from cs336_alignment.experiments.configs import RunComparisonConfig
+from cs336_alignment.experiments.ei_comparison import compare_ei_runs
 from cs336_alignment.experiments.grpo_comparison import compare_grpo_runs
 from cs336_alignment.experiments.sft_comparison import compare_sft_runs
 from cs336_alignment.grpo_report import default_run_name, first_last, summarize_grpo_run
@@ -106,3 +108,24 @@ def test_sft_folders_merge_by_dataset_size_then_steps_with_one_curve_each(tmp_pa
     assert (tmp_path / "out" / "sweep.png").stat().st_size > 0
     with pytest.raises(FileNotFoundError, match="sft_experiment.json is missing"):
         compare_sft_runs(RunComparisonConfig(runs=[str(tmp_path / "out")], name="x", out_dir=str(tmp_path / "o2")))
+
+
+def test_expert_iteration_folders_merge_in_order_with_one_curve_per_setting(tmp_path):
+    def ei_run(name, setting, steps):
+        records = [
+            {"step": 0, "setting": setting, "ei_round": 0, "val_reward": 0.1},
+            {"step": 0, "setting": setting, "phase": "ei_rollout", "ei_round": 1, "rollout_reward": 0.05},
+            *({"step": s, "setting": setting, "phase": "sft", "entropy": 0.6, "ei_round": 1} for s in range(1, steps)),
+            {"step": steps, "setting": setting, "phase": "sft", "entropy": 0.5, "val_reward": 0.2, "ei_round": 1},
+        ]
+        row = {"setting": setting, "sft_steps": steps, "reward": "0.2 [0.1, 0.3]"}
+        return _write_run(tmp_path / name, "expert_iteration_experiment.json", [row], records)
+
+    runs = [ei_run("ei_8x1", "8x1", 4), ei_run("ei_4x1", "4x1", 2)]
+    rows = compare_ei_runs(RunComparisonConfig(runs=runs, name="ei", out_dir=str(tmp_path / "out")))
+    assert [r["setting"] for r in rows] == ["8x1", "4x1"]
+    table = (tmp_path / "out" / "ei.md").read_text()
+    assert "| G x rounds |" in table and table.index("| 8x1 |") < table.index("| 4x1 |")
+    assert (tmp_path / "out" / "ei.png").stat().st_size > 0
+    with pytest.raises(FileNotFoundError, match="expert_iteration_experiment.json is missing"):
+        compare_ei_runs(RunComparisonConfig(runs=[str(tmp_path / "out")], name="x", out_dir=str(tmp_path / "o2")))

@@ -125,7 +125,8 @@ class GRPOExperimentConfig:
 
 @dataclass
 class RunComparisonConfig:
-    """Output folders of grpo_experiment.py (or of sft_experiment.py), compared in one table and one figure."""
+    """Output folders of grpo_experiment.py (or of sft_experiment.py, expert_iteration_experiment.py), compared in one
+    table and one figure."""
 
     runs: list[str] = field(default_factory=list, metadata={"help": "experiment output folders"})
     name: str = field(default="comparison", metadata={"help": "base name of the table and plot files"})
