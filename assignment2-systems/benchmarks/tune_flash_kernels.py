@@ -6,7 +6,9 @@ space can be chosen from measurements. The backward kernel is timed three ways: 
 its dQ programs alone (one launch restricted to one kind), and whole (both kinds in one launch) for the
 best tiles of each kind. Configurations that fail to compile (shared memory) are listed as errors.
 Results go to ``<out_dir>/kernel_configs.json`` and ``.md``, rewritten after each kernel, so a run cut off by a
-time limit keeps the kernels it finished. ``--kernels dkdv dq backward`` skips the forward.
+time limit keeps the kernels it finished. ``--kernels dkdv dq backward`` skips the forward. With
+``--autotune_list`` the forward and the whole backward are timed over the entries of their autotune lists instead
+(each pinned, in one process), which shows whether the autotuner's pick is the fastest of what it chooses from.
 
 Run (GPU machine, repo root):
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src \
@@ -45,14 +47,20 @@ class TuneConfig:
     warmup_ms: int = field(default=5, metadata={"help": "do_bench warm-up time per configuration"})
     rep_ms: int = field(default=25, metadata={"help": "do_bench measuring time per configuration"})
     top: int = field(default=5, metadata={"help": "rows per kernel in the table; also the tiles combined"})
+    autotune_list: bool = field(
+        default=False,
+        metadata={"help": "time the forward and the whole backward over their autotune lists' entries instead"},
+    )
 
     def __post_init__(self):
         if not self.kernels:
             raise ValueError("kernels is empty")
         if min(self.batch, self.heads, self.seq_len, self.head_dim, self.top) < 1:
             raise ValueError("batch, heads, seq_len, head_dim and top must be >= 1")
-        if "backward" in self.kernels and not {"dkdv", "dq"} <= set(self.kernels):
-            raise ValueError("kernels: backward combines the best dkdv and dq tiles, so it needs both")
+        if "backward" in self.kernels and not self.autotune_list and not {"dkdv", "dq"} <= set(self.kernels):
+            raise ValueError(
+                "kernels: backward combines the best dkdv and dq tiles, so it needs both (or --autotune_list)"
+            )
 
     def rows_shape(self) -> tuple[int, int, int]:
         """The kernels' ``(batch x heads, n, d)`` view of one of Q, K, V, dO."""
@@ -102,6 +110,36 @@ def single_kind_configs(kernel: str) -> list[ForwardConfig | BackwardConfig]:
             else:
                 configs.append(BackwardConfig(64, 64, *tiles, warps, stages))
     return configs
+
+
+def autotune_list_configs(kernel: Literal["forward", "backward"]) -> list[ForwardConfig | BackwardConfig]:
+    """The entries the autotuner chooses from (before pruning for shared memory), as pinned configurations; imported
+    here because ``triton.jit`` picks compile or interpret mode when the kernels' module is imported."""
+    from cs336_systems.flash_attention import triton_kernels as kernels
+
+    if kernel == "forward":
+        return [
+            ForwardConfig(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_warps, c.num_stages)
+            for c in kernels.FORWARD_CONFIGS
+        ]
+    return [
+        BackwardConfig(
+            c.kwargs["BLOCK_M1"],
+            c.kwargs["BLOCK_N1"],
+            c.kwargs["BLOCK_M2"],
+            c.kwargs["BLOCK_N2"],
+            c.num_warps,
+            c.num_stages,
+        )
+        for c in kernels.BACKWARD_CONFIGS
+    ]
+
+
+def candidate_configs(kernel: str, best: dict[str, list[dict]], autotune_list: bool) -> list:
+    """What to time for ``kernel``: its tile grid, the pairs of the best dK/dV and dQ tiles, or its autotune list."""
+    if autotune_list and kernel in ("forward", "backward"):
+        return autotune_list_configs(kernel)
+    return combined_configs(best) if kernel == "backward" else single_kind_configs(kernel)
 
 
 def combined_configs(best: dict[str, list[dict]]) -> list[BackwardConfig]:
@@ -179,7 +217,7 @@ def main(config: TuneConfig) -> None:
     best: dict[str, list[dict]] = {}
     for kernel in [name for name in KERNELS if name in config.kernels]:
         flops = matmul_flops(kernel, *shape[:2], config.head_dim, config.causal)
-        candidates = combined_configs(best) if kernel == "backward" else single_kind_configs(kernel)
+        candidates = candidate_configs(kernel, best, config.autotune_list)
         for candidate in candidates:
             row = {"kernel": kernel, **asdict(candidate)}
             try:

@@ -28,6 +28,20 @@ def test_kernels_default_to_all_in_timing_order(tune):
     assert parse_config(tune.TuneConfig, ["--kernels", "dkdv", "dq", "backward"]).kernels == ["dkdv", "dq", "backward"]
 
 
+def test_autotune_list_times_the_entries_the_autotuner_chooses_from(tune):
+    from cs336_systems.flash_attention import triton_kernels
+
+    config = parse_config(tune.TuneConfig, ["--kernels", "backward", "--autotune_list"])
+    assert config.kernels == ["backward"]
+    for kernel, entries in [("forward", triton_kernels.FORWARD_CONFIGS), ("backward", triton_kernels.BACKWARD_CONFIGS)]:
+        pinned = tune.candidate_configs(kernel, {}, autotune_list=True)
+        assert [(c.num_warps, c.num_stages) for c in pinned] == [(e.num_warps, e.num_stages) for e in entries]
+        assert [c.meta() for c in pinned] == [
+            {**e.kwargs, "num_warps": e.num_warps, "num_stages": e.num_stages} for e in entries
+        ]
+    assert tune.candidate_configs("dkdv", {}, autotune_list=True) == tune.single_kind_configs("dkdv")
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
