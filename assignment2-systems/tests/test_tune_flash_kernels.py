@@ -35,7 +35,6 @@ def test_autotune_list_times_the_entries_the_autotuner_chooses_from(tune):
     assert config.kernels == ["backward"]
     for kernel, entries in [("forward", triton_kernels.FORWARD_CONFIGS), ("backward", triton_kernels.BACKWARD_CONFIGS)]:
         pinned = tune.candidate_configs(kernel, {}, autotune_list=True)
-        assert [(c.num_warps, c.num_stages) for c in pinned] == [(e.num_warps, e.num_stages) for e in entries]
         assert [c.meta() for c in pinned] == [
             {**e.kwargs, "num_warps": e.num_warps, "num_stages": e.num_stages} for e in entries
         ]
