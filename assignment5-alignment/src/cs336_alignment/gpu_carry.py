@@ -44,7 +44,7 @@ class CarryConfig:
     part_mib: int = field(
         default=40,
         metadata={
-            "help": "pack: largest part, in MiB; a call carries one part, run/ (2.7 MiB) and the tracked repo "
+            "help": "pack: largest part, in MiB; a call carries one part, run/ (2.6 MiB) and the tracked repo "
             "(about 17 MB, and growing) under the 64 MiB limit, so 40 (three parts), not 47"
         },
     )
