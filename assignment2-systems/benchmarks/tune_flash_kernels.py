@@ -4,7 +4,9 @@ The autotuner only reports its winner; this shows the whole landscape for one sh
 leaderboard case: batch 1, 16 heads, n = 16384, d = 64, bf16, causal), with achieved TFLOP/s, so the autotune
 space can be chosen from measurements. The backward kernel is timed three ways: its dK/dV programs alone,
 its dQ programs alone (one launch restricted to one kind), and whole (both kinds in one launch) for the
-best tiles of each kind. Configurations that fail to compile (shared memory) are listed as errors.
+best tiles of each kind. ``atomic_dq`` times the whole backward done by dK/dV programs alone, which add dQ with
+atomics (FlashAttention-2's CUDA scheme: 5 matmul products instead of 7), over the dK/dV tiles. Configurations
+that fail to compile (shared memory) are listed as errors.
 Results go to ``<out_dir>/kernel_configs.json`` and ``.md``, rewritten after each kernel, so a run cut off by a
 time limit keeps the kernels it finished. ``--kernels dkdv dq backward`` skips the forward. With
 ``--autotune_list`` the forward and the whole backward are timed over the entries of their autotune lists instead
@@ -27,7 +29,7 @@ from typing import Literal
 
 from cs336_basics.toolkit.cli import parse_config
 
-KERNELS = ("forward", "dkdv", "dq", "backward")
+KERNELS = ("forward", "dkdv", "dq", "backward", "atomic_dq")
 """Timed in this order: the whole backward combines the best dK/dV and dQ tiles."""
 
 
@@ -40,7 +42,7 @@ class TuneConfig:
     heads: int = field(default=16, metadata={"help": "attention heads"})
     seq_len: int = field(default=16384, metadata={"help": "sequence length"})
     head_dim: int = field(default=64, metadata={"help": "head size"})
-    kernels: list[Literal["forward", "dkdv", "dq", "backward"]] = field(
+    kernels: list[Literal["forward", "dkdv", "dq", "backward", "atomic_dq"]] = field(
         default_factory=lambda: list(KERNELS), metadata={"help": "kernels to time; backward needs dkdv and dq"}
     )
     causal: bool = field(default=True, metadata={"help": "causal mask"})
@@ -49,7 +51,7 @@ class TuneConfig:
     top: int = field(default=5, metadata={"help": "rows per kernel in the table; also the tiles combined"})
     autotune_list: bool = field(
         default=False,
-        metadata={"help": "time the forward and the whole backward over their autotune lists' entries instead"},
+        metadata={"help": "time the forward and the whole backward (both ways) over their autotune lists' entries"},
     )
 
     def __post_init__(self):
@@ -80,14 +82,14 @@ from cs336_systems.flash_attention.triton_function import (  # noqa: E402
     launch_forward,
 )
 
-PASSES = {"dkdv": (True, False), "dq": (False, True), "backward": (True, True)}
+PASSES = {"dkdv": (True, False), "dq": (False, True), "backward": (True, True), "atomic_dq": (True, True)}
 
 
 def candidate_tiles(kernel: str) -> list[tuple[int, int]]:
     """Tile grids per kernel; the backward programs need the owned tile to be a multiple of the streamed one."""
     if kernel == "forward":
         return [(128, 64), (128, 128), (128, 32), (64, 64), (64, 32), (256, 64)]
-    if kernel == "dkdv":  # (streamed query tile, owned key tile)
+    if kernel in ("dkdv", "atomic_dq"):  # (streamed query tile, owned key tile)
         return [(32, 128), (64, 128), (16, 128), (32, 64), (64, 64), (16, 64)]
     return [(128, 32), (128, 64), (128, 16), (64, 32), (64, 64), (64, 16)]  # dq: (owned queries, streamed keys)
 
@@ -105,16 +107,17 @@ def single_kind_configs(kernel: str) -> list[ForwardConfig | BackwardConfig]:
         for warps, stages in schedules(tiles):
             if kernel == "forward":
                 configs.append(ForwardConfig(*tiles, warps, stages))
-            elif kernel == "dkdv":
-                configs.append(BackwardConfig(*tiles, 64, 64, warps, stages))
+            elif kernel in ("dkdv", "atomic_dq"):
+                configs.append(BackwardConfig(*tiles, 64, 64, warps, stages, kernel == "atomic_dq"))
             else:
                 configs.append(BackwardConfig(64, 64, *tiles, warps, stages))
     return configs
 
 
-def autotune_list_configs(kernel: Literal["forward", "backward"]) -> list[ForwardConfig | BackwardConfig]:
-    """The entries the autotuner chooses from (before pruning for shared memory), as pinned configurations; imported
-    here because ``triton.jit`` picks compile or interpret mode when the kernels' module is imported."""
+def autotune_list_configs(kernel: Literal["forward", "backward", "atomic_dq"]) -> list[ForwardConfig | BackwardConfig]:
+    """The entries the autotuner chooses from (before pruning for shared memory), as pinned configurations; for
+    ``atomic_dq`` the backward entries' distinct dK/dV tiles and schedules. Imported here because ``triton.jit``
+    picks compile or interpret mode when the kernels' module is imported."""
     from cs336_systems.flash_attention import triton_kernels as kernels
 
     if kernel == "forward":
@@ -122,6 +125,12 @@ def autotune_list_configs(kernel: Literal["forward", "backward"]) -> list[Forwar
             ForwardConfig(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_warps, c.num_stages)
             for c in kernels.FORWARD_CONFIGS
         ]
+    if kernel == "atomic_dq":
+        dkdv_only = (
+            BackwardConfig(c.kwargs["BLOCK_M1"], c.kwargs["BLOCK_N1"], 64, 64, c.num_warps, c.num_stages, True)
+            for c in kernels.BACKWARD_CONFIGS
+        )
+        return list(dict.fromkeys(dkdv_only))
     return [
         BackwardConfig(
             c.kwargs["BLOCK_M1"],
@@ -137,7 +146,7 @@ def autotune_list_configs(kernel: Literal["forward", "backward"]) -> list[Forwar
 
 def candidate_configs(kernel: str, best: dict[str, list[dict]], autotune_list: bool) -> list:
     """What to time for ``kernel``: its tile grid, the pairs of the best dK/dV and dQ tiles, or its autotune list."""
-    if autotune_list and kernel in ("forward", "backward"):
+    if autotune_list and kernel in ("forward", "backward", "atomic_dq"):
         return autotune_list_configs(kernel)
     return combined_configs(best) if kernel == "backward" else single_kind_configs(kernel)
 
@@ -157,15 +166,15 @@ def combined_configs(best: dict[str, list[dict]]) -> list[BackwardConfig]:
 
 def matmul_flops(kernel: str, batch: int, n: int, d: int, causal: bool) -> float:
     """Tensor-core FLOPs each kernel must do (2 for the forward, 4 for dK/dV, 3 for dQ, 7 for the whole backward,
-    in matmuls of n×n×d)."""
-    products = {"forward": 2, "dkdv": 4, "dq": 3, "backward": 7}[kernel]
+    5 for the backward with atomic dQ, in matmuls of n×n×d)."""
+    products = {"forward": 2, "dkdv": 4, "dq": 3, "backward": 7, "atomic_dq": 5}[kernel]
     return products * 2.0 * batch * n * n * d * (0.5 if causal else 1.0)
 
 
 def tile_columns(row: dict) -> tuple:
     if row["kernel"] == "forward":
         return row["block_m"], row["block_n"]
-    if row["kernel"] == "dkdv":
+    if row["kernel"] in ("dkdv", "atomic_dq"):
         return row["dkdv_block_m"], row["dkdv_block_n"]
     if row["kernel"] == "dq":
         return row["dq_block_m"], row["dq_block_n"]

@@ -133,6 +133,32 @@ def test_pinned_kernel_configs_match_the_reference(passes):
         assert ran or not skipped.any(), f"{name} was written by a launch restricted to the other pass"
 
 
+@pytest.mark.parametrize(("shape_q", "n_keys"), SHAPES)
+@pytest.mark.parametrize("is_causal", [False, True])
+def test_atomic_dq_backward_matches_the_reference(shape_q, n_keys, is_causal):
+    """The tuner's atomic-dQ experiment: dK/dV programs alone, adding dQ into a float32 buffer with atomics."""
+    from cs336_systems.flash_attention.triton_function import BackwardConfig, launch_backward, launch_forward
+
+    q, k, v = (x.detach() for x in random_qkv(shape_q, n_keys, torch.float32, DEVICE, seed=10))
+    grad_out = torch.randn(q.shape, generator=torch.Generator().manual_seed(11)).to(DEVICE)
+    _, _, ref_dq, ref_dk, ref_dv = float64_reference(q, k, v, grad_out, is_causal)
+    out, lse = torch.empty_like(q), torch.empty(q.shape[:2], device=DEVICE)
+    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    launch_forward(q, k, v, out, lse, is_causal)
+    launch_backward(q, k, v, out, grad_out, lse, dq, dk, dv, is_causal, BackwardConfig(16, 32, 32, 16, 4, 1, True))
+    for name, actual, expected in [("dQ", dq, ref_dq), ("dK", dk, ref_dk), ("dV", dv, ref_dv)]:
+        assert relative_error(actual.cpu(), expected) < FLOAT32_TOLERANCE, name
+
+
+def test_atomic_dq_takes_the_whole_backward():
+    from cs336_systems.flash_attention.triton_function import BackwardConfig, launch_backward
+
+    x, lse = torch.zeros(1, 16, 16, device=DEVICE), torch.zeros(1, 16, device=DEVICE)
+    config = BackwardConfig(16, 32, 32, 16, atomic_dq=True)
+    with pytest.raises(ValueError, match="atomic_dq computes dK, dV and dQ"):
+        launch_backward(x, x, x, x, x, lse, x, x, x, True, config, (True, False))
+
+
 def test_launchers_reject_strided_tensors():
     from cs336_systems.flash_attention.triton_function import launch_forward
 

@@ -1,5 +1,6 @@
 """The kernel-tuning script's shape and kernel choice (the sweep itself needs a GPU)."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ def test_batch_multiplies_the_rows_the_kernels_see_and_their_flops(tune):
 
 
 def test_kernels_default_to_all_in_timing_order(tune):
-    assert parse_config(tune.TuneConfig, []).kernels == ["forward", "dkdv", "dq", "backward"]
+    assert parse_config(tune.TuneConfig, []).kernels == ["forward", "dkdv", "dq", "backward", "atomic_dq"]
     assert parse_config(tune.TuneConfig, ["--kernels", "dkdv", "dq", "backward"]).kernels == ["dkdv", "dq", "backward"]
 
 
@@ -39,6 +40,18 @@ def test_autotune_list_times_the_entries_the_autotuner_chooses_from(tune):
             {**e.kwargs, "num_warps": e.num_warps, "num_stages": e.num_stages} for e in entries
         ]
     assert tune.candidate_configs("dkdv", {}, autotune_list=True) == tune.single_kind_configs("dkdv")
+    atomic = tune.candidate_configs("atomic_dq", {}, autotune_list=True)
+    assert all(c.atomic_dq for c in atomic) and len(set(atomic)) == len(atomic)
+    assert {(c.dkdv_block_m, c.dkdv_block_n) for c in atomic} == {
+        (e.kwargs["BLOCK_M1"], e.kwargs["BLOCK_N1"]) for e in triton_kernels.BACKWARD_CONFIGS
+    }
+
+
+def test_atomic_dq_times_the_dkdv_tiles_as_whole_backwards(tune):
+    atomic, dkdv = tune.single_kind_configs("atomic_dq"), tune.single_kind_configs("dkdv")
+    assert [dataclasses.replace(c, atomic_dq=False) for c in atomic] == dkdv
+    assert all(c.atomic_dq for c in atomic)
+    assert tune.matmul_flops("atomic_dq", 1, 128, 64, False) == 5 / 7 * tune.matmul_flops("backward", 1, 128, 64, False)
 
 
 @pytest.mark.parametrize(

@@ -94,7 +94,8 @@ class ForwardConfig:
 @dataclass(frozen=True)
 class BackwardConfig:
     """Fixed backward tiles: (streamed queries, owned keys) for dK/dV programs and (owned queries, streamed
-    keys) for dQ programs; the owned tile must be a multiple of the streamed one."""
+    keys) for dQ programs; the owned tile must be a multiple of the streamed one. ``atomic_dq`` launches only
+    dK/dV programs, which add dQ with atomics (the dQ tiles are then unused): a tuning experiment, unmeasured."""
 
     dkdv_block_m: int
     dkdv_block_n: int
@@ -102,6 +103,7 @@ class BackwardConfig:
     dq_block_n: int
     num_warps: int = 4
     num_stages: int = 3
+    atomic_dq: bool = False
 
     def meta(self) -> dict:
         return {
@@ -173,10 +175,11 @@ class _Plan:
             n_pointers=3,
             meta={"BLOCK_M": PREPROCESS_BLOCK_M},
         )
+        atomic_dq = backward_config is not None and backward_config.atomic_dq
         self.backward = KernelLaunch(
             kernels.flash_bwd_kernel,
             _backward_grid(batch, n_queries, n_keys, *passes),
-            {**common, "DKDV": passes[0], "DQ": passes[1]},
+            {**common, "DKDV": passes[0], "DQ": passes[1], "ATOMIC_DQ": atomic_dq},
             n_pointers=9,
             meta=None if backward_config is None else backward_config.meta(),
         )
@@ -248,9 +251,18 @@ def launch_backward(
     passes: tuple[bool, bool] = (True, True),
 ) -> None:
     """Fill dQ, dK, dV (D preprocessing, then the backward kernel) for contiguous tensors; ``passes`` =
-    (dK/dV, dQ) restricts the backward launch to one kind of program, as the tuning script does."""
+    (dK/dV, dQ) restricts the backward launch to one kind of program, as the tuning script does. A config with
+    ``atomic_dq`` accumulates dQ in a zeroed float32 buffer and copies it into ``dq3`` (both timed with it)."""
     _check_rows(q3, k3, v3, o3, do3, l2, dq3, dk3, dv3)
     batch, n_queries, head_dim = q3.shape
+    if config is not None and config.atomic_dq:
+        if passes != (True, True):
+            raise ValueError(f"atomic_dq computes dK, dV and dQ in the dK/dV programs; got passes {passes}")
+        dq_sum = torch.zeros(dq3.shape, dtype=torch.float32, device=dq3.device)
+        plan = _Plan(batch, n_queries, k3.shape[1], head_dim, is_causal, backward_config=config, passes=(True, False))
+        plan.run_backward(q3, k3, v3, o3, do3, l2, dq_sum, dk3, dv3)
+        dq3.copy_(dq_sum)
+        return
     plan = _Plan(batch, n_queries, k3.shape[1], head_dim, is_causal, backward_config=config, passes=passes)
     plan.run_backward(q3, k3, v3, o3, do3, l2, dq3, dk3, dv3)
 
@@ -306,7 +318,7 @@ def flash_attention_backward(
     )
     wrap_triton(kernels.flash_bwd_kernel)[_backward_grid(batch, n_queries, n_keys)](
         q, k, v, grad_out, lse, delta, dq, dk, dv, *_scalars(n_queries, n_keys),
-        HEAD_DIM=head_dim, IS_CAUSAL=is_causal, DKDV=True, DQ=True,
+        HEAD_DIM=head_dim, IS_CAUSAL=is_causal, DKDV=True, DQ=True, ATOMIC_DQ=False,
     )  # fmt: skip
     return dq, dk, dv
 

@@ -291,6 +291,7 @@ def _dkdv_query_tiles(
     dO_ptr,
     L_ptr,
     Delta_ptr,
+    dQ_ptr,
     offs_n,
     offs_d,
     start,
@@ -300,12 +301,15 @@ def _dkdv_query_tiles(
     HEAD_DIM: tl.constexpr,
     BLOCK_M: tl.constexpr,
     CAUSAL_MASK: tl.constexpr,
+    ATOMIC_DQ: tl.constexpr,
 ):
     """Accumulate dK, dV of one key tile over query tiles ``[start, stop)``, working in transposed
-    (key × query) orientation so no tile needs an explicit transpose.
+    (key × query) orientation so no tile needs an explicit transpose; with ``ATOMIC_DQ`` also add each query
+    tile's share of dQ = dS K / √d into the float32 dQ with atomics.
 
     Out-of-range queries load as zeros (dO = 0, D = 0) and so contribute nothing; out-of-range keys
-    only produce rows that are never stored. Only the causal diagonal needs a mask."""
+    only produce rows that are never stored (and load as zero rows of K, so they add nothing to dQ). Only the
+    causal diagonal needs a mask."""
     for query_start in tl.range(start, stop, BLOCK_M):
         offs_m = query_start + tl.arange(0, BLOCK_M)
         row_valid = offs_m < N_QUERIES
@@ -322,6 +326,9 @@ def _dkdv_query_tiles(
         dprobs_t = tl.dot(v, tl.trans(do))
         dscores_t = probs_t * (dprobs_t - delta[None, :])
         dk = tl.dot(dscores_t.to(q.dtype), q, dk)
+        if ATOMIC_DQ:
+            dq = tl.dot(tl.trans(dscores_t).to(k.dtype), k) * HEAD_DIM**-0.5
+            tl.atomic_add(dQ_ptr + rows, dq, mask=row_valid[:, None], sem="relaxed")
     return dk, dv
 
 
@@ -333,6 +340,7 @@ def _dkdv_program(
     dO,
     L,
     Delta,
+    dQ,
     dK,
     dV,
     tile,
@@ -343,8 +351,10 @@ def _dkdv_program(
     IS_CAUSAL: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
+    ATOMIC_DQ: tl.constexpr,
 ):
-    """dV = Σ_i Pᵀ dO and dK = Σ_i dSᵀ Q / √d for one key tile, streaming query tiles."""
+    """dV = Σ_i Pᵀ dO and dK = Σ_i dSᵀ Q / √d for one key tile, streaming query tiles (and, with ``ATOMIC_DQ``,
+    this key tile's share of every streamed query tile's dQ)."""
     key_start = tile * BLOCK_N
     offs_n = key_start + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, HEAD_DIM)
@@ -356,6 +366,7 @@ def _dkdv_program(
     dO_ptr = dO + batch * N_QUERIES * HEAD_DIM
     L_ptr = L + batch * N_QUERIES
     Delta_ptr = Delta + batch * N_QUERIES
+    dQ_ptr = dQ + batch * N_QUERIES * HEAD_DIM
     scale = HEAD_DIM**-0.5
     qk_scale = scale * LOG2_E
     dk = tl.zeros([BLOCK_N, HEAD_DIM], dtype=tl.float32)
@@ -365,15 +376,15 @@ def _dkdv_program(
         # Queries before key_start see none of these keys; the next BLOCK_N queries cross the diagonal.
         diagonal_end = tl.minimum(key_start + BLOCK_N, N_QUERIES)
         dk, dv = _dkdv_query_tiles(
-            dk, dv, k, v, Q_ptr, dO_ptr, L_ptr, Delta_ptr, offs_n, offs_d, key_start, diagonal_end, N_QUERIES,
-            qk_scale, HEAD_DIM, BLOCK_M, True,
+            dk, dv, k, v, Q_ptr, dO_ptr, L_ptr, Delta_ptr, dQ_ptr, offs_n, offs_d, key_start, diagonal_end,
+            N_QUERIES, qk_scale, HEAD_DIM, BLOCK_M, True, ATOMIC_DQ,
         )  # fmt: skip
         unmasked_start = key_start + BLOCK_N
     else:
         unmasked_start = 0
     dk, dv = _dkdv_query_tiles(
-        dk, dv, k, v, Q_ptr, dO_ptr, L_ptr, Delta_ptr, offs_n, offs_d, unmasked_start, N_QUERIES, N_QUERIES,
-        qk_scale, HEAD_DIM, BLOCK_M, False,
+        dk, dv, k, v, Q_ptr, dO_ptr, L_ptr, Delta_ptr, dQ_ptr, offs_n, offs_d, unmasked_start, N_QUERIES,
+        N_QUERIES, qk_scale, HEAD_DIM, BLOCK_M, False, ATOMIC_DQ,
     )  # fmt: skip
 
     tl.store(dK + key_rows, (dk * scale).to(dK.dtype.element_ty), mask=key_valid[:, None])
@@ -494,6 +505,7 @@ def flash_bwd_kernel(
     IS_CAUSAL: tl.constexpr,
     DKDV: tl.constexpr,
     DQ: tl.constexpr,
+    ATOMIC_DQ: tl.constexpr,
     BLOCK_M1: tl.constexpr,
     BLOCK_N1: tl.constexpr,
     BLOCK_M2: tl.constexpr,
@@ -502,7 +514,13 @@ def flash_bwd_kernel(
     """The whole backward in one launch: ``cdiv(N_KEYS, BLOCK_N1)`` dK/dV programs per batch element start
     first (they carry the most work), then ``cdiv(N_QUERIES, BLOCK_M2)`` dQ programs; each kind in
     longest-job-first order within groups of rows. ``DKDV`` / ``DQ`` restrict a launch to one kind (the tuning
-    script times them apart); the grid must then cover only that kind's programs."""
+    script times them apart); the grid must then cover only that kind's programs. ``ATOMIC_DQ`` (with dK/dV
+    programs only, and a zeroed float32 dQ) has the dK/dV programs add dQ with atomics instead, as
+    FlashAttention-2's CUDA backward does: 5 n×n×d matmul products and one exp per score instead of 7 and two,
+    for atomic traffic into dQ (an experiment of the tuning script; see ``launch_backward``)."""
+    if ATOMIC_DQ:
+        tl.static_assert(dQ.dtype.element_ty == tl.float32, "ATOMIC_DQ accumulates into a float32 dQ")
+        tl.static_assert(not DQ, "ATOMIC_DQ replaces the dQ programs")
     num_batches = tl.num_programs(1)
     linear = tl.program_id(1) * tl.num_programs(0) + tl.program_id(0)
     dkdv_programs = 0
@@ -516,8 +534,8 @@ def flash_bwd_kernel(
         key_tile, batch = _grouped_longest_first(linear, tl.cdiv(N_KEYS, BLOCK_N1), num_batches, key_group_rows, False)
         batch = batch.to(tl.int64)
         _dkdv_program(
-            Q, K, V, dO, L, Delta, dK, dV, key_tile, batch, N_QUERIES, N_KEYS, HEAD_DIM, IS_CAUSAL, BLOCK_M1,
-            BLOCK_N1,
+            Q, K, V, dO, L, Delta, dQ, dK, dV, key_tile, batch, N_QUERIES, N_KEYS, HEAD_DIM, IS_CAUSAL, BLOCK_M1,
+            BLOCK_N1, ATOMIC_DQ,
         )  # fmt: skip
     elif DQ:
         # Streams its row's K and V.
