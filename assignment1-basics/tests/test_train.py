@@ -117,3 +117,22 @@ def test_a_warmup_longer_than_a_time_budgeted_run_is_warned_about_once_its_lengt
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warn_if_warmup_outlasts(39, 39)
+
+
+def test_compiled_step_traces_model_and_loss_as_one_graph_and_matches_eager(tmp_path, token_file, monkeypatch):
+    """``compile=True`` hands ``torch.compile`` one function, the model and its loss together (left outside, the
+    loss ran as eager passes over the logits: 20.4 ms a step on an H200 against 11.5 ms in ``bench_train_gpu``,
+    which compiles both). Dynamo's eager backend checks that it traces without graph breaks (``fullgraph``) and
+    trains like the uncompiled loop, without Inductor's compile time."""
+    compiled_functions, real_compile = [], torch.compile
+
+    def compile_eagerly(fn, **kwargs):
+        compiled_functions.append(fn)
+        return real_compile(fn, backend="eager", fullgraph=True, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", compile_eagerly)
+    eager = train(config(token_file, tmp_path / "eager", max_iters=10, eval_interval=10))
+    compiled = train(config(token_file, tmp_path / "compiled", max_iters=10, eval_interval=10, compile=True))
+    assert [fn.__name__ for fn in compiled_functions] == ["forward_loss"]
+    assert compiled["train_loss"] == pytest.approx(eager["train_loss"], rel=1e-5)
+    assert compiled["val_loss"] == pytest.approx(eager["val_loss"], rel=1e-5)

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from cs336_basics.checkpoint import load_checkpoint, save_checkpoint
@@ -173,7 +174,15 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if resumed:
         start = load_checkpoint(checkpoint_path, model, optimizer)
         drop_records_after(metrics_path, start)
-    forward = torch.compile(model) if cfg.compile else model
+
+    def forward_loss(x: Tensor, y: Tensor) -> Tensor:
+        """Model and loss in one compiled graph, so the loss is fused passes over the logits. Compiled apart, as
+        until 2026-12-03, the loss ran a dozen eager float32 passes over the 128 x 256 x 10,000 logits: a step of
+        the TinyStories model took 20.4 ms on an H200 here against 11.5 ms in ``bench_train_gpu``."""
+        with autocast_context(device, cfg.precision):
+            return cross_entropy(model(x), y)
+
+    step_loss = torch.compile(forward_loss) if cfg.compile else forward_loss
     config_record = dataclasses.asdict(cfg)
     extra = {"model_config": dataclasses.asdict(cfg.model), "train_config": config_record}
 
@@ -199,8 +208,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             x, y = get_batch(
                 train_tokens, cfg.batch_size, cfg.model.context_length, device, np.random.default_rng((cfg.seed, it))
             )
-            with autocast_context(device, cfg.precision):
-                loss = cross_entropy(forward(x), y)
+            loss = step_loss(x, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = gradient_clipping(model.parameters(), cfg.grad_clip)
