@@ -216,6 +216,10 @@ def test_ablation_experiment_builds_the_handouts_variants(corpus):
     assert len(specs) == 1 + 2 * 2 * 3 + 5
     only = speedrun_runs(ExperimentConfig("speedrun", speedrun_parts=["ablations"], speedrun_fractions=[0.6]))
     assert [r.train.time_budget for r in only] == [18.0] * 5
+    one = speedrun_runs(ExperimentConfig("speedrun", speedrun_parts=["ablations"], speedrun_ablations=["qk_norm"]))
+    assert [r.name for r in one] == ["speedrun_without_qk_norm_seed0"] and not one[0].train.model.qk_norm
+    with pytest.raises(ValueError, match="speedrun_ablations"):
+        ExperimentConfig("speedrun", speedrun_ablations=["softcap"])
     with pytest.raises(ValueError, match="speedrun_parts"):
         ExperimentConfig("speedrun", speedrun_parts=["warmup"])
 

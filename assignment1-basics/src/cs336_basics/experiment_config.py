@@ -47,6 +47,9 @@ class ExperimentConfig:
     speedrun_parts: list[str] = field(
         default_factory=lambda: list(SPEEDRUN_PARTS), metadata={"help": "speedrun: which of baseline budgets ablations"}
     )
+    speedrun_ablations: list[str] = field(
+        default_factory=lambda: list(SPEEDRUN_TRICKS), metadata={"help": "speedrun: the tricks removed one at a time"}
+    )
     batch_size: int = 128
     model: ModelConfig = field(default_factory=ModelConfig)
     compile: bool = True
@@ -76,6 +79,10 @@ class ExperimentConfig:
         if unknown or not self.speedrun_parts:
             raise ValueError(
                 f"speedrun_parts must be a non-empty subset of {SPEEDRUN_PARTS}, got {self.speedrun_parts}"
+            )
+        if not self.speedrun_ablations or not set(self.speedrun_ablations) <= set(SPEEDRUN_TRICKS):
+            raise ValueError(
+                f"speedrun_ablations must be a non-empty subset of {SPEEDRUN_TRICKS}, got {self.speedrun_ablations}"
             )
         if not self.muon_lrs:
             raise ValueError("muon_lrs must not be empty")

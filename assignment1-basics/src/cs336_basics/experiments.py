@@ -181,8 +181,8 @@ def speedrun_name(muon_lr: float, adam_lr: float, fraction: float, cooldown: flo
 
 def speedrun_runs(cfg: ExperimentConfig) -> list[RunSpec]:
     """The baseline at the full budget sets the target; the speedrun gets fractions of it for every Muon rate,
-    AdamW rate and cool-down share; then, at the middle fraction and the first of each, each trick is removed in
-    turn."""
+    AdamW rate and cool-down share; then, at the middle fraction and the first of each, each trick of
+    ``speedrun_ablations`` is removed in turn."""
     runs = _seeded(cfg, "baseline", "baseline") if "baseline" in cfg.speedrun_parts else []
     fractions = sorted(cfg.speedrun_fractions)
     middle = fractions[len(fractions) // 2]
@@ -197,7 +197,7 @@ def speedrun_runs(cfg: ExperimentConfig) -> list[RunSpec]:
     if "ablations" in cfg.speedrun_parts:
         muon_lr, adam_lr, cooldown = cfg.muon_lrs[0], cfg.adam_lrs[0], cfg.speedrun_cooldowns[0]
         full = speedrun_name(muon_lr, adam_lr, middle, cooldown)
-        for trick in SPEEDRUN_TRICKS:
+        for trick in cfg.speedrun_ablations:
             settings = speedrun_settings(cfg, muon_lr, adam_lr, without=trick, cooldown=cooldown)
             group = f"speedrun without {trick}, {middle:g}x time"
             runs += _seeded(
