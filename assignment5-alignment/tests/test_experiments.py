@@ -100,9 +100,9 @@ def test_expert_iteration_prompt_option_sets_prompt_stop_and_reward_of_rollouts_
     generate_calls, styles = [], []
     real_run = expert_iteration_sweep.run_expert_iteration
 
-    def recording_run(policy, tokenizer, sampler, problems, style, *args):
+    def recording_run(policy, tokenizer, sampler, problems, style, *args, **kwargs):
         styles.append(style)
-        return real_run(policy, tokenizer, sampler, problems, style, *args)
+        return real_run(policy, tokenizer, sampler, problems, style, *args, **kwargs)
 
     sampler_factory = recording_sampler(expert_iteration_sweep.policy_sampler, generate_calls)
     monkeypatch.setattr(expert_iteration_sweep, "policy_sampler", sampler_factory)

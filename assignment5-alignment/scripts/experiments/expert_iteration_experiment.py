@@ -9,6 +9,13 @@ CPU smoke test:
         --ei.questions_per_step 2 --ei.ei_max_tokens 8 --sft.batch_size 2 --sft.gradient_accumulation_steps 1 \
         --subset_size 2 --val_size 2 --out_dir runs/ei_smoke
 Writes expert_iteration_experiment.md/.json (one row per setting), expert_iteration_experiment.png, metrics.jsonl.
+
+A run longer than one call (the handout's 5 rounds of 1,024 questions): --state_dir saves each setting's state
+after every round (a folder per setting) and the same command continues it; --ei.ei_max_seconds ends each setting's
+rounds in a call after the round that passes it. A setting with rounds left reports no accuracy yet; a finished
+one is reported again without loading the model:
+    bash assignment5-alignment/scripts/gpu_run.sh expert_iteration_experiment --settings 8x5 \
+        --ei.questions_per_step 1024 --ei.ei_max_seconds 300 --state_dir /tmp/a5/ei_state --out_dir $OUT
 """
 
 from __future__ import annotations

@@ -45,7 +45,9 @@ class ExpertIterationConfig:
     ei_temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the rollouts"})
     ei_max_tokens: int = field(default=1024, metadata={"help": "response length cap (tokens)"})
     ei_seed: int = field(default=0, metadata={"help": "question sampling and rollout seed"})
-    ei_max_seconds: float = field(default=0.0, metadata={"help": "start no round after this many seconds (0: none)"})
+    ei_max_seconds: float = field(
+        default=0.0, metadata={"help": "end a call after the round that passes this many seconds (0: no limit)"}
+    )
 
 
 @dataclass

@@ -82,10 +82,18 @@ class ExpertIterationSweepConfig:
     subset_size: int = field(default=500, metadata={"help": "fixed GSM8K test subset for the final accuracy"})
     subset_seed: int = field(default=0, metadata={"help": "seed of the subset rule (0: the committed subset)"})
     val_size: int = field(default=200, metadata={"help": "first N subset problems evaluated after every round"})
+    state_dir: str = field(
+        default="",
+        metadata={
+            "help": "save each setting's state here after every round (a folder per setting), and continue from it "
+            "when it is there (the same command again; only --ei.ei_max_seconds and --out_dir may change)"
+        },
+    )
 
     def __post_init__(self):
-        for setting in self.settings:  # bad settings fail before the model loads
-            parse_setting(setting)
+        parsed = [parse_setting(setting) for setting in self.settings]  # bad settings fail before the model loads
+        if len(set(parsed)) < len(parsed):
+            raise ValueError(f"--settings lists a setting twice: {self.settings}")
 
 
 def parse_setting(text: str) -> tuple[int, int]:

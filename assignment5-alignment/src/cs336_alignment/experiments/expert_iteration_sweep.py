@@ -1,13 +1,15 @@
 """Expert iteration on GSM8K train under several settings of samples per question (G) and rounds, each from the
 same initial policy; accuracy on the fixed test subset after every round, the final accuracy on all of it with a
 95% interval: what ``scripts/experiments/expert_iteration_experiment.py`` runs. ``--prompt`` picks one prompt
-style of ``math_eval.PROMPT_STYLES``: its prompt, stop strings and reward serve rollouts and every evaluation."""
+style of ``math_eval.PROMPT_STYLES``: its prompt, stop strings and reward serve rollouts and every evaluation.
+With ``--state_dir`` each setting saves its state after every round and spans several calls of the same command
+(``experiments.ei_state``); every call writes the report of all the settings' rounds so far."""
 
 from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,8 @@ import torch
 from cs336_basics.toolkit.metrics import MetricsLogger
 
 from cs336_alignment.experiments.configs import ExpertIterationSweepConfig, parse_setting
-from cs336_alignment.expert_iteration import run_expert_iteration
+from cs336_alignment.experiments.ei_state import EIRunState, load_state, save_state, setting_config, setting_folder
+from cs336_alignment.expert_iteration import EIProgress, run_expert_iteration
 from cs336_alignment.math_data import load_gsm8k
 from cs336_alignment.math_eval import PromptStyle, accuracy_estimates, prompt_style, summarize_evaluation
 from cs336_alignment.plots import plot_runs
@@ -34,6 +37,16 @@ COLUMNS = {
 }
 
 
+@dataclass
+class SettingRun:
+    """One setting's log records (each tagged with its round), its final evaluation (None while rounds are left)
+    and its seconds over every call."""
+
+    records: list[dict]
+    final: list[dict] | None
+    seconds: float
+
+
 def run_setting(
     cfg: ExpertIterationSweepConfig,
     setting: str,
@@ -42,16 +55,28 @@ def run_setting(
     tokenizer: Any,
     train: list,
     logger: MetricsLogger,
-) -> tuple[list[dict], list[dict]]:
-    """Expert iteration of a copy of ``base``: its log records (each tagged with its round) and final evaluation."""
+    saved: EIRunState | None,
+) -> SettingRun:
+    """Expert iteration of a copy of ``base``, or of the ``saved`` state's weights from its next round; saved
+    after every round and when finished, with ``--state_dir``."""
+    started = time.perf_counter()
     samples, rounds = parse_setting(setting)
     ei_cfg = replace(cfg.ei, rollouts_per_question=samples, n_ei_steps=rounds)
+    config = setting_config(cfg, setting)
     policy = copy.deepcopy(base)
+    if saved is not None:
+        policy.load_state_dict(saved.policy)
     sampler = policy_sampler(cfg.policy, policy, tokenizer)
+    if saved is not None:
+        sampler.sync_weights(policy)  # vLLM loads the starting checkpoint, not the saved weights
     subset = SubsetEvaluation.gsm8k(
         sampler, cfg.subset_size, cfg.subset_seed, cfg.val_size, cfg.ei.ei_max_tokens, style.name
     )
     records: list[dict] = []
+    seconds_before = 0.0 if saved is None else saved.seconds
+
+    def seconds() -> float:
+        return seconds_before + time.perf_counter() - started
 
     def evaluate(step: int) -> dict[str, float]:
         sampler.sync_weights(policy)
@@ -62,42 +87,92 @@ def run_setting(
         records.append({**record, "ei_round": ei_round})
         logger.log(setting=setting, **records[-1])
 
-    log({"step": 0, "ei_round": 0, **evaluate(0)})
-    run_expert_iteration(policy, tokenizer, sampler, train, style, ei_cfg, cfg.sft, log, evaluate)
+    def save_round(progress: EIProgress) -> None:
+        save_state(setting_folder(cfg, setting), EIRunState(config, records, seconds(), progress, policy.state_dict()))
+
+    if saved is None:
+        log({"step": 0, "ei_round": 0, **evaluate(0)})
+    else:
+        print(f"resuming {setting} at round {saved.progress.next_round + 1} of {rounds}")
+        for record in saved.records:
+            log(record)
+    progress = run_expert_iteration(
+        policy,
+        tokenizer,
+        sampler,
+        train,
+        style,
+        ei_cfg,
+        cfg.sft,
+        log,
+        evaluate,
+        resume=None if saved is None else saved.progress,
+        save_round=save_round if cfg.state_dir else None,
+    )
+    if progress.next_round < rounds:
+        print(f"{setting}: {progress.next_round} of {rounds} rounds done; the same command continues it")
+        return SettingRun(records, None, seconds())
     sampler.sync_weights(policy)
-    return records, subset.run().records
+    final, spent = subset.run().records, seconds()
+    if cfg.state_dir:
+        save_state(setting_folder(cfg, setting), EIRunState(config, records, spent, None, None, final))
+    return SettingRun(records, final, spent)
+
+
+def finished_setting(setting: str, saved: EIRunState, logger: MetricsLogger) -> SettingRun:
+    """A setting whose every round and final evaluation a former call saved: its records logged again."""
+    for record in saved.records:
+        logger.log(setting=setting, **record)
+    print(f"{setting}: finished in a former call")
+    return SettingRun(saved.records, saved.final, saved.seconds)
 
 
 def run_expert_iteration_sweep(cfg: ExpertIterationSweepConfig) -> list[dict[str, Any]]:
     """One expert-iteration run per setting; write ``expert_iteration_experiment.{md,json,png}`` and
-    ``metrics.jsonl`` to ``out_dir``; return the table's rows."""
+    ``metrics.jsonl`` to ``out_dir``; return the table's rows. A setting with rounds left has no accuracy yet."""
     out_dir = Path(cfg.out_dir)
     style = prompt_style(cfg.prompt)  # an unknown prompt fails before the model loads
-    base, tokenizer = load_policy(cfg.policy)
-    train = load_gsm8k("train")
-    runs, rows, details = {}, [], []
+    saved = {  # so does another run's state
+        s: load_state(setting_folder(cfg, s), setting_config(cfg, s)) if cfg.state_dir else None for s in cfg.settings
+    }
+    if all(state is not None and state.final is not None for state in saved.values()):
+        base, tokenizer, train = None, None, []  # every setting is done: report without the model
+    else:
+        base, tokenizer = load_policy(cfg.policy)
+        train = load_gsm8k("train")
+    runs, rows, details, unfinished = {}, [], [], []
     with MetricsLogger(out_dir / "metrics.jsonl") as logger:
         for setting in cfg.settings:
             samples, rounds = parse_setting(setting)
-            started = time.perf_counter()
-            records, final = run_setting(cfg, setting, style, base, tokenizer, train, logger)
-            runs[f"G={samples}, {rounds} rounds"] = records
-            rollouts = [r for r in records if r.get("phase") == "ei_rollout"]
-            estimates = accuracy_estimates(final)
+            state = saved[setting]
+            if state is not None and state.final is not None:
+                run = finished_setting(setting, state, logger)
+            else:
+                run = run_setting(cfg, setting, style, base, tokenizer, train, logger, state)
+            runs[f"G={samples}, {rounds} rounds"] = run.records
+            rollouts = [r for r in run.records if r.get("phase") == "ei_rollout"]
             summary = {
                 "setting": setting,
+                "rounds_done": len(rollouts),
                 "rollout_rewards": " ".join(f"{r['rollout_reward']:.3f}" for r in rollouts),
                 "kept_examples": " ".join(str(r["kept_examples"]) for r in rollouts),
-                "sft_steps": max(r["step"] for r in records),
-                **summarize_evaluation(final),
-                "seconds": time.perf_counter() - started,
+                "sft_steps": max(r["step"] for r in run.records),
+                "seconds": run.seconds,
             }
+            if run.final is None:
+                unfinished.append(f"{setting} after {len(rollouts)} of {rounds} rounds")
+                details.append(summary)
+                rows.append(summary)
+                continue
+            estimates = accuracy_estimates(run.final)
+            summary |= summarize_evaluation(run.final)
             details.append(summary)
             rows.append(summary | {k: str(e) for k, e in estimates.items()})
             print(f"{setting}: test accuracy {estimates['reward']}")
     title = f"Expert iteration of {cfg.policy.model} on GSM8K ({style.name} prompt, {cfg.subset_size} test problems)"
     config = {"prompt": style.name, "ei": asdict(cfg.ei), "sft": asdict(cfg.sft)}
-    write_report(out_dir, "expert_iteration_experiment", title, rows, COLUMNS, {"runs": details, **config})
+    notes = f"Unfinished (the same command continues them): {', '.join(unfinished)}." if unfinished else ""
+    write_report(out_dir, "expert_iteration_experiment", title, rows, COLUMNS, {"runs": details, **config}, notes)
     plot_runs(
         runs,
         ["val_reward", "rollout_reward", "kept_examples"],
