@@ -11,7 +11,8 @@ import pytest
 import torch
 from cs336_alignment.experiments import grpo_run, grpo_state
 from cs336_alignment.experiments.configs import GRPOExperimentConfig
-from cs336_alignment.experiments.grpo_state import GRPORunState, config_dict, load_state, save_state, saved_states
+from cs336_alignment.experiments.grpo_state import GRPORunState, load_state, save_state, saved_states
+from cs336_alignment.experiments.run_state import flat_config
 from cs336_alignment.grpo_loop import GRPOProgress
 from cs336_alignment.math_eval import PROMPT_STYLES
 from cs336_alignment.optim import clip_and_step, make_optimizer
@@ -133,7 +134,7 @@ def _progress(next_step: int) -> tuple[GRPOProgress, dict[str, torch.Tensor]]:
 
 def _state(cfg: GRPOExperimentConfig, next_step: int) -> GRPORunState:
     progress, weights = _progress(next_step)
-    return GRPORunState(config_dict(cfg), [{"question": "q"}], [{"step": next_step}], progress, weights)
+    return GRPORunState(flat_config(cfg), [{"question": "q"}], [{"step": next_step}], progress, weights)
 
 
 def test_another_runs_state_is_refused_before_the_model_loads(tmp_path):
@@ -148,7 +149,7 @@ def test_another_runs_state_is_refused_before_the_model_loads(tmp_path):
         state_dir=str(tmp_path / "moved"),
         out_dir=str(tmp_path / "elsewhere"),
     )
-    grpo_state.check_same_run(config_dict(cfg), same, tmp_path)
+    grpo_state.check_same_run(flat_config(cfg), same, tmp_path)
 
 
 def test_a_state_round_trips_and_a_save_cut_short_is_never_loaded(tmp_path, monkeypatch):

@@ -15,16 +15,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import torch
-from cs336_basics.toolkit.atomic import fsync_directory
 
 from cs336_alignment.experiments.configs import ExpertIterationSweepConfig, parse_setting
+from cs336_alignment.experiments.run_state import (
+    flat_config,
+    load_trainer,
+    require_same_run,
+    trainer_writer,
+    write_state_folder,
+)
 from cs336_alignment.expert_iteration import EIProgress
 
 MAY_CHANGE = ("ei.ei_max_seconds", "state_dir", "out_dir")
@@ -33,7 +37,6 @@ device tool's output folder need not keep its path from call to call). Other set
 ``--settings``: each setting's state is compared with that setting's config alone."""
 FINISHED = "finished"
 _PREFIX = "round_"
-_TEMPORARY = ".saving-"
 
 
 @dataclass
@@ -64,62 +67,31 @@ def setting_config(cfg: ExpertIterationSweepConfig, setting: str) -> dict[str, A
     ``ei`` and no other setting; flat ``section.key`` names, JSON values."""
     samples, rounds = parse_setting(setting)
     ei = replace(cfg.ei, rollouts_per_question=samples, n_ei_steps=rounds)
-    flat = {}
-    for key, value in asdict(replace(cfg, ei=ei, settings=[setting_name(setting)])).items():
-        if isinstance(value, dict):
-            flat.update({f"{key}.{inner}": v for inner, v in value.items()})
-        else:
-            flat[key] = value
-    return json.loads(json.dumps(flat))
+    return flat_config(replace(cfg, ei=ei, settings=[setting_name(setting)]))
 
 
 def check_same_run(saved: dict[str, Any], now: dict[str, Any], where: Path) -> None:
     """Raise unless ``now`` is the saved setting's config up to ``MAY_CHANGE``."""
-    differ = [
-        f"{key}: saved {saved.get(key)!r}, now {now.get(key)!r}"
-        for key in sorted(saved.keys() | now.keys())
-        if key not in MAY_CHANGE and saved.get(key) != now.get(key)
-    ]
-    if differ:
-        raise ValueError(
-            f"the expert-iteration state in {where} belongs to another run ({'; '.join(differ)}); only "
-            f"{', '.join(MAY_CHANGE)} may change between calls. Repeat the saved run's command, or pass a new "
-            "--state_dir for a new run"
-        )
+    require_same_run(saved, now, where, MAY_CHANGE, "expert-iteration")
 
 
 def save_state(folder: str | os.PathLike, state: EIRunState) -> Path:
     """Write ``state`` into ``folder`` (one setting's) atomically, as ``finished`` when it has its final evaluation
     and as ``round_<next round>`` otherwise, then delete the older states; return the state's folder."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob(_TEMPORARY + "*"):
-        shutil.rmtree(stale)
     run: dict[str, Any] = {"config": state.config, "records": state.records, "seconds": state.seconds}
+    files = {}
     if state.final is not None:
-        target = folder / FINISHED
+        name = FINISHED
         run["final"] = state.final
     elif state.progress is not None and state.policy is not None:
-        target = folder / f"{_PREFIX}{state.progress.next_round:03d}"
+        name = f"{_PREFIX}{state.progress.next_round:03d}"
         run |= {"next_round": state.progress.next_round, "step": state.progress.step}
+        files = {"policy.pt": lambda f: torch.save(state.policy, f), "trainer.pt": trainer_writer(state.progress)}
     else:
         raise ValueError("a state needs its final evaluation, or its progress and weights")
-    if target.exists():
-        raise FileExistsError(f"{target} exists: a state is saved once per round")
-    tmp = Path(tempfile.mkdtemp(prefix=_TEMPORARY, dir=folder))
-    if state.final is None:
-        progress = state.progress
-        trainer = {
-            "optimizer": progress.optimizer,
-            "question_rng": progress.question_rng,
-            "torch_rng": progress.torch_rng,
-            "cuda_rng": progress.cuda_rng,
-        }
-        _write(tmp / "policy.pt", lambda f: torch.save(state.policy, f))
-        _write(tmp / "trainer.pt", lambda f: torch.save(trainer, f))
-    _write(tmp / "run.json", lambda f: f.write(json.dumps(run).encode()))
-    os.rename(tmp, target)
-    fsync_directory(folder)
+    files["run.json"] = lambda f: f.write(json.dumps(run).encode())
+    target = write_state_folder(folder, name, files)
     for older in saved_states(folder):
         if older != target:
             shutil.rmtree(older)
@@ -137,7 +109,7 @@ def load_state(folder: str | os.PathLike, config: dict[str, Any]) -> EIRunState 
     check_same_run(run["config"], config, latest)
     if latest.name == FINISHED:
         return EIRunState(run["config"], run["records"], run["seconds"], None, None, run["final"])
-    trainer = torch.load(latest / "trainer.pt", map_location="cpu", weights_only=True)
+    trainer = load_trainer(latest)
     progress = EIProgress(
         run["next_round"],
         run["step"],
@@ -156,10 +128,3 @@ def saved_states(folder: Path) -> list[Path]:
         return []
     rounds = sorted(p for p in folder.glob(_PREFIX + "*") if p.is_dir())
     return rounds + [p for p in [folder / FINISHED] if p.is_dir()]
-
-
-def _write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    with path.open("wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())

@@ -15,7 +15,8 @@ from cs336_basics.toolkit.atomic import write_jsonl_atomic
 from cs336_basics.toolkit.metrics import MetricsLogger
 
 from cs336_alignment.experiments.configs import GRPOExperimentConfig
-from cs336_alignment.experiments.grpo_state import GRPORunState, config_dict, load_state, save_state
+from cs336_alignment.experiments.grpo_state import GRPORunState, load_state, save_state
+from cs336_alignment.experiments.run_state import flat_config
 from cs336_alignment.grpo_loop import train_grpo
 from cs336_alignment.grpo_report import COLUMNS, CURVES, LABELS, default_run_name, summarize_grpo_run
 from cs336_alignment.math_data import load_gsm8k
@@ -71,7 +72,7 @@ def run_grpo_experiment(cfg: GRPOExperimentConfig) -> dict[str, Any]:
         )
     if cfg.state_dir and (saved is None or progress.next_step > saved.progress.next_step):
         folder = save_state(
-            cfg.state_dir, GRPORunState(config_dict(cfg), before, records, progress, policy.state_dict())
+            cfg.state_dir, GRPORunState(flat_config(cfg), before, records, progress, policy.state_dict())
         )
         print(f"state after step {progress.next_step} of {cfg.grpo.n_grpo_steps}: {folder}")
     sampler.sync_weights(policy)

@@ -13,23 +13,26 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import torch
-from cs336_basics.toolkit.atomic import fsync_directory
 
 from cs336_alignment.experiments.configs import GRPOExperimentConfig
+from cs336_alignment.experiments.run_state import (
+    flat_config,
+    load_trainer,
+    require_same_run,
+    trainer_writer,
+    write_state_folder,
+)
 from cs336_alignment.grpo_loop import GRPOProgress
 
 MAY_CHANGE = ("grpo.max_seconds", "grpo.eval_every", "state_dir", "out_dir")
 """Config keys a resumed call may change: how long this call trains, how often it validates, and where the state
 and the report are (the device tool's output folder need not keep its path from call to call)."""
 _PREFIX = "step_"
-_TEMPORARY = ".saving-"
 
 
 @dataclass
@@ -43,56 +46,22 @@ class GRPORunState:
     policy: dict[str, torch.Tensor]
 
 
-def config_dict(cfg: GRPOExperimentConfig) -> dict[str, Any]:
-    """The config as compared across calls: flat ``section.key`` names, JSON values."""
-    flat = {}
-    for key, value in asdict(cfg).items():
-        if isinstance(value, dict):
-            flat.update({f"{key}.{inner}": v for inner, v in value.items()})
-        else:
-            flat[key] = value
-    return json.loads(json.dumps(flat))
-
-
 def check_same_run(saved: dict[str, Any], cfg: GRPOExperimentConfig, where: Path) -> None:
     """Raise unless ``cfg`` is the saved run's config up to ``MAY_CHANGE``."""
-    now = config_dict(cfg)
-    differ = [
-        f"{key}: saved {saved.get(key)!r}, now {now.get(key)!r}"
-        for key in sorted(saved.keys() | now.keys())
-        if key not in MAY_CHANGE and saved.get(key) != now.get(key)
-    ]
-    if differ:
-        raise ValueError(
-            f"the GRPO state in {where} belongs to another run ({'; '.join(differ)}); only "
-            f"{', '.join(MAY_CHANGE)} may change between calls. Repeat the saved run's command, or pass a new "
-            "--state_dir for a new run"
-        )
+    require_same_run(saved, flat_config(cfg), where, MAY_CHANGE, "GRPO")
 
 
 def save_state(state_dir: str | os.PathLike, state: GRPORunState) -> Path:
     """Write ``state`` as ``state_dir/step_<next step>`` atomically, then delete older states; return the folder."""
     state_dir = Path(state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    for stale in state_dir.glob(_TEMPORARY + "*"):
-        shutil.rmtree(stale)
-    target = state_dir / f"{_PREFIX}{state.progress.next_step:06d}"
-    if target.exists():
-        raise FileExistsError(f"{target} exists: a state is saved once per step")
-    tmp = Path(tempfile.mkdtemp(prefix=_TEMPORARY, dir=state_dir))
     progress = state.progress
-    trainer = {
-        "optimizer": progress.optimizer,
-        "question_rng": progress.question_rng,
-        "torch_rng": progress.torch_rng,
-        "cuda_rng": progress.cuda_rng,
-    }
     run = {"next_step": progress.next_step, "config": state.config, "before": state.before, "records": state.records}
-    _write(tmp / "policy.pt", lambda f: torch.save(state.policy, f))
-    _write(tmp / "trainer.pt", lambda f: torch.save(trainer, f))
-    _write(tmp / "run.json", lambda f: f.write(json.dumps(run).encode()))
-    os.rename(tmp, target)
-    fsync_directory(state_dir)
+    files = {
+        "policy.pt": lambda f: torch.save(state.policy, f),
+        "trainer.pt": trainer_writer(progress),
+        "run.json": lambda f: f.write(json.dumps(run).encode()),
+    }
+    target = write_state_folder(state_dir, f"{_PREFIX}{progress.next_step:06d}", files)
     for older in saved_states(state_dir)[:-1]:
         shutil.rmtree(older)
     return target
@@ -106,7 +75,7 @@ def load_state(state_dir: str | os.PathLike, cfg: GRPOExperimentConfig) -> GRPOR
     folder = states[-1]
     run = json.loads((folder / "run.json").read_text())
     check_same_run(run["config"], cfg, folder)
-    trainer = torch.load(folder / "trainer.pt", map_location="cpu", weights_only=True)
+    trainer = load_trainer(folder)
     progress = GRPOProgress(
         run["next_step"], trainer["optimizer"], trainer["question_rng"], trainer["torch_rng"], trainer["cuda_rng"]
     )
@@ -119,10 +88,3 @@ def saved_states(state_dir: Path) -> list[Path]:
     if not state_dir.is_dir():
         return []
     return sorted(p for p in state_dir.glob(_PREFIX + "*") if p.is_dir())
-
-
-def _write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    with path.open("wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
