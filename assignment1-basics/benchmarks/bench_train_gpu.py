@@ -228,11 +228,14 @@ def measure(name: str, loss_name: str, cfg: ModelConfig, args: BenchTrainGPUConf
 
 
 def speedrun_models(cfg: ModelConfig) -> list[tuple[str, ModelConfig]]:
-    """The speedrun's layers on the handout's shapes, with and without QK-norm."""
+    """The speedrun's layers on the handout's shapes, with and without QK-norm, and with RoPE on half-split pairs
+    (the fused QK-norm + RoPE kernels were the speedrun's extra step time on an H200)."""
     speedrun = dataclasses.replace(cfg, **speedrun_layers(cfg))
     return [
         ("cs336_basics, speedrun model", speedrun),
         ("cs336_basics, speedrun model without QK-norm", dataclasses.replace(speedrun, qk_norm=False)),
+        ("cs336_basics, speedrun model, half-split RoPE", dataclasses.replace(speedrun, position="rope_half")),
+        ("cs336_basics, handout model, half-split RoPE", dataclasses.replace(cfg, position="rope_half")),
     ]
 
 

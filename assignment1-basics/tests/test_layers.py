@@ -111,6 +111,23 @@ def test_rope_matches_complex_float64_reference_with_arbitrary_positions():
     )
 
 
+def test_half_split_rope_is_interleaved_rope_of_permuted_dimensions_and_keeps_attention_scores():
+    """Interleaved pair k = (2k, 2k+1) is half-split pair k = (k, k + d/2): moving each dimension to its half-split
+    place before and after the rotation gives the interleaved rotation, so q·k, the only place RoPE enters, is
+    unchanged when queries and keys are permuted alike (what a model trained from scratch absorbs)."""
+    torch.manual_seed(0)
+    d = 16
+    interleaved = RotaryPositionalEmbedding(10000.0, d, max_seq_len=32).double()
+    half = RotaryPositionalEmbedding(10000.0, d, max_seq_len=32, half_split=True).double()
+    to_half = torch.cat((torch.arange(0, d, 2), torch.arange(1, d, 2)))  # half-split slot j holds this interleaved dim
+    q, k = torch.randn(2, 2, 9, d, dtype=torch.float64), torch.randn(2, 2, 9, d, dtype=torch.float64)
+    positions = torch.randint(0, 32, (2, 1, 9))
+    torch.testing.assert_close(half(q[..., to_half], positions), interleaved(q, positions)[..., to_half])
+    scores = interleaved(q, positions) @ interleaved(k, positions).transpose(-1, -2)
+    half_scores = half(q[..., to_half], positions) @ half(k[..., to_half], positions).transpose(-1, -2)
+    torch.testing.assert_close(half_scores, scores)
+
+
 def test_rope_is_identity_at_position_zero_and_preserves_norms():
     rope = RotaryPositionalEmbedding(500.0, 8, max_seq_len=8)
     x = torch.randn(5, 8)

@@ -43,6 +43,11 @@ def _reference(weights, cfg: ModelConfig, ids):
             k = head_norm(a @ w[p + "attn.k_proj.weight"][rows].T, p + "attn.k_norm.weight")
             if cfg.position == "rope":
                 q, k = _rope(q, positions, cfg.rope_theta), _rope(k, positions, cfg.rope_theta)
+            elif cfg.position == "rope_half":  # pairs (j, j + d/2): interleaved RoPE in a permuted order
+                order = torch.cat((torch.arange(0, d_k, 2), torch.arange(1, d_k, 2)))
+                back = torch.argsort(order)
+                q = _rope(q[..., back], positions, cfg.rope_theta)[..., order]
+                k = _rope(k[..., back], positions, cfg.rope_theta)[..., order]
             v = a @ w[p + "attn.v_proj.weight"][rows].T
             scores = (q @ k.transpose(-1, -2) / math.sqrt(d_k)).masked_fill(~causal, -math.inf)
             heads.append(torch.softmax(scores, -1) @ v)
@@ -79,6 +84,7 @@ VARIANTS = {
     "post_norm": dict(norm="post"),
     "no_norm": dict(norm="none"),
     "nope": dict(position="none"),
+    "rope_half": dict(position="rope_half"),
     "silu": dict(ffn="silu", d_ff=matched_d_ff(40, "silu")),
     "relu2_qknorm_softcap": dict(ffn="relu2", d_ff=60, qk_norm=True, logit_softcap=3.0),
 }

@@ -106,16 +106,21 @@ class FeedForward(nn.Module):
 class RotaryPositionalEmbedding(nn.Module):
     """RoPE: rotate each interleaved pair ``(x[2k], x[2k+1])`` by ``position · theta^(-2k/d_k)``.
 
+    With ``half_split`` the pairs are ``(x[k], x[k + d_k/2])`` instead (GPT-NeoX's layout): the same rotation of
+    a fixed permutation of each head's dimensions, so a model trained from scratch computes the same family of
+    functions, but every load and store is a contiguous half of the head, which fused kernels handle better
+    than interleaved pairs. The handout's (and the adapters') RoPE is the interleaved one.
+
     The cos/sin tables cover positions ``0 … max_seq_len-1`` and are indexed by position (not sliced), so
     arbitrary per-row positions work (left-padded batches, KV-cache decoding). They are non-persistent
     buffers: derived data, not weights, and absent from the reference state dicts.
     """
 
-    def __init__(self, theta: float, d_k: int, max_seq_len: int, device=None):
+    def __init__(self, theta: float, d_k: int, max_seq_len: int, device=None, half_split: bool = False):
         super().__init__()
         if d_k % 2:
             raise ValueError(f"RoPE needs an even head dimension, got d_k={d_k}")
-        self.max_seq_len = max_seq_len
+        self.max_seq_len, self.half_split = max_seq_len, half_split
         inv_freq = theta ** (-torch.arange(0, d_k, 2, device=device, dtype=torch.float64) / d_k)
         angles = torch.outer(torch.arange(max_seq_len, device=device, dtype=torch.float64), inv_freq)
         self.register_buffer("cos", angles.cos().float(), persistent=False)
@@ -126,6 +131,9 @@ class RotaryPositionalEmbedding(nn.Module):
     ) -> Float[Tensor, "... seq d_k"]:
         cos = self.cos[token_positions].to(x.dtype)
         sin = self.sin[token_positions].to(x.dtype)
+        if self.half_split:
+            first, second = x.chunk(2, dim=-1)
+            return torch.cat((first * cos - second * sin, first * sin + second * cos), dim=-1)
         pairs = rearrange(x, "... (half two) -> ... half two", two=2)
         even, odd = pairs[..., 0], pairs[..., 1]
         rotated = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)

@@ -199,8 +199,10 @@ class TransformerLM(nn.Module):
         self.token_embeddings = Embedding(cfg.vocab_size, cfg.d_model, device, dtype)
         # One RoPE table shared by all layers (a plain attribute of each block, registered once here).
         self.rope = (
-            RotaryPositionalEmbedding(cfg.rope_theta, cfg.d_model // cfg.num_heads, cfg.context_length, device)
-            if cfg.position == "rope"
+            RotaryPositionalEmbedding(
+                cfg.rope_theta, cfg.d_model // cfg.num_heads, cfg.context_length, device, cfg.position == "rope_half"
+            )
+            if cfg.position != "none"
             else None
         )
         self.layers = nn.ModuleList(TransformerBlock(cfg, self.rope, i, device, dtype) for i in range(cfg.num_layers))

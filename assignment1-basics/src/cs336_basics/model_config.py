@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 NORM_PLACEMENTS = ("pre", "post", "none")
-POSITION_ENCODINGS = ("rope", "none")
+POSITION_ENCODINGS = ("rope", "rope_half", "none")
 FEED_FORWARDS = ("swiglu", "silu", "relu2")
 BUILT_IN_ATTENTION = ("naive", "sdpa")  # cs336_basics.attention_backends' own; others are registered there
 
@@ -20,7 +20,9 @@ class ModelConfig:
 
     The remaining fields are the handout's ablations and the speedrun options; their defaults are the handout's
     model. ``norm``: RMSNorm before each sub-layer (``pre``), after each residual add (``post``), or none.
-    ``position``: RoPE or no position information at all (NoPE; causal attention still orders tokens).
+    ``position``: RoPE, RoPE on half-split pairs (``rope_half``: the same model up to a permutation of each head's
+    dimensions, laid out for faster kernels), or no position information at all (NoPE; causal attention still
+    orders tokens).
     ``ffn``: SwiGLU, or the ungated SiLU / ReLU² feed-forward (two matrices: use
     :func:`cs336_basics.model.matched_d_ff`).
     ``qk_norm`` normalises queries and keys per head (stabilises high learning rates); ``zero_init_output``
@@ -48,7 +50,7 @@ class ModelConfig:
     def __post_init__(self):
         if self.d_model % self.num_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by num_heads={self.num_heads}")
-        if self.position == "rope" and (self.d_model // self.num_heads) % 2:
+        if self.position != "none" and (self.d_model // self.num_heads) % 2:
             raise ValueError(f"head size {self.d_model // self.num_heads} must be even for RoPE")
         for name, choices in (("norm", NORM_PLACEMENTS), ("position", POSITION_ENCODINGS), ("ffn", FEED_FORWARDS)):
             if getattr(self, name) not in choices:
