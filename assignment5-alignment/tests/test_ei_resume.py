@@ -3,7 +3,6 @@ ends with the weights, records and report of an uninterrupted one, bitwise on th
 the same order on the same numbers; dropout's random state and AdamW's state travel with the state); a finished
 setting reports again without the model; another run's state is refused, and a state is written atomically."""
 
-import json
 import os
 import random
 from dataclasses import replace
@@ -23,9 +22,10 @@ from cs336_alignment.experiments.ei_state import (
 from cs336_alignment.expert_iteration import EIProgress
 from cs336_alignment.loop_configs import ExpertIterationConfig, SFTConfig
 from cs336_alignment.math_eval import PROMPT_STYLES
-from cs336_alignment.optim import clip_and_step, make_optimizer
 from cs336_alignment.run_config import PolicyConfig
 from cs336_alignment.subset_eval import SubsetEvaluation
+
+from tests.resume_helpers import odd_length_reward, read_jsonl, stepped_optimizer, without_last_column
 
 EVERY_ROUND = 1e-9
 """An ``ei_max_seconds`` that every round passes: each call trains exactly one round, whatever the machine's speed."""
@@ -44,22 +44,8 @@ def _sweep(policy: PolicyConfig, tmp_path, name: str, **ei) -> ExpertIterationSw
     )
 
 
-def _read_jsonl(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def _odd_length(response: str, truth: str) -> dict[str, float]:
-    reward = float(len(response) % 2)
-    return {"reward": reward, "format_reward": 1.0, "answer_reward": reward}
-
-
 def _without_timing(record: dict) -> dict:
     return {k: v for k, v in record.items() if k not in ("step_seconds", "seconds")}
-
-
-def _without_last_column(report) -> list[str]:
-    """A markdown report's lines less the table's last column (the seconds, which differ run to run)."""
-    return [line.rsplit("|", 2)[0] if line.startswith("|") else line for line in report.read_text().splitlines()]
 
 
 def test_a_setting_stopped_after_every_round_and_resumed_equals_an_uninterrupted_one(
@@ -81,7 +67,7 @@ def test_a_setting_stopped_after_every_round_and_resumed_equals_an_uninterrupted
     monkeypatch.setattr(SubsetEvaluation, "run", counting_run)
     monkeypatch.setattr(expert_iteration_sweep, "run_expert_iteration", keeping_weights)
     # a reward the random policy earns now and then, so that rounds keep examples and the weights move
-    style = replace(PROMPT_STYLES["r1_zero"], reward_fn=_odd_length)
+    style = replace(PROMPT_STYLES["r1_zero"], reward_fn=odd_length_reward)
     monkeypatch.setattr(expert_iteration_sweep, "prompt_style", lambda name: style)
     whole_rows = expert_iteration_sweep.run_expert_iteration_sweep(_sweep(tiny_checkpoint, tmp_path, "whole"))
     assert len(final_evaluations) == 1
@@ -100,12 +86,12 @@ def test_a_setting_stopped_after_every_round_and_resumed_equals_an_uninterrupted
     start = tiny_gpt2.state_dict()
     assert not all(torch.equal(start[k], weights[0][k]) for k in start)  # the weights did move
 
-    whole_records, resumed_records = (_read_jsonl(tmp_path / name / "metrics.jsonl") for name in ("whole", "resumed"))
+    whole_records, resumed_records = (read_jsonl(tmp_path / name / "metrics.jsonl") for name in ("whole", "resumed"))
     assert [r["ei_round"] for r in resumed_records if r.get("phase") != "sft"] == [0, 1, 2, 3]  # one "before"
     assert [_without_timing(r) for r in resumed_records] == [_without_timing(r) for r in whole_records]
     assert all(r["kept_examples"] for r in resumed_records if r.get("phase") == "ei_rollout")  # every round trained
     report = tmp_path / "resumed" / "expert_iteration_experiment.md"
-    assert _without_last_column(tmp_path / "whole" / "expert_iteration_experiment.md") == _without_last_column(report)
+    assert without_last_column(tmp_path / "whole" / "expert_iteration_experiment.md") == without_last_column(report)
     assert [_without_timing(r) for r in whole_rows] == [_without_timing(row)]
 
     # a finished setting: the same report, without loading the model or training; ei_max_seconds may change
@@ -119,19 +105,14 @@ def test_a_setting_stopped_after_every_round_and_resumed_equals_an_uninterrupted
         replace(resumed, ei=replace(resumed.ei, ei_max_seconds=0))
     )
     assert again == [row] and report.read_text() == before and not final_evaluations
-    assert _read_jsonl(tmp_path / "resumed" / "metrics.jsonl") == resumed_records
+    assert read_jsonl(tmp_path / "resumed" / "metrics.jsonl") == resumed_records
     assert [p.name for p in saved_states(folder)] == ["finished"]
 
 
 def _progress(next_round: int, trained: bool = True) -> tuple[EIProgress, dict[str, torch.Tensor]]:
     """A real optimiser's state after one step (or none, before any round kept an example), and the weights."""
-    model = torch.nn.Linear(3, 2)
-    optimizer = make_optimizer(model, 1e-2)
-    model(torch.ones(1, 3)).sum().backward()
-    clip_and_step(optimizer, 1.0)
-    return EIProgress.capture(next_round, 2 * next_round, optimizer if trained else None, random.Random(7)), (
-        model.state_dict()
-    )
+    optimizer, weights = stepped_optimizer()
+    return EIProgress.capture(next_round, 2 * next_round, optimizer if trained else None, random.Random(7)), weights
 
 
 def _state(cfg: ExpertIterationSweepConfig, next_round: int, trained: bool = True) -> EIRunState:

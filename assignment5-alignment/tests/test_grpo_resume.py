@@ -3,7 +3,6 @@ weights, optimiser state and metrics of an uninterrupted one, bitwise on the CPU
 same order on the same numbers; dropout's random state travels with the state). Another run's state is refused,
 and a state is written atomically."""
 
-import json
 import random
 from dataclasses import replace
 
@@ -15,11 +14,11 @@ from cs336_alignment.experiments.grpo_state import GRPORunState, load_state, sav
 from cs336_alignment.experiments.run_state import flat_config
 from cs336_alignment.grpo_loop import GRPOProgress
 from cs336_alignment.math_eval import PROMPT_STYLES
-from cs336_alignment.optim import clip_and_step, make_optimizer
 from cs336_alignment.run_config import PolicyConfig
 from cs336_alignment.subset_eval import SubsetEvaluation
 
 from tests.conftest import TINY_CHECKPOINT_GRPO
+from tests.resume_helpers import odd_length_reward, read_jsonl, stepped_optimizer, without_last_column
 
 GRPO = replace(TINY_CHECKPOINT_GRPO, n_grpo_steps=3, eval_every=2)
 TIMING = {"rollout_seconds", "step_seconds"}
@@ -36,15 +35,6 @@ def _experiment(policy: PolicyConfig, tmp_path, name: str, **grpo) -> GRPOExperi
         val_size=2,
         state_dir=str(tmp_path / f"{name}_state"),
     )
-
-
-def _read_jsonl(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def _odd_length(response: str, truth: str) -> dict[str, float]:
-    reward = float(len(response) % 2)
-    return {"reward": reward, "format_reward": 1.0, "answer_reward": reward}
 
 
 def _assert_identical(x, y, where: str) -> None:
@@ -68,11 +58,6 @@ def _without_timing_and_validation(record: dict) -> dict:
     return {k: v for k, v in record.items() if k not in TIMING and not (k.startswith("val_") and record["step"])}
 
 
-def _without_last_column(report) -> list[str]:
-    """A markdown report's lines less the table's last column (the training seconds, which differ run to run)."""
-    return [line.rsplit("|", 2)[0] if line.startswith("|") else line for line in report.read_text().splitlines()]
-
-
 def test_a_run_stopped_after_every_step_and_resumed_equals_an_uninterrupted_one(tiny_checkpoint, tmp_path, monkeypatch):
     full_evaluations = []
     real_run = SubsetEvaluation.run
@@ -84,7 +69,7 @@ def test_a_run_stopped_after_every_step_and_resumed_equals_an_uninterrupted_one(
 
     monkeypatch.setattr(SubsetEvaluation, "run", counting_run)
     # a reward the random policy earns now and then, so that groups differ and the weights move
-    style = replace(PROMPT_STYLES["r1_zero"], reward_fn=_odd_length)
+    style = replace(PROMPT_STYLES["r1_zero"], reward_fn=odd_length_reward)
     monkeypatch.setattr(grpo_run, "prompt_style", lambda name: style)
     whole = grpo_run.run_grpo_experiment(_experiment(tiny_checkpoint, tmp_path, "whole"))
     assert len(full_evaluations) == 2  # before and after
@@ -105,7 +90,7 @@ def test_a_run_stopped_after_every_step_and_resumed_equals_an_uninterrupted_one(
         _assert_identical(
             *(torch.load(tmp_path / f"{name}_state" / "step_000003" / file) for name in ("whole", "resumed")), file
         )
-    whole_records, resumed_records = (_read_jsonl(tmp_path / name / "metrics.jsonl") for name in ("whole", "resumed"))
+    whole_records, resumed_records = (read_jsonl(tmp_path / name / "metrics.jsonl") for name in ("whole", "resumed"))
     assert [r["step"] for r in resumed_records] == [0, 1, 2, 3]
     assert [_without_timing_and_validation(r) for r in resumed_records] == [
         _without_timing_and_validation(r) for r in whole_records
@@ -118,18 +103,13 @@ def test_a_run_stopped_after_every_step_and_resumed_equals_an_uninterrupted_one(
     assert (tmp_path / "whole" / "generations.jsonl").read_text() == (
         tmp_path / "resumed" / "generations.jsonl"
     ).read_text()
-    assert _without_last_column(tmp_path / "whole" / "grpo.md") == _without_last_column(
-        tmp_path / "resumed" / "grpo.md"
-    )
+    assert without_last_column(tmp_path / "whole" / "grpo.md") == without_last_column(tmp_path / "resumed" / "grpo.md")
 
 
 def _progress(next_step: int) -> tuple[GRPOProgress, dict[str, torch.Tensor]]:
     """A real optimiser's state after one step, and the weights it moved."""
-    model = torch.nn.Linear(3, 2)
-    optimizer = make_optimizer(model, 1e-2)
-    model(torch.ones(1, 3)).sum().backward()
-    clip_and_step(optimizer, 1.0)
-    return GRPOProgress.capture(next_step, optimizer, random.Random(7)), model.state_dict()
+    optimizer, weights = stepped_optimizer()
+    return GRPOProgress.capture(next_step, optimizer, random.Random(7)), weights
 
 
 def _state(cfg: GRPOExperimentConfig, next_step: int) -> GRPORunState:
