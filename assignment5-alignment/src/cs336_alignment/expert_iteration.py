@@ -21,6 +21,7 @@ from cs336_alignment.loop_configs import ExpertIterationConfig, SFTConfig
 from cs336_alignment.math_data import MathProblem
 from cs336_alignment.math_eval import PromptStyle
 from cs336_alignment.optim import make_optimizer
+from cs336_alignment.random_state import capture_generators, restore_generators
 from cs336_alignment.rewards import RewardFn
 from cs336_alignment.sampling.params import Sampler
 from cs336_alignment.sft_loop import LogFn, train_sft
@@ -43,10 +44,7 @@ class EIProgress:
 
     def restore(self, policy: torch.nn.Module, sft_cfg: SFTConfig, rng: random.Random) -> torch.optim.Optimizer | None:
         """Set the generators' states and return the optimiser over ``policy`` (which holds the saved weights)."""
-        rng.setstate(self.question_rng)
-        torch.set_rng_state(self.torch_rng)
-        if self.cuda_rng:
-            torch.cuda.set_rng_state_all(self.cuda_rng)
+        restore_generators(rng, self.question_rng, self.torch_rng, self.cuda_rng)
         if self.optimizer is None:
             return None
         optimizer = make_optimizer(policy, sft_cfg.lr, sft_cfg.weight_decay)
@@ -57,9 +55,8 @@ class EIProgress:
     def capture(
         cls, next_round: int, step: int, optimizer: torch.optim.Optimizer | None, rng: random.Random
     ) -> EIProgress:
-        cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
         state = None if optimizer is None else optimizer.state_dict()
-        return cls(next_round, step, state, rng.getstate(), torch.get_rng_state(), cuda_rng)
+        return cls(next_round, step, state, *capture_generators(rng))
 
 
 def filter_correct(

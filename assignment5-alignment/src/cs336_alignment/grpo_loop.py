@@ -35,6 +35,7 @@ from cs336_alignment.losses import masked_mean
 from cs336_alignment.math_data import MathProblem
 from cs336_alignment.math_eval import PromptStyle
 from cs336_alignment.optim import clip_and_step, make_optimizer, set_lr
+from cs336_alignment.random_state import capture_generators, restore_generators
 from cs336_alignment.sampling.params import Completion, Sampler, SamplingParams
 from cs336_alignment.tokenization import encode_texts, pack_prompt_and_output_ids, pad_token_id
 from cs336_alignment.train_steps import grpo_microbatch_train_step
@@ -56,15 +57,11 @@ class GRPOProgress:
 
     def restore(self, optimizer: torch.optim.Optimizer, rng: random.Random) -> None:
         optimizer.load_state_dict(self.optimizer)
-        rng.setstate(self.question_rng)
-        torch.set_rng_state(self.torch_rng)
-        if self.cuda_rng:
-            torch.cuda.set_rng_state_all(self.cuda_rng)
+        restore_generators(rng, self.question_rng, self.torch_rng, self.cuda_rng)
 
     @classmethod
     def capture(cls, next_step: int, optimizer: torch.optim.Optimizer, rng: random.Random) -> GRPOProgress:
-        cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
-        return cls(next_step, optimizer.state_dict(), rng.getstate(), torch.get_rng_state(), cuda_rng)
+        return cls(next_step, optimizer.state_dict(), *capture_generators(rng))
 
 
 @dataclass
