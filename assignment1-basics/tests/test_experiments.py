@@ -241,6 +241,28 @@ def test_speedrun_cool_down_shares_are_a_grid_axis_and_named_only_off_default():
         ExperimentConfig("speedrun", speedrun_cooldowns=[1.5])
 
 
+def test_speedrun_recipe_without_qk_norm_is_its_own_named_configuration():
+    from cs336_basics.experiments import speedrun_runs
+
+    cfg = ExperimentConfig(
+        "speedrun", speedrun_parts=["budgets", "ablations"], muon_lrs=[0.05], speedrun_adam_lrs=[0.02],
+        speedrun_cooldowns=[0.7], speedrun_fractions=[0.5, 0.55], speedrun_ablations=["relu2"], speedrun_qk_norm=False,
+    )  # fmt: skip
+    specs = {r.name: r for r in speedrun_runs(cfg)}
+    budget = specs["speedrun_muonlr0.05_adamlr0.02_cd0.7_noqk_0.5x_seed0"]
+    assert not budget.train.model.qk_norm and budget.train.model.ffn == "relu2" and budget.train.time_budget == 15.0
+    assert budget.group == "speedrun, Muon 0.05, AdamW 0.02, cool-down 0.7, no QK-norm, 0.5x time"
+    # an ablation removes its trick from the recipe as given, and its reference is that recipe's run
+    without_relu2 = specs["speedrun_without_relu2_seed0"]
+    assert not without_relu2.train.model.qk_norm and without_relu2.train.model.ffn == "swiglu"
+    assert without_relu2.reference == "speedrun_muonlr0.05_adamlr0.02_cd0.7_noqk_0.55x_seed0"
+    default = speedrun_runs(ExperimentConfig("speedrun", speedrun_parts=["budgets"], muon_lrs=[0.05]))
+    assert all(r.train.model.qk_norm and "_noqk" not in r.name for r in default)
+    with pytest.raises(ValueError, match="without it"):
+        ExperimentConfig("speedrun", speedrun_qk_norm=False)  # the default ablations include qk_norm
+    ExperimentConfig("speedrun", speedrun_qk_norm=False, speedrun_parts=["budgets"])
+
+
 def test_time_to_target_interpolates_the_seed_mean_between_the_budgets_around_it():
     from cs336_basics.experiments import time_to_target, time_to_target_row
 

@@ -50,6 +50,9 @@ class ExperimentConfig:
     speedrun_ablations: list[str] = field(
         default_factory=lambda: list(SPEEDRUN_TRICKS), metadata={"help": "speedrun: the tricks removed one at a time"}
     )
+    speedrun_qk_norm: bool = field(
+        default=True, metadata={"help": "speedrun: QK-norm in the recipe (--no-speedrun_qk_norm: names end in _noqk)"}
+    )
     batch_size: int = 128
     model: ModelConfig = field(default_factory=ModelConfig)
     compile: bool = True
@@ -84,6 +87,8 @@ class ExperimentConfig:
             raise ValueError(
                 f"speedrun_ablations must be a non-empty subset of {SPEEDRUN_TRICKS}, got {self.speedrun_ablations}"
             )
+        if not self.speedrun_qk_norm and "ablations" in self.speedrun_parts and "qk_norm" in self.speedrun_ablations:
+            raise ValueError("speedrun_ablations cannot remove qk_norm from a recipe without it (no-speedrun_qk_norm)")
         if not self.muon_lrs:
             raise ValueError("muon_lrs must not be empty")
         if not self.speedrun_cooldowns or not all(0.0 <= c <= 1.0 for c in self.speedrun_cooldowns):

@@ -154,7 +154,7 @@ def speedrun_settings(
     ``adam_lr`` is the peak rate of the AdamW part (embedding, head, gains); without Muon every weight gets the
     baseline's AdamW rate ``cfg.lr``, as a higher embedding rate is only tested with Muon. ``cooldown`` is the share
     of the run in the trapezoid's linear cool-down."""
-    model = speedrun_layers(cfg.model)
+    model = speedrun_layers(cfg.model) | ({} if cfg.speedrun_qk_norm else {"qk_norm": False})
     settings: dict[str, Any] = dict(
         optimizer="muon", muon_lr=muon_lr, max_lr=adam_lr, schedule="trapezoidal", cooldown_fraction=cooldown,
         min_lr=0.0, warmup_iters=30,
@@ -173,9 +173,11 @@ def speedrun_settings(
     return settings
 
 
-def speedrun_name(muon_lr: float, adam_lr: float, fraction: float, cooldown: float = SPEEDRUN_COOLDOWN) -> str:
+def speedrun_name(
+    muon_lr: float, adam_lr: float, fraction: float, cooldown: float = SPEEDRUN_COOLDOWN, qk_norm: bool = True
+) -> str:
     """Runs differing only in budget share the name up to the last ``_<fraction>x``."""
-    shape = "" if cooldown == SPEEDRUN_COOLDOWN else f"_cd{cooldown:g}"
+    shape = ("" if cooldown == SPEEDRUN_COOLDOWN else f"_cd{cooldown:g}") + ("" if qk_norm else "_noqk")
     return f"speedrun_muonlr{muon_lr:g}_adamlr{adam_lr:g}{shape}_{fraction:g}x"
 
 
@@ -188,15 +190,17 @@ def speedrun_runs(cfg: ExperimentConfig) -> list[RunSpec]:
     middle = fractions[len(fractions) // 2]
     if "budgets" in cfg.speedrun_parts:
         for muon_lr, adam_lr, cooldown in itertools.product(cfg.muon_lrs, cfg.adam_lrs, cfg.speedrun_cooldowns):
-            shape = "" if cooldown == SPEEDRUN_COOLDOWN else f", cool-down {cooldown:g}"
+            shape = ("" if cooldown == SPEEDRUN_COOLDOWN else f", cool-down {cooldown:g}") + (
+                "" if cfg.speedrun_qk_norm else ", no QK-norm"
+            )
             for fraction in fractions:
                 settings = speedrun_settings(cfg, muon_lr, adam_lr, cooldown=cooldown)
                 group = f"speedrun, Muon {muon_lr:g}, AdamW {adam_lr:g}{shape}, {fraction:g}x time"
-                name = speedrun_name(muon_lr, adam_lr, fraction, cooldown)
+                name = speedrun_name(muon_lr, adam_lr, fraction, cooldown, cfg.speedrun_qk_norm)
                 runs += _seeded(cfg, name, group, time_budget=fraction * cfg.seconds, **settings)
     if "ablations" in cfg.speedrun_parts:
         muon_lr, adam_lr, cooldown = cfg.muon_lrs[0], cfg.adam_lrs[0], cfg.speedrun_cooldowns[0]
-        full = speedrun_name(muon_lr, adam_lr, middle, cooldown)
+        full = speedrun_name(muon_lr, adam_lr, middle, cooldown, cfg.speedrun_qk_norm)
         for trick in cfg.speedrun_ablations:
             settings = speedrun_settings(cfg, muon_lr, adam_lr, without=trick, cooldown=cooldown)
             group = f"speedrun without {trick}, {middle:g}x time"
