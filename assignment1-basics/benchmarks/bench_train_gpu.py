@@ -169,6 +169,9 @@ def build(name: str, cfg: ModelConfig, device: torch.device) -> nn.Module:
 
 def measure(name: str, loss_name: str, cfg: ModelConfig, args: BenchTrainGPUConfig, device: torch.device) -> dict:
     """Time ``args.steps`` training steps of model ``name`` with the loss of ``loss_name``."""
+    # every row compiles the same ``forward_loss`` code: without a reset the rows' compiled versions pile up on it
+    # until Dynamo's recompile limit (8) sends the later rows to eager (the half-split RoPE rows of 2026-12-03)
+    torch._dynamo.reset()
     model, loss_fn = build(name, cfg, device), LOSSES[loss_name]
     optimizer = AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1)
 
