@@ -95,7 +95,9 @@ class ForwardConfig:
 class BackwardConfig:
     """Fixed backward tiles: (streamed queries, owned keys) for dK/dV programs and (owned queries, streamed
     keys) for dQ programs; the owned tile must be a multiple of the streamed one. ``atomic_dq`` launches only
-    dK/dV programs, which add dQ with atomics (the dQ tiles are then unused): a tuning experiment, unmeasured."""
+    dK/dV programs, which add dQ with atomics (the dQ tiles are then unused): an opt-in experiment, outside the
+    autotuned path because it was slower (H200, batch 16 x 16 heads, n = 16384, d = 64, bf16, causal: 71.65 ms at
+    its best against 61.53 ms for the dK/dV and dQ programs; BENCHMARKS.md, fifth H200 run)."""
 
     dkdv_block_m: int
     dkdv_block_n: int

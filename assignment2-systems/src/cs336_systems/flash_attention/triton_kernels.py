@@ -106,8 +106,9 @@ _AUTOTUNE_KEY = ["N_BUCKET", "HEAD_DIM", "IS_CAUSAL"]
 # Candidates kept from a sweep of 27-33 configurations per kernel on an H100 (leaderboard case; see
 # BENCHMARKS.md and benchmarks/tune_flash_kernels.py), plus small tiles for large fp32 heads. The lists are
 # short because every candidate is compiled once per head size and dtype. The backward's (32, 128, 128, 64, 4, 4)
-# is the fastest of an H200 sweep at batch 16 x 16 heads, n = 16384, d = 64, bf16 (61.3 ms against 65.1 for
-# (32, 128, 128, 32, 4, 3), the autotuner's pick there); the pruner drops it at d = 128 and in float32 from d = 64.
+# is the fastest of an H200 sweep at batch 16 x 16 heads, n = 16384, d = 64, bf16, and of this list pinned in one
+# process there (61.53 ms against 62.91 for (32, 128, 128, 32, 4, 3), the previous pick); the pruner drops it at
+# d = 128 and in float32 from d = 64. At that shape the forward's first entry is the fastest of the tuning grid.
 FORWARD_CONFIGS = _configs(
     [(128, 64, 8, 3), (64, 64, 4, 3), (128, 128, 4, 3), (64, 32, 4, 2)],
     names=("BLOCK_M", "BLOCK_N"),
@@ -517,7 +518,8 @@ def flash_bwd_kernel(
     script times them apart); the grid must then cover only that kind's programs. ``ATOMIC_DQ`` (with dK/dV
     programs only, and a zeroed float32 dQ) has the dK/dV programs add dQ with atomics instead, as
     FlashAttention-2's CUDA backward does: 5 n×n×d matmul products and one exp per score instead of 7 and two,
-    for atomic traffic into dQ (an experiment of the tuning script; see ``launch_backward``)."""
+    for atomic traffic into dQ (an experiment of the tuning script, see ``launch_backward``: 16 % slower on an
+    H200 at n = 16384, batch 16 x 16 heads, d = 64, where its float32 atomic adds come to ~69 GB)."""
     if ATOMIC_DQ:
         tl.static_assert(dQ.dtype.element_ty == tl.float32, "ATOMIC_DQ accumulates into a float32 dQ")
         tl.static_assert(not DQ, "ATOMIC_DQ replaces the dQ programs")
