@@ -79,6 +79,17 @@ def test_rows_per_group_fill_the_l2_budget_and_are_at_least_one(length, position
     assert out.item() == group_rows
 
 
+def test_the_l2_budget_is_24_mib_unless_the_environment_sets_it(monkeypatch):
+    monkeypatch.delenv(triton_kernels.L2_BUDGET_ENV, raising=False)
+    assert triton_kernels._l2_budget_bytes() == 24 * 1024 * 1024
+    monkeypatch.setenv(triton_kernels.L2_BUDGET_ENV, "12")
+    assert triton_kernels._l2_budget_bytes() == 12 * 1024 * 1024
+    for bad in ["0", "-4", "1.5", "", "12MiB"]:
+        monkeypatch.setenv(triton_kernels.L2_BUDGET_ENV, bad)
+        with pytest.raises(ValueError, match="CS336_FLASH_L2_BUDGET_MIB must be a positive whole number of MiB"):
+            triton_kernels._l2_budget_bytes()
+
+
 # Five rows of 48 queries and 40 keys, head size 16, float32: the forward and dQ programs stream 2 · 16 · 4 bytes per
 # key, the dK/dV programs 2 · 16 · 4 + 8 bytes per query, so this budget makes groups of 3 + 2 rows and 2 + 2 + 1.
 ROWS, N_QUERIES, N_KEYS, HEAD_DIM = 5, 48, 40, 16

@@ -23,9 +23,10 @@ Conventions shared by every kernel:
   program streams one row's K and V (dQ and forward programs) or Q, dO, L and D (dK/dV programs), and at large
   batch the programs resident at once would otherwise each belong to another row, so the streamed tensors
   (2 MiB each per row at n = 16384, d = 64, bf16) would come from HBM for every program. Groups hold as many
-  rows as fit those tensors in ``L2_BUDGET``, and run one after another, longest-first within each: the light
-  tiles of one group overlap the heavy tiles of the next, so only the last group's tail is exposed, as
-  without groups. When every row fits (short sequences, small batch), there is one group.
+  rows as fit those tensors in ``L2_BUDGET`` (24 MiB, or ``CS336_FLASH_L2_BUDGET_MIB`` at import), and run one
+  after another, longest-first within each: the light tiles of one group overlap the heavy tiles of the next,
+  so only the last group's tail is exposed, as without groups. When every row fits (short sequences, small
+  batch), there is one group.
 
 This module is imported lazily (on the first launch) because ``triton.jit`` decides at decoration
 time whether to compile or interpret; tests set ``TRITON_INTERPRET=1`` before that point.
@@ -41,8 +42,20 @@ SHARED_MEMORY_BUDGET = 160 * 1024
 """Bytes of staged tiles a configuration may need (the H100 has 227 KiB per block; the rest is left
 for the layout conversions Triton adds)."""
 
+L2_BUDGET_ENV = "CS336_FLASH_L2_BUDGET_MIB"
+
+
+def _l2_budget_bytes() -> int:
+    """24 MiB, or ``CS336_FLASH_L2_BUDGET_MIB`` MiB when set: the group size was reasoned from the L2's size, not
+    swept, and a sweep needs one process per value (a compiled kernel refuses a global changed after its compile)."""
+    text = os.environ.get(L2_BUDGET_ENV, "24")
+    if not text.isdecimal() or int(text) < 1:
+        raise ValueError(f"{L2_BUDGET_ENV} must be a positive whole number of MiB; got {text!r}")
+    return int(text) * 1024 * 1024
+
+
 # Globals read inside kernels must be constexpr.
-L2_BUDGET = tl.constexpr(24 * 1024 * 1024)
+L2_BUDGET = tl.constexpr(_l2_budget_bytes())
 """Bytes of L2 that the tensors streamed by one group of rows may fill (the H100 and H200 have 50 MB of L2;
 the rest is left for the tiles programs load once and for what they write)."""
 LOG2_E = tl.constexpr(1.4426950408889634)
