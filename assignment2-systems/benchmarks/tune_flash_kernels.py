@@ -12,6 +12,8 @@ Results go to ``<out_dir>/kernel_configs.json`` and ``.md``, rewritten after eac
 time limit keeps the kernels it finished. ``--kernels dkdv dq backward`` skips the forward. With
 ``--autotune_list`` the forward and the whole backward are timed over the entries of their autotune lists instead
 (each pinned, in one process), which shows whether the autotuner's pick is the fastest of what it chooses from.
+The rows' L2 group budget (``CS336_FLASH_L2_BUDGET_MIB``, 24 MiB by default, read when the kernels are imported)
+is swept one process per value, and recorded in both files.
 
 Run (GPU machine, repo root):
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src \
@@ -184,9 +186,13 @@ def tile_columns(row: dict) -> tuple:
 
 def write_results(config: TuneConfig, rows: list[dict], best: dict[str, list[dict]]) -> str:
     """Every timed row to kernel_configs.json, the best per kernel to kernel_configs.md; returns the markdown."""
+    from cs336_systems.flash_attention.triton_kernels import L2_BUDGET
+
+    l2_budget_mib = L2_BUDGET.value / 2**20
     shape = f"batch {config.batch}, {config.heads} heads, n = {config.seq_len}, d = {config.head_dim}"
     lines = [
-        f"{torch.cuda.get_device_name()}, triton {triton.__version__}; {shape}, bf16, causal {config.causal}",
+        f"{torch.cuda.get_device_name()}, triton {triton.__version__}; {shape}, bf16, causal {config.causal}; "
+        f"L2 group budget {l2_budget_mib:g} MiB",
         "",
         "| kernel | BLOCK_M | BLOCK_N | warps | stages | ms | TFLOP/s |",
         "|---|---|---|---|---|---|---|",
@@ -199,7 +205,7 @@ def write_results(config: TuneConfig, rows: list[dict], best: dict[str, list[dic
                 f"{r['ms']:.3f} | {r['tflops']:.0f} |"
             )
     table = "\n".join(lines)
-    result = {"config": asdict(config), "rows": rows}
+    result = {"config": asdict(config), "l2_budget_mib": l2_budget_mib, "rows": rows}
     for name, text in [("kernel_configs.json", json.dumps(result, indent=1)), ("kernel_configs.md", table + "\n")]:
         write_text_atomic(os.path.join(config.out_dir, name), text)
     return table

@@ -1,6 +1,7 @@
 """The kernel-tuning script's shape and kernel choice (the sweep itself needs a GPU)."""
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,19 @@ def test_atomic_dq_times_the_dkdv_tiles_as_whole_backwards(tune):
     assert [dataclasses.replace(c, atomic_dq=False) for c in atomic] == dkdv
     assert all(c.atomic_dq for c in atomic)
     assert tune.matmul_flops("atomic_dq", 1, 128, 64, False) == 5 / 7 * tune.matmul_flops("backward", 1, 128, 64, False)
+
+
+def test_results_record_the_l2_group_budget(tune, tmp_path, monkeypatch):
+    from cs336_systems.flash_attention import triton_kernels
+
+    monkeypatch.setattr(tune.torch.cuda, "get_device_name", lambda: "a GPU")
+    config = parse_config(tune.TuneConfig, ["--out_dir", str(tmp_path), "--kernels", "forward"])
+    row = {"kernel": "forward", "block_m": 128, "block_n": 64, "num_warps": 8, "num_stages": 3, "ms": 2, "tflops": 1}
+    table = tune.write_results(config, [row], {"forward": [row]})
+    budget_mib = triton_kernels.L2_BUDGET.value / 2**20
+    assert table.splitlines()[0].endswith(f"L2 group budget {budget_mib:g} MiB")
+    assert json.loads((tmp_path / "kernel_configs.json").read_text())["l2_budget_mib"] == budget_mib
+    assert (tmp_path / "kernel_configs.md").read_text() == table + "\n"
 
 
 @pytest.mark.parametrize(
