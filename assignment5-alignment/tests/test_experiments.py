@@ -127,6 +127,9 @@ def test_expert_iteration_prompt_option_sets_prompt_stop_and_reward_of_rollouts_
         assert params.stop == () and not any(text.endswith("<think>") for text in prompts)
     report = json.loads((tmp_path / "expert_iteration_experiment.json").read_text())
     assert report["prompt"] == "question_only" and "(question_only prompt" in report["title"]
+    # the setting's G and rounds are recorded with its run, not the ``ei`` defaults (4, 5) it overrode
+    (run,) = report["runs"]
+    assert (run["rollouts_per_question"], run["n_ei_steps"]) == (2, 1) and "rollouts_per_question" not in report["ei"]
 
 
 def test_expert_iteration_unknown_prompt_fails_before_the_model_loads(tmp_path):

@@ -153,6 +153,8 @@ def run_expert_iteration_sweep(cfg: ExpertIterationSweepConfig) -> list[dict[str
             rollouts = [r for r in run.records if r.get("phase") == "ei_rollout"]
             summary = {
                 "setting": setting,
+                "rollouts_per_question": samples,
+                "n_ei_steps": rounds,
                 "rounds_done": len(rollouts),
                 "rollout_rewards": " ".join(f"{r['rollout_reward']:.3f}" for r in rollouts),
                 "kept_examples": " ".join(str(r["kept_examples"]) for r in rollouts),
@@ -170,7 +172,9 @@ def run_expert_iteration_sweep(cfg: ExpertIterationSweepConfig) -> list[dict[str
             rows.append(summary | {k: str(e) for k, e in estimates.items()})
             print(f"{setting}: test accuracy {estimates['reward']}")
     title = f"Expert iteration of {cfg.policy.model} on GSM8K ({style.name} prompt, {cfg.subset_size} test problems)"
-    config = {"prompt": style.name, "ei": asdict(cfg.ei), "sft": asdict(cfg.sft)}
+    # G and the rounds come from each setting (its run's entry), not from the ``ei`` defaults they override
+    shared_ei = {k: v for k, v in asdict(cfg.ei).items() if k not in ("rollouts_per_question", "n_ei_steps")}
+    config = {"prompt": style.name, "ei": shared_ei, "sft": asdict(cfg.sft)}
     notes = f"Unfinished (the same command continues them): {', '.join(unfinished)}." if unfinished else ""
     write_report(out_dir, "expert_iteration_experiment", title, rows, COLUMNS, {"runs": details, **config}, notes)
     plot_runs(
