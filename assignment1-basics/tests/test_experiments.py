@@ -263,6 +263,26 @@ def test_speedrun_recipe_without_qk_norm_is_its_own_named_configuration():
     ExperimentConfig("speedrun", speedrun_qk_norm=False, speedrun_parts=["budgets"])
 
 
+def test_speedrun_time_to_target_plot_is_written_from_the_summary(tmp_path):
+    from cs336_basics.experiments import plot_time_to_target, speedrun_summary
+
+    def run(name, group, seconds, loss, seed=0, reference=None):
+        return {"name": f"{name}_seed{seed}", "group": group, "seed": seed, "status": "ok", "train_seconds": seconds,
+                "time_budget": seconds, "val_loss": loss, "reference": reference}  # fmt: skip
+
+    full = "speedrun_muonlr0.05_adamlr0.02_0.6x"
+    runs = [
+        run("baseline", "baseline", 20.0, 3.02),
+        run("speedrun_muonlr0.05_adamlr0.02_0.5x", "speedrun, 0.5x", 10.0, 3.05),
+        run(full, "speedrun, 0.6x", 12.0, 3.00),
+        run("speedrun_without_qk_norm", "without qk_norm", 12.0, 2.99, reference=f"{full}_seed0"),
+    ]  # fmt: skip
+    summary = speedrun_summary(runs, 20.0)
+    assert summary["time_to_target"][0]["time_to_target"] == pytest.approx(0.56)
+    plot_time_to_target(tmp_path, runs, summary)
+    assert (tmp_path / "time_to_target.png").stat().st_size > 0
+
+
 def test_time_to_target_interpolates_the_seed_mean_between_the_budgets_around_it():
     from cs336_basics.experiments import time_to_target, time_to_target_row
 

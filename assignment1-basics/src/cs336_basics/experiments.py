@@ -388,6 +388,43 @@ def plot_curves(out: Path, runs: list[dict[str, Any]], title: str) -> None:
         save_figure(fig, out / name)
 
 
+def plot_time_to_target(out: Path, runs: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    """Final loss against measured time (x the baseline's) per speedrun configuration: seed means joined, seeds as
+    dots, the ablations as crosses, the baseline's loss as the target line and the 0.6x goal and 0.5x stretch."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    target, baseline_seconds = summary["target_loss"], summary["baseline_seconds"]
+    for i, crossing in enumerate(summary["time_to_target"]):
+        colour = plt.cm.tab10(i % 10)
+        seeds = [b for b in summary["budgets"] if b["config"] == crossing["config"]]
+        ax.plot([b["measured_fraction"] for b in seeds], [b["val_loss"] for b in seeds], ".", color=colour, alpha=0.4)
+        time = crossing["time_to_target"]
+        label = crossing["config"] + (f": {time:.3f}x" if time is not None else "")
+        ax.plot(crossing["measured_fractions"], crossing["mean_val_losses"], "o-", color=colour, label=label)
+        if time is not None:
+            ax.plot([time], [target], "*", color=colour, markersize=12)
+    ablations = [r for r in runs if r["status"] == "ok" and r["name"].startswith("speedrun_without_")]
+    for i, trick in enumerate(dict.fromkeys(r["group"] for r in ablations)):
+        group = [r for r in ablations if r["group"] == trick]
+        ax.plot([r["train_seconds"] / baseline_seconds for r in group], [r["val_loss"] for r in group], "x",
+                color=plt.cm.Dark2(i % 8), markersize=8, label=trick)  # fmt: skip
+    baseline = [r for r in runs if r["status"] == "ok" and r["name"].startswith("baseline")]
+    ax.plot([r["train_seconds"] / baseline_seconds for r in baseline], [r["val_loss"] for r in baseline], "s",
+            color="0.3", label="baseline seeds")  # fmt: skip
+    ax.axhline(target, color="0.3", linestyle="--", linewidth=1, label=f"target {target:.4f} (baseline mean)")
+    for goal, name in ((0.6, "goal"), (0.5, "stretch")):
+        ax.axvline(goal, color="0.6", linestyle=":", linewidth=1)
+        ax.annotate(f"{goal:g}x {name}", (goal, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -10),
+                    textcoords="offset points", fontsize=7, color="0.4")  # fmt: skip
+    ax.set_xlabel("measured training time (x the baseline's)")
+    ax.set_ylabel("final validation loss (nats/token)")
+    ax.set_title("speedrun: time to the baseline's loss (stars: the seed means' crossings)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, out / "time_to_target.png")
+
+
 def plot_final_loss(out: Path, runs: list[dict[str, Any]], x_key: str, x_label: str, name: str) -> None:
     """Final validation loss against one swept setting (log axis); diverged runs are marked at the top."""
     fig, ax = pyplot().subplots(figsize=(6, 4))
@@ -577,6 +614,8 @@ def write_outputs(
             plot_final_loss(out, runs, "max_lr", "peak learning rate", "final_loss_vs_lr.png")
         elif cfg.experiment == "batch_size":
             plot_final_loss(out, runs, "batch_size", "batch size", "final_loss_vs_batch.png")
+        elif cfg.experiment == "speedrun" and results["speedrun"]["budgets"]:
+            plot_time_to_target(out, runs, results["speedrun"])
     write_text_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
     return results
 
