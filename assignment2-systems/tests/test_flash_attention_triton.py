@@ -165,3 +165,65 @@ def test_launchers_reject_strided_tensors():
     q = torch.randn(2, 16, 32, device=DEVICE)[..., :16]
     with pytest.raises(ValueError, match="contiguous"):
         launch_forward(q, q, q, torch.empty_like(q), torch.empty(2, 16, device=DEVICE), False)
+
+
+def _pinned_forward(q, k, v, is_causal, config):
+    """O and L of one pinned forward launch on ``(batch, n, d)`` tensors."""
+    from cs336_systems.flash_attention.triton_function import launch_forward
+
+    out, lse = torch.empty_like(q), torch.empty(q.shape[:2], device=q.device)
+    launch_forward(q, k, v, out, lse, is_causal, config)
+    return out, lse
+
+
+@pytest.mark.parametrize(("shape_q", "n_keys"), SHAPES)
+@pytest.mark.parametrize("is_causal", [False, True])
+def test_tma_forward_matches_the_reference_and_the_pointer_forward(shape_q, n_keys, is_causal):
+    """The opt-in TMA forward (tensor descriptors; rows past the ragged ends load as zeros and are not stored)
+    against float64, and against the pointer forward with the same tiles: identical in the interpreter, within
+    accumulation-order noise on a GPU, where the two paths may be scheduled differently."""
+    from cs336_systems.flash_attention.triton_function import ForwardConfig
+
+    q, k, v = (x.detach() for x in random_qkv(shape_q, n_keys, torch.float32, DEVICE, seed=12 + is_causal))
+    ref_out, ref_lse, *_ = float64_reference(q, k, v, torch.zeros(q.shape), is_causal)
+    out, lse = _pinned_forward(q, k, v, is_causal, ForwardConfig(32, 16, 4, 1, tma=True))
+    pointer_out, pointer_lse = _pinned_forward(q, k, v, is_causal, ForwardConfig(32, 16, 4, 1))
+    for name, actual, expected, pointer in [("O", out, ref_out, pointer_out), ("L", lse, ref_lse, pointer_lse)]:
+        assert relative_error(actual.cpu(), expected) < FLOAT32_TOLERANCE, name
+        if DEVICE == "cpu":
+            assert torch.equal(actual, pointer), name
+        else:
+            assert relative_error(actual, pointer) < 1e-5, name
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="bf16 tl.dot needs a GPU (the interpreter mishandles it)")
+@pytest.mark.parametrize("is_causal", [False, True])
+def test_tma_forward_in_bfloat16_on_gpu(is_causal):
+    """The autotuner's tiles at 16384 batch 16 (128 x 64, 8 warps, 3 stages), on ragged lengths."""
+    from cs336_systems.flash_attention.triton_function import ForwardConfig
+
+    q, k, v = (x.detach() for x in random_qkv((4, 1000, 64), 1000, torch.bfloat16, DEVICE, seed=14))
+    ref_out, ref_lse, *_ = float64_reference(q, k, v, torch.zeros(q.shape), is_causal)
+    out, lse = _pinned_forward(q, k, v, is_causal, ForwardConfig(128, 64, 8, 3, tma=True))
+    pointer_out, _ = _pinned_forward(q, k, v, is_causal, ForwardConfig(128, 64, 8, 3))
+    assert relative_error(out.cpu(), ref_out) < 2e-2
+    assert relative_error(lse.cpu(), ref_lse) < 2e-2
+    assert relative_error(out, pointer_out) < 1e-2
+
+
+def test_tma_forward_rejects_misaligned_tensors():
+    from cs336_systems.flash_attention.triton_function import ForwardConfig
+
+    q = torch.randn(2 * 16 * 16 + 1, device=DEVICE)[1:].view(2, 16, 16)  # contiguous, 4 bytes past an aligned start
+    with pytest.raises(ValueError, match="16-byte aligned"):
+        _pinned_forward(q, q, q, False, ForwardConfig(16, 16, tma=True))
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="the compute capability check applies to compiled launches")
+def test_tma_forward_needs_a_hopper_gpu(monkeypatch):
+    from cs336_systems.flash_attention.triton_function import ForwardConfig
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    q = torch.randn(1, 16, 16, device=DEVICE)
+    with pytest.raises(ValueError, match="compute capability 9.0"):
+        _pinned_forward(q, q, q, False, ForwardConfig(16, 16, tma=True))

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 import torch
+import triton
 from jaxtyping import Float
 from torch import Tensor
 from torch.library import triton_op, wrap_triton
@@ -75,12 +76,15 @@ def _length_bucket(n_queries: int, n_keys: int) -> int:
 
 @dataclass(frozen=True)
 class ForwardConfig:
-    """Fixed forward tiles (queries × keys), bypassing the autotuner (tuning sweeps, pinned runs)."""
+    """Fixed forward tiles (queries × keys), bypassing the autotuner (tuning sweeps, pinned runs). ``tma`` moves
+    Q, K, V and O through tensor descriptors (Hopper's tensor memory accelerator): an opt-in experiment, outside the
+    autotuned path until a GPU has timed it."""
 
     block_m: int
     block_n: int
     num_warps: int = 4
     num_stages: int = 3
+    tma: bool = False
 
     def meta(self) -> dict:
         return {
@@ -163,10 +167,11 @@ class _Plan:
         kernels = _kernels()
         self.scalars = _scalars(n_queries, n_keys)
         common = {"HEAD_DIM": head_dim, "IS_CAUSAL": is_causal}
+        tma = forward_config is not None and forward_config.tma
         self.forward = KernelLaunch(
             kernels.flash_fwd_kernel,
             _forward_grid(batch, n_queries),
-            common,
+            {**common, "USE_TMA": tma},
             n_pointers=5,
             meta=None if forward_config is None else forward_config.meta(),
         )
@@ -229,11 +234,34 @@ def _check_rows(*tensors: Tensor) -> None:
             )
 
 
+def _tma_scratch(size: int, alignment: int, stream: int | None) -> Tensor:
+    """Global memory for the descriptors a kernel builds on the device, from PyTorch's caching allocator (its
+    blocks are 512-byte aligned; Triton asks for at most 128)."""
+    return torch.empty(size, dtype=torch.int8, device="cuda")
+
+
+def _prepare_tma(*tensors: Tensor) -> None:
+    """Raise a clear error unless the forward can load these tensors through tensor descriptors, then give Triton
+    the allocator their launch needs (a context variable: set where the launch happens, not once per process)."""
+    interpreted = os.environ.get("TRITON_INTERPRET", "0") == "1"
+    device = tensors[0].device
+    if not interpreted and device.type == "cuda" and torch.cuda.get_device_capability(device) < (9, 0):
+        name = torch.cuda.get_device_name(device)
+        raise ValueError(f"the TMA forward needs a GPU of compute capability 9.0 or newer (Hopper); got {name}")
+    for t in tensors:
+        if t.data_ptr() % 16:
+            raise ValueError(f"the TMA forward needs 16-byte aligned tensors; got one at address {t.data_ptr():#x}")
+    triton.set_allocator(_tma_scratch)
+
+
 def launch_forward(
     q3: Tensor, k3: Tensor, v3: Tensor, o3: Tensor, l2: Tensor, is_causal: bool, config: ForwardConfig | None = None
 ) -> None:
-    """Fill O and L for contiguous ``(batch, n, d)`` tensors; ``config`` pins the tiles instead of autotuning."""
+    """Fill O and L for contiguous ``(batch, n, d)`` tensors; ``config`` pins the tiles instead of autotuning (and
+    may ask for the TMA forward)."""
     _check_rows(q3, k3, v3, o3, l2)
+    if config is not None and config.tma:
+        _prepare_tma(q3, k3, v3, o3)
     batch, n_queries, head_dim = q3.shape
     _Plan(batch, n_queries, k3.shape[1], head_dim, is_causal, forward_config=config).run_forward(q3, k3, v3, o3, l2)
 
@@ -300,7 +328,7 @@ def flash_attention_forward(q: Tensor, k: Tensor, v: Tensor, is_causal: bool) ->
     out = torch.empty_like(q)
     lse = torch.empty(q.shape[:-1], dtype=torch.float32, device=q.device)
     wrap_triton(_kernels().flash_fwd_kernel)[_forward_grid(math.prod(q.shape[:-2]), n_queries)](
-        q, k, v, out, lse, *_scalars(n_queries, n_keys), HEAD_DIM=head_dim, IS_CAUSAL=is_causal
+        q, k, v, out, lse, *_scalars(n_queries, n_keys), HEAD_DIM=head_dim, IS_CAUSAL=is_causal, USE_TMA=False
     )
     return out, lse
 

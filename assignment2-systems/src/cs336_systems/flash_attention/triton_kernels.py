@@ -184,8 +184,8 @@ def _forward_key_tiles(
     row_sum,
     row_max,
     q,
-    K_ptr,
-    V_ptr,
+    K_rows,
+    V_rows,
     offs_m,
     offs_d,
     start,
@@ -196,13 +196,20 @@ def _forward_key_tiles(
     BLOCK_N: tl.constexpr,
     APPLY_MASK: tl.constexpr,
     IS_CAUSAL: tl.constexpr,
+    USE_TMA: tl.constexpr,
 ):
-    """Online-softmax update over key tiles ``[start, stop)``; masks only when ``APPLY_MASK``."""
+    """Online-softmax update over key tiles ``[start, stop)``; masks only when ``APPLY_MASK``. ``K_rows`` and
+    ``V_rows`` are the row's tensor descriptors with ``USE_TMA`` (keys past ``N_KEYS`` load as zeros), pointers to
+    its first key otherwise."""
     for key_start in tl.range(start, stop, BLOCK_N):
         offs_n = key_start + tl.arange(0, BLOCK_N)
         key_valid = offs_n < N_KEYS
-        k = tl.load(K_ptr + offs_n[:, None] * HEAD_DIM + offs_d[None, :], mask=key_valid[:, None], other=0.0)
-        v = tl.load(V_ptr + offs_n[:, None] * HEAD_DIM + offs_d[None, :], mask=key_valid[:, None], other=0.0)
+        if USE_TMA:
+            k = K_rows.load([key_start, 0])
+            v = V_rows.load([key_start, 0])
+        else:
+            k = tl.load(K_rows + offs_n[:, None] * HEAD_DIM + offs_d[None, :], mask=key_valid[:, None], other=0.0)
+            v = tl.load(V_rows + offs_n[:, None] * HEAD_DIM + offs_d[None, :], mask=key_valid[:, None], other=0.0)
         # Raw scores; the scale is folded into one multiply-add with the max subtraction (scale > 0,
         # so max(s · c) = c · max(s)).
         scores = tl.dot(q, tl.trans(k))
@@ -235,10 +242,16 @@ def flash_fwd_kernel(
     N_BUCKET,
     HEAD_DIM: tl.constexpr,
     IS_CAUSAL: tl.constexpr,
+    USE_TMA: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
 ):
-    """O = softmax(Q Kᵀ/√d) V and L = rowwise logsumexp for one query tile of one batch element."""
+    """O = softmax(Q Kᵀ/√d) V and L = rowwise logsumexp for one query tile of one batch element.
+
+    ``USE_TMA`` moves Q, K, V and O through tensor descriptors built on the row's ``(n, d)`` slices (Hopper's
+    tensor memory accelerator, as in Triton's fused-attention tutorial; the launch needs ``triton.set_allocator``
+    for the descriptors): rows past the end load as zeros and are not stored, so only the diagonal and ragged-end
+    key tiles' scores and the store of L take masks."""
     # The hardware starts programs in linear-id order; each streams its row's K and V.
     num_batches = tl.num_programs(1)
     linear = tl.program_id(1) * tl.num_programs(0) + tl.program_id(0)
@@ -250,9 +263,21 @@ def flash_fwd_kernel(
     offs_d = tl.arange(0, HEAD_DIM)
     row_valid = offs_m < N_QUERIES
     rows = batch * N_QUERIES * HEAD_DIM + offs_m[:, None] * HEAD_DIM + offs_d[None, :]
-    q = tl.load(Q + rows, mask=row_valid[:, None], other=0.0)
-    K_ptr = K + batch * N_KEYS * HEAD_DIM
-    V_ptr = V + batch * N_KEYS * HEAD_DIM
+    if USE_TMA:
+        Q_rows = tl.make_tensor_descriptor(
+            Q + batch * N_QUERIES * HEAD_DIM, [N_QUERIES, HEAD_DIM], [HEAD_DIM, 1], [BLOCK_M, HEAD_DIM]
+        )
+        K_rows = tl.make_tensor_descriptor(
+            K + batch * N_KEYS * HEAD_DIM, [N_KEYS, HEAD_DIM], [HEAD_DIM, 1], [BLOCK_N, HEAD_DIM]
+        )
+        V_rows = tl.make_tensor_descriptor(
+            V + batch * N_KEYS * HEAD_DIM, [N_KEYS, HEAD_DIM], [HEAD_DIM, 1], [BLOCK_N, HEAD_DIM]
+        )
+        q = Q_rows.load([q_start, 0])
+    else:
+        q = tl.load(Q + rows, mask=row_valid[:, None], other=0.0)
+        K_rows = K + batch * N_KEYS * HEAD_DIM
+        V_rows = V + batch * N_KEYS * HEAD_DIM
     qk_scale = HEAD_DIM**-0.5 * LOG2_E
 
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
@@ -268,15 +293,22 @@ def flash_fwd_kernel(
         visible_end = N_KEYS
         unmasked_end = (N_KEYS // BLOCK_N) * BLOCK_N
     acc, row_sum, row_max = _forward_key_tiles(
-        acc, row_sum, row_max, q, K_ptr, V_ptr, offs_m, offs_d, 0, unmasked_end, N_KEYS, qk_scale,
-        HEAD_DIM, BLOCK_N, False, IS_CAUSAL,
+        acc, row_sum, row_max, q, K_rows, V_rows, offs_m, offs_d, 0, unmasked_end, N_KEYS, qk_scale,
+        HEAD_DIM, BLOCK_N, False, IS_CAUSAL, USE_TMA,
     )  # fmt: skip
     acc, row_sum, row_max = _forward_key_tiles(
-        acc, row_sum, row_max, q, K_ptr, V_ptr, offs_m, offs_d, unmasked_end, visible_end, N_KEYS, qk_scale,
-        HEAD_DIM, BLOCK_N, True, IS_CAUSAL,
+        acc, row_sum, row_max, q, K_rows, V_rows, offs_m, offs_d, unmasked_end, visible_end, N_KEYS, qk_scale,
+        HEAD_DIM, BLOCK_N, True, IS_CAUSAL, USE_TMA,
     )  # fmt: skip
 
-    tl.store(Out + rows, (acc / row_sum[:, None]).to(Out.dtype.element_ty), mask=row_valid[:, None])
+    out = (acc / row_sum[:, None]).to(Out.dtype.element_ty)
+    if USE_TMA:
+        O_rows = tl.make_tensor_descriptor(
+            Out + batch * N_QUERIES * HEAD_DIM, [N_QUERIES, HEAD_DIM], [HEAD_DIM, 1], [BLOCK_M, HEAD_DIM]
+        )
+        O_rows.store([q_start, 0], out)
+    else:
+        tl.store(Out + rows, out, mask=row_valid[:, None])
     logsumexp = (row_max + tl.math.log2(row_sum)) * LN_2
     tl.store(L + batch * N_QUERIES + offs_m, logsumexp, mask=row_valid)
 
