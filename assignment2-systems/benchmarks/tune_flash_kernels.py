@@ -6,12 +6,14 @@ space can be chosen from measurements. The backward kernel is timed three ways: 
 its dQ programs alone (one launch restricted to one kind), and whole (both kinds in one launch) for the
 best tiles of each kind. ``atomic_dq`` times the whole backward done by dK/dV programs alone, which add dQ with
 atomics (FlashAttention-2's CUDA scheme: 5 matmul products instead of 7; 16 % slower than the dK/dV and dQ
-programs at batch 16 x 16 heads, n = 16384 on an H200), over the dK/dV tiles. Configurations
+programs at batch 16 x 16 heads, n = 16384 on an H200), over the dK/dV tiles; ``forward_tma`` times the forward's
+tiles (or autotune list) with Q, K, V and O moved through tensor descriptors (TMA; Hopper or newer). Configurations
 that fail to compile (shared memory) are listed as errors.
 Results go to ``<out_dir>/kernel_configs.json`` and ``.md``, rewritten after each kernel, so a run cut off by a
-time limit keeps the kernels it finished. ``--kernels dkdv dq backward`` skips the forward. With
-``--autotune_list`` the forward and the whole backward are timed over the entries of their autotune lists instead
-(each pinned, in one process), which shows whether the autotuner's pick is the fastest of what it chooses from.
+time limit keeps the kernels it finished. ``--kernels dkdv dq backward`` skips the forwards. With
+``--autotune_list`` the forwards (both ways) and the whole backward (both ways) are timed over the entries of their
+autotune lists instead (each pinned, in one process), which shows whether the autotuner's pick is the fastest of what
+it chooses from.
 The rows' L2 group budget (``CS336_FLASH_L2_BUDGET_MIB``, 24 MiB by default, read when the kernels are imported)
 is swept one process per value, and recorded in both files.
 
@@ -32,7 +34,7 @@ from typing import Literal
 
 from cs336_basics.toolkit.cli import parse_config
 
-KERNELS = ("forward", "dkdv", "dq", "backward", "atomic_dq")
+KERNELS = ("forward", "forward_tma", "dkdv", "dq", "backward", "atomic_dq")
 """Timed in this order: the whole backward combines the best dK/dV and dQ tiles."""
 
 
@@ -45,7 +47,7 @@ class TuneConfig:
     heads: int = field(default=16, metadata={"help": "attention heads"})
     seq_len: int = field(default=16384, metadata={"help": "sequence length"})
     head_dim: int = field(default=64, metadata={"help": "head size"})
-    kernels: list[Literal["forward", "dkdv", "dq", "backward", "atomic_dq"]] = field(
+    kernels: list[Literal["forward", "forward_tma", "dkdv", "dq", "backward", "atomic_dq"]] = field(
         default_factory=lambda: list(KERNELS), metadata={"help": "kernels to time; backward needs dkdv and dq"}
     )
     causal: bool = field(default=True, metadata={"help": "causal mask"})
@@ -54,7 +56,7 @@ class TuneConfig:
     top: int = field(default=5, metadata={"help": "rows per kernel in the table; also the tiles combined"})
     autotune_list: bool = field(
         default=False,
-        metadata={"help": "time the forward and the whole backward (both ways) over their autotune lists' entries"},
+        metadata={"help": "time the forwards, the whole backward and atomic_dq over their autotune lists' entries"},
     )
 
     def __post_init__(self):
@@ -85,12 +87,13 @@ from cs336_systems.flash_attention.triton_function import (  # noqa: E402
     launch_forward,
 )
 
+FORWARDS = ("forward", "forward_tma")
 PASSES = {"dkdv": (True, False), "dq": (False, True), "backward": (True, True), "atomic_dq": (True, True)}
 
 
 def candidate_tiles(kernel: str) -> list[tuple[int, int]]:
     """Tile grids per kernel; the backward programs need the owned tile to be a multiple of the streamed one."""
-    if kernel == "forward":
+    if kernel in FORWARDS:
         return [(128, 64), (128, 128), (128, 32), (64, 64), (64, 32), (256, 64)]
     if kernel in ("dkdv", "atomic_dq"):  # (streamed query tile, owned key tile)
         return [(32, 128), (64, 128), (16, 128), (32, 64), (64, 64), (16, 64)]
@@ -103,13 +106,13 @@ def schedules(tiles: tuple[int, int]) -> list[tuple[int, int]]:
 
 
 def single_kind_configs(kernel: str) -> list[ForwardConfig | BackwardConfig]:
-    """Every tile × schedule for the forward or for one kind of backward program (the other kind's tiles are
+    """Every tile × schedule for a forward or for one kind of backward program (the other kind's tiles are
     unused: its programs are not launched)."""
     configs = []
     for tiles in candidate_tiles(kernel):
         for warps, stages in schedules(tiles):
-            if kernel == "forward":
-                configs.append(ForwardConfig(*tiles, warps, stages))
+            if kernel in FORWARDS:
+                configs.append(ForwardConfig(*tiles, warps, stages, kernel == "forward_tma"))
             elif kernel in ("dkdv", "atomic_dq"):
                 configs.append(BackwardConfig(*tiles, 64, 64, warps, stages, kernel == "atomic_dq"))
             else:
@@ -117,15 +120,18 @@ def single_kind_configs(kernel: str) -> list[ForwardConfig | BackwardConfig]:
     return configs
 
 
-def autotune_list_configs(kernel: Literal["forward", "backward", "atomic_dq"]) -> list[ForwardConfig | BackwardConfig]:
-    """The entries the autotuner chooses from (before pruning for shared memory), as pinned configurations; for
-    ``atomic_dq`` the backward entries' distinct dK/dV tiles and schedules. Imported here because ``triton.jit``
+def autotune_list_configs(
+    kernel: Literal["forward", "forward_tma", "backward", "atomic_dq"],
+) -> list[ForwardConfig | BackwardConfig]:
+    """The entries the autotuner chooses from (before pruning for shared memory), as pinned configurations (with
+    TMA for ``forward_tma``); for ``atomic_dq`` the backward entries' distinct dK/dV tiles and schedules. Imported
+    here because ``triton.jit``
     picks compile or interpret mode when the kernels' module is imported."""
     from cs336_systems.flash_attention import triton_kernels as kernels
 
-    if kernel == "forward":
+    if kernel in FORWARDS:
         return [
-            ForwardConfig(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_warps, c.num_stages)
+            ForwardConfig(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_warps, c.num_stages, kernel == "forward_tma")
             for c in kernels.FORWARD_CONFIGS
         ]
     if kernel == "atomic_dq":
@@ -149,7 +155,7 @@ def autotune_list_configs(kernel: Literal["forward", "backward", "atomic_dq"]) -
 
 def candidate_configs(kernel: str, best: dict[str, list[dict]], autotune_list: bool) -> list:
     """What to time for ``kernel``: its tile grid, the pairs of the best dK/dV and dQ tiles, or its autotune list."""
-    if autotune_list and kernel in ("forward", "backward", "atomic_dq"):
+    if autotune_list and kernel in (*FORWARDS, "backward", "atomic_dq"):
         return autotune_list_configs(kernel)
     return combined_configs(best) if kernel == "backward" else single_kind_configs(kernel)
 
@@ -168,14 +174,14 @@ def combined_configs(best: dict[str, list[dict]]) -> list[BackwardConfig]:
 
 
 def matmul_flops(kernel: str, batch: int, n: int, d: int, causal: bool) -> float:
-    """Tensor-core FLOPs each kernel must do (2 for the forward, 4 for dK/dV, 3 for dQ, 7 for the whole backward,
+    """Tensor-core FLOPs each kernel must do (2 for a forward, 4 for dK/dV, 3 for dQ, 7 for the whole backward,
     5 for the backward with atomic dQ, in matmuls of n×n×d)."""
-    products = {"forward": 2, "dkdv": 4, "dq": 3, "backward": 7, "atomic_dq": 5}[kernel]
+    products = {"forward": 2, "forward_tma": 2, "dkdv": 4, "dq": 3, "backward": 7, "atomic_dq": 5}[kernel]
     return products * 2.0 * batch * n * n * d * (0.5 if causal else 1.0)
 
 
 def tile_columns(row: dict) -> tuple:
-    if row["kernel"] == "forward":
+    if row["kernel"] in FORWARDS:
         return row["block_m"], row["block_n"]
     if row["kernel"] in ("dkdv", "atomic_dq"):
         return row["dkdv_block_m"], row["dkdv_block_n"]
@@ -224,7 +230,7 @@ def main(config: TuneConfig) -> None:
     launch_forward(q, k, v, o, lse, config.causal)  # autotuned: valid O and L for the backward kernels
 
     def call(kernel: str, candidate) -> None:
-        if kernel == "forward":
+        if kernel in FORWARDS:
             launch_forward(q, k, v, o, lse, config.causal, candidate)
         else:  # includes the small D kernel, as every backward does
             launch_backward(q, k, v, o, do, lse, dq, dk, dv, config.causal, candidate, PASSES[kernel])

@@ -26,7 +26,8 @@ def test_batch_multiplies_the_rows_the_kernels_see_and_their_flops(tune):
 
 
 def test_kernels_default_to_all_in_timing_order(tune):
-    assert parse_config(tune.TuneConfig, []).kernels == ["forward", "dkdv", "dq", "backward", "atomic_dq"]
+    timing_order = ["forward", "forward_tma", "dkdv", "dq", "backward", "atomic_dq"]
+    assert parse_config(tune.TuneConfig, []).kernels == timing_order
     assert parse_config(tune.TuneConfig, ["--kernels", "dkdv", "dq", "backward"]).kernels == ["dkdv", "dq", "backward"]
 
 
@@ -41,6 +42,8 @@ def test_autotune_list_times_the_entries_the_autotuner_chooses_from(tune):
             {**e.kwargs, "num_warps": e.num_warps, "num_stages": e.num_stages} for e in entries
         ]
     assert tune.candidate_configs("dkdv", {}, autotune_list=True) == tune.single_kind_configs("dkdv")
+    with_tma = tune.candidate_configs("forward_tma", {}, autotune_list=True)
+    assert with_tma == [dataclasses.replace(c, tma=True) for c in tune.candidate_configs("forward", {}, True)]
     atomic = tune.candidate_configs("atomic_dq", {}, autotune_list=True)
     assert all(c.atomic_dq for c in atomic) and len(set(atomic)) == len(atomic)
     assert {(c.dkdv_block_m, c.dkdv_block_n) for c in atomic} == {
@@ -53,6 +56,14 @@ def test_atomic_dq_times_the_dkdv_tiles_as_whole_backwards(tune):
     assert [dataclasses.replace(c, atomic_dq=False) for c in atomic] == dkdv
     assert all(c.atomic_dq for c in atomic)
     assert tune.matmul_flops("atomic_dq", 1, 128, 64, False) == 5 / 7 * tune.matmul_flops("backward", 1, 128, 64, False)
+
+
+def test_forward_tma_times_the_forward_tiles_through_tensor_descriptors(tune):
+    tma, pointer = tune.single_kind_configs("forward_tma"), tune.single_kind_configs("forward")
+    assert [dataclasses.replace(c, tma=False) for c in tma] == pointer
+    assert all(c.tma for c in tma) and not any(c.tma for c in pointer)
+    assert tune.matmul_flops("forward_tma", 1, 128, 64, True) == tune.matmul_flops("forward", 1, 128, 64, True)
+    assert tune.tile_columns({"kernel": "forward_tma", "block_m": 128, "block_n": 64}) == (128, 64)
 
 
 def test_results_record_the_l2_group_budget(tune, tmp_path, monkeypatch):
