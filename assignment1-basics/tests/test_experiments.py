@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 from cs336_basics import train as train_module
-from cs336_basics.experiment_config import ExperimentConfig
+from cs336_basics.experiment_config import SPEEDRUN_TRICKS, ExperimentConfig
 from cs336_basics.experiment_corpus import ExperimentCorpusConfig, build_experiment_corpus
 from cs336_basics.experiments import peak_loss, run_experiment, run_status
 from cs336_basics.model import ModelConfig
@@ -259,8 +259,12 @@ def test_speedrun_recipe_without_qk_norm_is_its_own_named_configuration():
     default = speedrun_runs(ExperimentConfig("speedrun", speedrun_parts=["budgets"], muon_lrs=[0.05]))
     assert all(r.train.model.qk_norm and "_noqk" not in r.name for r in default)
     with pytest.raises(ValueError, match="without it"):
-        ExperimentConfig("speedrun", speedrun_qk_norm=False)  # the default ablations include qk_norm
-    ExperimentConfig("speedrun", speedrun_qk_norm=False, speedrun_parts=["budgets"])
+        ExperimentConfig("speedrun", speedrun_qk_norm=False, speedrun_ablations=["qk_norm", "relu2"])
+    # by default the ablations remove every trick the recipe has
+    assert ExperimentConfig("speedrun", speedrun_qk_norm=False).ablated_tricks == [
+        "muon", "relu2", "zero_init_output", "trapezoidal"
+    ]  # fmt: skip
+    assert ExperimentConfig("speedrun").ablated_tricks == list(SPEEDRUN_TRICKS)
 
 
 def test_speedrun_time_to_target_plot_is_written_from_the_summary(tmp_path):

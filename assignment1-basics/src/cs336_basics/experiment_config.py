@@ -47,8 +47,9 @@ class ExperimentConfig:
     speedrun_parts: list[str] = field(
         default_factory=lambda: list(SPEEDRUN_PARTS), metadata={"help": "speedrun: which of baseline budgets ablations"}
     )
-    speedrun_ablations: list[str] = field(
-        default_factory=lambda: list(SPEEDRUN_TRICKS), metadata={"help": "speedrun: the tricks removed one at a time"}
+    speedrun_ablations: list[str] | None = field(
+        default=None,
+        metadata={"help": "speedrun: the tricks removed one at a time (default: every one the recipe has)"},
     )
     speedrun_qk_norm: bool = field(
         default=True, metadata={"help": "speedrun: QK-norm in the recipe (--no-speedrun_qk_norm: names end in _noqk)"}
@@ -83,16 +84,25 @@ class ExperimentConfig:
             raise ValueError(
                 f"speedrun_parts must be a non-empty subset of {SPEEDRUN_PARTS}, got {self.speedrun_parts}"
             )
-        if not self.speedrun_ablations or not set(self.speedrun_ablations) <= set(SPEEDRUN_TRICKS):
+        if self.speedrun_ablations is not None and (
+            not self.speedrun_ablations or not set(self.speedrun_ablations) <= set(SPEEDRUN_TRICKS)
+        ):
             raise ValueError(
                 f"speedrun_ablations must be a non-empty subset of {SPEEDRUN_TRICKS}, got {self.speedrun_ablations}"
             )
-        if not self.speedrun_qk_norm and "ablations" in self.speedrun_parts and "qk_norm" in self.speedrun_ablations:
+        if not self.speedrun_qk_norm and "qk_norm" in (self.speedrun_ablations or []):
             raise ValueError("speedrun_ablations cannot remove qk_norm from a recipe without it (no-speedrun_qk_norm)")
         if not self.muon_lrs:
             raise ValueError("muon_lrs must not be empty")
         if not self.speedrun_cooldowns or not all(0.0 <= c <= 1.0 for c in self.speedrun_cooldowns):
             raise ValueError(f"speedrun_cooldowns must be non-empty shares in [0, 1], got {self.speedrun_cooldowns}")
+
+    @property
+    def ablated_tricks(self) -> list[str]:
+        """The tricks the speedrun's ablations remove: ``speedrun_ablations``, or every trick of the recipe."""
+        if self.speedrun_ablations is not None:
+            return self.speedrun_ablations
+        return [t for t in SPEEDRUN_TRICKS if self.speedrun_qk_norm or t != "qk_norm"]
 
     @property
     def adam_lrs(self) -> list[float]:

@@ -201,7 +201,7 @@ def speedrun_runs(cfg: ExperimentConfig) -> list[RunSpec]:
     if "ablations" in cfg.speedrun_parts:
         muon_lr, adam_lr, cooldown = cfg.muon_lrs[0], cfg.adam_lrs[0], cfg.speedrun_cooldowns[0]
         full = speedrun_name(muon_lr, adam_lr, middle, cooldown, cfg.speedrun_qk_norm)
-        for trick in cfg.speedrun_ablations:
+        for trick in cfg.ablated_tricks:
             settings = speedrun_settings(cfg, muon_lr, adam_lr, without=trick, cooldown=cooldown)
             group = f"speedrun without {trick}, {middle:g}x time"
             runs += _seeded(
