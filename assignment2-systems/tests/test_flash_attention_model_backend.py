@@ -24,11 +24,11 @@ TOLERANCE = 5e-3 if DEVICE == "cuda" else 1e-5  # TF32 dots on the GPU, true flo
 TINY = ModelConfig(vocab_size=37, context_length=32, d_model=64, num_layers=2, num_heads=4, d_ff=96)  # head size 16
 
 
-def _pair() -> tuple[TransformerLM, TransformerLM]:
+def _pair(config: ModelConfig = TINY) -> tuple[TransformerLM, TransformerLM]:
     """A flash_triton model and an SDPA one with the same float32 weights."""
     torch.manual_seed(0)
-    flash = TransformerLM(dataclasses.replace(TINY, attention="flash_triton"), device=DEVICE)
-    sdpa = TransformerLM(TINY, device=DEVICE)
+    flash = TransformerLM(dataclasses.replace(config, attention="flash_triton"), device=DEVICE)
+    sdpa = TransformerLM(config, device=DEVICE)
     sdpa.load_state_dict(flash.state_dict())
     return flash, sdpa
 
@@ -38,8 +38,11 @@ def test_importing_the_package_registers_flash_triton():
     assert model.layers[0].attn.backend.causal is causal_flash_attention
 
 
-def test_flash_triton_model_matches_sdpa_logits_and_gradients():
-    flash, sdpa = _pair()
+@pytest.mark.parametrize("position", ["rope", "none"])
+def test_flash_triton_model_matches_sdpa_logits_and_gradients(position):
+    """With RoPE the model hands the kernels contiguous Q and K and a strided V; without it all three are strided
+    views of the projections (the kernels read them where they lie)."""
+    flash, sdpa = _pair(dataclasses.replace(TINY, position=position))
     ids = torch.randint(0, TINY.vocab_size, (2, 24), generator=torch.Generator().manual_seed(1)).to(DEVICE)
     logits = []
     for model in (flash, sdpa):
@@ -51,6 +54,17 @@ def test_flash_triton_model_matches_sdpa_logits_and_gradients():
     for name, parameter in flash.named_parameters():
         error = relative_error(parameter.grad, gradients[name].grad)
         assert error < TOLERANCE, f"{name}: relative gradient error {error:.2e}"
+
+
+def test_the_models_layout_reaches_the_kernels_without_copies():
+    """V as the model makes it, a view of the ``(batch, seq, heads * d)`` projection: O comes back in its layout, so
+    the model's ``h s d -> s (h d)`` rearrange of O is a view, and dV too."""
+    q, k, v = (torch.randn(2, 24, 64, device=DEVICE).view(2, 24, 4, 16).transpose(1, 2) for _ in range(3))
+    q, k, v = q.contiguous().requires_grad_(), k.contiguous().requires_grad_(), v.requires_grad_()
+    out = causal_flash_attention(q, k, v)
+    assert out.stride() == v.stride()
+    (dv,) = torch.autograd.grad(out, (v,), torch.randn_like(out))
+    assert dv.stride() == v.stride()
 
 
 def test_kv_cache_and_padding_calls_fall_back_to_sdpa():

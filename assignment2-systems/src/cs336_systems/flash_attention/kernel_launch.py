@@ -3,10 +3,11 @@
 ``JITFunction.run`` costs tens of microseconds per launch on the host: it binds the arguments, specialises
 each one (dtype, 16-byte alignment, integer divisibility), hashes that into a cache key, checks the kernel's
 globals and builds launch metadata for profiling hooks. For a fixed shape all of that gives the same compiled
-kernel every time, except for the alignment of the tensors. So the first call goes through Triton (the
-autotuner picks the tiles, Triton compiles), the compiled kernel it returns is kept, and later calls hand the
-compiled kernel's launcher exactly the arguments ``JITFunction.run`` would (grid, stream, handle, metadata,
-every argument then the constexprs in signature order), as long as:
+kernel every time, except for the alignment of the tensors (the strides vary with the tensors' layouts, but the
+launchers pass only multiples of 16 that fit int32: one specialisation, see ``triton_function.STRIDE_MULTIPLE``).
+So the first call goes through Triton (the autotuner picks the tiles, Triton compiles), the compiled kernel it
+returns is kept, and later calls hand the compiled kernel's launcher exactly the arguments ``JITFunction.run``
+would (grid, stream, handle, metadata, every argument then the constexprs in signature order), as long as:
 
 - every pointer argument is 16-byte aligned, as it was when the kept kernel was compiled (a misaligned
   view would need the other specialisation);

@@ -8,18 +8,21 @@ taken one of two ways:
   configurations, grids, scalar arguments and output sizes, so every call after a shape's first costs one
   dict lookup, the output allocations and one direct call of each compiled kernel's launcher
   (:class:`~cs336_systems.flash_attention.kernel_launch.KernelLaunch`: no custom-op dispatch, no autotuner
-  lookup, no Triton argument binding, no stride arguments: the kernels take contiguous tensors and index them
-  as ``(batch, n, d)`` whatever their shape, so nothing is reshaped or viewed);
+  lookup, no Triton argument binding);
 - under ``torch.compile``: two ``torch.library.triton_op`` ops whose bodies launch the same kernels
   through ``wrap_triton``, so Inductor sees the Triton kernels, launches them from its generated code,
   and CUDA graphs (``mode="reduce-overhead"``) can capture them.
 
-Any leading dims are folded into one batch axis; O comes back in Q's shape and L in Q's shape without
-the last dim.
+Tensors reach the kernels as ``(batch, heads, n, d)`` views with their strides (3-D and 2-D inputs have one
+head; dims before the head dim fold into batch), so the model's Q, K, V, views of ``(batch, n, heads, d)``
+projections, and its dO are read where they lie: a tensor is copied only when the kernels cannot read it (a last
+dim that is not contiguous, such as the stride-0 dO of ``o.sum().backward()``; see :func:`_kernel_input`). dQ, dK
+and dV take their inputs' layouts, and O takes V's (Q's when their shapes differ): RoPE leaves the model's Q
+contiguous but V in the projection's order, so O in V's order makes the model's ``h s d -> s (h d)`` rearrange a
+view. O comes back in Q's shape and L, contiguous float32, in Q's shape without the last dim.
 """
 
 import importlib
-import math
 import os
 from dataclasses import dataclass
 from types import ModuleType
@@ -35,6 +38,12 @@ from cs336_systems.flash_attention.pytorch_tiled import check_attention_inputs
 
 SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 PREPROCESS_BLOCK_M = 128
+STRIDE_MULTIPLE = 16
+"""Elements. Triton specialises an integer argument on its divisibility by 16 (and on equality with 1), and a
+kept launch (``KernelLaunch``) must fit every later call of its shape: the kernels take only strides that are
+multiples of 16, which every layout of rows of a power-of-two head size (16 or more) has."""
+INT32_LIMIT = 2**31
+"""Strides and one row's offsets (``position * stride``) must fit the kernels' int32 arithmetic."""
 MAX_PLANS = 256
 """Shapes whose launch plans are kept; the cache starts over beyond that (a sweep over many shapes)."""
 
@@ -57,6 +66,57 @@ def check_triton_inputs(q: Tensor, k: Tensor, v: Tensor) -> None:
         raise ValueError(f"Q, K, V must be on one device; got {q.device}, {k.device}, {v.device}")
     if q.device.type != "cuda" and os.environ.get("TRITON_INTERPRET", "0") != "1":
         raise ValueError(f"the Triton kernels need CUDA tensors (or TRITON_INTERPRET=1 on the CPU); got {q.device}")
+
+
+def _as_heads(t: Float[Tensor, "... n d"]) -> Float[Tensor, "batch heads n d"]:
+    """A ``(batch, heads, n, d)`` view: one head for 2-D and 3-D tensors; dims before the head dim fold into batch
+    (a copy only where they cannot, as ``reshape`` does)."""
+    if t.dim() == 4:
+        return t
+    if t.dim() < 4:
+        return t.reshape(-1, 1, *t.shape[-2:])
+    return t.reshape(-1, *t.shape[-3:])
+
+
+def _row_strides(t4: Tensor) -> tuple[int, int, int]:
+    """The batch, head and sequence strides of a ``(batch, heads, n, d)`` tensor, 0 for a dim of size 1 (never
+    stepped along: its stride, often 1 or arbitrary, would only change Triton's specialisation)."""
+    return tuple(stride if size > 1 else 0 for size, stride in zip(t4.shape[:3], t4.stride()[:3], strict=True))
+
+
+def _readable(t4: Tensor) -> bool:
+    """Whether the kernels can index this ``(batch, heads, n, d)`` tensor as it lies."""
+    strides = _row_strides(t4)
+    return (
+        t4.stride(3) == 1
+        and all(stride % STRIDE_MULTIPLE == 0 and stride < INT32_LIMIT for stride in strides)
+        and t4.shape[2] * strides[2] < INT32_LIMIT
+    )
+
+
+def _kernel_strides(t4: Tensor) -> tuple[int, int, int]:
+    """The strides the kernels take for a tensor the launcher must not copy (an output, or a tuning input)."""
+    if not _readable(t4):
+        raise ValueError(
+            f"the kernels need a contiguous last dim and (batch, head, sequence) strides that are multiples of "
+            f"{STRIDE_MULTIPLE} below 2**31; got shape {tuple(t4.shape)}, strides {t4.stride()}"
+        )
+    return _row_strides(t4)
+
+
+def _kernel_input(t: Float[Tensor, "... n d"]) -> Float[Tensor, "batch heads n d"]:
+    """``t`` as a ``(batch, heads, n, d)`` view the kernels read where it lies, or a contiguous copy where they cannot
+    (a last dim that is not contiguous, e.g. the stride-0 dO of ``o.sum().backward()``, which Triton could not load
+    vectorised anyway; strides of another alignment or too large for int32 offsets)."""
+    t4 = _as_heads(t)
+    return t4 if _readable(t4) else t4.contiguous()
+
+
+def _empty_output(q4: Tensor, v4: Tensor) -> Tensor:
+    """O for these ``(batch, heads, n, d)`` inputs: in V's layout when Q and V have one shape (see the module
+    docstring), in Q's otherwise. ``empty_like`` keeps a dense tensor's strides and lays a strided view's elements
+    out densely in the same dim order."""
+    return torch.empty_like(v4 if v4.shape == q4.shape else q4)
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -122,12 +182,13 @@ class BackwardConfig:
         }
 
 
-def _forward_grid(batch: int, n_queries: int) -> Grid:
-    return lambda meta: (_cdiv(n_queries, meta["BLOCK_M"]), batch)
+def _forward_grid(rows: int, n_queries: int) -> Grid:
+    return lambda meta: (_cdiv(n_queries, meta["BLOCK_M"]), rows)
 
 
-def _backward_grid(batch: int, n_queries: int, n_keys: int, dkdv: bool = True, dq: bool = True) -> Grid:
-    """dK/dV programs (one per key tile) followed by dQ programs (one per query tile), per batch element.
+def _backward_grid(rows: int, n_queries: int, n_keys: int, dkdv: bool = True, dq: bool = True) -> Grid:
+    """dK/dV programs (one per key tile) followed by dQ programs (one per query tile), per row (batch element and
+    head).
 
     The flags pick the counts with ``if`` rather than multiplying them: under dynamic shapes the lengths are
     SymInts, and torch 2.11 turns ``SymInt * bool`` into a sympy product with a boolean, which sympy rejects."""
@@ -135,19 +196,20 @@ def _backward_grid(batch: int, n_queries: int, n_keys: int, dkdv: bool = True, d
     def grid(meta: dict) -> tuple[int, int]:
         dkdv_programs = _cdiv(n_keys, meta["BLOCK_N1"]) if dkdv else 0
         dq_programs = _cdiv(n_queries, meta["BLOCK_M2"]) if dq else 0
-        return dkdv_programs + dq_programs, batch
+        return dkdv_programs + dq_programs, rows
 
     return grid
 
 
-def _preprocess_grid(batch: int, n_queries: int) -> tuple[int, int]:
-    return (_cdiv(n_queries, PREPROCESS_BLOCK_M), batch)
+def _preprocess_grid(rows: int, n_queries: int) -> tuple[int, int]:
+    return (_cdiv(n_queries, PREPROCESS_BLOCK_M), rows)
 
 
-def _scalars(n_queries: int, n_keys: int) -> tuple[int, int, int]:
-    """The kernels' scalar arguments: lengths and the autotune length bucket (the softmax scale is a constant
-    of the kernels' ``HEAD_DIM``: no float is passed, since launchers disagree on a float's type)."""
-    return n_queries, n_keys, _length_bucket(n_queries, n_keys)
+def _scalars(n_heads: int, n_queries: int, n_keys: int) -> tuple[int, int, int, int]:
+    """The kernels' scalar arguments: heads per batch element, lengths and the autotune length bucket (the softmax
+    scale is a constant of the kernels' ``HEAD_DIM``: no float is passed, since launchers disagree on a float's
+    type)."""
+    return n_heads, n_queries, n_keys, _length_bucket(n_queries, n_keys)
 
 
 class _Plan:
@@ -155,7 +217,8 @@ class _Plan:
 
     def __init__(
         self,
-        batch: int,
+        rows: int,
+        n_heads: int,
         n_queries: int,
         n_keys: int,
         head_dim: int,
@@ -165,19 +228,19 @@ class _Plan:
         passes: tuple[bool, bool] = (True, True),
     ):
         kernels = _kernels()
-        self.scalars = _scalars(n_queries, n_keys)
+        self.scalars = _scalars(n_heads, n_queries, n_keys)
         common = {"HEAD_DIM": head_dim, "IS_CAUSAL": is_causal}
         tma = forward_config is not None and forward_config.tma
         self.forward = KernelLaunch(
             kernels.flash_fwd_kernel,
-            _forward_grid(batch, n_queries),
+            _forward_grid(rows, n_queries),
             {**common, "USE_TMA": tma},
             n_pointers=5,
             meta=None if forward_config is None else forward_config.meta(),
         )
         self.preprocess = KernelLaunch(
             kernels.flash_bwd_preprocess_kernel,
-            lambda meta: _preprocess_grid(batch, n_queries),
+            lambda meta: _preprocess_grid(rows, n_queries),
             {"HEAD_DIM": head_dim},
             n_pointers=3,
             meta={"BLOCK_M": PREPROCESS_BLOCK_M},
@@ -185,20 +248,25 @@ class _Plan:
         atomic_dq = backward_config is not None and backward_config.atomic_dq
         self.backward = KernelLaunch(
             kernels.flash_bwd_kernel,
-            _backward_grid(batch, n_queries, n_keys, *passes),
+            _backward_grid(rows, n_queries, n_keys, *passes),
             {**common, "DKDV": passes[0], "DQ": passes[1], "ATOMIC_DQ": atomic_dq},
             n_pointers=9,
             meta=None if backward_config is None else backward_config.meta(),
         )
 
     def run_forward(self, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor) -> None:
-        self.forward(q, k, v, out, lse, *self.scalars)
+        """O and L of ``(batch, heads, n, d)`` tensors the kernels can read (:func:`_kernel_input`)."""
+        strides = (*_row_strides(q), *_row_strides(k), *_row_strides(v), *_kernel_strides(out))
+        self.forward(q, k, v, out, lse, *strides, *self.scalars)
 
     def run_backward(self, q, k, v, out, grad_out, lse, dq, dk, dv) -> None:
         """D = rowsum(O ∘ dO) into a fresh buffer, then dQ, dK, dV."""
         delta = torch.empty_like(lse)
-        self.preprocess(out, grad_out, delta, self.scalars[0])
-        self.backward(q, k, v, grad_out, lse, delta, dq, dk, dv, *self.scalars)
+        out_strides, grad_out_strides = _row_strides(out), _row_strides(grad_out)
+        self.preprocess(out, grad_out, delta, *out_strides, *grad_out_strides, *self.scalars[:2])
+        strides = (*_row_strides(q), *_row_strides(k), *_row_strides(v), *grad_out_strides)
+        strides += (*_kernel_strides(dq), *_kernel_strides(dk), *_kernel_strides(dv))
+        self.backward(q, k, v, grad_out, lse, delta, dq, dk, dv, *strides, *self.scalars)
 
 
 class _EagerPlan(_Plan):
@@ -206,7 +274,8 @@ class _EagerPlan(_Plan):
     parses unpacked ints faster than a size)."""
 
     def __init__(self, q: Tensor, k: Tensor, is_causal: bool):
-        super().__init__(math.prod(q.shape[:-2]), q.shape[-2], k.shape[-2], q.shape[-1], is_causal)
+        rows, n_heads, n_queries, head_dim = _as_heads(q).shape
+        super().__init__(rows * n_heads, n_heads, n_queries, k.shape[-2], head_dim, is_causal)
         self.lse_size = tuple(q.shape[:-1])
         self.device = q.device
 
@@ -227,11 +296,10 @@ def _plan(q: Tensor, k: Tensor, v: Tensor, is_causal: bool) -> _EagerPlan:
 
 
 def _check_rows(*tensors: Tensor) -> None:
+    """L and D are contiguous ``(rows, n)``."""
     for t in tensors:
         if not t.is_contiguous():
-            raise ValueError(
-                f"the launchers take contiguous (batch, n, d) / (batch, n) tensors; got strides {t.stride()}"
-            )
+            raise ValueError(f"the launchers take a contiguous L; got strides {t.stride()}")
 
 
 def _tma_scratch(size: int, alignment: int, stream: int | None) -> Tensor:
@@ -241,8 +309,11 @@ def _tma_scratch(size: int, alignment: int, stream: int | None) -> Tensor:
 
 
 def _prepare_tma(*tensors: Tensor) -> None:
-    """Raise a clear error unless the forward can load these tensors through tensor descriptors, then give Triton
-    the allocator their launch needs (a context variable: set where the launch happens, not once per process)."""
+    """Raise a clear error unless the forward can load these ``(batch, heads, n, d)`` tensors through tensor
+    descriptors, then give Triton the allocator their launch needs (a context variable: set where the launch
+    happens, not once per process). Descriptors need 16-byte aligned starts and strides: the strides are multiples
+    of ``STRIDE_MULTIPLE`` elements (checked with the views, :func:`_launch_views`), so only the starts are
+    checked here."""
     interpreted = os.environ.get("TRITON_INTERPRET", "0") == "1"
     device = tensors[0].device
     if not interpreted and device.type == "cuda" and torch.cuda.get_device_capability(device) < (9, 0):
@@ -254,103 +325,126 @@ def _prepare_tma(*tensors: Tensor) -> None:
     triton.set_allocator(_tma_scratch)
 
 
+def _launch_views(*tensors: Tensor) -> list[Tensor]:
+    """``(batch, heads, n, d)`` views of the launchers' tensors, which are used where they lie (timed as given,
+    written in place): a clear error where the kernels cannot read one."""
+    views = [_as_heads(t) for t in tensors]
+    for t, view in zip(tensors, views, strict=True):
+        if view.untyped_storage().data_ptr() != t.untyped_storage().data_ptr():
+            raise ValueError(f"the launchers need dims before (heads, n, d) that fold into one; got {t.stride()}")
+        _kernel_strides(view)
+    return views
+
+
 def launch_forward(
-    q3: Tensor, k3: Tensor, v3: Tensor, o3: Tensor, l2: Tensor, is_causal: bool, config: ForwardConfig | None = None
+    q: Tensor, k: Tensor, v: Tensor, o: Tensor, lse: Tensor, is_causal: bool, config: ForwardConfig | None = None
 ) -> None:
-    """Fill O and L for contiguous ``(batch, n, d)`` tensors; ``config`` pins the tiles instead of autotuning (and
-    may ask for the TMA forward)."""
-    _check_rows(q3, k3, v3, o3, l2)
+    """Fill O and L for ``(..., n, d)`` tensors in any layout the kernels read (a contiguous last dim) and a
+    contiguous L; ``config`` pins the tiles instead of autotuning (and may ask for the TMA forward)."""
+    _check_rows(lse)
+    q4, k4, v4, o4 = _launch_views(q, k, v, o)
     if config is not None and config.tma:
-        _prepare_tma(q3, k3, v3, o3)
-    batch, n_queries, head_dim = q3.shape
-    _Plan(batch, n_queries, k3.shape[1], head_dim, is_causal, forward_config=config).run_forward(q3, k3, v3, o3, l2)
+        _prepare_tma(q4, k4, v4, o4)
+    rows, n_heads, n_queries, head_dim = q4.shape
+    plan = _Plan(rows * n_heads, n_heads, n_queries, k4.shape[2], head_dim, is_causal, forward_config=config)
+    plan.run_forward(q4, k4, v4, o4, lse)
 
 
 def launch_backward(
-    q3: Tensor,
-    k3: Tensor,
-    v3: Tensor,
-    o3: Tensor,
-    do3: Tensor,
-    l2: Tensor,
-    dq3: Tensor,
-    dk3: Tensor,
-    dv3: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    o: Tensor,
+    grad_out: Tensor,
+    lse: Tensor,
+    dq: Tensor,
+    dk: Tensor,
+    dv: Tensor,
     is_causal: bool,
     config: BackwardConfig | None = None,
     passes: tuple[bool, bool] = (True, True),
 ) -> None:
-    """Fill dQ, dK, dV (D preprocessing, then the backward kernel) for contiguous tensors; ``passes`` =
-    (dK/dV, dQ) restricts the backward launch to one kind of program, as the tuning script does. A config with
-    ``atomic_dq`` accumulates dQ in a zeroed float32 buffer and copies it into ``dq3`` (both timed with it)."""
-    _check_rows(q3, k3, v3, o3, do3, l2, dq3, dk3, dv3)
-    batch, n_queries, head_dim = q3.shape
+    """Fill dQ, dK, dV (D preprocessing, then the backward kernel) for tensors as :func:`launch_forward` takes them;
+    ``passes`` = (dK/dV, dQ) restricts the backward launch to one kind of program, as the tuning script does. A
+    config with ``atomic_dq`` accumulates dQ in a zeroed float32 buffer and copies it into ``dq`` (both timed with
+    it)."""
+    _check_rows(lse)
+    q4, k4, v4, o4, do4, dq4, dk4, dv4 = _launch_views(q, k, v, o, grad_out, dq, dk, dv)
+    rows, n_heads, n_queries, head_dim = q4.shape
+    shape = (rows * n_heads, n_heads, n_queries, k4.shape[2], head_dim, is_causal)
     if config is not None and config.atomic_dq:
         if passes != (True, True):
             raise ValueError(f"atomic_dq computes dK, dV and dQ in the dK/dV programs; got passes {passes}")
-        dq_sum = torch.zeros(dq3.shape, dtype=torch.float32, device=dq3.device)
-        plan = _Plan(batch, n_queries, k3.shape[1], head_dim, is_causal, backward_config=config, passes=(True, False))
-        plan.run_backward(q3, k3, v3, o3, do3, l2, dq_sum, dk3, dv3)
-        dq3.copy_(dq_sum)
+        dq_sum = torch.zeros(dq4.shape, dtype=torch.float32, device=dq4.device)
+        plan = _Plan(*shape, backward_config=config, passes=(True, False))
+        plan.run_backward(q4, k4, v4, o4, do4, lse, dq_sum, dk4, dv4)
+        dq4.copy_(dq_sum)
         return
-    plan = _Plan(batch, n_queries, k3.shape[1], head_dim, is_causal, backward_config=config, passes=passes)
-    plan.run_backward(q3, k3, v3, o3, do3, l2, dq3, dk3, dv3)
+    plan = _Plan(*shape, backward_config=config, passes=passes)
+    plan.run_backward(q4, k4, v4, o4, do4, lse, dq4, dk4, dv4)
 
 
 def _eager_forward(
     plan: _EagerPlan, q: Float[Tensor, "... n d"], k: Float[Tensor, "... m d"], v: Float[Tensor, "... m d"]
 ) -> tuple[Float[Tensor, "... n d"], Float[Tensor, "... n"]]:
-    """O and L; the kernels index contiguous tensors as ``(batch, n, d)`` whatever their shape."""
-    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
-    out = torch.empty_like(q)
+    """O (in V's layout, or Q's: :func:`_empty_output`) and L."""
+    q4, k4, v4 = _kernel_input(q), _kernel_input(k), _kernel_input(v)
+    out = _empty_output(q4, v4)
     lse = torch.empty(*plan.lse_size, dtype=torch.float32, device=plan.device)
-    plan.run_forward(q, k, v, out, lse)
-    return out, lse
+    plan.run_forward(q4, k4, v4, out, lse)
+    return out.view(q.shape), lse
 
 
 def _eager_backward(
     plan: _EagerPlan, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, grad_out: Tensor
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """dQ, dK, dV. A strided dO is copied (e.g. the stride-0 dO of ``o.sum().backward()``, which Triton could not
-    load vectorised anyway); O and L are the forward's own contiguous outputs."""
-    q, k, v, grad_out = q.contiguous(), k.contiguous(), v.contiguous(), grad_out.contiguous()
-    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-    plan.run_backward(q, k, v, out, grad_out, lse, dq, dk, dv)
-    return dq, dk, dv
+    """dQ, dK, dV in their inputs' layouts; dO is read where it lies unless the kernels cannot read it
+    (:func:`_kernel_input`); O and L are the forward's own outputs."""
+    q4, k4, v4, out4, grad_out4 = (_kernel_input(t) for t in (q, k, v, out, grad_out))
+    dq, dk, dv = torch.empty_like(q4), torch.empty_like(k4), torch.empty_like(v4)
+    plan.run_backward(q4, k4, v4, out4, grad_out4, lse, dq, dk, dv)
+    return dq.view(q.shape), dk.view(k.shape), dv.view(v.shape)
 
 
 @triton_op("cs336_systems::flash_attention_forward", mutates_args=())
 def flash_attention_forward(q: Tensor, k: Tensor, v: Tensor, is_causal: bool) -> tuple[Tensor, Tensor]:
-    """The forward for ``torch.compile``: O (Q's shape and dtype) and float32 L (Q's shape without d)."""
+    """The forward for ``torch.compile``: O (Q's shape and dtype, V's layout as in the eager path) and float32 L
+    (Q's shape without d)."""
     check_triton_inputs(q, k, v)
-    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
-    n_queries, n_keys, head_dim = q.shape[-2], k.shape[-2], q.shape[-1]
-    out = torch.empty_like(q)
+    q4, k4, v4 = _kernel_input(q), _kernel_input(k), _kernel_input(v)
+    rows, n_heads, n_queries, head_dim = q4.shape
+    out = _empty_output(q4, v4)
     lse = torch.empty(q.shape[:-1], dtype=torch.float32, device=q.device)
-    wrap_triton(_kernels().flash_fwd_kernel)[_forward_grid(math.prod(q.shape[:-2]), n_queries)](
-        q, k, v, out, lse, *_scalars(n_queries, n_keys), HEAD_DIM=head_dim, IS_CAUSAL=is_causal, USE_TMA=False
-    )
-    return out, lse
+    strides = (*_row_strides(q4), *_row_strides(k4), *_row_strides(v4), *_kernel_strides(out))
+    wrap_triton(_kernels().flash_fwd_kernel)[_forward_grid(rows * n_heads, n_queries)](
+        q4, k4, v4, out, lse, *strides, *_scalars(n_heads, n_queries, k4.shape[2]),
+        HEAD_DIM=head_dim, IS_CAUSAL=is_causal, USE_TMA=False,
+    )  # fmt: skip
+    return out.view(q.shape), lse
 
 
 @triton_op("cs336_systems::flash_attention_backward", mutates_args=())
 def flash_attention_backward(
     q: Tensor, k: Tensor, v: Tensor, o: Tensor, lse: Tensor, grad_out: Tensor, is_causal: bool
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """The backward for ``torch.compile``: dQ, dK, dV in the inputs' shapes."""
-    q, k, v, o, grad_out = q.contiguous(), k.contiguous(), v.contiguous(), o.contiguous(), grad_out.contiguous()
-    batch, n_queries, n_keys, head_dim = math.prod(q.shape[:-2]), q.shape[-2], k.shape[-2], q.shape[-1]
+    """The backward for ``torch.compile``: dQ, dK, dV in the inputs' shapes and layouts."""
+    q4, k4, v4, o4, do4 = (_kernel_input(t) for t in (q, k, v, o, grad_out))
+    rows, n_heads, n_queries, head_dim = q4.shape
+    scalars = _scalars(n_heads, n_queries, k4.shape[2])
     delta = torch.empty_like(lse)
-    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    dq, dk, dv = torch.empty_like(q4), torch.empty_like(k4), torch.empty_like(v4)
     kernels = _kernels()
-    wrap_triton(kernels.flash_bwd_preprocess_kernel)[_preprocess_grid(batch, n_queries)](
-        o, grad_out, delta, n_queries, HEAD_DIM=head_dim, BLOCK_M=PREPROCESS_BLOCK_M
+    o_strides, do_strides = _row_strides(o4), _row_strides(do4)
+    wrap_triton(kernels.flash_bwd_preprocess_kernel)[_preprocess_grid(rows * n_heads, n_queries)](
+        o4, do4, delta, *o_strides, *do_strides, *scalars[:2], HEAD_DIM=head_dim, BLOCK_M=PREPROCESS_BLOCK_M
     )
-    wrap_triton(kernels.flash_bwd_kernel)[_backward_grid(batch, n_queries, n_keys)](
-        q, k, v, grad_out, lse, delta, dq, dk, dv, *_scalars(n_queries, n_keys),
+    strides = (*_row_strides(q4), *_row_strides(k4), *_row_strides(v4), *do_strides)
+    strides += (*_kernel_strides(dq), *_kernel_strides(dk), *_kernel_strides(dv))
+    wrap_triton(kernels.flash_bwd_kernel)[_backward_grid(rows * n_heads, n_queries, k4.shape[2])](
+        q4, k4, v4, do4, lse, delta, dq, dk, dv, *strides, *scalars,
         HEAD_DIM=head_dim, IS_CAUSAL=is_causal, DKDV=True, DQ=True, ATOMIC_DQ=False,
     )  # fmt: skip
-    return dq, dk, dv
+    return dq.view(q.shape), dk.view(k.shape), dv.view(v.shape)
 
 
 class FlashAttentionTriton(torch.autograd.Function):

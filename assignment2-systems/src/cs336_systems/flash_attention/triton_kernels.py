@@ -2,10 +2,13 @@
 programs compute either dK/dV or dQ.
 
 Conventions shared by every kernel:
-- Tensors are contiguous ``(batch, n, d)`` with heads folded into batch; L and D are contiguous
-  ``(batch, n)`` float32. Offsets follow from the lengths and ``HEAD_DIM``, so a launch passes no strides:
-  every argument costs host time on each launch (binding, specialisation), and short sequences are
-  host-bound.
+- Q, K, V, O, dO, dQ, dK and dV are ``(batch, heads, n, d)`` in any layout whose last dim is contiguous: each
+  comes with its batch, head and sequence strides, and a program's row (``batch * heads + head``) is split by
+  ``N_HEADS``. So the model's Q, K, V (views of ``(batch, n, heads, d)`` projections) are read where they lie and
+  the outputs are written in the layout the launcher chose, with no copies around the kernels. The launchers pass
+  only strides that are multiples of 16 below 2**31 (0 for dims of size 1), so every launch of a shape has one
+  Triton specialisation, and one row's offsets (``position * stride``) fit int32. L and D are contiguous
+  ``(batch * heads, n)`` float32.
 - Scores are kept in base-2 units (``S · log2 e``) so the softmax uses ``exp2``; L is stored in
   natural-log units, as the autograd tests read it.
 - The softmax scale ``1/√d`` is a compile-time constant derived from ``HEAD_DIM``, so no float crosses a
@@ -19,7 +22,7 @@ Conventions shared by every kernel:
   and accumulate dK and dV over query tiles, the rest each own a query tile and accumulate dQ over key
   tiles. Both kinds read D, so D is computed by a small kernel launched before it.
 - Programs are renumbered so that, for causal attention, the tiles with the most work start first
-  (longest-job-first keeps the tail of the launch short), in groups of rows (heads folded into batch): each
+  (longest-job-first keeps the tail of the launch short), in groups of rows (one batch element's head each): each
   program streams one row's K and V (dQ and forward programs) or Q, dO, L and D (dK/dV programs), and at large
   batch the programs resident at once would otherwise each belong to another row, so the streamed tensors
   (2 MiB each per row at n = 16384, d = 64, bf16) would come from HBM for every program. Groups hold as many
@@ -179,6 +182,12 @@ def _grouped_longest_first(rank, num_tiles, num_rows, group_rows, HEAVY_LAST: tl
 
 
 @triton.jit
+def _row_start(Ptr, row, N_HEADS, stride_batch, stride_head):
+    """Pointer to the first position of ``row`` (``batch * N_HEADS + head``, int64) of a strided tensor."""
+    return Ptr + (row // N_HEADS) * stride_batch + (row % N_HEADS) * stride_head
+
+
+@triton.jit
 def _forward_key_tiles(
     acc,
     row_sum,
@@ -191,6 +200,8 @@ def _forward_key_tiles(
     start,
     stop,
     N_KEYS,
+    stride_ks,
+    stride_vs,
     qk_scale,
     HEAD_DIM: tl.constexpr,
     BLOCK_N: tl.constexpr,
@@ -208,8 +219,8 @@ def _forward_key_tiles(
             k = K_rows.load([key_start, 0])
             v = V_rows.load([key_start, 0])
         else:
-            k = tl.load(K_rows + offs_n[:, None] * HEAD_DIM + offs_d[None, :], mask=key_valid[:, None], other=0.0)
-            v = tl.load(V_rows + offs_n[:, None] * HEAD_DIM + offs_d[None, :], mask=key_valid[:, None], other=0.0)
+            k = tl.load(K_rows + offs_n[:, None] * stride_ks + offs_d[None, :], mask=key_valid[:, None], other=0.0)
+            v = tl.load(V_rows + offs_n[:, None] * stride_vs + offs_d[None, :], mask=key_valid[:, None], other=0.0)
         # Raw scores; the scale is folded into one multiply-add with the max subtraction (scale > 0,
         # so max(s · c) = c · max(s)).
         scores = tl.dot(q, tl.trans(k))
@@ -237,6 +248,19 @@ def flash_fwd_kernel(
     V,
     Out,
     L,
+    stride_qb,
+    stride_qh,
+    stride_qs,
+    stride_kb,
+    stride_kh,
+    stride_ks,
+    stride_vb,
+    stride_vh,
+    stride_vs,
+    stride_ob,
+    stride_oh,
+    stride_os,
+    N_HEADS,
     N_QUERIES,
     N_KEYS,
     N_BUCKET,
@@ -246,38 +270,35 @@ def flash_fwd_kernel(
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
 ):
-    """O = softmax(Q Kᵀ/√d) V and L = rowwise logsumexp for one query tile of one batch element.
+    """O = softmax(Q Kᵀ/√d) V and L = rowwise logsumexp for one query tile of one row (batch element and head).
 
-    ``USE_TMA`` moves Q, K, V and O through tensor descriptors built on the row's ``(n, d)`` slices (Hopper's
+    ``USE_TMA`` moves Q, K, V and O through tensor descriptors built on the row's strided ``(n, d)`` slices (Hopper's
     tensor memory accelerator, as in Triton's fused-attention tutorial; the launch needs ``triton.set_allocator``
     for the descriptors): rows past the end load as zeros and are not stored, so only the diagonal and ragged-end
     key tiles' scores and the store of L take masks."""
     # The hardware starts programs in linear-id order; each streams its row's K and V.
-    num_batches = tl.num_programs(1)
+    num_rows = tl.num_programs(1)
     linear = tl.program_id(1) * tl.num_programs(0) + tl.program_id(0)
     group_rows = _rows_per_group(N_KEYS, 2 * HEAD_DIM * K.dtype.element_ty.primitive_bitwidth // 8)
-    tile, batch = _grouped_longest_first(linear, tl.cdiv(N_QUERIES, BLOCK_M), num_batches, group_rows, IS_CAUSAL)
-    batch = batch.to(tl.int64)
+    tile, row = _grouped_longest_first(linear, tl.cdiv(N_QUERIES, BLOCK_M), num_rows, group_rows, IS_CAUSAL)
+    row = row.to(tl.int64)
     q_start = tile * BLOCK_M
     offs_m = q_start + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
     row_valid = offs_m < N_QUERIES
-    rows = batch * N_QUERIES * HEAD_DIM + offs_m[:, None] * HEAD_DIM + offs_d[None, :]
+    Q_row = _row_start(Q, row, N_HEADS, stride_qb, stride_qh)
+    K_row = _row_start(K, row, N_HEADS, stride_kb, stride_kh)
+    V_row = _row_start(V, row, N_HEADS, stride_vb, stride_vh)
+    O_row = _row_start(Out, row, N_HEADS, stride_ob, stride_oh)
     if USE_TMA:
-        Q_rows = tl.make_tensor_descriptor(
-            Q + batch * N_QUERIES * HEAD_DIM, [N_QUERIES, HEAD_DIM], [HEAD_DIM, 1], [BLOCK_M, HEAD_DIM]
-        )
-        K_rows = tl.make_tensor_descriptor(
-            K + batch * N_KEYS * HEAD_DIM, [N_KEYS, HEAD_DIM], [HEAD_DIM, 1], [BLOCK_N, HEAD_DIM]
-        )
-        V_rows = tl.make_tensor_descriptor(
-            V + batch * N_KEYS * HEAD_DIM, [N_KEYS, HEAD_DIM], [HEAD_DIM, 1], [BLOCK_N, HEAD_DIM]
-        )
+        Q_rows = tl.make_tensor_descriptor(Q_row, [N_QUERIES, HEAD_DIM], [stride_qs, 1], [BLOCK_M, HEAD_DIM])
+        K_rows = tl.make_tensor_descriptor(K_row, [N_KEYS, HEAD_DIM], [stride_ks, 1], [BLOCK_N, HEAD_DIM])
+        V_rows = tl.make_tensor_descriptor(V_row, [N_KEYS, HEAD_DIM], [stride_vs, 1], [BLOCK_N, HEAD_DIM])
         q = Q_rows.load([q_start, 0])
     else:
-        q = tl.load(Q + rows, mask=row_valid[:, None], other=0.0)
-        K_rows = K + batch * N_KEYS * HEAD_DIM
-        V_rows = V + batch * N_KEYS * HEAD_DIM
+        q = tl.load(Q_row + offs_m[:, None] * stride_qs + offs_d[None, :], mask=row_valid[:, None], other=0.0)
+        K_rows = K_row
+        V_rows = V_row
     qk_scale = HEAD_DIM**-0.5 * LOG2_E
 
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
@@ -293,38 +314,51 @@ def flash_fwd_kernel(
         visible_end = N_KEYS
         unmasked_end = (N_KEYS // BLOCK_N) * BLOCK_N
     acc, row_sum, row_max = _forward_key_tiles(
-        acc, row_sum, row_max, q, K_rows, V_rows, offs_m, offs_d, 0, unmasked_end, N_KEYS, qk_scale,
-        HEAD_DIM, BLOCK_N, False, IS_CAUSAL, USE_TMA,
+        acc, row_sum, row_max, q, K_rows, V_rows, offs_m, offs_d, 0, unmasked_end, N_KEYS, stride_ks, stride_vs,
+        qk_scale, HEAD_DIM, BLOCK_N, False, IS_CAUSAL, USE_TMA,
     )  # fmt: skip
     acc, row_sum, row_max = _forward_key_tiles(
-        acc, row_sum, row_max, q, K_rows, V_rows, offs_m, offs_d, unmasked_end, visible_end, N_KEYS, qk_scale,
-        HEAD_DIM, BLOCK_N, True, IS_CAUSAL, USE_TMA,
+        acc, row_sum, row_max, q, K_rows, V_rows, offs_m, offs_d, unmasked_end, visible_end, N_KEYS, stride_ks,
+        stride_vs, qk_scale, HEAD_DIM, BLOCK_N, True, IS_CAUSAL, USE_TMA,
     )  # fmt: skip
 
     out = (acc / row_sum[:, None]).to(Out.dtype.element_ty)
     if USE_TMA:
-        O_rows = tl.make_tensor_descriptor(
-            Out + batch * N_QUERIES * HEAD_DIM, [N_QUERIES, HEAD_DIM], [HEAD_DIM, 1], [BLOCK_M, HEAD_DIM]
-        )
+        O_rows = tl.make_tensor_descriptor(O_row, [N_QUERIES, HEAD_DIM], [stride_os, 1], [BLOCK_M, HEAD_DIM])
         O_rows.store([q_start, 0], out)
     else:
-        tl.store(Out + rows, out, mask=row_valid[:, None])
+        tl.store(O_row + offs_m[:, None] * stride_os + offs_d[None, :], out, mask=row_valid[:, None])
     logsumexp = (row_max + tl.math.log2(row_sum)) * LN_2
-    tl.store(L + batch * N_QUERIES + offs_m, logsumexp, mask=row_valid)
+    tl.store(L + row * N_QUERIES + offs_m, logsumexp, mask=row_valid)
 
 
 @triton.jit
-def flash_bwd_preprocess_kernel(Out, dO, Delta, N_QUERIES, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr):
+def flash_bwd_preprocess_kernel(
+    Out,
+    dO,
+    Delta,
+    stride_ob,
+    stride_oh,
+    stride_os,
+    stride_dob,
+    stride_doh,
+    stride_dos,
+    N_HEADS,
+    N_QUERIES,
+    HEAD_DIM: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+):
     """D_i = Σ_d O_id · dO_id in float32: the row term of dS = P ∘ (dP − D)."""
-    batch = tl.program_id(1).to(tl.int64)
+    row = tl.program_id(1).to(tl.int64)
     offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
     row_valid = offs_m < N_QUERIES
-    rows = batch * N_QUERIES * HEAD_DIM + offs_m[:, None] * HEAD_DIM + offs_d[None, :]
-    o = tl.load(Out + rows, mask=row_valid[:, None], other=0.0)
-    do = tl.load(dO + rows, mask=row_valid[:, None], other=0.0)
+    O_row = _row_start(Out, row, N_HEADS, stride_ob, stride_oh)
+    dO_row = _row_start(dO, row, N_HEADS, stride_dob, stride_doh)
+    o = tl.load(O_row + offs_m[:, None] * stride_os + offs_d[None, :], mask=row_valid[:, None], other=0.0)
+    do = tl.load(dO_row + offs_m[:, None] * stride_dos + offs_d[None, :], mask=row_valid[:, None], other=0.0)
     delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), axis=1)
-    tl.store(Delta + batch * N_QUERIES + offs_m, delta, mask=row_valid)
+    tl.store(Delta + row * N_QUERIES + offs_m, delta, mask=row_valid)
 
 
 @triton.jit
@@ -338,6 +372,9 @@ def _dkdv_query_tiles(
     L_ptr,
     Delta_ptr,
     dQ_ptr,
+    stride_qs,
+    stride_dos,
+    stride_dqs,
     offs_n,
     offs_d,
     start,
@@ -359,9 +396,8 @@ def _dkdv_query_tiles(
     for query_start in tl.range(start, stop, BLOCK_M):
         offs_m = query_start + tl.arange(0, BLOCK_M)
         row_valid = offs_m < N_QUERIES
-        rows = offs_m[:, None] * HEAD_DIM + offs_d[None, :]
-        q = tl.load(Q_ptr + rows, mask=row_valid[:, None], other=0.0)
-        do = tl.load(dO_ptr + rows, mask=row_valid[:, None], other=0.0)
+        q = tl.load(Q_ptr + offs_m[:, None] * stride_qs + offs_d[None, :], mask=row_valid[:, None], other=0.0)
+        do = tl.load(dO_ptr + offs_m[:, None] * stride_dos + offs_d[None, :], mask=row_valid[:, None], other=0.0)
         lse = tl.load(L_ptr + offs_m, mask=row_valid, other=0.0) * LOG2_E
         delta = tl.load(Delta_ptr + offs_m, mask=row_valid, other=0.0)
         scores_t = tl.dot(k, tl.trans(q)) * qk_scale
@@ -374,7 +410,8 @@ def _dkdv_query_tiles(
         dk = tl.dot(dscores_t.to(q.dtype), q, dk)
         if ATOMIC_DQ:
             dq = tl.dot(tl.trans(dscores_t).to(k.dtype), k) * HEAD_DIM**-0.5
-            tl.atomic_add(dQ_ptr + rows, dq, mask=row_valid[:, None], sem="relaxed")
+            dq_rows = offs_m[:, None] * stride_dqs + offs_d[None, :]
+            tl.atomic_add(dQ_ptr + dq_rows, dq, mask=row_valid[:, None], sem="relaxed")
     return dk, dv
 
 
@@ -389,8 +426,30 @@ def _dkdv_program(
     dQ,
     dK,
     dV,
+    stride_qb,
+    stride_qh,
+    stride_qs,
+    stride_kb,
+    stride_kh,
+    stride_ks,
+    stride_vb,
+    stride_vh,
+    stride_vs,
+    stride_dob,
+    stride_doh,
+    stride_dos,
+    stride_dqb,
+    stride_dqh,
+    stride_dqs,
+    stride_dkb,
+    stride_dkh,
+    stride_dks,
+    stride_dvb,
+    stride_dvh,
+    stride_dvs,
     tile,
-    batch,
+    row,
+    N_HEADS,
     N_QUERIES,
     N_KEYS,
     HEAD_DIM: tl.constexpr,
@@ -405,14 +464,15 @@ def _dkdv_program(
     offs_n = key_start + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, HEAD_DIM)
     key_valid = offs_n < N_KEYS
-    key_rows = batch * N_KEYS * HEAD_DIM + offs_n[:, None] * HEAD_DIM + offs_d[None, :]
-    k = tl.load(K + key_rows, mask=key_valid[:, None], other=0.0)
-    v = tl.load(V + key_rows, mask=key_valid[:, None], other=0.0)
-    Q_ptr = Q + batch * N_QUERIES * HEAD_DIM
-    dO_ptr = dO + batch * N_QUERIES * HEAD_DIM
-    L_ptr = L + batch * N_QUERIES
-    Delta_ptr = Delta + batch * N_QUERIES
-    dQ_ptr = dQ + batch * N_QUERIES * HEAD_DIM
+    K_row = _row_start(K, row, N_HEADS, stride_kb, stride_kh)
+    V_row = _row_start(V, row, N_HEADS, stride_vb, stride_vh)
+    k = tl.load(K_row + offs_n[:, None] * stride_ks + offs_d[None, :], mask=key_valid[:, None], other=0.0)
+    v = tl.load(V_row + offs_n[:, None] * stride_vs + offs_d[None, :], mask=key_valid[:, None], other=0.0)
+    Q_ptr = _row_start(Q, row, N_HEADS, stride_qb, stride_qh)
+    dO_ptr = _row_start(dO, row, N_HEADS, stride_dob, stride_doh)
+    L_ptr = L + row * N_QUERIES
+    Delta_ptr = Delta + row * N_QUERIES
+    dQ_ptr = _row_start(dQ, row, N_HEADS, stride_dqb, stride_dqh)
     scale = HEAD_DIM**-0.5
     qk_scale = scale * LOG2_E
     dk = tl.zeros([BLOCK_N, HEAD_DIM], dtype=tl.float32)
@@ -422,19 +482,23 @@ def _dkdv_program(
         # Queries before key_start see none of these keys; the next BLOCK_N queries cross the diagonal.
         diagonal_end = tl.minimum(key_start + BLOCK_N, N_QUERIES)
         dk, dv = _dkdv_query_tiles(
-            dk, dv, k, v, Q_ptr, dO_ptr, L_ptr, Delta_ptr, dQ_ptr, offs_n, offs_d, key_start, diagonal_end,
-            N_QUERIES, qk_scale, HEAD_DIM, BLOCK_M, True, ATOMIC_DQ,
+            dk, dv, k, v, Q_ptr, dO_ptr, L_ptr, Delta_ptr, dQ_ptr, stride_qs, stride_dos, stride_dqs, offs_n, offs_d,
+            key_start, diagonal_end, N_QUERIES, qk_scale, HEAD_DIM, BLOCK_M, True, ATOMIC_DQ,
         )  # fmt: skip
         unmasked_start = key_start + BLOCK_N
     else:
         unmasked_start = 0
     dk, dv = _dkdv_query_tiles(
-        dk, dv, k, v, Q_ptr, dO_ptr, L_ptr, Delta_ptr, dQ_ptr, offs_n, offs_d, unmasked_start, N_QUERIES,
-        N_QUERIES, qk_scale, HEAD_DIM, BLOCK_M, False, ATOMIC_DQ,
+        dk, dv, k, v, Q_ptr, dO_ptr, L_ptr, Delta_ptr, dQ_ptr, stride_qs, stride_dos, stride_dqs, offs_n, offs_d,
+        unmasked_start, N_QUERIES, N_QUERIES, qk_scale, HEAD_DIM, BLOCK_M, False, ATOMIC_DQ,
     )  # fmt: skip
 
-    tl.store(dK + key_rows, (dk * scale).to(dK.dtype.element_ty), mask=key_valid[:, None])
-    tl.store(dV + key_rows, dv.to(dV.dtype.element_ty), mask=key_valid[:, None])
+    dK_row = _row_start(dK, row, N_HEADS, stride_dkb, stride_dkh)
+    dV_row = _row_start(dV, row, N_HEADS, stride_dvb, stride_dvh)
+    dk_rows = offs_n[:, None] * stride_dks + offs_d[None, :]
+    dv_rows = offs_n[:, None] * stride_dvs + offs_d[None, :]
+    tl.store(dK_row + dk_rows, (dk * scale).to(dK.dtype.element_ty), mask=key_valid[:, None])
+    tl.store(dV_row + dv_rows, dv.to(dV.dtype.element_ty), mask=key_valid[:, None])
 
 
 @triton.jit
@@ -446,6 +510,8 @@ def _dq_key_tiles(
     delta,
     K_ptr,
     V_ptr,
+    stride_ks,
+    stride_vs,
     offs_m,
     offs_d,
     start,
@@ -463,8 +529,8 @@ def _dq_key_tiles(
     for key_start in tl.range(start, stop, BLOCK_N):
         offs_n = key_start + tl.arange(0, BLOCK_N)
         key_valid = offs_n < N_KEYS
-        k = tl.load(K_ptr + offs_n[:, None] * HEAD_DIM + offs_d[None, :], mask=key_valid[:, None], other=0.0)
-        v = tl.load(V_ptr + offs_n[:, None] * HEAD_DIM + offs_d[None, :], mask=key_valid[:, None], other=0.0)
+        k = tl.load(K_ptr + offs_n[:, None] * stride_ks + offs_d[None, :], mask=key_valid[:, None], other=0.0)
+        v = tl.load(V_ptr + offs_n[:, None] * stride_vs + offs_d[None, :], mask=key_valid[:, None], other=0.0)
         scores = tl.dot(q, tl.trans(k)) * qk_scale
         probs = tl.math.exp2(scores - lse[:, None])
         if CAUSAL_MASK:
@@ -484,8 +550,24 @@ def _dq_program(
     L,
     Delta,
     dQ,
+    stride_qb,
+    stride_qh,
+    stride_qs,
+    stride_kb,
+    stride_kh,
+    stride_ks,
+    stride_vb,
+    stride_vh,
+    stride_vs,
+    stride_dob,
+    stride_doh,
+    stride_dos,
+    stride_dqb,
+    stride_dqh,
+    stride_dqs,
     tile,
-    batch,
+    row,
+    N_HEADS,
     N_QUERIES,
     N_KEYS,
     HEAD_DIM: tl.constexpr,
@@ -498,13 +580,14 @@ def _dq_program(
     offs_m = q_start + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
     row_valid = offs_m < N_QUERIES
-    rows = batch * N_QUERIES * HEAD_DIM + offs_m[:, None] * HEAD_DIM + offs_d[None, :]
-    q = tl.load(Q + rows, mask=row_valid[:, None], other=0.0)
-    do = tl.load(dO + rows, mask=row_valid[:, None], other=0.0)
-    lse = tl.load(L + batch * N_QUERIES + offs_m, mask=row_valid, other=0.0) * LOG2_E
-    delta = tl.load(Delta + batch * N_QUERIES + offs_m, mask=row_valid, other=0.0)
-    K_ptr = K + batch * N_KEYS * HEAD_DIM
-    V_ptr = V + batch * N_KEYS * HEAD_DIM
+    Q_row = _row_start(Q, row, N_HEADS, stride_qb, stride_qh)
+    dO_row = _row_start(dO, row, N_HEADS, stride_dob, stride_doh)
+    q = tl.load(Q_row + offs_m[:, None] * stride_qs + offs_d[None, :], mask=row_valid[:, None], other=0.0)
+    do = tl.load(dO_row + offs_m[:, None] * stride_dos + offs_d[None, :], mask=row_valid[:, None], other=0.0)
+    lse = tl.load(L + row * N_QUERIES + offs_m, mask=row_valid, other=0.0) * LOG2_E
+    delta = tl.load(Delta + row * N_QUERIES + offs_m, mask=row_valid, other=0.0)
+    K_ptr = _row_start(K, row, N_HEADS, stride_kb, stride_kh)
+    V_ptr = _row_start(V, row, N_HEADS, stride_vb, stride_vh)
     scale = HEAD_DIM**-0.5
     qk_scale = scale * LOG2_E
     dq = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
@@ -512,19 +595,22 @@ def _dq_program(
     if IS_CAUSAL:
         unmasked_end = tl.minimum(q_start, N_KEYS)
         dq = _dq_key_tiles(
-            dq, q, do, lse, delta, K_ptr, V_ptr, offs_m, offs_d, 0, unmasked_end, N_KEYS, qk_scale,
-            HEAD_DIM, BLOCK_N, False,
+            dq, q, do, lse, delta, K_ptr, V_ptr, stride_ks, stride_vs, offs_m, offs_d, 0, unmasked_end, N_KEYS,
+            qk_scale, HEAD_DIM, BLOCK_N, False,
         )  # fmt: skip
         dq = _dq_key_tiles(
-            dq, q, do, lse, delta, K_ptr, V_ptr, offs_m, offs_d, unmasked_end, tl.minimum(q_start + BLOCK_M, N_KEYS),
-            N_KEYS, qk_scale, HEAD_DIM, BLOCK_N, True,
+            dq, q, do, lse, delta, K_ptr, V_ptr, stride_ks, stride_vs, offs_m, offs_d, unmasked_end,
+            tl.minimum(q_start + BLOCK_M, N_KEYS), N_KEYS, qk_scale, HEAD_DIM, BLOCK_N, True,
         )  # fmt: skip
     else:
         dq = _dq_key_tiles(
-            dq, q, do, lse, delta, K_ptr, V_ptr, offs_m, offs_d, 0, N_KEYS, N_KEYS, qk_scale, HEAD_DIM, BLOCK_N, False
-        )
+            dq, q, do, lse, delta, K_ptr, V_ptr, stride_ks, stride_vs, offs_m, offs_d, 0, N_KEYS, N_KEYS, qk_scale,
+            HEAD_DIM, BLOCK_N, False,
+        )  # fmt: skip
 
-    tl.store(dQ + rows, (dq * scale).to(dQ.dtype.element_ty), mask=row_valid[:, None])
+    dQ_row = _row_start(dQ, row, N_HEADS, stride_dqb, stride_dqh)
+    dq_rows = offs_m[:, None] * stride_dqs + offs_d[None, :]
+    tl.store(dQ_row + dq_rows, (dq * scale).to(dQ.dtype.element_ty), mask=row_valid[:, None])
 
 
 @triton.autotune(
@@ -544,6 +630,28 @@ def flash_bwd_kernel(
     dQ,
     dK,
     dV,
+    stride_qb,
+    stride_qh,
+    stride_qs,
+    stride_kb,
+    stride_kh,
+    stride_ks,
+    stride_vb,
+    stride_vh,
+    stride_vs,
+    stride_dob,
+    stride_doh,
+    stride_dos,
+    stride_dqb,
+    stride_dqh,
+    stride_dqs,
+    stride_dkb,
+    stride_dkh,
+    stride_dks,
+    stride_dvb,
+    stride_dvh,
+    stride_dvs,
+    N_HEADS,
     N_QUERIES,
     N_KEYS,
     N_BUCKET,
@@ -557,7 +665,7 @@ def flash_bwd_kernel(
     BLOCK_M2: tl.constexpr,
     BLOCK_N2: tl.constexpr,
 ):
-    """The whole backward in one launch: ``cdiv(N_KEYS, BLOCK_N1)`` dK/dV programs per batch element start
+    """The whole backward in one launch: ``cdiv(N_KEYS, BLOCK_N1)`` dK/dV programs per row start
     first (they carry the most work), then ``cdiv(N_QUERIES, BLOCK_M2)`` dQ programs; each kind in
     longest-job-first order within groups of rows. ``DKDV`` / ``DQ`` restrict a launch to one kind (the tuning
     script times them apart); the grid must then cover only that kind's programs. ``ATOMIC_DQ`` (with dK/dV
@@ -568,29 +676,31 @@ def flash_bwd_kernel(
     if ATOMIC_DQ:
         tl.static_assert(dQ.dtype.element_ty == tl.float32, "ATOMIC_DQ accumulates into a float32 dQ")
         tl.static_assert(not DQ, "ATOMIC_DQ replaces the dQ programs")
-    num_batches = tl.num_programs(1)
+    num_rows = tl.num_programs(1)
     linear = tl.program_id(1) * tl.num_programs(0) + tl.program_id(0)
     dkdv_programs = 0
     if DKDV:
-        dkdv_programs = tl.cdiv(N_KEYS, BLOCK_N1) * num_batches
+        dkdv_programs = tl.cdiv(N_KEYS, BLOCK_N1) * num_rows
     # The branches name their tiles and group sizes apart: with int64 lengths the query tile's index is int64,
     # the key tile's int32, and Triton rejects a name that an if and its else assign with different types.
     if linear < dkdv_programs:
         # Streams its row's Q and dO, and L and D (float32); low key tiles see the most queries when causal.
         key_group_rows = _rows_per_group(N_QUERIES, 2 * HEAD_DIM * Q.dtype.element_ty.primitive_bitwidth // 8 + 8)
-        key_tile, batch = _grouped_longest_first(linear, tl.cdiv(N_KEYS, BLOCK_N1), num_batches, key_group_rows, False)
-        batch = batch.to(tl.int64)
+        key_tile, key_row = _grouped_longest_first(linear, tl.cdiv(N_KEYS, BLOCK_N1), num_rows, key_group_rows, False)
         _dkdv_program(
-            Q, K, V, dO, L, Delta, dQ, dK, dV, key_tile, batch, N_QUERIES, N_KEYS, HEAD_DIM, IS_CAUSAL, BLOCK_M1,
-            BLOCK_N1, ATOMIC_DQ,
+            Q, K, V, dO, L, Delta, dQ, dK, dV, stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks,
+            stride_vb, stride_vh, stride_vs, stride_dob, stride_doh, stride_dos, stride_dqb, stride_dqh, stride_dqs,
+            stride_dkb, stride_dkh, stride_dks, stride_dvb, stride_dvh, stride_dvs, key_tile, key_row.to(tl.int64),
+            N_HEADS, N_QUERIES, N_KEYS, HEAD_DIM, IS_CAUSAL, BLOCK_M1, BLOCK_N1, ATOMIC_DQ,
         )  # fmt: skip
     elif DQ:
         # Streams its row's K and V.
         query_group_rows = _rows_per_group(N_KEYS, 2 * HEAD_DIM * K.dtype.element_ty.primitive_bitwidth // 8)
-        query_tile, batch = _grouped_longest_first(
-            linear - dkdv_programs, tl.cdiv(N_QUERIES, BLOCK_M2), num_batches, query_group_rows, IS_CAUSAL
+        query_tile, query_row = _grouped_longest_first(
+            linear - dkdv_programs, tl.cdiv(N_QUERIES, BLOCK_M2), num_rows, query_group_rows, IS_CAUSAL
         )
-        batch = batch.to(tl.int64)
         _dq_program(
-            Q, K, V, dO, L, Delta, dQ, query_tile, batch, N_QUERIES, N_KEYS, HEAD_DIM, IS_CAUSAL, BLOCK_M2, BLOCK_N2
-        )
+            Q, K, V, dO, L, Delta, dQ, stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks, stride_vb,
+            stride_vh, stride_vs, stride_dob, stride_doh, stride_dos, stride_dqb, stride_dqh, stride_dqs, query_tile,
+            query_row.to(tl.int64), N_HEADS, N_QUERIES, N_KEYS, HEAD_DIM, IS_CAUSAL, BLOCK_M2, BLOCK_N2,
+        )  # fmt: skip
