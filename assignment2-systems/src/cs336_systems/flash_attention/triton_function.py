@@ -94,14 +94,15 @@ def _readable(t4: Tensor) -> bool:
     )
 
 
-def _kernel_strides(t4: Tensor) -> tuple[int, int, int]:
-    """The strides the kernels take for a tensor the launcher must not copy (an output, or a tuning input)."""
+def _require_readable(t4: Tensor) -> None:
+    """A clear error for a tensor the launcher must not copy (a caller's output, or a tuning input) that the kernels
+    cannot index. Outputs the launchers allocate need no check: ``empty_like`` of a readable input lays d last and
+    every other stride as a product with the head size, a power of two of at least 16."""
     if not _readable(t4):
         raise ValueError(
             f"the kernels need a contiguous last dim and (batch, head, sequence) strides that are multiples of "
             f"{STRIDE_MULTIPLE} below 2**31; got shape {tuple(t4.shape)}, strides {t4.stride()}"
         )
-    return _row_strides(t4)
 
 
 def _kernel_input(t: Float[Tensor, "... n d"]) -> Float[Tensor, "batch heads n d"]:
@@ -256,7 +257,7 @@ class _Plan:
 
     def run_forward(self, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor) -> None:
         """O and L of ``(batch, heads, n, d)`` tensors the kernels can read (:func:`_kernel_input`)."""
-        strides = (*_row_strides(q), *_row_strides(k), *_row_strides(v), *_kernel_strides(out))
+        strides = (*_row_strides(q), *_row_strides(k), *_row_strides(v), *_row_strides(out))
         self.forward(q, k, v, out, lse, *strides, *self.scalars)
 
     def run_backward(self, q, k, v, out, grad_out, lse, dq, dk, dv) -> None:
@@ -265,7 +266,7 @@ class _Plan:
         out_strides, grad_out_strides = _row_strides(out), _row_strides(grad_out)
         self.preprocess(out, grad_out, delta, *out_strides, *grad_out_strides, *self.scalars[:2])
         strides = (*_row_strides(q), *_row_strides(k), *_row_strides(v), *grad_out_strides)
-        strides += (*_kernel_strides(dq), *_kernel_strides(dk), *_kernel_strides(dv))
+        strides += (*_row_strides(dq), *_row_strides(dk), *_row_strides(dv))
         self.backward(q, k, v, grad_out, lse, delta, dq, dk, dv, *strides, *self.scalars)
 
 
@@ -332,7 +333,7 @@ def _launch_views(*tensors: Tensor) -> list[Tensor]:
     for t, view in zip(tensors, views, strict=True):
         if view.untyped_storage().data_ptr() != t.untyped_storage().data_ptr():
             raise ValueError(f"the launchers need dims before (heads, n, d) that fold into one; got {t.stride()}")
-        _kernel_strides(view)
+        _require_readable(view)
     return views
 
 
@@ -415,7 +416,7 @@ def flash_attention_forward(q: Tensor, k: Tensor, v: Tensor, is_causal: bool) ->
     rows, n_heads, n_queries, head_dim = q4.shape
     out = _empty_output(q4, v4)
     lse = torch.empty(q.shape[:-1], dtype=torch.float32, device=q.device)
-    strides = (*_row_strides(q4), *_row_strides(k4), *_row_strides(v4), *_kernel_strides(out))
+    strides = (*_row_strides(q4), *_row_strides(k4), *_row_strides(v4), *_row_strides(out))
     wrap_triton(_kernels().flash_fwd_kernel)[_forward_grid(rows * n_heads, n_queries)](
         q4, k4, v4, out, lse, *strides, *_scalars(n_heads, n_queries, k4.shape[2]),
         HEAD_DIM=head_dim, IS_CAUSAL=is_causal, USE_TMA=False,
@@ -439,7 +440,7 @@ def flash_attention_backward(
         o4, do4, delta, *o_strides, *do_strides, *scalars[:2], HEAD_DIM=head_dim, BLOCK_M=PREPROCESS_BLOCK_M
     )
     strides = (*_row_strides(q4), *_row_strides(k4), *_row_strides(v4), *do_strides)
-    strides += (*_kernel_strides(dq), *_kernel_strides(dk), *_kernel_strides(dv))
+    strides += (*_row_strides(dq), *_row_strides(dk), *_row_strides(dv))
     wrap_triton(kernels.flash_bwd_kernel)[_backward_grid(rows * n_heads, n_queries, k4.shape[2])](
         q4, k4, v4, do4, lse, delta, dq, dk, dv, *strides, *scalars,
         HEAD_DIM=head_dim, IS_CAUSAL=is_causal, DKDV=True, DQ=True, ATOMIC_DQ=False,
