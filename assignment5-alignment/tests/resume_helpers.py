@@ -1,9 +1,11 @@
 """Helpers of the resume tests (GRPO and expert iteration): the metrics file, a reward that needs no grader, the
-report without its seconds column, and an optimiser that has taken a real step."""
+report without its seconds column, an optimiser that has taken a real step, and a save killed mid-write."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from cs336_alignment.optim import clip_and_step, make_optimizer
@@ -31,3 +33,20 @@ def stepped_optimizer() -> tuple[torch.optim.Optimizer, dict[str, torch.Tensor]]
     model(torch.ones(1, 3)).sum().backward()
     clip_and_step(optimizer, 1.0)
     return optimizer, model.state_dict()
+
+
+@contextmanager
+def trainer_save_killed(monkeypatch) -> Iterator[None]:
+    """``torch.save`` raising on the trainer file, as a process killed while writing a saved state; restored after."""
+    real_save = torch.save
+
+    def dies_on_the_trainer(value, f):
+        if "trainer" in f.name:
+            raise OSError("killed mid-write")
+        real_save(value, f)
+
+    monkeypatch.setattr(torch, "save", dies_on_the_trainer)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(torch, "save", real_save)

@@ -25,7 +25,13 @@ from cs336_alignment.math_eval import PROMPT_STYLES
 from cs336_alignment.run_config import PolicyConfig
 from cs336_alignment.subset_eval import SubsetEvaluation
 
-from tests.resume_helpers import odd_length_reward, read_jsonl, stepped_optimizer, without_last_column
+from tests.resume_helpers import (
+    odd_length_reward,
+    read_jsonl,
+    stepped_optimizer,
+    trainer_save_killed,
+    without_last_column,
+)
 
 EVERY_ROUND = 1e-9
 """An ``ei_max_seconds`` that every round passes: each call trains exactly one round, whatever the machine's speed."""
@@ -130,17 +136,8 @@ def test_a_state_round_trips_and_a_save_cut_short_is_never_loaded(tmp_path, monk
     loaded = load_state(folder, config)
     assert loaded.progress.optimizer is None and loaded.progress.step == 2 and loaded.seconds == 1.5
 
-    real_save = torch.save
-
-    def dies_on_the_trainer(value, f):
-        if "trainer" in f.name:
-            raise OSError("killed mid-write")
-        real_save(value, f)
-
-    monkeypatch.setattr(torch, "save", dies_on_the_trainer)
-    with pytest.raises(OSError, match="killed"):
+    with trainer_save_killed(monkeypatch), pytest.raises(OSError, match="killed"):
         save_state(folder, _state(cfg, 2))
-    monkeypatch.setattr(torch, "save", real_save)
     leftovers = [p.name for p in folder.iterdir()]
     assert len(leftovers) == 2 and "round_001" in leftovers  # the half-written one is a hidden temporary
     assert load_state(folder, config).progress.next_round == 1

@@ -18,7 +18,13 @@ from cs336_alignment.run_config import PolicyConfig
 from cs336_alignment.subset_eval import SubsetEvaluation
 
 from tests.conftest import TINY_CHECKPOINT_GRPO
-from tests.resume_helpers import odd_length_reward, read_jsonl, stepped_optimizer, without_last_column
+from tests.resume_helpers import (
+    odd_length_reward,
+    read_jsonl,
+    stepped_optimizer,
+    trainer_save_killed,
+    without_last_column,
+)
 
 GRPO = replace(TINY_CHECKPOINT_GRPO, n_grpo_steps=3, eval_every=2)
 TIMING = {"rollout_seconds", "step_seconds"}
@@ -141,17 +147,8 @@ def test_a_state_round_trips_and_a_save_cut_short_is_never_loaded(tmp_path, monk
     assert loaded.progress.question_rng == random.Random(7).getstate()
     assert all(torch.equal(loaded.policy[k], first.policy[k]) for k in first.policy)
 
-    real_save = torch.save
-
-    def dies_on_the_trainer(value, f):
-        if "trainer" in f.name:
-            raise OSError("killed mid-write")
-        real_save(value, f)
-
-    monkeypatch.setattr(torch, "save", dies_on_the_trainer)
-    with pytest.raises(OSError, match="killed"):
+    with trainer_save_killed(monkeypatch), pytest.raises(OSError, match="killed"):
         save_state(cfg.state_dir, _state(cfg, 2))
-    monkeypatch.setattr(torch, "save", real_save)
     leftovers = [p.name for p in (tmp_path / "state").iterdir()]
     assert len(leftovers) == 2 and "step_000001" in leftovers  # the half-written one is a hidden temporary
     assert load_state(cfg.state_dir, cfg).progress.next_step == 1
