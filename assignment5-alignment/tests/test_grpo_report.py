@@ -92,6 +92,15 @@ def test_comparison_at_a_step_averages_the_evaluations_of_the_last_30_steps_befo
         compare_grpo_runs(RunComparisonConfig(runs=[short], name="cmp", out_dir=str(tmp_path / "out"), at_step=100))
 
 
+def test_comparison_at_an_early_step_leaves_step_0_out_of_the_mean_it_compares_with_step_0(tmp_path):
+    records = [{"step": s, "val_reward": v} for s, v in {0: 0.10, 10: 0.30, 20: 0.50}.items()]
+    run = _write_run(tmp_path / "a", "grpo.json", [{"run": "a", "steps": 20}], records)
+    (row,) = compare_grpo_runs(RunComparisonConfig(runs=[run], name="cmp", out_dir=str(tmp_path / "out"), at_step=10))
+    assert row["val_at_step"] == pytest.approx(0.3)
+    assert row["val_change_at_step"] == pytest.approx(0.2)
+    assert "| validation, steps 1-10 |" in (tmp_path / "out" / "cmp.md").read_text()
+
+
 def test_sft_folders_merge_by_dataset_size_then_steps_with_one_curve_each(tmp_path):
     def sft_run(name, size, steps):
         records = [

@@ -3,7 +3,8 @@ entropy, response-length and no-signal curves overlaid. Runs on the CPU from the
 
 uv run python assignment5-alignment/scripts/experiments/compare_grpo_runs.py \
     --runs results/grpo/lr_1e-5 results/grpo/lr_3e-5 --name learning_rate --out_dir results/grpo
-Writes <name>.md/.json and <name>.png. --at_step N adds each run's mean validation accuracy over steps N-30..N.
+Writes <name>.md/.json and <name>.png. --at_step N adds each run's mean validation accuracy over steps N-30..N
+(from step 1 when N <= 30) and its change from step 0.
 """
 
 from __future__ import annotations

@@ -144,7 +144,7 @@ class RunComparisonConfig:
         default=0,
         metadata={
             "help": "GRPO runs of different lengths: add the mean validation accuracy of the evaluations at steps "
-            "at_step-30..at_step and its change from step 0 (0: leave out)"
+            "at_step-30..at_step (from step 1) and its change from step 0 (0: leave out)"
         },
     )
 

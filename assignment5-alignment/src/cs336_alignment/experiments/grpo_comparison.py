@@ -27,14 +27,21 @@ def load_run(folder: Path, summary_name: str = "grpo.json") -> tuple[dict, list[
     return json.loads(summary_path.read_text()), read_metrics(metrics_path)
 
 
+def at_step_window(at_step: int) -> tuple[int, int]:
+    """The steps whose evaluations ``--at_step`` averages: the last 30 up to ``at_step``, never step 0 itself, since
+    the mean is compared with step 0 (a short run's window would otherwise halve its change)."""
+    return max(1, at_step - AT_STEP_WINDOW), at_step
+
+
 def validation_at_step(records: list[dict], at_step: int, folder: Path) -> dict[str, float]:
-    """Mean validation accuracy of the evaluations at steps ``at_step - 30 .. at_step`` and its change from step 0:
-    runs that stopped at different steps compared where all of them got to (a mean of a few evaluations, because
-    one evaluation of 200 problems moves by about 0.02 from noise alone)."""
+    """Mean validation accuracy of the evaluations in ``at_step_window(at_step)`` and its change from step 0: runs
+    that stopped at different steps compared where all of them got to (a mean of a few evaluations, because one
+    evaluation of 200 problems moves by about 0.02 from noise alone)."""
     evals = {r["step"]: r["val_reward"] for r in records if "val_reward" in r}
-    window = [v for step, v in evals.items() if at_step - AT_STEP_WINDOW <= step <= at_step]
+    first, last = at_step_window(at_step)
+    window = [v for step, v in evals.items() if first <= step <= last]
     if 0 not in evals or not window:
-        raise ValueError(f"{folder} has no step-0 evaluation or none at steps {at_step - AT_STEP_WINDOW}-{at_step}")
+        raise ValueError(f"{folder} has no step-0 evaluation or none at steps {first}-{last}")
     mean = sum(window) / len(window)
     return {"val_at_step": mean, "val_change_at_step": mean - evals[0]}
 
@@ -55,7 +62,8 @@ def compare_grpo_runs(cfg: RunComparisonConfig) -> list[dict[str, Any]]:
         curves[label] = records
     columns = COLUMNS
     if cfg.at_step:
-        span = f"steps {cfg.at_step - AT_STEP_WINDOW}-{cfg.at_step}"
+        first, last = at_step_window(cfg.at_step)
+        span = f"steps {first}-{last}"
         columns = COLUMNS | {"val_at_step": f"validation, {span}", "val_change_at_step": "its change from step 0"}
     title = cfg.title or f"GRPO runs compared: {cfg.name.replace('_', ' ')}"
     write_report(cfg.out_dir, cfg.name, title, rows, columns, {"runs": cfg.runs, "at_step": cfg.at_step})
