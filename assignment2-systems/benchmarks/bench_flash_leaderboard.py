@@ -26,6 +26,16 @@ from dataclasses import asdict, dataclass, field
 
 from cs336_basics.toolkit.cli import parse_config
 
+# short CLI name -> table name; a run times the ones given in --impls
+IMPLEMENTATIONS = {
+    "ours_eager": "ours (Triton, eager)",
+    "ours_compiled": "ours (Triton, compiled)",
+    "ours_graphs": "ours (Triton, compiled, CUDA graphs)",
+    "sdpa_flash": "SDPA flash",
+    "sdpa_flash_compiled": "SDPA flash (compiled)",
+    "sdpa_cudnn": "SDPA cuDNN",
+}
+
 
 @dataclass(frozen=True)
 class LeaderboardConfig:
@@ -43,6 +53,12 @@ class LeaderboardConfig:
     rep_ms: int = field(default=1000, metadata={"help": "do_bench time for the main case"})
     sweep_rep_ms: int = field(default=200, metadata={"help": "do_bench time for the swept lengths"})
     host_calls: int = field(default=50, metadata={"help": "calls timed for host ms"})
+    impls: list[str] = field(
+        default_factory=lambda: list(IMPLEMENTATIONS),
+        metadata={
+            "help": "implementations to time (short names, in order); the ratio columns need sdpa_flash and sdpa_cudnn"
+        },
+    )
     check_first: bool = field(
         default=False,
         metadata={"help": "check correctness before timing, so that a run cut by a time limit still has the check"},
@@ -61,8 +77,8 @@ from cs336_systems.flash_attention.reference import naive_attention  # noqa: E40
 from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 
 Attention = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-FLASH, CUDNN = "SDPA flash", "SDPA cuDNN"
-OURS_EAGER, OURS_COMPILED = "ours (Triton, eager)", "ours (Triton, compiled)"
+FLASH, CUDNN = IMPLEMENTATIONS["sdpa_flash"], IMPLEMENTATIONS["sdpa_cudnn"]
+OURS_EAGER, OURS_COMPILED = IMPLEMENTATIONS["ours_eager"], IMPLEMENTATIONS["ours_compiled"]
 
 
 def make_inputs(
@@ -73,11 +89,10 @@ def make_inputs(
     return torch.randn(3, batch, heads, seq_len, head_dim, device="cuda", dtype=dtype, requires_grad=True)
 
 
-def implementations() -> dict[str, Attention]:
-    """Name -> causal attention on (batch, heads, n, d) tensors. Compiled variants are static per shape
-    (``dynamic=False``), as the leaderboard's single-shape test compiles them."""
-    ours_compiled = torch.compile(FlashAttentionTriton.apply, dynamic=False)
-    ours_graphs = torch.compile(FlashAttentionTriton.apply, dynamic=False, mode="reduce-overhead")
+def implementations(short_names: list[str]) -> dict[str, Attention]:
+    """Table name -> causal attention on (batch, heads, n, d) tensors, for the given short names in order.
+    Compiled variants are static per shape (``dynamic=False``), as the leaderboard's single-shape test compiles
+    them; each is built only when asked for."""
 
     def sdpa(backend: SDPBackend) -> Attention:
         def run(q, k, v):
@@ -86,14 +101,19 @@ def implementations() -> dict[str, Attention]:
 
         return run
 
-    return {
-        OURS_EAGER: lambda q, k, v: FlashAttentionTriton.apply(q, k, v, True),
-        OURS_COMPILED: lambda q, k, v: ours_compiled(q, k, v, True),
-        "ours (Triton, compiled, CUDA graphs)": lambda q, k, v: ours_graphs(q, k, v, True),
-        FLASH: sdpa(SDPBackend.FLASH_ATTENTION),
-        "SDPA flash (compiled)": torch.compile(sdpa(SDPBackend.FLASH_ATTENTION), dynamic=False),
-        CUDNN: sdpa(SDPBackend.CUDNN_ATTENTION),
+    def ours(**compile_options) -> Attention:
+        compiled = torch.compile(FlashAttentionTriton.apply, dynamic=False, **compile_options)
+        return lambda q, k, v: compiled(q, k, v, True)
+
+    builders: dict[str, Callable[[], Attention]] = {
+        "ours_eager": lambda: lambda q, k, v: FlashAttentionTriton.apply(q, k, v, True),
+        "ours_compiled": ours,
+        "ours_graphs": lambda: ours(mode="reduce-overhead"),
+        "sdpa_flash": lambda: sdpa(SDPBackend.FLASH_ATTENTION),
+        "sdpa_flash_compiled": lambda: torch.compile(sdpa(SDPBackend.FLASH_ATTENTION), dynamic=False),
+        "sdpa_cudnn": lambda: sdpa(SDPBackend.CUDNN_ATTENTION),
     }
+    return {IMPLEMENTATIONS[name]: builders[name]() for name in short_names}
 
 
 def host_ms(step: Callable[[], None], calls: int) -> float:
@@ -173,19 +193,26 @@ def goals(rows: list[dict], main_seq_len: int) -> list[str]:
     by = {(r["seq_len"], r["impl"]): r for r in rows}
     lines = []
     for seq_len in sorted({r["seq_len"] for r in rows}):
-        if seq_len > 4096:
+        if seq_len > 4096 or (seq_len, FLASH) not in by:
             continue
         for impl in [OURS_EAGER, OURS_COMPILED]:
-            ratio = by[seq_len, impl]["vs_flash"]
-            lines.append(
-                f"n={seq_len} {impl} <= 1.0x SDPA flash: {ratio:.2f}x -> {'met' if ratio <= 1.0 else 'missed'}"
-            )
-    ours, cudnn = by[main_seq_len, OURS_COMPILED], by[main_seq_len, CUDNN]
+            if (seq_len, impl) in by:
+                ratio = by[seq_len, impl]["vs_flash"]
+                verdict = "met" if ratio <= 1.0 else "missed"
+                lines.append(f"n={seq_len} {impl} <= 1.0x SDPA flash: {ratio:.2f}x -> {verdict}")
+    ours_rows = [by[main_seq_len, impl] for impl in [OURS_COMPILED, OURS_EAGER] if (main_seq_len, impl) in by]
+    if not ours_rows or (main_seq_len, CUDNN) not in by:
+        return lines
+    ours, cudnn = ours_rows[0], by[main_seq_len, CUDNN]  # compiled when timed, else eager
     ratio = ours["vs_cudnn"]
     lines.append(f"n={main_seq_len} fwd+bwd <= 1.1x cuDNN: {ratio:.2f}x -> {'met' if ratio <= 1.1 else 'missed'}")
     fwd = ours["fwd_ms"] / cudnn["fwd_ms"]
     lines.append(f"n={main_seq_len} forward faster than cuDNN: {fwd:.2f}x -> {'met' if fwd < 1.0 else 'missed'}")
     return lines
+
+
+def ratio_text(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}x"
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -196,7 +223,7 @@ def markdown_table(rows: list[dict]) -> str:
     for row in rows:
         lines.append(
             f"| {row['seq_len']} | {row['impl']} | {row['fwd_bwd_ms']:.3f} | {row['fwd_ms']:.3f} | "
-            f"{row['host_ms']:.3f} | {row['vs_flash']:.2f}x | {row['vs_cudnn']:.2f}x |"
+            f"{row['host_ms']:.3f} | {ratio_text(row['vs_flash'])} | {ratio_text(row['vs_cudnn'])} |"
         )
     return "\n".join(lines)
 
@@ -240,13 +267,16 @@ def checked(impls: dict[str, Attention]) -> list[dict]:
 
 
 def main(config: LeaderboardConfig) -> None:
+    unknown = [name for name in config.impls if name not in IMPLEMENTATIONS]
+    if unknown or not config.impls:
+        sys.exit(f"--impls: unknown or empty {unknown}; choose from {', '.join(IMPLEMENTATIONS)}")
     if not torch.cuda.is_available():
         sys.exit("bench_flash_leaderboard needs a CUDA GPU")
     os.makedirs(config.out_dir, exist_ok=True)
     # Every compiled variant recompiles per length and per correctness shape; keep them all compiled.
     torch._dynamo.config.recompile_limit = 64
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}", flush=True)
-    impls = implementations()
+    impls = implementations(config.impls)
     correctness = checked(impls) if config.check_first else None
 
     rows = []
@@ -264,8 +294,8 @@ def main(config: LeaderboardConfig) -> None:
                     "seq_len": seq_len,
                     "impl": name,
                     **t,
-                    "vs_flash": t["fwd_bwd_ms"] / timings[FLASH]["fwd_bwd_ms"],
-                    "vs_cudnn": t["fwd_bwd_ms"] / timings[CUDNN]["fwd_bwd_ms"],
+                    "vs_flash": t["fwd_bwd_ms"] / timings[FLASH]["fwd_bwd_ms"] if FLASH in timings else None,
+                    "vs_cudnn": t["fwd_bwd_ms"] / timings[CUDNN]["fwd_bwd_ms"] if CUDNN in timings else None,
                 }
             )
         write_results(config, rows, correctness)
