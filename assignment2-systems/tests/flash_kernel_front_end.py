@@ -22,8 +22,16 @@ TYPINGS = {
     "inductor-dynamic": ("fp64", "i64"),
 }
 # op -> number of queries; both launchers make a length of 1 a constant, and the tile counts and L2 group sizes
-# derived from it must compile as constants too
-OPS = {"forward": 256, "forward-one-query": 1, "backward": 256, "backward-one-query": 1}
+# derived from it must compile as constants too; "-tma" ops launch with CS336_FLASH_TMA=both (tensor descriptors
+# take only int32 coordinates, which int64 lengths must not break)
+OPS = {
+    "forward": 256,
+    "forward-one-query": 1,
+    "forward-tma": 256,
+    "backward": 256,
+    "backward-one-query": 1,
+    "backward-tma": 256,
+}
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 
@@ -58,6 +66,7 @@ def _record_launches(op: str, dtype: torch.dtype) -> list[tuple[str, tuple, dict
             return lambda *args, **kwargs: launches.append((self.name, args, kwargs))
 
     triton_function.wrap_triton = RecordingLaunch
+    triton_function.AUTOTUNED_TMA = triton_function.TMA_CHOICES["both" if op.endswith("-tma") else "none"]
     q = torch.zeros(2, 3, OPS[op], 64, dtype=dtype)
     k = torch.zeros(2, 3, 256, 64, dtype=dtype)
     if op.startswith("backward"):

@@ -25,7 +25,7 @@ from tests.flash_kernel_front_end import CASES
 
 pytest.importorskip("triton")
 
-# One subprocess compiles every case (imports ~10 s, then 78 distinct front-end compiles of 0.05-0.15 s each); the
+# One subprocess compiles every case (imports ~10 s, then ~120 distinct front-end compiles of 0.05-0.15 s each); the
 # margin is for a loaded machine, and the subprocess's own guard (300 s) reports where a stalled one was.
 pytestmark = pytest.mark.timeout(600)
 

@@ -216,8 +216,8 @@ def _forward_key_tiles(
         offs_n = key_start + tl.arange(0, BLOCK_N)
         key_valid = offs_n < N_KEYS
         if USE_TMA:
-            k = K_rows.load([key_start, 0])
-            v = V_rows.load([key_start, 0])
+            k = K_rows.load([tl.cast(key_start, tl.int32), 0])
+            v = V_rows.load([tl.cast(key_start, tl.int32), 0])
         else:
             k = tl.load(K_rows + offs_n[:, None] * stride_ks + offs_d[None, :], mask=key_valid[:, None], other=0.0)
             v = tl.load(V_rows + offs_n[:, None] * stride_vs + offs_d[None, :], mask=key_valid[:, None], other=0.0)
@@ -294,7 +294,7 @@ def flash_fwd_kernel(
         Q_rows = tl.make_tensor_descriptor(Q_row, [N_QUERIES, HEAD_DIM], [stride_qs, 1], [BLOCK_M, HEAD_DIM])
         K_rows = tl.make_tensor_descriptor(K_row, [N_KEYS, HEAD_DIM], [stride_ks, 1], [BLOCK_N, HEAD_DIM])
         V_rows = tl.make_tensor_descriptor(V_row, [N_KEYS, HEAD_DIM], [stride_vs, 1], [BLOCK_N, HEAD_DIM])
-        q = Q_rows.load([q_start, 0])
+        q = Q_rows.load([tl.cast(q_start, tl.int32), 0])
     else:
         q = tl.load(Q_row + offs_m[:, None] * stride_qs + offs_d[None, :], mask=row_valid[:, None], other=0.0)
         K_rows = K_row
@@ -325,7 +325,7 @@ def flash_fwd_kernel(
     out = (acc / row_sum[:, None]).to(Out.dtype.element_ty)
     if USE_TMA:
         O_rows = tl.make_tensor_descriptor(O_row, [N_QUERIES, HEAD_DIM], [stride_os, 1], [BLOCK_M, HEAD_DIM])
-        O_rows.store([q_start, 0], out)
+        O_rows.store([tl.cast(q_start, tl.int32), 0], out)
     else:
         tl.store(O_row + offs_m[:, None] * stride_os + offs_d[None, :], out, mask=row_valid[:, None])
     logsumexp = (row_max + tl.math.log2(row_sum)) * LN_2
@@ -385,6 +385,7 @@ def _dkdv_query_tiles(
     BLOCK_M: tl.constexpr,
     CAUSAL_MASK: tl.constexpr,
     ATOMIC_DQ: tl.constexpr,
+    USE_TMA: tl.constexpr,
 ):
     """Accumulate dK, dV of one key tile over query tiles ``[start, stop)``, working in transposed
     (key × query) orientation so no tile needs an explicit transpose; with ``ATOMIC_DQ`` also add each query
@@ -392,12 +393,17 @@ def _dkdv_query_tiles(
 
     Out-of-range queries load as zeros (dO = 0, D = 0) and so contribute nothing; out-of-range keys
     only produce rows that are never stored (and load as zero rows of K, so they add nothing to dQ). Only the
-    causal diagonal needs a mask."""
+    causal diagonal needs a mask. ``Q_ptr`` and ``dO_ptr`` are the row's tensor descriptors with ``USE_TMA``,
+    pointers to its first query otherwise."""
     for query_start in tl.range(start, stop, BLOCK_M):
         offs_m = query_start + tl.arange(0, BLOCK_M)
         row_valid = offs_m < N_QUERIES
-        q = tl.load(Q_ptr + offs_m[:, None] * stride_qs + offs_d[None, :], mask=row_valid[:, None], other=0.0)
-        do = tl.load(dO_ptr + offs_m[:, None] * stride_dos + offs_d[None, :], mask=row_valid[:, None], other=0.0)
+        if USE_TMA:
+            q = Q_ptr.load([tl.cast(query_start, tl.int32), 0])
+            do = dO_ptr.load([tl.cast(query_start, tl.int32), 0])
+        else:
+            q = tl.load(Q_ptr + offs_m[:, None] * stride_qs + offs_d[None, :], mask=row_valid[:, None], other=0.0)
+            do = tl.load(dO_ptr + offs_m[:, None] * stride_dos + offs_d[None, :], mask=row_valid[:, None], other=0.0)
         lse = tl.load(L_ptr + offs_m, mask=row_valid, other=0.0) * LOG2_E
         delta = tl.load(Delta_ptr + offs_m, mask=row_valid, other=0.0)
         scores_t = tl.dot(k, tl.trans(q)) * qk_scale
@@ -457,19 +463,31 @@ def _dkdv_program(
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     ATOMIC_DQ: tl.constexpr,
+    USE_TMA: tl.constexpr,
 ):
     """dV = Σ_i Pᵀ dO and dK = Σ_i dSᵀ Q / √d for one key tile, streaming query tiles (and, with ``ATOMIC_DQ``,
-    this key tile's share of every streamed query tile's dQ)."""
+    this key tile's share of every streamed query tile's dQ). ``USE_TMA`` moves K, V, Q, dO, dK and dV through
+    tensor descriptors on the row's ``(n, d)`` slices, as the forward does."""
     key_start = tile * BLOCK_N
     offs_n = key_start + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, HEAD_DIM)
     key_valid = offs_n < N_KEYS
     K_row = _row_start(K, row, N_HEADS, stride_kb, stride_kh)
     V_row = _row_start(V, row, N_HEADS, stride_vb, stride_vh)
-    k = tl.load(K_row + offs_n[:, None] * stride_ks + offs_d[None, :], mask=key_valid[:, None], other=0.0)
-    v = tl.load(V_row + offs_n[:, None] * stride_vs + offs_d[None, :], mask=key_valid[:, None], other=0.0)
-    Q_ptr = _row_start(Q, row, N_HEADS, stride_qb, stride_qh)
-    dO_ptr = _row_start(dO, row, N_HEADS, stride_dob, stride_doh)
+    Q_row = _row_start(Q, row, N_HEADS, stride_qb, stride_qh)
+    dO_row = _row_start(dO, row, N_HEADS, stride_dob, stride_doh)
+    if USE_TMA:
+        K_tiles = tl.make_tensor_descriptor(K_row, [N_KEYS, HEAD_DIM], [stride_ks, 1], [BLOCK_N, HEAD_DIM])
+        V_tiles = tl.make_tensor_descriptor(V_row, [N_KEYS, HEAD_DIM], [stride_vs, 1], [BLOCK_N, HEAD_DIM])
+        k = K_tiles.load([tl.cast(key_start, tl.int32), 0])
+        v = V_tiles.load([tl.cast(key_start, tl.int32), 0])
+        Q_ptr = tl.make_tensor_descriptor(Q_row, [N_QUERIES, HEAD_DIM], [stride_qs, 1], [BLOCK_M, HEAD_DIM])
+        dO_ptr = tl.make_tensor_descriptor(dO_row, [N_QUERIES, HEAD_DIM], [stride_dos, 1], [BLOCK_M, HEAD_DIM])
+    else:
+        k = tl.load(K_row + offs_n[:, None] * stride_ks + offs_d[None, :], mask=key_valid[:, None], other=0.0)
+        v = tl.load(V_row + offs_n[:, None] * stride_vs + offs_d[None, :], mask=key_valid[:, None], other=0.0)
+        Q_ptr = Q_row
+        dO_ptr = dO_row
     L_ptr = L + row * N_QUERIES
     Delta_ptr = Delta + row * N_QUERIES
     dQ_ptr = _row_start(dQ, row, N_HEADS, stride_dqb, stride_dqh)
@@ -483,22 +501,28 @@ def _dkdv_program(
         diagonal_end = tl.minimum(key_start + BLOCK_N, N_QUERIES)
         dk, dv = _dkdv_query_tiles(
             dk, dv, k, v, Q_ptr, dO_ptr, L_ptr, Delta_ptr, dQ_ptr, stride_qs, stride_dos, stride_dqs, offs_n, offs_d,
-            key_start, diagonal_end, N_QUERIES, qk_scale, HEAD_DIM, BLOCK_M, True, ATOMIC_DQ,
+            key_start, diagonal_end, N_QUERIES, qk_scale, HEAD_DIM, BLOCK_M, True, ATOMIC_DQ, USE_TMA,
         )  # fmt: skip
         unmasked_start = key_start + BLOCK_N
     else:
         unmasked_start = 0
     dk, dv = _dkdv_query_tiles(
         dk, dv, k, v, Q_ptr, dO_ptr, L_ptr, Delta_ptr, dQ_ptr, stride_qs, stride_dos, stride_dqs, offs_n, offs_d,
-        unmasked_start, N_QUERIES, N_QUERIES, qk_scale, HEAD_DIM, BLOCK_M, False, ATOMIC_DQ,
+        unmasked_start, N_QUERIES, N_QUERIES, qk_scale, HEAD_DIM, BLOCK_M, False, ATOMIC_DQ, USE_TMA,
     )  # fmt: skip
 
     dK_row = _row_start(dK, row, N_HEADS, stride_dkb, stride_dkh)
     dV_row = _row_start(dV, row, N_HEADS, stride_dvb, stride_dvh)
-    dk_rows = offs_n[:, None] * stride_dks + offs_d[None, :]
-    dv_rows = offs_n[:, None] * stride_dvs + offs_d[None, :]
-    tl.store(dK_row + dk_rows, (dk * scale).to(dK.dtype.element_ty), mask=key_valid[:, None])
-    tl.store(dV_row + dv_rows, dv.to(dV.dtype.element_ty), mask=key_valid[:, None])
+    dk = (dk * scale).to(dK.dtype.element_ty)
+    dv = dv.to(dV.dtype.element_ty)
+    if USE_TMA:
+        dK_rows = tl.make_tensor_descriptor(dK_row, [N_KEYS, HEAD_DIM], [stride_dks, 1], [BLOCK_N, HEAD_DIM])
+        dV_rows = tl.make_tensor_descriptor(dV_row, [N_KEYS, HEAD_DIM], [stride_dvs, 1], [BLOCK_N, HEAD_DIM])
+        dK_rows.store([tl.cast(key_start, tl.int32), 0], dk)
+        dV_rows.store([tl.cast(key_start, tl.int32), 0], dv)
+    else:
+        tl.store(dK_row + offs_n[:, None] * stride_dks + offs_d[None, :], dk, mask=key_valid[:, None])
+        tl.store(dV_row + offs_n[:, None] * stride_dvs + offs_d[None, :], dv, mask=key_valid[:, None])
 
 
 @triton.jit
@@ -521,16 +545,21 @@ def _dq_key_tiles(
     HEAD_DIM: tl.constexpr,
     BLOCK_N: tl.constexpr,
     CAUSAL_MASK: tl.constexpr,
+    USE_TMA: tl.constexpr,
 ):
     """Accumulate dQ of one query tile over key tiles ``[start, stop)``.
 
     Out-of-range keys load as zeros, so their dS column multiplies a zero row of K: no mask needed
-    except on the causal diagonal."""
+    except on the causal diagonal. ``K_ptr`` and ``V_ptr`` are the row's tensor descriptors with ``USE_TMA``."""
     for key_start in tl.range(start, stop, BLOCK_N):
         offs_n = key_start + tl.arange(0, BLOCK_N)
         key_valid = offs_n < N_KEYS
-        k = tl.load(K_ptr + offs_n[:, None] * stride_ks + offs_d[None, :], mask=key_valid[:, None], other=0.0)
-        v = tl.load(V_ptr + offs_n[:, None] * stride_vs + offs_d[None, :], mask=key_valid[:, None], other=0.0)
+        if USE_TMA:
+            k = K_ptr.load([tl.cast(key_start, tl.int32), 0])
+            v = V_ptr.load([tl.cast(key_start, tl.int32), 0])
+        else:
+            k = tl.load(K_ptr + offs_n[:, None] * stride_ks + offs_d[None, :], mask=key_valid[:, None], other=0.0)
+            v = tl.load(V_ptr + offs_n[:, None] * stride_vs + offs_d[None, :], mask=key_valid[:, None], other=0.0)
         scores = tl.dot(q, tl.trans(k)) * qk_scale
         probs = tl.math.exp2(scores - lse[:, None])
         if CAUSAL_MASK:
@@ -574,20 +603,32 @@ def _dq_program(
     IS_CAUSAL: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
+    USE_TMA: tl.constexpr,
 ):
-    """dQ = Σ_j dS K / √d for one query tile, recomputing P from L and streaming key tiles."""
+    """dQ = Σ_j dS K / √d for one query tile, recomputing P from L and streaming key tiles; ``USE_TMA`` moves Q,
+    dO, K, V and dQ through tensor descriptors (L and D stay pointer loads)."""
     q_start = tile * BLOCK_M
     offs_m = q_start + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
     row_valid = offs_m < N_QUERIES
     Q_row = _row_start(Q, row, N_HEADS, stride_qb, stride_qh)
     dO_row = _row_start(dO, row, N_HEADS, stride_dob, stride_doh)
-    q = tl.load(Q_row + offs_m[:, None] * stride_qs + offs_d[None, :], mask=row_valid[:, None], other=0.0)
-    do = tl.load(dO_row + offs_m[:, None] * stride_dos + offs_d[None, :], mask=row_valid[:, None], other=0.0)
+    K_row = _row_start(K, row, N_HEADS, stride_kb, stride_kh)
+    V_row = _row_start(V, row, N_HEADS, stride_vb, stride_vh)
+    if USE_TMA:
+        Q_tiles = tl.make_tensor_descriptor(Q_row, [N_QUERIES, HEAD_DIM], [stride_qs, 1], [BLOCK_M, HEAD_DIM])
+        dO_tiles = tl.make_tensor_descriptor(dO_row, [N_QUERIES, HEAD_DIM], [stride_dos, 1], [BLOCK_M, HEAD_DIM])
+        q = Q_tiles.load([tl.cast(q_start, tl.int32), 0])
+        do = dO_tiles.load([tl.cast(q_start, tl.int32), 0])
+        K_ptr = tl.make_tensor_descriptor(K_row, [N_KEYS, HEAD_DIM], [stride_ks, 1], [BLOCK_N, HEAD_DIM])
+        V_ptr = tl.make_tensor_descriptor(V_row, [N_KEYS, HEAD_DIM], [stride_vs, 1], [BLOCK_N, HEAD_DIM])
+    else:
+        q = tl.load(Q_row + offs_m[:, None] * stride_qs + offs_d[None, :], mask=row_valid[:, None], other=0.0)
+        do = tl.load(dO_row + offs_m[:, None] * stride_dos + offs_d[None, :], mask=row_valid[:, None], other=0.0)
+        K_ptr = K_row
+        V_ptr = V_row
     lse = tl.load(L + row * N_QUERIES + offs_m, mask=row_valid, other=0.0) * LOG2_E
     delta = tl.load(Delta + row * N_QUERIES + offs_m, mask=row_valid, other=0.0)
-    K_ptr = _row_start(K, row, N_HEADS, stride_kb, stride_kh)
-    V_ptr = _row_start(V, row, N_HEADS, stride_vb, stride_vh)
     scale = HEAD_DIM**-0.5
     qk_scale = scale * LOG2_E
     dq = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
@@ -596,21 +637,25 @@ def _dq_program(
         unmasked_end = tl.minimum(q_start, N_KEYS)
         dq = _dq_key_tiles(
             dq, q, do, lse, delta, K_ptr, V_ptr, stride_ks, stride_vs, offs_m, offs_d, 0, unmasked_end, N_KEYS,
-            qk_scale, HEAD_DIM, BLOCK_N, False,
+            qk_scale, HEAD_DIM, BLOCK_N, False, USE_TMA,
         )  # fmt: skip
         dq = _dq_key_tiles(
             dq, q, do, lse, delta, K_ptr, V_ptr, stride_ks, stride_vs, offs_m, offs_d, unmasked_end,
-            tl.minimum(q_start + BLOCK_M, N_KEYS), N_KEYS, qk_scale, HEAD_DIM, BLOCK_N, True,
+            tl.minimum(q_start + BLOCK_M, N_KEYS), N_KEYS, qk_scale, HEAD_DIM, BLOCK_N, True, USE_TMA,
         )  # fmt: skip
     else:
         dq = _dq_key_tiles(
             dq, q, do, lse, delta, K_ptr, V_ptr, stride_ks, stride_vs, offs_m, offs_d, 0, N_KEYS, N_KEYS, qk_scale,
-            HEAD_DIM, BLOCK_N, False,
+            HEAD_DIM, BLOCK_N, False, USE_TMA,
         )  # fmt: skip
 
     dQ_row = _row_start(dQ, row, N_HEADS, stride_dqb, stride_dqh)
-    dq_rows = offs_m[:, None] * stride_dqs + offs_d[None, :]
-    tl.store(dQ_row + dq_rows, (dq * scale).to(dQ.dtype.element_ty), mask=row_valid[:, None])
+    dq = (dq * scale).to(dQ.dtype.element_ty)
+    if USE_TMA:
+        dQ_rows = tl.make_tensor_descriptor(dQ_row, [N_QUERIES, HEAD_DIM], [stride_dqs, 1], [BLOCK_M, HEAD_DIM])
+        dQ_rows.store([tl.cast(q_start, tl.int32), 0], dq)
+    else:
+        tl.store(dQ_row + offs_m[:, None] * stride_dqs + offs_d[None, :], dq, mask=row_valid[:, None])
 
 
 @triton.autotune(
@@ -660,6 +705,7 @@ def flash_bwd_kernel(
     DKDV: tl.constexpr,
     DQ: tl.constexpr,
     ATOMIC_DQ: tl.constexpr,
+    USE_TMA: tl.constexpr,
     BLOCK_M1: tl.constexpr,
     BLOCK_N1: tl.constexpr,
     BLOCK_M2: tl.constexpr,
@@ -672,10 +718,13 @@ def flash_bwd_kernel(
     programs only, and a zeroed float32 dQ) has the dK/dV programs add dQ with atomics instead, as
     FlashAttention-2's CUDA backward does: 5 n×n×d matmul products and one exp per score instead of 7 and two,
     for atomic traffic into dQ (an experiment of the tuning script, see ``launch_backward``: 16 % slower on an
-    H200 at n = 16384, batch 16 x 16 heads, d = 64, where its float32 atomic adds come to ~69 GB)."""
+    H200 at n = 16384, batch 16 x 16 heads, d = 64, where its float32 atomic adds come to ~69 GB). ``USE_TMA``
+    moves the d-wide tiles (not L and D) through tensor descriptors, as the forward's ``USE_TMA`` does; the launch
+    needs ``triton.set_allocator``."""
     if ATOMIC_DQ:
         tl.static_assert(dQ.dtype.element_ty == tl.float32, "ATOMIC_DQ accumulates into a float32 dQ")
         tl.static_assert(not DQ, "ATOMIC_DQ replaces the dQ programs")
+        tl.static_assert(not USE_TMA, "ATOMIC_DQ adds dQ through pointers")
     num_rows = tl.num_programs(1)
     linear = tl.program_id(1) * tl.num_programs(0) + tl.program_id(0)
     dkdv_programs = 0
@@ -691,7 +740,7 @@ def flash_bwd_kernel(
             Q, K, V, dO, L, Delta, dQ, dK, dV, stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks,
             stride_vb, stride_vh, stride_vs, stride_dob, stride_doh, stride_dos, stride_dqb, stride_dqh, stride_dqs,
             stride_dkb, stride_dkh, stride_dks, stride_dvb, stride_dvh, stride_dvs, key_tile, key_row.to(tl.int64),
-            N_HEADS, N_QUERIES, N_KEYS, HEAD_DIM, IS_CAUSAL, BLOCK_M1, BLOCK_N1, ATOMIC_DQ,
+            N_HEADS, N_QUERIES, N_KEYS, HEAD_DIM, IS_CAUSAL, BLOCK_M1, BLOCK_N1, ATOMIC_DQ, USE_TMA,
         )  # fmt: skip
     elif DQ:
         # Streams its row's K and V.
@@ -702,5 +751,5 @@ def flash_bwd_kernel(
         _dq_program(
             Q, K, V, dO, L, Delta, dQ, stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks, stride_vb,
             stride_vh, stride_vs, stride_dob, stride_doh, stride_dos, stride_dqb, stride_dqh, stride_dqs, query_tile,
-            query_row.to(tl.int64), N_HEADS, N_QUERIES, N_KEYS, HEAD_DIM, IS_CAUSAL, BLOCK_M2, BLOCK_N2,
+            query_row.to(tl.int64), N_HEADS, N_QUERIES, N_KEYS, HEAD_DIM, IS_CAUSAL, BLOCK_M2, BLOCK_N2, USE_TMA,
         )  # fmt: skip
