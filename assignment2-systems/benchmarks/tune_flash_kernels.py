@@ -7,15 +7,17 @@ its dQ programs alone (one launch restricted to one kind), and whole (both kinds
 best tiles of each kind. ``atomic_dq`` times the whole backward done by dK/dV programs alone, which add dQ with
 atomics (FlashAttention-2's CUDA scheme: 5 matmul products instead of 7; 16 % slower than the dK/dV and dQ
 programs at batch 16 x 16 heads, n = 16384 on an H200), over the dK/dV tiles; ``forward_tma`` times the forward's
-tiles (or autotune list) with Q, K, V and O moved through tensor descriptors (TMA; Hopper or newer). Configurations
-that fail to compile (shared memory) are listed as errors.
+tiles (or autotune list) with Q, K, V and O moved through tensor descriptors (TMA; Hopper or newer), and
+``backward_tma`` the whole backward's (the best dK/dV and dQ tiles' pairs, or the autotune list) with Q, K, V, dO,
+dQ, dK and dV moved so. Configurations that fail to compile (shared memory) are listed as errors.
 Results go to ``<out_dir>/kernel_configs.json`` and ``.md``, rewritten after each kernel, so a run cut off by a
 time limit keeps the kernels it finished. ``--kernels dkdv dq backward`` skips the forwards. With
 ``--autotune_list`` the forwards (both ways) and the whole backward (both ways) are timed over the entries of their
 autotune lists instead (each pinned, in one process), which shows whether the autotuner's pick is the fastest of what
 it chooses from.
 The rows' L2 group budget (``CS336_FLASH_L2_BUDGET_MIB``, 24 MiB by default, read when the kernels are imported)
-is swept one process per value, and recorded in both files.
+is swept one process per value, and recorded in both files, as is ``CS336_FLASH_TMA`` (which kernels the autotuned
+launches, here the first forward that fills O and L, run with TMA).
 
 Run (GPU machine, repo root):
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src \
@@ -34,7 +36,7 @@ from typing import Literal
 
 from cs336_basics.toolkit.cli import parse_config
 
-KERNELS = ("forward", "forward_tma", "dkdv", "dq", "backward", "atomic_dq")
+KERNELS = ("forward", "forward_tma", "dkdv", "dq", "backward", "backward_tma", "atomic_dq")
 """Timed in this order: the whole backward combines the best dK/dV and dQ tiles."""
 
 
@@ -47,8 +49,9 @@ class TuneConfig:
     heads: int = field(default=16, metadata={"help": "attention heads"})
     seq_len: int = field(default=16384, metadata={"help": "sequence length"})
     head_dim: int = field(default=64, metadata={"help": "head size"})
-    kernels: list[Literal["forward", "forward_tma", "dkdv", "dq", "backward", "atomic_dq"]] = field(
-        default_factory=lambda: list(KERNELS), metadata={"help": "kernels to time; backward needs dkdv and dq"}
+    kernels: list[Literal["forward", "forward_tma", "dkdv", "dq", "backward", "backward_tma", "atomic_dq"]] = field(
+        default_factory=lambda: list(KERNELS),
+        metadata={"help": "kernels to time; backward and backward_tma need dkdv and dq"},
     )
     causal: bool = field(default=True, metadata={"help": "causal mask"})
     warmup_ms: int = field(default=5, metadata={"help": "do_bench warm-up time per configuration"})
@@ -64,9 +67,11 @@ class TuneConfig:
             raise ValueError("kernels is empty")
         if min(self.batch, self.heads, self.seq_len, self.head_dim, self.top) < 1:
             raise ValueError("batch, heads, seq_len, head_dim and top must be >= 1")
-        if "backward" in self.kernels and not self.autotune_list and not {"dkdv", "dq"} <= set(self.kernels):
+        whole = set(self.kernels) & {"backward", "backward_tma"}
+        if whole and not self.autotune_list and not {"dkdv", "dq"} <= set(self.kernels):
             raise ValueError(
-                "kernels: backward combines the best dkdv and dq tiles, so it needs both (or --autotune_list)"
+                f"kernels: {', '.join(sorted(whole))} combines the best dkdv and dq tiles, so it needs both "
+                "(or --autotune_list)"
             )
 
     def rows_shape(self) -> tuple[int, int, int]:
@@ -81,6 +86,9 @@ import torch  # noqa: E402
 import triton  # noqa: E402
 from cs336_basics.toolkit.atomic import write_text_atomic  # noqa: E402
 from cs336_systems.flash_attention.triton_function import (  # noqa: E402
+    AUTOTUNED_TMA,
+    TMA_CHOICES,
+    TMA_ENV,
     BackwardConfig,
     ForwardConfig,
     launch_backward,
@@ -88,7 +96,14 @@ from cs336_systems.flash_attention.triton_function import (  # noqa: E402
 )
 
 FORWARDS = ("forward", "forward_tma")
-PASSES = {"dkdv": (True, False), "dq": (False, True), "backward": (True, True), "atomic_dq": (True, True)}
+WHOLE_BACKWARDS = ("backward", "backward_tma")
+PASSES = {
+    "dkdv": (True, False),
+    "dq": (False, True),
+    "backward": (True, True),
+    "backward_tma": (True, True),
+    "atomic_dq": (True, True),
+}
 
 
 def candidate_tiles(kernel: str) -> list[tuple[int, int]]:
@@ -121,12 +136,12 @@ def single_kind_configs(kernel: str) -> list[ForwardConfig | BackwardConfig]:
 
 
 def autotune_list_configs(
-    kernel: Literal["forward", "forward_tma", "backward", "atomic_dq"],
+    kernel: Literal["forward", "forward_tma", "backward", "backward_tma", "atomic_dq"],
 ) -> list[ForwardConfig | BackwardConfig]:
     """The entries the autotuner chooses from (before pruning for shared memory), as pinned configurations (with
-    TMA for ``forward_tma``); for ``atomic_dq`` the backward entries' distinct dK/dV tiles and schedules. Imported
-    here because ``triton.jit``
-    picks compile or interpret mode when the kernels' module is imported."""
+    TMA for ``forward_tma`` and ``backward_tma``); for ``atomic_dq`` the backward entries' distinct dK/dV tiles and
+    schedules. Imported here because ``triton.jit`` picks compile or interpret mode when the kernels' module is
+    imported."""
     from cs336_systems.flash_attention import triton_kernels as kernels
 
     if kernel in FORWARDS:
@@ -148,6 +163,7 @@ def autotune_list_configs(
             c.kwargs["BLOCK_N2"],
             c.num_warps,
             c.num_stages,
+            tma=kernel == "backward_tma",
         )
         for c in kernels.BACKWARD_CONFIGS
     ]
@@ -155,19 +171,27 @@ def autotune_list_configs(
 
 def candidate_configs(kernel: str, best: dict[str, list[dict]], autotune_list: bool) -> list:
     """What to time for ``kernel``: its tile grid, the pairs of the best dK/dV and dQ tiles, or its autotune list."""
-    if autotune_list and kernel in (*FORWARDS, "backward", "atomic_dq"):
+    if autotune_list and kernel in (*FORWARDS, *WHOLE_BACKWARDS, "atomic_dq"):
         return autotune_list_configs(kernel)
-    return combined_configs(best) if kernel == "backward" else single_kind_configs(kernel)
+    if kernel in WHOLE_BACKWARDS:
+        return combined_configs(best, tma=kernel == "backward_tma")
+    return single_kind_configs(kernel)
 
 
-def combined_configs(best: dict[str, list[dict]]) -> list[BackwardConfig]:
-    """The whole backward launch for every pair of the best dK/dV and dQ tiles, at the schedules both share."""
+def combined_configs(best: dict[str, list[dict]], tma: bool = False) -> list[BackwardConfig]:
+    """The whole backward launch for every pair of the best dK/dV and dQ tiles, at the schedules either has."""
     configs = set()
     for dkdv, dq in itertools.product(best["dkdv"], best["dq"]):
         for warps, stages in {(dkdv["num_warps"], dkdv["num_stages"]), (dq["num_warps"], dq["num_stages"])}:
             configs.add(
                 BackwardConfig(
-                    dkdv["dkdv_block_m"], dkdv["dkdv_block_n"], dq["dq_block_m"], dq["dq_block_n"], warps, stages
+                    dkdv["dkdv_block_m"],
+                    dkdv["dkdv_block_n"],
+                    dq["dq_block_m"],
+                    dq["dq_block_n"],
+                    warps,
+                    stages,
+                    tma=tma,
                 )
             )
     return sorted(configs, key=astuple)
@@ -176,7 +200,8 @@ def combined_configs(best: dict[str, list[dict]]) -> list[BackwardConfig]:
 def matmul_flops(kernel: str, batch: int, n: int, d: int, causal: bool) -> float:
     """Tensor-core FLOPs each kernel must do (2 for a forward, 4 for dK/dV, 3 for dQ, 7 for the whole backward,
     5 for the backward with atomic dQ, in matmuls of n×n×d)."""
-    products = {"forward": 2, "forward_tma": 2, "dkdv": 4, "dq": 3, "backward": 7, "atomic_dq": 5}[kernel]
+    products = {"forward": 2, "forward_tma": 2, "dkdv": 4, "dq": 3, "backward": 7, "backward_tma": 7, "atomic_dq": 5}
+    products = products[kernel]
     return products * 2.0 * batch * n * n * d * (0.5 if causal else 1.0)
 
 
@@ -190,15 +215,21 @@ def tile_columns(row: dict) -> tuple:
     return f"{row['dkdv_block_m']}/{row['dq_block_m']}", f"{row['dkdv_block_n']}/{row['dq_block_n']}"
 
 
+def tma_switch_name() -> str:
+    """The ``CS336_FLASH_TMA`` value the launchers read at import (``none`` when unset)."""
+    return next(name for name, value in TMA_CHOICES.items() if value == AUTOTUNED_TMA)
+
+
 def write_results(config: TuneConfig, rows: list[dict], best: dict[str, list[dict]]) -> str:
     """Every timed row to kernel_configs.json, the best per kernel to kernel_configs.md; returns the markdown."""
     from cs336_systems.flash_attention.triton_kernels import L2_BUDGET
 
     l2_budget_mib = L2_BUDGET.value / 2**20
+    tma_switch = tma_switch_name()
     shape = f"batch {config.batch}, {config.heads} heads, n = {config.seq_len}, d = {config.head_dim}"
     lines = [
         f"{torch.cuda.get_device_name()}, triton {triton.__version__}; {shape}, bf16, causal {config.causal}; "
-        f"L2 group budget {l2_budget_mib:g} MiB",
+        f"L2 group budget {l2_budget_mib:g} MiB; {TMA_ENV} {tma_switch}",
         "",
         "| kernel | BLOCK_M | BLOCK_N | warps | stages | ms | TFLOP/s |",
         "|---|---|---|---|---|---|---|",
@@ -211,7 +242,7 @@ def write_results(config: TuneConfig, rows: list[dict], best: dict[str, list[dic
                 f"{r['ms']:.3f} | {r['tflops']:.0f} |"
             )
     table = "\n".join(lines)
-    result = {"config": asdict(config), "l2_budget_mib": l2_budget_mib, "rows": rows}
+    result = {"config": asdict(config), "l2_budget_mib": l2_budget_mib, "tma_switch": tma_switch, "rows": rows}
     for name, text in [("kernel_configs.json", json.dumps(result, indent=1)), ("kernel_configs.md", table + "\n")]:
         write_text_atomic(os.path.join(config.out_dir, name), text)
     return table

@@ -26,7 +26,7 @@ def test_batch_multiplies_the_rows_the_kernels_see_and_their_flops(tune):
 
 
 def test_kernels_default_to_all_in_timing_order(tune):
-    timing_order = ["forward", "forward_tma", "dkdv", "dq", "backward", "atomic_dq"]
+    timing_order = ["forward", "forward_tma", "dkdv", "dq", "backward", "backward_tma", "atomic_dq"]
     assert parse_config(tune.TuneConfig, []).kernels == timing_order
     assert parse_config(tune.TuneConfig, ["--kernels", "dkdv", "dq", "backward"]).kernels == ["dkdv", "dq", "backward"]
 
@@ -66,6 +66,21 @@ def test_forward_tma_times_the_forward_tiles_through_tensor_descriptors(tune):
     assert tune.tile_columns({"kernel": "forward_tma", "block_m": 128, "block_n": 64}) == (128, 64)
 
 
+def test_backward_tma_times_the_whole_backwards_tiles_through_tensor_descriptors(tune):
+    with_tma = tune.candidate_configs("backward_tma", {}, autotune_list=True)
+    assert with_tma == [dataclasses.replace(c, tma=True) for c in tune.candidate_configs("backward", {}, True)]
+    best = {
+        "dkdv": [{"dkdv_block_m": 32, "dkdv_block_n": 128, "num_warps": 4, "num_stages": 3}],
+        "dq": [{"dq_block_m": 128, "dq_block_n": 64, "num_warps": 4, "num_stages": 4}],
+    }
+    pairs = tune.candidate_configs("backward_tma", best, autotune_list=False)
+    assert pairs == [dataclasses.replace(c, tma=True) for c in tune.candidate_configs("backward", best, False)]
+    assert len(pairs) == 2 and all(c.tma for c in pairs)
+    assert tune.matmul_flops("backward_tma", 1, 128, 64, True) == tune.matmul_flops("backward", 1, 128, 64, True)
+    with pytest.raises(ValueError, match="backward_tma combines the best dkdv and dq tiles"):
+        tune.TuneConfig(kernels=["backward_tma"])
+
+
 def test_results_record_the_l2_group_budget(tune, tmp_path, monkeypatch):
     from cs336_systems.flash_attention import triton_kernels
 
@@ -74,8 +89,10 @@ def test_results_record_the_l2_group_budget(tune, tmp_path, monkeypatch):
     row = {"kernel": "forward", "block_m": 128, "block_n": 64, "num_warps": 8, "num_stages": 3, "ms": 2, "tflops": 1}
     table = tune.write_results(config, [row], {"forward": [row]})
     budget_mib = triton_kernels.L2_BUDGET.value / 2**20
-    assert table.splitlines()[0].endswith(f"L2 group budget {budget_mib:g} MiB")
-    assert json.loads((tmp_path / "kernel_configs.json").read_text())["l2_budget_mib"] == budget_mib
+    assert table.splitlines()[0].startswith("a GPU")
+    assert f"L2 group budget {budget_mib:g} MiB; CS336_FLASH_TMA none" in table.splitlines()[0]
+    result = json.loads((tmp_path / "kernel_configs.json").read_text())
+    assert result["l2_budget_mib"] == budget_mib and result["tma_switch"] == "none"
     assert (tmp_path / "kernel_configs.md").read_text() == table + "\n"
 
 
