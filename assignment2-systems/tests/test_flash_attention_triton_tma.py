@@ -166,8 +166,13 @@ def _one_autotune_entry(monkeypatch):
 
 
 def _autotuned_inputs():
+    """Q, K, V in the model's layout (``(batch, heads, n, d)`` views of ``(batch, n, heads, d)`` projections: the
+    descriptors are built on the sequence stride, heads x d) and the tolerance against float64."""
     dtype = torch.bfloat16 if DEVICE == "cuda" else torch.float32
-    return random_qkv((2, 2, 300, 64), 300, dtype, DEVICE, seed=30), (2e-2 if DEVICE == "cuda" else 1e-5)
+    generator = torch.Generator().manual_seed(30)
+    projections = [torch.randn(2, 300, 2, 64, generator=generator).to(DEVICE, dtype) for _ in range(3)]
+    qkv = [t.requires_grad_().transpose(1, 2) for t in projections]
+    return qkv, (2e-2 if DEVICE == "cuda" else 1e-5)
 
 
 @pytest.mark.parametrize("switch", ["forward", "backward", "both"])
