@@ -29,6 +29,9 @@ from tests.flash_attention_checks import float64_reference, random_qkv, relative
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 FLOAT32_TOLERANCE = 5e-3 if DEVICE == "cuda" else 1e-5
 SHAPES = [((2, 100, 32), 100), ((1, 70, 16), 130), ((1, 130, 16), 50)]  # ragged tiles, more and fewer keys
+# On a GPU one head size is enough (every head size is another compile of each kernel, both ways), and the bfloat16
+# test covers the autotuner's tiles at d = 64.
+FLOAT32_SHAPES = SHAPES if DEVICE == "cpu" else SHAPES[1:]
 INTERPRETED_FORWARD = ForwardConfig(32, 16, 4, 1)
 INTERPRETED_BACKWARD = BackwardConfig(16, 32, 32, 16, 4, 1)
 GPU_FORWARD = ForwardConfig(128, 64, 8, 3)  # the autotuner's pick at n = 16384, batch 16 x 16 heads
@@ -61,7 +64,7 @@ def _assert_same_as_pointer(name, actual, pointer):
         assert relative_error(actual, pointer) < (1e-5 if actual.dtype == torch.float32 else 1e-2), name
 
 
-@pytest.mark.parametrize(("shape_q", "n_keys"), SHAPES)
+@pytest.mark.parametrize(("shape_q", "n_keys"), FLOAT32_SHAPES)
 @pytest.mark.parametrize("is_causal", [False, True])
 def test_tma_forward_matches_the_reference_and_the_pointer_forward(shape_q, n_keys, is_causal):
     """Rows past the ragged ends load as zeros and are not stored."""
@@ -74,7 +77,7 @@ def test_tma_forward_matches_the_reference_and_the_pointer_forward(shape_q, n_ke
         _assert_same_as_pointer(name, actual, pointer)
 
 
-@pytest.mark.parametrize(("shape_q", "n_keys"), SHAPES)
+@pytest.mark.parametrize(("shape_q", "n_keys"), FLOAT32_SHAPES)
 @pytest.mark.parametrize("is_causal", [False, True])
 def test_tma_backward_matches_the_reference_and_the_pointer_backward(shape_q, n_keys, is_causal):
     """Both program kinds: dK/dV programs stream Q and dO tiles, dQ programs K and V tiles, through descriptors."""
