@@ -233,3 +233,13 @@ def test_tma_switch_under_torch_compile_on_gpu(monkeypatch):
     for name, actual, expected in zip(("O", "dQ", "dK", "dV"), results, (ref_out, *ref_grads), strict=True):
         assert relative_error(actual.detach().cpu(), expected) < tolerance, name
     torch._dynamo.reset()
+
+
+def test_tma_switch_in_the_compiled_ops_rejects_misaligned_tensors(monkeypatch):
+    """The ops' bodies see fake tensors under ``torch.compile``: they check the starts as offsets into storages."""
+    monkeypatch.setattr(triton_function, "AUTOTUNED_TMA", (True, True))
+    q = torch.randn(2 * 16 * 16 + 1, device=DEVICE)[1:].view(2, 16, 16)  # 4 bytes into its storage
+    with pytest.raises(ValueError, match="16-byte aligned tensors; got one at byte offset into its storage 0x4"):
+        triton_function.flash_attention_forward(q, q, q, True)
+    with pytest.raises(ValueError, match="byte offset into its storage"):
+        triton_function.flash_attention_backward(q, q, q, q, torch.zeros(2, 16, device=DEVICE), q, True)

@@ -347,12 +347,25 @@ def _prepare_tma(*tensors: Tensor) -> None:
     happens, not once per process: the eager backward may run on autograd's device thread). Descriptors need 16-byte
     aligned starts and strides: the strides are multiples of ``STRIDE_MULTIPLE`` elements (checked with the views,
     :func:`_launch_views`, or made so by :func:`_kernel_input`), so only the starts are checked here. Under
-    ``torch.compile`` Inductor's launcher sets its own allocator before each launch of a kernel that needs one."""
+    ``torch.compile`` the ops check with :func:`_check_traced_tma` instead."""
     _check_tma_device(tensors[0].device)
-    for t in tensors:
-        if t.data_ptr() % 16:
-            raise ValueError(f"the TMA kernels need 16-byte aligned tensors; got one at address {t.data_ptr():#x}")
+    _check_tma_starts("address", [t.data_ptr() for t in tensors])
     triton.set_allocator(_tma_scratch)
+
+
+def _check_traced_tma(*tensors: Tensor) -> None:
+    """:func:`_prepare_tma` for the ``triton_op`` bodies, which see fake tensors (no addresses) under
+    ``torch.compile``: the starts are checked as byte offsets into their storages (the caching allocator aligns
+    storages to 512 bytes), and Inductor's launcher sets its own allocator before each launch of a kernel that needs
+    one."""
+    _check_tma_device(tensors[0].device)
+    _check_tma_starts("byte offset into its storage", [t.storage_offset() * t.element_size() for t in tensors])
+
+
+def _check_tma_starts(what: str, starts: list[int]) -> None:
+    for start in starts:
+        if start % 16:
+            raise ValueError(f"the TMA kernels need 16-byte aligned tensors; got one at {what} {start:#x}")
 
 
 def _launch_views(*tensors: Tensor) -> list[Tensor]:
@@ -447,7 +460,7 @@ def flash_attention_forward(q: Tensor, k: Tensor, v: Tensor, is_causal: bool) ->
     out = _empty_output(q4, v4)
     lse = torch.empty(q.shape[:-1], dtype=torch.float32, device=q.device)
     if AUTOTUNED_TMA[0]:
-        _check_tma_device(q.device)  # the body sees fake tensors (no addresses); Inductor sets the allocator
+        _check_traced_tma(q4, k4, v4, out)
     strides = (*_row_strides(q4), *_row_strides(k4), *_row_strides(v4), *_row_strides(out))
     wrap_triton(_kernels().flash_fwd_kernel)[_forward_grid(rows * n_heads, n_queries)](
         q4, k4, v4, out, lse, *strides, *_scalars(n_heads, n_queries, k4.shape[2]),
@@ -467,7 +480,7 @@ def flash_attention_backward(
     delta = torch.empty_like(lse)
     dq, dk, dv = torch.empty_like(q4), torch.empty_like(k4), torch.empty_like(v4)
     if AUTOTUNED_TMA[1]:
-        _check_tma_device(q.device)  # as in the forward op
+        _check_traced_tma(q4, k4, v4, do4, dq, dk, dv)
     kernels = _kernels()
     o_strides, do_strides = _row_strides(o4), _row_strides(do4)
     wrap_triton(kernels.flash_bwd_preprocess_kernel)[_preprocess_grid(rows * n_heads, n_queries)](
