@@ -93,9 +93,10 @@ def test_tma_backward_matches_the_reference_and_the_pointer_backward(shape_q, n_
 
 
 @pytest.mark.skipif(DEVICE != "cuda", reason="bf16 tl.dot needs a GPU (the interpreter mishandles it)")
-@pytest.mark.parametrize("is_causal", [False, True])
-def test_tma_forward_and_backward_in_bfloat16_on_gpu(is_causal):
-    """The autotuner's tiles at n = 16384, batch 16 x 16 heads, on ragged lengths."""
+def test_tma_forward_and_backward_in_bfloat16_on_gpu():
+    """The autotuner's tiles at n = 16384, batch 16 x 16 heads, causal, on ragged lengths (the float32 tests cover
+    attention without a mask on the GPU; each case here is four more compiles)."""
+    is_causal = True
     q, k, v = (x.detach() for x in random_qkv((4, 1000, 64), 1000, torch.bfloat16, DEVICE, seed=14))
     grad_out = torch.randn(q.shape, generator=torch.Generator().manual_seed(15)).to(DEVICE, torch.bfloat16)
     ref_out, ref_lse, *ref_grads = float64_reference(q, k, v, grad_out, is_causal)
@@ -134,13 +135,10 @@ def test_tma_kernels_need_a_hopper_gpu(monkeypatch):
         _pinned_forward(q, q, q, False, ForwardConfig(16, 16, tma=True))
     with pytest.raises(ValueError, match="compute capability 9.0"):
         _pinned_backward(q, q, q, q, lse, q, False, _with_tma(INTERPRETED_BACKWARD))
-    _one_autotune_entry(monkeypatch)
-    monkeypatch.setattr(triton_function, "AUTOTUNED_TMA", (False, True))
+    monkeypatch.setattr(triton_function, "AUTOTUNED_TMA", (True, True))
     monkeypatch.setattr(triton_function, "_PLANS", {})
-    q.requires_grad_()
-    out = FlashAttentionTriton.apply(q, q, q, False)
     with pytest.raises(ValueError, match="compute capability 9.0"):
-        out.sum().backward()
+        FlashAttentionTriton.apply(q, q, q, False)
 
 
 @pytest.mark.parametrize(
