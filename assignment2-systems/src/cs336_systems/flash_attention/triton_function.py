@@ -20,6 +20,10 @@ dim that is not contiguous, such as the stride-0 dO of ``o.sum().backward()``; s
 and dV take their inputs' layouts, and O takes V's (Q's when their shapes differ): RoPE leaves the model's Q
 contiguous but V in the projection's order, so O in V's order makes the model's ``h s d -> s (h d)`` rearrange a
 view. O comes back in Q's shape and L, contiguous float32, in Q's shape without the last dim.
+
+``CS336_FLASH_TMA`` (``none``, ``forward``, ``backward`` or ``both``, read at import) has both paths launch the named
+kernels with their tiles moved through tensor descriptors (Hopper or newer; a clear error elsewhere), as pinned
+configs do with ``tma=True``.
 """
 
 import importlib
