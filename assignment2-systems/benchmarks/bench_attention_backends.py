@@ -95,6 +95,7 @@ from cs336_basics.toolkit.atomic import write_json_atomic, write_text_atomic  # 
 from cs336_basics.toolkit.tables import records_table  # noqa: E402
 from cs336_systems.benchmarking.model_benchmark import is_out_of_memory  # noqa: E402
 from cs336_systems.benchmarking.timing import TimingStats, time_repeated  # noqa: E402
+from cs336_systems.flash_attention.triton_function import TMA_ENV, autotuned_tma_name  # noqa: E402
 
 
 def flash_triton_unavailable(device: torch.device) -> str | None:
@@ -208,11 +209,17 @@ def write_results(config: BenchConfig, rows: list[dict], device: torch.device) -
     """``attention_backends.json`` (config, machine, rows) and ``attention_backends.md`` (the table), atomically."""
     rows = with_ratios(rows)
     machine = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    meta = {"device": machine, "torch": torch.__version__, "config": dataclasses.asdict(config)}
+    meta = {
+        "device": machine,
+        "torch": torch.__version__,
+        "tma_switch": autotuned_tma_name(),
+        "config": dataclasses.asdict(config),
+    }
     write_json_atomic(os.path.join(config.out_dir, "attention_backends.json"), {**meta, "rows": rows})
     header = (
         f"{config.size} model, {config.tokens_per_step} tokens per step, {config.precision}, "
-        f"forward + backward + AdamW step; {machine}, torch {torch.__version__}"
+        f"forward + backward + AdamW step; {machine}, torch {torch.__version__}; flash_triton {TMA_ENV} "
+        f"{autotuned_tma_name()}"
     )
     table = records_table([{**row, "compiled": "yes" if row["compiled"] else "no"} for row in rows], COLUMNS)
     write_text_atomic(os.path.join(config.out_dir, "attention_backends.md"), f"{header}\n\n{table}\n")

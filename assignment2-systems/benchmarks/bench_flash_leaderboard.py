@@ -74,6 +74,7 @@ import triton  # noqa: E402
 from cs336_basics.toolkit.atomic import write_text_atomic  # noqa: E402
 from cs336_systems.flash_attention import FlashAttentionTriton  # noqa: E402
 from cs336_systems.flash_attention.reference import naive_attention  # noqa: E402
+from cs336_systems.flash_attention.triton_function import TMA_ENV, autotuned_tma_name  # noqa: E402
 from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 
 Attention = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -234,7 +235,8 @@ def write_results(config: LeaderboardConfig, rows: list[dict], correctness: list
     device = torch.cuda.get_device_name()
     lines = [
         f"device: {device}, torch {torch.__version__}, triton {triton.__version__}; "
-        f"batch {config.batch}, {config.heads} heads, d={config.head_dim}, bf16, causal",
+        f"batch {config.batch}, {config.heads} heads, d={config.head_dim}, bf16, causal; "
+        f"{TMA_ENV} {autotuned_tma_name()}",
         "",
         markdown_table(rows),
         "",
@@ -247,6 +249,7 @@ def write_results(config: LeaderboardConfig, rows: list[dict], correctness: list
         "device": device,
         "torch": torch.__version__,
         "triton": triton.__version__,
+        "tma_switch": autotuned_tma_name(),
         "config": asdict(config),
         "correctness": correctness,
         "timings": rows,

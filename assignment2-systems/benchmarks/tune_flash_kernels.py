@@ -86,11 +86,10 @@ import torch  # noqa: E402
 import triton  # noqa: E402
 from cs336_basics.toolkit.atomic import write_text_atomic  # noqa: E402
 from cs336_systems.flash_attention.triton_function import (  # noqa: E402
-    AUTOTUNED_TMA,
-    TMA_CHOICES,
     TMA_ENV,
     BackwardConfig,
     ForwardConfig,
+    autotuned_tma_name,
     launch_backward,
     launch_forward,
 )
@@ -215,17 +214,12 @@ def tile_columns(row: dict) -> tuple:
     return f"{row['dkdv_block_m']}/{row['dq_block_m']}", f"{row['dkdv_block_n']}/{row['dq_block_n']}"
 
 
-def tma_switch_name() -> str:
-    """The ``CS336_FLASH_TMA`` value the launchers read at import (``none`` when unset)."""
-    return next(name for name, value in TMA_CHOICES.items() if value == AUTOTUNED_TMA)
-
-
 def write_results(config: TuneConfig, rows: list[dict], best: dict[str, list[dict]]) -> str:
     """Every timed row to kernel_configs.json, the best per kernel to kernel_configs.md; returns the markdown."""
     from cs336_systems.flash_attention.triton_kernels import L2_BUDGET
 
     l2_budget_mib = L2_BUDGET.value / 2**20
-    tma_switch = tma_switch_name()
+    tma_switch = autotuned_tma_name()
     shape = f"batch {config.batch}, {config.heads} heads, n = {config.seq_len}, d = {config.head_dim}"
     lines = [
         f"{torch.cuda.get_device_name()}, triton {triton.__version__}; {shape}, bf16, causal {config.causal}; "

@@ -67,6 +67,11 @@ def _autotuned_tma() -> tuple[bool, bool]:
 AUTOTUNED_TMA = _autotuned_tma()
 
 
+def autotuned_tma_name() -> str:
+    """The ``CS336_FLASH_TMA`` value in force (``none`` when unset), for benchmarks to record with their timings."""
+    return next(name for name, value in TMA_CHOICES.items() if value == AUTOTUNED_TMA)
+
+
 def _kernels() -> ModuleType:
     """Import the Triton kernels on first use: ``triton.jit`` picks compile or interpret mode at
     decoration time, and tests switch on ``TRITON_INTERPRET`` after this module may be imported."""
