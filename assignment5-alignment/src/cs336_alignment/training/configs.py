@@ -56,4 +56,4 @@ class DPORunConfig:
     dpo: DPOConfig = field(default_factory=DPOConfig)
     pairs: str = field(default="hh", metadata={"help": "hh (Anthropic HH, downloaded when online) or a JSONL path"})
     val_size: int = field(default=200, metadata={"help": "validation pairs held out (at most a tenth of them)"})
-    ref_device: str = field(default="", metadata={"help": "device of the reference model (default: the policy's)"})
+    ref_device: str | None = field(default=None, metadata={"help": "reference model's device (none: the policy's)"})
