@@ -21,6 +21,7 @@ CONFIGS = {
     "bench_checkpointing": "CheckpointingConfig",
     "bench_comm": "CommBenchConfig",
     "bench_ddp": "DDPBenchConfig",
+    "bench_flash_forward_paths": "ForwardPathsConfig",
     "bench_flash_grid": "GridConfig",
     "bench_flash_host_overhead": "HostOverheadConfig",
     "bench_flash_leaderboard": "LeaderboardConfig",
