@@ -42,5 +42,5 @@ class InstructionOutputsConfig:
     )
     limit: int = field(default=0, metadata={"help": "first N instructions (0: all)"})
     max_tokens: int = field(default=512, metadata={"help": "response length cap (tokens)"})
-    generator: str = field(default="", metadata={"help": "name recorded with the outputs (default: the model)"})
+    generator: str | None = field(default=None, metadata={"help": "name recorded with the outputs (none: the model)"})
     out_dir: str = field(default="runs/instruction_outputs", metadata={"help": "folder for <benchmark>.json"})

@@ -55,7 +55,9 @@ class SFTSweepConfig:
     subset_seed: int = field(default=0, metadata={"help": "seed of the subset rule (0: the committed subset)"})
     val_size: int = field(default=200, metadata={"help": "first N subset problems for intermediate evaluations"})
     max_tokens: int = field(default=512, metadata={"help": "evaluation response length cap (tokens)"})
-    save_checkpoint: str = field(default="", metadata={"help": "save the policy of the --save_size run here"})
+    save_checkpoint: str | None = field(
+        default=None, metadata={"help": "save the policy of the --save_size run here (none: not saved)"}
+    )
     save_size: int = field(default=-1, metadata={"help": "train size whose policy is saved (-1: the last listed)"})
 
 
@@ -82,8 +84,8 @@ class ExpertIterationSweepConfig:
     subset_size: int = field(default=500, metadata={"help": "fixed GSM8K test subset for the final accuracy"})
     subset_seed: int = field(default=0, metadata={"help": "seed of the subset rule (0: the committed subset)"})
     val_size: int = field(default=200, metadata={"help": "first N subset problems evaluated after every round"})
-    state_dir: str = field(
-        default="",
+    state_dir: str | None = field(
+        default=None,
         metadata={
             "help": "save each setting's state here after every round (a folder per setting), and continue from it "
             "when it is there (the same command again; only --ei.ei_max_seconds and --out_dir may change)"
@@ -114,7 +116,7 @@ class GRPOExperimentConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     out_dir: str = field(default="runs/grpo_experiment", metadata={"help": "folder for the table, plot and JSONL"})
-    run_name: str = field(default="", metadata={"help": "label in tables and plots (default: the changed flags)"})
+    run_name: str | None = field(default=None, metadata={"help": "label in tables and plots (none: the changed flags)"})
     prompt: str = field(
         default="r1_zero",
         metadata={"help": "r1_zero or question_only: the prompt, stop strings and reward of training and evaluation"},
@@ -122,8 +124,8 @@ class GRPOExperimentConfig:
     subset_size: int = field(default=500, metadata={"help": "fixed GSM8K test subset, evaluated before and after"})
     subset_seed: int = field(default=0, metadata={"help": "seed of the subset rule (0: the committed subset)"})
     val_size: int = field(default=200, metadata={"help": "first N subset problems validated every eval_every steps"})
-    state_dir: str = field(
-        default="",
+    state_dir: str | None = field(
+        default=None,
         metadata={
             "help": "save the training state here when the run stops, and continue from it when it is there "
             "(the same command again; only --grpo.max_seconds, --grpo.eval_every and --out_dir may change)"
@@ -138,7 +140,7 @@ class RunComparisonConfig:
 
     runs: list[str] = field(default_factory=list, metadata={"help": "experiment output folders"})
     name: str = field(default="comparison", metadata={"help": "base name of the table and plot files"})
-    title: str = field(default="", metadata={"help": "figure and table title (default: from the name)"})
+    title: str | None = field(default=None, metadata={"help": "figure and table title (none: from the name)"})
     out_dir: str = field(default="runs/comparison", metadata={"help": "folder for the table and plot"})
     at_step: int = field(
         default=0,
