@@ -6,9 +6,12 @@ from-scratch attention), ``sdpa`` (PyTorch's fused kernels) and ``flash_triton``
 Every context length processes the same tokens per step (batch = tokens_per_step / context), eager and under
 ``torch.compile`` (dynamo is reset before every compiled configuration, so no configuration inherits another's
 guards or dynamic shapes); each row's "vs sdpa" is its tokens/s over SDPA's at the same context and compile mode,
-in the same run. A configuration that runs out of memory, or fails otherwise, becomes a row with that status and
-the sweep carries on. ``attention_backends.json`` and ``attention_backends.md`` in ``--out_dir`` are rewritten
-atomically after every configuration, so an interrupted run keeps the rows it finished.
+in the same run. After an ``sdpa`` row's timed steps one more step runs under ``torch.profiler``, and its CUDA
+kernels' names say which SDPA backend it ran (flash, cuDNN, memory-efficient or math: the ``sdpa kernel`` column and
+the JSON's ``sdpa_kernel`` and ``sdpa_profile``; ``cs336_systems.benchmarking.sdpa_backend``). A configuration that
+runs out of memory, or fails otherwise, becomes a row with that status and the sweep carries on.
+``attention_backends.json`` and ``attention_backends.md`` in ``--out_dir`` are rewritten atomically after every
+configuration, so an interrupted run keeps the rows it finished.
 
 Run (GPU machine, repository root; the compiled configurations take most of the time, each compiling afresh, so
 ``--compile off`` and ``--compile on`` with two ``--out_dir`` split the sweep into two shorter runs):
@@ -46,6 +49,8 @@ SMOKE = {
     "device": "cpu",
 }
 """What ``--smoke`` sets: the CPU-sized model and sweep (fp32: Triton's interpreter mishandles bf16 dots)."""
+NOT_ON_CPU = "n/a (cpu)"
+"""The ``sdpa kernel`` column on the CPU, where SDPA has no CUDA kernels to name."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,7 @@ from cs336_basics.optimizer import AdamW  # noqa: E402
 from cs336_basics.toolkit.atomic import write_json_atomic, write_text_atomic  # noqa: E402
 from cs336_basics.toolkit.tables import records_table  # noqa: E402
 from cs336_systems.benchmarking.model_benchmark import is_out_of_memory  # noqa: E402
+from cs336_systems.benchmarking.sdpa_backend import profile_sdpa_backend  # noqa: E402
 from cs336_systems.benchmarking.timing import TimingStats, time_repeated  # noqa: E402
 from cs336_systems.flash_attention.triton_function import TMA_ENV, autotuned_tma_name  # noqa: E402
 
@@ -159,6 +165,8 @@ def measure(config: BenchConfig, backend: str, context: int, compiled: bool, dev
         synchronize()
         row["warmup_s"] = time.perf_counter() - start
         stats = TimingStats.from_seconds(time_repeated(step, 0, config.steps, synchronize))
+        if backend == "sdpa":
+            row.update(sdpa_kernel_fields(step, device))
     except Exception as error:
         if is_out_of_memory(error):
             return {**row, "status": "OOM"}
@@ -174,6 +182,20 @@ def measure(config: BenchConfig, backend: str, context: int, compiled: bool, dev
     if device.type == "cuda":
         row["peak_GiB"] = torch.cuda.max_memory_allocated(device) / 2**30
     return row
+
+
+def sdpa_kernel_fields(step: Callable[[], None], device: torch.device) -> dict:
+    """``sdpa_kernel``: the SDPA backend one more step ran on CUDA, by its kernels' names (flash, cudnn, efficient,
+    math or unknown; :mod:`cs336_systems.benchmarking.sdpa_backend`), and ``sdpa_profile``: the kernel names and ATen
+    ops it was read from. On the CPU the column says it does not apply."""
+    if device.type != "cuda":
+        return {"sdpa_kernel": NOT_ON_CPU}
+    try:
+        profiled = profile_sdpa_backend(step, device)
+    except Exception as error:  # the row keeps its timings; the column says why it has no backend
+        traceback.print_exc()
+        return {"sdpa_kernel": f"profile failed: {type(error).__name__}"}
+    return {"sdpa_kernel": profiled.pop("backend"), "sdpa_profile": profiled}
 
 
 def with_ratios(rows: list[dict]) -> list[dict]:
@@ -201,6 +223,7 @@ COLUMNS = {
     "step_ms": "step ms",
     "step_std_ms": "± ms",
     "peak_GiB": "peak GiB",
+    "sdpa_kernel": "sdpa kernel",
     "status": "status",
 }
 

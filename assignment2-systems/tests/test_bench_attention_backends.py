@@ -31,9 +31,26 @@ def test_smoke_run_writes_the_table_and_json(bench, tmp_path):
     assert all(row["tokens_per_s"] > 0 for row in rows)
     assert [row["vs_sdpa"] for row in rows if row["backend"] == "sdpa"] == [1.0, 1.0]
     assert result["config"]["device"] == "cpu" and result["config"]["compile"] == "off"
+    assert [row.get("sdpa_kernel") for row in rows] == [None, bench.NOT_ON_CPU] * len(bench.SMOKE["contexts"])
     table = (tmp_path / "attention_backends.md").read_text()
     assert "| context | batch | compiled | backend | tokens/s | vs sdpa |" in table
+    assert "| peak GiB | sdpa kernel | status |" in table and table.count(f"| {bench.NOT_ON_CPU} |") == 2
     assert table.count("| naive |") == len(bench.SMOKE["contexts"])
+
+
+def test_the_sdpa_rows_name_their_kernels_backend_and_a_failed_profile_keeps_the_row(bench, monkeypatch):
+    profiled = {"backend": "cudnn", "kernels": {"cudnn_generated_fort_native_sdpa_sm90": "cudnn"}, "ops": ["op"]}
+    monkeypatch.setattr(bench, "profile_sdpa_backend", lambda step, device: dict(profiled))
+    fields = bench.sdpa_kernel_fields(lambda: None, torch.device("cuda"))
+    assert fields == {"sdpa_kernel": "cudnn", "sdpa_profile": {"kernels": profiled["kernels"], "ops": ["op"]}}
+
+    def failing(step, device):
+        raise RuntimeError("CUPTI_ERROR_NOT_INITIALIZED")
+
+    monkeypatch.setattr(bench, "profile_sdpa_backend", failing)
+    assert bench.sdpa_kernel_fields(lambda: None, torch.device("cuda")) == {
+        "sdpa_kernel": "profile failed: RuntimeError"
+    }
 
 
 def test_a_failing_configuration_becomes_a_row_and_the_sweep_goes_on(bench, tmp_path, monkeypatch):
