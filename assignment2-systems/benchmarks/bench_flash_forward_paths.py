@@ -19,7 +19,8 @@ The pinned config defaults to the autotuner's pick at this shape on an H200 (BEN
 128 x 128 tiles, 4 warps, 3 stages with TMA when ``CS336_FLASH_TMA`` puts it in the forward, else 128 x 64, 8 warps,
 3 stages with pointer loads. The ladder runs ``--rounds`` times, so drift over the run (clocks, temperature) shows
 as a difference between rounds rather than between rungs. Times are ``triton.testing.do_bench`` medians; every row
-is printed as it is timed, and ``forward_paths.json`` / ``.md`` in ``--out_dir`` are rewritten atomically after it.
+is printed as it is timed, with its host ms (the CPU time of one call, the launch path's share), and
+``forward_paths.json`` / ``.md`` in ``--out_dir`` are rewritten atomically after it.
 
 Run (GPU machine, repo root):
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src \\
@@ -31,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Literal
@@ -69,6 +71,7 @@ class ForwardPathsConfig:
     rounds: int = field(default=2, metadata={"help": "times the whole ladder is timed, one round after the other"})
     warmup_ms: int = field(default=50, metadata={"help": "do_bench warm-up time per rung"})
     rep_ms: int = field(default=300, metadata={"help": "do_bench measuring time per rung"})
+    host_calls: int = field(default=20, metadata={"help": "calls issued back to back for each rung's host ms"})
     block_m: int | None = field(default=None, metadata={"help": "pinned query tile (none: the autotuner's pick)"})
     block_n: int | None = field(default=None, metadata={"help": "pinned key tile (none: the autotuner's pick)"})
     num_warps: int | None = field(default=None, metadata={"help": "pinned warps (none: the autotuner's pick)"})
@@ -83,8 +86,8 @@ class ForwardPathsConfig:
             raise ValueError("rungs is empty")
         if unknown := sorted(set(self.rungs) - set(RUNGS)):
             raise ValueError(f"unknown rungs {unknown}; choose from {', '.join(RUNGS)}")
-        if min(self.batch, self.heads, self.seq_len, self.head_dim, self.rounds) < 1:
-            raise ValueError("batch, heads, seq_len, head_dim and rounds must be >= 1")
+        if min(self.batch, self.heads, self.seq_len, self.head_dim, self.rounds, self.host_calls) < 1:
+            raise ValueError("batch, heads, seq_len, head_dim, rounds and host_calls must be >= 1")
         tiles = (self.block_m, self.block_n, self.num_warps, self.num_stages)
         if any(value is not None and value < 1 for value in tiles):
             raise ValueError(f"the pinned tiles and schedule must be >= 1; got {tiles}")
@@ -163,6 +166,18 @@ def rung_call(rung: str, inputs: dict[str, QKV], pinned: ForwardConfig) -> Calla
     return launch
 
 
+def host_ms(call: Callable[[], Tensor], calls: int) -> float:
+    """CPU milliseconds per call, issuing ``calls`` calls without waiting for the GPU: ``do_bench`` times from an
+    event recorded before the call, so a host path slower than the L2 flush before it shows in the median."""
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(calls):
+        call()
+    elapsed = time.perf_counter() - start
+    torch.cuda.synchronize()
+    return elapsed * 1e3 / calls
+
+
 def with_ratios(rows: list[dict]) -> list[dict]:
     """Each row with ``vs_first`` (its ms over the round's first rung) and ``vs_cudnn`` (over the round's cuDNN
     rung, when timed)."""
@@ -186,6 +201,7 @@ COLUMNS = {
     "rung": "rung",
     "path": "path",
     "ms": "ms",
+    "host_ms": "host ms",
     "vs_first": "vs first rung",
     "vs_cudnn": "vs cuDNN",
 }
@@ -232,8 +248,9 @@ def main(config: ForwardPathsConfig) -> None:
     for round_ in range(1, config.rounds + 1):
         for rung, call in calls.items():
             ms = triton.testing.do_bench(call, warmup=config.warmup_ms, rep=config.rep_ms, return_mode="median")
-            rows.append({"round": round_, "rung": rung, "path": RUNGS[rung], "ms": ms})
-            print(f"round {round_} {rung}: {ms:.3f} ms", flush=True)
+            host = host_ms(call, config.host_calls)
+            rows.append({"round": round_, "rung": rung, "path": RUNGS[rung], "ms": ms, "host_ms": host})
+            print(f"round {round_} {rung}: {ms:.3f} ms, host {host:.3f} ms", flush=True)
             text = write_results(config, machine, rows)
     print(text)
 

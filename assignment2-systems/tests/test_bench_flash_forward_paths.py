@@ -35,6 +35,7 @@ def test_the_pinned_rungs_default_to_the_autotuners_pick_for_the_switch(probe):
 @pytest.mark.parametrize(
     ("changes", "message"),
     [({"rungs": []}, "rungs is empty"), ({"rungs": ["leaf"]}, "unknown rungs"), ({"rounds": 0}, "must be >= 1")]
+    + [({"host_calls": 0}, "host_calls must be >= 1")]
     + [({"block_n": 0}, "pinned tiles")],
 )
 def test_bad_configurations_are_rejected(probe, changes, message):
@@ -47,15 +48,15 @@ def test_the_table_compares_each_rung_with_its_rounds_first_and_cudnn(probe, tmp
     machine = {"device": "H200", "torch": "2.11", "triton": "3.6", "tma_switch": "both", "pinned": "ForwardConfig()"}
     times = {"rows_pinned": 19.5, "leaf_apply": 20.3, "leaf_cudnn": 19.6}
     rows = [
-        {"round": round_, "rung": rung, "path": probe.RUNGS[rung], "ms": ms + round_ - 1}
+        {"round": round_, "rung": rung, "path": probe.RUNGS[rung], "ms": ms + round_ - 1, "host_ms": 0.25}
         for round_ in (1, 2)
         for rung, ms in times.items()
     ]
     text = probe.write_results(config, machine, rows[:4])  # a cut run: round 2 has no cuDNN row yet
     assert "CS336_FLASH_TMA both; pinned ForwardConfig()" in text
-    assert "| round | rung | path | ms | vs first rung | vs cuDNN |" in text
-    assert f"| 1 | leaf_apply | {probe.RUNGS['leaf_apply']} | 20.300 | 1.041 | 1.036 |" in text
-    assert text.rstrip().endswith(f"| 2 | rows_pinned | {probe.RUNGS['rows_pinned']} | 20.500 | 1.000 | - |")
+    assert "| round | rung | path | ms | host ms | vs first rung | vs cuDNN |" in text
+    assert f"| 1 | leaf_apply | {probe.RUNGS['leaf_apply']} | 20.300 | 0.250 | 1.041 | 1.036 |" in text
+    assert text.rstrip().endswith(f"| 2 | rows_pinned | {probe.RUNGS['rows_pinned']} | 20.500 | 0.250 | 1.000 | - |")
     probe.write_results(config, machine, rows)
     result = json.loads((tmp_path / "forward_paths.json").read_text())
     assert result["tma_switch"] == "both" and result["config"]["rungs"] == config.rungs
