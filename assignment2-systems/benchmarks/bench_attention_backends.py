@@ -6,12 +6,13 @@ from-scratch attention), ``sdpa`` (PyTorch's fused kernels) and ``flash_triton``
 Every context length processes the same tokens per step (batch = tokens_per_step / context), eager and under
 ``torch.compile`` (dynamo is reset before every compiled configuration, so no configuration inherits another's
 guards or dynamic shapes); each row's "vs sdpa" is its tokens/s over SDPA's at the same context and compile mode,
-in the same run. After an ``sdpa`` row's timed steps one more step runs under ``torch.profiler``, and its CUDA
-kernels' names say which SDPA backend it ran (flash, cuDNN, memory-efficient or math: the ``sdpa kernel`` column and
-the JSON's ``sdpa_kernel`` and ``sdpa_profile``; ``cs336_systems.benchmarking.sdpa_backend``). A configuration that
-runs out of memory, or fails otherwise, becomes a row with that status and the sweep carries on.
-``attention_backends.json`` and ``attention_backends.md`` in ``--out_dir`` are rewritten atomically after every
-configuration, so an interrupted run keeps the rows it finished.
+in the same run. After the sweep, one step of each ``sdpa`` configuration (``--no-profile_sdpa``: none) runs again
+under ``torch.profiler`` (after the timings, so none is timed after a profiler session), and its CUDA kernels' names
+say which SDPA backend it ran (flash, cuDNN, memory-efficient or math: the ``sdpa kernel`` column and the JSON's
+``sdpa_kernel`` and ``sdpa_profile``; ``cs336_systems.benchmarking.sdpa_backend``). A configuration that runs out of
+memory, or fails otherwise, becomes a row with that status and the sweep carries on. ``attention_backends.json`` and
+``attention_backends.md`` in ``--out_dir`` are rewritten atomically after every configuration (and after each
+profile), so an interrupted run keeps the rows it finished.
 
 Run (GPU machine, repository root; the compiled configurations take most of the time, each compiling afresh, so
 ``--compile off`` and ``--compile on`` with two ``--out_dir`` split the sweep into two shorter runs):
@@ -67,6 +68,9 @@ class BenchConfig:
     warmup: int = field(default=5, metadata={"help": "untimed steps first (they include compilation)"})
     steps: int = field(default=20, metadata={"help": "timed steps"})
     device: str = field(default="cuda", metadata={"help": "cuda, or cpu (flash_triton then needs TRITON_INTERPRET=1)"})
+    profile_sdpa: bool = field(
+        default=True, metadata={"help": "after the sweep, profile a step of each sdpa row to name its SDPA kernel"}
+    )
     smoke: bool = field(default=False, metadata={"help": f"tiny CPU run, overriding {sorted(SMOKE)}"})
 
     def __post_init__(self):
@@ -165,8 +169,6 @@ def measure(config: BenchConfig, backend: str, context: int, compiled: bool, dev
         synchronize()
         row["warmup_s"] = time.perf_counter() - start
         stats = TimingStats.from_seconds(time_repeated(step, 0, config.steps, synchronize))
-        if backend == "sdpa":
-            row.update(sdpa_kernel_fields(step, device))
     except Exception as error:
         if is_out_of_memory(error):
             return {**row, "status": "OOM"}
@@ -184,13 +186,20 @@ def measure(config: BenchConfig, backend: str, context: int, compiled: bool, dev
     return row
 
 
-def sdpa_kernel_fields(step: Callable[[], None], device: torch.device) -> dict:
-    """``sdpa_kernel``: the SDPA backend one more step ran on CUDA, by its kernels' names (flash, cudnn, efficient,
-    math or unknown; :mod:`cs336_systems.benchmarking.sdpa_backend`), and ``sdpa_profile``: the kernel names and ATen
-    ops it was read from. On the CPU the column says it does not apply."""
+def sdpa_kernel_fields(config: BenchConfig, context: int, compiled: bool, device: torch.device) -> dict:
+    """``sdpa_kernel``: the SDPA backend a step of a fresh ``sdpa`` model ran on CUDA, by its kernels' names (flash,
+    cudnn, efficient, math or unknown; :mod:`cs336_systems.benchmarking.sdpa_backend`), and ``sdpa_profile``: the
+    kernel names and ATen ops it was read from. Run after the whole sweep, so that no timed step follows a profiler
+    session; compiled models compile again first (from Inductor's on-disk cache where it holds the sweep's graphs).
+    On the CPU the column says it does not apply."""
     if device.type != "cuda":
         return {"sdpa_kernel": NOT_ON_CPU}
+    _release(device)
+    if compiled:
+        torch._dynamo.reset()
     try:
+        step = training_step(config, "sdpa", context, compiled, device)
+        step()  # compiles; the profiled step is a steady one
         profiled = profile_sdpa_backend(step, device)
     except Exception as error:  # the row keeps its timings; the column says why it has no backend
         traceback.print_exc()
@@ -270,6 +279,12 @@ def run(config: BenchConfig) -> list[dict]:
         result = f"{row['tokens_per_s']:,.0f} tokens/s" if row["status"] == "ok" else row["status"]
         print(f"[{index}/{len(cells)}] {backend}, context {context}, {mode}: {result}", flush=True)
         write_results(config, rows, device)
+    for row in rows if config.profile_sdpa else []:
+        if row["backend"] == "sdpa" and row["status"] == "ok":
+            row.update(sdpa_kernel_fields(config, row["context"], row["compiled"], device))
+            mode = "compiled" if row["compiled"] else "eager"
+            print(f"sdpa, context {row['context']}, {mode}: kernels of {row['sdpa_kernel']}", flush=True)
+            write_results(config, rows, device)
     return with_ratios(rows)
 
 

@@ -36,21 +36,28 @@ def test_smoke_run_writes_the_table_and_json(bench, tmp_path):
     assert "| context | batch | compiled | backend | tokens/s | vs sdpa |" in table
     assert "| peak GiB | sdpa kernel | status |" in table and table.count(f"| {bench.NOT_ON_CPU} |") == 2
     assert table.count("| naive |") == len(bench.SMOKE["contexts"])
+    unprofiled = bench.run(
+        parse_config(bench.BenchConfig, ["--smoke", "--out_dir", str(tmp_path), "--no-profile_sdpa"])
+    )
+    assert {row.get("sdpa_kernel") for row in unprofiled} == {None}
 
 
 def test_the_sdpa_rows_name_their_kernels_backend_and_a_failed_profile_keeps_the_row(bench, monkeypatch):
+    steps = []
+    monkeypatch.setattr(bench, "_release", lambda device: None)
+    monkeypatch.setattr(bench, "training_step", lambda *args: lambda: steps.append(args[1:4]))
     profiled = {"backend": "cudnn", "kernels": {"cudnn_generated_fort_native_sdpa_sm90": "cudnn"}, "ops": ["op"]}
     monkeypatch.setattr(bench, "profile_sdpa_backend", lambda step, device: dict(profiled))
-    fields = bench.sdpa_kernel_fields(lambda: None, torch.device("cuda"))
+    fields = bench.sdpa_kernel_fields(bench.BenchConfig(), 1024, False, torch.device("cuda"))
     assert fields == {"sdpa_kernel": "cudnn", "sdpa_profile": {"kernels": profiled["kernels"], "ops": ["op"]}}
+    assert steps == [("sdpa", 1024, False)]  # a fresh model's first step (its compilation) is not the profiled one
 
     def failing(step, device):
         raise RuntimeError("CUPTI_ERROR_NOT_INITIALIZED")
 
     monkeypatch.setattr(bench, "profile_sdpa_backend", failing)
-    assert bench.sdpa_kernel_fields(lambda: None, torch.device("cuda")) == {
-        "sdpa_kernel": "profile failed: RuntimeError"
-    }
+    failed = bench.sdpa_kernel_fields(bench.BenchConfig(), 1024, False, torch.device("cuda"))
+    assert failed == {"sdpa_kernel": "profile failed: RuntimeError"}
 
 
 def test_a_failing_configuration_becomes_a_row_and_the_sweep_goes_on(bench, tmp_path, monkeypatch):
