@@ -164,13 +164,27 @@ class ForwardConfig:
     """Fixed forward tiles (queries × keys), bypassing the autotuner (tuning sweeps, pinned runs). ``tma`` moves
     Q, K, V and O through tensor descriptors (Hopper's tensor memory accelerator): 4 % faster than the best pointer
     forward on an H200 (19.52 ms with 128 x 128 tiles, 4 warps, 3 stages, against 20.33; batch 16 x 16 heads,
-    n = 16384, d = 64, bf16, causal). Outside the autotuned path unless ``CS336_FLASH_TMA`` puts it there."""
+    n = 16384, d = 64, bf16, causal). Outside the autotuned path unless ``CS336_FLASH_TMA`` puts it there.
+
+    ``poly_exp2`` computes half of each key tile's exponentials with a degree-3 polynomial on the FMA units
+    (FlashAttention-4's trick; ``triton_kernels.poly_exp2``), so the special-function unit, which bounds the forward
+    at d = 64 as much as the tensor cores do, has half the work. Each key tile is then two halves (two dots for the
+    scores, two for P·V), so ``block_n`` must be at least 32; 16-bit inputs only (its 8.6e-5 relative error is below
+    bfloat16's and float16's rounding of P, not float32's). Pinned launches only: its speed is unmeasured."""
 
     block_m: int
     block_n: int
     num_warps: int = 4
     num_stages: int = 3
     tma: bool = False
+    poly_exp2: bool = False
+
+    def __post_init__(self):
+        if self.poly_exp2 and self.block_n < 32:
+            raise ValueError(
+                f"poly_exp2 splits each key tile into two halves of at least 16 keys (tl.dot's minimum): block_n must "
+                f"be >= 32; got {self.block_n}"
+            )
 
     def meta(self) -> dict:
         return {
@@ -261,10 +275,11 @@ class _Plan:
         self.scalars = _scalars(n_heads, n_queries, n_keys)
         common = {"HEAD_DIM": head_dim, "IS_CAUSAL": is_causal}
         self.forward_tma = AUTOTUNED_TMA[0] if forward_config is None else forward_config.tma
+        poly_exp2 = forward_config is not None and forward_config.poly_exp2
         self.forward = KernelLaunch(
             kernels.flash_fwd_kernel,
             _forward_grid(rows, n_queries),
-            {**common, "USE_TMA": self.forward_tma},
+            {**common, "USE_TMA": self.forward_tma, "POLY_EXP2": poly_exp2},
             n_pointers=5,
             meta=None if forward_config is None else forward_config.meta(),
         )
@@ -394,8 +409,10 @@ def launch_forward(
 ) -> None:
     """Fill O and L for ``(..., n, d)`` tensors in any layout the kernels read (a contiguous last dim) and a
     contiguous L; ``config`` pins the tiles instead of autotuning (and may ask for the TMA forward; without one,
-    ``CS336_FLASH_TMA`` decides)."""
+    ``CS336_FLASH_TMA`` decides, and for the polynomial exponentials, 16-bit inputs only)."""
     _check_rows(lse)
+    if config is not None and config.poly_exp2 and torch.float32 in (q.dtype, k.dtype, v.dtype):
+        raise ValueError("poly_exp2's polynomial is accurate to 16-bit P, not float32: pass bfloat16 or float16 inputs")
     q4, k4, v4, o4 = _launch_views(q, k, v, o)
     rows, n_heads, n_queries, head_dim = q4.shape
     plan = _Plan(rows * n_heads, n_heads, n_queries, k4.shape[2], head_dim, is_causal, forward_config=config)
@@ -474,7 +491,7 @@ def flash_attention_forward(q: Tensor, k: Tensor, v: Tensor, is_causal: bool) ->
     strides = (*_row_strides(q4), *_row_strides(k4), *_row_strides(v4), *_row_strides(out))
     wrap_triton(_kernels().flash_fwd_kernel)[_forward_grid(rows * n_heads, n_queries)](
         q4, k4, v4, out, lse, *strides, *_scalars(n_heads, n_queries, k4.shape[2]),
-        HEAD_DIM=head_dim, IS_CAUSAL=is_causal, USE_TMA=AUTOTUNED_TMA[0],
+        HEAD_DIM=head_dim, IS_CAUSAL=is_causal, USE_TMA=AUTOTUNED_TMA[0], POLY_EXP2=False,
     )  # fmt: skip
     return out.view(q.shape), lse
 

@@ -187,6 +187,81 @@ def _row_start(Ptr, row, N_HEADS, stride_batch, stride_head):
     return Ptr + (row // N_HEADS) * stride_batch + (row % N_HEADS) * stride_head
 
 
+POLY_EXP2_COEFFICIENTS = (0.6951166391372681, 0.22764497995376587, 0.07706724107265472)
+"""c1, c2, c3 of p(f) = 1 + c1 f + c2 f² + c3 f³ ≈ 2^f on [0, 1]: the minimax fit of the relative error with p(0) = 1
+exactly (a linear programme on a dense grid), max relative error 8.56e-5 in float64 (FlashAttention-4's degree-3
+constants give 8.76e-5): well under half an ulp of P stored in bfloat16 (2^-9) or float16 (2^-11), not of float32."""
+POLY_EXP2_FLOOR = tl.constexpr(-127.0)
+"""Inputs are clamped here: 2^floor · p(0) = 2^-127 · 1 becomes the bit pattern 0, so -inf (masked scores) gives
+exactly +0.0; inputs in (-127, -126) give denormals below 2^-126 (not exact, negligible next to a row sum >= 1)."""
+_C1 = tl.constexpr(POLY_EXP2_COEFFICIENTS[0])
+_C2 = tl.constexpr(POLY_EXP2_COEFFICIENTS[1])
+_C3 = tl.constexpr(POLY_EXP2_COEFFICIENTS[2])
+
+
+@triton.jit
+def poly_exp2(x):
+    """2^x for float32 ``x`` <= 128 on the FMA units: 2^floor(x) · p(x - floor(x)), the integer part added into the
+    float's exponent bits (FlashAttention-4's trick; ``tl.math.exp2`` runs on the special-function unit). Relative
+    error 8.6e-5 (:data:`POLY_EXP2_COEFFICIENTS`); -inf and anything below -127 give +0.0."""
+    x = tl.maximum(x, POLY_EXP2_FLOOR)
+    whole = tl.floor(x)
+    frac = x - whole
+    mantissa = 1.0 + frac * (_C1 + frac * (_C2 + frac * _C3))
+    bits = tl.cast(mantissa, tl.int32, bitcast=True) + (whole.to(tl.int32) << 23)
+    return tl.cast(bits, tl.float32, bitcast=True)
+
+
+@triton.jit
+def _load_key_rows(Rows, key_start, offs_n, N_KEYS, offs_d, stride_s, USE_TMA: tl.constexpr):
+    """One tile of K or V at keys ``offs_n`` (starting at ``key_start``): through the row's tensor descriptor with
+    ``USE_TMA`` (keys past ``N_KEYS`` load as zeros), through pointers from its first key otherwise."""
+    if USE_TMA:
+        tile = Rows.load([tl.cast(key_start, tl.int32), 0])
+    else:
+        tile = tl.load(Rows + offs_n[:, None] * stride_s + offs_d[None, :], mask=(offs_n < N_KEYS)[:, None], other=0.0)
+    return tile
+
+
+@triton.jit
+def _raw_scores(q, k, offs_m, offs_n, N_KEYS, APPLY_MASK: tl.constexpr, IS_CAUSAL: tl.constexpr):
+    """Q Kᵀ unscaled, -inf where ``APPLY_MASK`` hides a key (past ``N_KEYS``, or after the query when causal). The
+    scale is folded into one multiply-add with the max subtraction (scale > 0, so max(s · c) = c · max(s))."""
+    scores = tl.dot(q, tl.trans(k))
+    if APPLY_MASK:
+        allowed = (offs_n < N_KEYS)[None, :]
+        if IS_CAUSAL:
+            allowed = allowed & (offs_m[:, None] >= offs_n[None, :])
+        scores = tl.where(allowed, scores, float("-inf"))
+    return scores
+
+
+@triton.jit
+def _forward_split_key_tile(
+    acc, row_sum, row_max, q, K_rows, V_rows, offs_m, offs_d, key_start, N_KEYS, stride_ks, stride_vs, qk_scale,
+    BLOCK_N: tl.constexpr, APPLY_MASK: tl.constexpr, IS_CAUSAL: tl.constexpr, USE_TMA: tl.constexpr,
+):  # fmt: skip
+    """The online-softmax update of one key tile as two halves (a register tile cannot be sliced): the first half's
+    exponentials on the special-function unit (``exp2``), the second's on the FMA units (:func:`poly_exp2`), so both
+    units work at once. Two score dots, one max over both, two P·V dots into the same accumulator."""
+    offs_lo = key_start + tl.arange(0, BLOCK_N // 2)
+    offs_hi = offs_lo + BLOCK_N // 2
+    k_lo = _load_key_rows(K_rows, key_start, offs_lo, N_KEYS, offs_d, stride_ks, USE_TMA)
+    k_hi = _load_key_rows(K_rows, key_start + BLOCK_N // 2, offs_hi, N_KEYS, offs_d, stride_ks, USE_TMA)
+    v_lo = _load_key_rows(V_rows, key_start, offs_lo, N_KEYS, offs_d, stride_vs, USE_TMA)
+    v_hi = _load_key_rows(V_rows, key_start + BLOCK_N // 2, offs_hi, N_KEYS, offs_d, stride_vs, USE_TMA)
+    scores_lo = _raw_scores(q, k_lo, offs_m, offs_lo, N_KEYS, APPLY_MASK, IS_CAUSAL)
+    scores_hi = _raw_scores(q, k_hi, offs_m, offs_hi, N_KEYS, APPLY_MASK, IS_CAUSAL)
+    new_max = tl.maximum(row_max, tl.maximum(tl.max(scores_lo, axis=1), tl.max(scores_hi, axis=1)) * qk_scale)
+    probs_lo = tl.math.exp2(scores_lo * qk_scale - new_max[:, None])
+    probs_hi = poly_exp2(scores_hi * qk_scale - new_max[:, None])
+    correction = tl.math.exp2(row_max - new_max)
+    row_sum = row_sum * correction + tl.sum(probs_lo, axis=1) + tl.sum(probs_hi, axis=1)
+    acc = tl.dot(probs_lo.to(v_lo.dtype), v_lo, acc * correction[:, None])
+    acc = tl.dot(probs_hi.to(v_hi.dtype), v_hi, acc)
+    return acc, row_sum, new_max
+
+
 @triton.jit
 def _forward_key_tiles(
     acc,
@@ -208,33 +283,29 @@ def _forward_key_tiles(
     APPLY_MASK: tl.constexpr,
     IS_CAUSAL: tl.constexpr,
     USE_TMA: tl.constexpr,
+    POLY_EXP2: tl.constexpr,
 ):
     """Online-softmax update over key tiles ``[start, stop)``; masks only when ``APPLY_MASK``. ``K_rows`` and
-    ``V_rows`` are the row's tensor descriptors with ``USE_TMA`` (keys past ``N_KEYS`` load as zeros), pointers to
-    its first key otherwise."""
+    ``V_rows`` are the row's tensor descriptors with ``USE_TMA`` (keys past ``N_KEYS`` load as zeros; half-tiles of
+    keys with ``POLY_EXP2``), pointers to its first key otherwise. ``POLY_EXP2`` takes each tile in two halves
+    (:func:`_forward_split_key_tile`)."""
     for key_start in tl.range(start, stop, BLOCK_N):
-        offs_n = key_start + tl.arange(0, BLOCK_N)
-        key_valid = offs_n < N_KEYS
-        if USE_TMA:
-            k = K_rows.load([tl.cast(key_start, tl.int32), 0])
-            v = V_rows.load([tl.cast(key_start, tl.int32), 0])
+        if POLY_EXP2:
+            acc, row_sum, row_max = _forward_split_key_tile(
+                acc, row_sum, row_max, q, K_rows, V_rows, offs_m, offs_d, key_start, N_KEYS, stride_ks, stride_vs,
+                qk_scale, BLOCK_N, APPLY_MASK, IS_CAUSAL, USE_TMA,
+            )  # fmt: skip
         else:
-            k = tl.load(K_rows + offs_n[:, None] * stride_ks + offs_d[None, :], mask=key_valid[:, None], other=0.0)
-            v = tl.load(V_rows + offs_n[:, None] * stride_vs + offs_d[None, :], mask=key_valid[:, None], other=0.0)
-        # Raw scores; the scale is folded into one multiply-add with the max subtraction (scale > 0,
-        # so max(s · c) = c · max(s)).
-        scores = tl.dot(q, tl.trans(k))
-        if APPLY_MASK:
-            allowed = key_valid[None, :]
-            if IS_CAUSAL:
-                allowed = allowed & (offs_m[:, None] >= offs_n[None, :])
-            scores = tl.where(allowed, scores, float("-inf"))
-        new_max = tl.maximum(row_max, tl.max(scores, axis=1) * qk_scale)
-        probs = tl.math.exp2(scores * qk_scale - new_max[:, None])
-        correction = tl.math.exp2(row_max - new_max)
-        row_sum = row_sum * correction + tl.sum(probs, axis=1)
-        acc = tl.dot(probs.to(v.dtype), v, acc * correction[:, None])
-        row_max = new_max
+            offs_n = key_start + tl.arange(0, BLOCK_N)
+            k = _load_key_rows(K_rows, key_start, offs_n, N_KEYS, offs_d, stride_ks, USE_TMA)
+            v = _load_key_rows(V_rows, key_start, offs_n, N_KEYS, offs_d, stride_vs, USE_TMA)
+            scores = _raw_scores(q, k, offs_m, offs_n, N_KEYS, APPLY_MASK, IS_CAUSAL)
+            new_max = tl.maximum(row_max, tl.max(scores, axis=1) * qk_scale)
+            probs = tl.math.exp2(scores * qk_scale - new_max[:, None])
+            correction = tl.math.exp2(row_max - new_max)
+            row_sum = row_sum * correction + tl.sum(probs, axis=1)
+            acc = tl.dot(probs.to(v.dtype), v, acc * correction[:, None])
+            row_max = new_max
     return acc, row_sum, row_max
 
 
@@ -267,6 +338,7 @@ def flash_fwd_kernel(
     HEAD_DIM: tl.constexpr,
     IS_CAUSAL: tl.constexpr,
     USE_TMA: tl.constexpr,
+    POLY_EXP2: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
 ):
@@ -275,7 +347,13 @@ def flash_fwd_kernel(
     ``USE_TMA`` moves Q, K, V and O through tensor descriptors built on the row's strided ``(n, d)`` slices (Hopper's
     tensor memory accelerator, as in Triton's fused-attention tutorial; the launch needs ``triton.set_allocator``
     for the descriptors): rows past the end load as zeros and are not stored, so only the diagonal and ragged-end
-    key tiles' scores and the store of L take masks."""
+    key tiles' scores and the store of L take masks.
+
+    ``POLY_EXP2`` (pinned launches only, 16-bit inputs, ``BLOCK_N`` >= 32) computes the exponentials of half of each
+    key tile with :func:`poly_exp2` on the FMA units: at d = 64 a score costs 256 tensor-core FLOPs and one ``exp2``,
+    and the special-function unit's rate is about the tensor cores' score rate, so the forward is bound by ``exp2``
+    as much as by the matmuls (FlashAttention-4's remedy). Its speed is unmeasured: it costs two half-size dots per
+    product instead of one, and the polynomial's ~10 FMA-unit instructions per score."""
     # The hardware starts programs in linear-id order; each streams its row's K and V.
     num_rows = tl.num_programs(1)
     linear = tl.program_id(1) * tl.num_programs(0) + tl.program_id(0)
@@ -292,8 +370,12 @@ def flash_fwd_kernel(
     O_row = _row_start(Out, row, N_HEADS, stride_ob, stride_oh)
     if USE_TMA:
         Q_rows = tl.make_tensor_descriptor(Q_row, [N_QUERIES, HEAD_DIM], [stride_qs, 1], [BLOCK_M, HEAD_DIM])
-        K_rows = tl.make_tensor_descriptor(K_row, [N_KEYS, HEAD_DIM], [stride_ks, 1], [BLOCK_N, HEAD_DIM])
-        V_rows = tl.make_tensor_descriptor(V_row, [N_KEYS, HEAD_DIM], [stride_vs, 1], [BLOCK_N, HEAD_DIM])
+        if POLY_EXP2:
+            K_rows = tl.make_tensor_descriptor(K_row, [N_KEYS, HEAD_DIM], [stride_ks, 1], [BLOCK_N // 2, HEAD_DIM])
+            V_rows = tl.make_tensor_descriptor(V_row, [N_KEYS, HEAD_DIM], [stride_vs, 1], [BLOCK_N // 2, HEAD_DIM])
+        else:
+            K_rows = tl.make_tensor_descriptor(K_row, [N_KEYS, HEAD_DIM], [stride_ks, 1], [BLOCK_N, HEAD_DIM])
+            V_rows = tl.make_tensor_descriptor(V_row, [N_KEYS, HEAD_DIM], [stride_vs, 1], [BLOCK_N, HEAD_DIM])
         q = Q_rows.load([tl.cast(q_start, tl.int32), 0])
     else:
         q = tl.load(Q_row + offs_m[:, None] * stride_qs + offs_d[None, :], mask=row_valid[:, None], other=0.0)
@@ -315,11 +397,11 @@ def flash_fwd_kernel(
         unmasked_end = (N_KEYS // BLOCK_N) * BLOCK_N
     acc, row_sum, row_max = _forward_key_tiles(
         acc, row_sum, row_max, q, K_rows, V_rows, offs_m, offs_d, 0, unmasked_end, N_KEYS, stride_ks, stride_vs,
-        qk_scale, HEAD_DIM, BLOCK_N, False, IS_CAUSAL, USE_TMA,
+        qk_scale, HEAD_DIM, BLOCK_N, False, IS_CAUSAL, USE_TMA, POLY_EXP2,
     )  # fmt: skip
     acc, row_sum, row_max = _forward_key_tiles(
         acc, row_sum, row_max, q, K_rows, V_rows, offs_m, offs_d, unmasked_end, visible_end, N_KEYS, stride_ks,
-        stride_vs, qk_scale, HEAD_DIM, BLOCK_N, True, IS_CAUSAL, USE_TMA,
+        stride_vs, qk_scale, HEAD_DIM, BLOCK_N, True, IS_CAUSAL, USE_TMA, POLY_EXP2,
     )  # fmt: skip
 
     out = (acc / row_sum[:, None]).to(Out.dtype.element_ty)
