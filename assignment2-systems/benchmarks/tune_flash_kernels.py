@@ -9,12 +9,14 @@ atomics (FlashAttention-2's CUDA scheme: 5 matmul products instead of 7; 16 % sl
 programs at batch 16 x 16 heads, n = 16384 on an H200), over the dK/dV tiles; ``forward_tma`` times the forward's
 tiles (or autotune list) with Q, K, V and O moved through tensor descriptors (TMA; Hopper or newer), and
 ``backward_tma`` the whole backward's (the best dK/dV and dQ tiles' pairs, or the autotune list) with Q, K, V, dO,
-dQ, dK and dV moved so. Configurations that fail to compile (shared memory) are listed as errors.
-Results go to ``<out_dir>/kernel_configs.json`` and ``.md``, rewritten after each kernel, so a run cut off by a
-time limit keeps the kernels it finished. ``--kernels dkdv dq backward`` skips the forwards. With
-``--autotune_list`` the forwards (both ways) and the whole backward (both ways) are timed over the entries of their
-autotune lists instead (each pinned, in one process), which shows whether the autotuner's pick is the fastest of what
-it chooses from.
+dQ, dK and dV moved so; ``forward_poly`` and ``forward_poly_tma`` time the forward's (pointers or TMA) with half of
+each key tile's exponentials computed by a polynomial on the FMA units (``ForwardConfig(poly_exp2=True)``; tiles of
+fewer than 32 keys are skipped, with a message: the halves must be 16 keys at least). Configurations that fail to
+compile (shared memory) are listed as errors. Results go to ``<out_dir>/kernel_configs.json`` and ``.md``, rewritten
+after each kernel, so a run cut off by a time limit keeps the kernels it finished. ``--kernels dkdv dq backward``
+skips the forwards. With ``--autotune_list`` the forwards (all four ways) and the whole backward (both ways) are timed
+over the entries of their autotune lists instead (each pinned, in one process), which shows whether the autotuner's
+pick is the fastest of what it chooses from.
 The rows' L2 group budget (``CS336_FLASH_L2_BUDGET_MIB``, 24 MiB by default, read when the kernels are imported)
 is swept one process per value, and recorded in both files, as is ``CS336_FLASH_TMA`` (which kernels the autotuned
 launches, here the first forward that fills O and L, run with TMA).
@@ -36,7 +38,9 @@ from typing import Literal
 
 from cs336_basics.toolkit.cli import parse_config
 
-KERNELS = ("forward", "forward_tma", "dkdv", "dq", "backward", "backward_tma", "atomic_dq")
+KERNELS = (
+    "forward", "forward_tma", "forward_poly", "forward_poly_tma", "dkdv", "dq", "backward", "backward_tma", "atomic_dq",
+)  # fmt: skip
 """Timed in this order: the whole backward combines the best dK/dV and dQ tiles."""
 
 
@@ -49,7 +53,19 @@ class TuneConfig:
     heads: int = field(default=16, metadata={"help": "attention heads"})
     seq_len: int = field(default=16384, metadata={"help": "sequence length"})
     head_dim: int = field(default=64, metadata={"help": "head size"})
-    kernels: list[Literal["forward", "forward_tma", "dkdv", "dq", "backward", "backward_tma", "atomic_dq"]] = field(
+    kernels: list[
+        Literal[
+            "forward",
+            "forward_tma",
+            "forward_poly",
+            "forward_poly_tma",
+            "dkdv",
+            "dq",
+            "backward",
+            "backward_tma",
+            "atomic_dq",
+        ]
+    ] = field(
         default_factory=lambda: list(KERNELS),
         metadata={"help": "kernels to time; backward and backward_tma need dkdv and dq"},
     )
@@ -94,7 +110,16 @@ from cs336_systems.flash_attention.triton_function import (  # noqa: E402
     launch_forward,
 )
 
-FORWARDS = ("forward", "forward_tma")
+FORWARD_FLAGS = {
+    "forward": {},
+    "forward_tma": {"tma": True},
+    "forward_poly": {"poly_exp2": True},
+    "forward_poly_tma": {"tma": True, "poly_exp2": True},
+}
+"""The ``ForwardConfig`` switches each forward kernel is timed with."""
+FORWARDS = tuple(FORWARD_FLAGS)
+POLY_MIN_BLOCK_N = 32
+"""``poly_exp2`` splits each key tile into two halves for ``tl.dot``, which needs 16 keys at least."""
 WHOLE_BACKWARDS = ("backward", "backward_tma")
 PASSES = {
     "dkdv": (True, False),
@@ -119,15 +144,30 @@ def schedules(tiles: tuple[int, int]) -> list[tuple[int, int]]:
     return [(w, s) for w, s in itertools.product([4, 8], [2, 3, 4]) if not (w == 8 and tiles[0] * tiles[1] < 64 * 64)]
 
 
+def forward_configs(kernel: str, entries: list[tuple[int, int, int, int]]) -> list[ForwardConfig]:
+    """``(block_m, block_n, num_warps, num_stages)`` entries pinned with ``kernel``'s switches; for the polynomial
+    forwards, entries with key tiles under ``POLY_MIN_BLOCK_N`` are skipped, saying so."""
+    flags = FORWARD_FLAGS[kernel]
+    configs = []
+    for block_m, block_n, warps, stages in entries:
+        if flags.get("poly_exp2") and block_n < POLY_MIN_BLOCK_N:
+            print(f"{kernel}: skipping BLOCK_N = {block_n} (key tiles split in halves of >= 16 keys need >= 32)")
+            continue
+        configs.append(ForwardConfig(block_m, block_n, warps, stages, **flags))
+    return configs
+
+
 def single_kind_configs(kernel: str) -> list[ForwardConfig | BackwardConfig]:
     """Every tile × schedule for a forward or for one kind of backward program (the other kind's tiles are
     unused: its programs are not launched)."""
+    if kernel in FORWARDS:
+        return forward_configs(
+            kernel, [(*tiles, *schedule) for tiles in candidate_tiles(kernel) for schedule in schedules(tiles)]
+        )
     configs = []
     for tiles in candidate_tiles(kernel):
         for warps, stages in schedules(tiles):
-            if kernel in FORWARDS:
-                configs.append(ForwardConfig(*tiles, warps, stages, kernel == "forward_tma"))
-            elif kernel in ("dkdv", "atomic_dq"):
+            if kernel in ("dkdv", "atomic_dq"):
                 configs.append(BackwardConfig(*tiles, 64, 64, warps, stages, kernel == "atomic_dq"))
             else:
                 configs.append(BackwardConfig(64, 64, *tiles, warps, stages))
@@ -135,19 +175,21 @@ def single_kind_configs(kernel: str) -> list[ForwardConfig | BackwardConfig]:
 
 
 def autotune_list_configs(
-    kernel: Literal["forward", "forward_tma", "backward", "backward_tma", "atomic_dq"],
+    kernel: Literal[
+        "forward", "forward_tma", "forward_poly", "forward_poly_tma", "backward", "backward_tma", "atomic_dq"
+    ],
 ) -> list[ForwardConfig | BackwardConfig]:
     """The entries the autotuner chooses from (before pruning for shared memory), as pinned configurations (with
-    TMA for ``forward_tma`` and ``backward_tma``); for ``atomic_dq`` the backward entries' distinct dK/dV tiles and
-    schedules. Imported here because ``triton.jit`` picks compile or interpret mode when the kernels' module is
-    imported."""
+    each forward kernel's switches, TMA for ``backward_tma``); for ``atomic_dq`` the backward entries' distinct dK/dV
+    tiles and schedules. Imported here because ``triton.jit`` picks compile or interpret mode when the kernels'
+    module is imported."""
     from cs336_systems.flash_attention import triton_kernels as kernels
 
     if kernel in FORWARDS:
-        return [
-            ForwardConfig(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_warps, c.num_stages, kernel == "forward_tma")
-            for c in kernels.FORWARD_CONFIGS
+        entries = [
+            (c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_warps, c.num_stages) for c in kernels.FORWARD_CONFIGS
         ]
+        return forward_configs(kernel, entries)
     if kernel == "atomic_dq":
         dkdv_only = (
             BackwardConfig(c.kwargs["BLOCK_M1"], c.kwargs["BLOCK_N1"], 64, 64, c.num_warps, c.num_stages, True)
@@ -199,8 +241,8 @@ def combined_configs(best: dict[str, list[dict]], tma: bool = False) -> list[Bac
 def matmul_flops(kernel: str, batch: int, n: int, d: int, causal: bool) -> float:
     """Tensor-core FLOPs each kernel must do (2 for a forward, 4 for dK/dV, 3 for dQ, 7 for the whole backward,
     5 for the backward with atomic dQ, in matmuls of n×n×d)."""
-    products = {"forward": 2, "forward_tma": 2, "dkdv": 4, "dq": 3, "backward": 7, "backward_tma": 7, "atomic_dq": 5}
-    products = products[kernel]
+    products = {"dkdv": 4, "dq": 3, "backward": 7, "backward_tma": 7, "atomic_dq": 5}
+    products = 2 if kernel in FORWARDS else products[kernel]
     return products * 2.0 * batch * n * n * d * (0.5 if causal else 1.0)
 
 

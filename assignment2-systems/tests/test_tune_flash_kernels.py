@@ -26,7 +26,8 @@ def test_batch_multiplies_the_rows_the_kernels_see_and_their_flops(tune):
 
 
 def test_kernels_default_to_all_in_timing_order(tune):
-    timing_order = ["forward", "forward_tma", "dkdv", "dq", "backward", "backward_tma", "atomic_dq"]
+    timing_order = ["forward", "forward_tma", "forward_poly", "forward_poly_tma"]
+    timing_order += ["dkdv", "dq", "backward", "backward_tma", "atomic_dq"]
     assert parse_config(tune.TuneConfig, []).kernels == timing_order
     assert parse_config(tune.TuneConfig, ["--kernels", "dkdv", "dq", "backward"]).kernels == ["dkdv", "dq", "backward"]
 
@@ -64,6 +65,25 @@ def test_forward_tma_times_the_forward_tiles_through_tensor_descriptors(tune):
     assert all(c.tma for c in tma) and not any(c.tma for c in pointer)
     assert tune.matmul_flops("forward_tma", 1, 128, 64, True) == tune.matmul_flops("forward", 1, 128, 64, True)
     assert tune.tile_columns({"kernel": "forward_tma", "block_m": 128, "block_n": 64}) == (128, 64)
+
+
+@pytest.mark.parametrize(("kernel", "tma"), [("forward_poly", False), ("forward_poly_tma", True)])
+def test_forward_poly_times_the_forward_tiles_with_polynomial_exponentials(tune, kernel, tma):
+    """Every entry the pointer forward times, less those with key tiles under 32 (the interpreter's autotune list
+    has only one, of 16)."""
+    for autotune_list in (False, True):
+        poly = tune.candidate_configs(kernel, {}, autotune_list)
+        pointer = tune.candidate_configs("forward", {}, autotune_list)
+        assert poly == [dataclasses.replace(c, tma=tma, poly_exp2=True) for c in pointer if c.block_n >= 32]
+    assert len(tune.candidate_configs(kernel, {}, autotune_list=False)) > 20
+    assert tune.matmul_flops(kernel, 1, 128, 64, True) == tune.matmul_flops("forward", 1, 128, 64, True)
+
+
+def test_forward_poly_skips_key_tiles_under_32(tune, capsys):
+    configs = tune.forward_configs("forward_poly_tma", [(64, 16, 4, 2), (64, 32, 4, 2)])
+    assert [(c.block_n, c.tma, c.poly_exp2) for c in configs] == [(32, True, True)]
+    assert "forward_poly_tma: skipping BLOCK_N = 16" in capsys.readouterr().out
+    assert len(tune.forward_configs("forward", [(64, 16, 4, 2)])) == 1
 
 
 def test_backward_tma_times_the_whole_backwards_tiles_through_tensor_descriptors(tune):
