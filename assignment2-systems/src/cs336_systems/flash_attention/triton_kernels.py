@@ -213,23 +213,24 @@ def poly_exp2(x):
 
 
 @triton.jit
-def _load_key_rows(Rows, key_start, offs_n, N_KEYS, offs_d, stride_s, USE_TMA: tl.constexpr):
+def _load_key_rows(Rows, key_start, offs_n, key_valid, offs_d, stride_s, USE_TMA: tl.constexpr):
     """One tile of K or V at keys ``offs_n`` (starting at ``key_start``): through the row's tensor descriptor with
-    ``USE_TMA`` (keys past ``N_KEYS`` load as zeros), through pointers from its first key otherwise."""
+    ``USE_TMA`` (keys past the end load as zeros), through pointers from its first key otherwise (zeros where not
+    ``key_valid``)."""
     if USE_TMA:
         tile = Rows.load([tl.cast(key_start, tl.int32), 0])
     else:
-        tile = tl.load(Rows + offs_n[:, None] * stride_s + offs_d[None, :], mask=(offs_n < N_KEYS)[:, None], other=0.0)
+        tile = tl.load(Rows + offs_n[:, None] * stride_s + offs_d[None, :], mask=key_valid[:, None], other=0.0)
     return tile
 
 
 @triton.jit
-def _raw_scores(q, k, offs_m, offs_n, N_KEYS, APPLY_MASK: tl.constexpr, IS_CAUSAL: tl.constexpr):
-    """Q Kᵀ unscaled, -inf where ``APPLY_MASK`` hides a key (past ``N_KEYS``, or after the query when causal). The
+def _raw_scores(q, k, offs_m, offs_n, key_valid, APPLY_MASK: tl.constexpr, IS_CAUSAL: tl.constexpr):
+    """Q Kᵀ unscaled, -inf where ``APPLY_MASK`` hides a key (not ``key_valid``, or after the query when causal). The
     scale is folded into one multiply-add with the max subtraction (scale > 0, so max(s · c) = c · max(s))."""
     scores = tl.dot(q, tl.trans(k))
     if APPLY_MASK:
-        allowed = (offs_n < N_KEYS)[None, :]
+        allowed = key_valid[None, :]
         if IS_CAUSAL:
             allowed = allowed & (offs_m[:, None] >= offs_n[None, :])
         scores = tl.where(allowed, scores, float("-inf"))
@@ -246,12 +247,14 @@ def _forward_split_key_tile(
     units work at once. Two score dots, one max over both, two P·V dots into the same accumulator."""
     offs_lo = key_start + tl.arange(0, BLOCK_N // 2)
     offs_hi = offs_lo + BLOCK_N // 2
-    k_lo = _load_key_rows(K_rows, key_start, offs_lo, N_KEYS, offs_d, stride_ks, USE_TMA)
-    k_hi = _load_key_rows(K_rows, key_start + BLOCK_N // 2, offs_hi, N_KEYS, offs_d, stride_ks, USE_TMA)
-    v_lo = _load_key_rows(V_rows, key_start, offs_lo, N_KEYS, offs_d, stride_vs, USE_TMA)
-    v_hi = _load_key_rows(V_rows, key_start + BLOCK_N // 2, offs_hi, N_KEYS, offs_d, stride_vs, USE_TMA)
-    scores_lo = _raw_scores(q, k_lo, offs_m, offs_lo, N_KEYS, APPLY_MASK, IS_CAUSAL)
-    scores_hi = _raw_scores(q, k_hi, offs_m, offs_hi, N_KEYS, APPLY_MASK, IS_CAUSAL)
+    valid_lo = offs_lo < N_KEYS
+    valid_hi = offs_hi < N_KEYS
+    k_lo = _load_key_rows(K_rows, key_start, offs_lo, valid_lo, offs_d, stride_ks, USE_TMA)
+    k_hi = _load_key_rows(K_rows, key_start + BLOCK_N // 2, offs_hi, valid_hi, offs_d, stride_ks, USE_TMA)
+    v_lo = _load_key_rows(V_rows, key_start, offs_lo, valid_lo, offs_d, stride_vs, USE_TMA)
+    v_hi = _load_key_rows(V_rows, key_start + BLOCK_N // 2, offs_hi, valid_hi, offs_d, stride_vs, USE_TMA)
+    scores_lo = _raw_scores(q, k_lo, offs_m, offs_lo, valid_lo, APPLY_MASK, IS_CAUSAL)
+    scores_hi = _raw_scores(q, k_hi, offs_m, offs_hi, valid_hi, APPLY_MASK, IS_CAUSAL)
     new_max = tl.maximum(row_max, tl.maximum(tl.max(scores_lo, axis=1), tl.max(scores_hi, axis=1)) * qk_scale)
     probs_lo = tl.math.exp2(scores_lo * qk_scale - new_max[:, None])
     probs_hi = poly_exp2(scores_hi * qk_scale - new_max[:, None])
@@ -297,9 +300,10 @@ def _forward_key_tiles(
             )  # fmt: skip
         else:
             offs_n = key_start + tl.arange(0, BLOCK_N)
-            k = _load_key_rows(K_rows, key_start, offs_n, N_KEYS, offs_d, stride_ks, USE_TMA)
-            v = _load_key_rows(V_rows, key_start, offs_n, N_KEYS, offs_d, stride_vs, USE_TMA)
-            scores = _raw_scores(q, k, offs_m, offs_n, N_KEYS, APPLY_MASK, IS_CAUSAL)
+            key_valid = offs_n < N_KEYS
+            k = _load_key_rows(K_rows, key_start, offs_n, key_valid, offs_d, stride_ks, USE_TMA)
+            v = _load_key_rows(V_rows, key_start, offs_n, key_valid, offs_d, stride_vs, USE_TMA)
+            scores = _raw_scores(q, k, offs_m, offs_n, key_valid, APPLY_MASK, IS_CAUSAL)
             new_max = tl.maximum(row_max, tl.max(scores, axis=1) * qk_scale)
             probs = tl.math.exp2(scores * qk_scale - new_max[:, None])
             correction = tl.math.exp2(row_max - new_max)
