@@ -33,6 +33,9 @@ GPU_FORWARD = ForwardConfig(128, 128, 4, 3)  # the TMA forward's best pinned til
 POLY_MAX_RELATIVE_ERROR = 8.6e-5
 """The degree-3 minimax fit's float64 error is 8.56e-5; float32 evaluation adds a few ulps (2^-24 each)."""
 SMALLEST_NORMAL = 2.0**-126
+L_TOLERANCE = 2e-5 if DEVICE == "cpu" else 1e-4
+"""L against float64 and the exp2 forward: 1.6e-6 measured in the interpreter (the polynomial's error through the row
+sums); the GPU's ``exp2`` and ``log2`` are approximations of their own, so a margin there."""
 
 
 @triton.jit
@@ -94,16 +97,16 @@ def _with(config: ForwardConfig, **changes) -> ForwardConfig:
 @pytest.mark.parametrize("tma", [False, True])
 def test_poly_forward_matches_the_reference_and_the_exp2_forward(shape_q, n_keys, is_causal, tma):
     """float16: O within its rounding of the float64 reference, and of the forward with only ``exp2``; L (float32,
-    where the polynomial's error shows through the row sums) within 2e-5."""
+    where the polynomial's error shows through the row sums) within ``L_TOLERANCE``."""
     q, k, v = (x.detach() for x in random_qkv(shape_q, n_keys, torch.float16, DEVICE, seed=40 + is_causal))
     ref_out, ref_lse, *_ = float64_reference(q, k, v, torch.zeros(q.shape), is_causal)
     config = _with(INTERPRETED_FORWARD, tma=tma)
     out, lse = _pinned_forward(q, k, v, is_causal, _with(config, poly_exp2=True))
     exp2_out, exp2_lse = _pinned_forward(q, k, v, is_causal, config)
     assert relative_error(out.cpu(), ref_out) < 2e-3
-    assert relative_error(lse.cpu(), ref_lse) < 2e-5
+    assert relative_error(lse.cpu(), ref_lse) < L_TOLERANCE
     assert relative_error(out, exp2_out) < 2e-3
-    assert relative_error(lse, exp2_lse) < 2e-5
+    assert relative_error(lse, exp2_lse) < L_TOLERANCE
 
 
 @pytest.mark.skipif(DEVICE != "cuda", reason="bf16 tl.dot needs a GPU (the interpreter mishandles it)")
