@@ -201,7 +201,7 @@ _C3 = tl.constexpr(POLY_EXP2_COEFFICIENTS[2])
 
 @triton.jit
 def poly_exp2(x):
-    """2^x for float32 ``x`` <= 128 on the FMA units: 2^floor(x) · p(x - floor(x)), the integer part added into the
+    """2^x for float32 ``x`` < 128 on the FMA units: 2^floor(x) · p(x - floor(x)), the integer part added into the
     float's exponent bits (FlashAttention-4's trick; ``tl.math.exp2`` runs on the special-function unit). Relative
     error 8.6e-5 (:data:`POLY_EXP2_COEFFICIENTS`); -inf and anything below -127 give +0.0."""
     x = tl.maximum(x, POLY_EXP2_FLOOR)
