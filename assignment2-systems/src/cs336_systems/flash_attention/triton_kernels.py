@@ -374,12 +374,9 @@ def flash_fwd_kernel(
     O_row = _row_start(Out, row, N_HEADS, stride_ob, stride_oh)
     if USE_TMA:
         Q_rows = tl.make_tensor_descriptor(Q_row, [N_QUERIES, HEAD_DIM], [stride_qs, 1], [BLOCK_M, HEAD_DIM])
-        if POLY_EXP2:
-            K_rows = tl.make_tensor_descriptor(K_row, [N_KEYS, HEAD_DIM], [stride_ks, 1], [BLOCK_N // 2, HEAD_DIM])
-            V_rows = tl.make_tensor_descriptor(V_row, [N_KEYS, HEAD_DIM], [stride_vs, 1], [BLOCK_N // 2, HEAD_DIM])
-        else:
-            K_rows = tl.make_tensor_descriptor(K_row, [N_KEYS, HEAD_DIM], [stride_ks, 1], [BLOCK_N, HEAD_DIM])
-            V_rows = tl.make_tensor_descriptor(V_row, [N_KEYS, HEAD_DIM], [stride_vs, 1], [BLOCK_N, HEAD_DIM])
+        KEY_LOAD: tl.constexpr = BLOCK_N // 2 if POLY_EXP2 else BLOCK_N  # POLY_EXP2 loads half-tiles of keys
+        K_rows = tl.make_tensor_descriptor(K_row, [N_KEYS, HEAD_DIM], [stride_ks, 1], [KEY_LOAD, HEAD_DIM])
+        V_rows = tl.make_tensor_descriptor(V_row, [N_KEYS, HEAD_DIM], [stride_vs, 1], [KEY_LOAD, HEAD_DIM])
         q = Q_rows.load([tl.cast(q_start, tl.int32), 0])
     else:
         q = tl.load(Q_row + offs_m[:, None] * stride_qs + offs_d[None, :], mask=row_valid[:, None], other=0.0)
