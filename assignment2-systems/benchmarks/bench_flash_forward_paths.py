@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Literal
@@ -108,6 +107,7 @@ import torch.nn.functional as F  # noqa: E402
 import triton  # noqa: E402
 from cs336_basics.toolkit.atomic import write_text_atomic  # noqa: E402
 from cs336_basics.toolkit.tables import records_table  # noqa: E402
+from cs336_systems.benchmarking.timing import host_seconds_per_call  # noqa: E402
 from cs336_systems.flash_attention import FlashAttentionTriton  # noqa: E402
 from cs336_systems.flash_attention.triton_function import (  # noqa: E402
     AUTOTUNED_TMA,
@@ -164,18 +164,6 @@ def rung_call(rung: str, inputs: dict[str, QKV], pinned: ForwardConfig) -> Calla
         return out
 
     return launch
-
-
-def host_ms(call: Callable[[], Tensor], calls: int) -> float:
-    """CPU milliseconds per call, issuing ``calls`` calls without waiting for the GPU: ``do_bench`` times from an
-    event recorded before the call, so a host path slower than the L2 flush before it shows in the median."""
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(calls):
-        call()
-    elapsed = time.perf_counter() - start
-    torch.cuda.synchronize()
-    return elapsed * 1e3 / calls
 
 
 def with_ratios(rows: list[dict]) -> list[dict]:
@@ -248,7 +236,8 @@ def main(config: ForwardPathsConfig) -> None:
     for round_ in range(1, config.rounds + 1):
         for rung, call in calls.items():
             ms = triton.testing.do_bench(call, warmup=config.warmup_ms, rep=config.rep_ms, return_mode="median")
-            host = host_ms(call, config.host_calls)
+            # do_bench times from an event recorded before the call: a host path slower than its L2 flush shows
+            host = host_seconds_per_call(call, config.host_calls, torch.cuda.synchronize) * 1e3
             rows.append({"round": round_, "rung": rung, "path": RUNGS[rung], "ms": ms, "host_ms": host})
             print(f"round {round_} {rung}: {ms:.3f} ms, host {host:.3f} ms", flush=True)
             text = write_results(config, machine, rows)

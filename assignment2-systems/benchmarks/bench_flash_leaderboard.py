@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -72,6 +71,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import triton  # noqa: E402
 from cs336_basics.toolkit.atomic import write_text_atomic  # noqa: E402
+from cs336_systems.benchmarking.timing import host_seconds_per_call  # noqa: E402
 from cs336_systems.flash_attention import FlashAttentionTriton  # noqa: E402
 from cs336_systems.flash_attention.reference import naive_attention  # noqa: E402
 from cs336_systems.flash_attention.triton_function import TMA_ENV, autotuned_tma_name  # noqa: E402
@@ -117,17 +117,6 @@ def implementations(short_names: list[str]) -> dict[str, Attention]:
     return {IMPLEMENTATIONS[name]: builders[name]() for name in short_names}
 
 
-def host_ms(step: Callable[[], None], calls: int) -> float:
-    """CPU milliseconds per call, issuing ``calls`` calls without waiting for the GPU (its queue holds them)."""
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(calls):
-        step()
-    elapsed = time.perf_counter() - start
-    torch.cuda.synchronize()
-    return elapsed * 1e3 / calls
-
-
 def time_case(attention: Attention, qkv: torch.Tensor, warmup_ms: int, rep_ms: int, calls: int) -> dict[str, float]:
     """Median ms of forward+backward (the leaderboard loop) and of forward alone, and host ms per fwd+bwd."""
     q, k, v = qkv
@@ -142,7 +131,7 @@ def time_case(attention: Attention, qkv: torch.Tensor, warmup_ms: int, rep_ms: i
     return {
         "fwd_bwd_ms": triton.testing.do_bench(forward_backward, warmup=warmup_ms, rep=rep_ms, return_mode="median"),
         "fwd_ms": triton.testing.do_bench(forward, warmup=warmup_ms, rep=rep_ms, return_mode="median"),
-        "host_ms": host_ms(forward_backward, calls),
+        "host_ms": host_seconds_per_call(forward_backward, calls, torch.cuda.synchronize) * 1e3,
     }
 
 

@@ -11,7 +11,7 @@ from cs336_basics.model import TransformerLM
 from cs336_basics.model_sizes import MODEL_SIZES, model_config
 from cs336_systems.benchmarking import ModelBenchmarkConfig, TimingStats, benchmark_model, time_repeated
 from cs336_systems.benchmarking.model_benchmark import annotate_blocks, is_out_of_memory
-from cs336_systems.benchmarking.timing import time_phases
+from cs336_systems.benchmarking.timing import host_seconds_per_call, time_phases
 
 TINY = "tiny"  # a CPU-sized shape of the size table
 
@@ -52,6 +52,23 @@ def test_time_repeated_warms_up_untimed_and_synchronizes_after_every_step():
     assert events == ["step", "step", "sync", "step", "sync", "step", "sync", "step", "sync"]
     with pytest.raises(ValueError):
         time_repeated(step, warmup=0, repeats=0, synchronize=synchronize)
+
+
+def test_host_seconds_per_call_times_the_calls_between_two_synchronizes():
+    clock, events = FakeClock(), []
+
+    def call():
+        events.append("call")
+        clock.now += 0.002
+
+    def synchronize():
+        events.append("sync")
+        clock.now += 1.0  # waiting for the device is not host time per call
+
+    assert host_seconds_per_call(call, 4, synchronize, clock) == pytest.approx(0.002)
+    assert events == ["sync", "call", "call", "call", "call", "sync"]
+    with pytest.raises(ValueError):
+        host_seconds_per_call(call, 0, synchronize, clock)
 
 
 def test_time_phases_times_each_phase_and_labels_ranges():

@@ -53,6 +53,26 @@ def time_repeated(
     return durations
 
 
+def host_seconds_per_call(
+    call: Callable[[], object],
+    calls: int,
+    synchronize: Callable[[], None],
+    clock: Callable[[], float] = timeit.default_timer,
+) -> float:
+    """Host (CPU) seconds per call, issuing ``calls`` calls without waiting for the device between them (its queue
+    holds them): the launch path's cost, which short kernels expose. ``synchronize`` runs before the clock starts,
+    so earlier work is not counted, and once after the clock stops, so the device is idle on return."""
+    if calls < 1:
+        raise ValueError(f"need calls >= 1; got {calls}")
+    synchronize()
+    start = clock()
+    for _ in range(calls):
+        call()
+    elapsed = clock() - start
+    synchronize()
+    return elapsed / calls
+
+
 def time_phases(
     phases: list[tuple[str, Callable[[], object]]],
     warmup: int,
