@@ -6,7 +6,9 @@ space can be chosen from measurements. The backward kernel is timed three ways: 
 its dQ programs alone (one launch restricted to one kind), and whole (both kinds in one launch) for the
 best tiles of each kind. ``atomic_dq`` times the whole backward done by dK/dV programs alone, which add dQ with
 atomics (FlashAttention-2's CUDA scheme: 5 matmul products instead of 7; 16 % slower than the dK/dV and dQ
-programs at batch 16 x 16 heads, n = 16384 on an H200), over the dK/dV tiles; ``forward_tma`` times the forward's
+programs at batch 16 x 16 heads, n = 16384 on an H200), over the dK/dV tiles, and ``atomic_dq_tma`` the same with
+every tile through tensor descriptors and each dQ tile added by one TMA reduction (FlashAttention-3's and cuDNN's
+scheme); ``forward_tma`` times the forward's
 tiles (or autotune list) with Q, K, V and O moved through tensor descriptors (TMA; Hopper or newer), and
 ``backward_tma`` the whole backward's (the best dK/dV and dQ tiles' pairs, or the autotune list) with Q, K, V, dO,
 dQ, dK and dV moved so; ``forward_poly`` and ``forward_poly_tma`` time the forward's (pointers or TMA) with half of
@@ -40,6 +42,7 @@ from cs336_basics.toolkit.cli import parse_config
 
 KERNELS = (
     "forward", "forward_tma", "forward_poly", "forward_poly_tma", "dkdv", "dq", "backward", "backward_tma", "atomic_dq",
+    "atomic_dq_tma",
 )  # fmt: skip
 """Timed in this order: the whole backward combines the best dK/dV and dQ tiles."""
 
@@ -64,6 +67,7 @@ class TuneConfig:
             "backward",
             "backward_tma",
             "atomic_dq",
+            "atomic_dq_tma",
         ]
     ] = field(
         default_factory=lambda: list(KERNELS),
@@ -127,14 +131,16 @@ PASSES = {
     "backward": (True, True),
     "backward_tma": (True, True),
     "atomic_dq": (True, True),
+    "atomic_dq_tma": (True, True),
 }
+ATOMIC_DQ_KERNELS = ("atomic_dq", "atomic_dq_tma")
 
 
 def candidate_tiles(kernel: str) -> list[tuple[int, int]]:
     """Tile grids per kernel; the backward programs need the owned tile to be a multiple of the streamed one."""
     if kernel in FORWARDS:
         return [(128, 64), (128, 128), (128, 32), (64, 64), (64, 32), (256, 64)]
-    if kernel in ("dkdv", "atomic_dq"):  # (streamed query tile, owned key tile)
+    if kernel in ("dkdv", *ATOMIC_DQ_KERNELS):  # (streamed query tile, owned key tile)
         return [(32, 128), (64, 128), (16, 128), (32, 64), (64, 64), (16, 64)]
     return [(128, 32), (128, 64), (128, 16), (64, 32), (64, 64), (64, 16)]  # dq: (owned queries, streamed keys)
 
@@ -167,8 +173,9 @@ def single_kind_configs(kernel: str) -> list[ForwardConfig | BackwardConfig]:
     configs = []
     for tiles in candidate_tiles(kernel):
         for warps, stages in schedules(tiles):
-            if kernel in ("dkdv", "atomic_dq"):
-                configs.append(BackwardConfig(*tiles, 64, 64, warps, stages, kernel == "atomic_dq"))
+            if kernel in ("dkdv", *ATOMIC_DQ_KERNELS):
+                atomic = kernel in ATOMIC_DQ_KERNELS
+                configs.append(BackwardConfig(*tiles, 64, 64, warps, stages, atomic, tma=kernel == "atomic_dq_tma"))
             else:
                 configs.append(BackwardConfig(64, 64, *tiles, warps, stages))
     return configs
@@ -176,7 +183,14 @@ def single_kind_configs(kernel: str) -> list[ForwardConfig | BackwardConfig]:
 
 def autotune_list_configs(
     kernel: Literal[
-        "forward", "forward_tma", "forward_poly", "forward_poly_tma", "backward", "backward_tma", "atomic_dq"
+        "forward",
+        "forward_tma",
+        "forward_poly",
+        "forward_poly_tma",
+        "backward",
+        "backward_tma",
+        "atomic_dq",
+        "atomic_dq_tma",
     ],
 ) -> list[ForwardConfig | BackwardConfig]:
     """The entries the autotuner chooses from (before pruning for shared memory), as pinned configurations (with
@@ -190,11 +204,14 @@ def autotune_list_configs(
             (c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_warps, c.num_stages) for c in kernels.FORWARD_CONFIGS
         ]
         return forward_configs(kernel, entries)
-    if kernel == "atomic_dq":
+    if kernel in ATOMIC_DQ_KERNELS:
         dkdv_only = (
-            BackwardConfig(c.kwargs["BLOCK_M1"], c.kwargs["BLOCK_N1"], 64, 64, c.num_warps, c.num_stages, True)
+            BackwardConfig(
+                c.kwargs["BLOCK_M1"], c.kwargs["BLOCK_N1"], 64, 64, c.num_warps, c.num_stages, True,
+                tma=kernel == "atomic_dq_tma",
+            )
             for c in kernels.BACKWARD_CONFIGS
-        )
+        )  # fmt: skip
         return list(dict.fromkeys(dkdv_only))
     return [
         BackwardConfig(
@@ -212,7 +229,7 @@ def autotune_list_configs(
 
 def candidate_configs(kernel: str, best: dict[str, list[dict]], autotune_list: bool) -> list:
     """What to time for ``kernel``: its tile grid, the pairs of the best dK/dV and dQ tiles, or its autotune list."""
-    if autotune_list and kernel in (*FORWARDS, *WHOLE_BACKWARDS, "atomic_dq"):
+    if autotune_list and kernel in (*FORWARDS, *WHOLE_BACKWARDS, *ATOMIC_DQ_KERNELS):
         return autotune_list_configs(kernel)
     if kernel in WHOLE_BACKWARDS:
         return combined_configs(best, tma=kernel == "backward_tma")
@@ -241,7 +258,7 @@ def combined_configs(best: dict[str, list[dict]], tma: bool = False) -> list[Bac
 def matmul_flops(kernel: str, batch: int, n: int, d: int, causal: bool) -> float:
     """Tensor-core FLOPs each kernel must do (2 for a forward, 4 for dK/dV, 3 for dQ, 7 for the whole backward,
     5 for the backward with atomic dQ, in matmuls of n×n×d)."""
-    products = {"dkdv": 4, "dq": 3, "backward": 7, "backward_tma": 7, "atomic_dq": 5}
+    products = {"dkdv": 4, "dq": 3, "backward": 7, "backward_tma": 7, "atomic_dq": 5, "atomic_dq_tma": 5}
     products = 2 if kernel in FORWARDS else products[kernel]
     return products * 2.0 * batch * n * n * d * (0.5 if causal else 1.0)
 
@@ -249,7 +266,7 @@ def matmul_flops(kernel: str, batch: int, n: int, d: int, causal: bool) -> float
 def tile_columns(row: dict) -> tuple:
     if row["kernel"] in FORWARDS:
         return row["block_m"], row["block_n"]
-    if row["kernel"] in ("dkdv", "atomic_dq"):
+    if row["kernel"] in ("dkdv", *ATOMIC_DQ_KERNELS):
         return row["dkdv_block_m"], row["dkdv_block_n"]
     if row["kernel"] == "dq":
         return row["dq_block_m"], row["dq_block_n"]

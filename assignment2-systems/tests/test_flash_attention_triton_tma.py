@@ -121,10 +121,24 @@ def test_tma_kernels_reject_misaligned_tensors():
         _pinned_backward(q, q, q, q, lse, q, False, _with_tma(INTERPRETED_BACKWARD))
 
 
-def test_tma_backward_rejects_atomic_dq():
-    x, lse = torch.zeros(1, 16, 16, device=DEVICE), torch.zeros(1, 16, device=DEVICE)
-    with pytest.raises(ValueError, match="atomic_dq adds dQ through pointers"):
-        _pinned_backward(x, x, x, x, lse, x, True, BackwardConfig(16, 32, 32, 16, atomic_dq=True, tma=True))
+@pytest.mark.skipif(DEVICE != "cuda", reason="Triton's interpreter has no descriptor reduction (TMA atomic add)")
+@pytest.mark.parametrize(
+    ("shape_q", "n_keys", "dtype"), [((1, 70, 16), 130, torch.float32), ((4, 1000, 64), 1000, torch.bfloat16)]
+)
+@pytest.mark.parametrize("is_causal", [False, True])
+def test_tma_atomic_dq_matches_the_reference_and_the_pointer_atomics(shape_q, n_keys, dtype, is_causal):
+    """dK/dV programs alone, each adding its share of dQ by one TMA reduction per tile into a float32 buffer."""
+    q, k, v = (x.detach() for x in random_qkv(shape_q, n_keys, dtype, DEVICE, seed=30 + is_causal))
+    grad_out = torch.randn(q.shape, generator=torch.Generator().manual_seed(31)).to(DEVICE, dtype)
+    _, _, *ref_grads = float64_reference(q, k, v, grad_out, is_causal)
+    out, lse = _pinned_forward(q, k, v, is_causal, GPU_FORWARD)
+    config = BackwardConfig(32, 128, 128, 64, 4, 3, atomic_dq=True)
+    grads = _pinned_backward(q, k, v, out, lse, grad_out, is_causal, _with_tma(config))
+    pointer_grads = _pinned_backward(q, k, v, out, lse, grad_out, is_causal, config)
+    tolerance = FLOAT32_TOLERANCE if dtype == torch.float32 else 2e-2
+    for name, actual, expected, pointer in zip(("dQ", "dK", "dV"), grads, ref_grads, pointer_grads, strict=True):
+        assert relative_error(actual.cpu(), expected) < tolerance, name
+        _assert_same_as_pointer(name, actual, pointer)
 
 
 @pytest.mark.skipif(DEVICE != "cuda", reason="the compute capability check applies to compiled launches")

@@ -27,7 +27,7 @@ def test_batch_multiplies_the_rows_the_kernels_see_and_their_flops(tune):
 
 def test_kernels_default_to_all_in_timing_order(tune):
     timing_order = ["forward", "forward_tma", "forward_poly", "forward_poly_tma"]
-    timing_order += ["dkdv", "dq", "backward", "backward_tma", "atomic_dq"]
+    timing_order += ["dkdv", "dq", "backward", "backward_tma", "atomic_dq", "atomic_dq_tma"]
     assert parse_config(tune.TuneConfig, []).kernels == timing_order
     assert parse_config(tune.TuneConfig, ["--kernels", "dkdv", "dq", "backward"]).kernels == ["dkdv", "dq", "backward"]
 
@@ -56,6 +56,11 @@ def test_atomic_dq_times_the_dkdv_tiles_as_whole_backwards(tune):
     atomic, dkdv = tune.single_kind_configs("atomic_dq"), tune.single_kind_configs("dkdv")
     assert [dataclasses.replace(c, atomic_dq=False) for c in atomic] == dkdv
     assert all(c.atomic_dq for c in atomic)
+    atomic_tma = tune.single_kind_configs("atomic_dq_tma")
+    assert atomic_tma == [dataclasses.replace(c, tma=True) for c in atomic]
+    assert tune.candidate_configs("atomic_dq_tma", {}, True) == [
+        dataclasses.replace(c, tma=True) for c in tune.candidate_configs("atomic_dq", {}, True)
+    ]
     assert tune.matmul_flops("atomic_dq", 1, 128, 64, False) == 5 / 7 * tune.matmul_flops("backward", 1, 128, 64, False)
 
 

@@ -201,8 +201,9 @@ class BackwardConfig:
     keys) for dQ programs; the owned tile must be a multiple of the streamed one. ``atomic_dq`` launches only
     dK/dV programs, which add dQ with atomics (the dQ tiles are then unused): an opt-in experiment, outside the
     autotuned path because it was slower (H200, batch 16 x 16 heads, n = 16384, d = 64, bf16, causal: 71.65 ms at
-    its best against 61.53 ms for the dK/dV and dQ programs; BENCHMARKS.md, fifth H200 run). ``tma`` moves Q, K, V,
-    dO, dQ, dK and dV through tensor descriptors, as the forward's does (not with ``atomic_dq``): 2.3 % faster than the
+    its best against 61.53 ms for the dK/dV and dQ programs; BENCHMARKS.md, fifth H200 run); with ``tma`` too, each
+    dQ tile is added by one TMA reduction instead of one atomic per element. ``tma`` moves Q, K, V, dO, dQ, dK and dV
+    through tensor descriptors, as the forward's does: 2.3 % faster than the
     best pointer backward on an H200 (62.31 ms with the 32/128 + 128/64 tiles, 4 warps, 4 stages, against 63.77;
     BENCHMARKS.md, seventh H200 run). Outside the autotuned path unless ``CS336_FLASH_TMA`` puts it there."""
 
@@ -435,15 +436,13 @@ def launch_backward(
 ) -> None:
     """Fill dQ, dK, dV (D preprocessing, then the backward kernel) for tensors as :func:`launch_forward` takes them;
     ``passes`` = (dK/dV, dQ) restricts the backward launch to one kind of program, as the tuning script does. A
-    config with ``atomic_dq`` accumulates dQ in a zeroed float32 buffer and copies it into ``dq`` (both timed with
-    it)."""
+    config with ``atomic_dq`` accumulates dQ in a zeroed float32 buffer (by element atomics, or by TMA reductions
+    with ``tma``) and copies it into ``dq`` (both timed with it)."""
     _check_rows(lse)
     q4, k4, v4, o4, do4, dq4, dk4, dv4 = _launch_views(q, k, v, o, grad_out, dq, dk, dv)
     rows, n_heads, n_queries, head_dim = q4.shape
     shape = (rows * n_heads, n_heads, n_queries, k4.shape[2], head_dim, is_causal)
     if config is not None and config.atomic_dq:
-        if config.tma:
-            raise ValueError("atomic_dq adds dQ through pointers: it takes no tma")
         if passes != (True, True):
             raise ValueError(f"atomic_dq computes dK, dV and dQ in the dK/dV programs; got passes {passes}")
         dq_sum = torch.zeros(dq4.shape, dtype=torch.float32, device=dq4.device)

@@ -472,7 +472,7 @@ def _dkdv_query_tiles(
 ):
     """Accumulate dK, dV of one key tile over query tiles ``[start, stop)``, working in transposed
     (key × query) orientation so no tile needs an explicit transpose; with ``ATOMIC_DQ`` also add each query
-    tile's share of dQ = dS K / √d into the float32 dQ with atomics.
+    tile's share of dQ = dS K / √d into the float32 dQ with atomics (``dQ_ptr`` a descriptor with ``USE_TMA``).
 
     Out-of-range queries load as zeros (dO = 0, D = 0) and so contribute nothing; out-of-range keys
     only produce rows that are never stored (and load as zero rows of K, so they add nothing to dQ). Only the
@@ -499,8 +499,11 @@ def _dkdv_query_tiles(
         dk = tl.dot(dscores_t.to(q.dtype), q, dk)
         if ATOMIC_DQ:
             dq = tl.dot(tl.trans(dscores_t).to(k.dtype), k) * HEAD_DIM**-0.5
-            dq_rows = offs_m[:, None] * stride_dqs + offs_d[None, :]
-            tl.atomic_add(dQ_ptr + dq_rows, dq, mask=row_valid[:, None], sem="relaxed")
+            if USE_TMA:  # one bulk reduction per tile, done by the TMA unit in L2 (Hopper's cp.reduce.async.bulk)
+                dQ_ptr.atomic_add([tl.cast(query_start, tl.int32), 0], dq)
+            else:
+                dq_rows = offs_m[:, None] * stride_dqs + offs_d[None, :]
+                tl.atomic_add(dQ_ptr + dq_rows, dq, mask=row_valid[:, None], sem="relaxed")
     return dk, dv
 
 
@@ -574,6 +577,8 @@ def _dkdv_program(
     L_ptr = L + row * N_QUERIES
     Delta_ptr = Delta + row * N_QUERIES
     dQ_ptr = _row_start(dQ, row, N_HEADS, stride_dqb, stride_dqh)
+    if USE_TMA and ATOMIC_DQ:
+        dQ_ptr = tl.make_tensor_descriptor(dQ_ptr, [N_QUERIES, HEAD_DIM], [stride_dqs, 1], [BLOCK_M, HEAD_DIM])
     scale = HEAD_DIM**-0.5
     qk_scale = scale * LOG2_E
     dk = tl.zeros([BLOCK_N, HEAD_DIM], dtype=tl.float32)
@@ -802,12 +807,12 @@ def flash_bwd_kernel(
     FlashAttention-2's CUDA backward does: 5 n×n×d matmul products and one exp per score instead of 7 and two,
     for atomic traffic into dQ (an experiment of the tuning script, see ``launch_backward``: 16 % slower on an
     H200 at n = 16384, batch 16 x 16 heads, d = 64, where its float32 atomic adds come to ~69 GB). ``USE_TMA``
-    moves the d-wide tiles (not L and D) through tensor descriptors, as the forward's ``USE_TMA`` does; the launch
-    needs ``triton.set_allocator``."""
+    moves the d-wide tiles (not L and D) through tensor descriptors, as the forward's ``USE_TMA`` does, and with
+    ``ATOMIC_DQ`` adds each dQ tile by one TMA reduction (as FlashAttention-3 and cuDNN do) instead of one atomic
+    per element; the launch needs ``triton.set_allocator``."""
     if ATOMIC_DQ:
         tl.static_assert(dQ.dtype.element_ty == tl.float32, "ATOMIC_DQ accumulates into a float32 dQ")
         tl.static_assert(not DQ, "ATOMIC_DQ replaces the dQ programs")
-        tl.static_assert(not USE_TMA, "ATOMIC_DQ adds dQ through pointers")
     num_rows = tl.num_programs(1)
     linear = tl.program_id(1) * tl.num_programs(0) + tl.program_id(0)
     dkdv_programs = 0
