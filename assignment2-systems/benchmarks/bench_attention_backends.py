@@ -2,7 +2,9 @@
 
 A step is forward + cross-entropy + backward + AdamW step of ``cs336_basics``'s TransformerLM under bf16 autocast,
 with the attention core computed by each backend of ``ModelConfig.attention``: ``naive`` (the handout's
-from-scratch attention), ``sdpa`` (PyTorch's fused kernels) and ``flash_triton`` (our Triton FlashAttention-2).
+from-scratch attention), ``sdpa`` (PyTorch's fused kernels, the one SDPA picks) and ``flash_triton`` (our Triton
+FlashAttention-2); ``sdpa_flash`` and ``sdpa_cudnn`` pin SDPA to its FlashAttention-2 or its cuDNN kernels (the
+benchmark registers them), since SDPA's pick differs by GPU and version (cuDNN on an H200 with torch 2.11).
 Every context length processes the same tokens per step (batch = tokens_per_step / context), eager and under
 ``torch.compile`` (dynamo is reset before every compiled configuration, so no configuration inherits another's
 guards or dynamic shapes); each row's "vs sdpa" is its tokens/s over SDPA's at the same context and compile mode,
@@ -36,7 +38,8 @@ from typing import Literal
 from cs336_basics.model_sizes import MODEL_SIZES
 from cs336_basics.toolkit.cli import parse_config
 
-BACKENDS = ("naive", "sdpa", "flash_triton")
+BACKENDS = ("naive", "sdpa", "sdpa_flash", "sdpa_cudnn", "flash_triton")
+DEFAULT_BACKENDS = ("naive", "sdpa", "flash_triton")
 COMPILE_MODES = {"off": (False,), "on": (True,), "both": (False, True)}
 PRECISIONS = ("bf16", "fp32")
 SMOKE = {
@@ -62,7 +65,7 @@ class BenchConfig:
     size: str = field(default="small", metadata={"help": f"model shape, one of {list(MODEL_SIZES)}"})
     contexts: list[int] = field(default_factory=lambda: [256, 1024, 4096], metadata={"help": "context lengths"})
     tokens_per_step: int = field(default=16384, metadata={"help": "batch x context, the same for every context"})
-    backends: list[str] = field(default_factory=lambda: list(BACKENDS), metadata={"help": f"of {BACKENDS}"})
+    backends: list[str] = field(default_factory=lambda: list(DEFAULT_BACKENDS), metadata={"help": f"of {BACKENDS}"})
     compile: Literal["off", "on", "both"] = field(default="both", metadata={"help": "torch.compile the model"})
     precision: Literal["bf16", "fp32"] = field(default="bf16", metadata={"help": "bf16 autocast (weights fp32)"})
     warmup: int = field(default=5, metadata={"help": "untimed steps first (they include compilation)"})
@@ -96,6 +99,8 @@ if __name__ == "__main__":  # parsed before torch loads, so that --help and a ba
 
 import cs336_systems.flash_attention  # noqa: E402, F401  (registers the flash_triton backend)
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from cs336_basics.attention_backends import CausalAttention, register_attention_backend  # noqa: E402
 from cs336_basics.model import TransformerLM  # noqa: E402
 from cs336_basics.model_sizes import model_config  # noqa: E402
 from cs336_basics.nn_utils import cross_entropy  # noqa: E402
@@ -106,6 +111,25 @@ from cs336_systems.benchmarking.model_benchmark import is_out_of_memory  # noqa:
 from cs336_systems.benchmarking.sdpa_backend import profile_sdpa_backend  # noqa: E402
 from cs336_systems.benchmarking.timing import TimingStats, time_repeated  # noqa: E402
 from cs336_systems.flash_attention.triton_function import TMA_ENV, autotuned_tma_name  # noqa: E402
+from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
+
+PINNED_SDPA = {"sdpa_flash": SDPBackend.FLASH_ATTENTION, "sdpa_cudnn": SDPBackend.CUDNN_ATTENTION}
+
+
+def pinned_sdpa(kernel: SDPBackend) -> CausalAttention:
+    """Causal SDPA restricted to one of its kernels (an error where that kernel cannot run these inputs)."""
+
+    def causal(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        with sdpa_kernel(kernel):
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    return causal
+
+
+def register_pinned_sdpa() -> None:
+    """Make ``sdpa_flash`` and ``sdpa_cudnn`` model attention backends (idempotent)."""
+    for name, kernel in PINNED_SDPA.items():
+        register_attention_backend(name, pinned_sdpa(kernel))
 
 
 def flash_triton_unavailable(device: torch.device) -> str | None:
@@ -262,6 +286,7 @@ def run(config: BenchConfig) -> list[dict]:
     if config.smoke:
         config = dataclasses.replace(config, **SMOKE)
     device = torch.device(config.device)
+    register_pinned_sdpa()
     if device.type == "cuda" and not torch.cuda.is_available():
         sys.exit("no CUDA GPU: pass --smoke (or --device cpu) to run on the CPU")
     rows: list[dict] = []

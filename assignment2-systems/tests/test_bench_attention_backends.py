@@ -114,3 +114,24 @@ def test_ratios_compare_with_sdpa_at_the_same_context_and_compile_mode(bench):
 def test_bad_configurations_are_rejected(bench, changes, message):
     with pytest.raises(ValueError, match=message):
         bench.BenchConfig(**changes)
+
+
+def test_pinned_sdpa_backends_run_only_their_kernel(bench, tmp_path):
+    """``sdpa_flash`` / ``sdpa_cudnn`` are SDPA restricted to one kernel: the math kernel pinned the same way matches
+    the causal float64 attention; on the CPU, SDPA's flash kernel has a CPU version and cuDNN's has none, so the cuDNN
+    rows fail as rows."""
+    from torch.nn.attention import SDPBackend
+
+    q, k, v = (
+        torch.randn(2, 3, 5, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(i)) for i in range(3)
+    )
+    scores = (q @ k.transpose(-1, -2)) / 8**0.5
+    expected = scores.masked_fill(torch.ones(5, 5, dtype=torch.bool).triu(1), float("-inf")).softmax(-1) @ v
+    torch.testing.assert_close(bench.pinned_sdpa(SDPBackend.MATH)(q, k, v), expected)
+    rows = bench.run(
+        bench.BenchConfig(out_dir=str(tmp_path), smoke=True, backends=["sdpa", "sdpa_flash", "sdpa_cudnn"])
+    )
+    statuses = {(row["backend"], row["context"]): row["status"] for row in rows}
+    assert {status for (backend, _), status in statuses.items() if backend != "sdpa_cudnn"} == {"ok"}
+    cudnn = [status for (backend, _), status in statuses.items() if backend == "sdpa_cudnn"]
+    assert len(cudnn) == 2 and all(status.startswith("error: RuntimeError: No viable backend") for status in cudnn)
