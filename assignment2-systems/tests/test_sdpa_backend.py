@@ -1,7 +1,8 @@
 """The SDPA backend classifier on kernel names. The flash and memory-efficient names are demangled symbols of
 PyTorch's ``libtorch_cuda.so`` (the workspace's torch; the GPU machine runs 2.11, whose kernels share these sources);
 the cuDNN name is built on the prefix found in cuDNN 9's ``libcudnn_engines_runtime_compiled`` (its full run-time
-name is not in the library)."""
+name is not in the library). The cuDNN backward's names and the memset are those the eighth H200 run profiled in the
+`small` model's training step (``benchmarks/results/h200_run8/``: torch 2.11.0+cu130)."""
 
 import pytest
 import torch
@@ -26,6 +27,27 @@ EFFICIENT_BACKWARD = (
     "cutlass::bfloat16_t, true, false, true, 64, 64, 64, false>::Params)"
 )
 CUDNN_FORWARD = "cudnn_generated_fort_native_sdpa_sm90_knob_7_64x128x64_4x1x1_kernel0_0"
+CUDNN_H200_FORWARD = (
+    "cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16_knob_7_64x128x64_4x1x1_cga1x1x1_kernel0_0"
+)
+CUDNN_H200_BACKWARD = (
+    "cudnn_generated_fort_native_sdpa_sm90_flash_bprop_wgmma_f16_knob_26_64x64x64_1x4x1_cga1x1x1_kernel0_0"
+)
+CUDNN_DOT_DO_O = (
+    "void cudnn::fusion::compute_dot_do_o_specialized<true, 64>(void const*, void const*, void*, void*, "
+    "unsigned int, unsigned int, unsigned int, unsigned int, unsigned int, unsigned int, unsigned int, "
+    "unsigned int, unsigned int, unsigned int, unsigned int, unsigned int, unsigned int, unsigned int, "
+    "unsigned int, unsigned int, unsigned int, float, void const*, void const*, void const*, void const*, "
+    "void const*, bool, void const*, void*, void const*, int, int, int, int, int, int, int, int, int)"
+)
+CUDNN_CONVERT_DQ = (
+    "void cudnn::fusion::convert_dq_to_16bits<true>(void const*, void*, unsigned int, unsigned int, "
+    "unsigned int, unsigned int, unsigned int, unsigned int, unsigned int, unsigned int, unsigned int, "
+    "unsigned int, float const*, float const*, float const*, float*, void const*, void*, void*, bool, "
+    "bool)"
+)
+MEMSET = "Memset (Device)"
+MEMCPY = "Memcpy DtoD (Device -> Device)"
 GEMM = "sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64_warpgroupsize1x1x1_execute_segment_k_off_kernel"
 FILL = "void at::native::vectorized_elementwise_kernel<4, at::native::FillFunctor<float>, std::array<char*, 1ul> >"
 OUR_TRITON_FORWARD = "flash_fwd_kernel"
@@ -35,7 +57,8 @@ OUR_TRITON_FORWARD = "flash_fwd_kernel"
     ("name", "backend"),
     [(FLASH_FORWARD, "flash"), (FLASH_BACKWARD_HELPER, "flash"), (EFFICIENT_FORWARD, "efficient")]
     + [(EFFICIENT_BACKWARD, "efficient"), (CUDNN_FORWARD, "cudnn"), (GEMM, None), (FILL, None)]
-    + [(OUR_TRITON_FORWARD, None)],
+    + [(CUDNN_H200_FORWARD, "cudnn"), (CUDNN_H200_BACKWARD, "cudnn"), (CUDNN_DOT_DO_O, "cudnn")]
+    + [(CUDNN_CONVERT_DQ, "cudnn"), (MEMSET, None), (OUR_TRITON_FORWARD, None)],
 )
 def test_kernel_names_are_matched_to_their_backend(name, backend):
     assert classify_kernel(name) == backend
@@ -51,6 +74,18 @@ def test_a_step_is_named_by_its_attention_kernels_not_its_other_kernels():
     }
     flash = classify_step([FLASH_FORWARD, FLASH_BACKWARD_HELPER, GEMM], {}, [])
     assert flash["backend"] == "flash" and set(flash["kernels"]) == {FLASH_FORWARD, FLASH_BACKWARD_HELPER}
+
+
+def test_a_cudnn_training_step_is_cudnn_with_its_helpers_and_without_memory_operations():
+    forward_op, backward_op = (
+        "aten::_scaled_dot_product_cudnn_attention",
+        "aten::_scaled_dot_product_cudnn_attention_backward",
+    )
+    backward = [CUDNN_H200_BACKWARD, CUDNN_DOT_DO_O, CUDNN_CONVERT_DQ, MEMSET, MEMCPY]
+    inside = {CUDNN_H200_FORWARD: forward_op} | dict.fromkeys(backward, backward_op)
+    result = classify_step([GEMM, CUDNN_H200_FORWARD, *backward], inside, [forward_op, backward_op])
+    assert result["backend"] == "cudnn"
+    assert result["kernels"] == dict.fromkeys([CUDNN_H200_FORWARD, *backward[:3]], "cudnn")
 
 
 def test_unknown_kernels_inside_an_sdpa_op_are_reported_as_such():

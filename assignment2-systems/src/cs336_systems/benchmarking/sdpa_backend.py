@@ -13,13 +13,17 @@ kernels:
   ::Params)`` and ``fmha_cutlassB_...`` (``aten/src/ATen/native/transformers/cuda/mem_eff_attention/kernels``);
 - cuDNN: kernels cuDNN generates at run time, named from ``cudnn_generated_fort_native_sdpa`` or
   ``cudnn_generated_fort_sass_sdpa`` followed by the architecture and tiles (prefixes read from cuDNN 9's
-  ``libcudnn_engines_runtime_compiled``);
+  ``libcudnn_engines_runtime_compiled``), and cuDNN's precompiled helpers in namespace ``cudnn::fusion``, which its
+  SDPA backward launches around the generated kernel (seen on an H200: ``cudnn::fusion::compute_dot_do_o_specialized``,
+  by its name rowsum(dO∘O), and ``cudnn::fusion::convert_dq_to_16bits``, dQ from its float32 accumulator);
 - math: no kernel of its own (matmuls and a softmax), so it is named by its ATen op,
   ``aten::_scaled_dot_product_attention_math``, and the kernels launched inside it are its own.
 
 The ATen ops whose names start with ``aten::_scaled_dot_product`` are recorded too (the op PyTorch dispatched to,
 e.g. ``aten::_scaled_dot_product_cudnn_attention``), and every kernel launched inside one that matches no pattern is
-reported as ``unknown`` with its name, except ATen's own elementwise helpers (``at::native::``: fills and copies).
+reported as ``unknown`` with its name, except work that belongs to no backend: ATen's own elementwise kernels
+(``at::native::``: fills and copies) and the profiler's memory operations (``Memset (Device)``, ``Memcpy ...``),
+which are not kernels.
 """
 
 import re
@@ -32,11 +36,12 @@ from torch.profiler import ProfilerActivity, profile
 KERNEL_PATTERNS = {
     "flash": re.compile(r"\bpytorch_flash::flash_(fwd|bwd)_"),
     "efficient": re.compile(r"\bfmha_cutlass[FB]_"),
-    "cudnn": re.compile(r"\bcudnn_generated_fort_(native|sass)_sdpa"),
+    "cudnn": re.compile(r"\bcudnn_generated_fort_(native|sass)_sdpa|\bcudnn::fusion::"),
 }
 """Backend -> a pattern its CUDA kernel names match (see the module docstring for where they come from)."""
-ATEN_HELPER = re.compile(r"\bat::native::")
-"""ATen's own kernels (elementwise fills and copies) that the SDPA ops may launch around the attention kernel."""
+NO_BACKEND_WORK = re.compile(r"\bat::native::|^Mem(set|cpy) ")
+"""What the SDPA ops may run around the attention kernels that names no backend: ATen's own kernels (elementwise
+fills and copies) and the profiler's memory operations (``Memset (Device)``, ``Memcpy DtoD (Device -> Device)``)."""
 SDPA_OP_PREFIX = "aten::_scaled_dot_product"
 MATH_OP = "aten::_scaled_dot_product_attention_math"
 UNKNOWN = "unknown"
@@ -54,7 +59,7 @@ def classify_step(kernels: Iterable[str], kernels_in_sdpa_ops: Mapping[str, str]
     backend: a pattern's, ``math`` for the math op's own kernels, or ``unknown``) and ``ops``."""
     named = {name: backend for name in kernels if (backend := classify_kernel(name))}
     for name, op in kernels_in_sdpa_ops.items():
-        if name not in named and not ATEN_HELPER.search(name):
+        if name not in named and not NO_BACKEND_WORK.search(name):
             named[name] = "math" if op == MATH_OP else UNKNOWN
     ops = sorted(set(sdpa_ops))
     found = sorted({backend for backend in named.values() if backend != UNKNOWN})
