@@ -36,6 +36,9 @@ INTERPRETED_FORWARD = ForwardConfig(32, 16, 4, 1)
 INTERPRETED_BACKWARD = BackwardConfig(16, 32, 32, 16, 4, 1)
 GPU_FORWARD = ForwardConfig(128, 64, 8, 3)  # the autotuner's pick at n = 16384, batch 16 x 16 heads
 GPU_BACKWARD = BackwardConfig(32, 128, 128, 64, 4, 4)  # likewise
+ON_GPU_ONLY = pytest.mark.skipif(
+    DEVICE != "cuda", reason="Triton's interpreter has no descriptor reduction (TMA atomic add)"
+)
 
 
 def _with_tma(config, tma: bool = True):
@@ -121,7 +124,7 @@ def test_tma_kernels_reject_misaligned_tensors():
         _pinned_backward(q, q, q, q, lse, q, False, _with_tma(INTERPRETED_BACKWARD))
 
 
-@pytest.mark.skipif(DEVICE != "cuda", reason="Triton's interpreter has no descriptor reduction (TMA atomic add)")
+@ON_GPU_ONLY
 @pytest.mark.parametrize(
     ("shape_q", "n_keys", "dtype"), [((1, 70, 16), 130, torch.float32), ((4, 1000, 64), 1000, torch.bfloat16)]
 )
@@ -149,14 +152,20 @@ def test_tma_kernels_need_a_hopper_gpu(monkeypatch):
         _pinned_forward(q, q, q, False, ForwardConfig(16, 16, tma=True))
     with pytest.raises(ValueError, match="compute capability 9.0"):
         _pinned_backward(q, q, q, q, lse, q, False, _with_tma(INTERPRETED_BACKWARD))
-    monkeypatch.setattr(triton_function, "AUTOTUNED_TMA", (True, True))
+    monkeypatch.setattr(triton_function, "AUTOTUNED_TMA", triton_function.TMA_CHOICES["both"])
     monkeypatch.setattr(triton_function, "_PLANS", {})
     with pytest.raises(ValueError, match="compute capability 9.0"):
         FlashAttentionTriton.apply(q, q, q, False)
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"), [(None, (False, False)), ("forward", (True, False)), ("both", (True, True))]
+    ("value", "expected"),
+    [
+        (None, (False, False, False)),
+        ("forward", (True, False, False)),
+        ("both", (True, True, False)),
+        ("atomic_dq", (True, True, True)),
+    ],
 )
 def test_tma_switch_reads_the_environment(monkeypatch, value, expected):
     if value is None:
@@ -168,14 +177,14 @@ def test_tma_switch_reads_the_environment(monkeypatch, value, expected):
 
 def test_tma_switch_rejects_other_values(monkeypatch):
     monkeypatch.setenv(triton_function.TMA_ENV, "on")
-    with pytest.raises(ValueError, match="none, forward, backward, both"):
+    with pytest.raises(ValueError, match="none, forward, backward, both, atomic_dq"):
         triton_function._autotuned_tma()
 
 
 def _one_autotune_entry(monkeypatch):
     """The autotuners' first entries only (one compile per kernel on a GPU, no timing)."""
     kernels = triton_function._kernels()
-    for kernel in (kernels.flash_fwd_kernel, kernels.flash_bwd_kernel):
+    for kernel in (kernels.flash_fwd_kernel, kernels.flash_bwd_kernel, kernels.flash_bwd_atomic_dq_kernel):
         monkeypatch.setattr(kernel, "configs", kernel.configs[:1])
         monkeypatch.setattr(kernel, "cache", {})
 
@@ -190,7 +199,7 @@ def _autotuned_inputs():
     return qkv, (2e-2 if DEVICE == "cuda" else 1e-5)
 
 
-@pytest.mark.parametrize("switch", ["forward", "backward", "both"])
+@pytest.mark.parametrize("switch", ["forward", "backward", "both", pytest.param("atomic_dq", marks=ON_GPU_ONLY)])
 def test_tma_switch_in_the_eager_autotuned_path(monkeypatch, switch):
     """The eager plans pass ``USE_TMA`` to the kernels the switch names (and set the allocator where they launch):
     same results as with the switch off."""
@@ -203,7 +212,7 @@ def test_tma_switch_in_the_eager_autotuned_path(monkeypatch, switch):
         monkeypatch.setattr(triton_function, "_PLANS", {})
         out = FlashAttentionTriton.apply(q, k, v, True)
         plan = next(iter(triton_function._PLANS.values()))
-        assert (plan.forward_tma, plan.backward_tma) == triton_function.TMA_CHOICES[value]
+        assert (plan.forward_tma, plan.backward_tma, plan.atomic_dq) == triton_function.TMA_CHOICES[value]
         results[value] = (out.detach(), *torch.autograd.grad(out, (q, k, v), grad_out))
     ref_out, _, *ref_grads = float64_reference(q, k, v, grad_out, True)
     names = ("O", "dQ", "dK", "dV")
@@ -225,18 +234,22 @@ def test_tma_switch_in_the_compiled_ops(monkeypatch):
             return lambda *args, **kwargs: launches.__setitem__(self.name, kwargs)
 
     monkeypatch.setattr(triton_function, "wrap_triton", RecordingLaunch)
-    monkeypatch.setattr(triton_function, "AUTOTUNED_TMA", (True, True))
     q = torch.zeros(2, 3, 64, 32, device=DEVICE)
-    triton_function.flash_attention_forward(q, q, q, True)
-    triton_function.flash_attention_backward(q, q, q, q, torch.zeros(q.shape[:-1], device=DEVICE), q, True)
-    assert launches["flash_fwd_kernel"]["USE_TMA"] and launches["flash_bwd_kernel"]["USE_TMA"]
+    for switch, atomic in [("both", False), ("atomic_dq", True)]:
+        monkeypatch.setattr(triton_function, "AUTOTUNED_TMA", triton_function.TMA_CHOICES[switch])
+        triton_function.flash_attention_forward(q, q, q, True)
+        triton_function.flash_attention_backward(q, q, q, q, torch.zeros(q.shape[:-1], device=DEVICE), q, True)
+        assert launches["flash_fwd_kernel"]["USE_TMA"] and launches["flash_bwd_kernel"]["USE_TMA"]
+        assert (launches["flash_bwd_kernel"]["ATOMIC_DQ"], launches["flash_bwd_kernel"]["DQ"]) == (atomic, not atomic)
 
 
 @pytest.mark.skipif(DEVICE != "cuda", reason="Inductor launches the Triton kernels on CUDA only")
-def test_tma_switch_under_torch_compile_on_gpu(monkeypatch):
-    """Inductor launches the TMA kernels (and gives them scratch memory for their descriptors)."""
+@pytest.mark.parametrize("switch", ["both", "atomic_dq"])
+def test_tma_switch_under_torch_compile_on_gpu(monkeypatch, switch):
+    """Inductor launches the TMA kernels (and gives them scratch memory for their descriptors; with ``atomic_dq`` it
+    zeroes the float32 dQ before each autotuning candidate, as the autotuner's ``reset_to_zero`` asks)."""
     _one_autotune_entry(monkeypatch)
-    monkeypatch.setattr(triton_function, "AUTOTUNED_TMA", (True, True))
+    monkeypatch.setattr(triton_function, "AUTOTUNED_TMA", triton_function.TMA_CHOICES[switch])
     torch._dynamo.reset()
     (q, k, v), tolerance = _autotuned_inputs()
     out = torch.compile(FlashAttentionTriton.apply, fullgraph=True)(q, k, v, True)
@@ -249,7 +262,7 @@ def test_tma_switch_under_torch_compile_on_gpu(monkeypatch):
 
 def test_tma_switch_in_the_compiled_ops_rejects_misaligned_tensors(monkeypatch):
     """The ops' bodies see fake tensors under ``torch.compile``: they check the starts as offsets into storages."""
-    monkeypatch.setattr(triton_function, "AUTOTUNED_TMA", (True, True))
+    monkeypatch.setattr(triton_function, "AUTOTUNED_TMA", triton_function.TMA_CHOICES["both"])
     q = torch.randn(2 * 16 * 16 + 1, device=DEVICE)[1:].view(2, 16, 16)  # 4 bytes into its storage
     with pytest.raises(ValueError, match="16-byte aligned tensors; got one at byte offset into its storage 0x4"):
         triton_function.flash_attention_forward(q, q, q, True)

@@ -51,13 +51,21 @@ INT32_LIMIT = 2**31
 MAX_PLANS = 256
 """Shapes whose launch plans are kept; the cache starts over beyond that (a sweep over many shapes)."""
 TMA_ENV = "CS336_FLASH_TMA"
-TMA_CHOICES = {"none": (False, False), "forward": (True, False), "backward": (False, True), "both": (True, True)}
+TMA_CHOICES = {
+    "none": (False, False, False),
+    "forward": (True, False, False),
+    "backward": (False, True, False),
+    "both": (True, True, False),
+    "atomic_dq": (True, True, True),
+}
 
 
-def _autotuned_tma() -> tuple[bool, bool]:
-    """(forward, backward): whether the autotuned launches (eager, ``torch.compile`` and the launchers without a
-    pinned config) move tiles through tensor descriptors, from ``CS336_FLASH_TMA`` at import (``none`` by default).
-    A switch rather than a default, so a GPU run can time the leaderboard and training both ways without edits."""
+def _autotuned_tma() -> tuple[bool, bool, bool]:
+    """(forward, backward, atomic dQ): whether the autotuned launches (eager, ``torch.compile`` and the launchers
+    without a pinned config) move tiles through tensor descriptors, and whether the backward is dK/dV programs alone
+    adding dQ by TMA reductions (``atomic_dq``: with TMA in both passes), from ``CS336_FLASH_TMA`` at import (``none``
+    by default). A switch rather than a default, so a GPU run can time the leaderboard and training each way without
+    edits."""
     text = os.environ.get(TMA_ENV, "none")
     if text not in TMA_CHOICES:
         raise ValueError(f"{TMA_ENV} must be one of {', '.join(TMA_CHOICES)}; got {text!r}")
@@ -246,6 +254,11 @@ def _backward_grid(rows: int, n_queries: int, n_keys: int, dkdv: bool = True, dq
     return grid
 
 
+def _backward_switches(atomic_dq: bool, tma: bool, passes: tuple[bool, bool] = (True, True)) -> dict:
+    """The backward kernel's program switches: with ``atomic_dq`` only dK/dV programs run, and add dQ themselves."""
+    return {"DKDV": passes[0], "DQ": passes[1] and not atomic_dq, "ATOMIC_DQ": atomic_dq, "USE_TMA": tma}
+
+
 def _preprocess_grid(rows: int, n_queries: int) -> tuple[int, int]:
     return (_cdiv(n_queries, PREPROCESS_BLOCK_M), rows)
 
@@ -291,12 +304,16 @@ class _Plan:
             n_pointers=3,
             meta={"BLOCK_M": PREPROCESS_BLOCK_M},
         )
-        atomic_dq = backward_config is not None and backward_config.atomic_dq
-        self.backward_tma = AUTOTUNED_TMA[1] if backward_config is None else backward_config.tma
+        if backward_config is None:
+            self.backward_tma, self.atomic_dq = AUTOTUNED_TMA[1], AUTOTUNED_TMA[2]
+        else:
+            self.backward_tma, self.atomic_dq = backward_config.tma, backward_config.atomic_dq
+        if self.atomic_dq and passes != (True, True):
+            raise ValueError(f"atomic_dq computes dK, dV and dQ in the dK/dV programs; got passes {passes}")
         self.backward = KernelLaunch(
-            kernels.flash_bwd_kernel,
-            _backward_grid(rows, n_queries, n_keys, *passes),
-            {**common, "DKDV": passes[0], "DQ": passes[1], "ATOMIC_DQ": atomic_dq, "USE_TMA": self.backward_tma},
+            kernels.flash_bwd_atomic_dq_kernel if self.atomic_dq else kernels.flash_bwd_kernel,
+            _backward_grid(rows, n_queries, n_keys, passes[0], passes[1] and not self.atomic_dq),
+            {**common, **_backward_switches(self.atomic_dq, self.backward_tma, passes)},
             n_pointers=9,
             meta=None if backward_config is None else backward_config.meta(),
         )
@@ -309,7 +326,16 @@ class _Plan:
         self.forward(q, k, v, out, lse, *strides, *self.scalars)
 
     def run_backward(self, q, k, v, out, grad_out, lse, dq, dk, dv) -> None:
-        """D = rowsum(O ∘ dO) into a fresh buffer, then dQ, dK, dV."""
+        """D = rowsum(O ∘ dO) into a fresh buffer, then dQ, dK, dV; with atomic dQ, dQ is summed in a zeroed float32
+        buffer and copied into ``dq``."""
+        if self.atomic_dq:
+            dq_sum = torch.zeros(dq.shape, dtype=torch.float32, device=dq.device)
+            self._run_backward(q, k, v, out, grad_out, lse, dq_sum, dk, dv)
+            dq.copy_(dq_sum)
+        else:
+            self._run_backward(q, k, v, out, grad_out, lse, dq, dk, dv)
+
+    def _run_backward(self, q, k, v, out, grad_out, lse, dq, dk, dv) -> None:
         if self.backward_tma:
             _prepare_tma(q, k, v, grad_out, dq, dk, dv)
         delta = torch.empty_like(lse)
@@ -442,14 +468,6 @@ def launch_backward(
     q4, k4, v4, o4, do4, dq4, dk4, dv4 = _launch_views(q, k, v, o, grad_out, dq, dk, dv)
     rows, n_heads, n_queries, head_dim = q4.shape
     shape = (rows * n_heads, n_heads, n_queries, k4.shape[2], head_dim, is_causal)
-    if config is not None and config.atomic_dq:
-        if passes != (True, True):
-            raise ValueError(f"atomic_dq computes dK, dV and dQ in the dK/dV programs; got passes {passes}")
-        dq_sum = torch.zeros(dq4.shape, dtype=torch.float32, device=dq4.device)
-        plan = _Plan(*shape, backward_config=config, passes=(True, False))
-        plan.run_backward(q4, k4, v4, o4, do4, lse, dq_sum, dk4, dv4)
-        dq4.copy_(dq_sum)
-        return
     plan = _Plan(*shape, backward_config=config, passes=passes)
     plan.run_backward(q4, k4, v4, o4, do4, lse, dq4, dk4, dv4)
 
@@ -505,19 +523,24 @@ def flash_attention_backward(
     scalars = _scalars(n_heads, n_queries, k4.shape[2])
     delta = torch.empty_like(lse)
     dq, dk, dv = torch.empty_like(q4), torch.empty_like(k4), torch.empty_like(v4)
+    atomic_dq = AUTOTUNED_TMA[2]
+    dq_sum = torch.zeros(dq.shape, dtype=torch.float32, device=dq.device) if atomic_dq else dq
     if AUTOTUNED_TMA[1]:
-        _check_traced_tma(q4, k4, v4, do4, dq, dk, dv)
+        _check_traced_tma(q4, k4, v4, do4, dq_sum, dk, dv)
     kernels = _kernels()
     o_strides, do_strides = _row_strides(o4), _row_strides(do4)
     wrap_triton(kernels.flash_bwd_preprocess_kernel)[_preprocess_grid(rows * n_heads, n_queries)](
         o4, do4, delta, *o_strides, *do_strides, *scalars[:2], HEAD_DIM=head_dim, BLOCK_M=PREPROCESS_BLOCK_M
     )
     strides = (*_row_strides(q4), *_row_strides(k4), *_row_strides(v4), *do_strides)
-    strides += (*_row_strides(dq), *_row_strides(dk), *_row_strides(dv))
-    wrap_triton(kernels.flash_bwd_kernel)[_backward_grid(rows * n_heads, n_queries, k4.shape[2])](
-        q4, k4, v4, do4, lse, delta, dq, dk, dv, *strides, *scalars,
-        HEAD_DIM=head_dim, IS_CAUSAL=is_causal, DKDV=True, DQ=True, ATOMIC_DQ=False, USE_TMA=AUTOTUNED_TMA[1],
+    strides += (*_row_strides(dq_sum), *_row_strides(dk), *_row_strides(dv))
+    kernel = kernels.flash_bwd_atomic_dq_kernel if atomic_dq else kernels.flash_bwd_kernel
+    wrap_triton(kernel)[_backward_grid(rows * n_heads, n_queries, k4.shape[2], dq=not atomic_dq)](
+        q4, k4, v4, do4, lse, delta, dq_sum, dk, dv, *strides, *scalars,
+        HEAD_DIM=head_dim, IS_CAUSAL=is_causal, **_backward_switches(atomic_dq, AUTOTUNED_TMA[1]),
     )  # fmt: skip
+    if atomic_dq:
+        dq.copy_(dq_sum)
     return dq.view(q.shape), dk.view(k.shape), dv.view(v.shape)
 
 

@@ -841,3 +841,28 @@ def flash_bwd_kernel(
             stride_vh, stride_vs, stride_dob, stride_doh, stride_dos, stride_dqb, stride_dqh, stride_dqs, query_tile,
             query_row.to(tl.int64), N_HEADS, N_QUERIES, N_KEYS, HEAD_DIM, IS_CAUSAL, BLOCK_M2, BLOCK_N2, USE_TMA,
         )  # fmt: skip
+
+
+ATOMIC_DQ_CONFIGS = _configs(
+    [
+        (64, 64, 64, 64, 4, 3),
+        (64, 64, 64, 64, 4, 4),
+        (32, 128, 64, 64, 4, 3),
+        (32, 64, 64, 64, 4, 3),
+        (16, 32, 32, 16, 4, 2),
+    ],
+    names=("BLOCK_M1", "BLOCK_N1", "BLOCK_M2", "BLOCK_N2"),
+    interpreted=(16, 32, 32, 16),
+)
+"""dK/dV tiles for the backward whose dK/dV programs add dQ by TMA reductions (``BLOCK_M2``/``BLOCK_N2`` unused): the
+four fastest of ``tune_flash_kernels.py --kernels atomic_dq_tma`` on an H200 at n = 16384, batch 16 x 16 heads, d = 64
+(59.2-59.5 ms for 64/64 with 4 warps, 3 stages, in two processes; BENCHMARKS.md, ninth H200 run), then the smallest."""
+flash_bwd_atomic_dq_kernel = triton.autotune(
+    configs=ATOMIC_DQ_CONFIGS,
+    key=_AUTOTUNE_KEY,
+    reset_to_zero=["dQ"],
+    **_AUTOTUNE_BENCH,
+    prune_configs_by=_shared_memory_pruner(_backward_rows),
+)(flash_bwd_kernel.fn)
+"""The same kernel autotuned for ``ATOMIC_DQ`` launches of dK/dV programs alone: every timed candidate adds into dQ,
+so the autotuner zeroes it before each and before the launch it keeps."""
