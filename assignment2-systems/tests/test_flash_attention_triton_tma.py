@@ -223,7 +223,8 @@ def test_tma_switch_in_the_eager_autotuned_path(monkeypatch, switch):
 
 def test_tma_switch_in_the_compiled_ops(monkeypatch):
     """Under ``torch.compile`` the ``triton_op`` bodies hand the kernels to Inductor: they must pass ``USE_TMA``
-    (Inductor's launcher sets Triton's allocator itself before launching a kernel that needs scratch memory)."""
+    (Inductor's launcher sets Triton's allocator itself before launching a kernel that needs scratch memory), and
+    ``atomic_dq`` only where Inductor counts descriptor reductions as writes (else it would fold dQ into zeros)."""
     launches = {}
 
     class RecordingLaunch:
@@ -235,8 +236,9 @@ def test_tma_switch_in_the_compiled_ops(monkeypatch):
 
     monkeypatch.setattr(triton_function, "wrap_triton", RecordingLaunch)
     q = torch.zeros(2, 3, 64, 32, device=DEVICE)
-    for switch, atomic in [("both", False), ("atomic_dq", True)]:
+    for switch, seen, atomic in [("both", True, False), ("atomic_dq", True, True), ("atomic_dq", False, False)]:
         monkeypatch.setattr(triton_function, "AUTOTUNED_TMA", triton_function.TMA_CHOICES[switch])
+        monkeypatch.setattr(triton_function, "inductor_sees_descriptor_reductions", lambda seen=seen: seen)
         triton_function.flash_attention_forward(q, q, q, True)
         triton_function.flash_attention_backward(q, q, q, q, torch.zeros(q.shape[:-1], device=DEVICE), q, True)
         assert launches["flash_fwd_kernel"]["USE_TMA"] and launches["flash_bwd_kernel"]["USE_TMA"]
@@ -268,3 +270,15 @@ def test_tma_switch_in_the_compiled_ops_rejects_misaligned_tensors(monkeypatch):
         triton_function.flash_attention_forward(q, q, q, True)
     with pytest.raises(ValueError, match="byte offset into its storage"):
         triton_function.flash_attention_backward(q, q, q, q, torch.zeros(2, 16, device=DEVICE), q, True)
+
+
+def test_inductor_descriptor_reduction_check_reads_torchs_table(monkeypatch):
+    """The check reads Inductor's table of kernel ops that access memory (torch 2.11 has none, and misses the op)."""
+    from torch._higher_order_ops import triton_kernel_wrap
+
+    monkeypatch.setattr(triton_kernel_wrap, "_KERNEL_ACCESS_OPS", {"tt.descriptor_reduce": None}, raising=False)
+    assert triton_function.inductor_sees_descriptor_reductions()
+    monkeypatch.setattr(triton_kernel_wrap, "_KERNEL_ACCESS_OPS", {"tt.descriptor_store": None})
+    assert not triton_function.inductor_sees_descriptor_reductions()
+    monkeypatch.delattr(triton_kernel_wrap, "_KERNEL_ACCESS_OPS")
+    assert not triton_function.inductor_sees_descriptor_reductions()

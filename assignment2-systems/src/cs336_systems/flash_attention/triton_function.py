@@ -513,17 +513,28 @@ def flash_attention_forward(q: Tensor, k: Tensor, v: Tensor, is_causal: bool) ->
     return out.view(q.shape), lse
 
 
+def inductor_sees_descriptor_reductions() -> bool:
+    """Whether Inductor's analysis of user Triton kernels counts a tensor descriptor's ``atomic_add``
+    (``tt.descriptor_reduce``) as a write. torch 2.11's does not: under ``torch.compile`` it took the atomic backward's
+    float32 dQ for the zeros it was created as and folded the copy into zeros (dQ all zero on an H200; BENCHMARKS.md,
+    ninth H200 run), so there the compiled backward keeps its dQ programs."""
+    from torch._higher_order_ops import triton_kernel_wrap
+
+    return "tt.descriptor_reduce" in getattr(triton_kernel_wrap, "_KERNEL_ACCESS_OPS", {})
+
+
 @triton_op("cs336_systems::flash_attention_backward", mutates_args=())
 def flash_attention_backward(
     q: Tensor, k: Tensor, v: Tensor, o: Tensor, lse: Tensor, grad_out: Tensor, is_causal: bool
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """The backward for ``torch.compile``: dQ, dK, dV in the inputs' shapes and layouts."""
+    """The backward for ``torch.compile``: dQ, dK, dV in the inputs' shapes and layouts (``atomic_dq`` only where
+    Inductor sees the descriptor reductions: :func:`inductor_sees_descriptor_reductions`)."""
     q4, k4, v4, o4, do4 = (_kernel_input(t) for t in (q, k, v, o, grad_out))
     rows, n_heads, n_queries, head_dim = q4.shape
     scalars = _scalars(n_heads, n_queries, k4.shape[2])
     delta = torch.empty_like(lse)
     dq, dk, dv = torch.empty_like(q4), torch.empty_like(k4), torch.empty_like(v4)
-    atomic_dq = AUTOTUNED_TMA[2]
+    atomic_dq = AUTOTUNED_TMA[2] and inductor_sees_descriptor_reductions()
     dq_sum = torch.zeros(dq.shape, dtype=torch.float32, device=dq.device) if atomic_dq else dq
     if AUTOTUNED_TMA[1]:
         _check_traced_tma(q4, k4, v4, do4, dq_sum, dk, dv)
