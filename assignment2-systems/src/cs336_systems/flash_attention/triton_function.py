@@ -175,10 +175,11 @@ class ForwardConfig:
     n = 16384, d = 64, bf16, causal). Outside the autotuned path unless ``CS336_FLASH_TMA`` puts it there.
 
     ``poly_exp2`` computes half of each key tile's exponentials with a degree-3 polynomial on the FMA units
-    (FlashAttention-4's trick; ``triton_kernels.poly_exp2``), so the special-function unit, which bounds the forward
-    at d = 64 as much as the tensor cores do, has half the work. Each key tile is then two halves (two dots for the
-    scores, two for P·V), so ``block_n`` must be at least 32; 16-bit inputs only (its 8.6e-5 relative error is below
-    bfloat16's and float16's rounding of P, not float32's). Pinned launches only: its speed is unmeasured."""
+    (FlashAttention-4's trick; ``triton_kernels.poly_exp2``), to halve the special-function unit's work. Each key
+    tile is then two halves (two dots for the scores, two for P·V), so ``block_n`` must be at least 32; 16-bit inputs
+    only (its 8.6e-5 relative error is below bfloat16's and float16's rounding of P, not float32's). Pinned launches
+    only, and slower: 26.49 ms at best against 20.47 with pointers, 26.80 against 19.65 with TMA, on an H200 at the
+    shape above (BENCHMARKS.md, eighth H200 run): there the exponentials are not what bounds the forward."""
 
     block_m: int
     block_n: int

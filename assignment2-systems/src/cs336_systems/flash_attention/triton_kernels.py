@@ -20,7 +20,10 @@ Conventions shared by every kernel:
   diagonal; tiles entirely above it are never visited, tiles below it never compare indices.
 - The backward is one launch without atomics: its first programs (in launch order) each own a key tile
   and accumulate dK and dV over query tiles, the rest each own a query tile and accumulate dQ over key
-  tiles. Both kinds read D, so D is computed by a small kernel launched before it.
+  tiles. Both kinds read D, so D is computed by a small kernel launched before it. With ``ATOMIC_DQ`` only the
+  dK/dV programs run and add dQ into a float32 buffer themselves (5 matmul products instead of 7): element atomics
+  through pointers (slower), or one TMA reduction per tile (``USE_TMA``; faster at n = 16384, slower at short
+  lengths, on an H200: the ``atomic_dq`` setting of ``CS336_FLASH_TMA``).
 - Programs are renumbered so that, for causal attention, the tiles with the most work start first
   (longest-job-first keeps the tail of the launch short), in groups of rows (one batch element's head each): each
   program streams one row's K and V (dQ and forward programs) or Q, dO, L and D (dK/dV programs), and at large
