@@ -23,7 +23,8 @@ TYPINGS = {
 }
 # op -> number of queries; both launchers make a length of 1 a constant, and the tile counts and L2 group sizes
 # derived from it must compile as constants too; "-tma" ops launch with CS336_FLASH_TMA=both (tensor descriptors
-# take only int32 coordinates, which int64 lengths must not break)
+# take only int32 coordinates, which int64 lengths must not break), "-atomic-dq" ops with CS336_FLASH_TMA=atomic_dq
+# (as where Inductor sees descriptor reductions: dK/dV programs adding dQ by TMA reductions)
 OPS = {
     "forward": 256,
     "forward-one-query": 1,
@@ -31,7 +32,9 @@ OPS = {
     "backward": 256,
     "backward-one-query": 1,
     "backward-tma": 256,
+    "backward-atomic-dq": 256,
 }
+TMA_SETTINGS = {"-tma": "both", "-atomic-dq": "atomic_dq"}
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 
@@ -66,7 +69,9 @@ def _record_launches(op: str, dtype: torch.dtype) -> list[tuple[str, tuple, dict
             return lambda *args, **kwargs: launches.append((self.name, args, kwargs))
 
     triton_function.wrap_triton = RecordingLaunch
-    triton_function.AUTOTUNED_TMA = triton_function.TMA_CHOICES["both" if op.endswith("-tma") else "none"]
+    setting = next((value for suffix, value in TMA_SETTINGS.items() if op.endswith(suffix)), "none")
+    triton_function.AUTOTUNED_TMA = triton_function.TMA_CHOICES[setting]
+    triton_function.inductor_sees_descriptor_reductions = lambda: True
     q = torch.zeros(2, 3, OPS[op], 64, dtype=dtype)
     k = torch.zeros(2, 3, 256, 64, dtype=dtype)
     if op.startswith("backward"):

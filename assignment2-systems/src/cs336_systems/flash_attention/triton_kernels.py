@@ -825,7 +825,9 @@ def flash_bwd_kernel(
     # the key tile's int32, and Triton rejects a name that an if and its else assign with different types.
     if linear < dkdv_programs:
         # Streams its row's Q and dO, and L and D (float32); low key tiles see the most queries when causal.
-        key_group_rows = _rows_per_group(N_QUERIES, 2 * HEAD_DIM * Q.dtype.element_ty.primitive_bitwidth // 8 + 8)
+        # With ATOMIC_DQ the row's float32 dQ is read and written in L2 by every program too.
+        streamed_bytes = 2 * HEAD_DIM * Q.dtype.element_ty.primitive_bitwidth // 8 + 8 + ATOMIC_DQ * 4 * HEAD_DIM
+        key_group_rows = _rows_per_group(N_QUERIES, streamed_bytes)
         key_tile, key_row = _grouped_longest_first(linear, tl.cdiv(N_KEYS, BLOCK_N1), num_rows, key_group_rows, False)
         _dkdv_program(
             Q, K, V, dO, L, Delta, dQ, dK, dV, stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks,
