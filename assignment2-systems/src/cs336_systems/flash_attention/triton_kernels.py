@@ -133,18 +133,22 @@ FORWARD_CONFIGS = _configs(
     names=("BLOCK_M", "BLOCK_N"),
     interpreted=(32, 16),
 )
+
+
 # dK/dV programs: BLOCK_M1 query tile streamed, BLOCK_N1 key tile owned (a multiple of BLOCK_M1);
 # dQ programs: BLOCK_M2 query tile owned, BLOCK_N2 key tile streamed (BLOCK_M2 a multiple of BLOCK_N2).
-BACKWARD_CONFIGS = _configs(
+def _backward_configs(choices: list[tuple]) -> list[triton.Config]:
+    return _configs(choices, names=("BLOCK_M1", "BLOCK_N1", "BLOCK_M2", "BLOCK_N2"), interpreted=(16, 32, 32, 16))
+
+
+BACKWARD_CONFIGS = _backward_configs(
     [
         (32, 64, 128, 64, 4, 3),
         (64, 64, 64, 64, 4, 3),
         (32, 128, 128, 64, 4, 4),
         (32, 128, 128, 32, 4, 3),
         (16, 32, 32, 16, 4, 2),
-    ],
-    names=("BLOCK_M1", "BLOCK_N1", "BLOCK_M2", "BLOCK_N2"),
-    interpreted=(16, 32, 32, 16),
+    ]
 )
 
 
@@ -848,20 +852,19 @@ def flash_bwd_kernel(
         )  # fmt: skip
 
 
-ATOMIC_DQ_CONFIGS = _configs(
+ATOMIC_DQ_CONFIGS = _backward_configs(
     [
         (64, 64, 64, 64, 4, 3),
         (64, 64, 64, 64, 4, 4),
         (32, 128, 64, 64, 4, 3),
         (32, 64, 64, 64, 4, 3),
         (16, 32, 32, 16, 4, 2),
-    ],
-    names=("BLOCK_M1", "BLOCK_N1", "BLOCK_M2", "BLOCK_N2"),
-    interpreted=(16, 32, 32, 16),
+    ]
 )
 """dK/dV tiles for the backward whose dK/dV programs add dQ by TMA reductions (``BLOCK_M2``/``BLOCK_N2`` unused): the
 four fastest of ``tune_flash_kernels.py --kernels atomic_dq_tma`` on an H200 at n = 16384, batch 16 x 16 heads, d = 64
-(59.2-59.5 ms for 64/64 with 4 warps, 3 stages, in two processes; BENCHMARKS.md, ninth H200 run), then the smallest."""
+(59.2-59.5 ms for 64/64 with 4 warps, 3 stages, in two processes; BENCHMARKS.md, ninth and tenth H200 runs), then
+the smallest."""
 flash_bwd_atomic_dq_kernel = triton.autotune(
     configs=ATOMIC_DQ_CONFIGS,
     key=_AUTOTUNE_KEY,
