@@ -7,17 +7,20 @@ an H200 hold its ~700 W cap, where the SM clock drops below its maximum; two tim
 not comparable to the percent. This prints one markdown row per part over the samples inside it with a power draw
 above ``--busy_watts`` (the GPU working, not compiling or idle): their count, median and range of the SM clock,
 median and maximum power, the maximum temperature, and the share of busy samples whose active clock-event reasons
-include the software power cap (bit 0x4).
+include the software power cap (bit 0x4). The table is printed and written to ``<out_dir>/clock_summary.md``.
 
 Run (any machine, on a call's files):
-    python3 assignment2-systems/benchmarks/gpu_clock_summary.py --clock_log gpu_clocks.csv --parts parts.txt
+    python3 assignment2-systems/benchmarks/gpu_clock_summary.py --clock_log gpu_clocks.csv --parts parts.txt \
+        --out_dir /tmp/clocks
 """
 
 import csv
+import os
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from cs336_basics.toolkit.atomic import write_text_atomic
 from cs336_basics.toolkit.cli import parse_config
 from cs336_basics.toolkit.tables import records_table
 
@@ -33,6 +36,7 @@ class ClockSummaryConfig:
     clock_log: str = field(default="gpu_clocks.csv", metadata={"help": "nvidia-smi CSV log of the call"})
     parts: str = field(default="parts.txt", metadata={"help": "the parts' start and end lines"})
     busy_watts: float = field(default=300.0, metadata={"help": "samples above this power draw count as busy"})
+    out_dir: str = field(default="runs/clock_summary", metadata={"help": "folder for clock_summary.md"})
 
 
 @dataclass(frozen=True)
@@ -107,5 +111,12 @@ def summarize(config: ClockSummaryConfig) -> str:
     return records_table(rows, COLUMNS)
 
 
+def main(config: ClockSummaryConfig) -> None:
+    table = summarize(config)
+    os.makedirs(config.out_dir, exist_ok=True)
+    write_text_atomic(os.path.join(config.out_dir, "clock_summary.md"), table + "\n")
+    print(table)
+
+
 if __name__ == "__main__":
-    print(summarize(parse_config(ClockSummaryConfig, description=__doc__)))
+    main(parse_config(ClockSummaryConfig, description=__doc__))

@@ -27,6 +27,7 @@ CONFIGS = {
     "bench_flash_leaderboard": "LeaderboardConfig",
     "bench_memory_sharding": "MemoryBenchConfig",
     "bench_model": "SweepConfig",
+    "gpu_clock_summary": "ClockSummaryConfig",
     "tune_flash_kernels": "TuneConfig",
 }
 ENTRY_POINTS = {path.stem: path for path in [*PACKAGE.glob("scripts/*.py"), *PACKAGE.glob("benchmarks/*.py")]}

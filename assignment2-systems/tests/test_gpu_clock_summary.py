@@ -43,5 +43,7 @@ def test_rows_summarise_the_busy_samples_of_each_ended_part(tool, tmp_path):
     assert table[3] == "| timed | 3 of 4 | 1800 | 1770-1980 | 699 | 700 | 60 | 67% |"
     assert table[2] == "| compile | 0 of 1 | - | - | - | - | - | - |"
     assert table[4] == "| idle | 0 of 1 | - | - | - | - | - | - |"
-    busier = tool.summarize(tool.ClockSummaryConfig(config.clock_log, config.parts, busy_watts=690.0))
-    assert "| timed | 2 of 4 | 1785 | 1770-1800 | 700 | 700 | 60 | 100% |" in busier
+    busier = tool.ClockSummaryConfig(config.clock_log, config.parts, busy_watts=690.0, out_dir=str(tmp_path / "out"))
+    tool.main(busier)
+    written = (tmp_path / "out" / "clock_summary.md").read_text()
+    assert "| timed | 2 of 4 | 1785 | 1770-1800 | 700 | 700 | 60 | 100% |" in written
