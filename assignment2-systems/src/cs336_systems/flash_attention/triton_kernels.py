@@ -189,9 +189,10 @@ def _grouped_longest_first(rank, num_tiles, num_rows, group_rows, HEAVY_LAST: tl
 
 
 @triton.jit
-def _row_start(Ptr, row, N_HEADS, stride_batch, stride_head):
-    """Pointer to the first position of ``row`` (``batch * N_HEADS + head``, int64) of a strided tensor."""
-    return Ptr + (row // N_HEADS) * stride_batch + (row % N_HEADS) * stride_head
+def _row_start(Ptr, row, N_HEADS, strides):
+    """Pointer to the first position of ``row`` (``batch * N_HEADS + head``, int64) of a strided tensor whose
+    ``strides`` tuple starts with the batch and head strides."""
+    return Ptr + (row // N_HEADS) * strides[0] + (row % N_HEADS) * strides[1]
 
 
 POLY_EXP2_COEFFICIENTS = (0.6951166391372681, 0.22764497995376587, 0.07706724107265472)
@@ -375,10 +376,10 @@ def flash_fwd_kernel(
     offs_m = q_start + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
     row_valid = offs_m < N_QUERIES
-    Q_row = _row_start(Q, row, N_HEADS, stride_qb, stride_qh)
-    K_row = _row_start(K, row, N_HEADS, stride_kb, stride_kh)
-    V_row = _row_start(V, row, N_HEADS, stride_vb, stride_vh)
-    O_row = _row_start(Out, row, N_HEADS, stride_ob, stride_oh)
+    Q_row = _row_start(Q, row, N_HEADS, (stride_qb, stride_qh))
+    K_row = _row_start(K, row, N_HEADS, (stride_kb, stride_kh))
+    V_row = _row_start(V, row, N_HEADS, (stride_vb, stride_vh))
+    O_row = _row_start(Out, row, N_HEADS, (stride_ob, stride_oh))
     if USE_TMA:
         Q_rows = tl.make_tensor_descriptor(Q_row, [N_QUERIES, HEAD_DIM], [stride_qs, 1], [BLOCK_M, HEAD_DIM])
         KEY_LOAD: tl.constexpr = BLOCK_N // 2 if POLY_EXP2 else BLOCK_N  # POLY_EXP2 loads half-tiles of keys
@@ -443,8 +444,8 @@ def flash_bwd_preprocess_kernel(
     offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
     row_valid = offs_m < N_QUERIES
-    O_row = _row_start(Out, row, N_HEADS, stride_ob, stride_oh)
-    dO_row = _row_start(dO, row, N_HEADS, stride_dob, stride_doh)
+    O_row = _row_start(Out, row, N_HEADS, (stride_ob, stride_oh))
+    dO_row = _row_start(dO, row, N_HEADS, (stride_dob, stride_doh))
     o = tl.load(O_row + offs_m[:, None] * stride_os + offs_d[None, :], mask=row_valid[:, None], other=0.0)
     do = tl.load(dO_row + offs_m[:, None] * stride_dos + offs_d[None, :], mask=row_valid[:, None], other=0.0)
     delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), axis=1)
@@ -525,27 +526,13 @@ def _dkdv_program(
     dQ,
     dK,
     dV,
-    stride_qb,
-    stride_qh,
-    stride_qs,
-    stride_kb,
-    stride_kh,
-    stride_ks,
-    stride_vb,
-    stride_vh,
-    stride_vs,
-    stride_dob,
-    stride_doh,
-    stride_dos,
-    stride_dqb,
-    stride_dqh,
-    stride_dqs,
-    stride_dkb,
-    stride_dkh,
-    stride_dks,
-    stride_dvb,
-    stride_dvh,
-    stride_dvs,
+    q_strides,
+    k_strides,
+    v_strides,
+    do_strides,
+    dq_strides,
+    dk_strides,
+    dv_strides,
     tile,
     row,
     N_HEADS,
@@ -565,27 +552,27 @@ def _dkdv_program(
     offs_n = key_start + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, HEAD_DIM)
     key_valid = offs_n < N_KEYS
-    K_row = _row_start(K, row, N_HEADS, stride_kb, stride_kh)
-    V_row = _row_start(V, row, N_HEADS, stride_vb, stride_vh)
-    Q_row = _row_start(Q, row, N_HEADS, stride_qb, stride_qh)
-    dO_row = _row_start(dO, row, N_HEADS, stride_dob, stride_doh)
+    K_row = _row_start(K, row, N_HEADS, k_strides)
+    V_row = _row_start(V, row, N_HEADS, v_strides)
+    Q_row = _row_start(Q, row, N_HEADS, q_strides)
+    dO_row = _row_start(dO, row, N_HEADS, do_strides)
     if USE_TMA:
-        K_tiles = tl.make_tensor_descriptor(K_row, [N_KEYS, HEAD_DIM], [stride_ks, 1], [BLOCK_N, HEAD_DIM])
-        V_tiles = tl.make_tensor_descriptor(V_row, [N_KEYS, HEAD_DIM], [stride_vs, 1], [BLOCK_N, HEAD_DIM])
+        K_tiles = tl.make_tensor_descriptor(K_row, [N_KEYS, HEAD_DIM], [k_strides[2], 1], [BLOCK_N, HEAD_DIM])
+        V_tiles = tl.make_tensor_descriptor(V_row, [N_KEYS, HEAD_DIM], [v_strides[2], 1], [BLOCK_N, HEAD_DIM])
         k = K_tiles.load([tl.cast(key_start, tl.int32), 0])
         v = V_tiles.load([tl.cast(key_start, tl.int32), 0])
-        Q_ptr = tl.make_tensor_descriptor(Q_row, [N_QUERIES, HEAD_DIM], [stride_qs, 1], [BLOCK_M, HEAD_DIM])
-        dO_ptr = tl.make_tensor_descriptor(dO_row, [N_QUERIES, HEAD_DIM], [stride_dos, 1], [BLOCK_M, HEAD_DIM])
+        Q_ptr = tl.make_tensor_descriptor(Q_row, [N_QUERIES, HEAD_DIM], [q_strides[2], 1], [BLOCK_M, HEAD_DIM])
+        dO_ptr = tl.make_tensor_descriptor(dO_row, [N_QUERIES, HEAD_DIM], [do_strides[2], 1], [BLOCK_M, HEAD_DIM])
     else:
-        k = tl.load(K_row + offs_n[:, None] * stride_ks + offs_d[None, :], mask=key_valid[:, None], other=0.0)
-        v = tl.load(V_row + offs_n[:, None] * stride_vs + offs_d[None, :], mask=key_valid[:, None], other=0.0)
+        k = tl.load(K_row + offs_n[:, None] * k_strides[2] + offs_d[None, :], mask=key_valid[:, None], other=0.0)
+        v = tl.load(V_row + offs_n[:, None] * v_strides[2] + offs_d[None, :], mask=key_valid[:, None], other=0.0)
         Q_ptr = Q_row
         dO_ptr = dO_row
     L_ptr = L + row * N_QUERIES
     Delta_ptr = Delta + row * N_QUERIES
-    dQ_ptr = _row_start(dQ, row, N_HEADS, stride_dqb, stride_dqh)
+    dQ_ptr = _row_start(dQ, row, N_HEADS, dq_strides)
     if USE_TMA and ATOMIC_DQ:
-        dQ_ptr = tl.make_tensor_descriptor(dQ_ptr, [N_QUERIES, HEAD_DIM], [stride_dqs, 1], [BLOCK_M, HEAD_DIM])
+        dQ_ptr = tl.make_tensor_descriptor(dQ_ptr, [N_QUERIES, HEAD_DIM], [dq_strides[2], 1], [BLOCK_M, HEAD_DIM])
     scale = HEAD_DIM**-0.5
     qk_scale = scale * LOG2_E
     dk = tl.zeros([BLOCK_N, HEAD_DIM], dtype=tl.float32)
@@ -595,29 +582,29 @@ def _dkdv_program(
         # Queries before key_start see none of these keys; the next BLOCK_N queries cross the diagonal.
         diagonal_end = tl.minimum(key_start + BLOCK_N, N_QUERIES)
         dk, dv = _dkdv_query_tiles(
-            dk, dv, k, v, Q_ptr, dO_ptr, L_ptr, Delta_ptr, dQ_ptr, stride_qs, stride_dos, stride_dqs, offs_n, offs_d,
-            key_start, diagonal_end, N_QUERIES, qk_scale, HEAD_DIM, BLOCK_M, True, ATOMIC_DQ, USE_TMA,
+            dk, dv, k, v, Q_ptr, dO_ptr, L_ptr, Delta_ptr, dQ_ptr, q_strides[2], do_strides[2], dq_strides[2], offs_n,
+            offs_d, key_start, diagonal_end, N_QUERIES, qk_scale, HEAD_DIM, BLOCK_M, True, ATOMIC_DQ, USE_TMA,
         )  # fmt: skip
         unmasked_start = key_start + BLOCK_N
     else:
         unmasked_start = 0
     dk, dv = _dkdv_query_tiles(
-        dk, dv, k, v, Q_ptr, dO_ptr, L_ptr, Delta_ptr, dQ_ptr, stride_qs, stride_dos, stride_dqs, offs_n, offs_d,
-        unmasked_start, N_QUERIES, N_QUERIES, qk_scale, HEAD_DIM, BLOCK_M, False, ATOMIC_DQ, USE_TMA,
+        dk, dv, k, v, Q_ptr, dO_ptr, L_ptr, Delta_ptr, dQ_ptr, q_strides[2], do_strides[2], dq_strides[2], offs_n,
+        offs_d, unmasked_start, N_QUERIES, N_QUERIES, qk_scale, HEAD_DIM, BLOCK_M, False, ATOMIC_DQ, USE_TMA,
     )  # fmt: skip
 
-    dK_row = _row_start(dK, row, N_HEADS, stride_dkb, stride_dkh)
-    dV_row = _row_start(dV, row, N_HEADS, stride_dvb, stride_dvh)
+    dK_row = _row_start(dK, row, N_HEADS, dk_strides)
+    dV_row = _row_start(dV, row, N_HEADS, dv_strides)
     dk = (dk * scale).to(dK.dtype.element_ty)
     dv = dv.to(dV.dtype.element_ty)
     if USE_TMA:
-        dK_rows = tl.make_tensor_descriptor(dK_row, [N_KEYS, HEAD_DIM], [stride_dks, 1], [BLOCK_N, HEAD_DIM])
-        dV_rows = tl.make_tensor_descriptor(dV_row, [N_KEYS, HEAD_DIM], [stride_dvs, 1], [BLOCK_N, HEAD_DIM])
+        dK_rows = tl.make_tensor_descriptor(dK_row, [N_KEYS, HEAD_DIM], [dk_strides[2], 1], [BLOCK_N, HEAD_DIM])
+        dV_rows = tl.make_tensor_descriptor(dV_row, [N_KEYS, HEAD_DIM], [dv_strides[2], 1], [BLOCK_N, HEAD_DIM])
         dK_rows.store([tl.cast(key_start, tl.int32), 0], dk)
         dV_rows.store([tl.cast(key_start, tl.int32), 0], dv)
     else:
-        tl.store(dK_row + offs_n[:, None] * stride_dks + offs_d[None, :], dk, mask=key_valid[:, None])
-        tl.store(dV_row + offs_n[:, None] * stride_dvs + offs_d[None, :], dv, mask=key_valid[:, None])
+        tl.store(dK_row + offs_n[:, None] * dk_strides[2] + offs_d[None, :], dk, mask=key_valid[:, None])
+        tl.store(dV_row + offs_n[:, None] * dv_strides[2] + offs_d[None, :], dv, mask=key_valid[:, None])
 
 
 @triton.jit
@@ -674,21 +661,11 @@ def _dq_program(
     L,
     Delta,
     dQ,
-    stride_qb,
-    stride_qh,
-    stride_qs,
-    stride_kb,
-    stride_kh,
-    stride_ks,
-    stride_vb,
-    stride_vh,
-    stride_vs,
-    stride_dob,
-    stride_doh,
-    stride_dos,
-    stride_dqb,
-    stride_dqh,
-    stride_dqs,
+    q_strides,
+    k_strides,
+    v_strides,
+    do_strides,
+    dq_strides,
     tile,
     row,
     N_HEADS,
@@ -706,20 +683,20 @@ def _dq_program(
     offs_m = q_start + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
     row_valid = offs_m < N_QUERIES
-    Q_row = _row_start(Q, row, N_HEADS, stride_qb, stride_qh)
-    dO_row = _row_start(dO, row, N_HEADS, stride_dob, stride_doh)
-    K_row = _row_start(K, row, N_HEADS, stride_kb, stride_kh)
-    V_row = _row_start(V, row, N_HEADS, stride_vb, stride_vh)
+    Q_row = _row_start(Q, row, N_HEADS, q_strides)
+    dO_row = _row_start(dO, row, N_HEADS, do_strides)
+    K_row = _row_start(K, row, N_HEADS, k_strides)
+    V_row = _row_start(V, row, N_HEADS, v_strides)
     if USE_TMA:
-        Q_tiles = tl.make_tensor_descriptor(Q_row, [N_QUERIES, HEAD_DIM], [stride_qs, 1], [BLOCK_M, HEAD_DIM])
-        dO_tiles = tl.make_tensor_descriptor(dO_row, [N_QUERIES, HEAD_DIM], [stride_dos, 1], [BLOCK_M, HEAD_DIM])
+        Q_tiles = tl.make_tensor_descriptor(Q_row, [N_QUERIES, HEAD_DIM], [q_strides[2], 1], [BLOCK_M, HEAD_DIM])
+        dO_tiles = tl.make_tensor_descriptor(dO_row, [N_QUERIES, HEAD_DIM], [do_strides[2], 1], [BLOCK_M, HEAD_DIM])
         q = Q_tiles.load([tl.cast(q_start, tl.int32), 0])
         do = dO_tiles.load([tl.cast(q_start, tl.int32), 0])
-        K_ptr = tl.make_tensor_descriptor(K_row, [N_KEYS, HEAD_DIM], [stride_ks, 1], [BLOCK_N, HEAD_DIM])
-        V_ptr = tl.make_tensor_descriptor(V_row, [N_KEYS, HEAD_DIM], [stride_vs, 1], [BLOCK_N, HEAD_DIM])
+        K_ptr = tl.make_tensor_descriptor(K_row, [N_KEYS, HEAD_DIM], [k_strides[2], 1], [BLOCK_N, HEAD_DIM])
+        V_ptr = tl.make_tensor_descriptor(V_row, [N_KEYS, HEAD_DIM], [v_strides[2], 1], [BLOCK_N, HEAD_DIM])
     else:
-        q = tl.load(Q_row + offs_m[:, None] * stride_qs + offs_d[None, :], mask=row_valid[:, None], other=0.0)
-        do = tl.load(dO_row + offs_m[:, None] * stride_dos + offs_d[None, :], mask=row_valid[:, None], other=0.0)
+        q = tl.load(Q_row + offs_m[:, None] * q_strides[2] + offs_d[None, :], mask=row_valid[:, None], other=0.0)
+        do = tl.load(dO_row + offs_m[:, None] * do_strides[2] + offs_d[None, :], mask=row_valid[:, None], other=0.0)
         K_ptr = K_row
         V_ptr = V_row
     lse = tl.load(L + row * N_QUERIES + offs_m, mask=row_valid, other=0.0) * LOG2_E
@@ -731,26 +708,26 @@ def _dq_program(
     if IS_CAUSAL:
         unmasked_end = tl.minimum(q_start, N_KEYS)
         dq = _dq_key_tiles(
-            dq, q, do, lse, delta, K_ptr, V_ptr, stride_ks, stride_vs, offs_m, offs_d, 0, unmasked_end, N_KEYS,
+            dq, q, do, lse, delta, K_ptr, V_ptr, k_strides[2], v_strides[2], offs_m, offs_d, 0, unmasked_end, N_KEYS,
             qk_scale, HEAD_DIM, BLOCK_N, False, USE_TMA,
         )  # fmt: skip
         dq = _dq_key_tiles(
-            dq, q, do, lse, delta, K_ptr, V_ptr, stride_ks, stride_vs, offs_m, offs_d, unmasked_end,
+            dq, q, do, lse, delta, K_ptr, V_ptr, k_strides[2], v_strides[2], offs_m, offs_d, unmasked_end,
             tl.minimum(q_start + BLOCK_M, N_KEYS), N_KEYS, qk_scale, HEAD_DIM, BLOCK_N, True, USE_TMA,
         )  # fmt: skip
     else:
         dq = _dq_key_tiles(
-            dq, q, do, lse, delta, K_ptr, V_ptr, stride_ks, stride_vs, offs_m, offs_d, 0, N_KEYS, N_KEYS, qk_scale,
-            HEAD_DIM, BLOCK_N, False, USE_TMA,
+            dq, q, do, lse, delta, K_ptr, V_ptr, k_strides[2], v_strides[2], offs_m, offs_d, 0, N_KEYS, N_KEYS,
+            qk_scale, HEAD_DIM, BLOCK_N, False, USE_TMA,
         )  # fmt: skip
 
-    dQ_row = _row_start(dQ, row, N_HEADS, stride_dqb, stride_dqh)
+    dQ_row = _row_start(dQ, row, N_HEADS, dq_strides)
     dq = (dq * scale).to(dQ.dtype.element_ty)
     if USE_TMA:
-        dQ_rows = tl.make_tensor_descriptor(dQ_row, [N_QUERIES, HEAD_DIM], [stride_dqs, 1], [BLOCK_M, HEAD_DIM])
+        dQ_rows = tl.make_tensor_descriptor(dQ_row, [N_QUERIES, HEAD_DIM], [dq_strides[2], 1], [BLOCK_M, HEAD_DIM])
         dQ_rows.store([tl.cast(q_start, tl.int32), 0], dq)
     else:
-        tl.store(dQ_row + offs_m[:, None] * stride_dqs + offs_d[None, :], dq, mask=row_valid[:, None])
+        tl.store(dQ_row + offs_m[:, None] * dq_strides[2] + offs_d[None, :], dq, mask=row_valid[:, None])
 
 
 @triton.autotune(
@@ -820,6 +797,12 @@ def flash_bwd_kernel(
     if ATOMIC_DQ:
         tl.static_assert(dQ.dtype.element_ty == tl.float32, "ATOMIC_DQ accumulates into a float32 dQ")
         tl.static_assert(not DQ, "ATOMIC_DQ replaces the dQ programs")
+    # Both kinds of program take each tensor's (batch, head, sequence) strides as one tuple.
+    q_strides = (stride_qb, stride_qh, stride_qs)
+    k_strides = (stride_kb, stride_kh, stride_ks)
+    v_strides = (stride_vb, stride_vh, stride_vs)
+    do_strides = (stride_dob, stride_doh, stride_dos)
+    dq_strides = (stride_dqb, stride_dqh, stride_dqs)
     num_rows = tl.num_programs(1)
     linear = tl.program_id(1) * tl.num_programs(0) + tl.program_id(0)
     dkdv_programs = 0
@@ -834,9 +817,8 @@ def flash_bwd_kernel(
         key_group_rows = _rows_per_group(N_QUERIES, streamed_bytes)
         key_tile, key_row = _grouped_longest_first(linear, tl.cdiv(N_KEYS, BLOCK_N1), num_rows, key_group_rows, False)
         _dkdv_program(
-            Q, K, V, dO, L, Delta, dQ, dK, dV, stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks,
-            stride_vb, stride_vh, stride_vs, stride_dob, stride_doh, stride_dos, stride_dqb, stride_dqh, stride_dqs,
-            stride_dkb, stride_dkh, stride_dks, stride_dvb, stride_dvh, stride_dvs, key_tile, key_row.to(tl.int64),
+            Q, K, V, dO, L, Delta, dQ, dK, dV, q_strides, k_strides, v_strides, do_strides, dq_strides,
+            (stride_dkb, stride_dkh, stride_dks), (stride_dvb, stride_dvh, stride_dvs), key_tile, key_row.to(tl.int64),
             N_HEADS, N_QUERIES, N_KEYS, HEAD_DIM, IS_CAUSAL, BLOCK_M1, BLOCK_N1, ATOMIC_DQ, USE_TMA,
         )  # fmt: skip
     elif DQ:
@@ -846,8 +828,7 @@ def flash_bwd_kernel(
             linear - dkdv_programs, tl.cdiv(N_QUERIES, BLOCK_M2), num_rows, query_group_rows, IS_CAUSAL
         )
         _dq_program(
-            Q, K, V, dO, L, Delta, dQ, stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks, stride_vb,
-            stride_vh, stride_vs, stride_dob, stride_doh, stride_dos, stride_dqb, stride_dqh, stride_dqs, query_tile,
+            Q, K, V, dO, L, Delta, dQ, q_strides, k_strides, v_strides, do_strides, dq_strides, query_tile,
             query_row.to(tl.int64), N_HEADS, N_QUERIES, N_KEYS, HEAD_DIM, IS_CAUSAL, BLOCK_M2, BLOCK_N2, USE_TMA,
         )  # fmt: skip
 
