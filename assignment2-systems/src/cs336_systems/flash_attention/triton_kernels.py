@@ -221,15 +221,56 @@ def poly_exp2(x):
 
 
 @triton.jit
-def _load_key_rows(Rows, key_start, offs_n, key_valid, offs_d, stride_s, USE_TMA: tl.constexpr):
-    """One tile of K or V at keys ``offs_n`` (starting at ``key_start``): through the row's tensor descriptor with
-    ``USE_TMA`` (keys past the end load as zeros), through pointers from its first key otherwise (zeros where not
-    ``key_valid``)."""
+def _row_tiles(Ptr, row, N_HEADS, strides, length, BLOCK: tl.constexpr, HEAD_DIM: tl.constexpr, USE_TMA: tl.constexpr):
+    """One row's ``(length, d)`` slice of a strided tensor as the tile helpers below take it: a tensor descriptor of
+    ``BLOCK``-position tiles with ``USE_TMA``, the pointer to its first position otherwise."""
+    row_ptr = _row_start(Ptr, row, N_HEADS, strides)
     if USE_TMA:
-        tile = Rows.load([tl.cast(key_start, tl.int32), 0])
+        rows = tl.make_tensor_descriptor(row_ptr, [length, HEAD_DIM], [strides[2], 1], [BLOCK, HEAD_DIM])
     else:
-        tile = tl.load(Rows + offs_n[:, None] * stride_s + offs_d[None, :], mask=key_valid[:, None], other=0.0)
+        rows = row_ptr
+    return rows
+
+
+@triton.jit
+def _load_rows(Rows, start, offs, valid, offs_d, stride_s, USE_TMA: tl.constexpr):
+    """The tile at positions ``offs`` (starting at ``start``) of a :func:`_row_tiles` slice: through its tensor
+    descriptor with ``USE_TMA`` (positions past the end load as zeros), through pointers otherwise (zeros where not
+    ``valid``)."""
+    if USE_TMA:
+        tile = Rows.load([tl.cast(start, tl.int32), 0])
+    else:
+        tile = tl.load(Rows + offs[:, None] * stride_s + offs_d[None, :], mask=valid[:, None], other=0.0)
     return tile
+
+
+@triton.jit
+def _load_row_tile(
+    Ptr,
+    row,
+    N_HEADS,
+    strides,
+    length,
+    start,
+    offs,
+    valid,
+    offs_d,
+    BLOCK: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
+    USE_TMA: tl.constexpr,
+):
+    """The one tile a program owns (loads once) of its row: :func:`_row_tiles` then :func:`_load_rows`."""
+    rows = _row_tiles(Ptr, row, N_HEADS, strides, length, BLOCK, HEAD_DIM, USE_TMA)
+    return _load_rows(rows, start, offs, valid, offs_d, strides[2], USE_TMA)
+
+
+@triton.jit
+def _store_rows(Rows, start, offs, valid, offs_d, stride_s, tile, USE_TMA: tl.constexpr):
+    """Store ``tile`` at positions ``offs`` of a :func:`_row_tiles` slice (positions past the end are not written)."""
+    if USE_TMA:
+        Rows.store([tl.cast(start, tl.int32), 0], tile)
+    else:
+        tl.store(Rows + offs[:, None] * stride_s + offs_d[None, :], tile, mask=valid[:, None])
 
 
 @triton.jit
@@ -257,10 +298,10 @@ def _forward_split_key_tile(
     offs_hi = offs_lo + BLOCK_N // 2
     valid_lo = offs_lo < N_KEYS
     valid_hi = offs_hi < N_KEYS
-    k_lo = _load_key_rows(K_rows, key_start, offs_lo, valid_lo, offs_d, stride_ks, USE_TMA)
-    k_hi = _load_key_rows(K_rows, key_start + BLOCK_N // 2, offs_hi, valid_hi, offs_d, stride_ks, USE_TMA)
-    v_lo = _load_key_rows(V_rows, key_start, offs_lo, valid_lo, offs_d, stride_vs, USE_TMA)
-    v_hi = _load_key_rows(V_rows, key_start + BLOCK_N // 2, offs_hi, valid_hi, offs_d, stride_vs, USE_TMA)
+    k_lo = _load_rows(K_rows, key_start, offs_lo, valid_lo, offs_d, stride_ks, USE_TMA)
+    k_hi = _load_rows(K_rows, key_start + BLOCK_N // 2, offs_hi, valid_hi, offs_d, stride_ks, USE_TMA)
+    v_lo = _load_rows(V_rows, key_start, offs_lo, valid_lo, offs_d, stride_vs, USE_TMA)
+    v_hi = _load_rows(V_rows, key_start + BLOCK_N // 2, offs_hi, valid_hi, offs_d, stride_vs, USE_TMA)
     scores_lo = _raw_scores(q, k_lo, offs_m, offs_lo, valid_lo, APPLY_MASK, IS_CAUSAL)
     scores_hi = _raw_scores(q, k_hi, offs_m, offs_hi, valid_hi, APPLY_MASK, IS_CAUSAL)
     new_max = tl.maximum(row_max, tl.maximum(tl.max(scores_lo, axis=1), tl.max(scores_hi, axis=1)) * qk_scale)
@@ -309,8 +350,8 @@ def _forward_key_tiles(
         else:
             offs_n = key_start + tl.arange(0, BLOCK_N)
             key_valid = offs_n < N_KEYS
-            k = _load_key_rows(K_rows, key_start, offs_n, key_valid, offs_d, stride_ks, USE_TMA)
-            v = _load_key_rows(V_rows, key_start, offs_n, key_valid, offs_d, stride_vs, USE_TMA)
+            k = _load_rows(K_rows, key_start, offs_n, key_valid, offs_d, stride_ks, USE_TMA)
+            v = _load_rows(V_rows, key_start, offs_n, key_valid, offs_d, stride_vs, USE_TMA)
             scores = _raw_scores(q, k, offs_m, offs_n, key_valid, APPLY_MASK, IS_CAUSAL)
             new_max = tl.maximum(row_max, tl.max(scores, axis=1) * qk_scale)
             probs = tl.math.exp2(scores * qk_scale - new_max[:, None])
@@ -376,20 +417,11 @@ def flash_fwd_kernel(
     offs_m = q_start + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
     row_valid = offs_m < N_QUERIES
-    Q_row = _row_start(Q, row, N_HEADS, (stride_qb, stride_qh))
-    K_row = _row_start(K, row, N_HEADS, (stride_kb, stride_kh))
-    V_row = _row_start(V, row, N_HEADS, (stride_vb, stride_vh))
-    O_row = _row_start(Out, row, N_HEADS, (stride_ob, stride_oh))
-    if USE_TMA:
-        Q_rows = tl.make_tensor_descriptor(Q_row, [N_QUERIES, HEAD_DIM], [stride_qs, 1], [BLOCK_M, HEAD_DIM])
-        KEY_LOAD: tl.constexpr = BLOCK_N // 2 if POLY_EXP2 else BLOCK_N  # POLY_EXP2 loads half-tiles of keys
-        K_rows = tl.make_tensor_descriptor(K_row, [N_KEYS, HEAD_DIM], [stride_ks, 1], [KEY_LOAD, HEAD_DIM])
-        V_rows = tl.make_tensor_descriptor(V_row, [N_KEYS, HEAD_DIM], [stride_vs, 1], [KEY_LOAD, HEAD_DIM])
-        q = Q_rows.load([tl.cast(q_start, tl.int32), 0])
-    else:
-        q = tl.load(Q_row + offs_m[:, None] * stride_qs + offs_d[None, :], mask=row_valid[:, None], other=0.0)
-        K_rows = K_row
-        V_rows = V_row
+    KEY_LOAD: tl.constexpr = BLOCK_N // 2 if POLY_EXP2 else BLOCK_N  # POLY_EXP2 loads half-tiles of keys
+    Q_rows = _row_tiles(Q, row, N_HEADS, (stride_qb, stride_qh, stride_qs), N_QUERIES, BLOCK_M, HEAD_DIM, USE_TMA)
+    K_rows = _row_tiles(K, row, N_HEADS, (stride_kb, stride_kh, stride_ks), N_KEYS, KEY_LOAD, HEAD_DIM, USE_TMA)
+    V_rows = _row_tiles(V, row, N_HEADS, (stride_vb, stride_vh, stride_vs), N_KEYS, KEY_LOAD, HEAD_DIM, USE_TMA)
+    q = _load_rows(Q_rows, q_start, offs_m, row_valid, offs_d, stride_qs, USE_TMA)
     qk_scale = HEAD_DIM**-0.5 * LOG2_E
 
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
@@ -414,11 +446,8 @@ def flash_fwd_kernel(
     )  # fmt: skip
 
     out = (acc / row_sum[:, None]).to(Out.dtype.element_ty)
-    if USE_TMA:
-        O_rows = tl.make_tensor_descriptor(O_row, [N_QUERIES, HEAD_DIM], [stride_os, 1], [BLOCK_M, HEAD_DIM])
-        O_rows.store([tl.cast(q_start, tl.int32), 0], out)
-    else:
-        tl.store(O_row + offs_m[:, None] * stride_os + offs_d[None, :], out, mask=row_valid[:, None])
+    O_rows = _row_tiles(Out, row, N_HEADS, (stride_ob, stride_oh, stride_os), N_QUERIES, BLOCK_M, HEAD_DIM, USE_TMA)
+    _store_rows(O_rows, q_start, offs_m, row_valid, offs_d, stride_os, out, USE_TMA)
     logsumexp = (row_max + tl.math.log2(row_sum)) * LN_2
     tl.store(L + row * N_QUERIES + offs_m, logsumexp, mask=row_valid)
 
@@ -489,12 +518,8 @@ def _dkdv_query_tiles(
     for query_start in tl.range(start, stop, BLOCK_M):
         offs_m = query_start + tl.arange(0, BLOCK_M)
         row_valid = offs_m < N_QUERIES
-        if USE_TMA:
-            q = Q_ptr.load([tl.cast(query_start, tl.int32), 0])
-            do = dO_ptr.load([tl.cast(query_start, tl.int32), 0])
-        else:
-            q = tl.load(Q_ptr + offs_m[:, None] * stride_qs + offs_d[None, :], mask=row_valid[:, None], other=0.0)
-            do = tl.load(dO_ptr + offs_m[:, None] * stride_dos + offs_d[None, :], mask=row_valid[:, None], other=0.0)
+        q = _load_rows(Q_ptr, query_start, offs_m, row_valid, offs_d, stride_qs, USE_TMA)
+        do = _load_rows(dO_ptr, query_start, offs_m, row_valid, offs_d, stride_dos, USE_TMA)
         lse = tl.load(L_ptr + offs_m, mask=row_valid, other=0.0) * LOG2_E
         delta = tl.load(Delta_ptr + offs_m, mask=row_valid, other=0.0)
         scores_t = tl.dot(k, tl.trans(q)) * qk_scale
@@ -552,27 +577,18 @@ def _dkdv_program(
     offs_n = key_start + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, HEAD_DIM)
     key_valid = offs_n < N_KEYS
-    K_row = _row_start(K, row, N_HEADS, k_strides)
-    V_row = _row_start(V, row, N_HEADS, v_strides)
-    Q_row = _row_start(Q, row, N_HEADS, q_strides)
-    dO_row = _row_start(dO, row, N_HEADS, do_strides)
-    if USE_TMA:
-        K_tiles = tl.make_tensor_descriptor(K_row, [N_KEYS, HEAD_DIM], [k_strides[2], 1], [BLOCK_N, HEAD_DIM])
-        V_tiles = tl.make_tensor_descriptor(V_row, [N_KEYS, HEAD_DIM], [v_strides[2], 1], [BLOCK_N, HEAD_DIM])
-        k = K_tiles.load([tl.cast(key_start, tl.int32), 0])
-        v = V_tiles.load([tl.cast(key_start, tl.int32), 0])
-        Q_ptr = tl.make_tensor_descriptor(Q_row, [N_QUERIES, HEAD_DIM], [q_strides[2], 1], [BLOCK_M, HEAD_DIM])
-        dO_ptr = tl.make_tensor_descriptor(dO_row, [N_QUERIES, HEAD_DIM], [do_strides[2], 1], [BLOCK_M, HEAD_DIM])
-    else:
-        k = tl.load(K_row + offs_n[:, None] * k_strides[2] + offs_d[None, :], mask=key_valid[:, None], other=0.0)
-        v = tl.load(V_row + offs_n[:, None] * v_strides[2] + offs_d[None, :], mask=key_valid[:, None], other=0.0)
-        Q_ptr = Q_row
-        dO_ptr = dO_row
+    k = _load_row_tile(
+        K, row, N_HEADS, k_strides, N_KEYS, key_start, offs_n, key_valid, offs_d, BLOCK_N, HEAD_DIM, USE_TMA
+    )
+    v = _load_row_tile(
+        V, row, N_HEADS, v_strides, N_KEYS, key_start, offs_n, key_valid, offs_d, BLOCK_N, HEAD_DIM, USE_TMA
+    )
+    Q_ptr = _row_tiles(Q, row, N_HEADS, q_strides, N_QUERIES, BLOCK_M, HEAD_DIM, USE_TMA)
+    dO_ptr = _row_tiles(dO, row, N_HEADS, do_strides, N_QUERIES, BLOCK_M, HEAD_DIM, USE_TMA)
     L_ptr = L + row * N_QUERIES
     Delta_ptr = Delta + row * N_QUERIES
-    dQ_ptr = _row_start(dQ, row, N_HEADS, dq_strides)
-    if USE_TMA and ATOMIC_DQ:
-        dQ_ptr = tl.make_tensor_descriptor(dQ_ptr, [N_QUERIES, HEAD_DIM], [dq_strides[2], 1], [BLOCK_M, HEAD_DIM])
+    # dQ is touched only by ATOMIC_DQ's additions: by TMA reductions with USE_TMA, element atomics otherwise.
+    dQ_ptr = _row_tiles(dQ, row, N_HEADS, dq_strides, N_QUERIES, BLOCK_M, HEAD_DIM, USE_TMA and ATOMIC_DQ)
     scale = HEAD_DIM**-0.5
     qk_scale = scale * LOG2_E
     dk = tl.zeros([BLOCK_N, HEAD_DIM], dtype=tl.float32)
@@ -593,18 +609,12 @@ def _dkdv_program(
         offs_d, unmasked_start, N_QUERIES, N_QUERIES, qk_scale, HEAD_DIM, BLOCK_M, False, ATOMIC_DQ, USE_TMA,
     )  # fmt: skip
 
-    dK_row = _row_start(dK, row, N_HEADS, dk_strides)
-    dV_row = _row_start(dV, row, N_HEADS, dv_strides)
     dk = (dk * scale).to(dK.dtype.element_ty)
     dv = dv.to(dV.dtype.element_ty)
-    if USE_TMA:
-        dK_rows = tl.make_tensor_descriptor(dK_row, [N_KEYS, HEAD_DIM], [dk_strides[2], 1], [BLOCK_N, HEAD_DIM])
-        dV_rows = tl.make_tensor_descriptor(dV_row, [N_KEYS, HEAD_DIM], [dv_strides[2], 1], [BLOCK_N, HEAD_DIM])
-        dK_rows.store([tl.cast(key_start, tl.int32), 0], dk)
-        dV_rows.store([tl.cast(key_start, tl.int32), 0], dv)
-    else:
-        tl.store(dK_row + offs_n[:, None] * dk_strides[2] + offs_d[None, :], dk, mask=key_valid[:, None])
-        tl.store(dV_row + offs_n[:, None] * dv_strides[2] + offs_d[None, :], dv, mask=key_valid[:, None])
+    dK_rows = _row_tiles(dK, row, N_HEADS, dk_strides, N_KEYS, BLOCK_N, HEAD_DIM, USE_TMA)
+    dV_rows = _row_tiles(dV, row, N_HEADS, dv_strides, N_KEYS, BLOCK_N, HEAD_DIM, USE_TMA)
+    _store_rows(dK_rows, key_start, offs_n, key_valid, offs_d, dk_strides[2], dk, USE_TMA)
+    _store_rows(dV_rows, key_start, offs_n, key_valid, offs_d, dv_strides[2], dv, USE_TMA)
 
 
 @triton.jit
@@ -636,12 +646,8 @@ def _dq_key_tiles(
     for key_start in tl.range(start, stop, BLOCK_N):
         offs_n = key_start + tl.arange(0, BLOCK_N)
         key_valid = offs_n < N_KEYS
-        if USE_TMA:
-            k = K_ptr.load([tl.cast(key_start, tl.int32), 0])
-            v = V_ptr.load([tl.cast(key_start, tl.int32), 0])
-        else:
-            k = tl.load(K_ptr + offs_n[:, None] * stride_ks + offs_d[None, :], mask=key_valid[:, None], other=0.0)
-            v = tl.load(V_ptr + offs_n[:, None] * stride_vs + offs_d[None, :], mask=key_valid[:, None], other=0.0)
+        k = _load_rows(K_ptr, key_start, offs_n, key_valid, offs_d, stride_ks, USE_TMA)
+        v = _load_rows(V_ptr, key_start, offs_n, key_valid, offs_d, stride_vs, USE_TMA)
         scores = tl.dot(q, tl.trans(k)) * qk_scale
         probs = tl.math.exp2(scores - lse[:, None])
         if CAUSAL_MASK:
@@ -683,22 +689,14 @@ def _dq_program(
     offs_m = q_start + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
     row_valid = offs_m < N_QUERIES
-    Q_row = _row_start(Q, row, N_HEADS, q_strides)
-    dO_row = _row_start(dO, row, N_HEADS, do_strides)
-    K_row = _row_start(K, row, N_HEADS, k_strides)
-    V_row = _row_start(V, row, N_HEADS, v_strides)
-    if USE_TMA:
-        Q_tiles = tl.make_tensor_descriptor(Q_row, [N_QUERIES, HEAD_DIM], [q_strides[2], 1], [BLOCK_M, HEAD_DIM])
-        dO_tiles = tl.make_tensor_descriptor(dO_row, [N_QUERIES, HEAD_DIM], [do_strides[2], 1], [BLOCK_M, HEAD_DIM])
-        q = Q_tiles.load([tl.cast(q_start, tl.int32), 0])
-        do = dO_tiles.load([tl.cast(q_start, tl.int32), 0])
-        K_ptr = tl.make_tensor_descriptor(K_row, [N_KEYS, HEAD_DIM], [k_strides[2], 1], [BLOCK_N, HEAD_DIM])
-        V_ptr = tl.make_tensor_descriptor(V_row, [N_KEYS, HEAD_DIM], [v_strides[2], 1], [BLOCK_N, HEAD_DIM])
-    else:
-        q = tl.load(Q_row + offs_m[:, None] * q_strides[2] + offs_d[None, :], mask=row_valid[:, None], other=0.0)
-        do = tl.load(dO_row + offs_m[:, None] * do_strides[2] + offs_d[None, :], mask=row_valid[:, None], other=0.0)
-        K_ptr = K_row
-        V_ptr = V_row
+    q = _load_row_tile(
+        Q, row, N_HEADS, q_strides, N_QUERIES, q_start, offs_m, row_valid, offs_d, BLOCK_M, HEAD_DIM, USE_TMA
+    )
+    do = _load_row_tile(
+        dO, row, N_HEADS, do_strides, N_QUERIES, q_start, offs_m, row_valid, offs_d, BLOCK_M, HEAD_DIM, USE_TMA
+    )
+    K_ptr = _row_tiles(K, row, N_HEADS, k_strides, N_KEYS, BLOCK_N, HEAD_DIM, USE_TMA)
+    V_ptr = _row_tiles(V, row, N_HEADS, v_strides, N_KEYS, BLOCK_N, HEAD_DIM, USE_TMA)
     lse = tl.load(L + row * N_QUERIES + offs_m, mask=row_valid, other=0.0) * LOG2_E
     delta = tl.load(Delta + row * N_QUERIES + offs_m, mask=row_valid, other=0.0)
     scale = HEAD_DIM**-0.5
@@ -721,13 +719,9 @@ def _dq_program(
             qk_scale, HEAD_DIM, BLOCK_N, False, USE_TMA,
         )  # fmt: skip
 
-    dQ_row = _row_start(dQ, row, N_HEADS, dq_strides)
     dq = (dq * scale).to(dQ.dtype.element_ty)
-    if USE_TMA:
-        dQ_rows = tl.make_tensor_descriptor(dQ_row, [N_QUERIES, HEAD_DIM], [dq_strides[2], 1], [BLOCK_M, HEAD_DIM])
-        dQ_rows.store([tl.cast(q_start, tl.int32), 0], dq)
-    else:
-        tl.store(dQ_row + offs_m[:, None] * dq_strides[2] + offs_d[None, :], dq, mask=row_valid[:, None])
+    dQ_rows = _row_tiles(dQ, row, N_HEADS, dq_strides, N_QUERIES, BLOCK_M, HEAD_DIM, USE_TMA)
+    _store_rows(dQ_rows, q_start, offs_m, row_valid, offs_d, dq_strides[2], dq, USE_TMA)
 
 
 @triton.autotune(
