@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).parents[1]
 ROOT = PACKAGE.parent
 CONFIGS = {
     "check_distributed_correctness": "CorrectnessConfig",
+    "compile_flash_kernels": "CompileConfig",
     "bench_attention": "AttentionSweepConfig",
     "bench_attention_backends": "BenchConfig",
     "bench_checkpointing": "CheckpointingConfig",
