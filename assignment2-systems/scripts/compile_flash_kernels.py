@@ -7,8 +7,10 @@ with it. Every autotune configuration of the forward (pointers, TMA, and each wi
 D preprocessing, and the backward (dK/dV + dQ programs, pointers and TMA; dK/dV programs with atomic dQ, element
 atomics and TMA reductions) is compiled to a cubin at head size ``--head_dim``, causal, for each dtype and for int32
 and int64 lengths (Triton's own launch and Inductor's dynamic shapes), loading ``triton_kernels.py`` by path (no
-torch). A row per kernel variant and configuration says ``ok`` with the shared memory it takes, or the first line of
-the error; ``compile.json`` / ``compile.md`` go to ``--out_dir`` and the exit status is 1 if any failed.
+torch). A row per kernel variant and configuration says ``ok`` with the shared memory it takes and the registers per
+thread and spilled bytes ptxas reports for it (``ptxas -v`` on its PTX: spills are what makes a tile configuration
+slow before any timing), or the first line of the error; ``compile.json`` / ``compile.md`` go to ``--out_dir`` and
+the exit status is 1 if any failed.
 
     uv venv /tmp/triton36 && uv pip install --python /tmp/triton36/bin/python triton==3.6.0
     PYTHONPATH=assignment1-basics/src /tmp/triton36/bin/python assignment2-systems/scripts/compile_flash_kernels.py \
@@ -18,7 +20,10 @@ the error; ``compile.json`` / ``compile.md`` go to ``--out_dir`` and the exit st
 import importlib.util
 import json
 import os
+import re
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -127,6 +132,35 @@ def cases(kernels, dtype: str, first_config_only: bool) -> list[tuple[Variant, d
     return [*found, (preprocess, {"BLOCK_M": PREPROCESS_BLOCK_M}, {})]
 
 
+PTXAS_REGISTERS = re.compile(r"Used (\d+) registers")
+PTXAS_SPILLS = re.compile(r"(\d+) bytes spill stores, (\d+) bytes spill loads")
+
+
+def parse_ptxas_report(report: str) -> dict:
+    """Registers per thread and spilled bytes (stores + loads) from ``ptxas -v``'s report of one kernel."""
+    registers, spills = PTXAS_REGISTERS.search(report), PTXAS_SPILLS.search(report)
+    if registers is None or spills is None:
+        raise ValueError(f"no register or spill line in ptxas's report: {report[-300:]!r}")
+    return {"registers": int(registers.group(1)), "spill_bytes": int(spills.group(1)) + int(spills.group(2))}
+
+
+def ptxas_resources(ptx: str, arch: int) -> dict:
+    """:func:`parse_ptxas_report` of the ``ptxas`` Triton compiled the kernel with, run again on its PTX (Triton picks
+    the tool by architecture, and keeps its report only for failures)."""
+    from triton.backends.nvidia.compiler import get_ptxas, sm_arch_from_capability
+
+    with tempfile.TemporaryDirectory() as folder:
+        source = os.path.join(folder, "kernel.ptx")
+        with open(source, "w") as file:
+            file.write(ptx)
+        command = [get_ptxas(arch).path, "-v", f"--gpu-name={sm_arch_from_capability(arch)}", source]
+        finished = subprocess.run(
+            [*command, "-o", os.path.join(folder, "kernel.cubin")], capture_output=True, text=True
+        )
+    finished.check_returncode()
+    return parse_ptxas_report(finished.stderr)
+
+
 def compile_all(config: CompileConfig) -> list[dict]:
     import triton
 
@@ -139,7 +173,8 @@ def compile_all(config: CompileConfig) -> list[dict]:
                 start = time.perf_counter()
                 try:
                     compiled = compile_variant(kernels, variant, meta, options, config, int_type)
-                    row.update(status="ok", shared_bytes=compiled.metadata.shared)
+                    resources = ptxas_resources(compiled.asm["ptx"], config.arch)
+                    row.update(status="ok", shared_bytes=compiled.metadata.shared, **resources)
                 except Exception as error:  # noqa: BLE001 - a compile error is this tool's result
                     row.update(status=f"error: {type(error).__name__}: {str(error).strip().splitlines()[0][:160]}")
                 row["seconds"] = round(time.perf_counter() - start, 2)
@@ -150,7 +185,7 @@ def compile_all(config: CompileConfig) -> list[dict]:
     result = {**machine, "config": asdict(config), "rows": rows}
     write_text_atomic(os.path.join(config.out_dir, "compile.json"), json.dumps(result, indent=1))
     columns = ["dtype", "lengths", "variant", "BLOCK_M", "BLOCK_N", "BLOCK_M1", "BLOCK_N1", "num_warps", "num_stages"]
-    table = records_table(rows, [*columns, "status", "shared_bytes"])
+    table = records_table(rows, [*columns, "status", "shared_bytes", "registers", "spill_bytes"])
     header = f"Triton {triton.__version__}, sm_{config.arch}, head dim {config.head_dim}, causal"
     write_text_atomic(os.path.join(config.out_dir, "compile.md"), f"{header}\n\n{table}\n")
     return rows
