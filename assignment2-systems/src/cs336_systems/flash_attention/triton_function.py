@@ -256,7 +256,8 @@ def _backward_grid(rows: int, n_queries: int, n_keys: int, dkdv: bool = True, dq
 
 
 def _backward_switches(atomic_dq: bool, tma: bool, passes: tuple[bool, bool] = (True, True)) -> dict:
-    """The backward kernel's program switches: with ``atomic_dq`` only dK/dV programs run, and add dQ themselves."""
+    """The backward kernel's program switches (its grid follows ``DKDV`` and ``DQ``): with ``atomic_dq`` only dK/dV
+    programs run, and add dQ themselves."""
     return {"DKDV": passes[0], "DQ": passes[1] and not atomic_dq, "ATOMIC_DQ": atomic_dq, "USE_TMA": tma}
 
 
@@ -311,10 +312,11 @@ class _Plan:
             self.backward_tma, self.atomic_dq = backward_config.tma, backward_config.atomic_dq
         if self.atomic_dq and passes != (True, True):
             raise ValueError(f"atomic_dq computes dK, dV and dQ in the dK/dV programs; got passes {passes}")
+        switches = _backward_switches(self.atomic_dq, self.backward_tma, passes)
         self.backward = KernelLaunch(
             kernels.flash_bwd_atomic_dq_kernel if self.atomic_dq else kernels.flash_bwd_kernel,
-            _backward_grid(rows, n_queries, n_keys, passes[0], passes[1] and not self.atomic_dq),
-            {**common, **_backward_switches(self.atomic_dq, self.backward_tma, passes)},
+            _backward_grid(rows, n_queries, n_keys, switches["DKDV"], switches["DQ"]),
+            {**common, **switches},
             n_pointers=9,
             meta=None if backward_config is None else backward_config.meta(),
         )
@@ -547,9 +549,10 @@ def flash_attention_backward(
     strides = (*_row_strides(q4), *_row_strides(k4), *_row_strides(v4), *do_strides)
     strides += (*_row_strides(dq_sum), *_row_strides(dk), *_row_strides(dv))
     kernel = kernels.flash_bwd_atomic_dq_kernel if atomic_dq else kernels.flash_bwd_kernel
-    wrap_triton(kernel)[_backward_grid(rows * n_heads, n_queries, k4.shape[2], dq=not atomic_dq)](
-        q4, k4, v4, do4, lse, delta, dq_sum, dk, dv, *strides, *scalars,
-        HEAD_DIM=head_dim, IS_CAUSAL=is_causal, **_backward_switches(atomic_dq, AUTOTUNED_TMA[1]),
+    switches = _backward_switches(atomic_dq, AUTOTUNED_TMA[1])
+    wrap_triton(kernel)[_backward_grid(rows * n_heads, n_queries, k4.shape[2], switches["DKDV"], switches["DQ"])](
+        q4, k4, v4, do4, lse, delta, dq_sum, dk, dv, *strides, *scalars, HEAD_DIM=head_dim, IS_CAUSAL=is_causal,
+        **switches,
     )  # fmt: skip
     if atomic_dq:
         dq.copy_(dq_sum)
