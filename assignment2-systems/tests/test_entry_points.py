@@ -29,6 +29,7 @@ CONFIGS = {
     "bench_memory_sharding": "MemoryBenchConfig",
     "bench_model": "SweepConfig",
     "gpu_clock_summary": "ClockSummaryConfig",
+    "probe_warp_specialization": "ProbeConfig",
     "tune_flash_kernels": "TuneConfig",
 }
 ENTRY_POINTS = {path.stem: path for path in [*PACKAGE.glob("scripts/*.py"), *PACKAGE.glob("benchmarks/*.py")]}
@@ -77,6 +78,8 @@ def test_every_option_has_a_line_of_help(script):
         ("bench_attention", ["--out", "x"], "unknown flag --out (did you mean --out_dir?)"),
         ("bench_flash_grid", ["--impls", "cudnn"], "(choose from triton, pytorch_tiled, naive)"),
         ("tune_flash_kernels", ["--seq-len", "long"], "invalid int value: 'long'"),
+        ("probe_warp_specialization", ["--variants", "128,64,4"], "expected four positive integers"),
+        ("probe_warp_specialization", ["--variants", "128,96,4,2"], "a multiple of BLOCK_N"),
     ],
 )
 def test_a_bad_value_is_a_usage_error(script, argv, message, capsys):
