@@ -520,7 +520,7 @@ def inductor_sees_descriptor_reductions() -> bool:
     """Whether Inductor's analysis of user Triton kernels counts a tensor descriptor's ``atomic_add``
     (``tt.descriptor_reduce``) as a write. torch 2.11's does not: under ``torch.compile`` it took the atomic backward's
     float32 dQ for the zeros it was created as and folded the copy into zeros (dQ all zero on an H200; BENCHMARKS.md,
-    ninth H200 run), so there the compiled backward keeps its dQ programs."""
+    eleventh H200 run), so there the compiled backward keeps its dQ programs."""
     from torch._higher_order_ops import triton_kernel_wrap
 
     return "tt.descriptor_reduce" in getattr(triton_kernel_wrap, "_KERNEL_ACCESS_OPS", {})
