@@ -14,7 +14,8 @@ at a small shape (``--check_seq_len``), the share of wrong rows, and the time at
 our autotuned Triton forward with TMA (``CS336_FLASH_TMA=forward``, as the leaderboard's TMA rows). Rows print as
 they finish; ``gluon_forward.json`` / ``.md`` go to ``--out_dir``. ``--compile_only`` compiles every variant for
 ``--arch`` on any machine, GPU or not, without torch, and reports registers, spills and what the PTX shows (wgmma,
-TMA, mbarriers, setmaxnreg).
+TMA, mbarriers, setmaxnreg). Written for Triton 3.6's Gluon, the GPU image's: 3.9, the locked environment's,
+renamed the TMA copies (``tma.async_load``), so it does not compile there.
 
 Run (GPU machine, repo root):
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src \
