@@ -4,18 +4,20 @@ Our Triton forward is level with cuDNN at batch 16 x 16 heads, n = 16384, d = 64
 is spent (Triton's automatic warp specialisation miscompiles the loop on 3.6, ``probe_warp_specialization.py``).
 What cuDNN and FlashAttention-3 add is warp specialisation by hand, which Triton's lower-level language Gluon
 exposes: here one producer warp streams K and V tiles by TMA into a ring of ``NUM_STAGES`` shared-memory buffers
-guarded by "ready" and "empty" mbarriers, with few registers (``setmaxnreg``), while a consumer warpgroup runs
-asynchronous wgmma (S = Q K^T, O += P V) and the online softmax in registers; the causal mask only on the diagonal
-tiles. ``async`` variants issue S of the next key tile before the softmax of this one and let P V of this tile run
-during that softmax (FlashAttention-3's intra-warpgroup overlap); ``sync`` ones wait for each matmul.
+guarded by "ready" and "empty" mbarriers, with few registers (``setmaxnreg``), while one or two consumer
+warpgroups run asynchronous wgmma (S = Q K^T, O += P V) and the online softmax in registers; the causal mask only
+on the diagonal tiles. ``async`` variants issue S of the next key tile before the softmax of this one and let P V
+of this tile run during that softmax (FlashAttention-3's intra-warpgroup overlap); ``sync`` ones wait for each
+matmul.
 
-Per variant (BLOCK_M, BLOCK_N, stages, sync or async): the largest error of O and of the logsumexp L against float32
-at a small shape (``--check_seq_len``), the share of wrong rows, and the time at the main shape, next to cuDNN and
-our autotuned Triton forward with TMA (``CS336_FLASH_TMA=forward``, as the leaderboard's TMA rows). Rows print as
-they finish; ``gluon_forward.json`` / ``.md`` go to ``--out_dir``. ``--compile_only`` compiles every variant for
-``--arch`` on any machine, GPU or not, without torch, and reports registers, spills and what the PTX shows (wgmma,
-TMA, mbarriers, setmaxnreg). Written for Triton 3.6's Gluon, the GPU image's: 3.9, the locked environment's,
-renamed the TMA copies (``tma.async_load``), so it does not compile there.
+Per variant (BLOCK_M, BLOCK_N, stages, sync or async, consumer warps, maxnreg): the largest error of O and of the
+logsumexp L against float32 at a small shape (``--check_seq_len``), the share of wrong rows, and the time at the
+main shape, next to cuDNN and our autotuned Triton forward with TMA (``CS336_FLASH_TMA=forward``, as the
+leaderboard's TMA rows). Rows print as they finish; ``gluon_forward.json`` / ``.md`` go to ``--out_dir``.
+``--compile_only`` compiles every variant for ``--arch`` on any machine, GPU or not, without torch, and reports
+registers, spills and what the PTX shows (wgmma, TMA, mbarriers, setmaxnreg). Written for Triton 3.6's Gluon, the
+GPU image's: 3.9, the locked environment's, renamed the TMA copies (``tma.async_load``), so it does not compile
+there.
 
 Run (GPU machine, repo root):
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src \
