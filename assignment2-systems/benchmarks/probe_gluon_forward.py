@@ -4,13 +4,16 @@ Our Triton forward is level with cuDNN at batch 16 x 16 heads, n = 16384, d = 64
 is spent (Triton's automatic warp specialisation miscompiles the loop on 3.6, ``probe_warp_specialization.py``).
 What cuDNN and FlashAttention-3 add is warp specialisation by hand, which Triton's lower-level language Gluon
 exposes: here one producer warp streams K and V tiles by TMA into a ring of ``NUM_STAGES`` shared-memory buffers
-guarded by "ready" and "empty" mbarriers, with few registers (``setmaxnreg``), while one or two consumer
+guarded by "ready" and "empty" mbarriers, with few registers (``setmaxnreg``), while one to four consumer
 warpgroups run asynchronous wgmma (S = Q K^T, O += P V) and the online softmax in registers; the causal mask only
 on the diagonal tiles. ``async`` variants issue S of the next key tile before the softmax of this one and let P V
 of this tile run during that softmax (FlashAttention-3's intra-warpgroup overlap); ``sync`` ones wait for each
-matmul.
+matmul. ``split_`` variants give each consumer warpgroup its own partition, query rows and Q/O tile, so that the
+barriers Triton places around each mbarrier wait and arrive span one warpgroup (128 threads) instead of all the
+consumer warps, and the warpgroups drift apart: one's softmax runs while another's wgmma does, as FlashAttention-3's
+ping-pong arranges by hand. The "empty" barriers then count one arrive per partition.
 
-Per variant (BLOCK_M, BLOCK_N, stages, sync or async, consumer warps, maxnreg): the largest error of O and of the
+Per variant (BLOCK_M, BLOCK_N, stages, mode, consumer warps, maxnreg): the largest error of O and of the
 logsumexp L against float32 at a small shape (``--check_seq_len``), the share of wrong rows, and the time at the
 main shape, next to cuDNN and our autotuned Triton forward with TMA (``CS336_FLASH_TMA=forward``, as the
 leaderboard's TMA rows). Rows print as they finish; ``gluon_forward.json`` / ``.md`` go to ``--out_dir``.
@@ -48,21 +51,24 @@ if TYPE_CHECKING:
     from jaxtyping import Float
     from torch import Tensor
 
-MODES = ("sync", "async")
+MODES = ("sync", "async", "split_sync", "split_async")
 DEFAULT_VARIANTS = (
-    "128,64,2,sync,4,256",
-    "128,64,2,sync,4,128",
-    "128,64,3,async,4,256",
-    "128,64,3,async,4,128",
-    "128,64,2,sync,8,80",
-    "128,64,2,async,8,168",
-    "128,128,2,async,8,168",
-    "256,64,2,async,8,168",
+    "128,64,2,split_sync,8,80",
+    "128,64,3,split_sync,8,80",
+    "256,64,2,split_sync,16,96",
+    "128,128,2,split_async,8,168",
+    "128,64,2,split_async,8,168",
+    "128,64,3,sync,8,80",
+    "64,64,2,sync,4,80",
+    "64,64,3,sync,4,64",
+    "256,64,3,split_sync,16,96",
+    "128,64,3,sync,4,128",
 )
-"""One consumer warpgroup per program, one program per SM (maxnreg 256) or two (128); then two consumer warpgroups
-per program (FlashAttention-3's split, 64 query rows each with BLOCK_M 128), two programs per SM (80) or one (168).
-Under Triton 3.6 ptxas spills the async 4-warp kernel at maxnreg 128 (512 bytes), 256 x 64 (172) and 8 warps at 80
-async (252): left out or kept as marked."""
+"""Most promising first, after the first H200 run (two programs per SM beat one; sync beat async; 128,64,2,sync,8,80
+came within 9 % of cuDNN): each consumer warpgroup its own partition (``split``) at two programs per SM (80), or four
+warpgroups sharing one K/V ring at one (96); split async at one program per SM (168, 240 registers per consumer);
+then more stages, and 64-row tiles at three (80) or four (64) programs per SM. Under Triton 3.6 ptxas spills split
+async at 80 (444 bytes) and 256 x 64 split async at 96 (2004), and cannot fit 128,128,2,split_sync,8,80: left out."""
 VARIANT_COLUMNS = ["BLOCK_M", "BLOCK_N", "stages", "mode", "consumer_warps", "maxnreg"]
 BENCHMARKS = Path(__file__).resolve().parent
 PTX_FEATURES = {
@@ -85,29 +91,51 @@ class Variant:
     block_m: int
     block_n: int
     stages: int
-    pipeline: bool
+    mode: str
     consumer_warps: int
     maxnreg: int
+
+    @property
+    def pipeline(self) -> bool:
+        return self.mode.endswith("async")
+
+    @property
+    def consumers(self) -> int:
+        """Consumer partitions: ``split`` modes give each warpgroup its own partition (its own query rows, barriers
+        and schedule); the others run every consumer warp in one partition."""
+        return self.consumer_warps // 4 if self.mode.startswith("split") else 1
+
+    @property
+    def q_rows(self) -> int:
+        """Query rows per consumer partition: the Q and O tiles its descriptors move."""
+        return self.block_m // self.consumers
+
+    def consumer_registers(self, producer_registers: int) -> int:
+        """Registers per thread of each consumer partition after ``setmaxnreg``: the program's share
+        (``maxnreg`` x its warps, the producer warp padded to a warpgroup) less the producer's, split evenly and
+        rounded down to a multiple of 8, as the compiler does for the default partition."""
+        warps = self.consumer_warps + 4
+        return min(256, (self.maxnreg * warps - producer_registers * 4) // self.consumer_warps // 8 * 8)
 
     @classmethod
     def parse(cls, text: str) -> Variant:
         parts = text.split(",")
         numbers = parts[:3] + parts[4:]
         if len(parts) != 6 or parts[3] not in MODES or not all(p.isdigit() and int(p) > 0 for p in numbers):
-            raise ValueError(f"variant {text!r}: expected BLOCK_M,BLOCK_N,NUM_STAGES,sync|async,warps,maxnreg")
+            raise ValueError(f"variant {text!r}: expected BLOCK_M,BLOCK_N,NUM_STAGES,{'|'.join(MODES)},warps,maxnreg")
         block_m, block_n, stages, warps, maxnreg = (int(p) for p in numbers)
         if block_n not in (64, 128) or block_m % block_n:
             raise ValueError(f"variant {text!r}: BLOCK_N must be 64 or 128 and divide BLOCK_M")
         if warps % 4 or block_m % (16 * warps):
             raise ValueError(f"variant {text!r}: whole warpgroups of consumer warps, 16 query rows each or a multiple")
-        if parts[3] == "async" and stages < 2:
+        if parts[3].endswith("async") and stages < 2:
             raise ValueError(f"variant {text!r}: async holds a stage while the next loads: 2 stages at least")
-        return cls(block_m, block_n, stages, parts[3] == "async", warps, maxnreg)
+        return cls(block_m, block_n, stages, parts[3], warps, maxnreg)
 
     def columns(self) -> dict:
         return {
             "BLOCK_M": self.block_m, "BLOCK_N": self.block_n, "stages": self.stages,
-            "mode": MODES[self.pipeline], "consumer_warps": self.consumer_warps, "maxnreg": self.maxnreg,
+            "mode": self.mode, "consumer_warps": self.consumer_warps, "maxnreg": self.maxnreg,
         }  # fmt: skip
 
 
@@ -250,12 +278,14 @@ def _async_step(
 
 @gluon.jit
 def _consumer(
-    o_desc, L, q_smem, k_smem, v_smem, q_ready, k_ready, v_ready, empty, row_base, q_start, num_tiles, N, qk_scale,
-    BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, NUM_STAGES: gl.constexpr,
+    o_desc, L, q_smem, k_smem, v_smem, q_ready, k_ready, v_ready, empty, row_base, q_start, program_tiles, N,
+    qk_scale, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, NUM_STAGES: gl.constexpr,
     PIPELINE: gl.constexpr,
 ):  # fmt: skip
-    """The query tile's O and L: the key tiles left of the diagonal unmasked, the diagonal ones masked; O stored by
-    TMA through Q's buffer (no matmul reads Q any more), L with a masked store."""
+    """O and L of the ``BLOCK_M`` query rows from ``q_start``: the key tiles left of the diagonal unmasked, the
+    diagonal ones masked; O stored by TMA through Q's buffer (no matmul reads Q any more), L with a masked store.
+    The program's key tiles past these rows' diagonal (a split partition's upper rows) are only released, so that
+    every "empty" barrier counts every partition."""
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(
         version=[3, 0], warps_per_cta=[gl.num_warps(), 1], instr_shape=[16, BLOCK_N, 16]
     )
@@ -267,6 +297,7 @@ def _consumer(
     l_i = gl.zeros([BLOCK_M], gl.float32, gl.SliceLayout(1, s_layout))
     acc = gl.zeros([BLOCK_M, HEAD_DIM], gl.float32, o_layout)
     unmasked = q_start // BLOCK_N
+    num_tiles = gl.cdiv(q_start + BLOCK_M, BLOCK_N)
     mbarrier.wait(q_ready, 0)
     if PIPELINE:
         s = warpgroup_mma_wait(0, deps=[_scores(q_smem, k_smem, k_ready, 0, BLOCK_M, BLOCK_N, NUM_STAGES)])
@@ -298,6 +329,10 @@ def _consumer(
                 q_smem, k_smem, v_smem, k_ready, v_ready, empty, j, acc, m_i, l_i, offs_m, qk_scale,
                 BLOCK_M, BLOCK_N, NUM_STAGES, True,
             )  # fmt: skip
+    for j in range(num_tiles, program_tiles):
+        mbarrier.wait(k_ready.index(j % NUM_STAGES), (j // NUM_STAGES) & 1)  # loaded, so stage j's previous round
+        mbarrier.wait(v_ready.index(j % NUM_STAGES), (j // NUM_STAGES) & 1)  # is released: this arrive is round j's
+        mbarrier.arrive(empty.index(j % NUM_STAGES))
     out = acc / gl.convert_layout(l_i, gl.SliceLayout(1, o_layout))[:, None]
     q_smem.store(out.to(gl.bfloat16))
     fence_async_shared()
@@ -311,15 +346,18 @@ def _consumer(
 def gluon_forward_kernel(
     q_desc, k_desc, v_desc, o_desc, L, N, qk_scale,
     BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, NUM_STAGES: gl.constexpr,
-    PIPELINE: gl.constexpr, PRODUCER_REGISTERS: gl.constexpr,
+    PIPELINE: gl.constexpr, CONSUMERS: gl.constexpr, CONSUMER_REGISTERS: gl.constexpr,
+    PRODUCER_REGISTERS: gl.constexpr,
 ):  # fmt: skip
     """Causal O and L of one query tile of one (batch x head) row of the ``(rows * N, HEAD_DIM)`` views, longest
-    tiles first: Q loaded once by TMA, then the producer warp and the consumer warpgroup split the work."""
+    tiles first: Q loaded once by TMA, then the producer warp and the consumer partitions (1, 2 or 4, each its own
+    ``BLOCK_M / CONSUMERS`` query rows, the Q and O descriptors' block) split the work."""
+    Q_ROWS: gl.constexpr = BLOCK_M // CONSUMERS
     tile = gl.num_programs(0) - 1 - gl.program_id(0)
     row_base = gl.program_id(1) * N
     q_start = tile * BLOCK_M
     num_tiles = (q_start + BLOCK_M) // BLOCK_N
-    q_smem = gl.allocate_shared_memory(q_desc.dtype, [BLOCK_M, HEAD_DIM], q_desc.layout)
+    q_smem = gl.allocate_shared_memory(q_desc.dtype, [CONSUMERS, Q_ROWS, HEAD_DIM], q_desc.layout)
     k_smem = gl.allocate_shared_memory(k_desc.dtype, [NUM_STAGES, BLOCK_N, HEAD_DIM], k_desc.layout)
     v_smem = gl.allocate_shared_memory(v_desc.dtype, [NUM_STAGES, BLOCK_N, HEAD_DIM], v_desc.layout)
     q_ready = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
@@ -330,27 +368,97 @@ def gluon_forward_kernel(
     for stage in gl.static_range(NUM_STAGES):
         mbarrier.init(k_ready.index(stage), count=1)
         mbarrier.init(v_ready.index(stage), count=1)
-        mbarrier.init(empty.index(stage), count=1)
+        mbarrier.init(empty.index(stage), count=CONSUMERS)  # one elected arrive per consumer partition
     fence_async_shared()
-    mbarrier.expect(q_ready, q_desc.block_type.nbytes)
-    tma.async_copy_global_to_shared(q_desc, [row_base + q_start, 0], q_ready, q_smem)
-    gl.warp_specialize(  # the argument tuples inline: a tuple assigned to a name turns its constexprs into tensors
-        [
-            (
-                _consumer,
+    mbarrier.expect(q_ready, CONSUMERS * q_desc.block_type.nbytes)
+    for part in gl.static_range(CONSUMERS):
+        tma.async_copy_global_to_shared(
+            q_desc, [row_base + q_start + part * Q_ROWS, 0], q_ready, q_smem.index(part)
+        )  # fmt: skip
+    # The argument tuples inline: a tuple assigned to a name turns its constexprs into tensors.
+    if CONSUMERS == 1:
+        gl.warp_specialize(
+            [
                 (
-                    o_desc, L, q_smem, k_smem, v_smem, q_ready, k_ready, v_ready, empty, row_base, q_start, num_tiles,
-                    N, qk_scale, BLOCK_M, BLOCK_N, HEAD_DIM, NUM_STAGES, PIPELINE,
+                    _consumer,
+                    (
+                        o_desc, L, q_smem.index(0), k_smem, v_smem, q_ready, k_ready, v_ready, empty, row_base,
+                        q_start, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES, PIPELINE,
+                    ),
                 ),
-            ),
-            (
-                _producer,
-                (k_desc, v_desc, k_smem, v_smem, k_ready, v_ready, empty, row_base, num_tiles, BLOCK_N, NUM_STAGES),
-            ),
-        ],
-        [1],
-        [PRODUCER_REGISTERS],
-    )  # fmt: skip
+                (
+                    _producer,
+                    (k_desc, v_desc, k_smem, v_smem, k_ready, v_ready, empty, row_base, num_tiles, BLOCK_N, NUM_STAGES),
+                ),
+            ],
+            [1],
+            [PRODUCER_REGISTERS],
+        )  # fmt: skip
+    elif CONSUMERS == 2:
+        gl.warp_specialize(
+            [
+                (
+                    _consumer,
+                    (
+                        o_desc, L, q_smem.index(0), k_smem, v_smem, q_ready, k_ready, v_ready, empty, row_base,
+                        q_start, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES, PIPELINE,
+                    ),
+                ),
+                (
+                    _consumer,
+                    (
+                        o_desc, L, q_smem.index(1), k_smem, v_smem, q_ready, k_ready, v_ready, empty, row_base,
+                        q_start + Q_ROWS, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES, PIPELINE,
+                    ),
+                ),
+                (
+                    _producer,
+                    (k_desc, v_desc, k_smem, v_smem, k_ready, v_ready, empty, row_base, num_tiles, BLOCK_N, NUM_STAGES),
+                ),
+            ],
+            [4, 1],
+            [CONSUMER_REGISTERS, PRODUCER_REGISTERS],
+        )  # fmt: skip
+    else:
+        gl.static_assert(CONSUMERS == 4, "1, 2 or 4 consumer partitions")
+        gl.warp_specialize(
+            [
+                (
+                    _consumer,
+                    (
+                        o_desc, L, q_smem.index(0), k_smem, v_smem, q_ready, k_ready, v_ready, empty, row_base,
+                        q_start, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES, PIPELINE,
+                    ),
+                ),
+                (
+                    _consumer,
+                    (
+                        o_desc, L, q_smem.index(1), k_smem, v_smem, q_ready, k_ready, v_ready, empty, row_base,
+                        q_start + Q_ROWS, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES, PIPELINE,
+                    ),
+                ),
+                (
+                    _consumer,
+                    (
+                        o_desc, L, q_smem.index(2), k_smem, v_smem, q_ready, k_ready, v_ready, empty, row_base,
+                        q_start + 2 * Q_ROWS, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES, PIPELINE,
+                    ),
+                ),
+                (
+                    _consumer,
+                    (
+                        o_desc, L, q_smem.index(3), k_smem, v_smem, q_ready, k_ready, v_ready, empty, row_base,
+                        q_start + 3 * Q_ROWS, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES, PIPELINE,
+                    ),
+                ),
+                (
+                    _producer,
+                    (k_desc, v_desc, k_smem, v_smem, k_ready, v_ready, empty, row_base, num_tiles, BLOCK_N, NUM_STAGES),
+                ),
+            ],
+            [4, 4, 4, 1],
+            [CONSUMER_REGISTERS, CONSUMER_REGISTERS, CONSUMER_REGISTERS, PRODUCER_REGISTERS],
+        )  # fmt: skip
 
 
 def error_summary(error: Exception) -> str:
@@ -361,10 +469,10 @@ def error_summary(error: Exception) -> str:
     return f"error: {type(error).__name__}: {lines[-1][:160]}"
 
 
-def shared_layouts(block_m: int, block_n: int, head_dim: int) -> dict[str, gl.NVMMASharedLayout]:
+def shared_layouts(q_rows: int, block_n: int, head_dim: int) -> dict[str, gl.NVMMASharedLayout]:
     """The swizzled shared layouts of the Q/O and K/V tiles, which the descriptors and the kernel's buffers share."""
     return {
-        "q": gl.NVMMASharedLayout.get_default_for([block_m, head_dim], gl.bfloat16),
+        "q": gl.NVMMASharedLayout.get_default_for([q_rows, head_dim], gl.bfloat16),
         "kv": gl.NVMMASharedLayout.get_default_for([block_n, head_dim], gl.bfloat16),
     }
 
@@ -372,13 +480,14 @@ def shared_layouts(block_m: int, block_n: int, head_dim: int) -> dict[str, gl.NV
 def kernel_constexprs(variant: Variant, head_dim: int, producer_registers: int) -> dict:
     return {
         "BLOCK_M": variant.block_m, "BLOCK_N": variant.block_n, "HEAD_DIM": head_dim, "NUM_STAGES": variant.stages,
-        "PIPELINE": variant.pipeline, "PRODUCER_REGISTERS": producer_registers,
+        "PIPELINE": variant.pipeline, "CONSUMERS": variant.consumers,
+        "CONSUMER_REGISTERS": variant.consumer_registers(producer_registers), "PRODUCER_REGISTERS": producer_registers,
     }  # fmt: skip
 
 
 def launch_options(variant: Variant) -> dict:
-    """The consumer warps are the default partition's, so the kernel's ``num_warps``."""
-    return {"num_warps": variant.consumer_warps, "maxnreg": variant.maxnreg}
+    """The default partition is the (first) consumer's, so its warps are the kernel's ``num_warps``."""
+    return {"num_warps": variant.consumer_warps // variant.consumers, "maxnreg": variant.maxnreg}
 
 
 def compile_variant(variant: Variant, config: ProbeConfig):
@@ -386,9 +495,9 @@ def compile_variant(variant: Variant, config: ProbeConfig):
     from triton.backends.compiler import GPUTarget
     from triton.experimental.gluon._runtime import GluonASTSource
 
-    block_m, block_n = variant.block_m, variant.block_n
-    layouts = shared_layouts(block_m, block_n, config.head_dim)
-    q_type = f"tensordesc<bf16[{block_m}, {config.head_dim}],{layouts['q']!r}>"
+    q_rows, block_n = variant.q_rows, variant.block_n
+    layouts = shared_layouts(q_rows, block_n, config.head_dim)
+    q_type = f"tensordesc<bf16[{q_rows}, {config.head_dim}],{layouts['q']!r}>"
     kv_type = f"tensordesc<bf16[{block_n}, {config.head_dim}],{layouts['kv']!r}>"
     constexprs = kernel_constexprs(variant, config.head_dim, config.producer_registers)
     signature = {"q_desc": q_type, "k_desc": kv_type, "v_desc": kv_type, "o_desc": q_type}
@@ -440,7 +549,7 @@ def gluon_forward(
         raise ValueError(f"contiguous inputs with n a multiple of {block_m} expected; got n = {n}")
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
-    layouts = shared_layouts(block_m, block_n, head_dim)
+    layouts = shared_layouts(variant.q_rows, block_n, head_dim)
     rows = batch * heads * n
 
     def descriptor(tensor, block_rows: int, layout) -> TensorDescriptor:
@@ -449,8 +558,8 @@ def gluon_forward(
         )
 
     gluon_forward_kernel[(n // block_m, batch * heads)](
-        descriptor(q, block_m, layouts["q"]), descriptor(k, block_n, layouts["kv"]),
-        descriptor(v, block_n, layouts["kv"]), descriptor(out, block_m, layouts["q"]), lse, n,
+        descriptor(q, variant.q_rows, layouts["q"]), descriptor(k, block_n, layouts["kv"]),
+        descriptor(v, block_n, layouts["kv"]), descriptor(out, variant.q_rows, layouts["q"]), lse, n,
         head_dim**-0.5 * LOG2_E, **kernel_constexprs(variant, head_dim, producer_registers), **launch_options(variant),
     )  # fmt: skip
 
