@@ -10,8 +10,9 @@ on the diagonal tiles. ``async`` variants issue S of the next key tile before th
 of this tile run during that softmax (FlashAttention-3's intra-warpgroup overlap); ``sync`` ones wait for each
 matmul. ``split_`` variants give each consumer warpgroup its own partition, query rows and Q/O tile, so that the
 barriers Triton places around each mbarrier wait and arrive span one warpgroup (128 threads) instead of all the
-consumer warps, and the warpgroups drift apart: one's softmax runs while another's wgmma does, as FlashAttention-3's
-ping-pong arranges by hand. The "empty" barriers then count one arrive per partition.
+consumer warps, and the warpgroups drift apart: one's softmax may run while another's wgmma does. ``pingpong``
+arranges that by hand as FlashAttention-3 does: two async partitions take turns, through two mbarriers, to issue
+their matmuls. The "empty" barriers then count one arrive per partition.
 
 Per variant (BLOCK_M, BLOCK_N, stages, mode, consumer warps, maxnreg): the largest error of O and of the
 logsumexp L against float32 at a small shape (``--check_seq_len``), the share of wrong rows, and the time at the
@@ -51,24 +52,26 @@ if TYPE_CHECKING:
     from jaxtyping import Float
     from torch import Tensor
 
-MODES = ("sync", "async", "split_sync", "split_async")
+MODES = ("sync", "async", "split_sync", "split_async", "pingpong")
 DEFAULT_VARIANTS = (
     "128,64,2,split_sync,8,80",
+    "128,64,2,pingpong,8,168",
     "128,64,3,split_sync,8,80",
     "256,64,2,split_sync,16,96",
+    "128,128,2,pingpong,8,168",
     "128,128,2,split_async,8,168",
-    "128,64,2,split_async,8,168",
     "128,64,3,sync,8,80",
     "64,64,2,sync,4,80",
+    "128,64,2,split_async,8,168",
     "64,64,3,sync,4,64",
-    "256,64,3,split_sync,16,96",
-    "128,64,3,sync,4,128",
 )
 """Most promising first, after the first H200 run (two programs per SM beat one; sync beat async; 128,64,2,sync,8,80
-came within 9 % of cuDNN): each consumer warpgroup its own partition (``split``) at two programs per SM (80), or four
-warpgroups sharing one K/V ring at one (96); split async at one program per SM (168, 240 registers per consumer);
-then more stages, and 64-row tiles at three (80) or four (64) programs per SM. Under Triton 3.6 ptxas spills split
-async at 80 (444 bytes) and 256 x 64 split async at 96 (2004), and cannot fit 128,128,2,split_sync,8,80: left out."""
+came within 9 % of cuDNN): each consumer warpgroup its own partition (``split``) at two programs per SM (80);
+FlashAttention-3's recipe, ping-pong of two async warpgroups at one program per SM (168: 240 registers per
+consumer); four split warpgroups sharing one K/V ring at one program per SM (96); then more stages, split async
+without the turns, and 64-row tiles at three (80) or four (64) programs per SM. Under Triton 3.6 ptxas spills
+split async and ping-pong at 80 (444 and 416 bytes) and 256 x 64 split async at 96 (2004), and cannot fit
+128,128,2,split_sync,8,80: left out."""
 VARIANT_COLUMNS = ["BLOCK_M", "BLOCK_N", "stages", "mode", "consumer_warps", "maxnreg"]
 BENCHMARKS = Path(__file__).resolve().parent
 PTX_FEATURES = {
@@ -97,13 +100,13 @@ class Variant:
 
     @property
     def pipeline(self) -> bool:
-        return self.mode.endswith("async")
+        return self.mode in ("async", "split_async", "pingpong")
 
     @property
     def consumers(self) -> int:
-        """Consumer partitions: ``split`` modes give each warpgroup its own partition (its own query rows, barriers
-        and schedule); the others run every consumer warp in one partition."""
-        return self.consumer_warps // 4 if self.mode.startswith("split") else 1
+        """Consumer partitions: ``split`` modes and ``pingpong`` give each warpgroup its own partition (its own query
+        rows, barriers and schedule); the others run every consumer warp in one partition."""
+        return self.consumer_warps // 4 if self.mode.startswith("split") or self.mode == "pingpong" else 1
 
     @property
     def q_rows(self) -> int:
@@ -128,8 +131,12 @@ class Variant:
             raise ValueError(f"variant {text!r}: BLOCK_N must be 64 or 128 and divide BLOCK_M")
         if warps % 4 or block_m % (16 * warps):
             raise ValueError(f"variant {text!r}: whole warpgroups of consumer warps, 16 query rows each or a multiple")
-        if parts[3].endswith("async") and stages < 2:
+        if parts[3] in ("async", "split_async", "pingpong") and stages < 2:
             raise ValueError(f"variant {text!r}: async holds a stage while the next loads: 2 stages at least")
+        if parts[3] == "pingpong" and warps != 8:
+            raise ValueError(f"variant {text!r}: ping-pong takes two consumer warpgroups (8 warps)")
+        if parts[3].startswith("split") and warps not in (4, 8, 16):
+            raise ValueError(f"variant {text!r}: 1, 2 or 4 split consumer warpgroups")
         return cls(block_m, block_n, stages, parts[3], warps, maxnreg)
 
     def columns(self) -> dict:
@@ -256,19 +263,33 @@ def _sync_step(
 
 
 @gluon.jit
+def _take_turn(turns, step, PART: gl.constexpr):
+    """FlashAttention-3's ping-pong between two consumer partitions: partition 0 issues its matmuls of step k once
+    partition 1 issued those of step k - 1 (the first round passes: a fresh barrier's "previous phase"), partition 1
+    once partition 0 issued step k; each then arrives on the other's barrier, so that one's softmax runs while the
+    other's matmuls do. Strict alternation: neither can arrive twice before the other waited."""
+    mbarrier.wait(turns.index(PART), (step & 1) ^ (1 - PART))
+
+
+@gluon.jit
 def _async_step(
-    q_smem, k_smem, v_smem, k_ready, v_ready, empty, j, acc, p, alpha, m_i, l_i, offs_m, qk_scale,
+    q_smem, k_smem, v_smem, k_ready, v_ready, empty, turns, j, acc, p, alpha, m_i, l_i, offs_m, qk_scale,
     BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, NUM_STAGES: gl.constexpr, MASK: gl.constexpr,
+    PART: gl.constexpr, PINGPONG: gl.constexpr,
 ):  # fmt: skip
     """P_j V_j overlapped with S_{j+1} and its softmax: issue S_{j+1}, rescale O and issue O += P_j V_j, wait for
     S_{j+1} alone (wgmma groups complete in order), run its softmax while P_j V_j is in flight, then wait for O
-    and free stage j."""
+    and free stage j. With ``PINGPONG`` the two partitions take turns to issue their matmuls (``_take_turn``)."""
     stage = j % NUM_STAGES
+    if PINGPONG:
+        _take_turn(turns, j, PART)
     s = _scores(q_smem, k_smem, k_ready, j + 1, BLOCK_M, BLOCK_N, NUM_STAGES)
     acc = acc * gl.convert_layout(alpha, gl.SliceLayout(1, acc.type.layout))[:, None]
     p16 = gl.convert_layout(p.to(gl.bfloat16), gl.DotOperandLayout(operand_index=0, parent=acc.type.layout, k_width=2))
     mbarrier.wait(v_ready.index(stage), (j // NUM_STAGES) & 1)
     acc = warpgroup_mma(p16, v_smem.index(stage), acc, is_async=True)
+    if PINGPONG:
+        mbarrier.arrive(turns.index(1 - PART))
     s = warpgroup_mma_wait(1, deps=[s])
     p, m_i, l_i, alpha = _softmax(s, m_i, l_i, offs_m, (j + 1) * BLOCK_N, qk_scale, BLOCK_N, MASK)
     acc, p16 = warpgroup_mma_wait(0, deps=[acc, p16])
@@ -278,9 +299,9 @@ def _async_step(
 
 @gluon.jit
 def _consumer(
-    o_desc, L, q_smem, k_smem, v_smem, q_ready, k_ready, v_ready, empty, row_base, q_start, program_tiles, N,
-    qk_scale, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, NUM_STAGES: gl.constexpr,
-    PIPELINE: gl.constexpr,
+    o_desc, L, q_smem, k_smem, v_smem, q_ready, k_ready, v_ready, empty, turns, row_base, q_start, program_tiles,
+    N, qk_scale, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, NUM_STAGES: gl.constexpr,
+    PIPELINE: gl.constexpr, PART: gl.constexpr, PINGPONG: gl.constexpr,
 ):  # fmt: skip
     """O and L of the ``BLOCK_M`` query rows from ``q_start``: the key tiles left of the diagonal unmasked, the
     diagonal ones masked; O stored by TMA through Q's buffer (no matmul reads Q any more), L with a masked store.
@@ -304,13 +325,13 @@ def _consumer(
         p, m_i, l_i, alpha = _softmax(s, m_i, l_i, offs_m, 0, qk_scale, BLOCK_N, True)  # right off the diagonal too
         for j in range(0, unmasked - 1):
             acc, p, alpha, m_i, l_i = _async_step(
-                q_smem, k_smem, v_smem, k_ready, v_ready, empty, j, acc, p, alpha, m_i, l_i, offs_m, qk_scale,
-                BLOCK_M, BLOCK_N, NUM_STAGES, False,
+                q_smem, k_smem, v_smem, k_ready, v_ready, empty, turns, j, acc, p, alpha, m_i, l_i, offs_m,
+                qk_scale, BLOCK_M, BLOCK_N, NUM_STAGES, False, PART, PINGPONG,
             )  # fmt: skip
         for j in range(gl.maximum(unmasked - 1, 0), num_tiles - 1):
             acc, p, alpha, m_i, l_i = _async_step(
-                q_smem, k_smem, v_smem, k_ready, v_ready, empty, j, acc, p, alpha, m_i, l_i, offs_m, qk_scale,
-                BLOCK_M, BLOCK_N, NUM_STAGES, True,
+                q_smem, k_smem, v_smem, k_ready, v_ready, empty, turns, j, acc, p, alpha, m_i, l_i, offs_m,
+                qk_scale, BLOCK_M, BLOCK_N, NUM_STAGES, True, PART, PINGPONG,
             )  # fmt: skip
         last = num_tiles - 1
         acc = acc * gl.convert_layout(alpha, gl.SliceLayout(1, o_layout))[:, None]
@@ -330,6 +351,9 @@ def _consumer(
                 BLOCK_M, BLOCK_N, NUM_STAGES, True,
             )  # fmt: skip
     for j in range(num_tiles, program_tiles):
+        if PINGPONG:  # the async steps were 0 .. num_tiles - 2: keep the turns going for the other partition
+            _take_turn(turns, j - 1, PART)
+            mbarrier.arrive(turns.index(1 - PART))
         mbarrier.wait(k_ready.index(j % NUM_STAGES), (j // NUM_STAGES) & 1)  # loaded, so stage j's previous round
         mbarrier.wait(v_ready.index(j % NUM_STAGES), (j // NUM_STAGES) & 1)  # is released: this arrive is round j's
         mbarrier.arrive(empty.index(j % NUM_STAGES))
@@ -346,7 +370,7 @@ def _consumer(
 def gluon_forward_kernel(
     q_desc, k_desc, v_desc, o_desc, L, N, qk_scale,
     BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, NUM_STAGES: gl.constexpr,
-    PIPELINE: gl.constexpr, CONSUMERS: gl.constexpr, CONSUMER_REGISTERS: gl.constexpr,
+    PIPELINE: gl.constexpr, CONSUMERS: gl.constexpr, PINGPONG: gl.constexpr, CONSUMER_REGISTERS: gl.constexpr,
     PRODUCER_REGISTERS: gl.constexpr,
 ):  # fmt: skip
     """Causal O and L of one query tile of one (batch x head) row of the ``(rows * N, HEAD_DIM)`` views, longest
@@ -364,7 +388,12 @@ def gluon_forward_kernel(
     k_ready = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
     v_ready = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
     empty = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
+    turns = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
     mbarrier.init(q_ready, count=1)
+    if PINGPONG:
+        gl.static_assert(CONSUMERS == 2 and PIPELINE, "ping-pong takes two async consumer partitions")
+        mbarrier.init(turns.index(0), count=1)
+        mbarrier.init(turns.index(1), count=1)
     for stage in gl.static_range(NUM_STAGES):
         mbarrier.init(k_ready.index(stage), count=1)
         mbarrier.init(v_ready.index(stage), count=1)
@@ -382,8 +411,9 @@ def gluon_forward_kernel(
                 (
                     _consumer,
                     (
-                        o_desc, L, q_smem.index(0), k_smem, v_smem, q_ready, k_ready, v_ready, empty, row_base,
-                        q_start, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES, PIPELINE,
+                        o_desc, L, q_smem.index(0), k_smem, v_smem, q_ready, k_ready, v_ready, empty, turns,
+                        row_base, q_start, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES,
+                        PIPELINE, 0, PINGPONG,
                     ),
                 ),
                 (
@@ -400,15 +430,17 @@ def gluon_forward_kernel(
                 (
                     _consumer,
                     (
-                        o_desc, L, q_smem.index(0), k_smem, v_smem, q_ready, k_ready, v_ready, empty, row_base,
-                        q_start, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES, PIPELINE,
+                        o_desc, L, q_smem.index(0), k_smem, v_smem, q_ready, k_ready, v_ready, empty, turns,
+                        row_base, q_start, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES,
+                        PIPELINE, 0, PINGPONG,
                     ),
                 ),
                 (
                     _consumer,
                     (
-                        o_desc, L, q_smem.index(1), k_smem, v_smem, q_ready, k_ready, v_ready, empty, row_base,
-                        q_start + Q_ROWS, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES, PIPELINE,
+                        o_desc, L, q_smem.index(1), k_smem, v_smem, q_ready, k_ready, v_ready, empty, turns,
+                        row_base, q_start + Q_ROWS, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES,
+                        PIPELINE, 1, PINGPONG,
                     ),
                 ),
                 (
@@ -426,29 +458,33 @@ def gluon_forward_kernel(
                 (
                     _consumer,
                     (
-                        o_desc, L, q_smem.index(0), k_smem, v_smem, q_ready, k_ready, v_ready, empty, row_base,
-                        q_start, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES, PIPELINE,
+                        o_desc, L, q_smem.index(0), k_smem, v_smem, q_ready, k_ready, v_ready, empty, turns,
+                        row_base, q_start, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES,
+                        PIPELINE, 0, PINGPONG,
                     ),
                 ),
                 (
                     _consumer,
                     (
-                        o_desc, L, q_smem.index(1), k_smem, v_smem, q_ready, k_ready, v_ready, empty, row_base,
-                        q_start + Q_ROWS, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES, PIPELINE,
+                        o_desc, L, q_smem.index(1), k_smem, v_smem, q_ready, k_ready, v_ready, empty, turns,
+                        row_base, q_start + Q_ROWS, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES,
+                        PIPELINE, 1, PINGPONG,
                     ),
                 ),
                 (
                     _consumer,
                     (
-                        o_desc, L, q_smem.index(2), k_smem, v_smem, q_ready, k_ready, v_ready, empty, row_base,
-                        q_start + 2 * Q_ROWS, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES, PIPELINE,
+                        o_desc, L, q_smem.index(2), k_smem, v_smem, q_ready, k_ready, v_ready, empty, turns,
+                        row_base, q_start + 2 * Q_ROWS, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES,
+                        PIPELINE, 2, PINGPONG,
                     ),
                 ),
                 (
                     _consumer,
                     (
-                        o_desc, L, q_smem.index(3), k_smem, v_smem, q_ready, k_ready, v_ready, empty, row_base,
-                        q_start + 3 * Q_ROWS, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES, PIPELINE,
+                        o_desc, L, q_smem.index(3), k_smem, v_smem, q_ready, k_ready, v_ready, empty, turns,
+                        row_base, q_start + 3 * Q_ROWS, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES,
+                        PIPELINE, 3, PINGPONG,
                     ),
                 ),
                 (
@@ -480,7 +516,7 @@ def shared_layouts(q_rows: int, block_n: int, head_dim: int) -> dict[str, gl.NVM
 def kernel_constexprs(variant: Variant, head_dim: int, producer_registers: int) -> dict:
     return {
         "BLOCK_M": variant.block_m, "BLOCK_N": variant.block_n, "HEAD_DIM": head_dim, "NUM_STAGES": variant.stages,
-        "PIPELINE": variant.pipeline, "CONSUMERS": variant.consumers,
+        "PIPELINE": variant.pipeline, "CONSUMERS": variant.consumers, "PINGPONG": variant.mode == "pingpong",
         "CONSUMER_REGISTERS": variant.consumer_registers(producer_registers), "PRODUCER_REGISTERS": producer_registers,
     }  # fmt: skip
 
