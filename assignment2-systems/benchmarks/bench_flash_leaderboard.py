@@ -74,7 +74,12 @@ from cs336_basics.toolkit.atomic import write_text_atomic  # noqa: E402
 from cs336_systems.benchmarking.timing import host_seconds_per_call  # noqa: E402
 from cs336_systems.flash_attention import FlashAttentionTriton  # noqa: E402
 from cs336_systems.flash_attention.reference import naive_attention  # noqa: E402
-from cs336_systems.flash_attention.triton_function import TMA_ENV, autotuned_tma_name  # noqa: E402
+from cs336_systems.flash_attention.triton_function import (  # noqa: E402
+    GLUON_ENV,
+    TMA_ENV,
+    autotuned_gluon_name,
+    autotuned_tma_name,
+)
 from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 
 Attention = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -225,7 +230,7 @@ def write_results(config: LeaderboardConfig, rows: list[dict], correctness: list
     lines = [
         f"device: {device}, torch {torch.__version__}, triton {triton.__version__}; "
         f"batch {config.batch}, {config.heads} heads, d={config.head_dim}, bf16, causal; "
-        f"{TMA_ENV} {autotuned_tma_name()}",
+        f"{TMA_ENV} {autotuned_tma_name()}, {GLUON_ENV} {autotuned_gluon_name()}",
         "",
         markdown_table(rows),
         "",
@@ -239,6 +244,7 @@ def write_results(config: LeaderboardConfig, rows: list[dict], correctness: list
         "torch": torch.__version__,
         "triton": triton.__version__,
         "tma_switch": autotuned_tma_name(),
+        "gluon_switch": autotuned_gluon_name(),
         "config": asdict(config),
         "correctness": correctness,
         "timings": rows,

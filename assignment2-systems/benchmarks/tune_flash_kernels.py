@@ -20,8 +20,9 @@ skips the forwards. With ``--autotune_list`` the forwards (all four ways) and th
 over the entries of their autotune lists instead (each pinned, in one process), which shows whether the autotuner's
 pick is the fastest of what it chooses from.
 The rows' L2 group budget (``CS336_FLASH_L2_BUDGET_MIB``, 24 MiB by default, read when the kernels are imported)
-is swept one process per value, and recorded in both files, as is ``CS336_FLASH_TMA`` (which kernels the autotuned
-launches, here the first forward that fills O and L, run with TMA).
+is swept one process per value, and recorded in both files, as are ``CS336_FLASH_TMA`` (which kernels the autotuned
+launches, here the first forward that fills O and L, run with TMA) and ``CS336_FLASH_GLUON`` (whether that forward is
+the Gluon kernel).
 
 Run (GPU machine, repo root):
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src \
@@ -106,9 +107,11 @@ import torch  # noqa: E402
 import triton  # noqa: E402
 from cs336_basics.toolkit.atomic import write_text_atomic  # noqa: E402
 from cs336_systems.flash_attention.triton_function import (  # noqa: E402
+    GLUON_ENV,
     TMA_ENV,
     BackwardConfig,
     ForwardConfig,
+    autotuned_gluon_name,
     autotuned_tma_name,
     launch_backward,
     launch_forward,
@@ -278,11 +281,11 @@ def write_results(config: TuneConfig, rows: list[dict], best: dict[str, list[dic
     from cs336_systems.flash_attention.triton_kernels import L2_BUDGET
 
     l2_budget_mib = L2_BUDGET.value / 2**20
-    tma_switch = autotuned_tma_name()
+    tma_switch, gluon_switch = autotuned_tma_name(), autotuned_gluon_name()
     shape = f"batch {config.batch}, {config.heads} heads, n = {config.seq_len}, d = {config.head_dim}"
     lines = [
         f"{torch.cuda.get_device_name()}, triton {triton.__version__}; {shape}, bf16, causal {config.causal}; "
-        f"L2 group budget {l2_budget_mib:g} MiB; {TMA_ENV} {tma_switch}",
+        f"L2 group budget {l2_budget_mib:g} MiB; {TMA_ENV} {tma_switch}; {GLUON_ENV} {gluon_switch}",
         "",
         "| kernel | BLOCK_M | BLOCK_N | warps | stages | ms | TFLOP/s |",
         "|---|---|---|---|---|---|---|",
@@ -295,7 +298,8 @@ def write_results(config: TuneConfig, rows: list[dict], best: dict[str, list[dic
                 f"{r['ms']:.3f} | {r['tflops']:.0f} |"
             )
     table = "\n".join(lines)
-    result = {"config": asdict(config), "l2_budget_mib": l2_budget_mib, "tma_switch": tma_switch, "rows": rows}
+    result = {"config": asdict(config), "l2_budget_mib": l2_budget_mib, "tma_switch": tma_switch}
+    result |= {"gluon_switch": gluon_switch, "rows": rows}
     for name, text in [("kernel_configs.json", json.dumps(result, indent=1)), ("kernel_configs.md", table + "\n")]:
         write_text_atomic(os.path.join(config.out_dir, name), text)
     return table

@@ -517,10 +517,10 @@ def launch_gluon_forward(
 
     n, head_dim = q.shape[-2:]
     rows = q.numel() // (n * head_dim)
-    if not q.shape == k.shape == v.shape == out.shape or lse.shape != q.shape[:-1] or lse.dtype != torch.float32:
+    if not q.shape == k.shape == v.shape == out.shape or lse.numel() != rows * n or lse.dtype != torch.float32:
         shapes = ", ".join(str(tuple(t.shape)) for t in (q, k, v, out, lse))
         raise ValueError(
-            f"the Gluon forward needs Q, K, V, O of one shape and a float32 L without the last dim; got shapes "
+            f"the Gluon forward needs Q, K, V, O of one shape and a float32 L of one value per row; got shapes "
             f"{shapes}, L {lse.dtype}"
         )
     capability = torch.cuda.get_device_capability(q.device) if q.device.type == "cuda" else None

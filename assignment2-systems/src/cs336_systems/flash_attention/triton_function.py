@@ -23,7 +23,12 @@ view. O comes back in Q's shape and L, contiguous float32, in Q's shape without 
 
 ``CS336_FLASH_TMA`` (``none``, ``forward``, ``backward`` or ``both``, read at import) has both paths launch the named
 kernels with their tiles moved through tensor descriptors (Hopper or newer; a clear error elsewhere), as pinned
-configs do with ``tma=True``.
+configs do with ``tma=True``. ``CS336_FLASH_GLUON`` (``none`` or ``forward``, read at import) has the eager forward
+(and :func:`launch_forward` without a pinned config) launch the hand warp-specialised Gluon kernel
+(:mod:`~cs336_systems.flash_attention.gluon_forward`) where it applies (Hopper, 16-bit, causal, d = 64, contiguous
+Q, K, V and O; :func:`_gluon_forward_for`), the Triton forward elsewhere. The ``torch.compile`` op keeps the Triton
+forward: Inductor wraps only Triton kernels whose descriptors it can rebuild (``TensorDescriptor.from_tensor``), and a
+Gluon kernel's descriptors carry shared-memory layouts it knows nothing of.
 """
 
 import importlib
@@ -80,10 +85,56 @@ def autotuned_tma_name() -> str:
     return next(name for name, value in TMA_CHOICES.items() if value == AUTOTUNED_TMA)
 
 
+GLUON_ENV = "CS336_FLASH_GLUON"
+GLUON_CHOICES = ("none", "forward")
+
+
+def _autotuned_gluon() -> bool:
+    """Whether the autotuned forward (eager, and the launchers without a pinned config) is the Gluon kernel where it
+    applies, from ``CS336_FLASH_GLUON`` at import (``none`` by default): opt-in, so a GPU run can time each forward
+    without edits."""
+    text = os.environ.get(GLUON_ENV, "none")
+    if text not in GLUON_CHOICES:
+        raise ValueError(f"{GLUON_ENV} must be one of {', '.join(GLUON_CHOICES)}; got {text!r}")
+    return text == "forward"
+
+
+AUTOTUNED_GLUON = _autotuned_gluon()
+
+
+def autotuned_gluon_name() -> str:
+    """The ``CS336_FLASH_GLUON`` value in force (``none`` when unset), for benchmarks to record with their timings."""
+    return GLUON_CHOICES[AUTOTUNED_GLUON]
+
+
 def _kernels() -> ModuleType:
     """Import the Triton kernels on first use: ``triton.jit`` picks compile or interpret mode at
     decoration time, and tests switch on ``TRITON_INTERPRET`` after this module may be imported."""
     return importlib.import_module("cs336_systems.flash_attention.triton_kernels")
+
+
+def _gluon() -> ModuleType:
+    """The Gluon forward, imported on first use: only ``CS336_FLASH_GLUON=forward`` needs it."""
+    return importlib.import_module("cs336_systems.flash_attention.gluon_forward")
+
+
+def _gluon_forward_for(
+    q4: Tensor, k4: Tensor, v4: Tensor, is_causal: bool, forward_config: "ForwardConfig | None"
+) -> ModuleType | None:
+    """The Gluon forward's module when it takes the forwards of a plan for these ``(batch, heads, n, d)`` inputs:
+    ``CS336_FLASH_GLUON=forward``, no pinned config, and a case
+    :func:`~cs336_systems.flash_attention.gluon_forward.gluon_forward_refusal` accepts; None for the Triton forward.
+    Each call still checks the layout (:meth:`_Plan.run_forward`)."""
+    if not AUTOTUNED_GLUON or forward_config is not None:
+        return None
+    gluon = _gluon()
+    capability = torch.cuda.get_device_capability(q4.device) if q4.device.type == "cuda" else None
+    rows, n_heads, n_queries, head_dim = q4.shape
+    dtypes = tuple(str(t.dtype) for t in (q4, k4, v4))
+    refusal = gluon.gluon_forward_refusal(
+        capability, dtypes, is_causal, head_dim, n_queries, k4.shape[2], rows * n_heads
+    )
+    return gluon if refusal is None else None
 
 
 def check_triton_inputs(q: Tensor, k: Tensor, v: Tensor) -> None:
@@ -286,8 +337,10 @@ class _Plan:
         forward_config: ForwardConfig | None = None,
         backward_config: BackwardConfig | None = None,
         passes: tuple[bool, bool] = (True, True),
+        gluon: ModuleType | None = None,
     ):
         kernels = _kernels()
+        self.gluon = gluon
         self.scalars = _scalars(n_heads, n_queries, n_keys)
         common = {"HEAD_DIM": head_dim, "IS_CAUSAL": is_causal}
         self.forward_tma = AUTOTUNED_TMA[0] if forward_config is None else forward_config.tma
@@ -322,7 +375,12 @@ class _Plan:
         )
 
     def run_forward(self, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor) -> None:
-        """O and L of ``(batch, heads, n, d)`` tensors the kernels can read (:func:`_kernel_input`)."""
+        """O and L of ``(batch, heads, n, d)`` tensors the kernels can read (:func:`_kernel_input`): by the Gluon
+        forward where the plan has it (:func:`_gluon_forward_for`) and its descriptors can move these tensors as they
+        lie, else by the Triton forward."""
+        if self.gluon is not None and self.gluon.gluon_layout_refusal(q, k, v, out) is None:
+            self.gluon.launch_gluon_forward(q, k, v, out, lse)
+            return
         if self.forward_tma:
             _prepare_tma(q, k, v, out)
         strides = (*_row_strides(q), *_row_strides(k), *_row_strides(v), *_row_strides(out))
@@ -350,12 +408,14 @@ class _Plan:
 
 
 class _EagerPlan(_Plan):
-    """A plan for the autograd Function: autotuned launches plus the sizes of L, kept as ints (``torch.empty``
-    parses unpacked ints faster than a size)."""
+    """A plan for the autograd Function: autotuned launches (the Gluon forward where ``CS336_FLASH_GLUON`` asks and
+    it applies) plus the sizes of L, kept as ints (``torch.empty`` parses unpacked ints faster than a size)."""
 
-    def __init__(self, q: Tensor, k: Tensor, is_causal: bool):
-        rows, n_heads, n_queries, head_dim = _as_heads(q).shape
-        super().__init__(rows * n_heads, n_heads, n_queries, k.shape[-2], head_dim, is_causal)
+    def __init__(self, q: Tensor, k: Tensor, v: Tensor, is_causal: bool):
+        q4, k4, v4 = _as_heads(q), _as_heads(k), _as_heads(v)
+        rows, n_heads, n_queries, head_dim = q4.shape
+        gluon = _gluon_forward_for(q4, k4, v4, is_causal, None)
+        super().__init__(rows * n_heads, n_heads, n_queries, k.shape[-2], head_dim, is_causal, gluon=gluon)
         self.lse_size = tuple(q.shape[:-1])
         self.device = q.device
 
@@ -371,7 +431,7 @@ def _plan(q: Tensor, k: Tensor, v: Tensor, is_causal: bool) -> _EagerPlan:
         check_triton_inputs(q, k, v)
         if len(_PLANS) >= MAX_PLANS:
             _PLANS.clear()
-        plan = _PLANS[key] = _EagerPlan(q, k, is_causal)
+        plan = _PLANS[key] = _EagerPlan(q, k, v, is_causal)
     return plan
 
 
@@ -439,13 +499,15 @@ def launch_forward(
 ) -> None:
     """Fill O and L for ``(..., n, d)`` tensors in any layout the kernels read (a contiguous last dim) and a
     contiguous L; ``config`` pins the tiles instead of autotuning (and may ask for the TMA forward; without one,
-    ``CS336_FLASH_TMA`` decides, and for the polynomial exponentials, 16-bit inputs only)."""
+    ``CS336_FLASH_TMA`` and ``CS336_FLASH_GLUON`` decide, and for the polynomial exponentials, 16-bit inputs only)."""
     _check_rows(lse)
     if config is not None and config.poly_exp2 and torch.float32 in (q.dtype, k.dtype, v.dtype):
         raise ValueError("poly_exp2's polynomial is accurate to 16-bit P, not float32: pass bfloat16 or float16 inputs")
     q4, k4, v4, o4 = _launch_views(q, k, v, o)
     rows, n_heads, n_queries, head_dim = q4.shape
-    plan = _Plan(rows * n_heads, n_heads, n_queries, k4.shape[2], head_dim, is_causal, forward_config=config)
+    gluon = _gluon_forward_for(q4, k4, v4, is_causal, config)
+    shape = (rows * n_heads, n_heads, n_queries, k4.shape[2], head_dim, is_causal)
+    plan = _Plan(*shape, forward_config=config, gluon=gluon)
     plan.run_forward(q4, k4, v4, o4, lse)
 
 

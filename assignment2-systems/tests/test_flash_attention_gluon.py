@@ -1,0 +1,246 @@
+"""The opt-in Gluon forward (``gluon_forward.py``) and the ``CS336_FLASH_GLUON`` switch that puts it in the eager
+forward. One file, so a GPU run selects exactly these: ``pytest tests/test_flash_attention_gluon.py``.
+
+On the CPU: the switch's parsing, the dispatch rule (a pure function of the case, and the per-call layout check),
+the configuration's checks, and a compile of the kernel for sm_90 under the locked Triton. On a Hopper GPU: O and L
+of the kernel against float64 attention, ragged lengths included, and a forward+backward through
+``FlashAttentionTriton`` whose gradients match the Triton forward's.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+from cs336_systems.flash_attention import FlashAttentionTriton, triton_function
+from cs336_systems.flash_attention.gluon_forward import (
+    GluonForwardConfig,
+    gluon_forward_available,
+    gluon_forward_refusal,
+    gluon_layout_refusal,
+    launch_gluon_forward,
+)
+from cs336_systems.flash_attention.reference import naive_attention_with_logsumexp
+from cs336_systems.flash_attention.triton_function import ForwardConfig
+
+from tests.flash_attention_checks import float64_reference, random_qkv, relative_error
+
+PACKAGE = Path(__file__).parents[1]
+PROBE = PACKAGE / "benchmarks" / "probe_gluon_forward.py"
+ON_HOPPER = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9
+NEEDS_HOPPER = pytest.mark.skipif(not ON_HOPPER, reason="the Gluon forward runs on a Hopper GPU (wgmma, TMA)")
+BF16 = "torch.bfloat16"
+SUPPORTED = {
+    "capability": (9, 0),
+    "dtypes": (BF16, BF16, BF16),
+    "is_causal": True,
+    "head_dim": 64,
+    "n_queries": 1000,
+    "n_keys": 1000,
+    "rows": 64,
+}
+"""A case the Gluon forward takes (a ragged length: the last query tile is stored by masked stores)."""
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, False), ("none", False), ("forward", True)])
+def test_the_switch_is_read_from_the_environment(monkeypatch, value, expected):
+    if value is None:
+        monkeypatch.delenv(triton_function.GLUON_ENV, raising=False)
+    else:
+        monkeypatch.setenv(triton_function.GLUON_ENV, value)
+    assert triton_function._autotuned_gluon() is expected
+    monkeypatch.setattr(triton_function, "AUTOTUNED_GLUON", expected)
+    assert triton_function.autotuned_gluon_name() == (value or "none")
+
+
+def test_a_bad_switch_value_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("CS336_FLASH_GLUON", "both")
+    with pytest.raises(ValueError, match="CS336_FLASH_GLUON must be one of none, forward; got 'both'"):
+        triton_function._autotuned_gluon()
+
+
+def test_the_gluon_forward_takes_a_supported_case():
+    assert gluon_forward_available()
+    assert gluon_forward_refusal(**SUPPORTED) is None
+    assert (
+        gluon_forward_refusal(**{**SUPPORTED, "dtypes": ("torch.float16",) * 3, "n_queries": 16384, "n_keys": 16384})
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"capability": None}, "compute capability 9.x"),
+        ({"capability": (8, 0)}, "compute capability 9.x"),
+        ({"capability": (10, 0)}, "compute capability 9.x"),
+        ({"dtypes": ("torch.float32",) * 3}, "one dtype among"),
+        ({"dtypes": (BF16, "torch.float16", BF16)}, "one dtype among"),
+        ({"is_causal": False}, "causal attention only"),
+        ({"head_dim": 128}, "head size 64 only"),
+        ({"n_keys": 999}, "as many keys as queries"),
+        ({"rows": 2**21, "n_queries": 1024, "n_keys": 1024}, "int32 coordinates"),
+    ],
+)
+def test_each_unsupported_case_says_why(change, reason):
+    assert reason in gluon_forward_refusal(**{**SUPPORTED, **change})
+
+
+def test_the_layout_check_takes_contiguous_aligned_tensors_only():
+    dense = torch.zeros(2, 3, 128, 64, dtype=torch.bfloat16)
+    assert gluon_layout_refusal(dense, dense) is None
+    assert "contiguous tensors only" in gluon_layout_refusal(dense, dense.transpose(1, 2))
+    shifted = torch.zeros(2 * 3 * 128 * 64 + 1, dtype=torch.bfloat16)[1:].view(2, 3, 128, 64)
+    assert "16-byte aligned" in gluon_layout_refusal(dense, shifted)
+
+
+def test_the_default_config_is_the_h200_winner():
+    config = GluonForwardConfig()
+    assert (config.block_m, config.block_n, config.stages, config.mode) == (256, 64, 2, "split_sync")
+    assert (config.consumer_warps, config.maxnreg, config.consumers, config.q_rows) == (16, 96, 4, 64)
+    assert config.consumer_registers == 112  # ptxas's "setmaxnreg.inc 112" for the consumer warpgroups
+    assert config.launch_options() == {"num_warps": 4, "maxnreg": 96}
+    assert config.kernel_constexprs(64, even_n=False)["EVEN_N"] is False
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"mode": "warp"}, "mode 'warp'"),
+        ({"block_n": 96, "block_m": 192}, "BLOCK_N must be 64 or 128"),
+        ({"consumer_warps": 6}, "whole warpgroups"),
+        ({"mode": "async", "stages": 1}, "2 stages at least"),
+        ({"mode": "pingpong", "consumer_warps": 16}, "two consumer warpgroups"),
+    ],
+)
+def test_a_bad_config_is_a_clear_error(fields, message):
+    with pytest.raises(ValueError, match=message):
+        GluonForwardConfig(**fields)
+
+
+def test_the_plan_keeps_the_triton_forward_off_hopper_or_when_pinned(monkeypatch):
+    q, k, v = (torch.zeros(1, 2, 256, 64, dtype=torch.bfloat16) for _ in range(3))
+    monkeypatch.setattr(triton_function, "AUTOTUNED_GLUON", True)
+    assert triton_function._gluon_forward_for(q, k, v, True, None) is None  # a CPU tensor: no capability
+    monkeypatch.setattr(triton_function.torch.cuda, "get_device_capability", lambda device: (9, 0))
+    on_hopper = SimpleNamespace(**{name: getattr(q, name) for name in ("shape", "dtype")}, device=torch.device("cuda"))
+    assert triton_function._gluon_forward_for(on_hopper, k, v, True, None) is not None
+    assert triton_function._gluon_forward_for(on_hopper, k, v, True, ForwardConfig(64, 64)) is None
+    assert triton_function._gluon_forward_for(on_hopper, k, v, False, None) is None
+    monkeypatch.setattr(triton_function, "AUTOTUNED_GLUON", False)
+    assert triton_function._gluon_forward_for(on_hopper, k, v, True, None) is None
+
+
+def test_a_plan_with_the_gluon_forward_falls_back_per_call_on_a_layout_it_cannot_move():
+    """``run_forward`` launches the Gluon kernel for contiguous tensors and the Triton one otherwise (both recorded
+    here, not run)."""
+    launched = []
+    gluon = SimpleNamespace(
+        gluon_layout_refusal=gluon_layout_refusal,
+        launch_gluon_forward=lambda *tensors: launched.append("gluon"),
+    )
+    plan = triton_function._Plan(4, 2, 128, 128, 64, True, gluon=gluon)
+    plan.forward = lambda *args: launched.append("triton")
+    q = torch.zeros(2, 2, 128, 64, dtype=torch.bfloat16)
+    lse = torch.zeros(2, 2, 128)
+    plan.run_forward(q, q, q, torch.empty_like(q), lse)
+    strided = torch.zeros(2, 128, 2, 64, dtype=torch.bfloat16).transpose(1, 2)
+    plan.run_forward(strided, q, q, torch.empty_like(q), lse)
+    assert launched == ["gluon", "triton"]
+
+
+def test_the_kernel_compiles_for_hopper_under_this_triton():
+    """In a fresh process without ``TRITON_INTERPRET`` (interpreted kernels cannot be compiled): the default config,
+    TMA-stored and ragged (masked O stores), bf16 and fp16, to a cubin for sm_90, without spills."""
+    script = f"""
+import sys
+from pathlib import Path
+from cs336_basics.toolkit.entry_points import load_entry_point_module
+probe = load_entry_point_module(Path({str(PROBE)!r}))
+tool = load_entry_point_module(Path({str(PACKAGE / "scripts" / "compile_flash_kernels.py")!r}))
+config = probe.ProbeConfig()
+variant = probe.GLUON.GluonForwardConfig()
+for even_n, dtype in [(True, "bf16"), (False, "bf16"), (True, "fp16")]:
+    ptx = probe.compile_variant(variant, config, even_n, dtype).asm["ptx"]
+    features = [name for name, marker in probe.PTX_FEATURES.items() if marker in ptx]
+    print(even_n, dtype, features, tool.ptxas_resources(ptx, 90)["spill_bytes"])
+"""
+    env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE.parent / "assignment1-basics" / "src"), env.get("PYTHONPATH", "")])
+    finished = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=900)
+    assert finished.returncode == 0, finished.stdout[-2000:] + finished.stderr[-2000:]
+    lines = [line for line in finished.stdout.splitlines() if line.startswith(("True", "False"))]
+    assert lines == [
+        "True bf16 ['wgmma', 'tma_load', 'tma_store', 'mbarrier'] 0",
+        "False bf16 ['wgmma', 'tma_load', 'mbarrier'] 0",
+        "True fp16 ['wgmma', 'tma_load', 'tma_store', 'mbarrier'] 0",
+    ]
+
+
+@NEEDS_HOPPER
+@pytest.mark.parametrize(
+    ("shape", "dtype"),
+    [
+        ((2, 4, 128, 64), torch.bfloat16),
+        ((2, 4, 1000, 64), torch.bfloat16),
+        ((2, 4, 2048, 64), torch.bfloat16),
+        ((1, 1, 16384, 64), torch.bfloat16),
+        ((2, 4, 1000, 64), torch.float16),
+    ],
+)
+def test_gluon_forward_matches_float64_attention(shape, dtype):
+    generator = torch.Generator(device="cuda").manual_seed(shape[2])
+    q, k, v = (torch.randn(shape, generator=generator, device="cuda").to(dtype) for _ in range(3))
+    out, lse = torch.full_like(q, float("nan")), torch.full(shape[:-1], float("nan"), device="cuda")
+    launch_gluon_forward(q, k, v, out, lse)
+    expected_out, expected_lse = naive_attention_with_logsumexp(q.double(), k.double(), v.double(), True)
+    assert relative_error(out, expected_out) < 2e-2
+    assert relative_error(lse, expected_lse) < 1e-3
+    assert (lse - expected_lse).abs().max().item() < 2e-2
+
+
+@NEEDS_HOPPER
+@pytest.mark.parametrize("n", [1000, 2048])
+def test_flash_attention_triton_with_the_gluon_forward_matches_the_triton_forward(monkeypatch, n):
+    """``CS336_FLASH_GLUON=forward`` as the eager path sees it: the plan takes the Gluon forward, and O and the
+    gradients (the backward reads its O and L) match float64 and the Triton forward's."""
+    results = {}
+    for gluon in (False, True):
+        monkeypatch.setattr(triton_function, "AUTOTUNED_GLUON", gluon)
+        monkeypatch.setattr(triton_function, "_PLANS", {})
+        q, k, v = random_qkv((2, 4, n, 64), n, torch.bfloat16, "cuda", seed=n)
+        out = FlashAttentionTriton.apply(q, k, v, True)
+        (plan,) = triton_function._PLANS.values()
+        assert (plan.gluon is not None) is gluon
+        grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(1)).to(out)
+        out.backward(grad_out)
+        results[gluon] = (out.detach(), q.grad, k.grad, v.grad)
+    expected = float64_reference(q, k, v, grad_out, True)
+    for name, gluon_value, triton_value, reference in zip(
+        ("O", "dQ", "dK", "dV"), results[True], results[False], (expected[0], *expected[2:]), strict=True
+    ):
+        assert relative_error(gluon_value.cpu(), reference) < 2e-2, name
+        assert relative_error(gluon_value, triton_value) < 1e-2, name
+
+
+@NEEDS_HOPPER
+def test_a_strided_input_falls_back_to_the_triton_forward(monkeypatch):
+    """The model's layout, Q, K, V as views of ``(batch, n, heads, d)`` projections: not contiguous, so the plan's
+    Gluon forward hands the call to the Triton forward, which reads them where they lie."""
+    monkeypatch.setattr(triton_function, "AUTOTUNED_GLUON", True)
+    monkeypatch.setattr(triton_function, "_PLANS", {})
+    generator = torch.Generator(device="cuda").manual_seed(3)
+    projections = (torch.randn(2, 256, 4, 64, generator=generator, device="cuda").bfloat16() for _ in range(3))
+    q, k, v = (t.transpose(1, 2) for t in projections)
+    out = FlashAttentionTriton.apply(q, k, v, True)
+    (plan,) = triton_function._PLANS.values()
+    assert plan.gluon is not None
+    expected_out, _ = naive_attention_with_logsumexp(q.double(), k.double(), v.double(), True)
+    assert relative_error(out, expected_out) < 2e-2
