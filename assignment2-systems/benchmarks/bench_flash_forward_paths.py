@@ -17,10 +17,11 @@ costs the time shows:
 
 The pinned config defaults to the autotuner's pick at this shape on an H200 (BENCHMARKS.md, sixth and seventh runs):
 128 x 128 tiles, 4 warps, 3 stages with TMA when ``CS336_FLASH_TMA`` puts it in the forward, else 128 x 64, 8 warps,
-3 stages with pointer loads. The ladder runs ``--rounds`` times, so drift over the run (clocks, temperature) shows
-as a difference between rounds rather than between rungs. Times are ``triton.testing.do_bench`` medians; every row
-is printed as it is timed, with its host ms (the CPU time of one call, the launch path's share), and
-``forward_paths.json`` / ``.md`` in ``--out_dir`` are rewritten atomically after it.
+3 stages with pointer loads. With ``CS336_FLASH_GLUON=forward`` the autotuned rungs (``leaf_autotuned``,
+``leaf_apply``) run the Gluon forward, the pinned ones the Triton forward. The ladder runs ``--rounds`` times, so
+drift over the run (clocks, temperature) shows as a difference between rounds rather than between rungs. Times are
+``triton.testing.do_bench`` medians; every row is printed as it is timed, with its host ms (the CPU time of one call,
+the launch path's share), and ``forward_paths.json`` / ``.md`` in ``--out_dir`` are rewritten atomically after it.
 
 Run (GPU machine, repo root):
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src \\
@@ -111,8 +112,10 @@ from cs336_systems.benchmarking.timing import host_seconds_per_call  # noqa: E40
 from cs336_systems.flash_attention import FlashAttentionTriton  # noqa: E402
 from cs336_systems.flash_attention.triton_function import (  # noqa: E402
     AUTOTUNED_TMA,
+    GLUON_ENV,
     TMA_ENV,
     ForwardConfig,
+    autotuned_gluon_name,
     autotuned_tma_name,
     launch_forward,
 )
@@ -197,14 +200,14 @@ COLUMNS = {
 
 def write_results(config: ForwardPathsConfig, machine: dict, rows: list[dict]) -> str:
     """``forward_paths.json`` (config, machine, rows with ratios) and ``forward_paths.md`` (a header line and the
-    table), atomically; returns the markdown. ``machine`` holds the device, versions, the ``CS336_FLASH_TMA`` switch
-    and the pinned config."""
+    table), atomically; returns the markdown. ``machine`` holds the device, versions, the ``CS336_FLASH_TMA`` and
+    ``CS336_FLASH_GLUON`` switches and the pinned config."""
     rows = with_ratios(rows)
     shape = f"batch {config.batch}, {config.heads} heads, n = {config.seq_len}, d = {config.head_dim}, bf16, causal"
     header = (
         f"{machine['device']}, torch {machine['torch']}, triton {machine['triton']}; {shape}; "
-        f"{TMA_ENV} {machine['tma_switch']}; pinned {machine['pinned']}; do_bench medians, warm-up "
-        f"{config.warmup_ms} ms, {config.rep_ms} ms of repeats"
+        f"{TMA_ENV} {machine['tma_switch']}; {GLUON_ENV} {machine['gluon_switch']}; pinned {machine['pinned']}; "
+        f"do_bench medians, warm-up {config.warmup_ms} ms, {config.rep_ms} ms of repeats"
     )
     table = records_table(rows, COLUMNS, floats=lambda value: f"{value:.3f}")
     text = f"{header}\n\n{table}\n"
@@ -224,6 +227,7 @@ def main(config: ForwardPathsConfig) -> None:
         "torch": torch.__version__,
         "triton": triton.__version__,
         "tma_switch": autotuned_tma_name(),
+        "gluon_switch": autotuned_gluon_name(),
         "pinned": str(pinned),
     }
     print(json.dumps(machine), flush=True)

@@ -45,7 +45,8 @@ def test_bad_configurations_are_rejected(probe, changes, message):
 
 def test_the_table_compares_each_rung_with_its_rounds_first_and_cudnn(probe, tmp_path):
     config = probe.ForwardPathsConfig(out_dir=str(tmp_path), rungs=["rows_pinned", "leaf_apply", "leaf_cudnn"])
-    machine = {"device": "H200", "torch": "2.11", "triton": "3.6", "tma_switch": "both", "pinned": "ForwardConfig()"}
+    machine = {"device": "H200", "torch": "2.11", "triton": "3.6", "tma_switch": "both", "gluon_switch": "forward"}
+    machine["pinned"] = "ForwardConfig()"
     times = {"rows_pinned": 19.5, "leaf_apply": 20.3, "leaf_cudnn": 19.6}
     rows = [
         {"round": round_, "rung": rung, "path": probe.RUNGS[rung], "ms": ms + round_ - 1, "host_ms": 0.25}
@@ -53,7 +54,7 @@ def test_the_table_compares_each_rung_with_its_rounds_first_and_cudnn(probe, tmp
         for rung, ms in times.items()
     ]
     text = probe.write_results(config, machine, rows[:4])  # a cut run: round 2 has no cuDNN row yet
-    assert "CS336_FLASH_TMA both; pinned ForwardConfig()" in text
+    assert "CS336_FLASH_TMA both; CS336_FLASH_GLUON forward; pinned ForwardConfig()" in text
     assert "| round | rung | path | ms | host ms | vs first rung | vs cuDNN |" in text
     assert f"| 1 | leaf_apply | {probe.RUNGS['leaf_apply']} | 20.300 | 0.250 | 1.041 | 1.036 |" in text
     assert text.rstrip().endswith(f"| 2 | rows_pinned | {probe.RUNGS['rows_pinned']} | 20.500 | 0.250 | 1.000 | - |")
