@@ -26,7 +26,6 @@ Compile check (any machine, Triton 3.6 in a scratch environment):
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import os
 import re
@@ -40,6 +39,7 @@ from typing import TYPE_CHECKING
 
 from cs336_basics.toolkit.atomic import write_text_atomic
 from cs336_basics.toolkit.cli import parse_config
+from cs336_basics.toolkit.entry_points import load_entry_point_module
 from cs336_basics.toolkit.tables import records_table
 
 if TYPE_CHECKING:
@@ -81,20 +81,10 @@ GLUON_FORWARD_PATH = BENCHMARKS.parent / "src" / "cs336_systems" / "flash_attent
 
 
 def load_gluon_forward() -> ModuleType:
-    """The library's ``gluon_forward.py`` (the kernel, its launcher and :class:`GluonForwardConfig`) as a module of
-    its own, kept in ``sys.modules`` (its dataclass resolves its annotations there): the package's ``__init__`` would
-    import torch, which ``--compile_only`` runs without. It imports Triton: loaded on first use, after ``--help``."""
-    name = "_probe_gluon_forward"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, GLUON_FORWARD_PATH)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[name]  # a half-run module must not be handed out next time
-            raise
-    return sys.modules[name]
+    """The library's ``gluon_forward.py`` (the kernel, its launcher and :class:`GluonForwardConfig`) loaded by path:
+    the package's ``__init__`` would import torch, which ``--compile_only`` runs without. It imports Triton: loaded on
+    first use, after ``--help``."""
+    return load_entry_point_module(GLUON_FORWARD_PATH)
 
 
 def parse_variant(text: str, producer_registers: int):
