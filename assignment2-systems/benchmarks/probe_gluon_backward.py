@@ -8,12 +8,13 @@ pinned against cuDNN's ~50.6 ms. The forward closed the same kind of gap with Gl
 The kernel: one program per (key tile of ``BLOCK_N`` keys, batch x head row) of the contiguous ``(rows * n, d)``
 views; K and V loaded once by TMA; a producer warp streams the Q and dO tiles of ``BLOCK_M`` queries from the
 diagonal on into a ring of ``NUM_STAGES`` shared-memory buffers guarded by "ready" and "empty" mbarriers; the
-consumer warps (one partition, ``sync``: each wgmma waited for) compute S^T = K Q^T, P^T = exp2(S^T scale log2e -
-L log2e) (the causal mask on the diagonal tiles only), dV += P^T dO, dP^T = V dO^T, dS^T = P^T (dP^T - D),
-dK += dS^T Q, and dQ = dS K scale, which goes through shared memory into a float32 dQ buffer by one TMA reduce-add
-(``cp.reduce.async.bulk``) per tile. dK (times scale) and dV leave by TMA at the end. Gluon 3.6 has no Python
-wrapper for the TMA reduction, though its builder has the op: :func:`tma_reduce_add` is that wrapper.
-D = rowsum(dO O), the zeroing of the float32 dQ and its final cast run in PyTorch.
+consumer warps (each wgmma waited for; ``sync``: one partition over the key tile, ``split_sync``: two
+warpgroups, each its own half of the key tile, its own dS and dQ buffers and dQ reductions) compute S^T = K Q^T,
+P^T = exp2(S^T scale log2e - L log2e) (the causal mask on the diagonal tiles only), dV += P^T dO, dP^T = V dO^T,
+dS^T = P^T (dP^T - D), dK += dS^T Q, and dQ = dS K scale, which goes through shared memory into a float32 dQ
+buffer by one TMA reduce-add (``cp.reduce.async.bulk``) per tile. dK (times scale) and dV leave by TMA at the
+end. Gluon 3.6 has no Python wrapper for the TMA reduction, though its builder has the op: :func:`tma_reduce_add`
+is that wrapper. D = rowsum(dO O), the zeroing of the float32 dQ and its final cast run in PyTorch.
 
 Per variant (BLOCK_M, BLOCK_N, stages, mode, consumer warps, maxnreg): the largest errors of dQ, dK, dV at a small
 shape (``--check_seq_len``, O and L from float32 attention) against float32 autograd of naive attention, then the
@@ -52,17 +53,21 @@ if TYPE_CHECKING:
     from torch import Tensor
 
 BENCHMARKS = Path(__file__).resolve().parent
-MODES = ("sync",)
+MODES = ("sync", "split_sync")
 DEFAULT_VARIANTS = (
     "64,64,2,sync,4,128",
+    "64,128,2,split_sync,8,168",
     "64,64,3,sync,4,128",
+    "64,128,3,split_sync,8,168",
     "64,128,2,sync,8,168",
-    "64,128,3,sync,8,168",
-    "128,128,2,sync,8,168",
+    "64,64,4,sync,4,128",
 )
-"""One consumer partition, each wgmma waited for (the simplest correct scheme): 64 x 64 tiles at 2 and 3 stages
-(two programs per SM at 128 registers), then 128 keys per program over two consumer warpgroups, with 64 or 128
-queries per tile."""
+"""Each wgmma waited for (the simplest correct scheme): one warpgroup on 64 x 64 tiles at two programs per SM
+(128 registers, 74-107 KB of shared memory for 2-4 stages); the forward's winner's shape, each of two consumer
+warpgroups its own 64 keys of a 128-key tile sharing one Q/dO ring, at one program per SM (168: up to 240
+registers per consumer); and two warpgroups in one partition over 128 keys. Under Triton 3.6 none of these spills;
+128 x 128 tiles in one partition spill (124 bytes at 168, 76 at 184) and 256-key split tiles spill heavily (2 KB and
+more) or exceed shared memory: left out."""
 VARIANT_COLUMNS = ["BLOCK_M", "BLOCK_N", "stages", "mode", "consumer_warps", "maxnreg"]
 PTX_FEATURES = {
     "wgmma": "wgmma.mma_async",
@@ -92,21 +97,47 @@ class BackwardVariant:
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"mode {self.mode!r}: expected one of {', '.join(MODES)}")
-        if self.block_m not in (64, 128) or self.block_n not in (64, 128) or self.block_n % self.block_m:
-            raise ValueError(f"BLOCK_M divides BLOCK_N, both 64 or 128; got {self.block_m} x {self.block_n}")
-        if self.consumer_warps not in (4, 8) or self.block_n % (16 * self.consumer_warps):
-            raise ValueError(f"4 or 8 consumer warps, 16 key rows each or more; got {self.consumer_warps}")
+        if self.mode == "split_sync" and self.consumer_warps != 8:
+            raise ValueError("split_sync takes two consumer warpgroups (8 warps), each its half of the key tile")
+        if self.consumer_warps not in (4, 8):
+            raise ValueError(f"4 or 8 consumer warps; got {self.consumer_warps}")
+        if self.block_m not in (64, 128) or self.block_n not in (64, 128, 256) or self.key_rows % self.block_m:
+            raise ValueError(
+                f"BLOCK_M (64 or 128) must divide each partition's keys (BLOCK_N 64, 128 or 256 / partitions); got "
+                f"{self.block_m} x {self.block_n}"
+            )
+        if self.key_rows % (16 * self.consumer_warps // self.consumers):
+            raise ValueError(f"16 key rows per consumer warp or more; got {self.key_rows} for {self.consumer_warps}")
         if self.stages < 1:
             raise ValueError("1 stage at least")
+
+    @property
+    def consumers(self) -> int:
+        """Consumer partitions: ``split_sync`` gives each warpgroup its own half of the key tile."""
+        return self.consumer_warps // 4 if self.mode == "split_sync" else 1
+
+    @property
+    def key_rows(self) -> int:
+        """Keys per consumer partition: the K/V/dK/dV descriptors' block."""
+        return self.block_n // self.consumers
+
+    @property
+    def consumer_registers(self) -> int:
+        """Registers per thread of each consumer partition after ``setmaxnreg``, as the forward's config counts
+        them."""
+        warps = self.consumer_warps + 4
+        return min(256, (self.maxnreg * warps - self.producer_registers * 4) // self.consumer_warps // 8 * 8)
 
     def kernel_constexprs(self) -> dict:
         return {
             "BLOCK_M": self.block_m, "BLOCK_N": self.block_n, "HEAD_DIM": HEAD_DIM, "NUM_STAGES": self.stages,
+            "CONSUMERS": self.consumers, "CONSUMER_REGISTERS": self.consumer_registers,
             "PRODUCER_REGISTERS": self.producer_registers,
         }  # fmt: skip
 
     def launch_options(self) -> dict:
-        return {"num_warps": self.consumer_warps, "maxnreg": self.maxnreg}
+        """The default partition is the (first) consumer's, so its warps are the kernel's ``num_warps``."""
+        return {"num_warps": self.consumer_warps // self.consumers, "maxnreg": self.maxnreg}
 
 
 def parse_variant(text: str, producer_registers: int) -> BackwardVariant:
@@ -240,13 +271,14 @@ def _query_tile(
     dv, dpt, pt16 = warpgroup_mma_wait(0, deps=[dv, dpt, pt16])
     dst = (pt * (dpt - delta[None, :])).to(q_smem.dtype)
     ds_smem.store(dst)
-    dk = warpgroup_mma(gl.convert_layout(dst, operand), q_smem, dk, is_async=True)
+    dst16 = gl.convert_layout(dst, operand)
+    dk = warpgroup_mma(dst16, q_smem, dk, is_async=True)
     fence_async_shared()
     dq = warpgroup_mma(
         ds_smem.permute((1, 0)), k_smem, gl.zeros([BLOCK_M, HEAD_DIM], gl.float32, dq_layout), use_acc=False,
         is_async=True,
     )  # fmt: skip
-    dk, dq = warpgroup_mma_wait(0, deps=[dk, dq])
+    dk, dq, dst16 = warpgroup_mma_wait(0, deps=[dk, dq, dst16])  # dS^T's registers too: read until done
     tma.store_wait(0)  # the previous tile's reduction has read dq_smem
     dq_smem.store(dq * sm_scale)
     fence_async_shared()
@@ -257,31 +289,38 @@ def _query_tile(
 @gluon.jit
 def _consumer(
     dk_desc, dv_desc, dq_desc, L, Delta, q_smem, do_smem, k_smem, v_smem, ds_smem, dq_smem, kv_ready, ready, empty,
-    row_base, key_start, num_tiles, qk_scale, sm_scale, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr,
+    row_base, first_query, key_start, num_tiles, qk_scale, sm_scale, BLOCK_M: gl.constexpr, KEY_ROWS: gl.constexpr,
     HEAD_DIM: gl.constexpr, NUM_STAGES: gl.constexpr,
 ):  # fmt: skip
-    """dK and dV of the key tile: the diagonal query tiles masked, the rest not; then both stored by TMA through
-    K's and V's buffers."""
+    """dK and dV of the ``KEY_ROWS`` keys from ``key_start`` (a split partition's share of the program's key tile):
+    the program's query tiles before these keys only released (every "empty" barrier counts every partition), the
+    diagonal ones masked, the rest not; then dK and dV stored by TMA through K's and V's buffers."""
     kv_layout: gl.constexpr = gl.NVMMADistributedLayout(
         version=[3, 0], warps_per_cta=[gl.num_warps(), 1], instr_shape=[16, HEAD_DIM, 16]
     )
-    dk = gl.zeros([BLOCK_N, HEAD_DIM], gl.float32, kv_layout)
-    dv = gl.zeros([BLOCK_N, HEAD_DIM], gl.float32, kv_layout)
+    dk = gl.zeros([KEY_ROWS, HEAD_DIM], gl.float32, kv_layout)
+    dv = gl.zeros([KEY_ROWS, HEAD_DIM], gl.float32, kv_layout)
+    skipped = (key_start - first_query) // BLOCK_M
+    diagonal = skipped + KEY_ROWS // BLOCK_M
+    for i in range(0, skipped):
+        mbarrier.wait(ready.index(i % NUM_STAGES), (i // NUM_STAGES) & 1)
+        mbarrier.arrive(empty.index(i % NUM_STAGES))
     mbarrier.wait(kv_ready, 0)
-    for i in range(num_tiles):
+    for i in range(skipped, diagonal):
         stage = i % NUM_STAGES
         mbarrier.wait(ready.index(stage), (i // NUM_STAGES) & 1)
-        query_start = key_start + i * BLOCK_M
-        if i < BLOCK_N // BLOCK_M:
-            dk, dv = _query_tile(
-                q_smem.index(stage), do_smem.index(stage), k_smem, v_smem, ds_smem, dq_smem, dq_desc, L, Delta, dk,
-                dv, row_base, key_start, query_start, qk_scale, sm_scale, BLOCK_M, BLOCK_N, HEAD_DIM, True,
-            )  # fmt: skip
-        else:
-            dk, dv = _query_tile(
-                q_smem.index(stage), do_smem.index(stage), k_smem, v_smem, ds_smem, dq_smem, dq_desc, L, Delta, dk,
-                dv, row_base, key_start, query_start, qk_scale, sm_scale, BLOCK_M, BLOCK_N, HEAD_DIM, False,
-            )  # fmt: skip
+        dk, dv = _query_tile(
+            q_smem.index(stage), do_smem.index(stage), k_smem, v_smem, ds_smem, dq_smem, dq_desc, L, Delta, dk, dv,
+            row_base, key_start, first_query + i * BLOCK_M, qk_scale, sm_scale, BLOCK_M, KEY_ROWS, HEAD_DIM, True,
+        )  # fmt: skip
+        mbarrier.arrive(empty.index(stage))
+    for i in range(diagonal, num_tiles):
+        stage = i % NUM_STAGES
+        mbarrier.wait(ready.index(stage), (i // NUM_STAGES) & 1)
+        dk, dv = _query_tile(
+            q_smem.index(stage), do_smem.index(stage), k_smem, v_smem, ds_smem, dq_smem, dq_desc, L, Delta, dk, dv,
+            row_base, key_start, first_query + i * BLOCK_M, qk_scale, sm_scale, BLOCK_M, KEY_ROWS, HEAD_DIM, False,
+        )  # fmt: skip
         mbarrier.arrive(empty.index(stage))
     k_smem.store((dk * sm_scale).to(k_smem.dtype))
     v_smem.store(dv.to(v_smem.dtype))
@@ -295,55 +334,97 @@ def _consumer(
 def gluon_backward_kernel(
     q_desc, k_desc, v_desc, do_desc, dq_desc, dk_desc, dv_desc, L, Delta, N, qk_scale, sm_scale,
     BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, NUM_STAGES: gl.constexpr,
-    PRODUCER_REGISTERS: gl.constexpr,
+    CONSUMERS: gl.constexpr, CONSUMER_REGISTERS: gl.constexpr, PRODUCER_REGISTERS: gl.constexpr,
 ):  # fmt: skip
     """Causal dK and dV of one key tile of one (batch x head) row, and its dQ contributions added into a float32
-    dQ: key tiles with the most query tiles first (program 0). ``L`` natural-log, ``Delta`` = rowsum(dO O), both
-    float32 ``(rows, N)``; ``qk_scale`` = scale * log2(e)."""
+    dQ: key tiles with the most query tiles first (program 0). One producer warp streams Q and dO for 1 or 2
+    consumer partitions, each its own ``BLOCK_N / CONSUMERS`` keys (the K/V/dK/dV descriptors' block), its own dS
+    and dQ buffers and its own dQ reductions. ``L`` natural-log, ``Delta`` = rowsum(dO O), both float32
+    ``(rows, N)``; ``qk_scale`` = scale * log2(e)."""
+    KEY_ROWS: gl.constexpr = BLOCK_N // CONSUMERS
     key_start = gl.program_id(0) * BLOCK_N
     row_base = gl.program_id(1) * N
     num_tiles = (N - key_start) // BLOCK_M
     q_smem = gl.allocate_shared_memory(q_desc.dtype, [NUM_STAGES, BLOCK_M, HEAD_DIM], q_desc.layout)
     do_smem = gl.allocate_shared_memory(do_desc.dtype, [NUM_STAGES, BLOCK_M, HEAD_DIM], do_desc.layout)
-    k_smem = gl.allocate_shared_memory(k_desc.dtype, [BLOCK_N, HEAD_DIM], k_desc.layout)
-    v_smem = gl.allocate_shared_memory(v_desc.dtype, [BLOCK_N, HEAD_DIM], v_desc.layout)
-    ds_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, BLOCK_M], q_desc.dtype)
-    ds_smem = gl.allocate_shared_memory(q_desc.dtype, [BLOCK_N, BLOCK_M], ds_layout)
-    dq_smem = gl.allocate_shared_memory(dq_desc.dtype, [BLOCK_M, HEAD_DIM], dq_desc.layout)
+    k_smem = gl.allocate_shared_memory(k_desc.dtype, [CONSUMERS, KEY_ROWS, HEAD_DIM], k_desc.layout)
+    v_smem = gl.allocate_shared_memory(v_desc.dtype, [CONSUMERS, KEY_ROWS, HEAD_DIM], v_desc.layout)
+    ds_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([KEY_ROWS, BLOCK_M], q_desc.dtype)
+    ds_smem = gl.allocate_shared_memory(q_desc.dtype, [CONSUMERS, KEY_ROWS, BLOCK_M], ds_layout)
+    dq_smem = gl.allocate_shared_memory(dq_desc.dtype, [CONSUMERS, BLOCK_M, HEAD_DIM], dq_desc.layout)
     kv_ready = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
     ready = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
     empty = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
     mbarrier.init(kv_ready, count=1)
     for stage in gl.static_range(NUM_STAGES):
         mbarrier.init(ready.index(stage), count=1)
-        mbarrier.init(empty.index(stage), count=1)
+        mbarrier.init(empty.index(stage), count=CONSUMERS)  # one elected arrive per consumer partition
     fence_async_shared()
-    mbarrier.expect(kv_ready, k_desc.block_type.nbytes + v_desc.block_type.nbytes)
-    TMA_LOAD(k_desc, [row_base + key_start, 0], kv_ready, k_smem)
-    TMA_LOAD(v_desc, [row_base + key_start, 0], kv_ready, v_smem)
-    gl.warp_specialize(
-        [
-            (
-                _consumer,
+    mbarrier.expect(kv_ready, CONSUMERS * (k_desc.block_type.nbytes + v_desc.block_type.nbytes))
+    for part in gl.static_range(CONSUMERS):
+        TMA_LOAD(k_desc, [row_base + key_start + part * KEY_ROWS, 0], kv_ready, k_smem.index(part))
+        TMA_LOAD(v_desc, [row_base + key_start + part * KEY_ROWS, 0], kv_ready, v_smem.index(part))
+    # The argument tuples inline: a tuple assigned to a name turns its constexprs into tensors.
+    if CONSUMERS == 1:
+        gl.warp_specialize(
+            [
                 (
-                    dk_desc, dv_desc, dq_desc, L, Delta, q_smem, do_smem, k_smem, v_smem, ds_smem, dq_smem, kv_ready,
-                    ready, empty, row_base, key_start, num_tiles, qk_scale, sm_scale, BLOCK_M, BLOCK_N, HEAD_DIM,
-                    NUM_STAGES,
+                    _consumer,
+                    (
+                        dk_desc, dv_desc, dq_desc, L, Delta, q_smem, do_smem, k_smem.index(0), v_smem.index(0),
+                        ds_smem.index(0), dq_smem.index(0), kv_ready, ready, empty, row_base, key_start, key_start,
+                        num_tiles, qk_scale, sm_scale, BLOCK_M, KEY_ROWS, HEAD_DIM, NUM_STAGES,
+                    ),
                 ),
-            ),
-            (_producer, (q_desc, do_desc, q_smem, do_smem, ready, empty, row_base, key_start, num_tiles, BLOCK_M,
-                         NUM_STAGES)),
-        ],
-        [1],
-        [PRODUCER_REGISTERS],
-    )  # fmt: skip
+                (
+                    _producer,
+                    (
+                        q_desc, do_desc, q_smem, do_smem, ready, empty, row_base, key_start, num_tiles, BLOCK_M,
+                        NUM_STAGES,
+                    ),
+                ),
+            ],
+            [1],
+            [PRODUCER_REGISTERS],
+        )  # fmt: skip
+    else:
+        gl.static_assert(CONSUMERS == 2, "1 or 2 consumer partitions")
+        gl.warp_specialize(
+            [
+                (
+                    _consumer,
+                    (
+                        dk_desc, dv_desc, dq_desc, L, Delta, q_smem, do_smem, k_smem.index(0), v_smem.index(0),
+                        ds_smem.index(0), dq_smem.index(0), kv_ready, ready, empty, row_base, key_start, key_start,
+                        num_tiles, qk_scale, sm_scale, BLOCK_M, KEY_ROWS, HEAD_DIM, NUM_STAGES,
+                    ),
+                ),
+                (
+                    _consumer,
+                    (
+                        dk_desc, dv_desc, dq_desc, L, Delta, q_smem, do_smem, k_smem.index(1), v_smem.index(1),
+                        ds_smem.index(1), dq_smem.index(1), kv_ready, ready, empty, row_base, key_start,
+                        key_start + KEY_ROWS, num_tiles, qk_scale, sm_scale, BLOCK_M, KEY_ROWS, HEAD_DIM, NUM_STAGES,
+                    ),
+                ),
+                (
+                    _producer,
+                    (
+                        q_desc, do_desc, q_smem, do_smem, ready, empty, row_base, key_start, num_tiles, BLOCK_M,
+                        NUM_STAGES,
+                    ),
+                ),
+            ],
+            [4, 1],
+            [CONSUMER_REGISTERS, PRODUCER_REGISTERS],
+        )  # fmt: skip
 
 
 def shared_layouts(variant: BackwardVariant, dtype: gl.dtype) -> dict[str, gl.NVMMASharedLayout]:
     """The swizzled layouts of the Q/dO, K/V/dK/dV and float32 dQ tiles, which descriptors and buffers share."""
     return {
         "q": gl.NVMMASharedLayout.get_default_for([variant.block_m, HEAD_DIM], dtype),
-        "kv": gl.NVMMASharedLayout.get_default_for([variant.block_n, HEAD_DIM], dtype),
+        "kv": gl.NVMMASharedLayout.get_default_for([variant.key_rows, HEAD_DIM], dtype),
         "dq": gl.NVMMASharedLayout.get_default_for([variant.block_m, HEAD_DIM], gl.float32),
     }
 
@@ -355,7 +436,7 @@ def compile_variant(variant: BackwardVariant, arch: int, dtype: str = "bf16"):
 
     layouts = shared_layouts(variant, {"bf16": gl.bfloat16, "fp16": gl.float16}[dtype])
     q_type = f"tensordesc<{dtype}[{variant.block_m}, {HEAD_DIM}],{layouts['q']!r}>"
-    kv_type = f"tensordesc<{dtype}[{variant.block_n}, {HEAD_DIM}],{layouts['kv']!r}>"
+    kv_type = f"tensordesc<{dtype}[{variant.key_rows}, {HEAD_DIM}],{layouts['kv']!r}>"
     dq_type = f"tensordesc<fp32[{variant.block_m}, {HEAD_DIM}],{layouts['dq']!r}>"
     constexprs = variant.kernel_constexprs()
     signature = {"q_desc": q_type, "k_desc": kv_type, "v_desc": kv_type, "do_desc": q_type, "dq_desc": dq_type}
@@ -415,7 +496,7 @@ def launch_gluon_backward(
         return TensorDescriptor(view, [rows * n, head_dim], [head_dim, 1], [block_rows, head_dim], layout)
 
     m_desc = functools.partial(descriptor, block_rows=variant.block_m, layout=layouts["q"])
-    n_desc = functools.partial(descriptor, block_rows=variant.block_n, layout=layouts["kv"])
+    n_desc = functools.partial(descriptor, block_rows=variant.key_rows, layout=layouts["kv"])
     gluon_backward_kernel[(n // variant.block_n, rows)](
         m_desc(q), n_desc(k), n_desc(v), m_desc(do), descriptor(dq32, variant.block_m, layouts["dq"]), n_desc(dk),
         n_desc(dv), lse, delta, n, head_dim**-0.5 * LOG2_E, head_dim**-0.5, **variant.kernel_constexprs(),
