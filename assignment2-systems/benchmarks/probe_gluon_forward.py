@@ -176,7 +176,9 @@ def compile_variant(variant, config: ProbeConfig, even_n: bool = True, dtype: st
     kv_type = f"tensordesc<{dtype}[{variant.block_n}, {config.head_dim}],{layouts['kv']!r}>"
     constexprs = variant.kernel_constexprs(config.head_dim, even_n)
     signature = {"q_desc": q_type, "k_desc": kv_type, "v_desc": kv_type, "o_desc": q_type, "Out": f"*{dtype}"}
-    signature |= {"L": "*fp32", "N": "i32", "qk_scale": "fp32"} | dict.fromkeys(constexprs, "constexpr")
+    strides = [f"stride_{tensor}{dim}" for tensor in "qkvo" for dim in "bhn"]
+    signature |= {"L": "*fp32", "N": "i32", "qk_scale": "fp32", "H": "i32"} | dict.fromkeys(strides, "i32")
+    signature |= dict.fromkeys(constexprs, "constexpr")
     source = GluonASTSource(fn=GLUON.gluon_forward_kernel, signature=signature, constexprs=constexprs)
     return triton.compile(source, target=GPUTarget("cuda", config.arch, 32), options=variant.launch_options())
 

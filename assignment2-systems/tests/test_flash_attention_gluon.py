@@ -1,10 +1,11 @@
 """The opt-in Gluon forward (``gluon_forward.py``) and the ``CS336_FLASH_GLUON`` switch that puts it in the eager
 forward. One file, so a GPU run selects exactly these: ``pytest tests/test_flash_attention_gluon.py``.
 
-On the CPU: the switch's parsing, the dispatch rule (a pure function of the case, and the per-call layout check),
-the configuration's checks, and a compile of the kernel for sm_90 under the locked Triton. On a Hopper GPU: O and L
-of the kernel against float64 attention, ragged lengths included, and a forward+backward through
-``FlashAttentionTriton`` whose gradients match the Triton forward's.
+On the CPU: the switch's parsing, the dispatch rule (a pure function of the case, and the per-call layout check:
+the layouts the descriptors move, the model's among them, and those they cannot), the configuration's checks, and a
+compile of the kernel for sm_90 under the locked Triton. On a Hopper GPU: O and L of the kernel against float64
+attention, ragged lengths and the model's layout included, and a forward+backward through ``FlashAttentionTriton``,
+contiguous and in the model's layout, whose gradients match the Triton forward's.
 """
 
 import os
@@ -19,7 +20,7 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from cs336_systems.flash_attention import FlashAttentionTriton, triton_function
+from cs336_systems.flash_attention import FlashAttentionTriton, gluon_forward, triton_function
 from cs336_systems.flash_attention.gluon_forward import (
     GluonForwardConfig,
     gluon_forward_available,
@@ -93,12 +94,51 @@ def test_each_unsupported_case_says_why(change, reason):
     assert reason in gluon_forward_refusal(**{**SUPPORTED, **change})
 
 
-def test_the_layout_check_takes_contiguous_aligned_tensors_only():
+def _strided(size: int, shape: tuple[int, ...], strides: tuple[int, ...], offset: int = 0) -> torch.Tensor:
+    return torch.zeros(size, dtype=torch.bfloat16).as_strided(shape, strides, offset)
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        pytest.param(torch.zeros(2, 3, 128, 64, dtype=torch.bfloat16), id="contiguous"),
+        pytest.param(torch.zeros(2, 128, 3, 64, dtype=torch.bfloat16).transpose(1, 2), id="model"),
+        pytest.param(torch.zeros(2, 128, 3, 4, 64, dtype=torch.bfloat16)[:, :, 1].transpose(1, 2), id="fused_qkv"),
+        pytest.param(torch.zeros(128, 2, 3, 64, dtype=torch.bfloat16).permute(1, 2, 0, 3), id="sequence_first"),
+        pytest.param(torch.zeros(2, 3, 128, 72, dtype=torch.bfloat16)[..., 8:], id="padded_rows"),
+        pytest.param(torch.zeros(1, 1, 128, 64, dtype=torch.bfloat16).expand(2, 3, 128, 64), id="broadcast"),
+    ],
+)
+def test_the_layout_check_takes_what_a_descriptor_over_the_storage_can_move(layout):
+    """The model's layout ((batch, n, heads, d) projections seen as (batch, heads, n, d)) among them: each row's
+    d columns start at a 16-byte multiple within one sequence stride."""
+    assert gluon_layout_refusal(layout, torch.zeros(2, 3, 128, 64, dtype=torch.bfloat16)) is None
+
+
+@pytest.mark.parametrize(
+    ("layout", "reason"),
+    [
+        (torch.zeros(2, 3, 64, 128, dtype=torch.bfloat16).transpose(2, 3), "a contiguous last dim only"),
+        (_strided(2 * 3 * 128 * 64 + 1, (2, 3, 128, 64), (3 * 128 * 64, 128 * 64, 64, 1), 1), "16-byte aligned"),
+        (torch.zeros(2, 3, 128, 68, dtype=torch.bfloat16)[..., :64], "multiple of 16 bytes only"),
+        (_strided(2 * 128 * 208, (2, 3, 128, 64), (128 * 208, 68, 208, 1)), "starting at multiples of 16"),
+        (_strided(2 * 128 * 192, (2, 3, 128, 64), (128 * 160, 64, 160, 1)), "within one sequence stride"),
+        (torch.zeros(2, 3, 64, 64, dtype=torch.bfloat16)[:, :, :, None], "(batch, heads, n, d) tensors only"),
+        (torch.zeros(2, 3, 256, 64, dtype=torch.bfloat16)[:, :, :200], "rows that run on into each other"),
+    ],
+    ids=[
+        "last_dim_strided",
+        "misaligned",
+        "sequence_stride",
+        "row_start",
+        "row_past_the_stride",
+        "five_dims",
+        "gap_past_the_rows",
+    ],  # fmt: skip
+)
+def test_the_layout_check_refuses_what_a_descriptor_cannot_move(layout, reason):
     dense = torch.zeros(2, 3, 128, 64, dtype=torch.bfloat16)
-    assert gluon_layout_refusal(dense, dense) is None
-    assert "contiguous tensors only" in gluon_layout_refusal(dense, dense.transpose(1, 2))
-    shifted = torch.zeros(2 * 3 * 128 * 64 + 1, dtype=torch.bfloat16)[1:].view(2, 3, 128, 64)
-    assert "16-byte aligned" in gluon_layout_refusal(dense, shifted)
+    assert reason in gluon_layout_refusal(dense, layout)
 
 
 def test_the_default_config_is_the_h200_winner():
@@ -139,8 +179,8 @@ def test_the_plan_keeps_the_triton_forward_off_hopper_or_when_pinned(monkeypatch
 
 
 def test_a_plan_with_the_gluon_forward_falls_back_per_call_on_a_layout_it_cannot_move():
-    """``run_forward`` launches the Gluon kernel for contiguous tensors and the Triton one otherwise (both recorded
-    here, not run)."""
+    """``run_forward`` launches the Gluon kernel for the layouts its descriptors move (contiguous, the model's) and
+    the Triton one otherwise (all recorded here, not run)."""
     launched = []
     gluon = SimpleNamespace(
         gluon_layout_refusal=gluon_layout_refusal,
@@ -151,9 +191,11 @@ def test_a_plan_with_the_gluon_forward_falls_back_per_call_on_a_layout_it_cannot
     q = torch.zeros(2, 2, 128, 64, dtype=torch.bfloat16)
     lse = torch.zeros(2, 2, 128)
     plan.run_forward(q, q, q, torch.empty_like(q), lse)
-    strided = torch.zeros(2, 128, 2, 64, dtype=torch.bfloat16).transpose(1, 2)
-    plan.run_forward(strided, q, q, torch.empty_like(q), lse)
-    assert launched == ["gluon", "triton"]
+    model = torch.zeros(2, 128, 2, 64, dtype=torch.bfloat16).transpose(1, 2)
+    plan.run_forward(model, model, model, torch.empty_like(model), lse)
+    sequence_stride_of_68 = torch.zeros(2, 2, 128, 68, dtype=torch.bfloat16)[..., :64]
+    plan.run_forward(sequence_stride_of_68, q, q, torch.empty_like(q), lse)
+    assert launched == ["gluon", "gluon", "triton"]
 
 
 def test_the_kernel_compiles_for_hopper_under_this_triton():
@@ -184,21 +226,33 @@ for even_n, dtype in [(True, "bf16"), (False, "bf16"), (True, "fp16")]:
     ]
 
 
+def _model_layout(t: torch.Tensor) -> torch.Tensor:
+    """``t`` (batch, heads, n, d) as the model passes it: a view of a ``(batch, n, heads, d)`` projection."""
+    return t.transpose(1, 2).contiguous().transpose(1, 2)
+
+
 @NEEDS_HOPPER
 @pytest.mark.parametrize(
-    ("shape", "dtype"),
+    ("shape", "dtype", "layout"),
     [
-        ((2, 4, 128, 64), torch.bfloat16),
-        ((2, 4, 1000, 64), torch.bfloat16),
-        ((2, 4, 2048, 64), torch.bfloat16),
-        ((1, 1, 16384, 64), torch.bfloat16),
-        ((2, 4, 1000, 64), torch.float16),
+        ((2, 4, 128, 64), torch.bfloat16, "contiguous"),
+        ((2, 4, 1000, 64), torch.bfloat16, "contiguous"),
+        ((2, 4, 2048, 64), torch.bfloat16, "contiguous"),
+        ((1, 1, 16384, 64), torch.bfloat16, "contiguous"),
+        ((2, 4, 1000, 64), torch.float16, "contiguous"),
+        ((2, 4, 1000, 64), torch.bfloat16, "model"),
+        ((2, 4, 2048, 64), torch.bfloat16, "model"),
     ],
 )
-def test_gluon_forward_matches_float64_attention(shape, dtype):
+def test_gluon_forward_matches_float64_attention(shape, dtype, layout):
+    """In the model's layout, a ragged length's boxes past a row's end read the next batch element's rows, and O
+    (allocated in that layout) is interleaved across heads: the masked and TMA stores must keep to their row."""
     generator = torch.Generator(device="cuda").manual_seed(shape[2])
     q, k, v = (torch.randn(shape, generator=generator, device="cuda").to(dtype) for _ in range(3))
+    if layout == "model":
+        q, k, v = (_model_layout(t) for t in (q, k, v))
     out, lse = torch.full_like(q, float("nan")), torch.full(shape[:-1], float("nan"), device="cuda")
+    assert out.stride() == q.stride()
     launch_gluon_forward(q, k, v, out, lse)
     expected_out, expected_lse = naive_attention_with_logsumexp(q.double(), k.double(), v.double(), True)
     assert relative_error(out, expected_out) < 2e-2
@@ -207,40 +261,37 @@ def test_gluon_forward_matches_float64_attention(shape, dtype):
 
 
 @NEEDS_HOPPER
+@pytest.mark.parametrize("layout", ["contiguous", "model"])
 @pytest.mark.parametrize("n", [1000, 2048])
-def test_flash_attention_triton_with_the_gluon_forward_matches_the_triton_forward(monkeypatch, n):
-    """``CS336_FLASH_GLUON=forward`` as the eager path sees it: the plan takes the Gluon forward, and O and the
+def test_flash_attention_triton_with_the_gluon_forward_matches_the_triton_forward(monkeypatch, n, layout):
+    """``CS336_FLASH_GLUON=forward`` as the eager path sees it, for contiguous inputs and the model's (Q, K, V views
+    of ``(batch, n, heads, d)`` leaves, O allocated in their layout): the plan takes the Gluon forward, and O and the
     gradients (the backward reads its O and L) match float64 and the Triton forward's."""
+    launched = []
+    monkeypatch.setattr(
+        gluon_forward, "launch_gluon_forward", lambda *args: launched.append(launch_gluon_forward(*args))
+    )
     results = {}
     for gluon in (False, True):
         monkeypatch.setattr(triton_function, "AUTOTUNED_GLUON", gluon)
         monkeypatch.setattr(triton_function, "_PLANS", {})
-        q, k, v = random_qkv((2, 4, n, 64), n, torch.bfloat16, "cuda", seed=n)
+        leaves = random_qkv((2, 4, n, 64), n, torch.bfloat16, "cuda", seed=n)
+        if layout == "model":
+            leaves = [leaf.detach().transpose(1, 2).contiguous().requires_grad_() for leaf in leaves]
+            q, k, v = (leaf.transpose(1, 2) for leaf in leaves)
+        else:
+            q, k, v = leaves
         out = FlashAttentionTriton.apply(q, k, v, True)
         (plan,) = triton_function._PLANS.values()
         assert (plan.gluon is not None) is gluon
         grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(1)).to(out)
         out.backward(grad_out)
-        results[gluon] = (out.detach(), q.grad, k.grad, v.grad)
+        grads = [leaf.grad.transpose(1, 2) if layout == "model" else leaf.grad for leaf in leaves]
+        results[gluon] = (out.detach(), *grads)
+    assert len(launched) == 1  # the Gluon kernel ran the second forward, in this layout too
     expected = float64_reference(q, k, v, grad_out, True)
     for name, gluon_value, triton_value, reference in zip(
         ("O", "dQ", "dK", "dV"), results[True], results[False], (expected[0], *expected[2:]), strict=True
     ):
         assert relative_error(gluon_value.cpu(), reference) < 2e-2, name
         assert relative_error(gluon_value, triton_value) < 1e-2, name
-
-
-@NEEDS_HOPPER
-def test_a_strided_input_falls_back_to_the_triton_forward(monkeypatch):
-    """The model's layout, Q, K, V as views of ``(batch, n, heads, d)`` projections: not contiguous, so the plan's
-    Gluon forward hands the call to the Triton forward, which reads them where they lie."""
-    monkeypatch.setattr(triton_function, "AUTOTUNED_GLUON", True)
-    monkeypatch.setattr(triton_function, "_PLANS", {})
-    generator = torch.Generator(device="cuda").manual_seed(3)
-    projections = (torch.randn(2, 256, 4, 64, generator=generator, device="cuda").bfloat16() for _ in range(3))
-    q, k, v = (t.transpose(1, 2) for t in projections)
-    out = FlashAttentionTriton.apply(q, k, v, True)
-    (plan,) = triton_function._PLANS.values()
-    assert plan.gluon is not None
-    expected_out, _ = naive_attention_with_logsumexp(q.double(), k.double(), v.double(), True)
-    assert relative_error(out, expected_out) < 2e-2

@@ -13,10 +13,11 @@ arranges that by hand, as FlashAttention-3 does: two async partitions take turns
 The default, :class:`GluonForwardConfig` ``()`` (256 x 64 tiles, four split sync warpgroups of 64 rows, 2 stages,
 ``maxnreg`` 96), was the best of ``benchmarks/probe_gluon_forward.py`` on an H200 (torch 2.11, Triton 3.6) at batch
 16 x 16 heads, n = 16384, d = 64, bf16, causal: 19.0-19.5 ms against cuDNN's 19.3-19.4 ms and the autotuned Triton
-forward's 20.0-20.7 ms, exact against float32. It reads Q, K, V and writes O through 2-D descriptors over the
-contiguous ``(rows * n, d)`` views; a ragged last query tile stores O with a masked pointer store instead, since a
-descriptor over those views would write into the next row. L is natural-log, float32, contiguous ``(rows, n)``, as
-the backward reads it.
+forward's 20.0-20.7 ms, exact against float32. It reads Q, K, V and writes O, each in its own layout (contiguous
+``(batch, heads, n, d)``, or the model's views of ``(batch, n, heads, d)`` projections, among others:
+:func:`gluon_layout_refusal`), through 2-D descriptors over its storage as ``[rows, sequence stride]`` matrices; a
+ragged last query tile stores O with a masked pointer store instead, since a box past a row's end would write another
+row's O. L is natural-log, float32, contiguous ``(rows, n)``, as the backward reads it.
 
 Written for Triton 3.6's Gluon (the GPU image's); 3.9 (the locked environment's) renamed the TMA copies, resolved
 once at import (:data:`TMA_LOAD`, :data:`TMA_STORE`). This module imports no torch, so that the probe's compile
@@ -25,6 +26,8 @@ check runs in a Triton-only environment.
 
 from __future__ import annotations
 
+import functools
+import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -174,19 +177,81 @@ def gluon_forward_refusal(
 
 
 def gluon_layout_refusal(*tensors: Tensor) -> str | None:
-    """Why the descriptors cannot move these tensors as they lie, or None: contiguous (their ``(rows * n, d)`` views
-    are the descriptors' bases), starting at 16-byte aligned addresses."""
+    """Why the descriptors cannot move these ``(batch, heads, n, d)`` tensors as they lie, or None. Each is read as
+    the ``[rows, s_n]`` matrix of its storage (``s_n`` its sequence stride; the kernel's docstring), which TMA takes
+    with a contiguous last dim, a 16-byte aligned base and row stride, every (batch, head) row's columns starting at
+    a multiple of 16 bytes and ending within the row (``C + d <= s_n``), and int32 coordinates. The columns are
+    checked without enumerating the rows: with ``c_b``, ``c_h`` the batch and head strides modulo ``s_n``, row
+    (b, h) starts at column ``b * c_b + h * c_h`` when the last one, ``(batch - 1) * c_b + (heads - 1) * c_h``,
+    leaves room for d columns (the contiguous layout, c = 0, and the model's ``(batch, n, heads, d)`` one, c_h = d,
+    among others). And the rows past each row's end, which a ragged length's boxes read, must be another row's or
+    past the storage (:func:`_rows_run_on`)."""
     for t in tensors:
-        if not t.is_contiguous():
-            return f"contiguous tensors only; got shape {tuple(t.shape)}, strides {t.stride()}"
+        if t.dim() != 4:
+            return f"(batch, heads, n, d) tensors only; got shape {tuple(t.shape)}"
+        batch, heads, _, head_dim = t.shape
+        stride_b, stride_h = _row_strides(t)
+        stride_n, per_16_bytes = t.stride(2), 16 // t.element_size()
+        layout = f"shape {tuple(t.shape)}, strides {t.stride()}"
+        if t.stride(3) != 1:
+            return f"a contiguous last dim only; got {layout}"
         if t.data_ptr() % 16:
             return f"16-byte aligned tensors only; got one at {t.data_ptr():#x}"
+        if stride_n <= 0 or stride_n % per_16_bytes:
+            return f"a sequence stride that is a positive multiple of 16 bytes only; got {layout}"
+        column_b, column_h = stride_b % stride_n, stride_h % stride_n
+        if column_b % per_16_bytes or column_h % per_16_bytes:
+            return f"(batch, head) rows starting at multiples of 16 bytes within a sequence stride only; got {layout}"
+        if (batch - 1) * column_b + (heads - 1) * column_h + head_dim > stride_n:
+            return f"every (batch, head) row's d columns within one sequence stride only; got {layout}"
+        if _storage_rows(t) >= INT32_LIMIT:
+            return f"a storage of fewer than 2**31 sequence strides only (int32 coordinates); got {layout}"
+        if not _rows_run_on(tuple(t.shape), t.stride()):
+            return (
+                f"(batch, head) rows that run on into each other or to the storage's end only (a ragged length's "
+                f"boxes read past a row's end); got {layout}"
+            )
     return None
+
+
+@functools.lru_cache(maxsize=256)
+def _rows_run_on(shape: tuple[int, ...], strides: tuple[int, ...]) -> bool:
+    """Whether the matrix rows just past each (batch, head) row's end belong to another row of the same tensor (at
+    the same columns) or lie past the descriptor's last row (zeros): a ragged length's last key tiles read V there,
+    and finite values times the masked zero probabilities add nothing, while the uninitialised gap of, say, a slice
+    ``[:, :, :n]`` of a longer buffer could hold NaN. Per column start, the row starts must step by n up to the last
+    row's. Cached: a pure function of the layout, checked on every call."""
+    batch, heads, n, _ = shape
+    stride_b, stride_h = (stride if size > 1 else 0 for size, stride in zip(shape[:2], strides[:2], strict=True))
+    starts_by_column: dict[int, set[int]] = {}
+    for b in range(batch):
+        for h in range(heads):
+            row, column = divmod(b * stride_b + h * stride_h, strides[2])
+            starts_by_column.setdefault(column, set()).add(row)
+    last = ((batch - 1) * stride_b + (heads - 1) * stride_h) // strides[2]
+    return all(
+        ordered[-1] == last and all(later - earlier == n for earlier, later in itertools.pairwise(ordered))
+        for ordered in (sorted(starts) for starts in starts_by_column.values())
+    )
+
+
+def _row_strides(t: Tensor) -> tuple[int, int]:
+    """The batch and head strides of a ``(batch, heads, n, d)`` tensor, 0 for a dim of size 1 (never stepped along,
+    so its stride, often arbitrary, moves no row)."""
+    return tuple(stride if size > 1 else 0 for size, stride in zip(t.shape[:2], t.stride()[:2], strict=True))
+
+
+def _storage_rows(t: Tensor) -> int:
+    """Rows of the ``[rows, s_n]`` matrix a descriptor spans: through the last (batch, head) row's last query, so
+    that boxes past it read zeros, not memory past the tensor."""
+    batch, heads, n, _ = t.shape
+    stride_b, stride_h = _row_strides(t)
+    return ((batch - 1) * stride_b + (heads - 1) * stride_h) // t.stride(2) + n
 
 
 @gluon.jit
 def _producer(
-    k_desc, v_desc, k_smem, v_smem, k_ready, v_ready, empty, row_base, num_tiles,
+    k_desc, v_desc, k_smem, v_smem, k_ready, v_ready, empty, k_row, k_col, v_row, v_col, num_tiles,
     BLOCK_N: gl.constexpr, NUM_STAGES: gl.constexpr,
 ):  # fmt: skip
     """Stream K and V tiles into the ring: wait until the consumer freed a stage, then load both into it by TMA,
@@ -196,9 +261,9 @@ def _producer(
         phase = (j // NUM_STAGES) & 1
         mbarrier.wait(empty.index(stage), phase ^ 1)  # the first round passes: a fresh barrier's "previous phase"
         mbarrier.expect(k_ready.index(stage), k_desc.block_type.nbytes)
-        TMA_LOAD(k_desc, [row_base + j * BLOCK_N, 0], k_ready.index(stage), k_smem.index(stage))
+        TMA_LOAD(k_desc, [k_row + j * BLOCK_N, k_col], k_ready.index(stage), k_smem.index(stage))
         mbarrier.expect(v_ready.index(stage), v_desc.block_type.nbytes)
-        TMA_LOAD(v_desc, [row_base + j * BLOCK_N, 0], v_ready.index(stage), v_smem.index(stage))
+        TMA_LOAD(v_desc, [v_row + j * BLOCK_N, v_col], v_ready.index(stage), v_smem.index(stage))
 
 
 @gluon.jit
@@ -284,32 +349,32 @@ def _async_step(
 
 @gluon.jit
 def _store_output(
-    out, o_desc, Out, L, q_smem, m_i, l_i, offs_m, row_base, q_start, N,
+    out, o_desc, Out, L, q_smem, m_i, l_i, offs_m, o_row, o_col, stride_on, l_base, q_start, N,
     BLOCK_M: gl.constexpr, HEAD_DIM: gl.constexpr, EVEN_N: gl.constexpr,
 ):  # fmt: skip
     """O by TMA through Q's buffer (no matmul reads Q any more), or, for a ragged length, by a pointer store masked
-    to the rows before ``N`` (a descriptor over the ``(rows * N, d)`` view would write into the next row); L, in
-    natural-log units, by a masked store."""
+    to the rows before ``N`` (a box past them would write another row's O: see the kernel); L, contiguous
+    ``(rows, N)`` in natural-log units, by a masked store."""
     if EVEN_N:
         q_smem.store(out.to(q_smem.dtype))
         fence_async_shared()
-        TMA_STORE(o_desc, [row_base + q_start, 0], q_smem)
+        TMA_STORE(o_desc, [o_row + q_start, o_col], q_smem)
     else:
         offs_o = q_start + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, out.type.layout))
         offs_d = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, out.type.layout))
-        pointers = Out + (row_base + offs_o).to(gl.int64)[:, None] * HEAD_DIM + offs_d[None, :]
+        pointers = Out + (o_row + offs_o).to(gl.int64)[:, None] * stride_on + o_col + offs_d[None, :]
         mask = (offs_o < N)[:, None] & (offs_d < HEAD_DIM)[None, :]
         gl.store(pointers, out.to(Out.dtype.element_ty), mask=mask)
     lse = (m_i + gl.log2(l_i)) * LN_2
-    gl.store(L + row_base + offs_m, lse, mask=offs_m < N)
+    gl.store(L + l_base + offs_m, lse, mask=offs_m < N)
     if EVEN_N:
         tma.store_wait(0)
 
 
 @gluon.jit
 def _consumer(
-    o_desc, Out, L, q_smem, k_smem, v_smem, q_ready, k_ready, v_ready, empty, turns, row_base, q_start,
-    program_tiles, N, qk_scale, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr,
+    o_desc, Out, L, q_smem, k_smem, v_smem, q_ready, k_ready, v_ready, empty, turns, o_row, o_col, stride_on, l_base,
+    q_start, program_tiles, N, qk_scale, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr,
     NUM_STAGES: gl.constexpr, PIPELINE: gl.constexpr, PART: gl.constexpr, PINGPONG: gl.constexpr,
     EVEN_N: gl.constexpr,
 ):  # fmt: skip
@@ -367,25 +432,54 @@ def _consumer(
         mbarrier.wait(v_ready.index(j % NUM_STAGES), (j // NUM_STAGES) & 1)  # is released: this arrive is round j's
         mbarrier.arrive(empty.index(j % NUM_STAGES))
     out = acc / gl.convert_layout(l_i, gl.SliceLayout(1, o_layout))[:, None]
-    _store_output(out, o_desc, Out, L, q_smem, m_i, l_i, offs_m, row_base, q_start, N, BLOCK_M, HEAD_DIM, EVEN_N)
+    _store_output(
+        out, o_desc, Out, L, q_smem, m_i, l_i, offs_m, o_row, o_col, stride_on, l_base, q_start, N,
+        BLOCK_M, HEAD_DIM, EVEN_N,
+    )  # fmt: skip
+
+
+@gluon.jit
+def _storage_coordinates(row, H, stride_b, stride_h, stride_n):
+    """Where (batch x head) row ``row``'s ``(N, HEAD_DIM)`` matrix starts in its descriptor's ``[rows, stride_n]``
+    matrix: element (s, d) lies at ``b * stride_b + h * stride_h + s * stride_n + d`` = ``(R + s) * stride_n + C + d``
+    with ``R, C`` the quotient and remainder of ``b * stride_b + h * stride_h`` by ``stride_n``."""
+    offset = (row // H).to(gl.int64) * stride_b + (row % H).to(gl.int64) * stride_h
+    return (offset // stride_n).to(gl.int32), (offset % stride_n).to(gl.int32)
 
 
 @gluon.jit
 def gluon_forward_kernel(
-    q_desc, k_desc, v_desc, o_desc, Out, L, N, qk_scale,
+    q_desc, k_desc, v_desc, o_desc, Out, L, N, qk_scale, H,
+    stride_qb, stride_qh, stride_qn, stride_kb, stride_kh, stride_kn,
+    stride_vb, stride_vh, stride_vn, stride_ob, stride_oh, stride_on,
     BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, NUM_STAGES: gl.constexpr,
     PIPELINE: gl.constexpr, CONSUMERS: gl.constexpr, PINGPONG: gl.constexpr, CONSUMER_REGISTERS: gl.constexpr,
     PRODUCER_REGISTERS: gl.constexpr, EVEN_N: gl.constexpr,
 ):  # fmt: skip
-    """Causal O and L of one query tile of one (batch x head) row of the ``(rows * N, HEAD_DIM)`` views, longest
-    tiles first: Q loaded once by TMA, then the producer warp and the consumer partitions (1, 2 or 4, each its own
-    ``BLOCK_M / CONSUMERS`` query rows, the Q and O descriptors' block) split the work. ``Out`` is O's base, for the
-    masked store of a ragged length (``EVEN_N`` false). Past a ragged row's end the tiles read the next row's keys
-    and queries (zeros past the last row): the causal mask hides those keys from every query before the end, and the
-    rows past it are not stored."""
+    """Causal O and L of one query tile of one (batch x head) row, longest tiles first: Q loaded once by TMA, then
+    the producer warp and the consumer partitions (1, 2 or 4, each its own ``BLOCK_M / CONSUMERS`` query rows, the Q
+    and O descriptors' block) split the work. Each of Q, K, V, O has its own (batch, head, sequence) strides; its
+    descriptor is the ``[rows, stride_n]`` matrix (strides ``[stride_n, 1]``) of its storage, where the row's tile
+    at query s is the ``[BLOCK, HEAD_DIM]`` box at ``[R + s, C]`` (:func:`_storage_coordinates`; the launcher
+    checks ``C + HEAD_DIM <= stride_n``). ``Out`` is O's base, for the masked store of a ragged length (``EVEN_N``
+    false).
+
+    Past a ragged row's end (s >= N) the boxes read rows R + s of the storage matrix, which hold another row's
+    elements, or zeros past the matrix's last row: contiguous ``(batch, heads, N, d)``, R = (b * H + h) * N and C = 0,
+    so the next head's first queries and keys; the model's ``(batch, N, heads, d)`` projections, R = b * N and
+    C = h * d, so batch b + 1's first positions of the same head. Either way keys s >= N sit right of the diagonal of
+    every query s' < N, so the causal mask hides them; V rows s >= N meet only those zero probabilities (finite
+    values: the launcher takes only layouts where they are elements of the same tensor, :func:`_rows_run_on`); and
+    queries s >= N are never stored: their O by the masked store, since an O box would overwrite the other row's O
+    (EVEN_N, N a multiple of BLOCK_M, has no such queries), their L by the mask ``offs_m < N``."""
     Q_ROWS: gl.constexpr = BLOCK_M // CONSUMERS
     tile = gl.num_programs(0) - 1 - gl.program_id(0)
-    row_base = gl.program_id(1) * N
+    row = gl.program_id(1)
+    q_row, q_col = _storage_coordinates(row, H, stride_qb, stride_qh, stride_qn)
+    k_row, k_col = _storage_coordinates(row, H, stride_kb, stride_kh, stride_kn)
+    v_row, v_col = _storage_coordinates(row, H, stride_vb, stride_vh, stride_vn)
+    o_row, o_col = _storage_coordinates(row, H, stride_ob, stride_oh, stride_on)
+    l_base = row * N
     q_start = tile * BLOCK_M
     num_tiles = (q_start + BLOCK_M) // BLOCK_N
     q_smem = gl.allocate_shared_memory(q_desc.dtype, [CONSUMERS, Q_ROWS, HEAD_DIM], q_desc.layout)
@@ -408,7 +502,7 @@ def gluon_forward_kernel(
     fence_async_shared()
     mbarrier.expect(q_ready, CONSUMERS * q_desc.block_type.nbytes)
     for part in gl.static_range(CONSUMERS):
-        TMA_LOAD(q_desc, [row_base + q_start + part * Q_ROWS, 0], q_ready, q_smem.index(part))
+        TMA_LOAD(q_desc, [q_row + q_start + part * Q_ROWS, q_col], q_ready, q_smem.index(part))
     # The argument tuples inline: a tuple assigned to a name turns its constexprs into tensors.
     if CONSUMERS == 1:
         gl.warp_specialize(
@@ -417,13 +511,16 @@ def gluon_forward_kernel(
                     _consumer,
                     (
                         o_desc, Out, L, q_smem.index(0), k_smem, v_smem, q_ready, k_ready, v_ready, empty, turns,
-                        row_base, q_start, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES,
-                        PIPELINE, 0, PINGPONG, EVEN_N,
+                        o_row, o_col, stride_on, l_base, q_start, num_tiles, N, qk_scale,
+                        Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES, PIPELINE, 0, PINGPONG, EVEN_N,
                     ),
                 ),
                 (
                     _producer,
-                    (k_desc, v_desc, k_smem, v_smem, k_ready, v_ready, empty, row_base, num_tiles, BLOCK_N, NUM_STAGES),
+                    (
+                        k_desc, v_desc, k_smem, v_smem, k_ready, v_ready, empty, k_row, k_col, v_row, v_col,
+                        num_tiles, BLOCK_N, NUM_STAGES,
+                    ),
                 ),
             ],
             [1],
@@ -436,21 +533,24 @@ def gluon_forward_kernel(
                     _consumer,
                     (
                         o_desc, Out, L, q_smem.index(0), k_smem, v_smem, q_ready, k_ready, v_ready, empty, turns,
-                        row_base, q_start, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES,
-                        PIPELINE, 0, PINGPONG, EVEN_N,
+                        o_row, o_col, stride_on, l_base, q_start, num_tiles, N, qk_scale,
+                        Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES, PIPELINE, 0, PINGPONG, EVEN_N,
                     ),
                 ),
                 (
                     _consumer,
                     (
                         o_desc, Out, L, q_smem.index(1), k_smem, v_smem, q_ready, k_ready, v_ready, empty, turns,
-                        row_base, q_start + Q_ROWS, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES,
-                        PIPELINE, 1, PINGPONG, EVEN_N,
+                        o_row, o_col, stride_on, l_base, q_start + Q_ROWS, num_tiles, N, qk_scale,
+                        Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES, PIPELINE, 1, PINGPONG, EVEN_N,
                     ),
                 ),
                 (
                     _producer,
-                    (k_desc, v_desc, k_smem, v_smem, k_ready, v_ready, empty, row_base, num_tiles, BLOCK_N, NUM_STAGES),
+                    (
+                        k_desc, v_desc, k_smem, v_smem, k_ready, v_ready, empty, k_row, k_col, v_row, v_col,
+                        num_tiles, BLOCK_N, NUM_STAGES,
+                    ),
                 ),
             ],
             [4, 1],
@@ -464,37 +564,40 @@ def gluon_forward_kernel(
                     _consumer,
                     (
                         o_desc, Out, L, q_smem.index(0), k_smem, v_smem, q_ready, k_ready, v_ready, empty, turns,
-                        row_base, q_start, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES,
-                        PIPELINE, 0, PINGPONG, EVEN_N,
+                        o_row, o_col, stride_on, l_base, q_start, num_tiles, N, qk_scale,
+                        Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES, PIPELINE, 0, PINGPONG, EVEN_N,
                     ),
                 ),
                 (
                     _consumer,
                     (
                         o_desc, Out, L, q_smem.index(1), k_smem, v_smem, q_ready, k_ready, v_ready, empty, turns,
-                        row_base, q_start + Q_ROWS, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES,
-                        PIPELINE, 1, PINGPONG, EVEN_N,
+                        o_row, o_col, stride_on, l_base, q_start + Q_ROWS, num_tiles, N, qk_scale,
+                        Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES, PIPELINE, 1, PINGPONG, EVEN_N,
                     ),
                 ),
                 (
                     _consumer,
                     (
                         o_desc, Out, L, q_smem.index(2), k_smem, v_smem, q_ready, k_ready, v_ready, empty, turns,
-                        row_base, q_start + 2 * Q_ROWS, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES,
-                        PIPELINE, 2, PINGPONG, EVEN_N,
+                        o_row, o_col, stride_on, l_base, q_start + 2 * Q_ROWS, num_tiles, N, qk_scale,
+                        Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES, PIPELINE, 2, PINGPONG, EVEN_N,
                     ),
                 ),
                 (
                     _consumer,
                     (
                         o_desc, Out, L, q_smem.index(3), k_smem, v_smem, q_ready, k_ready, v_ready, empty, turns,
-                        row_base, q_start + 3 * Q_ROWS, num_tiles, N, qk_scale, Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES,
-                        PIPELINE, 3, PINGPONG, EVEN_N,
+                        o_row, o_col, stride_on, l_base, q_start + 3 * Q_ROWS, num_tiles, N, qk_scale,
+                        Q_ROWS, BLOCK_N, HEAD_DIM, NUM_STAGES, PIPELINE, 3, PINGPONG, EVEN_N,
                     ),
                 ),
                 (
                     _producer,
-                    (k_desc, v_desc, k_smem, v_smem, k_ready, v_ready, empty, row_base, num_tiles, BLOCK_N, NUM_STAGES),
+                    (
+                        k_desc, v_desc, k_smem, v_smem, k_ready, v_ready, empty, k_row, k_col, v_row, v_col,
+                        num_tiles, BLOCK_N, NUM_STAGES,
+                    ),
                 ),
             ],
             [4, 4, 4, 1],
@@ -503,42 +606,45 @@ def gluon_forward_kernel(
 
 
 def launch_gluon_forward(
-    q: Float[Tensor, "... n d"],
-    k: Float[Tensor, "... n d"],
-    v: Float[Tensor, "... n d"],
-    out: Float[Tensor, "... n d"],
-    lse: Float[Tensor, "... n"],
+    q: Float[Tensor, "batch heads n d"],
+    k: Float[Tensor, "batch heads n d"],
+    v: Float[Tensor, "batch heads n d"],
+    out: Float[Tensor, "batch heads n d"],
+    lse: Float[Tensor, "batch heads n"],
     config: GluonForwardConfig = GluonForwardConfig(),  # noqa: B008 - frozen, so one shared default is safe
 ) -> None:
-    """Fill ``out`` and ``lse`` (causal) through descriptors over the ``(rows * n, d)`` views; a clear error for inputs
-    :func:`gluon_forward_refusal` or :func:`gluon_layout_refusal` refuses."""
+    """Fill ``out`` and ``lse`` (causal) through descriptors over each tensor's storage as it lies (any layout
+    :func:`gluon_layout_refusal` accepts, e.g. the model's ``(batch, n, heads, d)`` projections seen as ``(batch,
+    heads, n, d)``); a clear error for inputs it or :func:`gluon_forward_refusal` refuses."""
     import torch
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
-    n, head_dim = q.shape[-2:]
-    rows = q.numel() // (n * head_dim)
-    if not q.shape == k.shape == v.shape == out.shape or lse.numel() != rows * n or lse.dtype != torch.float32:
+    if q.dim() != 4 or not q.shape == k.shape == v.shape == out.shape or lse.shape != q.shape[:-1]:
         shapes = ", ".join(str(tuple(t.shape)) for t in (q, k, v, out, lse))
         raise ValueError(
-            f"the Gluon forward needs Q, K, V, O of one shape and a float32 L of one value per row; got shapes "
-            f"{shapes}, L {lse.dtype}"
+            f"the Gluon forward needs (batch, heads, n, d) Q, K, V, O and a (batch, heads, n) L; got {shapes}"
         )
+    batch, heads, n, head_dim = q.shape
     capability = torch.cuda.get_device_capability(q.device) if q.device.type == "cuda" else None
     dtypes = tuple(str(t.dtype) for t in (q, k, v, out))
-    refusal = gluon_forward_refusal(capability, dtypes, True, head_dim, n, n, rows)
-    refusal = refusal or gluon_layout_refusal(q, k, v, out) or gluon_layout_refusal(lse)
+    refusal = gluon_forward_refusal(capability, dtypes, True, head_dim, n, n, batch * heads)
+    refusal = refusal or gluon_layout_refusal(q, k, v, out)
+    if refusal is None and (lse.dtype != torch.float32 or not lse.is_contiguous()):
+        refusal = f"a contiguous float32 L is needed; got {lse.dtype}, strides {lse.stride()}"
     if refusal is not None:
         raise ValueError(f"the Gluon forward cannot take these inputs: {refusal}")
     layouts = config.shared_layouts(head_dim, DTYPES[dtypes[0]])
-    total = rows * n
 
     def descriptor(tensor: Tensor, block_rows: int, layout: gl.NVMMASharedLayout) -> TensorDescriptor:
-        view = tensor.view(total, head_dim)
-        return TensorDescriptor(view, [total, head_dim], [head_dim, 1], [block_rows, head_dim], layout)
+        stride_n = tensor.stride(2)
+        return TensorDescriptor(
+            tensor, [_storage_rows(tensor), stride_n], [stride_n, 1], [block_rows, head_dim], layout
+        )
 
-    gluon_forward_kernel[(triton.cdiv(n, config.block_m), rows)](
+    strides = [stride for t in (q, k, v, out) for stride in (*_row_strides(t), t.stride(2))]
+    gluon_forward_kernel[(triton.cdiv(n, config.block_m), batch * heads)](
         descriptor(q, config.q_rows, layouts["q"]), descriptor(k, config.block_n, layouts["kv"]),
         descriptor(v, config.block_n, layouts["kv"]), descriptor(out, config.q_rows, layouts["q"]), out, lse, n,
-        head_dim**-0.5 * LOG2_E, **config.kernel_constexprs(head_dim, n % config.block_m == 0),
+        head_dim**-0.5 * LOG2_E, heads, *strides, **config.kernel_constexprs(head_dim, n % config.block_m == 0),
         **config.launch_options(),
     )  # fmt: skip

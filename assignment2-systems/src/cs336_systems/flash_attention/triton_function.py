@@ -25,8 +25,9 @@ view. O comes back in Q's shape and L, contiguous float32, in Q's shape without 
 kernels with their tiles moved through tensor descriptors (Hopper or newer; a clear error elsewhere), as pinned
 configs do with ``tma=True``. ``CS336_FLASH_GLUON`` (``none`` or ``forward``, read at import) has the eager forward
 (and :func:`launch_forward` without a pinned config) launch the hand warp-specialised Gluon kernel
-(:mod:`~cs336_systems.flash_attention.gluon_forward`) where it applies (Hopper, 16-bit, causal, d = 64, contiguous
-Q, K, V and O; :func:`_gluon_forward_for`), the Triton forward elsewhere. The ``torch.compile`` op keeps the Triton
+(:mod:`~cs336_systems.flash_attention.gluon_forward`) where it applies (Hopper, 16-bit, causal, d = 64,
+:func:`_gluon_forward_for`; Q, K, V and O in layouts its descriptors move, the model's among them, checked per call),
+the Triton forward elsewhere. The ``torch.compile`` op keeps the Triton
 forward: Inductor wraps only Triton kernels whose descriptors it can rebuild (``TensorDescriptor.from_tensor``), and a
 Gluon kernel's descriptors carry shared-memory layouts it knows nothing of.
 """
