@@ -216,6 +216,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (  # noqa: E402
 FORWARD_PROBE = load_entry_point_module(BENCHMARKS / "probe_gluon_forward.py")
 TMA_LOAD = FORWARD_PROBE.GLUON.TMA_LOAD
 TMA_STORE = FORWARD_PROBE.GLUON.TMA_STORE
+KERNEL_LOG2_E: gl.constexpr = gl.constexpr(LOG2_E)
 
 
 @builtin
@@ -255,7 +256,7 @@ def _query_tile(
         version=[3, 0], warps_per_cta=[4, gl.num_warps() // 4], instr_shape=[16, HEAD_DIM // (gl.num_warps() // 4), 16]
     )
     offs_m = query_start + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, st_layout))
-    lse = gl.load(L + row_base + offs_m) * 1.4426950408889634
+    lse = gl.load(L + row_base + offs_m) * KERNEL_LOG2_E
     delta = gl.load(Delta + row_base + offs_m)
     zeros = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, st_layout)
     st = warpgroup_mma(k_smem, q_smem.permute((1, 0)), zeros, use_acc=False, is_async=True)
@@ -447,7 +448,8 @@ def compile_variant(variant: BackwardVariant, arch: int, dtype: str = "bf16"):
 
 
 def compile_all(config: ProbeConfig) -> list[dict]:
-    """A row per variant: registers and spills (``ptxas -v``), shared memory, warps and the PTX features found."""
+    """A row per variant: registers and spills (``ptxas -v``), shared memory, warps and the PTX features found (bf16),
+    and whether the fp16 kernel compiles too."""
     ptxas_resources = load_entry_point_module(
         BENCHMARKS.parent / "scripts" / "compile_flash_kernels.py"
     ).ptxas_resources
@@ -462,6 +464,8 @@ def compile_all(config: ProbeConfig) -> list[dict]:
             row.update({name: marker in ptx for name, marker in PTX_FEATURES.items()})
             found = FORWARD_PROBE.SETMAXNREG.findall(ptx)
             row["setmaxnreg"] = " ".join(sorted({" ".join(m) for m in found})) or "none"
+            compile_variant(variant, config.arch, "fp16")
+            row["fp16"] = "compiles"
         except Exception as error:  # noqa: BLE001 - a compile error is this mode's result
             row["status"] = FORWARD_PROBE.error_summary(error)
         rows.append(row)
@@ -621,10 +625,9 @@ def main(config: ProbeConfig) -> bool:
     if config.compile_only:
         rows = compile_all(config)
         columns = [*VARIANT_COLUMNS, "status", "warps", "shared_bytes", "registers", "spill_bytes", *PTX_FEATURES]
+        columns += ["setmaxnreg", "fp16"]
         header = f"Triton {triton.__version__}, sm_{config.arch}, head dim {HEAD_DIM}, bf16, causal backward"
-        write_results(
-            config, {"triton": triton.__version__, "arch": config.arch}, rows, [*columns, "setmaxnreg"], header
-        )
+        write_results(config, {"triton": triton.__version__, "arch": config.arch}, rows, columns, header)
         return all(row["status"] == "ok" for row in rows)
     import torch
 
