@@ -35,18 +35,14 @@ Compile check (any machine, Triton 3.6 in a scratch environment):
 from __future__ import annotations
 
 import functools
-import json
-import os
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cs336_basics.toolkit.atomic import write_text_atomic
 from cs336_basics.toolkit.cli import parse_config
 from cs336_basics.toolkit.entry_points import load_entry_point_module
-from cs336_basics.toolkit.tables import records_table
 
 if TYPE_CHECKING:
     from jaxtyping import Float
@@ -610,16 +606,6 @@ def probe(config: ProbeConfig) -> list[dict]:
     return rows
 
 
-def write_results(config: ProbeConfig, machine: dict, rows: list[dict], columns: list[str], header: str) -> None:
-    """``gluon_backward.json`` (every field) and ``gluon_backward.md`` (the table) in ``--out_dir``, and the table."""
-    os.makedirs(config.out_dir, exist_ok=True)
-    result = {**machine, "config": asdict(config), "rows": rows}
-    write_text_atomic(os.path.join(config.out_dir, "gluon_backward.json"), json.dumps(result, indent=1))
-    table = records_table(rows, columns)
-    write_text_atomic(os.path.join(config.out_dir, "gluon_backward.md"), f"{header}\n\n{table}\n")
-    print(table)
-
-
 def main(config: ProbeConfig) -> bool:
     """Compile (``--compile_only``) or check and time every variant; False when one failed."""
     if config.compile_only:
@@ -627,7 +613,9 @@ def main(config: ProbeConfig) -> bool:
         columns = [*VARIANT_COLUMNS, "status", "warps", "shared_bytes", "registers", "spill_bytes", *PTX_FEATURES]
         columns += ["setmaxnreg", "fp16"]
         header = f"Triton {triton.__version__}, sm_{config.arch}, head dim {HEAD_DIM}, bf16, causal backward"
-        write_results(config, {"triton": triton.__version__, "arch": config.arch}, rows, columns, header)
+        FORWARD_PROBE.write_results(
+            config, {"triton": triton.__version__, "arch": config.arch}, rows, columns, header, "gluon_backward"
+        )
         return all(row["status"] == "ok" for row in rows)
     import torch
 
@@ -641,7 +629,8 @@ def main(config: ProbeConfig) -> bool:
         f"{config.batch}, {config.heads} heads, n = {config.seq_len}, d = {HEAD_DIM}, bf16; checked at n = "
         f"{config.check_seq_len} against float32 autograd"
     )
-    write_results(config, machine, rows, [*columns, "kernel_ms", "ms", "tflops"], header)
+    columns += ["kernel_ms", "ms", "tflops"]
+    FORWARD_PROBE.write_results(config, machine, rows, columns, header, "gluon_backward")
     return all(row.get("verdict") == "right" for row in rows if "verdict" in row)
 
 

@@ -281,13 +281,16 @@ def probe(config: ProbeConfig) -> list[dict]:
     return rows
 
 
-def write_results(config: ProbeConfig, machine: dict, rows: list[dict], columns: list[str], header: str) -> None:
-    """``gluon_forward.json`` (every field) and ``gluon_forward.md`` (the table) in ``--out_dir``, and the table."""
+def write_results(
+    config, machine: dict, rows: list[dict], columns: list[str], header: str, stem: str = "gluon_forward"
+) -> None:
+    """``<stem>.json`` (every field, and the probe's config dataclass) and ``<stem>.md`` (the table) in the config's
+    ``out_dir``, and the table; the backward probe writes through it too."""
     os.makedirs(config.out_dir, exist_ok=True)
     result = {**machine, "config": asdict(config), "rows": rows}
-    write_text_atomic(os.path.join(config.out_dir, "gluon_forward.json"), json.dumps(result, indent=1))
+    write_text_atomic(os.path.join(config.out_dir, f"{stem}.json"), json.dumps(result, indent=1))
     table = records_table(rows, columns)
-    write_text_atomic(os.path.join(config.out_dir, "gluon_forward.md"), f"{header}\n\n{table}\n")
+    write_text_atomic(os.path.join(config.out_dir, f"{stem}.md"), f"{header}\n\n{table}\n")
     print(table)
 
 
