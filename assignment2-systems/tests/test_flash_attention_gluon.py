@@ -23,6 +23,7 @@ if not torch.cuda.is_available():
 from cs336_systems.flash_attention import FlashAttentionTriton, gluon_forward, triton_function
 from cs336_systems.flash_attention.gluon_forward import (
     GluonForwardConfig,
+    GluonForwardLaunch,
     gluon_forward_available,
     gluon_forward_refusal,
     gluon_layout_refusal,
@@ -178,15 +179,30 @@ def test_the_plan_keeps_the_triton_forward_off_hopper_or_when_pinned(monkeypatch
     assert triton_function._gluon_forward_for(on_hopper, k, v, True, None) is None
 
 
+def _recording_launch(shape: tuple[int, int, int, int], launched: list) -> GluonForwardLaunch:
+    """A Gluon launch for ``shape`` whose kernels record their descriptors' matrices and stride arguments instead of
+    running (on the CPU), and which counts the layouts it checks."""
+    launch = GluonForwardLaunch(shape, BF16)
+    launch.kernel_calls = launch.layout_checks = 0
+
+    def record(*args):
+        launch.kernel_calls += 1
+        launched.append(("gluon", [(d.shape, d.strides, d.block_shape) for d in args[:4]], args[9:]))
+
+    def check(*tensors):
+        launch.layout_checks += 1
+        return GluonForwardLaunch._layout_launch(launch, *tensors)
+
+    launch._kernel = lambda: record
+    launch._layout_launch = check
+    return launch
+
+
 def test_a_plan_with_the_gluon_forward_falls_back_per_call_on_a_layout_it_cannot_move():
     """``run_forward`` launches the Gluon kernel for the layouts its descriptors move (contiguous, the model's) and
     the Triton one otherwise (all recorded here, not run)."""
     launched = []
-    gluon = SimpleNamespace(
-        gluon_layout_refusal=gluon_layout_refusal,
-        launch_gluon_forward=lambda *tensors: launched.append("gluon"),
-    )
-    plan = triton_function._Plan(4, 2, 128, 128, 64, True, gluon=gluon)
+    plan = triton_function._Plan(4, 2, 128, 128, 64, True, gluon=_recording_launch((2, 2, 128, 64), launched))
     plan.forward = lambda *args: launched.append("triton")
     q = torch.zeros(2, 2, 128, 64, dtype=torch.bfloat16)
     lse = torch.zeros(2, 2, 128)
@@ -195,7 +211,35 @@ def test_a_plan_with_the_gluon_forward_falls_back_per_call_on_a_layout_it_cannot
     plan.run_forward(model, model, model, torch.empty_like(model), lse)
     sequence_stride_of_68 = torch.zeros(2, 2, 128, 68, dtype=torch.bfloat16)[..., :64]
     plan.run_forward(sequence_stride_of_68, q, q, torch.empty_like(q), lse)
-    assert launched == ["gluon", "gluon", "triton"]
+    assert [entry if entry == "triton" else entry[0] for entry in launched] == ["gluon", "gluon", "triton"]
+
+
+def test_the_gluon_launch_checks_each_layout_once_and_passes_its_descriptors():
+    """Per layout: one check, then the kernel gets the descriptors over each tensor's storage matrix ([rows, sequence
+    stride], blocks of the config's tiles) and the (batch, head, sequence) strides, with 0 for a dim of size 1; a
+    refused layout says why, launches nothing and is remembered too."""
+    launched = []
+    launch = _recording_launch((2, 2, 128, 64), launched)
+    contiguous = torch.zeros(2, 2, 128, 64, dtype=torch.bfloat16)
+    model = torch.zeros(2, 128, 2, 64, dtype=torch.bfloat16).transpose(1, 2)
+    lse = torch.zeros(2, 2, 128)
+    for _ in range(3):
+        assert launch.launch(contiguous, contiguous, contiguous, torch.empty_like(contiguous), lse) is None
+    assert launch.launch(model, model, model, torch.empty_like(model), lse) is None
+    assert (launch.layout_checks, launch.kernel_calls) == (2, 4)
+    q_rows, block_n = GluonForwardConfig().q_rows, GluonForwardConfig().block_n
+    assert launched[0][1] == [
+        ([512, 64], [64, 1], [q_rows, 64]), ([512, 64], [64, 1], [block_n, 64]),
+        ([512, 64], [64, 1], [block_n, 64]), ([512, 64], [64, 1], [q_rows, 64]),
+    ]  # fmt: skip
+    assert launched[0][2] == (2 * 128 * 64, 128 * 64, 64) * 4
+    assert launched[3][1][0] == ([128 + 128, 128], [128, 1], [q_rows, 64])  # rows of (b, n) by (h, d) columns
+    assert launched[3][2] == (128 * 128, 64, 128) * 4
+    for _ in range(2):
+        refusal = launch.launch(contiguous, contiguous, contiguous, torch.empty_like(contiguous), lse.double())
+        assert "float32 L" in refusal
+    assert (launch.layout_checks, launch.kernel_calls) == (3, 4)
+    assert "shape" in launch.launch(contiguous[:1], contiguous[:1], contiguous[:1], contiguous[:1], lse[:1])
 
 
 def test_the_kernel_compiles_for_hopper_under_this_triton():
@@ -258,6 +302,9 @@ def test_gluon_forward_matches_float64_attention(shape, dtype, layout):
     assert relative_error(out, expected_out) < 2e-2
     assert relative_error(lse, expected_lse) < 1e-3
     assert (lse - expected_lse).abs().max().item() < 2e-2
+    again, lse_again = torch.full_like(out, float("nan")), torch.full_like(lse, float("nan"))
+    launch_gluon_forward(q, k, v, again, lse_again)  # the kept kernel, launched without Triton's Python
+    assert torch.equal(again, out) and torch.equal(lse_again, lse)
 
 
 @NEEDS_HOPPER
@@ -268,8 +315,9 @@ def test_flash_attention_triton_with_the_gluon_forward_matches_the_triton_forwar
     of ``(batch, n, heads, d)`` leaves, O allocated in their layout): the plan takes the Gluon forward, and O and the
     gradients (the backward reads its O and L) match float64 and the Triton forward's."""
     launched = []
+    launch = gluon_forward.GluonForwardLaunch.launch
     monkeypatch.setattr(
-        gluon_forward, "launch_gluon_forward", lambda *args: launched.append(launch_gluon_forward(*args))
+        gluon_forward.GluonForwardLaunch, "launch", lambda self, *args: launched.append(launch(self, *args))
     )
     results = {}
     for gluon in (False, True):
@@ -288,7 +336,7 @@ def test_flash_attention_triton_with_the_gluon_forward_matches_the_triton_forwar
         out.backward(grad_out)
         grads = [leaf.grad.transpose(1, 2) if layout == "model" else leaf.grad for leaf in leaves]
         results[gluon] = (out.detach(), *grads)
-    assert len(launched) == 1  # the Gluon kernel ran the second forward, in this layout too
+    assert launched == [None]  # the Gluon kernel ran the second forward, in this layout too
     expected = float64_reference(q, k, v, grad_out, True)
     for name, gluon_value, triton_value, reference in zip(
         ("O", "dQ", "dK", "dV"), results[True], results[False], (expected[0], *expected[2:]), strict=True

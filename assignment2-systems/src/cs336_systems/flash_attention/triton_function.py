@@ -36,6 +36,7 @@ import importlib
 import os
 from dataclasses import dataclass
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import torch
 import triton
@@ -45,6 +46,9 @@ from torch.library import triton_op, wrap_triton
 
 from cs336_systems.flash_attention.kernel_launch import Grid, KernelLaunch
 from cs336_systems.flash_attention.pytorch_tiled import check_attention_inputs
+
+if TYPE_CHECKING:
+    from cs336_systems.flash_attention.gluon_forward import GluonForwardLaunch
 
 SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 PREPROCESS_BLOCK_M = 128
@@ -121,8 +125,8 @@ def _gluon() -> ModuleType:
 
 def _gluon_forward_for(
     q4: Tensor, k4: Tensor, v4: Tensor, is_causal: bool, forward_config: "ForwardConfig | None"
-) -> ModuleType | None:
-    """The Gluon forward's module when it takes the forwards of a plan for these ``(batch, heads, n, d)`` inputs:
+) -> "GluonForwardLaunch | None":
+    """The Gluon forward's launch for a plan of these ``(batch, heads, n, d)`` inputs when it takes their forwards:
     ``CS336_FLASH_GLUON=forward``, no pinned config, and a case
     :func:`~cs336_systems.flash_attention.gluon_forward.gluon_forward_refusal` accepts; None for the Triton forward.
     Each call still checks the layout (:meth:`_Plan.run_forward`)."""
@@ -135,7 +139,7 @@ def _gluon_forward_for(
     refusal = gluon.gluon_forward_refusal(
         capability, dtypes, is_causal, head_dim, n_queries, k4.shape[2], rows * n_heads
     )
-    return gluon if refusal is None else None
+    return gluon.gluon_forward_launch(tuple(q4.shape), dtypes[0]) if refusal is None else None
 
 
 def check_triton_inputs(q: Tensor, k: Tensor, v: Tensor) -> None:
@@ -338,7 +342,7 @@ class _Plan:
         forward_config: ForwardConfig | None = None,
         backward_config: BackwardConfig | None = None,
         passes: tuple[bool, bool] = (True, True),
-        gluon: ModuleType | None = None,
+        gluon: "GluonForwardLaunch | None" = None,
     ):
         kernels = _kernels()
         self.gluon = gluon
@@ -379,8 +383,7 @@ class _Plan:
         """O and L of ``(batch, heads, n, d)`` tensors the kernels can read (:func:`_kernel_input`): by the Gluon
         forward where the plan has it (:func:`_gluon_forward_for`) and its descriptors can move these tensors as they
         lie, else by the Triton forward."""
-        if self.gluon is not None and self.gluon.gluon_layout_refusal(q, k, v, out) is None:
-            self.gluon.launch_gluon_forward(q, k, v, out, lse)
+        if self.gluon is not None and self.gluon.launch(q, k, v, out, lse) is None:
             return
         if self.forward_tma:
             _prepare_tma(q, k, v, out)
