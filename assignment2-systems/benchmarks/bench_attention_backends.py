@@ -26,7 +26,9 @@ Smoke run on the CPU (seconds; flash_triton only with TRITON_INTERPRET=1):
 
 import dataclasses
 import gc
+import math
 import os
+import statistics
 import sys
 import time
 import traceback
@@ -70,6 +72,13 @@ class BenchConfig:
     precision: Literal["bf16", "fp32"] = field(default="bf16", metadata={"help": "bf16 autocast (weights fp32)"})
     warmup: int = field(default=5, metadata={"help": "untimed steps first (they include compilation)"})
     steps: int = field(default=20, metadata={"help": "timed steps"})
+    rounds: int = field(
+        default=1,
+        metadata={
+            "help": "1: each row's model alone, timed in turn; more: a context's backends built together and their "
+            "timed steps interleaved in this many rounds (fair under clock drift)"
+        },
+    )
     device: str = field(default="cuda", metadata={"help": "cuda, or cpu (flash_triton then needs TRITON_INTERPRET=1)"})
     profile_sdpa: bool = field(
         default=True, metadata={"help": "after the sweep, profile a step of each sdpa row to name its SDPA kernel"}
@@ -92,6 +101,8 @@ class BenchConfig:
                 raise ValueError(f"tokens_per_step={self.tokens_per_step} is not a multiple of context {context}")
         if self.warmup < 0 or self.steps < 1:
             raise ValueError(f"need warmup >= 0 and steps >= 1; got {self.warmup}, {self.steps}")
+        if not 1 <= self.rounds <= self.steps:
+            raise ValueError(f"rounds must be in [1, steps={self.steps}]; got {self.rounds}")
 
 
 if __name__ == "__main__":  # parsed before torch loads, so that --help and a bad flag answer at once
@@ -176,14 +187,14 @@ def training_step(
     return step
 
 
-def measure(config: BenchConfig, backend: str, context: int, compiled: bool, device: torch.device) -> dict:
-    """One result row; running out of memory or failing is a status, not a crash."""
+def prepare(
+    config: BenchConfig, backend: str, context: int, compiled: bool, device: torch.device
+) -> tuple[dict, Callable[[], None] | None]:
+    """A row and the warmed-up step of ``backend`` at ``context``, or a row whose status says why there is no step
+    (out of memory or another failure is a status, not a crash)."""
     row = {"backend": backend, "context": context, "batch": config.tokens_per_step // context, "compiled": compiled}
     if backend == "flash_triton" and (reason := flash_triton_unavailable(device)):
-        return {**row, "status": reason}
-    _release(device)
-    if compiled:
-        torch._dynamo.reset()
+        return {**row, "status": reason}, None
     synchronize = _synchronizer(device)
     try:
         step = training_step(config, backend, context, compiled, device)
@@ -191,23 +202,79 @@ def measure(config: BenchConfig, backend: str, context: int, compiled: bool, dev
         for _ in range(config.warmup):  # includes compilation and the autotuning of the Triton kernels
             step()
         synchronize()
-        row["warmup_s"] = time.perf_counter() - start
-        stats = TimingStats.from_seconds(time_repeated(step, 0, config.steps, synchronize))
     except Exception as error:
-        if is_out_of_memory(error):
-            return {**row, "status": "OOM"}
-        traceback.print_exc()
-        first_line = (str(error).strip().splitlines() or [""])[0][:160]
-        return {**row, "status": f"error: {type(error).__name__}: {first_line}"}
-    row.update(
-        status="ok",
-        step_ms=stats.mean_ms,
-        step_std_ms=stats.std_ms,
-        tokens_per_s=config.tokens_per_step / (stats.mean_ms / 1e3),
-    )
+        return {**row, "status": failure_status(error)}, None
+    return {**row, "warmup_s": time.perf_counter() - start}, step
+
+
+def failure_status(error: Exception) -> str:
+    if is_out_of_memory(error):
+        return "OOM"
+    traceback.print_exc()
+    first_line = (str(error).strip().splitlines() or [""])[0][:160]
+    return f"error: {type(error).__name__}: {first_line}"
+
+
+def with_timings(row: dict, seconds: list[float], config: BenchConfig, device: torch.device) -> dict:
+    stats = TimingStats.from_seconds(seconds)
+    row = {
+        **row,
+        "status": "ok",
+        "step_ms": stats.mean_ms,
+        "step_median_ms": statistics.median(seconds) * 1e3,
+        "step_std_ms": stats.std_ms,
+        "tokens_per_s": config.tokens_per_step / (stats.mean_ms / 1e3),
+    }
     if device.type == "cuda":
         row["peak_GiB"] = torch.cuda.max_memory_allocated(device) / 2**30
     return row
+
+
+def measure(config: BenchConfig, backend: str, context: int, compiled: bool, device: torch.device) -> dict:
+    """One row, its model alone on the device: warm-up, then ``steps`` timed steps."""
+    _release(device)
+    if compiled:
+        torch._dynamo.reset()
+    row, step = prepare(config, backend, context, compiled, device)
+    if step is None:
+        return row
+    try:
+        seconds = time_repeated(step, 0, config.steps, _synchronizer(device))
+    except Exception as error:
+        return {**row, "status": failure_status(error)}
+    return with_timings(row, seconds, config, device)
+
+
+def measure_interleaved(config: BenchConfig, context: int, compiled: bool, device: torch.device) -> list[dict]:
+    """The rows of every backend at one context and compile mode, timed in ``rounds`` rounds: all models stay built,
+    and each round times ``steps / rounds`` steps of each backend (after one untimed step), in an order rotated by
+    one every round. The GPU's clock and temperature drift over a group (an H200 at its power cap) then falls on
+    every backend alike, instead of on those timed last; sequential rows differed by up to 10 % between repeats of
+    one backend (sixteenth H200 run). Peak memory includes the other backends' resident models."""
+    _release(device)
+    if compiled:
+        torch._dynamo.reset()
+    prepared = [prepare(config, backend, context, compiled, device) for backend in config.backends]
+    seconds: dict[int, list[float]] = {index: [] for index, (_, step) in enumerate(prepared) if step is not None}
+    failed: dict[int, str] = {}
+    per_round = math.ceil(config.steps / config.rounds)
+    synchronize = _synchronizer(device)
+    for round_index in range(config.rounds):
+        live = [index for index in seconds if index not in failed]
+        shift = round_index % max(len(live), 1)
+        for index in live[shift:] + live[:shift]:
+            try:
+                seconds[index] += time_repeated(prepared[index][1], 1, per_round, synchronize)
+            except Exception as error:
+                failed[index] = failure_status(error)
+    rows = []
+    for index, (row, _) in enumerate(prepared):
+        if index in failed:
+            row = {**row, "status": failed[index]}
+        elif index in seconds:
+            row = {**with_timings(row, seconds[index], config, device), "rounds": config.rounds}
+        rows.append(row)
+    return rows
 
 
 def sdpa_kernel_fields(config: BenchConfig, context: int, compiled: bool, device: torch.device) -> dict:
@@ -255,6 +322,7 @@ COLUMNS = {
     "vs_sdpa": "vs sdpa",
     "step_ms": "step ms",
     "step_std_ms": "± ms",
+    "step_median_ms": "median ms",
     "peak_GiB": "peak GiB",
     "sdpa_kernel": "sdpa kernel",
     "status": "status",
@@ -290,19 +358,18 @@ def run(config: BenchConfig) -> list[dict]:
     if device.type == "cuda" and not torch.cuda.is_available():
         sys.exit("no CUDA GPU: pass --smoke (or --device cpu) to run on the CPU")
     rows: list[dict] = []
-    cells = [
-        (compiled, context, backend)
-        for compiled in COMPILE_MODES[config.compile]
-        for context in config.contexts
-        for backend in config.backends
-    ]
-    for index, (compiled, context, backend) in enumerate(cells, 1):
+    groups = [(compiled, context) for compiled in COMPILE_MODES[config.compile] for context in config.contexts]
+    for index, (compiled, context) in enumerate(groups, 1):
         mode = "compiled" if compiled else "eager"
-        print(f"[{index}/{len(cells)}] {backend}, context {context}, {mode} ...", flush=True)
-        row = measure(config, backend, context, compiled, device)
-        rows.append(row)
-        result = f"{row['tokens_per_s']:,.0f} tokens/s" if row["status"] == "ok" else row["status"]
-        print(f"[{index}/{len(cells)}] {backend}, context {context}, {mode}: {result}", flush=True)
+        print(f"[{index}/{len(groups)}] context {context}, {mode}: {', '.join(config.backends)} ...", flush=True)
+        if config.rounds > 1:
+            group_rows = measure_interleaved(config, context, compiled, device)
+        else:
+            group_rows = [measure(config, backend, context, compiled, device) for backend in config.backends]
+        for row in group_rows:
+            result = f"{row['tokens_per_s']:,.0f} tokens/s" if row["status"] == "ok" else row["status"]
+            print(f"[{index}/{len(groups)}] {row['backend']}, context {context}, {mode}: {result}", flush=True)
+        rows += group_rows
         write_results(config, rows, device)
     for row in rows if config.profile_sdpa else []:
         if row["backend"] == "sdpa" and row["status"] == "ok":

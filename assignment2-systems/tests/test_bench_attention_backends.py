@@ -83,6 +83,35 @@ def test_a_failing_configuration_becomes_a_row_and_the_sweep_goes_on(bench, tmp_
     assert [row["status"] for row in written] == [row["status"] for row in rows]
 
 
+def test_interleaved_rounds_time_every_backend_in_a_rotated_order(bench, tmp_path, monkeypatch):
+    """With rounds, a context's models are all built and warmed up first, then each round times steps / rounds steps
+    of each (after one untimed step), the order rotated each round; a backend that fails in a round keeps its
+    status and leaves the later rounds."""
+    calls = []
+
+    def fake_training_step(config, backend, context, compiled, device):
+        def step():
+            calls.append(backend)
+            if backend == "naive" and calls.count("naive") > 4:
+                raise RuntimeError("fails in its second round")
+
+        return step
+
+    monkeypatch.setattr(bench, "training_step", fake_training_step)
+    smoke = {**bench.SMOKE, "contexts": [16], "warmup": 1, "steps": 4}
+    backends = ["naive", "sdpa", "sdpa_flash"]
+    config = bench.BenchConfig(out_dir=str(tmp_path), backends=backends, profile_sdpa=False, rounds=2, **smoke)
+    rows = bench.run(config)
+    rotated = ["sdpa", "sdpa_flash", "naive"]
+    assert calls == backends + [b for b in backends for _ in range(3)] + [b for b in rotated for _ in range(3)][:-2]
+    assert [(row["backend"], row["status"], row.get("rounds")) for row in rows] == [
+        ("naive", "error: RuntimeError: fails in its second round", None),
+        ("sdpa", "ok", 2),
+        ("sdpa_flash", "ok", 2),
+    ]
+    assert all(row["step_median_ms"] >= 0 for row in rows if row["status"] == "ok")
+
+
 def test_flash_triton_is_skipped_on_the_cpu_without_the_interpreter(bench, monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     row = bench.measure(bench.BenchConfig(smoke=True), "flash_triton", 16, False, torch.device("cpu"))
@@ -109,6 +138,8 @@ def test_ratios_compare_with_sdpa_at_the_same_context_and_compile_mode(bench):
         ({"backends": ["flash"]}, "unknown backends"),
         ({"compile": "yes"}, "compile must be"),
         ({"size": "huge"}, "size must be"),
+        ({"rounds": 0}, "rounds must be"),
+        ({"steps": 2, "rounds": 3}, "rounds must be"),
     ],
 )
 def test_bad_configurations_are_rejected(bench, changes, message):
