@@ -1,4 +1,4 @@
-"""The Gluon forward (``gluon_forward.py``) and the ``CS336_FLASH_GLUON`` switch that puts it in the eager
+"""The opt-in Gluon forward (``gluon_forward.py``) and the ``CS336_FLASH_GLUON`` switch that puts it in the eager
 forward. One file, so a GPU run selects exactly these: ``pytest tests/test_flash_attention_gluon.py``.
 
 On the CPU: the switch's parsing, the dispatch rule (a pure function of the case, and the per-call layout check:
@@ -51,7 +51,7 @@ SUPPORTED = {
 """A case the Gluon forward takes (a ragged length: the last query tile is stored by masked stores)."""
 
 
-@pytest.mark.parametrize(("value", "expected"), [(None, True), ("none", False), ("forward", True)])
+@pytest.mark.parametrize(("value", "expected"), [(None, False), ("none", False), ("forward", True)])
 def test_the_switch_is_read_from_the_environment(monkeypatch, value, expected):
     if value is None:
         monkeypatch.delenv(triton_function.GLUON_ENV, raising=False)
@@ -59,7 +59,7 @@ def test_the_switch_is_read_from_the_environment(monkeypatch, value, expected):
         monkeypatch.setenv(triton_function.GLUON_ENV, value)
     assert triton_function._autotuned_gluon() is expected
     monkeypatch.setattr(triton_function, "AUTOTUNED_GLUON", expected)
-    assert triton_function.autotuned_gluon_name() == (value or "forward")
+    assert triton_function.autotuned_gluon_name() == (value or "none")
 
 
 def test_a_bad_switch_value_is_a_clear_error(monkeypatch):

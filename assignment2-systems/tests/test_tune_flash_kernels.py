@@ -116,10 +116,10 @@ def test_results_record_the_l2_group_budget(tune, tmp_path, monkeypatch):
     budget_mib = triton_kernels.L2_BUDGET.value / 2**20
     assert table.splitlines()[0].startswith("a GPU")
     header = table.splitlines()[0]
-    assert f"L2 group budget {budget_mib:g} MiB; CS336_FLASH_TMA none; CS336_FLASH_GLUON forward" in header
+    assert f"L2 group budget {budget_mib:g} MiB; CS336_FLASH_TMA none; CS336_FLASH_GLUON none" in header
     result = json.loads((tmp_path / "kernel_configs.json").read_text())
     assert result["l2_budget_mib"] == budget_mib
-    assert (result["tma_switch"], result["gluon_switch"]) == ("none", "forward")
+    assert result["tma_switch"] == result["gluon_switch"] == "none"
     assert (tmp_path / "kernel_configs.md").read_text() == table + "\n"
 
 

@@ -1,6 +1,5 @@
 """A hand warp-specialised FlashAttention-3-style causal forward in Gluon (Triton's lower-level language), and its
-launch: the default forward of ``FlashAttentionTriton`` on Hopper where it applies (``CS336_FLASH_GLUON``,
-``triton_function``).
+launch: the opt-in fast forward of ``FlashAttentionTriton`` (``CS336_FLASH_GLUON=forward``, ``triton_function``).
 
 One producer warp streams K and V tiles by TMA into a ring of ``NUM_STAGES`` shared-memory buffers guarded by
 "ready" and "empty" mbarriers, with few registers (``setmaxnreg``), while one to four consumer warpgroups run

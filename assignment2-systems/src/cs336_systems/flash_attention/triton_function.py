@@ -23,7 +23,7 @@ view. O comes back in Q's shape and L, contiguous float32, in Q's shape without 
 
 ``CS336_FLASH_TMA`` (``none``, ``forward``, ``backward`` or ``both``, read at import) has both paths launch the named
 kernels with their tiles moved through tensor descriptors (Hopper or newer; a clear error elsewhere), as pinned
-configs do with ``tma=True``. ``CS336_FLASH_GLUON`` (``forward``, the default, or ``none``; read at import) has the
+configs do with ``tma=True``. ``CS336_FLASH_GLUON`` (``none``, the default, or ``forward``; read at import) has the
 eager forward (and :func:`launch_forward` without a pinned config) launch the hand warp-specialised Gluon kernel
 (:mod:`~cs336_systems.flash_attention.gluon_forward`) where it applies (Hopper, 16-bit, causal, d = 64,
 :func:`_gluon_forward_for`; Q, K, V and O in layouts its descriptors move, the model's among them, checked per call),
@@ -96,9 +96,10 @@ GLUON_CHOICES = ("none", "forward")
 
 def _autotuned_gluon() -> bool:
     """Whether the autotuned forward (eager, and the launchers without a pinned config) is the Gluon kernel where it
-    applies, from ``CS336_FLASH_GLUON`` at import: ``forward`` by default, since on an H200 it is faster than the
-    Triton forward from 2048 tokens on and level at 1024 (sixteenth run); ``none`` keeps the Triton forward."""
-    text = os.environ.get(GLUON_ENV, "forward")
+    applies, from ``CS336_FLASH_GLUON`` at import (``none`` by default). Opt-in: on an H200 it is faster than the
+    Triton forward at 2048-16384 tokens (batch 16 x 16 heads), but 14 % slower in the ``small`` model's training step
+    at 1024 (batch 16 x 12 heads, 103 against 90 µs a call), where training is timed (sixteenth run)."""
+    text = os.environ.get(GLUON_ENV, "none")
     if text not in GLUON_CHOICES:
         raise ValueError(f"{GLUON_ENV} must be one of {', '.join(GLUON_CHOICES)}; got {text!r}")
     return text == "forward"
