@@ -8,10 +8,15 @@ benchmark registers them), since SDPA's pick differs by GPU and version (cuDNN o
 Every context length processes the same tokens per step (batch = tokens_per_step / context), eager and under
 ``torch.compile`` (dynamo is reset before every compiled configuration, so no configuration inherits another's
 guards or dynamic shapes); each row's "vs sdpa" is its tokens/s over SDPA's at the same context and compile mode,
-in the same run. After the sweep, one step of each ``sdpa`` configuration (``--no-profile_sdpa``: none) runs again
-under ``torch.profiler`` (after the timings, so none is timed after a profiler session), and its CUDA kernels' names
-say which SDPA backend it ran (flash, cuDNN, memory-efficient or math: the ``sdpa kernel`` column and the JSON's
-``sdpa_kernel`` and ``sdpa_profile``; ``cs336_systems.benchmarking.sdpa_backend``). A configuration that runs out of
+in the same run. ``--rounds R`` builds a context's backends together and times their steps in R rotated rounds, so
+that the GPU's clock drift falls on all of them alike. After the sweep, a fresh model of each row runs again under
+``torch.profiler`` (after the timings, so none is timed after a profiler session). For ``sdpa`` rows, one step's CUDA
+kernel names say which SDPA backend it ran (flash, cuDNN, memory-efficient or math: the ``sdpa kernel`` column and
+the JSON's ``sdpa_kernel`` and ``sdpa_profile``; ``cs336_systems.benchmarking.sdpa_backend``;
+``--no-profile_sdpa``: not profiled). For every row, ``--profile_steps`` steps give the CUDA time per step of all
+kernels and of the attention kernels (the ``GPU ms`` and ``attention ms`` columns, each attention kernel's in the
+JSON; ``cs336_systems.benchmarking.kernel_times``; ``--no-profile_kernels``: not profiled), which compare backends
+without the host's and the clock's noise. A configuration that runs out of
 memory, or fails otherwise, becomes a row with that status and the sweep carries on. ``attention_backends.json`` and
 ``attention_backends.md`` in ``--out_dir`` are rewritten atomically after every configuration (and after each
 profile), so an interrupted run keeps the rows it finished.
@@ -83,6 +88,11 @@ class BenchConfig:
     profile_sdpa: bool = field(
         default=True, metadata={"help": "after the sweep, profile a step of each sdpa row to name its SDPA kernel"}
     )
+    profile_kernels: bool = field(
+        default=True,
+        metadata={"help": "after the sweep, profile steps of each row: CUDA ms per step, and the attention kernels'"},
+    )
+    profile_steps: int = field(default=3, metadata={"help": "steps per kernel profile"})
     smoke: bool = field(default=False, metadata={"help": f"tiny CPU run, overriding {sorted(SMOKE)}"})
 
     def __post_init__(self):
@@ -101,6 +111,8 @@ class BenchConfig:
                 raise ValueError(f"tokens_per_step={self.tokens_per_step} is not a multiple of context {context}")
         if self.warmup < 0 or self.steps < 1:
             raise ValueError(f"need warmup >= 0 and steps >= 1; got {self.warmup}, {self.steps}")
+        if self.profile_steps < 1:
+            raise ValueError(f"profile_steps must be at least 1; got {self.profile_steps}")
         if not 1 <= self.rounds <= self.steps:
             raise ValueError(f"rounds must be in [1, steps={self.steps}]; got {self.rounds}")
 
@@ -118,6 +130,7 @@ from cs336_basics.nn_utils import cross_entropy  # noqa: E402
 from cs336_basics.optimizer import AdamW  # noqa: E402
 from cs336_basics.toolkit.atomic import write_json_atomic, write_text_atomic  # noqa: E402
 from cs336_basics.toolkit.tables import records_table  # noqa: E402
+from cs336_systems.benchmarking.kernel_times import profile_kernel_times  # noqa: E402
 from cs336_systems.benchmarking.model_benchmark import is_out_of_memory  # noqa: E402
 from cs336_systems.benchmarking.sdpa_backend import profile_sdpa_backend  # noqa: E402
 from cs336_systems.benchmarking.timing import TimingStats, time_repeated  # noqa: E402
@@ -277,25 +290,38 @@ def measure_interleaved(config: BenchConfig, context: int, compiled: bool, devic
     return rows
 
 
-def sdpa_kernel_fields(config: BenchConfig, context: int, compiled: bool, device: torch.device) -> dict:
-    """``sdpa_kernel``: the SDPA backend a step of a fresh ``sdpa`` model ran on CUDA, by its kernels' names (flash,
-    cudnn, efficient, math or unknown; :mod:`cs336_systems.benchmarking.sdpa_backend`), and ``sdpa_profile``: the
-    kernel names and ATen ops it was read from. Run after the whole sweep, so that no timed step follows a profiler
-    session; compiled models compile again first (from Inductor's on-disk cache where it holds the sweep's graphs).
-    On the CPU the column says it does not apply."""
-    if device.type != "cuda":
-        return {"sdpa_kernel": NOT_ON_CPU}
+def profile_fields(config: BenchConfig, row: dict, device: torch.device) -> dict:
+    """What profiling a fresh model of a timed row adds: for ``sdpa`` rows (``--profile_sdpa``), ``sdpa_kernel``, the
+    SDPA backend one step ran by its kernels' names (flash, cudnn, efficient, math or unknown;
+    :mod:`cs336_systems.benchmarking.sdpa_backend`) and ``sdpa_profile``, the names and ATen ops it was read from; for
+    every row (``--profile_kernels``), ``cuda_ms`` and ``attention_ms``, the CUDA time of all kernels and of the
+    attention kernels per step over ``--profile_steps`` steps, and ``attention_kernels``, each attention kernel's
+    (:mod:`cs336_systems.benchmarking.kernel_times`). Run after the whole sweep, so that no timed step follows a
+    profiler session; compiled models compile again first (from Inductor's on-disk cache where it holds the sweep's
+    graphs). On the CPU the SDPA column says it does not apply, and there are no kernel times."""
+    wants_sdpa = config.profile_sdpa and row["backend"] == "sdpa"
+    if device.type != "cuda" or not (wants_sdpa or config.profile_kernels):
+        return {"sdpa_kernel": NOT_ON_CPU} if wants_sdpa else {}
     _release(device)
-    if compiled:
+    if row["compiled"]:
         torch._dynamo.reset()
+    fields: dict = {}
     try:
-        step = training_step(config, "sdpa", context, compiled, device)
-        step()  # compiles; the profiled step is a steady one
-        profiled = profile_sdpa_backend(step, device)
-    except Exception as error:  # the row keeps its timings; the column says why it has no backend
+        step = training_step(config, row["backend"], row["context"], row["compiled"], device)
+        step()  # compiles; the profiled steps are steady ones
+        if wants_sdpa:
+            profiled = profile_sdpa_backend(step, device)
+            fields.update(sdpa_kernel=profiled.pop("backend"), sdpa_profile=profiled)
+        if config.profile_kernels:
+            fields.update(profile_kernel_times(step, device, config.profile_steps))
+    except Exception as error:  # the row keeps its timings; the columns say why they are empty
         traceback.print_exc()
-        return {"sdpa_kernel": f"profile failed: {type(error).__name__}"}
-    return {"sdpa_kernel": profiled.pop("backend"), "sdpa_profile": profiled}
+        failed = f"profile failed: {type(error).__name__}"
+        if wants_sdpa and "sdpa_kernel" not in fields:
+            fields["sdpa_kernel"] = failed
+        if config.profile_kernels:
+            fields["kernel_profile"] = failed
+    return fields
 
 
 def with_ratios(rows: list[dict]) -> list[dict]:
@@ -323,6 +349,8 @@ COLUMNS = {
     "step_ms": "step ms",
     "step_std_ms": "± ms",
     "step_median_ms": "median ms",
+    "cuda_ms": "GPU ms",
+    "attention_ms": "attention ms",
     "peak_GiB": "peak GiB",
     "sdpa_kernel": "sdpa kernel",
     "status": "status",
@@ -371,12 +399,16 @@ def run(config: BenchConfig) -> list[dict]:
             print(f"[{index}/{len(groups)}] {row['backend']}, context {context}, {mode}: {result}", flush=True)
         rows += group_rows
         write_results(config, rows, device)
-    for row in rows if config.profile_sdpa else []:
-        if row["backend"] == "sdpa" and row["status"] == "ok":
-            row.update(sdpa_kernel_fields(config, row["context"], row["compiled"], device))
-            mode = "compiled" if row["compiled"] else "eager"
-            print(f"sdpa, context {row['context']}, {mode}: kernels of {row['sdpa_kernel']}", flush=True)
-            write_results(config, rows, device)
+    for row in rows:
+        if row["status"] != "ok" or not (fields := profile_fields(config, row, device)):
+            continue
+        row.update(fields)
+        mode = "compiled" if row["compiled"] else "eager"
+        found = [f"kernels of {fields['sdpa_kernel']}"] if "sdpa_kernel" in fields else []
+        if "cuda_ms" in fields:
+            found.append(f"{fields['cuda_ms']:.2f} GPU ms a step, attention {fields['attention_ms']:.2f}")
+        print(f"{row['backend']}, context {row['context']}, {mode}: {'; '.join(found) or fields}", flush=True)
+        write_results(config, rows, device)
     return with_ratios(rows)
 
 

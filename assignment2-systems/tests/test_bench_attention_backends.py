@@ -42,22 +42,31 @@ def test_smoke_run_writes_the_table_and_json(bench, tmp_path):
     assert {row.get("sdpa_kernel") for row in unprofiled} == {None}
 
 
-def test_the_sdpa_rows_name_their_kernels_backend_and_a_failed_profile_keeps_the_row(bench, monkeypatch):
+def test_the_profile_names_sdpa_kernels_times_every_row_and_a_failed_profile_keeps_the_row(bench, monkeypatch):
     steps = []
     monkeypatch.setattr(bench, "_release", lambda device: None)
     monkeypatch.setattr(bench, "training_step", lambda *args: lambda: steps.append(args[1:4]))
     profiled = {"backend": "cudnn", "kernels": {"cudnn_generated_fort_native_sdpa_sm90": "cudnn"}, "ops": ["op"]}
     monkeypatch.setattr(bench, "profile_sdpa_backend", lambda step, device: dict(profiled))
-    fields = bench.sdpa_kernel_fields(bench.BenchConfig(), 1024, False, torch.device("cuda"))
-    assert fields == {"sdpa_kernel": "cudnn", "sdpa_profile": {"kernels": profiled["kernels"], "ops": ["op"]}}
+    times = {"cuda_ms": 65.4, "attention_ms": 4.4, "attention_kernels": {"flash_bwd_kernel": {}}}
+    monkeypatch.setattr(bench, "profile_kernel_times", lambda step, device, steps: dict(times))
+    cuda, config = torch.device("cuda"), bench.BenchConfig()
+    sdpa_row = {"backend": "sdpa", "context": 1024, "compiled": False}
+    fields = bench.profile_fields(config, sdpa_row, cuda)
+    assert fields == {"sdpa_kernel": "cudnn", "sdpa_profile": {"kernels": profiled["kernels"], "ops": ["op"]}, **times}
     assert steps == [("sdpa", 1024, False)]  # a fresh model's first step (its compilation) is not the profiled one
+    ours = {"backend": "flash_triton", "context": 4096, "compiled": False}
+    assert bench.profile_fields(config, ours, cuda) == times
+    no_kernels = bench.BenchConfig(profile_kernels=False)
+    assert bench.profile_fields(no_kernels, ours, cuda) == {}
+    assert bench.profile_fields(config, sdpa_row, torch.device("cpu")) == {"sdpa_kernel": bench.NOT_ON_CPU}
 
     def failing(step, device):
         raise RuntimeError("CUPTI_ERROR_NOT_INITIALIZED")
 
     monkeypatch.setattr(bench, "profile_sdpa_backend", failing)
-    failed = bench.sdpa_kernel_fields(bench.BenchConfig(), 1024, False, torch.device("cuda"))
-    assert failed == {"sdpa_kernel": "profile failed: RuntimeError"}
+    failed = bench.profile_fields(config, sdpa_row, cuda)
+    assert failed == {"sdpa_kernel": "profile failed: RuntimeError", "kernel_profile": "profile failed: RuntimeError"}
 
 
 def test_a_failing_configuration_becomes_a_row_and_the_sweep_goes_on(bench, tmp_path, monkeypatch):
@@ -139,6 +148,7 @@ def test_ratios_compare_with_sdpa_at_the_same_context_and_compile_mode(bench):
         ({"compile": "yes"}, "compile must be"),
         ({"size": "huge"}, "size must be"),
         ({"rounds": 0}, "rounds must be"),
+        ({"profile_steps": 0}, "profile_steps must be"),
         ({"steps": 2, "rounds": 3}, "rounds must be"),
     ],
 )
