@@ -18,6 +18,9 @@ registers, spills and what the PTX shows (wgmma, TMA, mbarriers, setmaxnreg), un
 Run (GPU machine, repo root):
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src \
         python3 assignment2-systems/benchmarks/probe_gluon_forward.py --out_dir /tmp/gluon_probe
+At the small model's training shape, against the default pointer forward (where the library's default Gluon config
+lost, sixteenth H200 run):
+    ... probe_gluon_forward.py --batch 16 --heads 12 --seq_len 1024 --layout model --baseline_tma none
 Compile check (any machine, Triton 3.6 in a scratch environment):
     PYTHONPATH=assignment1-basics/src /tmp/t36/bin/python assignment2-systems/benchmarks/probe_gluon_forward.py \
         --compile_only --out_dir /tmp/gluon_compile
@@ -45,6 +48,7 @@ from cs336_basics.toolkit.tables import records_table
 if TYPE_CHECKING:
     from torch import Tensor
 
+LAYOUTS = ("contiguous", "model")
 DEFAULT_VARIANTS = (
     "128,64,2,split_sync,8,80",
     "128,64,2,pingpong,8,168",
@@ -127,6 +131,14 @@ class ProbeConfig:
     baselines: bool = field(
         default=True, metadata={"help": "time cuDNN and our autotuned Triton forward too (off: the Gluon rows alone)"}
     )
+    baseline_tma: str = field(
+        default="forward",
+        metadata={"help": "CS336_FLASH_TMA of the Triton baseline: forward (TMA loads) or none (pointers, default)"},
+    )
+    layout: str = field(
+        default="contiguous",
+        metadata={"help": "Q, K, V, O as contiguous (batch, heads, n, d), or model: views of (batch, n, heads, d)"},
+    )
     producer_registers: int = field(default=24, metadata={"help": "registers per thread of the producer warp"})
     warmup_ms: int = field(default=50, metadata={"help": "do_bench warm-up time per row"})
     rep_ms: int = field(default=200, metadata={"help": "do_bench measuring time per row"})
@@ -138,6 +150,10 @@ class ProbeConfig:
     def __post_init__(self):
         if self.head_dim != 64:
             raise ValueError(f"head_dim {self.head_dim}: the Gluon forward is written for 64")
+        if self.baseline_tma not in ("forward", "none"):
+            raise ValueError(f"baseline_tma must be forward or none; got {self.baseline_tma!r}")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}; got {self.layout!r}")
         for text, variant in zip(self.variants, self.parsed_variants(), strict=True):
             if self.check_seq_len % variant.block_m or self.seq_len % variant.block_m:
                 raise ValueError(f"variant {text!r}: BLOCK_M must divide both lengths")
@@ -229,20 +245,29 @@ def check(small: tuple[Tensor, Tensor, Tensor], forward, warps_probe) -> dict:
     }
 
 
-def baselines() -> list[tuple[str, Callable[..., None] | None, dict]]:
-    """(name, forward or None for cuDNN, no variant columns): cuDNN, and our forward on the ``(batch * heads, n, d)``
-    views as the leaderboard's TMA rows run it."""
-    os.environ["CS336_FLASH_TMA"] = "forward"  # read when triton_function is imported, just below
+def baselines(tma: str) -> list[tuple[str, Callable[..., None] | None, dict]]:
+    """(name, forward or None for cuDNN, no variant columns): cuDNN, and our autotuned Triton forward, with TMA
+    loads (``tma`` ``forward``, as the leaderboard's TMA rows) or pointers (``none``, the default)."""
+    os.environ["CS336_FLASH_TMA"] = tma  # read when triton_function is imported, just below
     os.environ["CS336_FLASH_GLUON"] = "none"  # the Triton forward, not this probe's kernel
     from cs336_systems.flash_attention import triton_function
 
     def triton_forward(q, k, v, out, lse):
-        rows = q.shape[0] * q.shape[1]
-        views = (t.view(rows, *t.shape[2:]) for t in (q, k, v, out, lse))
-        triton_function.launch_forward(*views, is_causal=True)
+        triton_function.launch_forward(q, k, v, out, lse, is_causal=True)
 
     name = f"Triton forward (autotuned, CS336_FLASH_TMA={triton_function.autotuned_tma_name()})"
     return [("SDPA cuDNN", None, {}), (name, triton_forward, {})]
+
+
+def random_inputs(shape: tuple[int, int, int, int], layout: str) -> Tensor:
+    """Random bf16 ``(batch, heads, n, d)`` inputs, contiguous or as the model's views of ``(batch, n, heads, d)``
+    projections (``torch.empty_like`` keeps that layout for O)."""
+    import torch
+
+    batch, heads, n, head_dim = shape
+    if layout == "model":
+        return torch.randn(batch, n, heads, head_dim, device="cuda", dtype=torch.bfloat16).transpose(1, 2)
+    return torch.randn(shape, device="cuda", dtype=torch.bfloat16)
 
 
 def probe(config: ProbeConfig) -> list[dict]:
@@ -253,14 +278,13 @@ def probe(config: ProbeConfig) -> list[dict]:
 
     warps_probe = load_entry_point_module(BENCHMARKS / "probe_warp_specialization.py")
     torch.manual_seed(0)
-    small_shape = (2, 4, config.check_seq_len, config.head_dim)
-    small = tuple(torch.randn(small_shape, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    small = tuple(random_inputs((2, 4, config.check_seq_len, config.head_dim), config.layout) for _ in range(3))
     shape = (config.batch, config.heads, config.seq_len, config.head_dim)
-    q, k, v = (torch.randn(shape, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    q, k, v = (random_inputs(shape, config.layout) for _ in range(3))
     out, lse = torch.empty_like(q), torch.empty(shape[:-1], device="cuda")
     flops = warps_probe.attention_flops(*shape, True)
 
-    forwards = list(baselines()) if config.baselines else []
+    forwards = list(baselines(config.baseline_tma)) if config.baselines else []
     for variant in config.parsed_variants():
         forward = functools.partial(GLUON.launch_gluon_forward, config=variant)
         forwards.append(("Gluon forward", forward, variant_columns(variant)))
@@ -312,7 +336,8 @@ def main(config: ProbeConfig) -> bool:
     columns = ["kernel", *VARIANT_COLUMNS, "verdict", "max_out_error", "max_lse_error"]
     header = (
         f"{machine['device']}, torch {machine['torch']}, triton {machine['triton']}; causal, timed at batch "
-        f"{config.batch}, {config.heads} heads, n = {config.seq_len}, d = {config.head_dim}, bf16; checked at n = "
+        f"{config.batch}, {config.heads} heads, n = {config.seq_len}, d = {config.head_dim}, bf16, {config.layout} "
+        f"layout; checked at n = "
         f"{config.check_seq_len} against float32"
     )
     write_results(config, machine, rows, [*columns, "wrong_row_share", "ms", "tflops"], header)

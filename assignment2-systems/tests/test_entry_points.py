@@ -85,6 +85,8 @@ def test_every_option_has_a_line_of_help(script):
         ("probe_gluon_forward", ["--variants", "128,64,2,sync,4"], "expected BLOCK_M,BLOCK_N,NUM_STAGES"),
         ("probe_gluon_forward", ["--variants", "128,64,1,async,4,128"], "2 stages at least"),
         ("probe_gluon_forward", ["--head_dim", "128"], "written for 64"),
+        ("probe_gluon_forward", ["--layout", "rows"], "layout must be one of contiguous, model"),
+        ("probe_gluon_forward", ["--baseline_tma", "both"], "baseline_tma must be forward or none"),
         ("probe_gluon_backward", ["--variants", "64,128,2,split_sync,4,128"], "two consumer warpgroups"),
     ],
 )
