@@ -15,6 +15,8 @@
 #                            flash_triton, eager, 60 steps in 6 interleaved rounds, kernel profiles after
 #   train_compiled (360)     the same under torch.compile
 #   probe_gluon (60)         probe_gluon_forward.py, the library's default Gluon forward against cuDNN and Triton
+#   probe_gluon_model (120)  Gluon configs at the small model's training shapes (batch 16 x 12 heads at 1024, 4 x 12
+#                            at 4096, the model's layout) against cuDNN and the default pointer forward
 set -u
 START=$(date +%s)
 END=${END:-540}
@@ -59,6 +61,10 @@ for name in ${PARTS:?name the parts to run, e.g. PARTS=\"train_eager train_compi
         train_compiled) part "$name" 360 "$TRAIN --compile on --out_dir $RESULTS/$name" ;;
         probe_gluon) part "$name" 60 "python3 $B/probe_gluon_forward.py --variants 256,64,2,split_sync,16,96 \
             --out_dir $RESULTS/$name" ;;
+        probe_gluon_model) part "$name" 120 "for shape in '16 1024' '4 4096'; do set -- \$shape; \
+            python3 $B/probe_gluon_forward.py --batch \$1 --heads 12 --seq_len \$2 --layout model \
+            --baseline_tma none --out_dir $RESULTS/$name/n\$2 --variants 256,64,2,split_sync,16,96 \
+            128,64,2,split_sync,8,80 128,64,3,split_sync,8,80 128,128,2,split_async,8,168 64,64,2,sync,4,80; done" ;;
         *) echo "unknown part $name" | tee -a "$RESULTS/parts.txt" ;;
     esac
 done
