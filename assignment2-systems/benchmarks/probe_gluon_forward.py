@@ -271,8 +271,8 @@ def random_inputs(shape: tuple[int, int, int, int], layout: str) -> Tensor:
 
 
 def probe(config: ProbeConfig) -> list[dict]:
-    """cuDNN and our autotuned Triton forward with TMA (``--baselines``), then each Gluon variant: checked, then
-    timed (causal)."""
+    """cuDNN and our autotuned Triton forward (``--baselines``, with ``--baseline_tma``), then each Gluon variant:
+    checked, then timed (causal), all in ``--layout``."""
     import torch
     from cs336_basics.toolkit.entry_points import load_entry_point_module
 
@@ -337,8 +337,7 @@ def main(config: ProbeConfig) -> bool:
     header = (
         f"{machine['device']}, torch {machine['torch']}, triton {machine['triton']}; causal, timed at batch "
         f"{config.batch}, {config.heads} heads, n = {config.seq_len}, d = {config.head_dim}, bf16, {config.layout} "
-        f"layout; checked at n = "
-        f"{config.check_seq_len} against float32"
+        f"layout; checked at n = {config.check_seq_len} against float32"
     )
     write_results(config, machine, rows, [*columns, "wrong_row_share", "ms", "tflops"], header)
     return all(row.get("verdict") == "right" for row in rows if "verdict" in row)
