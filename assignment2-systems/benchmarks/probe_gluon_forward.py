@@ -10,7 +10,11 @@ loaded here by path; this probe keeps the variant list, their checks, timings an
 Per variant (BLOCK_M, BLOCK_N, stages, mode, consumer warps, maxnreg): the largest error of O and of the
 logsumexp L against float32 at a small shape (``--check_seq_len``), the share of wrong rows, and the time at the
 main shape, next to cuDNN and our autotuned Triton forward with TMA (``CS336_FLASH_TMA=forward``, as the
-leaderboard's TMA rows). Rows print as they finish; ``gluon_forward.json`` / ``.md`` go to ``--out_dir``.
+leaderboard's TMA rows). Each row has two times: ``ms``, do_bench's median wall time per call, and ``kernel_ms``,
+the GPU time of the call's kernels from a profile. At the model's training shapes a call's GPU time (about 90 µs) is
+close to its host cost, and the Triton baseline builds a launch plan on every call (``launch_forward``), so there
+only ``kernel_ms`` compares kernels (seventeenth H200 run). Rows print as they finish; ``gluon_forward.json`` /
+``.md`` go to ``--out_dir``.
 ``--compile_only`` compiles every variant for ``--arch`` on any machine, GPU or not, without torch, and reports
 registers, spills and what the PTX shows (wgmma, TMA, mbarriers, setmaxnreg), under Triton 3.6 (the GPU image's) or
 3.9 (the locked environment's: the library resolves its renamed TMA copies).
@@ -71,6 +75,8 @@ Under Triton 3.6 ptxas spills split async and ping-pong at 80 (444 and 416 bytes
 
 VARIANT_COLUMNS = ["BLOCK_M", "BLOCK_N", "stages", "mode", "consumer_warps", "maxnreg"]
 BENCHMARKS = Path(__file__).resolve().parent
+PROFILED_CALLS = 20
+"""Calls per row profiled for ``kernel_ms``."""
 PTX_FEATURES = {
     "wgmma": "wgmma.mma_async",
     "tma_load": "cp.async.bulk.tensor",
@@ -270,6 +276,15 @@ def random_inputs(shape: tuple[int, int, int, int], layout: str) -> Tensor:
     return torch.randn(shape, device="cuda", dtype=torch.bfloat16)
 
 
+def kernel_ms(fn: Callable[[], object], calls: int = PROFILED_CALLS) -> float:
+    """Milliseconds of GPU time per call of ``fn``: its kernels' durations summed over ``calls`` profiled calls, so
+    neither the host's launch cost nor the gaps between launches count."""
+    import torch
+    from cs336_systems.benchmarking.kernel_times import profile_kernel_times
+
+    return round(profile_kernel_times(fn, torch.device("cuda"), steps=calls)["cuda_ms"], 4)
+
+
 def probe(config: ProbeConfig) -> list[dict]:
     """cuDNN and our autotuned Triton forward (``--baselines``, with ``--baseline_tma``), then each Gluon variant:
     checked, then timed (causal), all in ``--layout``."""
@@ -298,6 +313,7 @@ def probe(config: ProbeConfig) -> list[dict]:
                 row.update(check(small, forward, warps_probe))
                 timed = functools.partial(forward, q, k, v, out, lse)
             row.update(warps_probe.timed(timed, flops, config))
+            row["kernel_ms"] = kernel_ms(timed)
         except Exception as error:  # noqa: BLE001 - a compile or launch failure is this probe's result
             row["verdict"] = error_summary(error)
         rows.append(row)
@@ -339,7 +355,7 @@ def main(config: ProbeConfig) -> bool:
         f"{config.batch}, {config.heads} heads, n = {config.seq_len}, d = {config.head_dim}, bf16, {config.layout} "
         f"layout; checked at n = {config.check_seq_len} against float32"
     )
-    write_results(config, machine, rows, [*columns, "wrong_row_share", "ms", "tflops"], header)
+    write_results(config, machine, rows, [*columns, "wrong_row_share", "ms", "kernel_ms", "tflops"], header)
     return all(row.get("verdict") == "right" for row in rows if "verdict" in row)
 
 
