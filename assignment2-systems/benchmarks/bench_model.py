@@ -5,9 +5,11 @@ counts, with a ``torch.cuda.synchronize`` after each phase and mean ± std over 
 first timed step alone: ``--warmup 0 1 2 5`` is the handout's no-warm-up comparison; run it in a fresh
 process, listing 0 first, so the first cell is really cold); NVTX ranges mark
 warm-up, steps, phases and blocks for ``nsys profile``. ``--memory`` instead records one steady-state
-step per cell with the CUDA memory history, reports peak memory, and with ``--snapshots`` writes the
-pickles for https://pytorch.org/memory_viz. Out-of-memory cells become ``OOM`` rows. Rows are
-appended to a JSONL file as they finish; a markdown table is written at the end.
+step per cell with the CUDA memory history, reports peak memory, and with ``--snapshots`` writes per cell the
+snapshot pickle for https://pytorch.org/memory_viz, its active-memory timeline as a PNG, and in the row what
+``memory_timeline.summarize`` reads from it (largest allocations and their source lines; for a training step, what
+the middle block saves for backward and what its gradients take, next to its parameter bytes). Out-of-memory cells
+become ``OOM`` rows. Rows are appended to a JSONL file as they finish; a markdown table is written at the end.
 
 Run (GPU machine, repo root):
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src \
@@ -15,6 +17,7 @@ Run (GPU machine, repo root):
     ... bench_model.py --sizes small --precisions bf16 --compile both --out_dir /tmp/model_compiled
     ... bench_model.py --sizes small --modes train_step --warmup 0 1 2 5 --out_dir /tmp/model_warmup
     ... bench_model.py --memory --sizes 2.7B --context_lengths 128 256 512 --snapshots --out_dir /tmp/model_mem
+Plot a snapshot pickle written before, on any machine: the ``plot_memory_snapshot`` script beside this one.
 Profile with nsys (skip the warm-up range):
     nsys profile --trace=cuda,nvtx --capture-range=nvtx --nvtx-capture='step 0' ... bench_model.py --sizes small
 """
@@ -24,13 +27,14 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import pickle
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from cs336_basics.model_sizes import MODEL_SIZES
-from cs336_basics.toolkit.atomic import write_json_atomic, write_text_atomic
+from cs336_basics.toolkit.atomic import atomic_output, write_json_atomic, write_text_atomic
 from cs336_basics.toolkit.cli import parse_config
 from cs336_basics.toolkit.tables import records_table
 
@@ -68,7 +72,9 @@ class SweepConfig:
         default="sdpa", metadata={"help": "naive: from-scratch attention in NVTX ranges"}
     )
     memory: bool = field(default=False, metadata={"help": "peak-memory profile instead of timing"})
-    snapshots: bool = field(default=False, metadata={"help": "with --memory: dump memory_viz pickles"})
+    snapshots: bool = field(
+        default=False, metadata={"help": "with --memory: memory_viz pickles, timeline PNGs and their summaries"}
+    )
     device: str = field(default="cuda", metadata={"help": "cuda, or cpu (timing mode only)"})
 
     def __post_init__(self):
@@ -131,6 +137,19 @@ def memory_table(rows: list[dict]) -> str:
     return records_table(rows, dict(zip(columns, headers, strict=True)))
 
 
+def save_snapshot(row: dict, snapshot: dict, out_dir: str) -> None:
+    """Write the cell's snapshot pickle and timeline PNG, and put the timeline's summary in its row."""
+    from cs336_systems.benchmarking.memory_timeline import active_timeline, plot_timeline, summarize
+
+    cell = f"{row['size']}_{row['context_length']}_{row['precision']}_{row['mode']}"
+    with atomic_output(os.path.join(out_dir, f"snapshot_{cell}.pickle")) as f:
+        pickle.dump(snapshot, f)
+    timeline = active_timeline(snapshot)
+    title = f"{row['size']}, context {row['context_length']}, {row['precision']}, {row['mode']}"
+    plot_timeline(timeline, title, os.path.join(out_dir, f"timeline_{cell}.png"))
+    row["timeline"] = summarize(timeline)
+
+
 def main(sweep: SweepConfig) -> None:
     import torch  # after parsing, so that --help answers at once
     from cs336_systems.benchmarking import ModelBenchmarkConfig, benchmark_model
@@ -153,12 +172,9 @@ def main(sweep: SweepConfig) -> None:
                     )  # fmt: skip
                     start = time.perf_counter()
                     if sweep.memory:
-                        snapshot = None
-                        if sweep.snapshots:
-                            snapshot = os.path.join(
-                                sweep.out_dir, f"snapshot_{size}_{context_length}_{precision}_{mode}.pickle"
-                            )
-                        row = profile_memory(cell, snapshot)
+                        row, snapshot = profile_memory(cell, record_snapshot=sweep.snapshots)
+                        if snapshot is not None:
+                            save_snapshot(row, snapshot, sweep.out_dir)
                     else:
                         row = benchmark_model(cell)
                     row["wall_s"] = time.perf_counter() - start

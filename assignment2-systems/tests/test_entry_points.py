@@ -29,6 +29,7 @@ CONFIGS = {
     "bench_memory_sharding": "MemoryBenchConfig",
     "bench_model": "SweepConfig",
     "gpu_clock_summary": "ClockSummaryConfig",
+    "plot_memory_snapshot": "SnapshotPlotConfig",
     "probe_gluon_backward": "ProbeConfig",
     "probe_gluon_forward": "ProbeConfig",
     "probe_warp_specialization": "ProbeConfig",

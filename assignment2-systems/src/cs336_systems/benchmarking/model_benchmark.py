@@ -3,7 +3,8 @@
 ``benchmark_model`` times forward (inference, no autograd graph) or forward, backward and the
 AdamW step of a training step separately, with warm-up and a synchronize after every phase, in
 float32 or under bf16 autocast, optionally ``torch.compile``d. ``profile_memory`` records one
-steady-state step with ``torch.cuda.memory._record_memory_history`` and reports its peak.
+steady-state step with ``torch.cuda.memory._record_memory_history`` and reports its peak, and can return the
+step's snapshot with every allocation labelled by phase and block (:mod:`memory_labels`).
 Running out of memory is a result (``status: "OOM"``), not a crash, so sweeps carry on.
 """
 
@@ -19,6 +20,7 @@ from cs336_basics.model_sizes import MODEL_SIZES, model_config
 from cs336_basics.nn_utils import cross_entropy
 from cs336_basics.optimizer import AdamW
 
+from cs336_systems.benchmarking.memory_labels import label_backward_start, label_block_allocations, set_memory_label
 from cs336_systems.benchmarking.naive_attention import use_naive_attention
 from cs336_systems.benchmarking.timing import TimingStats, time_phases
 
@@ -126,11 +128,16 @@ def _released(device: torch.device) -> Iterator[None]:
             torch.cuda.empty_cache()
 
 
-def _step_phases(config: ModelBenchmarkConfig, device: torch.device) -> list[tuple[str, Callable[[], object]]]:
-    """Model, random batch and optimizer, and the phase callables of one step for ``config.mode``."""
+def _step_phases(
+    config: ModelBenchmarkConfig, device: torch.device, label_memory: bool = False
+) -> list[tuple[str, Callable[[], object]]]:
+    """Model, random batch and optimizer, and the phase callables of one step for ``config.mode``; with
+    ``label_memory`` the allocations of each block's forward and backward carry its label."""
     model = TransformerLM(config.model, device=device)
     if config.nvtx and device.type == "cuda" and not config.compile:  # hooks would split the compiled graph
         annotate_blocks(model)
+    if label_memory:
+        label_block_allocations(model)
     if config.attention == "naive":
         use_naive_attention(model, nvtx_annotator(config.nvtx))
     forward_model = torch.compile(model) if config.compile else model
@@ -147,6 +154,8 @@ def _step_phases(config: ModelBenchmarkConfig, device: torch.device) -> list[tup
     def forward() -> None:
         with _autocast(config, device):
             state["loss"] = cross_entropy(forward_model(inputs), targets)
+        if label_memory:
+            label_backward_start(state["loss"])
 
     def backward() -> None:
         state.pop("loss").backward()
@@ -188,43 +197,59 @@ def benchmark_model(config: ModelBenchmarkConfig) -> dict:
         return row
 
 
+def block_parameter_bytes(config: ModelBenchmarkConfig) -> int:
+    """Bytes of one Transformer block's float32 parameters (and so of its gradients), from a model on the meta
+    device: nothing is allocated."""
+    block = TransformerLM(config.model, device="meta").layers[0]
+    return sum(parameter.numel() * parameter.element_size() for parameter in block.parameters())
+
+
 def profile_memory(
-    config: ModelBenchmarkConfig, snapshot_path: str | None = None, max_entries: int = 1_000_000
-) -> dict:
-    """Peak allocated memory (MiB) of one steady-state step after ``config.warmup`` untimed steps.
+    config: ModelBenchmarkConfig, record_snapshot: bool = False, max_entries: int = 1_000_000
+) -> tuple[dict, dict | None]:
+    """Peak allocated memory (MiB) of one steady-state step after ``config.warmup`` untimed steps, and with
+    ``record_snapshot`` the step's memory snapshot (``torch.cuda.memory._snapshot()``: what
+    https://pytorch.org/memory_viz reads, and :mod:`memory_timeline`), its allocations labelled by phase and block
+    unless the model is compiled (hooks would split the graph); else None.
 
     The warm-up matters: AdamW allocates its moments on the first step, which a training step's peak
-    must include. With ``snapshot_path`` the step's allocation history is written there as a pickle for
-    https://pytorch.org/memory_viz."""
+    must include."""
     device = torch.device(config.device)
     if device.type != "cuda":
         raise ValueError(f"memory profiling reads the CUDA allocator; got device {config.device!r}")
     row: dict = {**asdict(config), "status": "ok"}
+    label = record_snapshot and not config.compile
+    snapshot = None
     with _released(device):
         try:
-            phases = _step_phases(config, device)
+            phases = _step_phases(config, device, label_memory=label)
             for _ in range(config.warmup):
                 for _, run in phases:
                     run()
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
             baseline = torch.cuda.memory_allocated()
-            if snapshot_path is not None:
+            if record_snapshot:
                 torch.cuda.memory._record_memory_history(max_entries=max_entries)
             try:
-                for _, run in phases:
+                for name, run in phases:
+                    if label:
+                        set_memory_label(name)
                     run()
                 torch.cuda.synchronize()
-                if snapshot_path is not None:
-                    torch.cuda.memory._dump_snapshot(snapshot_path)
+                if record_snapshot:
+                    snapshot = torch.cuda.memory._snapshot()
             finally:
-                if snapshot_path is not None:
+                if label:
+                    set_memory_label("")
+                if record_snapshot:
                     torch.cuda.memory._record_memory_history(enabled=None)
         except Exception as error:
             if not is_out_of_memory(error):
                 raise
             row["status"] = "OOM"
-            return row
+            return row, None
         row["resident_MiB"] = baseline / 2**20
         row["peak_MiB"] = torch.cuda.max_memory_allocated() / 2**20
-        return row
+        row["block_parameter_MiB"] = block_parameter_bytes(config) / 2**20
+        return row, snapshot
