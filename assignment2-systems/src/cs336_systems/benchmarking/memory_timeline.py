@@ -8,9 +8,9 @@ of every event while recording. Active memory rises at an ``alloc`` and falls at
 death; ``free_completed`` is the stream catching up). The memory active before recording is not in the trace, so it
 is inferred: the blocks still allocated at the end, less what the trace added. Sizes are the bytes the tensors asked
 for (the trace's sizes, and the blocks' ``requested_size``): ``torch.cuda.max_memory_allocated`` counts the blocks
-the allocator handed out, rounded up and sometimes a whole cached block larger than asked, so it reads a little
-higher (0.03-0.4 % for the 2.7B model's steps on an H200). Pure Python (no torch), so the analysis runs anywhere a
-pickle of a snapshot can be read.
+the allocator handed out, rounded up and sometimes a whole cached block larger than asked, so it reads up to 1 %
+higher (0.1-1.0 % at the peaks of the 2.7B model's steps on an H200). Pure Python (no torch), so the analysis runs
+anywhere a pickle of a snapshot can be read.
 """
 
 from __future__ import annotations
