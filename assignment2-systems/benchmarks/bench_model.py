@@ -8,8 +8,15 @@ warm-up, steps, phases and blocks for ``nsys profile``. ``--memory`` instead rec
 step per cell with the CUDA memory history, reports peak memory, and with ``--snapshots`` writes per cell the
 snapshot pickle for https://pytorch.org/memory_viz, its active-memory timeline as a PNG, and in the row what
 ``memory_timeline.summarize`` reads from it (largest allocations and their source lines; for a training step, what
-the middle block saves for backward and what its gradients take, next to its parameter bytes). Out-of-memory cells
-become ``OOM`` rows. Rows are appended to a JSONL file as they finish; a markdown table is written at the end.
+the middle block saves for backward and what its gradients take, next to its parameter bytes).
+``--profile_kernels`` instead profiles one steady-state step per cell with ``torch.profiler`` (CUDA kernels: the
+handout's nsys_profile questions, as nsys cannot write reports on our GPU machine) and writes per cell
+``kernels_<size>_<ctx>_<precision>_<mode>_<attention>.json``: each phase's kernels ranked by time, with calls, share
+and category (matmul, softmax, elementwise, reduction, attention, optimizer, other), and with ``--attention naive``
+the softmax's kernel time and FLOPs next to the attention matmuls' (``cs336_systems.benchmarking.kernel_profile``);
+its rows (kernel ms per phase, the forward's top kernel, the matmul share of forward and step) go to
+``kernel_profile.jsonl`` and ``kernel_profile.md``. Out-of-memory cells become ``OOM`` rows. Rows are appended to a
+JSONL file as they finish; a markdown table is written at the end.
 
 Run (GPU machine, repo root):
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src \
@@ -17,6 +24,10 @@ Run (GPU machine, repo root):
     ... bench_model.py --sizes small --precisions bf16 --compile both --out_dir /tmp/model_compiled
     ... bench_model.py --sizes small --modes train_step --warmup 0 1 2 5 --out_dir /tmp/model_warmup
     ... bench_model.py --memory --sizes 2.7B --context_lengths 128 256 512 --snapshots --out_dir /tmp/model_mem
+    ... bench_model.py --profile_kernels --precisions fp32 --context_lengths 128 256 512 1024 --warmup 2 \
+        --out_dir /tmp/model_kernels
+    ... bench_model.py --profile_kernels --precisions fp32 --modes forward --attention naive --warmup 2 \
+        --context_lengths 128 256 512 1024 --out_dir /tmp/model_kernels_naive
 Plot a snapshot pickle written before, on any machine: the ``plot_memory_snapshot`` script beside this one.
 Profile with nsys (skip the warm-up range):
     nsys profile --trace=cuda,nvtx --capture-range=nvtx --nvtx-capture='step 0' ... bench_model.py --sizes small
@@ -72,16 +83,21 @@ class SweepConfig:
         default="sdpa", metadata={"help": "naive: from-scratch attention in NVTX ranges"}
     )
     memory: bool = field(default=False, metadata={"help": "peak-memory profile instead of timing"})
+    profile_kernels: bool = field(
+        default=False, metadata={"help": "torch.profiler kernel breakdown of one step instead of timing"}
+    )
     snapshots: bool = field(
         default=False, metadata={"help": "with --memory: memory_viz pickles, timeline PNGs and their summaries"}
     )
-    device: str = field(default="cuda", metadata={"help": "cuda, or cpu (timing mode only)"})
+    device: str = field(default="cuda", metadata={"help": "cuda, or cpu (not with --memory)"})
 
     def __post_init__(self):
         if unknown := sorted(set(self.sizes) - set(MODEL_SIZES)):
             raise ValueError(f"unknown sizes {unknown}; choose from {list(MODEL_SIZES)}")
         if self.steps < 1 or min(self.warmup, default=0) < 0:
             raise ValueError("steps must be >= 1 and warmup >= 0")
+        if self.memory and self.profile_kernels:
+            raise ValueError("--memory and --profile_kernels are exclusive: one profile per run")
 
 
 def _with_spread(row: dict, phase: str) -> str | None:
@@ -137,6 +153,46 @@ def memory_table(rows: list[dict]) -> str:
     return records_table(rows, dict(zip(columns, headers, strict=True)))
 
 
+def kernel_table(rows: list[dict]) -> str:
+    from cs336_systems.benchmarking.kernel_profile import short_kernel_name
+
+    display = [
+        {**row, "top_forward_kernel": row.get("top_forward_kernel") and short_kernel_name(row["top_forward_kernel"])}
+        for row in rows
+    ]
+    columns = {
+        "size": "size",
+        "context_length": "ctx",
+        "precision": "precision",
+        "attention": "attention",
+        "mode": "mode",
+        "forward_kernel_ms": "forward kernel ms",
+        "backward_kernel_ms": "backward kernel ms",
+        "optimizer_step_kernel_ms": "AdamW kernel ms",
+        "step_kernel_ms": "step kernel ms",
+        "forward_wall_ms": "forward wall ms (profiled)",
+        "step_wall_ms": "step wall ms (profiled)",
+        "top_forward_kernel": "top forward kernel",
+        "top_forward_calls": "calls",
+        "top_forward_share": "share",
+        "forward_matmul_share": "matmul share forward",
+        "step_matmul_share": "matmul share step",
+        "attention_time_ratio": "softmax/matmul time",
+        "attention_flop_ratio": "softmax/matmul FLOPs",
+        "status": "status",
+    }
+    return records_table(display, columns)
+
+
+def kernel_profile_path(row: dict, out_dir: str, several_warmups: bool) -> str:
+    """``kernels_<size>_<ctx>_<precision>_<mode>_<attention>.json``, with ``_compiled`` and ``_warmup<k>`` where the
+    sweep would otherwise write two cells to one file."""
+    cell = f"{row['size']}_{row['context_length']}_{row['precision']}_{row['mode']}_{row['attention']}"
+    cell += "_compiled" if row["compile"] else ""
+    cell += f"_warmup{row['warmup']}" if several_warmups else ""
+    return os.path.join(out_dir, f"kernels_{cell}.json")
+
+
 def save_snapshot(row: dict, snapshot: dict, out_dir: str) -> None:
     """Write the cell's snapshot pickle and timeline PNG, and put the timeline's summary in its row."""
     from cs336_systems.benchmarking.memory_timeline import active_timeline, plot_timeline, summarize
@@ -153,12 +209,13 @@ def save_snapshot(row: dict, snapshot: dict, out_dir: str) -> None:
 def main(sweep: SweepConfig) -> None:
     import torch  # after parsing, so that --help answers at once
     from cs336_systems.benchmarking import ModelBenchmarkConfig, benchmark_model
+    from cs336_systems.benchmarking.kernel_profile import kernel_profile_row, profile_kernels
     from cs336_systems.benchmarking.model_benchmark import profile_memory
 
     if sweep.device.startswith("cuda") and not torch.cuda.is_available():
-        sys.exit("no CUDA GPU: pass --device cpu to benchmark on the CPU (timing mode only)")
+        sys.exit("no CUDA GPU: pass --device cpu to time or --profile_kernels on the CPU (not --memory)")
     os.makedirs(sweep.out_dir, exist_ok=True)
-    name = "memory" if sweep.memory else "model_benchmark"
+    name = "memory" if sweep.memory else "kernel_profile" if sweep.profile_kernels else "model_benchmark"
     rows = []
     with open(os.path.join(sweep.out_dir, f"{name}.jsonl"), "w") as jsonl:
         for size in sweep.sizes:
@@ -175,6 +232,11 @@ def main(sweep: SweepConfig) -> None:
                         row, snapshot = profile_memory(cell, record_snapshot=sweep.snapshots)
                         if snapshot is not None:
                             save_snapshot(row, snapshot, sweep.out_dir)
+                    elif sweep.profile_kernels:
+                        result = profile_kernels(cell)
+                        path = kernel_profile_path(result, sweep.out_dir, len(set(sweep.warmup)) > 1)
+                        write_json_atomic(path, result, indent=1)
+                        row = kernel_profile_row(result)
                     else:
                         row = benchmark_model(cell)
                     row["wall_s"] = time.perf_counter() - start
@@ -182,7 +244,7 @@ def main(sweep: SweepConfig) -> None:
                     jsonl.write(json.dumps(row) + "\n")
                     jsonl.flush()
                     print(json.dumps(row), flush=True)
-    table = memory_table(rows) if sweep.memory else timing_table(rows)
+    table = memory_table(rows) if sweep.memory else kernel_table(rows) if sweep.profile_kernels else timing_table(rows)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     write_text_atomic(
         os.path.join(sweep.out_dir, f"{name}.md"), f"device: {device}, torch {torch.__version__}\n\n{table}\n"

@@ -7,13 +7,16 @@
 #       bash assignment2-systems/benchmarks/gpu_parts.sh
 # RESULTS gets one log (and folder) per part, parts.txt (each part's start, end and exit status), gpu.txt
 # (nvidia-smi), gpu_clocks.csv and clock_summary.md (gpu_clock_summary.py). Parts, with their caps in seconds:
-#   pytest_flash (300)       the four flash attention test files (pointer, compile, TMA, Gluon)
+#   pytest_flash (300)       the five flash attention test files (pointer, compile, TMA, Gluon forward, backward)
 #   leaderboard (150)        bench_flash_leaderboard.py at batch 16, 16384 then 1024/2048/4096: ours eager and
 #                            compiled, SDPA flash and cuDNN, the default kernels
 #   leaderboard_best (130)   the same, eager only, with CS336_FLASH_GLUON=forward CS336_FLASH_TMA=atomic_dq
+#   leaderboard_gluon (130)  the same, eager only, with CS336_FLASH_GLUON=both (the Gluon forward and backward)
 #   train_eager (150)        bench_attention_backends.py, small model at 1024 and 4096, sdpa / sdpa_flash /
 #                            flash_triton, eager, 60 steps in 6 interleaved rounds, kernel profiles after
 #   train_compiled (360)     the same under torch.compile
+#   train_gluon (300)        sdpa and flash_triton with CS336_FLASH_GLUON=backward at 1024 and 4096, eager then
+#                            compiled, 60 steps in 6 interleaved rounds each
 #   probe_gluon (60)         probe_gluon_forward.py, the library's default Gluon forward against cuDNN and Triton
 #   probe_gluon_model (120)  Gluon configs at the small model's training shapes (batch 16 x 12 heads at 1024, 4 x 12
 #                            at 4096, the model's layout) against cuDNN and the default pointer forward
@@ -52,12 +55,18 @@ for name in ${PARTS:?name the parts to run, e.g. PARTS=\"train_eager train_compi
     case $name in
         pytest_flash) part "$name" 300 "cd assignment2-systems && python3 -m pytest -v -rs -p no:cacheprovider \
             tests/test_flash_attention_triton.py tests/test_flash_attention_triton_compile.py \
-            tests/test_flash_attention_triton_tma.py tests/test_flash_attention_gluon.py" ;;
+            tests/test_flash_attention_triton_tma.py tests/test_flash_attention_gluon.py \
+            tests/test_flash_attention_gluon_backward.py" ;;
         leaderboard) part "$name" 150 "$LEADERBOARD --impls ours_eager ours_compiled sdpa_flash sdpa_cudnn \
             --out_dir $RESULTS/$name" ;;
         leaderboard_best) part "$name" 130 "CS336_FLASH_GLUON=forward CS336_FLASH_TMA=atomic_dq $LEADERBOARD \
             --impls ours_eager sdpa_flash sdpa_cudnn --out_dir $RESULTS/$name" ;;
+        leaderboard_gluon) part "$name" 130 "CS336_FLASH_GLUON=both $LEADERBOARD \
+            --impls ours_eager sdpa_flash sdpa_cudnn --out_dir $RESULTS/$name" ;;
         train_eager) part "$name" 150 "$TRAIN --compile off --out_dir $RESULTS/$name" ;;
+        train_gluon) part "$name" 300 "for mode in off on; do CS336_FLASH_GLUON=backward python3 \
+            $B/bench_attention_backends.py --size small --contexts 1024 4096 --backends sdpa flash_triton \
+            --steps 60 --rounds 6 --compile \$mode --out_dir $RESULTS/$name/compile_\$mode; done" ;;
         train_compiled) part "$name" 360 "$TRAIN --compile on --out_dir $RESULTS/$name" ;;
         probe_gluon) part "$name" 60 "python3 $B/probe_gluon_forward.py --variants 256,64,2,split_sync,16,96 \
             --out_dir $RESULTS/$name" ;;

@@ -1,20 +1,10 @@
-"""Does a FlashAttention-3-style causal backward, written in Gluon, close the backward's gap to cuDNN on this GPU?
+"""Which schedule and tiles of the library's Gluon backward (``cs336_systems/flash_attention/gluon_backward.py``, a
+FlashAttention-3-style causal backward: dK/dV programs fed by a producer warp, dQ added by TMA reductions) are fastest
+on this GPU, next to cuDNN's backward and our pinned Triton one?
 
-At batch 16 x 16 heads, n = 16384, d = 64, bf16, causal, our fastest backward (Triton, dK/dV programs adding dQ
-by one TMA reduction per tile, ``BackwardConfig(64, 64, 64, 64, 4, 3, atomic_dq=True, tma=True)``) takes 58.7 ms
-pinned against cuDNN's ~50.6 ms. The forward closed the same kind of gap with Gluon's hand warp specialisation
-(``probe_gluon_forward.py``); this probe tries FlashAttention-3's backward scheme the same way.
-
-The kernel: one program per (key tile of ``BLOCK_N`` keys, batch x head row) of the contiguous ``(rows * n, d)``
-views; K and V loaded once by TMA; a producer warp streams the Q and dO tiles of ``BLOCK_M`` queries from the
-diagonal on into a ring of ``NUM_STAGES`` shared-memory buffers guarded by "ready" and "empty" mbarriers; the
-consumer warps (each wgmma waited for; ``sync``: one partition over the key tile, ``split_sync``: two
-warpgroups, each its own half of the key tile, its own dS and dQ buffers and dQ reductions) compute S^T = K Q^T,
-P^T = exp2(S^T scale log2e - L log2e) (the causal mask on the diagonal tiles only), dV += P^T dO, dP^T = V dO^T,
-dS^T = P^T (dP^T - D), dK += dS^T Q, and dQ = dS K scale, which goes through shared memory into a float32 dQ
-buffer by one TMA reduce-add (``cp.reduce.async.bulk``) per tile. dK (times scale) and dV leave by TMA at the
-end. Gluon 3.6 has no Python wrapper for the TMA reduction, though its builder has the op: :func:`tma_reduce_add`
-is that wrapper. D = rowsum(dO O), the zeroing of the float32 dQ and its final cast run in PyTorch.
+The kernel and its modes are described in that module's docstring (``sync``, ``overlap``, and their ``split_``
+forms with two consumer warpgroups). Here the tensors are contiguous ``(batch, heads, n, d)``; D = rowsum(dO O), the
+zeroing of the float32 dQ and its final cast run in PyTorch (the library launches its D kernel instead).
 
 Per variant (BLOCK_M, BLOCK_N, stages, mode, consumer warps, maxnreg): the largest errors of dQ, dK, dV at a small
 shape (``--check_seq_len``, O and L from float32 attention) against float32 autograd of naive attention, then the
@@ -39,31 +29,28 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from cs336_basics.toolkit.cli import parse_config
 from cs336_basics.toolkit.entry_points import load_entry_point_module
 
 if TYPE_CHECKING:
-    from jaxtyping import Float
     from torch import Tensor
 
 BENCHMARKS = Path(__file__).resolve().parent
-MODES = ("sync", "split_sync")
 DEFAULT_VARIANTS = (
+    "64,64,3,overlap,4,128",
+    "64,64,2,overlap,4,128",
     "64,64,2,sync,4,128",
-    "64,128,2,split_sync,8,168",
-    "64,64,3,sync,4,128",
-    "64,128,3,split_sync,8,168",
-    "64,128,2,sync,8,168",
-    "64,64,4,sync,4,128",
+    "64,128,2,overlap,8,168",
+    "64,128,2,split_overlap,8,168",
 )
-"""Each wgmma waited for (the simplest correct scheme): one warpgroup on 64 x 64 tiles at two programs per SM
-(128 registers, 74-107 KB of shared memory for 2-4 stages); the forward's winner's shape, each of two consumer
-warpgroups its own 64 keys of a 128-key tile sharing one Q/dO ring, at one program per SM (168: up to 240
-registers per consumer); and two warpgroups in one partition over 128 keys. Under Triton 3.6 none of these spills;
-128 x 128 tiles in one partition spill (124 bytes at 168, 76 at 184) and 256-key split tiles spill heavily (2 KB and
-more) or exceed shared memory: left out."""
+"""The library's default (``overlap`` on 64 x 64 tiles, 3 stages, two programs per SM at 128 registers) and its
+neighbours: 2 stages, the same tiles with each wgmma waited for (``sync``), and two consumer warpgroups over 128 keys,
+sharing the key tile or each its own half. Under Triton 3.6 none of these spills; 128 x 128 tiles in one partition
+spill (124 bytes at 168 registers), and ``overlap`` at 168 registers (one program per SM) took 91.5 ms at n = 16384
+against 52.7 at 128 (eighteenth H200 run): left out."""
 VARIANT_COLUMNS = ["BLOCK_M", "BLOCK_N", "stages", "mode", "consumer_warps", "maxnreg"]
 PTX_FEATURES = {
     "wgmma": "wgmma.mma_async",
@@ -73,83 +60,34 @@ PTX_FEATURES = {
     "mbarrier": "mbarrier.try_wait",
 }
 """What the PTX of a variant should contain: the markers of the features this kernel is written for."""
-HEAD_DIM = 64
-LOG2_E = 1.4426950408889634
 
 
-@dataclass(frozen=True)
-class BackwardVariant:
-    """One launch of the Gluon backward: query tile (streamed), key tile (owned), ring stages, mode, consumer warps
-    (4 = one warpgroup; 8 = two, sharing the key tile's rows) and registers per thread at launch."""
-
-    block_m: int
-    block_n: int
-    stages: int
-    mode: str
-    consumer_warps: int
-    maxnreg: int
-    producer_registers: int = 24
-
-    def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"mode {self.mode!r}: expected one of {', '.join(MODES)}")
-        if self.mode == "split_sync" and self.consumer_warps != 8:
-            raise ValueError("split_sync takes two consumer warpgroups (8 warps), each its half of the key tile")
-        if self.consumer_warps not in (4, 8):
-            raise ValueError(f"4 or 8 consumer warps; got {self.consumer_warps}")
-        if self.block_m not in (64, 128) or self.block_n not in (64, 128, 256) or self.key_rows % self.block_m:
-            raise ValueError(
-                f"BLOCK_M (64 or 128) must divide each partition's keys (BLOCK_N 64, 128 or 256 / partitions); got "
-                f"{self.block_m} x {self.block_n}"
-            )
-        if self.key_rows % (16 * self.consumer_warps // self.consumers):
-            raise ValueError(f"16 key rows per consumer warp or more; got {self.key_rows} for {self.consumer_warps}")
-        if self.stages < 1:
-            raise ValueError("1 stage at least")
-
-    @property
-    def consumers(self) -> int:
-        """Consumer partitions: ``split_sync`` gives each warpgroup its own half of the key tile."""
-        return self.consumer_warps // 4 if self.mode == "split_sync" else 1
-
-    @property
-    def key_rows(self) -> int:
-        """Keys per consumer partition: the K/V/dK/dV descriptors' block."""
-        return self.block_n // self.consumers
-
-    @property
-    def consumer_registers(self) -> int:
-        """Registers per thread of each consumer partition after ``setmaxnreg``, as the forward's config counts
-        them."""
-        warps = self.consumer_warps + 4
-        return min(256, (self.maxnreg * warps - self.producer_registers * 4) // self.consumer_warps // 8 * 8)
-
-    def kernel_constexprs(self) -> dict:
-        return {
-            "BLOCK_M": self.block_m, "BLOCK_N": self.block_n, "HEAD_DIM": HEAD_DIM, "NUM_STAGES": self.stages,
-            "CONSUMERS": self.consumers, "CONSUMER_REGISTERS": self.consumer_registers,
-            "PRODUCER_REGISTERS": self.producer_registers,
-        }  # fmt: skip
-
-    def launch_options(self) -> dict:
-        """The default partition is the (first) consumer's, so its warps are the kernel's ``num_warps``."""
-        return {"num_warps": self.consumer_warps // self.consumers, "maxnreg": self.maxnreg}
+GLUON_BACKWARD_PATH = BENCHMARKS.parent / "src" / "cs336_systems" / "flash_attention" / "gluon_backward.py"
 
 
-def parse_variant(text: str, producer_registers: int) -> BackwardVariant:
-    """``BLOCK_M,BLOCK_N,NUM_STAGES,mode,warps,maxnreg`` as a :class:`BackwardVariant`, which checks the values."""
+def load_gluon_backward() -> ModuleType:
+    """The library's ``gluon_backward.py`` (the kernel, its launcher and ``GluonBackwardConfig``) loaded by path:
+    the package's ``__init__`` would import torch, which ``--compile_only`` runs without. It imports Triton: loaded on
+    first use, after ``--help``."""
+    return load_entry_point_module(GLUON_BACKWARD_PATH)
+
+
+def parse_variant(text: str, producer_registers: int):
+    """``BLOCK_M,BLOCK_N,NUM_STAGES,mode,warps,maxnreg`` as the library's ``GluonBackwardConfig``, which checks the
+    values."""
+    gluon = load_gluon_backward()
     parts = text.split(",")
     numbers = parts[:3] + parts[4:]
     if len(parts) != 6 or not all(p.isdigit() and int(p) > 0 for p in numbers):
-        raise ValueError(f"variant {text!r}: expected BLOCK_M,BLOCK_N,NUM_STAGES,{'|'.join(MODES)},warps,maxnreg")
+        raise ValueError(f"variant {text!r}: expected BLOCK_M,BLOCK_N,NUM_STAGES,{'|'.join(gluon.MODES)},warps,maxnreg")
     block_m, block_n, stages, warps, maxnreg = (int(p) for p in numbers)
     try:
-        return BackwardVariant(block_m, block_n, stages, parts[3], warps, maxnreg, producer_registers)
+        return gluon.GluonBackwardConfig(block_m, block_n, stages, parts[3], warps, maxnreg, producer_registers)
     except ValueError as error:
         raise ValueError(f"variant {text!r}: {error}") from None
 
 
-def variant_columns(variant: BackwardVariant) -> dict:
+def variant_columns(variant) -> dict:
     """A variant's table columns (``VARIANT_COLUMNS``)."""
     return {
         "BLOCK_M": variant.block_m, "BLOCK_N": variant.block_n, "stages": variant.stages,
@@ -169,7 +107,7 @@ class ProbeConfig:
     head_dim: int = field(default=64, metadata={"help": "head size (the kernel is written for 64)"})
     variants: list[str] = field(
         default_factory=lambda: list(DEFAULT_VARIANTS),
-        metadata={"help": f"BLOCK_M,BLOCK_N,NUM_STAGES,{'|'.join(MODES)},consumer warps,maxnreg of the Gluon backward"},
+        metadata={"help": "BLOCK_M,BLOCK_N,NUM_STAGES,mode,consumer warps,maxnreg of the Gluon backward"},
     )
     baselines: bool = field(
         default=True, metadata={"help": "time cuDNN's and our pinned Triton backward too (off: the Gluon rows alone)"}
@@ -183,13 +121,15 @@ class ProbeConfig:
     arch: int = field(default=90, metadata={"help": "CUDA compute capability --compile_only targets (90 = Hopper)"})
 
     def __post_init__(self):
-        if self.head_dim != HEAD_DIM:
-            raise ValueError(f"head_dim {self.head_dim}: the Gluon backward is written for {HEAD_DIM}")
+        head_dim = load_gluon_backward().HEAD_DIM
+        if self.head_dim != head_dim:
+            raise ValueError(f"head_dim {self.head_dim}: the Gluon backward is written for {head_dim}")
         for text, variant in zip(self.variants, self.parsed_variants(), strict=True):
             if self.check_seq_len % variant.block_n or self.seq_len % variant.block_n:
                 raise ValueError(f"variant {text!r}: BLOCK_N must divide both lengths")
 
-    def parsed_variants(self) -> list[BackwardVariant]:
+    def parsed_variants(self) -> list:
+        """The variants as the library's ``GluonBackwardConfig`` (loads it, and Triton)."""
         return [parse_variant(text, self.producer_registers) for text in self.variants]
 
 
@@ -197,249 +137,29 @@ if __name__ == "__main__":  # parsed before torch and Triton load: --help answer
     CONFIG = parse_config(ProbeConfig, description=__doc__)
 
 import triton  # noqa: E402
-from triton._C.libtriton import ir  # noqa: E402
-from triton.experimental import gluon  # noqa: E402
-from triton.experimental.gluon import language as gl  # noqa: E402
-from triton.experimental.gluon.language._core import builtin  # noqa: E402
-from triton.experimental.gluon.language.nvidia.hopper import (  # noqa: E402
-    fence_async_shared,
-    mbarrier,
-    tma,
-    warpgroup_mma,
-    warpgroup_mma_wait,
-)
 
 FORWARD_PROBE = load_entry_point_module(BENCHMARKS / "probe_gluon_forward.py")
-TMA_LOAD = FORWARD_PROBE.GLUON.TMA_LOAD
-TMA_STORE = FORWARD_PROBE.GLUON.TMA_STORE
-KERNEL_LOG2_E: gl.constexpr = gl.constexpr(LOG2_E)
+GLUON = load_gluon_backward()
+HEAD_DIM = GLUON.HEAD_DIM
 
 
-@builtin
-def tma_reduce_add(tensor_desc, coord, src, _semantic=None):
-    """Add the shared-memory tile ``src`` into the global tile at ``coord`` by one TMA reduction (Gluon 3.6's
-    builder has the op, its Python no wrapper); waited for by ``tma.store_wait`` like a TMA store."""
-    coord = _semantic._convert_to_ir_values(coord, require_i64=False)
-    _semantic.builder.create_async_tma_reduce(ir.DESCRIPTOR_REDUCE_KIND.ADD, tensor_desc.handle, coord, src.handle)
-
-
-@gluon.jit
-def _producer(
-    q_desc, do_desc, q_smem, do_smem, ready, empty, row_base, first_query, num_tiles,
-    BLOCK_M: gl.constexpr, NUM_STAGES: gl.constexpr,
-):  # fmt: skip
-    """Stream the Q and dO tiles from the diagonal on: wait until the consumers freed a stage, load both into it."""
-    for i in range(num_tiles):
-        stage = i % NUM_STAGES
-        mbarrier.wait(empty.index(stage), ((i // NUM_STAGES) & 1) ^ 1)  # the first round passes
-        mbarrier.expect(ready.index(stage), q_desc.block_type.nbytes + do_desc.block_type.nbytes)
-        start = row_base + first_query + i * BLOCK_M
-        TMA_LOAD(q_desc, [start, 0], ready.index(stage), q_smem.index(stage))
-        TMA_LOAD(do_desc, [start, 0], ready.index(stage), do_smem.index(stage))
-
-
-@gluon.jit
-def _query_tile(
-    q_smem, do_smem, k_smem, v_smem, ds_smem, dq_smem, dq_desc, L, Delta, dk, dv, row_base, key_start, query_start,
-    qk_scale, sm_scale, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, MASK: gl.constexpr,
-):  # fmt: skip
-    """One query tile's share: dV and dK accumulate in registers, dQ leaves by a TMA reduce-add."""
-    st_layout: gl.constexpr = gl.NVMMADistributedLayout(
-        version=[3, 0], warps_per_cta=[gl.num_warps(), 1], instr_shape=[16, BLOCK_M, 16]
-    )
-    kv_layout: gl.constexpr = dk.type.layout
-    dq_layout: gl.constexpr = gl.NVMMADistributedLayout(
-        version=[3, 0], warps_per_cta=[4, gl.num_warps() // 4], instr_shape=[16, HEAD_DIM // (gl.num_warps() // 4), 16]
-    )
-    offs_m = query_start + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, st_layout))
-    lse = gl.load(L + row_base + offs_m) * KERNEL_LOG2_E
-    delta = gl.load(Delta + row_base + offs_m)
-    zeros = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, st_layout)
-    st = warpgroup_mma(k_smem, q_smem.permute((1, 0)), zeros, use_acc=False, is_async=True)
-    st = warpgroup_mma_wait(0, deps=[st])
-    pt = gl.exp2(st * qk_scale - lse[None, :])
-    if MASK:
-        offs_n = key_start + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, st_layout))
-        pt = gl.where(offs_m[None, :] >= offs_n[:, None], pt, 0.0)
-    operand: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=kv_layout, k_width=2)
-    pt16 = gl.convert_layout(pt.to(q_smem.dtype), operand)
-    dv = warpgroup_mma(pt16, do_smem, dv, is_async=True)
-    dpt = warpgroup_mma(v_smem, do_smem.permute((1, 0)), zeros, use_acc=False, is_async=True)
-    dv, dpt, pt16 = warpgroup_mma_wait(0, deps=[dv, dpt, pt16])
-    dst = (pt * (dpt - delta[None, :])).to(q_smem.dtype)
-    ds_smem.store(dst)
-    dst16 = gl.convert_layout(dst, operand)
-    dk = warpgroup_mma(dst16, q_smem, dk, is_async=True)
-    fence_async_shared()
-    dq = warpgroup_mma(
-        ds_smem.permute((1, 0)), k_smem, gl.zeros([BLOCK_M, HEAD_DIM], gl.float32, dq_layout), use_acc=False,
-        is_async=True,
-    )  # fmt: skip
-    dk, dq, dst16 = warpgroup_mma_wait(0, deps=[dk, dq, dst16])  # dS^T's registers too: read until done
-    tma.store_wait(0)  # the previous tile's reduction has read dq_smem
-    dq_smem.store(dq * sm_scale)
-    fence_async_shared()
-    tma_reduce_add(dq_desc, [row_base + query_start, 0], dq_smem)
-    return dk, dv
-
-
-@gluon.jit
-def _consumer(
-    dk_desc, dv_desc, dq_desc, L, Delta, q_smem, do_smem, k_smem, v_smem, ds_smem, dq_smem, kv_ready, ready, empty,
-    row_base, first_query, key_start, num_tiles, qk_scale, sm_scale, BLOCK_M: gl.constexpr, KEY_ROWS: gl.constexpr,
-    HEAD_DIM: gl.constexpr, NUM_STAGES: gl.constexpr,
-):  # fmt: skip
-    """dK and dV of the ``KEY_ROWS`` keys from ``key_start`` (a split partition's share of the program's key tile):
-    the program's query tiles before these keys only released (every "empty" barrier counts every partition), the
-    diagonal ones masked, the rest not; then dK and dV stored by TMA through K's and V's buffers."""
-    kv_layout: gl.constexpr = gl.NVMMADistributedLayout(
-        version=[3, 0], warps_per_cta=[gl.num_warps(), 1], instr_shape=[16, HEAD_DIM, 16]
-    )
-    dk = gl.zeros([KEY_ROWS, HEAD_DIM], gl.float32, kv_layout)
-    dv = gl.zeros([KEY_ROWS, HEAD_DIM], gl.float32, kv_layout)
-    skipped = (key_start - first_query) // BLOCK_M
-    diagonal = skipped + KEY_ROWS // BLOCK_M
-    for i in range(0, skipped):
-        mbarrier.wait(ready.index(i % NUM_STAGES), (i // NUM_STAGES) & 1)
-        mbarrier.arrive(empty.index(i % NUM_STAGES))
-    mbarrier.wait(kv_ready, 0)
-    for i in range(skipped, diagonal):
-        stage = i % NUM_STAGES
-        mbarrier.wait(ready.index(stage), (i // NUM_STAGES) & 1)
-        dk, dv = _query_tile(
-            q_smem.index(stage), do_smem.index(stage), k_smem, v_smem, ds_smem, dq_smem, dq_desc, L, Delta, dk, dv,
-            row_base, key_start, first_query + i * BLOCK_M, qk_scale, sm_scale, BLOCK_M, KEY_ROWS, HEAD_DIM, True,
-        )  # fmt: skip
-        mbarrier.arrive(empty.index(stage))
-    for i in range(diagonal, num_tiles):
-        stage = i % NUM_STAGES
-        mbarrier.wait(ready.index(stage), (i // NUM_STAGES) & 1)
-        dk, dv = _query_tile(
-            q_smem.index(stage), do_smem.index(stage), k_smem, v_smem, ds_smem, dq_smem, dq_desc, L, Delta, dk, dv,
-            row_base, key_start, first_query + i * BLOCK_M, qk_scale, sm_scale, BLOCK_M, KEY_ROWS, HEAD_DIM, False,
-        )  # fmt: skip
-        mbarrier.arrive(empty.index(stage))
-    k_smem.store((dk * sm_scale).to(k_smem.dtype))
-    v_smem.store(dv.to(v_smem.dtype))
-    fence_async_shared()
-    TMA_STORE(dk_desc, [row_base + key_start, 0], k_smem)
-    TMA_STORE(dv_desc, [row_base + key_start, 0], v_smem)
-    tma.store_wait(0)
-
-
-@gluon.jit
-def gluon_backward_kernel(
-    q_desc, k_desc, v_desc, do_desc, dq_desc, dk_desc, dv_desc, L, Delta, N, qk_scale, sm_scale,
-    BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, NUM_STAGES: gl.constexpr,
-    CONSUMERS: gl.constexpr, CONSUMER_REGISTERS: gl.constexpr, PRODUCER_REGISTERS: gl.constexpr,
-):  # fmt: skip
-    """Causal dK and dV of one key tile of one (batch x head) row, and its dQ contributions added into a float32
-    dQ: key tiles with the most query tiles first (program 0). One producer warp streams Q and dO for 1 or 2
-    consumer partitions, each its own ``BLOCK_N / CONSUMERS`` keys (the K/V/dK/dV descriptors' block), its own dS
-    and dQ buffers and its own dQ reductions. ``L`` natural-log, ``Delta`` = rowsum(dO O), both float32
-    ``(rows, N)``; ``qk_scale`` = scale * log2(e)."""
-    KEY_ROWS: gl.constexpr = BLOCK_N // CONSUMERS
-    key_start = gl.program_id(0) * BLOCK_N
-    row_base = gl.program_id(1) * N
-    num_tiles = (N - key_start) // BLOCK_M
-    q_smem = gl.allocate_shared_memory(q_desc.dtype, [NUM_STAGES, BLOCK_M, HEAD_DIM], q_desc.layout)
-    do_smem = gl.allocate_shared_memory(do_desc.dtype, [NUM_STAGES, BLOCK_M, HEAD_DIM], do_desc.layout)
-    k_smem = gl.allocate_shared_memory(k_desc.dtype, [CONSUMERS, KEY_ROWS, HEAD_DIM], k_desc.layout)
-    v_smem = gl.allocate_shared_memory(v_desc.dtype, [CONSUMERS, KEY_ROWS, HEAD_DIM], v_desc.layout)
-    ds_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([KEY_ROWS, BLOCK_M], q_desc.dtype)
-    ds_smem = gl.allocate_shared_memory(q_desc.dtype, [CONSUMERS, KEY_ROWS, BLOCK_M], ds_layout)
-    dq_smem = gl.allocate_shared_memory(dq_desc.dtype, [CONSUMERS, BLOCK_M, HEAD_DIM], dq_desc.layout)
-    kv_ready = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
-    ready = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
-    empty = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
-    mbarrier.init(kv_ready, count=1)
-    for stage in gl.static_range(NUM_STAGES):
-        mbarrier.init(ready.index(stage), count=1)
-        mbarrier.init(empty.index(stage), count=CONSUMERS)  # one elected arrive per consumer partition
-    fence_async_shared()
-    mbarrier.expect(kv_ready, CONSUMERS * (k_desc.block_type.nbytes + v_desc.block_type.nbytes))
-    for part in gl.static_range(CONSUMERS):
-        TMA_LOAD(k_desc, [row_base + key_start + part * KEY_ROWS, 0], kv_ready, k_smem.index(part))
-        TMA_LOAD(v_desc, [row_base + key_start + part * KEY_ROWS, 0], kv_ready, v_smem.index(part))
-    # The argument tuples inline: a tuple assigned to a name turns its constexprs into tensors.
-    if CONSUMERS == 1:
-        gl.warp_specialize(
-            [
-                (
-                    _consumer,
-                    (
-                        dk_desc, dv_desc, dq_desc, L, Delta, q_smem, do_smem, k_smem.index(0), v_smem.index(0),
-                        ds_smem.index(0), dq_smem.index(0), kv_ready, ready, empty, row_base, key_start, key_start,
-                        num_tiles, qk_scale, sm_scale, BLOCK_M, KEY_ROWS, HEAD_DIM, NUM_STAGES,
-                    ),
-                ),
-                (
-                    _producer,
-                    (
-                        q_desc, do_desc, q_smem, do_smem, ready, empty, row_base, key_start, num_tiles, BLOCK_M,
-                        NUM_STAGES,
-                    ),
-                ),
-            ],
-            [1],
-            [PRODUCER_REGISTERS],
-        )  # fmt: skip
-    else:
-        gl.static_assert(CONSUMERS == 2, "1 or 2 consumer partitions")
-        gl.warp_specialize(
-            [
-                (
-                    _consumer,
-                    (
-                        dk_desc, dv_desc, dq_desc, L, Delta, q_smem, do_smem, k_smem.index(0), v_smem.index(0),
-                        ds_smem.index(0), dq_smem.index(0), kv_ready, ready, empty, row_base, key_start, key_start,
-                        num_tiles, qk_scale, sm_scale, BLOCK_M, KEY_ROWS, HEAD_DIM, NUM_STAGES,
-                    ),
-                ),
-                (
-                    _consumer,
-                    (
-                        dk_desc, dv_desc, dq_desc, L, Delta, q_smem, do_smem, k_smem.index(1), v_smem.index(1),
-                        ds_smem.index(1), dq_smem.index(1), kv_ready, ready, empty, row_base, key_start,
-                        key_start + KEY_ROWS, num_tiles, qk_scale, sm_scale, BLOCK_M, KEY_ROWS, HEAD_DIM, NUM_STAGES,
-                    ),
-                ),
-                (
-                    _producer,
-                    (
-                        q_desc, do_desc, q_smem, do_smem, ready, empty, row_base, key_start, num_tiles, BLOCK_M,
-                        NUM_STAGES,
-                    ),
-                ),
-            ],
-            [4, 1],
-            [CONSUMER_REGISTERS, PRODUCER_REGISTERS],
-        )  # fmt: skip
-
-
-def shared_layouts(variant: BackwardVariant, dtype: gl.dtype) -> dict[str, gl.NVMMASharedLayout]:
-    """The swizzled layouts of the Q/dO, K/V/dK/dV and float32 dQ tiles, which descriptors and buffers share."""
-    return {
-        "q": gl.NVMMASharedLayout.get_default_for([variant.block_m, HEAD_DIM], dtype),
-        "kv": gl.NVMMASharedLayout.get_default_for([variant.key_rows, HEAD_DIM], dtype),
-        "dq": gl.NVMMASharedLayout.get_default_for([variant.block_m, HEAD_DIM], gl.float32),
-    }
-
-
-def compile_variant(variant: BackwardVariant, arch: int, dtype: str = "bf16"):
+def compile_variant(variant, arch: int, dtype: str = "bf16"):
     """The kernel compiled for ``arch`` from its signature alone (no tensors, no GPU)."""
     from triton.backends.compiler import GPUTarget
+    from triton.experimental.gluon import language as gl
     from triton.experimental.gluon._runtime import GluonASTSource
 
-    layouts = shared_layouts(variant, {"bf16": gl.bfloat16, "fp16": gl.float16}[dtype])
+    layouts = variant.shared_layouts({"bf16": gl.bfloat16, "fp16": gl.float16}[dtype])
     q_type = f"tensordesc<{dtype}[{variant.block_m}, {HEAD_DIM}],{layouts['q']!r}>"
     kv_type = f"tensordesc<{dtype}[{variant.key_rows}, {HEAD_DIM}],{layouts['kv']!r}>"
     dq_type = f"tensordesc<fp32[{variant.block_m}, {HEAD_DIM}],{layouts['dq']!r}>"
     constexprs = variant.kernel_constexprs()
     signature = {"q_desc": q_type, "k_desc": kv_type, "v_desc": kv_type, "do_desc": q_type, "dq_desc": dq_type}
-    signature |= {"dk_desc": kv_type, "dv_desc": kv_type, "L": "*fp32", "Delta": "*fp32", "N": "i32"}
-    signature |= {"qk_scale": "fp32", "sm_scale": "fp32"} | dict.fromkeys(constexprs, "constexpr")
-    source = GluonASTSource(fn=gluon_backward_kernel, signature=signature, constexprs=constexprs)
+    signature |= {"dk_desc": kv_type, "dv_desc": kv_type, "L": "*fp32", "Delta": "*fp32", "N": "i32", "H": "i32"}
+    signature |= {"qk_scale": "fp32", "sm_scale": "fp32"}
+    signature |= {f"stride_{t}{dim}": "i64" for t in ("q", "k", "v", "do", "dk", "dv") for dim in ("b", "h", "n")}
+    signature |= dict.fromkeys(constexprs, "constexpr")
+    source = GluonASTSource(fn=GLUON.gluon_backward_kernel, signature=signature, constexprs=constexprs)
     return triton.compile(source, target=GPUTarget("cuda", arch, 32), options=variant.launch_options())
 
 
@@ -469,48 +189,21 @@ def compile_all(config: ProbeConfig) -> list[dict]:
     return rows
 
 
-def launch_gluon_backward(
-    q: Float[Tensor, "batch heads n d"],
-    k: Float[Tensor, "batch heads n d"],
-    v: Float[Tensor, "batch heads n d"],
-    do: Float[Tensor, "batch heads n d"],
-    lse: Float[Tensor, "batch heads n"],
-    delta: Float[Tensor, "batch heads n"],
-    dq32: Float[Tensor, "batch heads n d"],
-    dk: Float[Tensor, "batch heads n d"],
-    dv: Float[Tensor, "batch heads n d"],
-    variant: BackwardVariant,
-) -> None:
-    """The kernel alone: dK, dV written, dQ (times scale) added into the zeroed float32 ``dq32``."""
-    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
-
-    n, head_dim = q.shape[-2:]
-    rows = q.numel() // (n * head_dim)
-    tensors = (q, k, v, do, lse, delta, dq32, dk, dv)
-    if head_dim != HEAD_DIM or n % variant.block_n or not all(t.is_contiguous() for t in tensors):
-        raise ValueError(f"contiguous inputs, d = {HEAD_DIM}, n a multiple of BLOCK_N; got {tuple(q.shape)}")
-    layouts = shared_layouts(variant, FORWARD_PROBE.GLUON.DTYPES[str(q.dtype)])
-
-    def descriptor(tensor: Tensor, block_rows: int, layout: gl.NVMMASharedLayout) -> TensorDescriptor:
-        view = tensor.view(rows * n, head_dim)
-        return TensorDescriptor(view, [rows * n, head_dim], [head_dim, 1], [block_rows, head_dim], layout)
-
-    m_desc = functools.partial(descriptor, block_rows=variant.block_m, layout=layouts["q"])
-    n_desc = functools.partial(descriptor, block_rows=variant.key_rows, layout=layouts["kv"])
-    gluon_backward_kernel[(n // variant.block_n, rows)](
-        m_desc(q), n_desc(k), n_desc(v), m_desc(do), descriptor(dq32, variant.block_m, layouts["dq"]), n_desc(dk),
-        n_desc(dv), lse, delta, n, head_dim**-0.5 * LOG2_E, head_dim**-0.5, **variant.kernel_constexprs(),
-        **variant.launch_options(),
-    )  # fmt: skip
+def launch_kernel(q, k, v, do, lse, delta, dq32, dk, dv, variant) -> None:
+    """The library's kernel alone (dK, dV written, dQ added into the zeroed float32 ``dq32``); raises where its
+    launcher refuses the tensors."""
+    refusal = GLUON.launch_gluon_backward(q, k, v, do, lse, delta, dq32, dk, dv, variant)
+    if refusal is not None:
+        raise ValueError(f"the Gluon backward refused these tensors: {refusal}")
 
 
-def whole_backward(q, k, v, out, do, lse, dq, dk, dv, variant: BackwardVariant) -> None:
+def whole_backward(q, k, v, out, do, lse, dq, dk, dv, variant) -> None:
     """D = rowsum(dO O), a zeroed float32 dQ, the kernel, and dQ cast into ``dq``: the backward as a caller sees it."""
     import torch
 
     delta = (do.float() * out.float()).sum(-1)
     dq32 = torch.zeros(q.shape, dtype=torch.float32, device=q.device)
-    launch_gluon_backward(q, k, v, do, lse, delta, dq32, dk, dv, variant)
+    launch_kernel(q, k, v, do, lse, delta, dq32, dk, dv, variant)
     dq.copy_(dq32)
 
 
@@ -595,7 +288,7 @@ def probe(config: ProbeConfig) -> list[dict]:
         row = {"kernel": "Gluon backward", **variant_columns(variant)}
         try:
             row.update(check(small, functools.partial(whole_backward, variant=variant), warps_probe))
-            kernel = functools.partial(launch_gluon_backward, q, k, v, do, lse, delta, dq32, dk, dv, variant)
+            kernel = functools.partial(launch_kernel, q, k, v, do, lse, delta, dq32, dk, dv, variant)
             row.update({f"kernel_{key}": value for key, value in warps_probe.timed(kernel, flops, config).items()})
             whole = functools.partial(whole_backward, q, k, v, out, do, lse, dq, dk, dv, variant)
             row.update(warps_probe.timed(whole, flops, config))

@@ -51,20 +51,26 @@ SUPPORTED = {
 """A case the Gluon forward takes (a ragged length: the last query tile is stored by masked stores)."""
 
 
-@pytest.mark.parametrize(("value", "expected"), [(None, False), ("none", False), ("forward", True)])
-def test_the_switch_is_read_from_the_environment(monkeypatch, value, expected):
+@pytest.mark.parametrize(
+    ("value", "forward", "backward"),
+    [(None, False, False), ("none", False, False), ("forward", True, False), ("backward", False, True),
+     ("both", True, True)],
+)  # fmt: skip
+def test_the_switch_is_read_from_the_environment(monkeypatch, value, forward, backward):
     if value is None:
         monkeypatch.delenv(triton_function.GLUON_ENV, raising=False)
     else:
         monkeypatch.setenv(triton_function.GLUON_ENV, value)
-    assert triton_function._autotuned_gluon() is expected
-    monkeypatch.setattr(triton_function, "AUTOTUNED_GLUON", expected)
+    assert triton_function._autotuned_gluon() is forward
+    assert triton_function._autotuned_gluon_backward() is backward
+    monkeypatch.setattr(triton_function, "AUTOTUNED_GLUON", forward)
+    monkeypatch.setattr(triton_function, "AUTOTUNED_GLUON_BACKWARD", backward)
     assert triton_function.autotuned_gluon_name() == (value or "none")
 
 
 def test_a_bad_switch_value_is_a_clear_error(monkeypatch):
-    monkeypatch.setenv("CS336_FLASH_GLUON", "both")
-    with pytest.raises(ValueError, match="CS336_FLASH_GLUON must be one of none, forward; got 'both'"):
+    monkeypatch.setenv("CS336_FLASH_GLUON", "all")
+    with pytest.raises(ValueError, match="CS336_FLASH_GLUON must be one of none, forward, backward, both; got 'all'"):
         triton_function._autotuned_gluon()
 
 

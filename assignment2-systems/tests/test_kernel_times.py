@@ -21,6 +21,7 @@ GEMM = "nvjet_sm90_tst_256x128_64x4_1x2_h_bz_coopA_NNT"
         ("flash_bwd_kernel", True),
         ("flash_bwd_atomic_dq_kernel", True),
         ("gluon_forward_kernel", True),
+        ("gluon_backward_kernel", True),
         (CUDNN, True),
         (PYTORCH_FLASH, True),
         (GEMM, False),

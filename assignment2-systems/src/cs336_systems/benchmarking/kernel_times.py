@@ -22,7 +22,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from cs336_systems.benchmarking.sdpa_backend import classify_kernel
 
-OUR_KERNELS = re.compile(r"^(flash_(fwd|bwd)\w*|gluon_forward)_kernel$")
+OUR_KERNELS = re.compile(r"^(flash_(fwd|bwd)\w*|gluon_(forward|backward))_kernel$")
 """Names of our attention kernels as a profile reports them (``cs336_systems.flash_attention``)."""
 
 

@@ -84,6 +84,18 @@ def nvtx_annotator(enabled: bool) -> Callable[[str], AbstractContextManager]:
     return lambda name: nullcontext()
 
 
+def with_profiler_ranges(annotate: Callable[[str], AbstractContextManager]) -> Callable[[str], AbstractContextManager]:
+    """``annotate``'s ranges, each also a ``torch.profiler.record_function`` range of the same name, so a
+    torch.profiler trace (:mod:`kernel_profile`) can attribute kernels to them as nsys does to the NVTX ones."""
+
+    @contextmanager
+    def both(name: str) -> Iterator[None]:
+        with annotate(name), torch.profiler.record_function(name):
+            yield
+
+    return both
+
+
 def annotate_blocks(
     model: TransformerLM,
     push: Callable[[str], object] = torch.cuda.nvtx.range_push,
@@ -129,17 +141,20 @@ def _released(device: torch.device) -> Iterator[None]:
 
 
 def _step_phases(
-    config: ModelBenchmarkConfig, device: torch.device, label_memory: bool = False
+    config: ModelBenchmarkConfig, device: torch.device, label_memory: bool = False, profiler_ranges: bool = False
 ) -> list[tuple[str, Callable[[], object]]]:
     """Model, random batch and optimizer, and the phase callables of one step for ``config.mode``; with
-    ``label_memory`` the allocations of each block's forward and backward carry its label."""
+    ``label_memory`` the allocations of each block's forward and backward carry its label, and with
+    ``profiler_ranges`` the naive attention's stages are torch.profiler ranges as well as NVTX ones (only when
+    profiling: they would add host work to every timed step)."""
     model = TransformerLM(config.model, device=device)
     if config.nvtx and device.type == "cuda" and not config.compile:  # hooks would split the compiled graph
         annotate_blocks(model)
     if label_memory:
         label_block_allocations(model)
     if config.attention == "naive":
-        use_naive_attention(model, nvtx_annotator(config.nvtx))
+        annotate = nvtx_annotator(config.nvtx)
+        use_naive_attention(model, with_profiler_ranges(annotate) if profiler_ranges else annotate)
     forward_model = torch.compile(model) if config.compile else model
     shape = (config.batch_size, config.context_length)
     inputs = torch.randint(0, model.config.vocab_size, shape, device=device)
@@ -170,6 +185,15 @@ def _step_phases(
         return [("forward", inference)]
     calls = {"forward": forward, "backward": backward, "optimizer_step": optimizer_step}
     return [(name, calls[name]) for name in PHASES[config.mode]]
+
+
+def warm_up(phases: list[tuple[str, Callable[[], object]]], steps: int, device: torch.device) -> None:
+    """Run ``steps`` whole untimed steps and wait for the device: the first steps allocate AdamW's moments, pick
+    cuBLAS algorithms and fill the caching allocator, none of which a steady-state step does."""
+    for _ in range(steps):
+        for _, run in phases:
+            run()
+    _synchronizer(device)()
 
 
 def benchmark_model(config: ModelBenchmarkConfig) -> dict:
@@ -223,10 +247,7 @@ def profile_memory(
     with _released(device):
         try:
             phases = _step_phases(config, device, label_memory=label)
-            for _ in range(config.warmup):
-                for _, run in phases:
-                    run()
-            torch.cuda.synchronize()
+            warm_up(phases, config.warmup, device)
             torch.cuda.reset_peak_memory_stats()
             baseline = torch.cuda.memory_allocated()
             if record_snapshot:

@@ -17,6 +17,9 @@ from einops import rearrange
 from jaxtyping import Float
 from torch import Tensor
 
+STAGES = ("computing attention scores", "computing softmax", "final matmul")
+"""The names of the three ranges, in order: QKᵀ with scaling and the causal mask, softmax, and the weighted sum."""
+
 
 def annotated_causal_attention(
     q: Float[Tensor, "... queries d"],
@@ -25,14 +28,15 @@ def annotated_causal_attention(
     annotate: Callable[[str], AbstractContextManager],
 ) -> Float[Tensor, "... queries d"]:
     """softmax(causal(QKᵀ/√d)) V, materialising the score matrix, one named range per stage."""
-    with annotate("computing attention scores"):
+    scores_stage, softmax_stage, matmul_stage = STAGES
+    with annotate(scores_stage):
         scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
         n_queries, n_keys = scores.shape[-2:]
         future = torch.ones(n_queries, n_keys, dtype=torch.bool, device=q.device).triu(n_keys - n_queries + 1)
         scores = scores.masked_fill(future, float("-inf"))
-    with annotate("computing softmax"):
+    with annotate(softmax_stage):
         probs = softmax(scores, dim=-1)
-    with annotate("final matmul"):
+    with annotate(matmul_stage):
         return probs @ v
 
 

@@ -23,13 +23,16 @@ view. O comes back in Q's shape and L, contiguous float32, in Q's shape without 
 
 ``CS336_FLASH_TMA`` (``none``, ``forward``, ``backward`` or ``both``, read at import) has both paths launch the named
 kernels with their tiles moved through tensor descriptors (Hopper or newer; a clear error elsewhere), as pinned
-configs do with ``tma=True``. ``CS336_FLASH_GLUON`` (``none``, the default, or ``forward``; read at import) has the
-eager forward (and :func:`launch_forward` without a pinned config) launch the hand warp-specialised Gluon kernel
-(:mod:`~cs336_systems.flash_attention.gluon_forward`) where it applies (Hopper, 16-bit, causal, d = 64,
-:func:`_gluon_forward_for`; Q, K, V and O in layouts its descriptors move, the model's among them, checked per call),
-the Triton forward elsewhere; ``none`` keeps the Triton forward everywhere. The ``torch.compile`` op keeps the Triton
-forward: Inductor wraps only Triton kernels whose descriptors it can rebuild (``TensorDescriptor.from_tensor``), and a
-Gluon kernel's descriptors carry shared-memory layouts it knows nothing of.
+configs do with ``tma=True``. ``CS336_FLASH_GLUON`` (``none``, the default, ``forward``, ``backward`` or ``both``;
+read at import) puts the hand warp-specialised Gluon kernels where they apply (Hopper, 16-bit, causal, d = 64; the
+tensors in layouts their descriptors move, the model's among them, checked per call), the Triton kernels elsewhere:
+``forward`` has the eager forward (and :func:`launch_forward` without a pinned config) launch
+:mod:`~cs336_systems.flash_attention.gluon_forward` (:func:`_gluon_forward_for`); ``backward`` has the eager backward
+and, under ``torch.compile``, the opaque op ``cs336_systems::gluon_attention_backward`` launch
+:mod:`~cs336_systems.flash_attention.gluon_backward` (:func:`_gluon_backward_for`: lengths a multiple of 64 too).
+The ``torch.compile`` forward op keeps the Triton forward, and the compiled backward takes the Gluon kernel only
+through that opaque op: Inductor wraps only Triton kernels whose descriptors it can rebuild
+(``TensorDescriptor.from_tensor``), and a Gluon kernel's descriptors carry shared-memory layouts it knows nothing of.
 """
 
 import importlib
@@ -91,26 +94,40 @@ def autotuned_tma_name() -> str:
 
 
 GLUON_ENV = "CS336_FLASH_GLUON"
-GLUON_CHOICES = ("none", "forward")
+GLUON_CHOICES = {"none": (False, False), "forward": (True, False), "backward": (False, True), "both": (True, True)}
+
+
+def _gluon_switch() -> tuple[bool, bool]:
+    """(forward, backward) from ``CS336_FLASH_GLUON`` at import (``none`` by default)."""
+    text = os.environ.get(GLUON_ENV, "none")
+    if text not in GLUON_CHOICES:
+        raise ValueError(f"{GLUON_ENV} must be one of {', '.join(GLUON_CHOICES)}; got {text!r}")
+    return GLUON_CHOICES[text]
 
 
 def _autotuned_gluon() -> bool:
     """Whether the autotuned forward (eager, and the launchers without a pinned config) is the Gluon kernel where it
-    applies, from ``CS336_FLASH_GLUON`` at import (``none`` by default). Opt-in: on an H200 it is faster than the
-    Triton forward at 2048-16384 tokens (batch 16 x 16 heads), but 14 % slower in the ``small`` model's training step
-    at 1024 (batch 16 x 12 heads, 103 against 90 µs a call), where training is timed (sixteenth run)."""
-    text = os.environ.get(GLUON_ENV, "none")
-    if text not in GLUON_CHOICES:
-        raise ValueError(f"{GLUON_ENV} must be one of {', '.join(GLUON_CHOICES)}; got {text!r}")
-    return text == "forward"
+    applies. Opt-in: on an H200 it is faster than the Triton forward at 2048-16384 tokens (batch 16 x 16 heads), but
+    14 % slower in the ``small`` model's training step at 1024 (batch 16 x 12 heads, 103 against 90 µs a call), where
+    training is timed (sixteenth run)."""
+    return _gluon_switch()[0]
+
+
+def _autotuned_gluon_backward() -> bool:
+    """Whether the backward without a pinned config (eager, and under ``torch.compile``) is the Gluon kernel where it
+    applies. Opt-in until the training timings say otherwise (eighteenth run: 0.674 against 0.762 ms for the Triton
+    backward's kernel at batch 4 x 12 heads, n = 4096)."""
+    return _gluon_switch()[1]
 
 
 AUTOTUNED_GLUON = _autotuned_gluon()
+AUTOTUNED_GLUON_BACKWARD = _autotuned_gluon_backward()
 
 
 def autotuned_gluon_name() -> str:
     """The ``CS336_FLASH_GLUON`` value in force (``none`` when unset), for benchmarks to record with their timings."""
-    return GLUON_CHOICES[AUTOTUNED_GLUON]
+    switch = (AUTOTUNED_GLUON, AUTOTUNED_GLUON_BACKWARD)
+    return next(name for name, value in GLUON_CHOICES.items() if value == switch)
 
 
 def _kernels() -> ModuleType:
@@ -120,8 +137,28 @@ def _kernels() -> ModuleType:
 
 
 def _gluon() -> ModuleType:
-    """The Gluon forward, imported on first use: only ``CS336_FLASH_GLUON=forward`` needs it."""
+    """The Gluon forward, imported on first use: only ``CS336_FLASH_GLUON`` needs it."""
     return importlib.import_module("cs336_systems.flash_attention.gluon_forward")
+
+
+def _gluon_backward_module() -> ModuleType:
+    """The Gluon backward, imported on first use."""
+    return importlib.import_module("cs336_systems.flash_attention.gluon_backward")
+
+
+def _gluon_backward_for(q4: Tensor, k4: Tensor, v4: Tensor, is_causal: bool) -> bool:
+    """Whether the Gluon backward takes a plan of these ``(batch, heads, n, d)`` inputs: ``CS336_FLASH_GLUON`` asks
+    for it and :func:`~cs336_systems.flash_attention.gluon_backward.gluon_backward_refusal` accepts the case. Each
+    call still checks the layouts (:meth:`_Plan.run_backward`)."""
+    if not AUTOTUNED_GLUON_BACKWARD:
+        return False
+    capability = torch.cuda.get_device_capability(q4.device) if q4.device.type == "cuda" else None
+    rows, n_heads, n_queries, head_dim = q4.shape
+    dtypes = tuple(str(t.dtype) for t in (q4, k4, v4))
+    refusal = _gluon_backward_module().gluon_backward_refusal(
+        capability, dtypes, is_causal, head_dim, n_queries, k4.shape[2], rows * n_heads
+    )
+    return refusal is None
 
 
 def _gluon_forward_for(
@@ -344,9 +381,11 @@ class _Plan:
         backward_config: BackwardConfig | None = None,
         passes: tuple[bool, bool] = (True, True),
         gluon: "GluonForwardLaunch | None" = None,
+        gluon_backward: bool = False,
     ):
         kernels = _kernels()
         self.gluon = gluon
+        self.gluon_backward = gluon_backward
         self.scalars = _scalars(n_heads, n_queries, n_keys)
         common = {"HEAD_DIM": head_dim, "IS_CAUSAL": is_causal}
         self.forward_tma = AUTOTUNED_TMA[0] if forward_config is None else forward_config.tma
@@ -392,8 +431,11 @@ class _Plan:
         self.forward(q, k, v, out, lse, *strides, *self.scalars)
 
     def run_backward(self, q, k, v, out, grad_out, lse, dq, dk, dv) -> None:
-        """D = rowsum(O ∘ dO) into a fresh buffer, then dQ, dK, dV; with atomic dQ, dQ is summed in a zeroed float32
-        buffer and copied into ``dq``."""
+        """D = rowsum(O ∘ dO) into a fresh buffer, then dQ, dK, dV; with atomic dQ (and the Gluon backward), dQ is
+        summed in a zeroed float32 buffer and copied into ``dq``. The Gluon backward runs where the plan has it and
+        its descriptors can move these tensors as they lie, the Triton backward otherwise."""
+        if self.gluon_backward and self._run_gluon_backward(q, k, v, out, grad_out, lse, dq, dk, dv):
+            return
         if self.atomic_dq:
             dq_sum = torch.zeros(dq.shape, dtype=torch.float32, device=dq.device)
             self._run_backward(q, k, v, out, grad_out, lse, dq_sum, dk, dv)
@@ -401,13 +443,31 @@ class _Plan:
         else:
             self._run_backward(q, k, v, out, grad_out, lse, dq, dk, dv)
 
+    def _run_gluon_backward(self, q, k, v, out, grad_out, lse, dq, dk, dv) -> bool:
+        """The Gluon backward's launch (D first, into a zeroed float32 dQ); False, launching nothing, where its
+        descriptors cannot move these tensors."""
+        gluon = _gluon_backward_module()
+        if gluon.gluon_forward.gluon_layout_refusal(q, k, v, grad_out, dk, dv) is not None:
+            return False
+        delta = self._delta(out, grad_out, lse)
+        dq_sum = torch.zeros(dq.shape, dtype=torch.float32, device=dq.device)
+        refusal = gluon.launch_gluon_backward(q, k, v, grad_out, lse, delta, dq_sum, dk, dv)
+        if refusal is not None:
+            raise RuntimeError(f"the Gluon backward refused tensors its layout check accepted: {refusal}")
+        dq.copy_(dq_sum)
+        return True
+
+    def _delta(self, out: Tensor, grad_out: Tensor, lse: Tensor) -> Tensor:
+        """D = rowsum(O ∘ dO), float32, in L's shape."""
+        delta = torch.empty_like(lse)
+        self.preprocess(out, grad_out, delta, *_row_strides(out), *_row_strides(grad_out), *self.scalars[:2])
+        return delta
+
     def _run_backward(self, q, k, v, out, grad_out, lse, dq, dk, dv) -> None:
         if self.backward_tma:
             _prepare_tma(q, k, v, grad_out, dq, dk, dv)
-        delta = torch.empty_like(lse)
-        out_strides, grad_out_strides = _row_strides(out), _row_strides(grad_out)
-        self.preprocess(out, grad_out, delta, *out_strides, *grad_out_strides, *self.scalars[:2])
-        strides = (*_row_strides(q), *_row_strides(k), *_row_strides(v), *grad_out_strides)
+        delta = self._delta(out, grad_out, lse)
+        strides = (*_row_strides(q), *_row_strides(k), *_row_strides(v), *_row_strides(grad_out))
         strides += (*_row_strides(dq), *_row_strides(dk), *_row_strides(dv))
         self.backward(q, k, v, grad_out, lse, delta, dq, dk, dv, *strides, *self.scalars)
 
@@ -420,7 +480,10 @@ class _EagerPlan(_Plan):
         q4, k4, v4 = _as_heads(q), _as_heads(k), _as_heads(v)
         rows, n_heads, n_queries, head_dim = q4.shape
         gluon = _gluon_forward_for(q4, k4, v4, is_causal, None)
-        super().__init__(rows * n_heads, n_heads, n_queries, k.shape[-2], head_dim, is_causal, gluon=gluon)
+        super().__init__(
+            rows * n_heads, n_heads, n_queries, k.shape[-2], head_dim, is_causal, gluon=gluon,
+            gluon_backward=_gluon_backward_for(q4, k4, v4, is_causal),
+        )  # fmt: skip
         self.lse_size = tuple(q.shape[:-1])
         self.device = q.device
 
@@ -626,6 +689,22 @@ def flash_attention_backward(
     return dq.view(q.shape), dk.view(k.shape), dv.view(v.shape)
 
 
+@torch.library.custom_op("cs336_systems::gluon_attention_backward", mutates_args=())
+def gluon_attention_backward(
+    q: Tensor, k: Tensor, v: Tensor, o: Tensor, lse: Tensor, grad_out: Tensor, is_causal: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The backward for ``torch.compile`` with ``CS336_FLASH_GLUON=backward`` or ``both``: an op Inductor calls as it
+    is (it cannot wrap a Gluon kernel), whose body is the eager backward, so the plan decides on the real tensors
+    whether the Gluon kernel takes them (:func:`_gluon_backward_for`; the Triton backward otherwise). dQ, dK, dV in
+    the inputs' shapes and the layouts :func:`_eager_backward` gives them."""
+    return _eager_backward(_plan(q, k, v, is_causal), q, k, v, o, lse, grad_out)
+
+
+@gluon_attention_backward.register_fake
+def _(q: Tensor, k: Tensor, v: Tensor, o: Tensor, lse: Tensor, grad_out: Tensor, is_causal: bool):
+    return tuple(torch.empty_like(_kernel_input(t)).view(t.shape) for t in (q, k, v))
+
+
 class FlashAttentionTriton(torch.autograd.Function):
     """FlashAttention-2 with Triton forward and backward kernels; ``apply(Q, K, V, is_causal)``.
 
@@ -648,7 +727,9 @@ class FlashAttentionTriton(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dO: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
         Q, K, V, Out, L = ctx.saved_tensors
-        if torch.compiler.is_compiling():
+        if torch.compiler.is_compiling() and AUTOTUNED_GLUON_BACKWARD:
+            dQ, dK, dV = gluon_attention_backward(Q, K, V, Out, L, dO, ctx.is_causal)
+        elif torch.compiler.is_compiling():
             dQ, dK, dV = flash_attention_backward(Q, K, V, Out, L, dO, ctx.is_causal)
         else:
             dQ, dK, dV = _eager_backward(ctx.plan, Q, K, V, Out, L, dO)
