@@ -1,6 +1,7 @@
 """Activation checkpointing trade-off on one GPU: peak memory and training-step time per policy.
 
-For each policy (none, every other block, every block, segments of two blocks) a fresh model of the chosen
+For each policy (none, every other block, every block, segments of two blocks, and each block's attention and
+feed-forward under their own checkpoints, the next smaller size) a fresh model of the chosen
 size (default ``2.7B``, which is the 2026 handout's xl: d_model 2560, 32 layers) trains on a random batch
 (default 4 × 2048, the handout's gradient_checkpointing setting) under bf16 autocast with our AdamW. Reported:
 peak allocated memory over the timed steps (weights, gradients and AdamW state included), the peak of one
@@ -33,8 +34,8 @@ from typing import Literal
 from cs336_basics.model_sizes import MODEL_SIZES
 from cs336_basics.toolkit.cli import parse_config
 
-POLICIES = {"none": None, "every_other": (2, 1), "every": (1, 1), "two_block_segments": (1, 2)}
-"""Policy -> (every, segment) for :func:`checkpoint_blocks`."""
+POLICIES = {"none": None, "every_other": (2, 1), "every": (1, 1), "two_block_segments": (1, 2), "sublayers": None}
+"""Policy -> (every, segment) for :func:`checkpoint_blocks`; ``sublayers`` is :func:`checkpoint_sublayers`."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class CheckpointingConfig:
     context_length: int = field(default=2048, metadata={"help": "tokens per sequence"})
     batch_size: int = field(default=4, metadata={"help": "sequences per step"})
     precision: Literal["fp32", "bf16"] = field(default="bf16", metadata={"help": "bf16: autocast"})
-    policies: list[Literal["none", "every_other", "every", "two_block_segments"]] = field(
+    policies: list[Literal["none", "every_other", "every", "two_block_segments", "sublayers"]] = field(
         default_factory=lambda: list(POLICIES), metadata={"help": "which blocks recompute their activations"}
     )
     warmup: int = field(default=2, metadata={"help": "untimed steps (AdamW allocates its state)"})
@@ -72,7 +73,11 @@ from cs336_basics.nn_utils import cross_entropy  # noqa: E402
 from cs336_basics.optimizer import AdamW  # noqa: E402
 from cs336_basics.toolkit.atomic import write_json_atomic, write_text_atomic  # noqa: E402
 from cs336_basics.toolkit.tables import records_table  # noqa: E402
-from cs336_systems.activation_checkpointing import checkpoint_blocks, saved_activation_bytes  # noqa: E402
+from cs336_systems.activation_checkpointing import (  # noqa: E402
+    checkpoint_blocks,
+    checkpoint_sublayers,
+    saved_activation_bytes,
+)
 from cs336_systems.benchmarking import TimingStats, time_repeated  # noqa: E402
 from cs336_systems.benchmarking.model_benchmark import is_out_of_memory  # noqa: E402
 
@@ -99,7 +104,9 @@ def measure(config: CheckpointingConfig, policy: str) -> dict:
 
 def _train_and_meter(config: CheckpointingConfig, policy: str) -> dict:
     model = TransformerLM(model_config(config.size, context_length=config.context_length), device=config.device)
-    if POLICIES[policy] is not None:
+    if policy == "sublayers":
+        checkpoint_sublayers(model.layers)
+    elif POLICIES[policy] is not None:
         checkpoint_blocks(model.layers, *POLICIES[policy])
     optimizer = AdamW(model.parameters(), lr=1e-4)
     shape = (config.batch_size, config.context_length)

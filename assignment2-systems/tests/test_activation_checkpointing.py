@@ -8,7 +8,7 @@ import torch
 from cs336_basics.model import TransformerLM
 from cs336_basics.model_config import ModelConfig
 from cs336_basics.nn_utils import cross_entropy
-from cs336_systems.activation_checkpointing import checkpoint_blocks, saved_activation_bytes
+from cs336_systems.activation_checkpointing import checkpoint_blocks, checkpoint_sublayers, saved_activation_bytes
 
 BATCH, SEQ, D_MODEL, LAYERS = 2, 16, 32, 4
 
@@ -107,3 +107,26 @@ def test_module_tree_and_inference_are_unchanged(model, batch):
 def test_rejects_bad_policies(model):
     with pytest.raises(ValueError, match="every and segment"):
         checkpoint_blocks(model.layers, every=0)
+
+
+def test_sublayer_checkpoints_keep_gradients_and_save_less_than_none_more_than_blocks(model, batch):
+    """Each block's attention and feed-forward under their own checkpoints: the same gradients, and between no
+    checkpointing and whole blocks in saved bytes (each block still keeps its sub-layers' inputs and its norms')."""
+    sublayers = copy.deepcopy(model)
+    checkpoint_sublayers(sublayers.layers)
+    expected_loss = _loss(model, batch)
+    expected_loss.backward()
+    loss = _loss(sublayers, batch)
+    loss.backward()
+    torch.testing.assert_close(loss, expected_loss, rtol=0, atol=0)
+    reference = dict(model.named_parameters())
+    for name, parameter in sublayers.named_parameters():
+        torch.testing.assert_close(parameter.grad, reference[name].grad, msg=name)
+    none = saved_activation_bytes(lambda: _loss(model, batch))
+    every = saved_activation_bytes(lambda: _loss(_checkpointed(model, 1), batch))
+    assert every < saved_activation_bytes(lambda: _loss(sublayers, batch)) < none
+
+
+def test_a_missing_sublayer_is_a_clear_error(model):
+    with pytest.raises(ValueError, match="no sub-layer module 'mlp'"):
+        checkpoint_sublayers(model.layers, ("attn", "mlp"))

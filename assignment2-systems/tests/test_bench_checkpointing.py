@@ -71,10 +71,11 @@ def test_smoke_run_writes_one_row_per_policy(bench, tmp_path):
     assert {row["status"] for row in rows} == {"ok"}
     saved = {row["policy"]: row["saved_for_backward_MiB"] for row in rows}
     assert saved["every"] < saved["every_other"] < saved["none"]
+    assert saved["every"] < saved["sublayers"] < saved["none"]
     assert "| size | ctx | policy | peak MiB | fwd+bwd peak MiB |" in (tmp_path / "checkpointing.md").read_text()
 
 
-@pytest.mark.parametrize("policy", ["none", "every_other", "every", "two_block_segments"])
+@pytest.mark.parametrize("policy", ["none", "every_other", "every", "two_block_segments", "sublayers"])
 def test_a_policy_frees_its_model_optimizer_and_activations(bench, monkeypatch, policy):
     recorder = _Recorder(bench, monkeypatch)
     row = bench.measure(_config(bench), policy)

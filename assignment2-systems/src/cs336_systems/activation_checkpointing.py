@@ -34,6 +34,20 @@ def _checkpointed(forwards: list[Callable], x: Tensor, *args, **kwargs) -> Tenso
     return checkpoint(_run_segment, forwards, x, *args, use_reentrant=False, **kwargs)
 
 
+def checkpoint_sublayers(layers: nn.ModuleList, names: tuple[str, ...] = ("attn", "ffn")) -> None:
+    """Recompute each block's sub-layers ``names`` (by default its attention and its feed-forward) in backward,
+    each under its own checkpoint: the next smaller checkpoint than a block. A block then keeps each sub-layer's
+    input (the normalised residual stream) and what runs outside them (the norms' inputs, the residual adds)
+    instead of the sub-layers' residuals; the peak in backward is one sub-layer's recomputed residuals, not a whole
+    block's."""
+    for block in layers:
+        for name in names:
+            sublayer = getattr(block, name, None)
+            if not isinstance(sublayer, nn.Module):
+                raise ValueError(f"block {type(block).__name__} has no sub-layer module {name!r}")
+            sublayer.forward = functools.partial(_checkpointed, [sublayer.forward])
+
+
 def checkpoint_blocks(layers: nn.ModuleList, every: int = 1, segment: int = 1) -> list[int]:
     """Recompute blocks of ``layers`` (e.g. ``TransformerLM.layers``) in backward instead of keeping their
     activations; returns the indices of the blocks that start a checkpointed segment.
