@@ -73,18 +73,10 @@ def load_gluon_backward() -> ModuleType:
 
 
 def parse_variant(text: str, producer_registers: int):
-    """``BLOCK_M,BLOCK_N,NUM_STAGES,mode,warps,maxnreg`` as the library's ``GluonBackwardConfig``, which checks the
-    values."""
+    """A variant as the library's ``GluonBackwardConfig`` (parsed as the forward probe parses its own)."""
     gluon = load_gluon_backward()
-    parts = text.split(",")
-    numbers = parts[:3] + parts[4:]
-    if len(parts) != 6 or not all(p.isdigit() and int(p) > 0 for p in numbers):
-        raise ValueError(f"variant {text!r}: expected BLOCK_M,BLOCK_N,NUM_STAGES,{'|'.join(gluon.MODES)},warps,maxnreg")
-    block_m, block_n, stages, warps, maxnreg = (int(p) for p in numbers)
-    try:
-        return gluon.GluonBackwardConfig(block_m, block_n, stages, parts[3], warps, maxnreg, producer_registers)
-    except ValueError as error:
-        raise ValueError(f"variant {text!r}: {error}") from None
+    forward_probe = load_entry_point_module(BENCHMARKS / "probe_gluon_forward.py")
+    return forward_probe.parse_config_text(text, producer_registers, gluon.GluonBackwardConfig, gluon.MODES)
 
 
 def variant_columns(variant) -> dict:

@@ -97,19 +97,24 @@ def load_gluon_forward() -> ModuleType:
     return load_entry_point_module(GLUON_FORWARD_PATH)
 
 
-def parse_variant(text: str, producer_registers: int):
-    """``BLOCK_M,BLOCK_N,NUM_STAGES,mode,warps,maxnreg`` as the library's ``GluonForwardConfig``, which checks the
-    values."""
-    gluon = load_gluon_forward()
+def parse_config_text(text: str, producer_registers: int, config_class: type, modes: tuple[str, ...]):
+    """``BLOCK_M,BLOCK_N,NUM_STAGES,mode,warps,maxnreg`` as ``config_class`` (a library Gluon config, which checks
+    the values), with a clear error naming the variant."""
     parts = text.split(",")
     numbers = parts[:3] + parts[4:]
     if len(parts) != 6 or not all(p.isdigit() and int(p) > 0 for p in numbers):
-        raise ValueError(f"variant {text!r}: expected BLOCK_M,BLOCK_N,NUM_STAGES,{'|'.join(gluon.MODES)},warps,maxnreg")
+        raise ValueError(f"variant {text!r}: expected BLOCK_M,BLOCK_N,NUM_STAGES,{'|'.join(modes)},warps,maxnreg")
     block_m, block_n, stages, warps, maxnreg = (int(p) for p in numbers)
     try:
-        return gluon.GluonForwardConfig(block_m, block_n, stages, parts[3], warps, maxnreg, producer_registers)
+        return config_class(block_m, block_n, stages, parts[3], warps, maxnreg, producer_registers)
     except ValueError as error:
         raise ValueError(f"variant {text!r}: {error}") from None
+
+
+def parse_variant(text: str, producer_registers: int):
+    """A variant as the library's ``GluonForwardConfig``."""
+    gluon = load_gluon_forward()
+    return parse_config_text(text, producer_registers, gluon.GluonForwardConfig, gluon.MODES)
 
 
 def variant_columns(variant) -> dict:

@@ -4,6 +4,17 @@ import torch
 from cs336_systems.flash_attention.reference import naive_attention_with_logsumexp
 from torch import Tensor
 
+ON_HOPPER = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9
+"""The Gluon kernels' GPU tests run on Hopper only (wgmma, TMA, setmaxnreg)."""
+GLUON_CASE = {
+    "capability": (9, 0),
+    "dtypes": ("torch.bfloat16",) * 3,
+    "is_causal": True,
+    "head_dim": 64,
+    "rows": 64,
+}
+"""A case both Gluon kernels take, less its lengths (their refusal functions' keyword arguments)."""
+
 
 def relative_error(actual: Tensor, expected: Tensor) -> float:
     """‖actual − expected‖ / ‖expected‖ in float64; NaN never passes a ``<`` comparison."""

@@ -38,9 +38,7 @@ def _checkpointed(model: TransformerLM, every: int, segment: int = 1) -> Transfo
     return copied
 
 
-@pytest.mark.parametrize(("every", "segment"), [(1, 1), (2, 1), (1, 2), (3, 1)])
-def test_gradients_equal_those_without_checkpointing(model, batch, every, segment):
-    checkpointed = _checkpointed(model, every, segment)
+def _assert_same_loss_and_gradients(model: TransformerLM, checkpointed: TransformerLM, batch) -> None:
     expected_loss = _loss(model, batch)
     expected_loss.backward()
     loss = _loss(checkpointed, batch)
@@ -49,6 +47,11 @@ def test_gradients_equal_those_without_checkpointing(model, batch, every, segmen
     reference = dict(model.named_parameters())
     for name, parameter in checkpointed.named_parameters():
         torch.testing.assert_close(parameter.grad, reference[name].grad, msg=name)
+
+
+@pytest.mark.parametrize(("every", "segment"), [(1, 1), (2, 1), (1, 2), (3, 1)])
+def test_gradients_equal_those_without_checkpointing(model, batch, every, segment):
+    _assert_same_loss_and_gradients(model, _checkpointed(model, every, segment), batch)
 
 
 def test_each_checkpointed_segment_keeps_only_its_input(model, batch):
@@ -114,14 +117,7 @@ def test_sublayer_checkpoints_keep_gradients_and_save_less_than_none_more_than_b
     checkpointing and whole blocks in saved bytes (each block still keeps its sub-layers' inputs and its norms')."""
     sublayers = copy.deepcopy(model)
     checkpoint_sublayers(sublayers.layers)
-    expected_loss = _loss(model, batch)
-    expected_loss.backward()
-    loss = _loss(sublayers, batch)
-    loss.backward()
-    torch.testing.assert_close(loss, expected_loss, rtol=0, atol=0)
-    reference = dict(model.named_parameters())
-    for name, parameter in sublayers.named_parameters():
-        torch.testing.assert_close(parameter.grad, reference[name].grad, msg=name)
+    _assert_same_loss_and_gradients(model, sublayers, batch)
     none = saved_activation_bytes(lambda: _loss(model, batch))
     every = saved_activation_bytes(lambda: _loss(_checkpointed(model, 1), batch))
     assert every < saved_activation_bytes(lambda: _loss(sublayers, batch)) < none

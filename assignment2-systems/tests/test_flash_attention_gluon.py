@@ -32,22 +32,13 @@ from cs336_systems.flash_attention.gluon_forward import (
 from cs336_systems.flash_attention.reference import naive_attention_with_logsumexp
 from cs336_systems.flash_attention.triton_function import ForwardConfig
 
-from tests.flash_attention_checks import float64_reference, random_qkv, relative_error
+from tests.flash_attention_checks import GLUON_CASE, ON_HOPPER, float64_reference, random_qkv, relative_error
 
 PACKAGE = Path(__file__).parents[1]
 PROBE = PACKAGE / "benchmarks" / "probe_gluon_forward.py"
-ON_HOPPER = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9
 NEEDS_HOPPER = pytest.mark.skipif(not ON_HOPPER, reason="the Gluon forward runs on a Hopper GPU (wgmma, TMA)")
 BF16 = "torch.bfloat16"
-SUPPORTED = {
-    "capability": (9, 0),
-    "dtypes": (BF16, BF16, BF16),
-    "is_causal": True,
-    "head_dim": 64,
-    "n_queries": 1000,
-    "n_keys": 1000,
-    "rows": 64,
-}
+SUPPORTED = {**GLUON_CASE, "n_queries": 1000, "n_keys": 1000}
 """A case the Gluon forward takes (a ragged length: the last query tile is stored by masked stores)."""
 
 

@@ -22,22 +22,12 @@ if not torch.cuda.is_available():
 from cs336_systems.flash_attention import FlashAttentionTriton, gluon_backward, triton_function
 from cs336_systems.flash_attention.gluon_backward import GluonBackwardConfig, gluon_backward_refusal
 
-from tests.flash_attention_checks import float64_reference, random_qkv, relative_error
+from tests.flash_attention_checks import GLUON_CASE, ON_HOPPER, float64_reference, random_qkv, relative_error
 
 PACKAGE = Path(__file__).parents[1]
 PROBE = PACKAGE / "benchmarks" / "probe_gluon_backward.py"
-ON_HOPPER = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9
 NEEDS_HOPPER = pytest.mark.skipif(not ON_HOPPER, reason="the Gluon backward runs on a Hopper GPU (wgmma, TMA)")
-BF16 = "torch.bfloat16"
-SUPPORTED = {
-    "capability": (9, 0),
-    "dtypes": (BF16, BF16, BF16),
-    "is_causal": True,
-    "head_dim": 64,
-    "n_queries": 1024,
-    "n_keys": 1024,
-    "rows": 64,
-}
+SUPPORTED = {**GLUON_CASE, "n_queries": 1024, "n_keys": 1024}
 
 
 def test_the_gluon_backward_takes_a_supported_case():

@@ -65,7 +65,7 @@ KERNEL_LOG2_E: gl.constexpr = gl.constexpr(LOG2_E)
 
 
 @dataclass(frozen=True)
-class GluonBackwardConfig:
+class GluonBackwardConfig(gluon_forward.WarpSpecializedRegisters):
     """One launch of the Gluon backward: query tile (streamed), key tile (owned), ring stages, mode, consumer warps
     (4 = one warpgroup; 8 = two, sharing the key tile's rows, or each its own half in the ``split_`` modes), the
     registers per thread at launch (``maxnreg``, which sets how many programs share an SM) and the producer warp's
@@ -106,23 +106,12 @@ class GluonBackwardConfig:
         """Keys per consumer partition: the K/V/dK/dV descriptors' block."""
         return self.block_n // self.consumers
 
-    @property
-    def consumer_registers(self) -> int:
-        """Registers per thread of each consumer partition after ``setmaxnreg``, as the forward's config counts
-        them."""
-        warps = self.consumer_warps + 4
-        return min(256, (self.maxnreg * warps - self.producer_registers * 4) // self.consumer_warps // 8 * 8)
-
     def kernel_constexprs(self) -> dict:
         return {
             "BLOCK_M": self.block_m, "BLOCK_N": self.block_n, "HEAD_DIM": HEAD_DIM, "NUM_STAGES": self.stages,
             "CONSUMERS": self.consumers, "CONSUMER_REGISTERS": self.consumer_registers,
             "PRODUCER_REGISTERS": self.producer_registers, "OVERLAP": self.mode.endswith("overlap"),
         }  # fmt: skip
-
-    def launch_options(self) -> dict:
-        """The default partition is the (first) consumer's, so its warps are the kernel's ``num_warps``."""
-        return {"num_warps": self.consumer_warps // self.consumers, "maxnreg": self.maxnreg}
 
     def shared_layouts(self, dtype: gl.dtype) -> dict[str, gl.NVMMASharedLayout]:
         """The swizzled layouts of the Q/dO, K/V/dK/dV and float32 dQ tiles, which descriptors and buffers share."""

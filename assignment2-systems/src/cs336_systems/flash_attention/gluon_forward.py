@@ -72,8 +72,33 @@ def gluon_forward_available() -> bool:
     return TMA_LOAD is not None and TMA_STORE is not None
 
 
+class WarpSpecializedRegisters:
+    """The register split of a warp-specialised Gluon launch, shared by the forward's and the backward's configs
+    (which define ``consumer_warps``, ``consumers``, ``maxnreg`` and ``producer_registers``)."""
+
+    consumer_warps: int
+    maxnreg: int
+    producer_registers: int
+
+    @property
+    def consumers(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def consumer_registers(self) -> int:
+        """Registers per thread of each consumer partition after ``setmaxnreg``: the program's share (``maxnreg`` x
+        its warps, the producer warp padded to a warpgroup) less the producer's, split evenly and rounded down to a
+        multiple of 8, as the compiler does for the default partition."""
+        warps = self.consumer_warps + 4
+        return min(256, (self.maxnreg * warps - self.producer_registers * 4) // self.consumer_warps // 8 * 8)
+
+    def launch_options(self) -> dict:
+        """The default partition is the (first) consumer's, so its warps are the kernel's ``num_warps``."""
+        return {"num_warps": self.consumer_warps // self.consumers, "maxnreg": self.maxnreg}
+
+
 @dataclass(frozen=True)
-class GluonForwardConfig:
+class GluonForwardConfig(WarpSpecializedRegisters):
     """One launch of the Gluon forward: its tiles, mode, consumer warps (4 = one warpgroup; 8 = two, each owning
     part of the query rows in the split modes), the registers per thread at launch (``maxnreg``), which set how many
     programs share an SM, and the producer warp's after ``setmaxnreg``, which hands its spare registers to the
@@ -119,14 +144,6 @@ class GluonForwardConfig:
         """Query rows per consumer partition: the Q and O tiles its descriptors move."""
         return self.block_m // self.consumers
 
-    @property
-    def consumer_registers(self) -> int:
-        """Registers per thread of each consumer partition after ``setmaxnreg``: the program's share (``maxnreg`` x
-        its warps, the producer warp padded to a warpgroup) less the producer's, split evenly and rounded down to a
-        multiple of 8, as the compiler does for the default partition."""
-        warps = self.consumer_warps + 4
-        return min(256, (self.maxnreg * warps - self.producer_registers * 4) // self.consumer_warps // 8 * 8)
-
     def kernel_constexprs(self, head_dim: int, even_n: bool) -> dict:
         """The kernel's constexpr arguments; ``even_n``: the length is a multiple of ``block_m`` (O stored by TMA)."""
         return {
@@ -135,10 +152,6 @@ class GluonForwardConfig:
             "CONSUMER_REGISTERS": self.consumer_registers, "PRODUCER_REGISTERS": self.producer_registers,
             "EVEN_N": even_n,
         }  # fmt: skip
-
-    def launch_options(self) -> dict:
-        """The default partition is the (first) consumer's, so its warps are the kernel's ``num_warps``."""
-        return {"num_warps": self.consumer_warps // self.consumers, "maxnreg": self.maxnreg}
 
     def shared_layouts(self, head_dim: int, dtype: gl.dtype) -> dict[str, gl.NVMMASharedLayout]:
         """The swizzled shared layouts of the Q/O and K/V tiles, which the descriptors and the kernel's buffers
