@@ -5,6 +5,7 @@ import weakref
 
 import pytest
 import torch
+from cs336_basics.layers import Linear
 from cs336_basics.model import TransformerLM
 from cs336_basics.model_config import ModelConfig
 from cs336_basics.nn_utils import cross_entropy
@@ -64,6 +65,16 @@ def test_each_checkpointed_segment_keeps_only_its_input(model, batch):
     }
     assert saved[1] - saved[2] == (LAYERS - LAYERS // 2) * input_bytes
     assert saved[2] - saved[4] == (LAYERS // 2 - 1) * input_bytes
+
+
+def test_the_meter_counts_activations_not_parameters_saved_as_views():
+    """Hand-worked: ``x @ weight.T`` saves ``x`` and the view ``weight.T``; only ``x`` (4 × 3 float32) counts,
+    and ``relu`` adds its output (4 × 5 float32). The parameter's storage, 5 × 3 floats, is resident anyway."""
+    torch.manual_seed(0)
+    linear = Linear(3, 5)
+    x = torch.randn(4, 3, requires_grad=True)  # as every activation inside a model: then ``weight.T`` is saved too
+    assert saved_activation_bytes(lambda: linear(x)) == 4 * 3 * 4
+    assert saved_activation_bytes(lambda: torch.relu(linear(x))) == (4 * 3 + 4 * 5) * 4
 
 
 def test_memory_saved_grows_with_the_checkpointed_blocks(model, batch):

@@ -77,6 +77,10 @@ def saved_activation_bytes(run: Callable[[], object]) -> int:
     """Bytes of distinct tensor storages autograd saves for backward while ``run()`` executes, parameters
     excluded (they are resident anyway): the memory that activation checkpointing trades for recompute.
 
+    A parameter is often saved as a view (``x @ weight.T`` saves ``weight.T``), whose storage is the parameter's:
+    views are traced to their base before the check. Autocast's low-precision copies of weights are new
+    storages, held until backward, and are counted.
+
     The graph keeps a detached alias of each saved tensor (its storage stays alive, so addresses stay
     distinct). Keeping the tensor itself would close a cycle through C++ autograd for a tensor that its own
     ``grad_fn`` saves (``exp``'s output, say) that Python's collector cannot see: dropping ``run()``'s result
@@ -84,7 +88,8 @@ def saved_activation_bytes(run: Callable[[], object]) -> int:
     storages: dict[int, int] = {}
 
     def pack(tensor: Tensor) -> Tensor:
-        if not isinstance(tensor, nn.Parameter):
+        base = tensor if tensor._base is None else tensor._base
+        if not isinstance(base, nn.Parameter):
             storage = tensor.untyped_storage()
             storages[storage.data_ptr()] = storage.nbytes()
         return tensor.detach()
