@@ -14,8 +14,15 @@ synchronisation, optimizer step) are marked on the compute stream (CUDA events) 
   `torch-fsdp`), measured in the same run;
 - `loss0`: first-step loss of rank 0, equal for all setups because they start from the same weights.
 
+With `--gather_timeline`, our `fsdp` runs one more step (in the last round) with every unit gather marked on the
+compute stream's clock (`cs336_systems.gather_timeline`): when it was issued, when compute needed it, when it was
+ready and copied out. Each rank's rows and stalls go to `gather_timeline_<size>_<precision>_ws<N>.json` and `.png`:
+whether each gather finishes before its unit is needed, without Nsight.
+
 Run (2 processes on CPU with gloo, or one process per GPU with NCCL):
     uv run torchrun --nproc-per-node 2 assignment2-systems/benchmarks/bench_ddp.py --size tiny --backend gloo
+    uv run torchrun --nproc-per-node 2 assignment2-systems/benchmarks/bench_ddp.py --size small --setups local fsdp \
+        --backend gloo --gather_timeline --out_dir /tmp/ddp
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src python3 -m torch.distributed.run --nproc-per-node 2 \\
         assignment2-systems/benchmarks/bench_ddp.py --size xl --out_dir $OUT/ddp
 """
@@ -64,6 +71,10 @@ class DDPBenchConfig:
     steps: int = field(default=10, metadata={"help": "timed steps per setup and round"})
     rounds: int = field(default=1, metadata={"help": "interleaved repeats; medians are reported"})
     backend: Literal["nccl", "gloo"] | None = field(default=None, metadata={"help": "none: nccl if CUDA, else gloo"})
+    gather_timeline: bool = field(
+        default=False,
+        metadata={"help": "fsdp: mark each unit gather's issue, wait, ready and copy-out in one more step"},
+    )
     out_dir: str = field(default="runs/ddp", metadata={"help": "folder for ddp_<size>_<precision>_ws<N>.json and .md"})
 
     def __post_init__(self):
@@ -90,10 +101,14 @@ from cs336_basics.toolkit.tables import records_table  # noqa: E402
 from cs336_systems.data_parallel_setups import TrainingSetup, build_setup  # noqa: E402
 from cs336_systems.distributed_report import reduce_over_ranks, run_metadata, write_results  # noqa: E402
 from cs336_systems.distributed_utils import DistributedContext, init_from_env  # noqa: E402
+from cs336_systems.fsdp import FSDP  # noqa: E402
+from cs336_systems.gather_timeline import GatherTimeline, summarize, write_timeline  # noqa: E402
 from cs336_systems.phase_timer import PhaseTimer  # noqa: E402
 
 
-def train_step(setup: TrainingSetup, x: torch.Tensor, y: torch.Tensor, timer: PhaseTimer | None) -> float:
+def train_step(
+    setup: TrainingSetup, x: torch.Tensor, y: torch.Tensor, timer: PhaseTimer | GatherTimeline | None
+) -> float:
     mark = timer.mark if timer is not None else (lambda phase: None)
     if timer is not None:
         timer.start_step()
@@ -112,7 +127,22 @@ def train_step(setup: TrainingSetup, x: torch.Tensor, y: torch.Tensor, timer: Ph
     return loss.item() if timer is None else float("nan")
 
 
-def measure(cfg: DDPBenchConfig, ctx: DistributedContext, name: str) -> dict:
+def gather_timeline_step(setup: TrainingSetup, x: torch.Tensor, y: torch.Tensor, ctx: DistributedContext) -> list[dict]:
+    """One more step of our FSDP with every unit gather marked; every rank's rows, phase ends and stalls."""
+    timeline = GatherTimeline(ctx.device)
+    setup.model.trace_gathers(timeline)
+    train_step(setup, x, y, timeline)
+    timeline.stop()
+    setup.model.trace_gathers(None)
+    rows = timeline.rows()
+    mine = {"rank": ctx.rank, "phase_ends_ms": timeline.phase_ends_ms(), "summary": summarize(rows), "rows": rows}
+    per_rank: list = [None] * ctx.world_size
+    dist.all_gather_object(per_rank, mine)
+    return per_rank
+
+
+def measure(cfg: DDPBenchConfig, ctx: DistributedContext, name: str, with_timeline: bool) -> tuple[dict, list | None]:
+    """The setup's median-ready phase times, and (for our FSDP when asked) one step's gather timeline."""
     model_cfg = model_config(cfg.size, vocab_size=cfg.vocab_size, context_length=cfg.context_length)
     setup = build_setup(name, model_cfg, ctx, cfg.precision)
     generator = torch.Generator().manual_seed(1000 + ctx.rank)
@@ -126,11 +156,12 @@ def measure(cfg: DDPBenchConfig, ctx: DistributedContext, name: str) -> dict:
     for _ in range(cfg.steps):
         train_step(setup, x, y, timer)
     phases = reduce_over_ranks(timer.mean_ms(), op="max")
+    timeline = gather_timeline_step(setup, x, y, ctx) if with_timeline and isinstance(setup.model, FSDP) else None
     del setup
     gc.collect()
     if ctx.device.type == "cuda":
         torch.cuda.empty_cache()
-    return {"loss0": first_loss, **{f"{phase} ms": ms for phase, ms in phases.items()}}
+    return {"loss0": first_loss, **{f"{phase} ms": ms for phase, ms in phases.items()}}, timeline
 
 
 def median_row(name: str, rounds: list[dict], tokens_per_step: int) -> dict:
@@ -156,13 +187,24 @@ def add_comparisons(rows: list[dict]) -> None:
             row["vs torch"] = row["tok/s"] / by_name[baseline]["tok/s"]
 
 
+def stall_line(summary: dict[str, dict]) -> str:
+    return "; ".join(
+        f"{phase} {s['stall_ms']:.2f} ms over {s['gathers']} gathers ({s['stalled']} stalled, longest "
+        f"{s['max_stall_ms']:.2f} ms), copy-out {s['copy_ms']:.2f} ms"
+        for phase, s in summary.items()
+    )
+
+
 def main(cfg: DDPBenchConfig) -> None:
     ctx = init_from_env(cfg.backend)
     torch.set_float32_matmul_precision("high")
     rounds: dict[str, list[dict]] = {name: [] for name in cfg.setups}
+    timeline = None
     for round_index in range(cfg.rounds):
         for name in cfg.setups:
-            result = measure(cfg, ctx, name)
+            last_round = round_index == cfg.rounds - 1
+            result, setup_timeline = measure(cfg, ctx, name, cfg.gather_timeline and last_round)
+            timeline = setup_timeline or timeline
             rounds[name].append(result)
             if ctx.rank == 0:
                 print(f"round {round_index} {name}: {result['step ms']:.2f} ms/step, loss0 {result['loss0']:.4f}")
@@ -174,8 +216,12 @@ def main(cfg: DDPBenchConfig) -> None:
         meta.pop("setups")
         table = records_table(rows, COLUMNS + ["loss0"])
         print(table)
-        stem = f"ddp_{cfg.size}_{cfg.precision}_ws{ctx.world_size}"
-        write_results(cfg.out_dir, stem, meta, rows, table)
+        stem = f"{cfg.size}_{cfg.precision}_ws{ctx.world_size}"
+        write_results(cfg.out_dir, f"ddp_{stem}", meta, rows, table)
+        if timeline is not None:
+            for rank in timeline:
+                print(f"fsdp gather stalls, rank {rank['rank']}: {stall_line(rank['summary'])}")
+            write_timeline(cfg.out_dir, f"gather_timeline_{stem}", timeline, meta)
     dist.barrier()
     dist.destroy_process_group()
 

@@ -166,9 +166,9 @@ def recorded_gather_starts() -> Iterator[list[ShardedUnit]]:
     started: list[ShardedUnit] = []
     original_start = ShardedUnit.start_gather
 
-    def recording_start(self, dtype):
+    def recording_start(self, dtype, phase=None):
         started.append(self)
-        return original_start(self, dtype)
+        return original_start(self, dtype, phase)
 
     ShardedUnit.start_gather = recording_start
     try:

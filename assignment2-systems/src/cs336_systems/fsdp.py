@@ -28,6 +28,9 @@ Lifecycle of a unit in a training step:
 
 Every rank runs the same autograd graph, so every rank issues the same collectives in the same order: gathers in the
 order modules run, reduce-scatters in the order backward completes units, flushes in the fixed unit order.
+
+`trace_gathers(GatherTimeline)` marks when each gather was issued, needed, ready and copied out
+(`cs336_systems.gather_timeline`): whether the prefetches finish in time.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import torch.distributed as dist
 from torch import nn
 
 from cs336_systems.distributed_utils import PendingReduceScatter, all_gather_flat, broadcast_module_state
+from cs336_systems.gather_timeline import GatherSpan, GatherTimeline
 from cs336_systems.weak_hooks import weak_tensor_hook
 
 
@@ -92,8 +96,10 @@ class ShardedUnit:
     are accumulated straight into the rank-major layout that reduce-scatter expects.
     """
 
-    def __init__(self, weights: list[ShardedWeight]):
+    def __init__(self, weights: list[ShardedWeight], index: int):
         self.weights = weights
+        self.index = index  # position in `FSDP.units`, the root unit first
+        self.timeline: GatherTimeline | None = None
         self.chunks = [weight.chunk for weight in weights]
         for weight, offset in zip(weights, accumulate(self.chunks, initial=0)):
             weight.unit, weight.offset = self, offset
@@ -104,11 +110,13 @@ class ShardedUnit:
         self._weights_with_grad: dict[ShardedWeight, None] = {}  # insertion-ordered set
         self._pending: list[tuple[PendingReduceScatter, list[ShardedWeight]]] = []
 
-    def start_gather(self, dtype: torch.dtype) -> PendingUnitGather:
+    def start_gather(self, dtype: torch.dtype, phase: str | None = None) -> PendingUnitGather:
+        """All-gather the unit in `dtype`; `phase` ("forward", "backward") puts it on the timeline if one records."""
+        span = self.timeline.issue(self.index, phase) if self.timeline is not None and phase else None
         send = torch.empty(self.chunk, dtype=dtype, device=self.weights[0].shard.device)
         torch.cat([weight.shard.detach() for weight in self.weights], out=send)
         out = send.new_empty(self.chunk * self.world_size)
-        return PendingUnitGather(self, dtype, out, send, all_gather_flat(out, send, async_op=True))
+        return PendingUnitGather(self, dtype, out, send, all_gather_flat(out, send, async_op=True), span)
 
     def add_grad(self, weight: ShardedWeight, grad_full: torch.Tensor) -> None:
         """Accumulate one use's full-weight gradient; the unit's last expected gradient starts its reduce-scatter."""
@@ -175,10 +183,21 @@ class PendingUnitGather:
     out: torch.Tensor
     send: torch.Tensor
     work: dist.Work
+    span: GatherSpan | None = None
 
     def wait(self) -> torch.Tensor:
         """The gathered unit, weight-major: each weight's padded full tensor contiguous (see `full_view`)."""
+        if self.span is not None:
+            self.span.mark("wait")
         self.work.wait()
+        if self.span is not None:
+            self.span.mark("ready")
+        gathered = self._weight_major()
+        if self.span is not None:
+            self.span.mark("copied")
+        return gathered
+
+    def _weight_major(self) -> torch.Tensor:
         if len(self.unit.weights) == 1:  # one weight: rank-major is already weight-major
             return self.out
         world_size = self.unit.world_size
@@ -244,7 +263,7 @@ class _ForwardRecord:
         event = self.call_events[call]
         if event not in self.regathered:
             early = self.prefetched.pop(event, None)  # started in this backward, so in the same dtype
-            gathering = early or self.units[event].start_gather(dtype)
+            gathering = early or self.units[event].start_gather(dtype, "backward")
             self._prefetch_before(call, event, dtype)
             self.regathered[event] = gathering.wait()
         buffer = self.regathered[event]
@@ -259,7 +278,7 @@ class _ForwardRecord:
         for earlier in range(call - 1, -1, -1):
             event = self.call_events[earlier]
             if earlier in self.saving_calls and event != current and not self._handled(event):
-                self.prefetched[event] = self.units[event].start_gather(dtype)
+                self.prefetched[event] = self.units[event].start_gather(dtype, "backward")
                 return
 
     def _handled(self, event: int) -> bool:
@@ -404,7 +423,7 @@ class FSDP(nn.Module):
         units = []
         for key in [None, *unit_modules]:
             if members.get(key):
-                units.append(ShardedUnit(members[key]))
+                units.append(ShardedUnit(members[key], len(units)))
                 if key is not None:
                     key.register_forward_hook(self._release_unit(units[-1]), always_call=True)
         return units
@@ -443,10 +462,10 @@ class FSDP(nn.Module):
         if early is not None and (early.unit is not unit or early.dtype != dtype):
             early.discard()
             early = None
-        gathering = early or unit.start_gather(dtype)
+        gathering = early or unit.start_gather(dtype, "forward")
         upcoming = event + 1
         if upcoming < len(self._previous_units) and upcoming not in self._prefetched:
-            self._prefetched[upcoming] = self._previous_units[upcoming].start_gather(dtype)
+            self._prefetched[upcoming] = self._previous_units[upcoming].start_gather(dtype, "forward")
         self._live[unit] = _GatheredUnit(unit, dtype, gathering.wait(), event)
         return self._live[unit]
 
@@ -474,6 +493,11 @@ class FSDP(nn.Module):
         for name in submodule._parameters:
             submodule.__dict__.pop(name, None)
         return None
+
+    def trace_gathers(self, timeline: GatherTimeline | None) -> None:
+        """Mark every unit gather of the steps `timeline` records (None: stop marking)."""
+        for unit in self.units:
+            unit.timeline = timeline
 
     def _reduce_replicated(self, param: torch.Tensor) -> None:
         self._pending_replicated.append((param, dist.all_reduce(param.grad, op=dist.ReduceOp.SUM, async_op=True)))

@@ -14,36 +14,49 @@ from collections import defaultdict
 import torch
 
 
-class PhaseTimer:
-    """`mark(name)` after each phase of a step; `end_step()` closes it; `mean_ms()` averages phases over steps."""
+class StreamClock:
+    """Marks on the compute stream's clock: CUDA events on a GPU (recorded in stream order, read after one
+    synchronisation), wall-clock seconds on the CPU."""
 
     def __init__(self, device: torch.device):
-        self._cuda = device.type == "cuda"
-        self._steps: list[list[tuple[str, object]]] = []
+        self.cuda = device.type == "cuda"
 
-    def _now(self):
-        if not self._cuda:
+    def now(self):
+        if not self.cuda:
             return time.perf_counter()
         event = torch.cuda.Event(enable_timing=True)
         event.record()
         return event
 
+    def synchronize(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+
+    def elapsed_ms(self, begin, end) -> float:
+        """Milliseconds from mark `begin` to mark `end` (after `synchronize()` on a GPU)."""
+        return begin.elapsed_time(end) if self.cuda else (end - begin) * 1e3
+
+
+class PhaseTimer:
+    """`start_step()`, then `mark(name)` after each phase of the step; `mean_ms()` averages phases over steps."""
+
+    def __init__(self, device: torch.device):
+        self._clock = StreamClock(device)
+        self._steps: list[list[tuple[str, object]]] = []
+
     def start_step(self) -> None:
-        self._steps.append([("start", self._now())])
+        self._steps.append([("start", self._clock.now())])
 
     def mark(self, phase: str) -> None:
-        self._steps[-1].append((phase, self._now()))
+        self._steps[-1].append((phase, self._clock.now()))
 
     def mean_ms(self) -> dict[str, float]:
         """Per-phase mean duration in milliseconds, plus `step` (start to last mark)."""
-        if self._cuda:
-            torch.cuda.synchronize()
+        self._clock.synchronize()
+        elapsed = self._clock.elapsed_ms
         totals: dict[str, float] = defaultdict(float)
         for marks in self._steps:
             for (_, begin), (phase, end) in zip(marks, marks[1:]):
-                totals[phase] += self._elapsed_ms(begin, end)
-            totals["step"] += self._elapsed_ms(marks[0][1], marks[-1][1])
+                totals[phase] += elapsed(begin, end)
+            totals["step"] += elapsed(marks[0][1], marks[-1][1])
         return {phase: total / len(self._steps) for phase, total in totals.items()}
-
-    def _elapsed_ms(self, begin, end) -> float:
-        return begin.elapsed_time(end) if self._cuda else (end - begin) * 1e3
