@@ -18,6 +18,8 @@
 #   train_gluon (300)        sdpa and flash_triton with CS336_FLASH_GLUON=backward at 1024 and 4096, eager then
 #                            compiled, 60 steps in 6 interleaved rounds each
 #   probe_gluon (60)         probe_gluon_forward.py, the library's default Gluon forward against cuDNN and Triton
+#   checkpointing_fp32 (240) bench_checkpointing.py on the 2.7B at 4 x 2048 in fp32: every block, 2-block segments
+#                            and sub-layers checkpointed (gradient_checkpointing (b))
 #   probe_gluon_model (120)  Gluon configs at the small model's training shapes (batch 16 x 12 heads at 1024, 4 x 12
 #                            at 4096, the model's layout) against cuDNN and the default pointer forward
 set -u
@@ -68,6 +70,8 @@ for name in ${PARTS:?name the parts to run, e.g. PARTS=\"train_eager train_compi
             $B/bench_attention_backends.py --size small --contexts 1024 4096 --backends sdpa flash_triton \
             --steps 60 --rounds 6 --compile \$mode --out_dir $RESULTS/$name/compile_\$mode; done" ;;
         train_compiled) part "$name" 360 "$TRAIN --compile on --out_dir $RESULTS/$name" ;;
+        checkpointing_fp32) part "$name" 240 "python3 $B/bench_checkpointing.py --precision fp32 \
+            --policies every two_block_segments sublayers --out_dir $RESULTS/$name" ;;
         probe_gluon) part "$name" 60 "python3 $B/probe_gluon_forward.py --variants 256,64,2,split_sync,16,96 \
             --out_dir $RESULTS/$name" ;;
         probe_gluon_model) part "$name" 120 "for shape in '16 1024' '4 4096'; do set -- \$shape; \

@@ -118,7 +118,8 @@ def _train_and_compare(
             assert logits.dtype == (dtype or torch.float32)  # the layers really computed in the compute dtype
             gathers_after_forward = len(started)
             F.cross_entropy(logits[:, -1, :].float(), targets[mine]).backward()
-        assert len(started) > gathers_after_forward  # freed weights are gathered again for backward
+        # freed weights are gathered again for backward, except the root unit's: forward's gather is kept for it
+        assert set(started[gathers_after_forward:]) == set(fsdp.units) - {fsdp.root_unit}
         fsdp.finish_gradient_synchronization()
         ref_logits = net_cls.reference_forward(reference, ids, dtype or torch.float32)
         F.cross_entropy(ref_logits[:, -1, :].float(), targets).backward()
@@ -231,10 +232,11 @@ def _backward_prefetch(ctx: DistributedContext) -> None:
         fsdp.finish_gradient_synchronization()
     root, fc1, fc2 = fsdp.units
     # backward needs lm_head's (the root unit's) weight, then fc2's, then fc1's; the embedding lookup saves no
-    # weight, so nothing is gathered for it. Each gather after the first starts while the layer before it in
-    # backward runs: fc2's is under way when fc2's backward begins, fc1's when fc1's begins.
-    assert started == [root, fc2, fc1]
-    assert started_when_backward_began == {"lm_head": 0, "fc2": 2, "fc1": 3}
+    # weight, so nothing is gathered for it. The root unit is served from forward's gather, kept for backward; each
+    # other gather starts while the layer before it in backward runs: fc2's is under way when fc2's backward
+    # begins, fc1's when fc1's begins.
+    assert started == [fc2, fc1]
+    assert started_when_backward_began == {"lm_head": 0, "fc2": 1, "fc1": 2}
 
 
 def test_backward_prefetches_the_weight_it_needs_next():
@@ -372,7 +374,7 @@ def _transformer_collectives_and_training(ctx: DistributedContext) -> None:
             fsdp.finish_gradient_synchronization()
         assert forward == Counter(all_gather=units)
         reduce_scatters = backward["reduce_scatter"] + backward["all_reduce"] - replicated
-        assert backward["all_gather"] == units and reduce_scatters == units, backward
+        assert backward["all_gather"] == units - 1 and reduce_scatters == units, backward  # the root unit is kept
         optimizer.step()
         ref_optimizer.zero_grad(set_to_none=True)
         F.cross_entropy(reference(x).flatten(0, 1), y.flatten()).backward()
@@ -383,7 +385,7 @@ def _transformer_collectives_and_training(ctx: DistributedContext) -> None:
 
 
 @pytest.mark.skipif(not model_lm_available(), reason="cs336_basics.model not available")
-def test_transformer_costs_one_gather_each_way_and_one_reduce_scatter_per_unit():
+def test_transformer_costs_one_gather_each_way_but_the_root_and_one_reduce_scatter_per_unit():
     run_on_ranks(_transformer_collectives_and_training)
 
 
@@ -400,9 +402,12 @@ def _gathered_units_are_freed(ctx: DistributedContext) -> None:
         alive.append(weakref.ref(gathered.untyped_storage()))
         return gathered
 
-    def live_count() -> int:
+    def live() -> list[bool]:
         gc.collect()
-        return sum(ref() is not None for ref in alive)
+        return [ref() is not None for ref in alive]
+
+    def live_count() -> int:
+        return sum(live())
 
     live_inside_block: list[int] = []
     for block in model.blocks:
@@ -413,13 +418,23 @@ def _gathered_units_are_freed(ctx: DistributedContext) -> None:
         for _ in range(2):
             alive.clear()
             loss = fsdp(ids).square().mean()
-            assert live_count() == 0  # saved weights are regather tokens, nothing else holds a gathered unit
+            # saved weights are regather tokens; only the root unit's gather, the first, is kept for backward
+            assert live() == [True] + [False] * len(model.blocks)
             loss.backward()
             assert live_count() == 0
             fsdp.finish_gradient_synchronization()
+        alive.clear()
+        abandoned = fsdp(ids).sum()  # a graph whose backward never runs keeps its root unit until the next forward
+        loss = fsdp(ids).sum()
+        assert live_count() == 1
+        loss.backward()
+        assert live_count() == 0
+        del abandoned
+        fsdp.finish_gradient_synchronization()
     finally:
         PendingUnitGather.wait = original_wait
-    assert live_inside_block == [2] * (2 * len(model.blocks))  # the root unit and the running block's unit
+    # in each of the four forwards: the root unit and the running block's unit, never an earlier forward's root
+    assert live_inside_block == [2] * (4 * len(model.blocks))
 
 
 def test_gathered_units_are_freed_after_forward():

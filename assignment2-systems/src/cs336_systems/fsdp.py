@@ -3,8 +3,8 @@ are communicated a *unit* at a time (the design of PyTorch's `fully_shard`).
 
 Units: by default every element of an `nn.ModuleList` (a Transformer block) is one unit and all other sharded
 weights (embedding, lm_head) form the root unit; a weight shared by several units belongs to the root unit. A unit
-costs one all-gather when forward first needs it, one when backward first needs it, and one reduce-scatter of its
-gradients, instead of one collective per weight per phase.
+costs one all-gather when forward first needs it, one when backward first needs it (not the root unit, see 3.), and
+one reduce-scatter of its gradients, instead of one collective per weight per phase.
 
 Lifecycle of a unit in a training step:
 
@@ -15,10 +15,14 @@ Lifecycle of a unit in a training step:
    that call only; the registered Parameter stays the shard. The gathered unit is dropped when the unit's module
    returns (the root unit when the wrapper's forward returns);
 2. while a sharded module runs, a saved-tensor hook replaces any view of the gathered unit that autograd wants to
-   keep for backward by a small "gather again" token, so the full weights are freed right after the forward;
-3. backward: the first token of a unit to be unpacked all-gathers the unit again, and all of the unit's tokens are
-   served from that one gather (released once the last of them is unpacked); it also starts the gather of the unit
-   backward needs next (the one used just before in forward), so that gather overlaps this unit's backward;
+   keep for backward by a small "gather again" token, so the full weights are freed right after the forward; only
+   the root unit's gather is kept for backward (as `fully_shard` leaves its root unsharded after forward): it holds
+   lm_head, the first weight backward needs, and only the loss lies in between to hide a regather behind. The next
+   forward releases it if this graph's backward never ran;
+3. backward: the first token of a unit to be unpacked all-gathers the unit again (the root unit: takes the kept
+   gather), and all of the unit's tokens are served from that one gather (released once the last of them is
+   unpacked); it also starts the gather of the unit backward needs next (the one used just before in forward), so
+   that gather overlaps this unit's backward;
 4. each use of a weight in forward adds one expected gradient to its unit; `_GatherWeight.backward` accumulates the
    full-weight gradient (fp32) into the unit's rank-major gradient buffer, and the last expected gradient starts
    one fp32 reduce-scatter (SUM) for the unit;
@@ -252,6 +256,14 @@ class _ForwardRecord:
         self.regathered: dict[int, torch.Tensor] = {}
         self.prefetched: dict[int, PendingUnitGather] = {}
         self.released: set[int] = set()
+        self.kept: dict[int, torch.Tensor] = {}  # forward's gather of the root unit, kept for backward
+
+    def keep(self, event: int, buffer: torch.Tensor) -> None:
+        """Serve backward's tokens of `event` from forward's gather instead of a regather (as `fully_shard` keeps its
+        root unsharded): the root unit holds lm_head, the first weight backward needs, and only the loss lies
+        between forward and backward to hide a regather behind."""
+        if self.saved[event]:
+            self.kept[event] = buffer
 
     def note_saved(self, call: int) -> None:
         self.saving_calls.add(call)
@@ -261,7 +273,10 @@ class _ForwardRecord:
         """The unit that forward call `call` used, gathered again once for all its saved tokens; the first
         regather of a unit starts the one backward needs next. Released after the unit's last token."""
         event = self.call_events[call]
-        if event not in self.regathered:
+        if event in self.kept:
+            self._prefetch_before(call, event, dtype)
+            self.regathered[event] = self.kept.pop(event)
+        elif event not in self.regathered:
             early = self.prefetched.pop(event, None)  # started in this backward, so in the same dtype
             gathering = early or self.units[event].start_gather(dtype, "backward")
             self._prefetch_before(call, event, dtype)
@@ -282,7 +297,7 @@ class _ForwardRecord:
                 return
 
     def _handled(self, event: int) -> bool:
-        return event in self.regathered or event in self.prefetched or event in self.released
+        return event in self.regathered or event in self.prefetched or event in self.released or event in self.kept
 
     def drain(self) -> None:
         """Wait for prefetches backward never used and drop regathers whose tokens were not all unpacked."""
@@ -290,6 +305,7 @@ class _ForwardRecord:
             unused.discard()
         self.prefetched.clear()
         self.regathered.clear()
+        self.kept.clear()
 
 
 @dataclass(frozen=True)
@@ -373,7 +389,7 @@ class FSDP(nn.Module):
         broadcast_module_state(module)
         self._weight_of = self._shard_weights(module)
         self.sharded_weights = list(dict.fromkeys(self._weight_of.values()))
-        self.units = self._build_units(module, unit_types)
+        self.units, self.root_unit = self._build_units(module, unit_types)
         sharded = {id(weight.shard) for weight in self.sharded_weights}
         self.replicated = [p for p in module.parameters() if p.requires_grad and id(p) not in sharded]
         self._pending_replicated: list[tuple[torch.Tensor, dist.Work]] = []
@@ -407,9 +423,12 @@ class FSDP(nn.Module):
             submodule.register_forward_hook(self._after_forward, always_call=True)
         return weight_of
 
-    def _build_units(self, module: nn.Module, unit_types: tuple[type[nn.Module], ...] | None) -> list[ShardedUnit]:
-        """Group the sharded weights into units (root unit first); each unit module drops its gathered unit when
-        it returns. A weight used by modules of several units goes to the root unit."""
+    def _build_units(
+        self, module: nn.Module, unit_types: tuple[type[nn.Module], ...] | None
+    ) -> tuple[list[ShardedUnit], ShardedUnit | None]:
+        """Group the sharded weights into units (root unit first, also returned alone; None if every weight has a
+        unit module); each unit module drops its gathered unit when it returns. A weight used by modules of several
+        units goes to the root unit."""
         owners: dict[ShardedWeight, set[nn.Module | None]] = {weight: set() for weight in self.sharded_weights}
         unit_modules = list(_unit_modules(module, unit_types))
         for unit_module in unit_modules:
@@ -426,7 +445,7 @@ class FSDP(nn.Module):
                 units.append(ShardedUnit(members[key], len(units)))
                 if key is not None:
                     key.register_forward_hook(self._release_unit(units[-1]), always_call=True)
-        return units
+        return units, units[0] if members[None] else None
 
     def _release_unit(self, unit: ShardedUnit):
         def release(module: nn.Module, args: tuple, output) -> None:
@@ -435,11 +454,16 @@ class FSDP(nn.Module):
         return release
 
     def forward(self, *inputs, **kwargs):
+        for earlier in self._awaiting_backward:  # one root unit kept at a time: an earlier graph's backward regathers
+            earlier.kept.clear()
         record = self._this_forward = _ForwardRecord()
         try:
             return self.module(*inputs, **kwargs)
         finally:
             self._previous_units, self._this_forward = record.units, None
+            root = self._live.get(self.root_unit) if self.root_unit is not None else None
+            if root is not None:
+                record.keep(root.event, root.buffer)
             self._live.clear()
             if record.saved:
                 self._awaiting_backward.append(record)
