@@ -20,6 +20,8 @@
 #   probe_gluon (60)         probe_gluon_forward.py, the library's default Gluon forward against cuDNN and Triton
 #   checkpointing_fp32 (240) bench_checkpointing.py on the 2.7B at 4 x 2048 in fp32: every block, 2-block segments
 #                            and sub-layers checkpointed (gradient_checkpointing (b))
+#   attention_fp32 (240)     bench_attention.py's pytorch_attention sweep in float32 (batch 8, 256-16384 tokens, naive
+#                            and compiled naive), the dtype the H100 sweep left out
 #   probe_gluon_model (120)  Gluon configs at the small model's training shapes (batch 16 x 12 heads at 1024, 4 x 12
 #                            at 4096, the model's layout) against cuDNN and the default pointer forward
 set -u
@@ -72,6 +74,8 @@ for name in ${PARTS:?name the parts to run, e.g. PARTS=\"train_eager train_compi
         train_compiled) part "$name" 360 "$TRAIN --compile on --out_dir $RESULTS/$name" ;;
         checkpointing_fp32) part "$name" 240 "python3 $B/bench_checkpointing.py --precision fp32 \
             --policies every two_block_segments sublayers --out_dir $RESULTS/$name" ;;
+        attention_fp32) part "$name" 240 "python3 $B/bench_attention.py --batch 8 --seq_lens 256 1024 4096 8192 \
+            16384 --dtypes float32 --impls naive naive_compiled --warmup_ms 10 --rep_ms 30 --out_dir $RESULTS/$name" ;;
         probe_gluon) part "$name" 60 "python3 $B/probe_gluon_forward.py --variants 256,64,2,split_sync,16,96 \
             --out_dir $RESULTS/$name" ;;
         probe_gluon_model) part "$name" 120 "for shape in '16 1024' '4 4096'; do set -- \$shape; \
