@@ -22,6 +22,9 @@
 #                            and sub-layers checkpointed (gradient_checkpointing (b))
 #   attention_fp32 (240)     bench_attention.py's pytorch_attention sweep in float32 (batch 8, 256-16384 tokens, naive
 #                            and compiled naive), the dtype the H100 sweep left out
+#   model_10b (300)          bench_model.py on the 2026 table's 10B, fp32 and bf16: forward, forward+backward and the
+#                            training step at batch 4 x 512 (cells that do not fit one GPU are OOM rows), then
+#                            forward+backward at batch 1
 #   probe_gluon_model (120)  Gluon configs at the small model's training shapes (batch 16 x 12 heads at 1024, 4 x 12
 #                            at 4096, the model's layout) against cuDNN and the default pointer forward
 set -u
@@ -76,6 +79,10 @@ for name in ${PARTS:?name the parts to run, e.g. PARTS=\"train_eager train_compi
             --policies every two_block_segments sublayers --out_dir $RESULTS/$name" ;;
         attention_fp32) part "$name" 240 "python3 $B/bench_attention.py --batch 8 --seq_lens 256 1024 4096 8192 \
             16384 --dtypes float32 --impls naive naive_compiled --warmup_ms 10 --rep_ms 30 --out_dir $RESULTS/$name" ;;
+        model_10b) part "$name" 300 "python3 $B/bench_model.py --sizes 10B --precisions fp32 bf16 --warmup 5 \
+            --modes forward forward_backward train_step --out_dir $RESULTS/$name/batch4 && python3 $B/bench_model.py \
+            --sizes 10B --precisions fp32 bf16 --warmup 5 --modes forward_backward --batch_size 1 \
+            --out_dir $RESULTS/$name/batch1" ;;
         probe_gluon) part "$name" 60 "python3 $B/probe_gluon_forward.py --variants 256,64,2,split_sync,16,96 \
             --out_dir $RESULTS/$name" ;;
         probe_gluon_model) part "$name" 120 "for shape in '16 1024' '4 4096'; do set -- \$shape; \
