@@ -157,7 +157,9 @@ def fully_sharded_feed_forward(
     shards' gradients and the messages of forward and backward."""
     layer = SwiGLU(*state["w1.weight"].shape[::-1])
     layer.load_state_dict(state)
-    fsdp = FSDP(layer)
+    # The layer is a unit inside a model, as a Transformer block is: the root unit (weights outside every unit) is
+    # kept gathered from forward to backward instead of gathered twice.
+    fsdp = FSDP(torch.nn.Sequential(layer), unit_types=(SwiGLU,))
     inside_forward = {}
     module_names = {getattr(layer, name): name for name in ("w1", "w2", "w3")}
 
