@@ -4,8 +4,10 @@ option with its default without loading torch or Triton, clear errors on bad val
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -129,3 +131,31 @@ def test_documented_commands_still_parse():
 def test_the_distributed_runner_writes_where_each_command_says():
     runner = (PACKAGE / "scripts" / "run_distributed_benchmarks.sh").read_text()
     assert "--out " not in runner and runner.count("--out_dir") == 4
+
+
+def test_every_gpu_part_command_parses(tmp_path):
+    """``benchmarks/gpu_parts.sh`` runs with a ``python3`` that only records its arguments: every script command of
+    every part, as bash expands it (loops and variables included), must get past its parser. A refused flag would
+    otherwise surface only on the GPU machine, after its start-up time is spent."""
+    script = PACKAGE / "benchmarks" / "gpu_parts.sh"
+    parts = re.findall(r"^\s+(\w+)\) part ", script.read_text(), flags=re.MULTILINE)
+    argv_log = tmp_path / "argv.log"
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    fake_python = fake_bin / "python3"
+    fake_python.write_text("#!/usr/bin/env bash\n{ printf '%s\\x1f' \"$@\"; printf '\\n'; } >> \"$ARGV_LOG\"\n")
+    fake_python.chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{fake_bin}:{os.environ['PATH']}",
+        "ARGV_LOG": str(argv_log),
+        "PARTS": " ".join(parts),
+        "END": "100000",
+        "RESULTS": str(tmp_path / "results"),
+    }
+    subprocess.run(["bash", str(script)], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    calls = [line.split("\x1f")[:-1] for line in argv_log.read_text().splitlines()]
+    commands = [(Path(argv[0]).stem, argv[1:]) for argv in calls if argv[0].endswith(".py")]
+    assert {script for script, _ in commands} >= {"bench_flash_leaderboard", "bench_model", "gpu_clock_summary"}
+    assert len(commands) >= len(parts) + 1  # the pytest part runs a module; two parts loop over two commands
+    assert unparsable_commands(commands, config_class) == []
