@@ -19,10 +19,18 @@ compute stream's clock (`cs336_systems.gather_timeline`): when it was issued, wh
 ready and copied out. Each rank's rows and stalls go to `gather_timeline_<size>_<precision>_ws<N>.json` and `.png`:
 whether each gather finishes before its unit is needed, without Nsight.
 
+With `--kernel_timeline` (CUDA only), every setup runs one more step (in the last round) under `torch.profiler`
+(`cs336_systems.stream_timeline`): every kernel of the step on its stream, NCCL's kernels apart, in
+`kernel_timeline_<size>_<precision>_ws<N>.png` (rank 0, one panel per setup: the picture of an Nsight screenshot)
+and `.json` (per setup and rank: compute and communication time, and how much of the communication ran under
+compute).
+
 Run (2 processes on CPU with gloo, or one process per GPU with NCCL):
     uv run torchrun --nproc-per-node 2 assignment2-systems/benchmarks/bench_ddp.py --size tiny --backend gloo
     uv run torchrun --nproc-per-node 2 assignment2-systems/benchmarks/bench_ddp.py --size small --setups local fsdp \
         --backend gloo --gather_timeline --out_dir /tmp/ddp
+    uv run torchrun --nproc-per-node 2 assignment2-systems/benchmarks/bench_ddp.py --size xl --setups naive overlap \
+        --kernel_timeline --out_dir runs/ddp
     PYTHONPATH=assignment1-basics/src:assignment2-systems/src python3 -m torch.distributed.run --nproc-per-node 2 \\
         assignment2-systems/benchmarks/bench_ddp.py --size xl --out_dir $OUT/ddp
 """
@@ -75,6 +83,10 @@ class DDPBenchConfig:
         default=False,
         metadata={"help": "fsdp: mark each unit gather's issue, wait, ready and copy-out in one more step"},
     )
+    kernel_timeline: bool = field(
+        default=False,
+        metadata={"help": "CUDA: profile one more step per setup, every kernel on its stream (NCCL's apart), a PNG"},
+    )
     out_dir: str = field(default="runs/ddp", metadata={"help": "folder for ddp_<size>_<precision>_ws<N>.json and .md"})
 
     def __post_init__(self):
@@ -104,10 +116,18 @@ from cs336_systems.distributed_utils import DistributedContext, init_from_env  #
 from cs336_systems.fsdp import FSDP  # noqa: E402
 from cs336_systems.gather_timeline import GatherTimeline, summarize, write_timeline  # noqa: E402
 from cs336_systems.phase_timer import PhaseTimer  # noqa: E402
+from cs336_systems.stream_timeline import (  # noqa: E402
+    KernelSpan,
+    PhaseMarks,
+    kernel_spans,
+    write_stream_timelines,
+)
+from cs336_systems.stream_timeline import summarize as summarize_streams  # noqa: E402
+from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 
 def train_step(
-    setup: TrainingSetup, x: torch.Tensor, y: torch.Tensor, timer: PhaseTimer | GatherTimeline | None
+    setup: TrainingSetup, x: torch.Tensor, y: torch.Tensor, timer: PhaseTimer | GatherTimeline | PhaseMarks | None
 ) -> float:
     mark = timer.mark if timer is not None else (lambda phase: None)
     if timer is not None:
@@ -141,8 +161,23 @@ def gather_timeline_step(setup: TrainingSetup, x: torch.Tensor, y: torch.Tensor,
     return per_rank
 
 
-def measure(cfg: DDPBenchConfig, ctx: DistributedContext, name: str, with_timeline: bool) -> tuple[dict, list | None]:
-    """The setup's median-ready phase times, and (for our FSDP when asked) one step's gather timeline."""
+def kernel_timeline_step(
+    setup: TrainingSetup, x: torch.Tensor, y: torch.Tensor, ctx: DistributedContext
+) -> tuple[list[dict], list[KernelSpan]]:
+    """One more step under `torch.profiler` with CUDA activity: every rank's stream summary, and this rank's kernels."""
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as profiler:
+        train_step(setup, x, y, PhaseMarks())
+        torch.cuda.synchronize()
+    spans = kernel_spans(profiler.events())
+    per_rank: list = [None] * ctx.world_size
+    dist.all_gather_object(per_rank, {"rank": ctx.rank, **summarize_streams(spans)})
+    return per_rank, spans
+
+
+def measure(cfg: DDPBenchConfig, ctx: DistributedContext, name: str, last_round: bool) -> tuple[dict, dict]:
+    """The setup's median-ready phase times, and in the last round the extra steps asked for: our FSDP's gather
+    timeline (`gather_timeline`: every rank's), the kernels per stream (`kernel_timeline`: every rank's summary,
+    `kernel_spans`: this rank's kernels)."""
     model_cfg = model_config(cfg.size, vocab_size=cfg.vocab_size, context_length=cfg.context_length)
     setup = build_setup(name, model_cfg, ctx, cfg.precision)
     generator = torch.Generator().manual_seed(1000 + ctx.rank)
@@ -156,12 +191,16 @@ def measure(cfg: DDPBenchConfig, ctx: DistributedContext, name: str, with_timeli
     for _ in range(cfg.steps):
         train_step(setup, x, y, timer)
     phases = reduce_over_ranks(timer.mean_ms(), op="max")
-    timeline = gather_timeline_step(setup, x, y, ctx) if with_timeline and isinstance(setup.model, FSDP) else None
+    extras = {}
+    if last_round and cfg.gather_timeline and isinstance(setup.model, FSDP):
+        extras["gather_timeline"] = gather_timeline_step(setup, x, y, ctx)
+    if last_round and cfg.kernel_timeline:
+        extras["kernel_timeline"], extras["kernel_spans"] = kernel_timeline_step(setup, x, y, ctx)
     del setup
     gc.collect()
     if ctx.device.type == "cuda":
         torch.cuda.empty_cache()
-    return {"loss0": first_loss, **{f"{phase} ms": ms for phase, ms in phases.items()}}, timeline
+    return {"loss0": first_loss, **{f"{phase} ms": ms for phase, ms in phases.items()}}, extras
 
 
 def median_row(name: str, rounds: list[dict], tokens_per_step: int) -> dict:
@@ -197,14 +236,19 @@ def stall_line(summary: dict[str, dict]) -> str:
 
 def main(cfg: DDPBenchConfig) -> None:
     ctx = init_from_env(cfg.backend)
+    if cfg.kernel_timeline and ctx.device.type != "cuda":
+        raise SystemExit("--kernel_timeline needs CUDA GPUs: the kernels and their streams come from CUPTI")
     torch.set_float32_matmul_precision("high")
     rounds: dict[str, list[dict]] = {name: [] for name in cfg.setups}
     timeline = None
+    kernel_timelines: dict[str, list[dict]] = {}
+    kernel_panels: dict[str, list[KernelSpan]] = {}
     for round_index in range(cfg.rounds):
         for name in cfg.setups:
-            last_round = round_index == cfg.rounds - 1
-            result, setup_timeline = measure(cfg, ctx, name, cfg.gather_timeline and last_round)
-            timeline = setup_timeline or timeline
+            result, extras = measure(cfg, ctx, name, last_round=round_index == cfg.rounds - 1)
+            timeline = extras.get("gather_timeline", timeline)
+            if "kernel_timeline" in extras:
+                kernel_timelines[name], kernel_panels[name] = extras["kernel_timeline"], extras["kernel_spans"]
             rounds[name].append(result)
             if ctx.rank == 0:
                 print(f"round {round_index} {name}: {result['step ms']:.2f} ms/step, loss0 {result['loss0']:.4f}")
@@ -222,6 +266,15 @@ def main(cfg: DDPBenchConfig) -> None:
             for rank in timeline:
                 print(f"fsdp gather stalls, rank {rank['rank']}: {stall_line(rank['summary'])}")
             write_timeline(cfg.out_dir, f"gather_timeline_{stem}", timeline, meta)
+        for name, per_rank in kernel_timelines.items():
+            for rank in per_rank:
+                hidden = "-" if rank["hidden_share"] is None else f"{rank['hidden_share']:.0%}"
+                print(
+                    f"kernels, {name} rank {rank['rank']}: compute {rank['compute_ms']:.2f} ms, communication "
+                    f"{rank['communication_ms']:.2f} ms, {hidden} of it under compute"
+                )
+        if kernel_timelines:
+            write_stream_timelines(cfg.out_dir, f"kernel_timeline_{stem}", kernel_timelines, kernel_panels, meta)
     dist.barrier()
     dist.destroy_process_group()
 

@@ -16,12 +16,13 @@ finished somewhere inside the lead; where it is not, it finished at `ready`.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
+from cs336_basics.toolkit.atomic import write_json_atomic
+from cs336_basics.toolkit.figures import pyplot, save_figure
 
 from cs336_systems.phase_timer import StreamClock
 
@@ -127,12 +128,8 @@ def summarize(rows: Iterable[dict], stall_threshold_ms: float = 0.05) -> dict[st
 
 def write_timeline(out_dir: str, stem: str, per_rank: list[dict], meta: dict) -> list[str]:
     """`<stem>.json` (every rank's rows, phase ends and summary) and `<stem>.png` (one lane per unit and rank)."""
-    os.makedirs(out_dir, exist_ok=True)
     json_path = os.path.join(out_dir, f"{stem}.json")
-    tmp = json_path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump({"meta": meta, "ranks": per_rank}, f, indent=1)
-    os.replace(tmp, json_path)
+    write_json_atomic(json_path, {"meta": meta, "ranks": per_rank}, indent=1)
     png_path = os.path.join(out_dir, f"{stem}.png")
     plot_timeline(per_rank, png_path, title=stem)
     return [json_path, png_path]
@@ -142,10 +139,7 @@ def plot_timeline(per_rank: list[dict], path: str, title: str) -> None:
     """Per rank a panel, per unit a lane (its forward gather just below the lane's centre, its backward gather just
     above): the lead (grey line from issue to wait), the stall (red) and the copy-out (blue); dashed lines where
     the step's phases ended."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -178,5 +172,4 @@ def plot_timeline(per_rank: list[dict], path: str, title: str) -> None:
     fig.legend(handles=legend, fontsize=8, loc="lower center", ncol=3)
     fig.suptitle(f"{title} (per unit: forward gather below, backward gather above)", fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
