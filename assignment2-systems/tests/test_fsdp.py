@@ -412,6 +412,10 @@ def _gathered_units_are_freed(ctx: DistributedContext) -> None:
     live_inside_block: list[int] = []
     for block in model.blocks:
         block.fc_out.register_forward_hook(lambda *_: live_inside_block.append(live_count()))
+    root_live_in_blocks_backward: list[bool] = []  # the kept root unit is released after lm_head's backward
+    in_backward = model.blocks[-1].register_full_backward_pre_hook(
+        lambda *_: root_live_in_blocks_backward.append(live()[0])
+    )
     ids = torch.randint(0, StackNet.vocab_size, (2, 5))
     PendingUnitGather.wait = recording_wait
     try:
@@ -423,6 +427,7 @@ def _gathered_units_are_freed(ctx: DistributedContext) -> None:
             loss.backward()
             assert live_count() == 0
             fsdp.finish_gradient_synchronization()
+        in_backward.remove()
         alive.clear()
         abandoned = fsdp(ids).sum()  # a graph whose backward never runs keeps its root unit until the next forward
         loss = fsdp(ids).sum()
@@ -435,6 +440,7 @@ def _gathered_units_are_freed(ctx: DistributedContext) -> None:
         PendingUnitGather.wait = original_wait
     # in each of the four forwards: the root unit and the running block's unit, never an earlier forward's root
     assert live_inside_block == [2] * (4 * len(model.blocks))
+    assert root_live_in_blocks_backward == [False, False]
 
 
 def test_gathered_units_are_freed_after_forward():
