@@ -22,6 +22,8 @@ from cs336_basics.toolkit.figures import pyplot, save_figure
 from torch.autograd import DeviceType
 from torch.profiler import record_function
 
+from cs336_systems.benchmarking.kernel_times import launch_times
+
 MARK_PREFIX = "phase_end:"
 COMMUNICATION = re.compile(r"nccl", re.IGNORECASE)
 
@@ -50,12 +52,6 @@ class PhaseMarks:
             pass
 
 
-def _is_launch(event) -> bool:
-    """A CUDA runtime or driver call (`cudaLaunchKernel`, `cuLaunchKernelEx`, ...): the host record that shares its
-    kernel's correlation id."""
-    return event.device_type == DeviceType.CPU and event.name.startswith("cu")
-
-
 def phase_marks(events: Iterable) -> list[tuple[float, str]]:
     """`(host time in µs, phase)` of each `PhaseMarks.mark` in the profile, in time order."""
     return sorted(
@@ -70,7 +66,7 @@ def kernel_spans(events: Iterable) -> list[KernelSpan]:
     start; times in µs from the first kernel's start."""
     events = list(events)
     marks = phase_marks(events)
-    launched = {e.id: e.time_range.start for e in events if _is_launch(e)}
+    launched = launch_times(events)
     kernels = [
         e
         for e in events
@@ -146,15 +142,14 @@ def summarize(spans: Sequence[KernelSpan]) -> dict:
             "end_ms": max(s.end_us for s in mine) / 1e3,
             "communication_ms": busy_us((s.start_us, s.end_us) for s in mine if s.kind == "communication") / 1e3,
         }
-    streams = {
-        stream: {
+    streams: dict[int, dict] = {}
+    for stream in sorted({s.stream for s in spans}):
+        mine = [s for s in spans if s.stream == stream]
+        streams[stream] = {
             "kernels": len(mine),
             "communication_kernels": sum(s.kind == "communication" for s in mine),
             "busy_ms": busy_us((s.start_us, s.end_us) for s in mine) / 1e3,
         }
-        for stream in sorted({s.stream for s in spans})
-        for mine in [[s for s in spans if s.stream == stream]]
-    }
     return {
         "span_ms": max((s.end_us for s in spans), default=0.0) / 1e3,
         "compute_ms": busy_us(by_kind["compute"]) / 1e3,
@@ -176,8 +171,11 @@ def plot_stream_timelines(panels: dict[str, Sequence[KernelSpan]], path: str, ti
     fig, axes = plt.subplots(len(panels), 1, figsize=(13, 1.2 + 1.5 * len(panels)), squeeze=False)
     for ax, (setup, spans) in zip(axes[:, 0], panels.items()):
         streams = sorted({s.stream for s in spans})
+        labels = []
         for lane, stream in enumerate(streams):
             on_stream = [s for s in spans if s.stream == stream]
+            only_nccl = all(s.kind == "communication" for s in on_stream)
+            labels.append(f"stream {stream}" + (" (NCCL)" if only_nccl else ""))
             for kind, color in colors.items():
                 bars = [(s.start_us / 1e3, (s.end_us - s.start_us) / 1e3) for s in on_stream if s.kind == kind]
                 if bars:
@@ -187,10 +185,6 @@ def plot_stream_timelines(panels: dict[str, Sequence[KernelSpan]], path: str, ti
             y = len(streams) - 0.3 + 0.25 * (index % 2)
             ax.plot([extent["start_ms"], extent["end_ms"]], [y, y], color="black", linewidth=1.2)
             ax.text(extent["start_ms"], y + 0.05, phase, fontsize=7, va="bottom")
-        labels = []
-        for stream in streams:
-            kinds = {s.kind for s in spans if s.stream == stream}
-            labels.append(f"stream {stream}" + (" (NCCL)" if kinds == {"communication"} else ""))
         ax.set_yticks(range(len(streams)), labels, fontsize=8)
         ax.set_ylim(-0.6, len(streams) + 0.4)
         hidden = summary["hidden_share"]

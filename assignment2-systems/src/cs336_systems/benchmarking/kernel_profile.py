@@ -36,7 +36,7 @@ from torch.autograd import DeviceType
 from torch.autograd.profiler_util import EventList
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from cs336_systems.benchmarking.kernel_times import is_attention_kernel
+from cs336_systems.benchmarking.kernel_times import is_attention_kernel, launch_times
 from cs336_systems.benchmarking.model_benchmark import (
     PHASES,
     ModelBenchmarkConfig,
@@ -187,12 +187,6 @@ def attention_stage_report(stage_kernels: Mapping[str, list[KernelRecord]], flop
     }
 
 
-def _is_launch(event) -> bool:
-    """A CUDA runtime or driver call (``cudaLaunchKernel``, ``cuLaunchKernelEx``, ``cudaMemcpyAsync``...): the host
-    record that shares its kernel's correlation id."""
-    return event.name.startswith("cu")
-
-
 def _is_annotation(event, range_names: set[str]) -> bool:
     """A ``record_function`` range: on the host, and with CUDA activity also its copy on the GPU's timeline
     (``gpu_user_annotation``, spanning the range's kernels there), which is neither a kernel nor a host interval."""
@@ -212,7 +206,7 @@ def collect(events: Iterable, range_names: Iterable[str], on_gpu: bool) -> tuple
             if not _is_annotation(e, names)
         ]
         return ops, ranges, 0
-    launches = {e.id: e.time_range.start for e in host if _is_launch(e)}
+    launches = launch_times(host)
     kernels, unlinked = [], 0
     for event in events:
         if event.device_type != DeviceType.CUDA or _is_annotation(event, names):

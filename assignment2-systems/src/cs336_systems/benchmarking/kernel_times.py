@@ -26,6 +26,13 @@ OUR_KERNELS = re.compile(r"^(flash_(fwd|bwd)\w*|gluon_(forward|backward))_kernel
 """Names of our attention kernels as a profile reports them (``cs336_systems.flash_attention``)."""
 
 
+def launch_times(events: Iterable) -> dict[int, float]:
+    """Correlation id -> host start (µs) of every CUDA runtime or driver call in a profile (``cudaLaunchKernel``,
+    ``cuLaunchKernelEx``, ``cudaMemcpyAsync``...): a kernel's record shares its launch call's id, which places the
+    kernel in host time even when autograd launched it from its own thread."""
+    return {e.id: e.time_range.start for e in events if e.device_type == DeviceType.CPU and e.name.startswith("cu")}
+
+
 def is_attention_kernel(name: str) -> bool:
     return classify_kernel(name) is not None or OUR_KERNELS.match(name) is not None
 
