@@ -22,6 +22,7 @@ PACKAGE = Path(__file__).parents[1]
 ROOT = PACKAGE.parent
 CONFIGS = {
     "build_sample_crawl": "cs336_data.crawl.build:SampleCrawlConfig",
+    "diagnose_filter_experiment": "cs336_data.filter_experiment.diagnostics:DiagnoseConfig",
     "download_assets": "cs336_data.dolma_models:DolmaDownloadConfig",
     "evaluate_classifiers": "cs336_data.classifier_evaluation:EvaluateClassifiersConfig",
     "filter_vs_raw": "cs336_data.filter_experiment.training:FilterVsRawConfig",
@@ -76,6 +77,8 @@ def test_every_option_has_a_line_of_help(script):
         ("filter_vs_raw", ["--budgets", "0"], "positive number of tokens or a corpus name"),
         ("filter_vs_raw", ["--warmup_fraction", "1"], "warmup_fraction must lie in [0, 1)"),
         ("prepare_filter_experiment", ["--vocab_size", "100"], "vocab_size must lie in [257, 65536]"),
+        ("diagnose_filter_experiment", ["--window", "1"], "window must be at least 2 tokens"),
+        ("diagnose_filter_experiment", ["--seeds"], "seeds is empty"),
         ("train_quality_classifier", ["--positives_warc", "no.warc.gz"], "positives_warc files not found"),
         ("download_assets", ["--timeout", "0"], "timeout must be positive"),
         ("bench_extract_filter", ["--repeats", "0"], "must be positive"),

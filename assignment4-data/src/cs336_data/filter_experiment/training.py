@@ -101,6 +101,11 @@ def budget_tokens(budget: str, meta: dict) -> int:
     return meta["corpora"][budget]["tokens"]
 
 
+def budget_steps(budget: str, meta: dict, batch_size: int, context_length: int) -> int:
+    """Optimiser steps of a budget: its tokens in whole batches, at least one."""
+    return max(1, budget_tokens(budget, meta) // (batch_size * context_length))
+
+
 def heldout_loss(model: torch.nn.Module, tokens: np.ndarray, context: int, batch: int, device: torch.device) -> float:
     """Mean next-token loss over every token of ``tokens``, in non-overlapping windows (a partial tail is dropped)."""
     import numpy as np
@@ -141,7 +146,7 @@ def train_arm(config: FilterVsRawConfig, meta: dict, budget: str, arm: str, seed
         num_heads=config.num_heads,
         d_ff=config.d_ff,
     )
-    steps = max(1, budget_tokens(budget, meta) // (config.batch_size * config.context_length))
+    steps = budget_steps(budget, meta, config.batch_size, config.context_length)
     train_config = TrainConfig(
         train_data=str(config.data / f"{arm}.bin"),
         valid_data=str(config.data / f"{config.heldout[0]}.bin"),
