@@ -243,3 +243,5 @@ def test_inputs_that_are_missing_or_not_the_token_files_sources_are_clear_errors
     meta = {"corpora": {"raw": {"characters": 1000}}}
     with pytest.raises(ValueError, match="raw: 999 characters .* 1,000 in meta.json"):
         check_characters("raw", 999, meta)
+    with pytest.raises(ValueError, match="meta.json has no corpus 'filtered'"):
+        check_characters("filtered", 999, meta)

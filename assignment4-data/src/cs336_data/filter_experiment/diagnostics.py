@@ -179,6 +179,8 @@ def read_tokens(data: Path, name: str) -> UInt16[np.ndarray, " tokens"]:
 
 def check_characters(name: str, characters: int, meta: dict) -> None:
     """Stop when the labelled inputs are not the text the token files were made from."""
+    if name not in meta["corpora"]:
+        raise ValueError(f"meta.json has no corpus {name!r}: run prepare_filter_experiment.py")
     expected = meta["corpora"][name]["characters"]
     if characters != expected:
         raise ValueError(
@@ -188,7 +190,8 @@ def check_characters(name: str, characters: int, meta: dict) -> None:
 
 
 def load_inputs(config: DiagnoseConfig) -> dict:
-    """Labels, every page's raw characters, each pipeline's decisions and output, the held-out documents, meta."""
+    """Labels and extracted text of every crawl page, each pipeline's decisions and output, the held-out documents
+    and ``meta.json``; a missing input stops with the command that makes it."""
     from cs336_data.filter_experiment.prepare import PIPELINES, jsonl
     from cs336_data.filter_inspection import load_crawl, read_jsonl
 
@@ -222,8 +225,8 @@ def diagnose(config: DiagnoseConfig) -> dict:
     removal = {}
     for name, pipeline in inputs["pipelines"].items():
         kept = {d["id"]: len(d["text"]) for d in pipeline["output"]}
-        corpora[name] = [(labels[rid], n) for rid, n in kept.items()]
         removal[name] = removal_by_part(labels, raw, pipeline["decisions"], kept)
+        corpora[name] = [(labels[rid], n) for rid, n in kept.items()]
     for name, kind in HELDOUT.items():
         corpora[name] = [(d, len(d["text"])) for d in inputs["heldout"] if d["kind"] == kind]
     for name, documents in corpora.items():
@@ -358,7 +361,12 @@ def bigram_section(bigram: dict) -> list[str]:
 def markdown(report: dict) -> str:
     """The report's tables, in the order WRITEUP.md reads them."""
     sections = [
-        ["# Why the first filter-versus-raw run came out as it did"],
+        [
+            "# Why the first filter-versus-raw run came out as it did",
+            "",
+            "Written by `scripts/diagnose_filter_experiment.py` (`cs336_data.filter_experiment.diagnostics`) from the "
+            "crawl's labels, the pipelines' decision logs and outputs, and the token files.",
+        ],
         composition_section(report["composition"]),
         articles_section(report["heldout_articles"]),
         *(removal_section(pipeline, removal) for pipeline, removal in report["removal"].items()),
