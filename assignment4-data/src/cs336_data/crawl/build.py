@@ -15,7 +15,8 @@ name keeps it out of the ``CC-SAMPLE-*`` glob of the training shards.
 
 Deterministic: the same sources and config give byte-identical files (seeded choices, UUIDv5 record ids, gzip
 without timestamps); ``manifest.json`` records the source versions and each file's SHA-256. A finished build with
-the same config is reused.
+the same config is reused. ``results/crawl/`` keeps the manifests of the builds the results came from; a build that
+differs from the one of its config is warned about (:mod:`.recorded`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from cs336_basics.toolkit.atomic import write_bytes_atomic
 from resiliparse.extract.html2text import extract_plain_text
 
 from cs336_data.crawl import pages as templates
+from cs336_data.crawl.recorded import check_against_recorded
 from cs336_data.crawl.sites import (
     Page,
     article_pages,
@@ -50,6 +52,7 @@ from cs336_data.crawl.sources import (
     EXTRA_ENGLISH_PACKAGES,
     TRANSLATED_PACKAGES,
     deb_version,
+    debs_folder,
     fetch_debs,
 )
 from cs336_data.extraction import decode_html_bytes, extract_text_from_html_bytes
@@ -242,13 +245,26 @@ def write_shard(pages: list[Page], name: str, out_dir: Path) -> dict[str, str]:
 
 
 def build_crawl(config: CrawlConfig, progress: bool = True) -> dict:
-    """Write the crawl under ``config.out_dir`` (or reuse a finished build of the same config); returns the manifest."""
-    out = Path(config.out_dir)
-    manifest_path = out / "manifest.json"
+    """Write the crawl under ``config.out_dir`` (or reuse a finished build of the same config); returns the manifest.
+
+    Either way the manifest is checked against the recorded one of its config (:mod:`.recorded`), so that a crawl
+    unlike the one ``results/`` came from is never used without a warning."""
+    manifest = _finished_build(config) or _write_crawl(config, progress)
+    check_against_recorded(manifest, Path(config.out_dir), debs_folder(config.debs_dir))
+    return manifest
+
+
+def _finished_build(config: CrawlConfig) -> dict | None:
+    manifest_path = Path(config.out_dir) / "manifest.json"
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
         if manifest.get("config_key") == config.key() and f"{HELDOUT_SHARD}.warc.gz" in manifest["files"]:
             return manifest
+    return None
+
+
+def _write_crawl(config: CrawlConfig, progress: bool) -> dict:
+    out = Path(config.out_dir)
     pages, heldout = collect_pages(config)
     crawl_texts = []
     files: dict[str, str] = {}
@@ -275,5 +291,5 @@ def build_crawl(config: CrawlConfig, progress: bool = True) -> dict:
         "heldout_documents": len(documents),
         "files": files,
     }
-    write_bytes_atomic(manifest_path, (json.dumps(manifest, indent=1) + "\n").encode())
+    write_bytes_atomic(out / "manifest.json", (json.dumps(manifest, indent=1) + "\n").encode())
     return manifest

@@ -26,6 +26,8 @@ from pathlib import Path
 
 from cs336_basics.toolkit.data_paths import cache_dir
 
+from cs336_data.crawl.recorded import recorded_versions
+
 ENGLISH_PACKAGES = (
     "python3.11-doc",
     "python-django-doc",
@@ -76,18 +78,44 @@ def sources_dir() -> Path:
 # ---- Debian packages ---------------------------------------------------------------------------------------------
 
 
+def debs_folder(debs_dir: Path | None = None) -> Path:
+    """Where the ``.deb`` files are read from: ``debs_dir``, or the cache."""
+    return debs_dir or sources_dir() / "debs"
+
+
 def fetch_debs(packages: tuple[str, ...], debs_dir: Path | None = None) -> list[Path]:
-    """The ``.deb`` of each package, fetched with ``apt-get download`` unless ``debs_dir`` already has it."""
-    debs_dir = debs_dir or sources_dir() / "debs"
+    """The ``.deb`` of each package, fetched with ``apt-get download`` unless the debs folder already has it.
+
+    The version decides the crawl's pages, so with several ``.deb`` of one package this stops rather than choose one
+    (a file name's order is not Debian's version order: ``15.9`` sorts after ``15.20``)."""
+    debs_dir = debs_folder(debs_dir)
     debs_dir.mkdir(parents=True, exist_ok=True)
-    missing = [name for name in packages if not list(debs_dir.glob(f"{name}_*.deb"))]
+    cached = {name: sorted(debs_dir.glob(f"{name}_*.deb")) for name in packages}
+    several = {name: debs for name, debs in cached.items() if len(debs) > 1}
+    if several:
+        raise RuntimeError(_several_versions_message(several, debs_dir))
+    missing = [name for name, debs in cached.items() if not debs]
     if missing:
         if shutil.which("apt-get") is None:
             raise RuntimeError(f"apt-get is not available to fetch {missing}: put their .deb files in {debs_dir}")
         result = subprocess.run(["apt-get", "download", *missing], cwd=debs_dir, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"apt-get download {' '.join(missing)} failed:\n{result.stderr.strip()}")
-    return [sorted(debs_dir.glob(f"{name}_*.deb"))[-1] for name in packages]
+        cached |= {name: sorted(debs_dir.glob(f"{name}_*.deb")) for name in missing}
+    return [cached[name][0] for name in packages]
+
+
+def _several_versions_message(several: dict[str, list[Path]], debs_dir: Path) -> str:
+    lines = []
+    for name, debs in several.items():
+        recorded = recorded_versions(name)
+        note = f" (recorded: {', '.join(recorded)})" if recorded else ""
+        lines.append(f"  {name}: {', '.join(deb.name for deb in debs)}{note}")
+    return (
+        f"{debs_dir} holds several versions of a package, and the version a crawl is built from changes its pages: "
+        "keep one .deb of each and delete the others (the version results/crawl/ records reproduces results/ and "
+        "WRITEUP.md):\n" + "\n".join(lines)
+    )
 
 
 def deb_files(deb: Path, suffixes: tuple[str, ...]) -> Iterator[tuple[str, bytes]]:
