@@ -103,7 +103,8 @@ def test_a_bad_value_is_a_usage_error(script, argv, message, capsys):
 def documented_commands() -> list[tuple[str, list[str]]]:
     """``(script, argv)`` of every command in the docs, the distributed runner and the entry points' docstrings."""
     docs = [PACKAGE / f"{name}.md" for name in ("README", "BENCHMARKS", "WRITEUP", "DISTRIBUTED")]
-    sources = [*docs, ROOT / "README.md", ROOT / "BENCHMARKS.md", PACKAGE / "scripts" / "run_distributed_benchmarks.sh"]
+    sources = [*docs, ROOT / "README.md", ROOT / "BENCHMARKS.md", ROOT / "Makefile"]
+    sources.append(PACKAGE / "scripts" / "run_distributed_benchmarks.sh")
     sources += [ENTRY_POINTS[script] for script in CONFIGS]
     commands = []
     for source in sources:
@@ -125,6 +126,7 @@ def test_documented_commands_still_parse():
     commands = documented_commands()
     documented = {script for script, _ in commands}
     assert {"check_distributed_correctness", "bench_ddp", "bench_model", "bench_flash_leaderboard"} <= documented
+    assert ("bench_comm", ["--backend", "gloo", "--warmup", "2", "--iters", "10"]) in commands  # `make bench`
     assert unparsable_commands(commands, config_class) == []
 
 

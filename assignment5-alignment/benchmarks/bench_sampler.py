@@ -51,6 +51,7 @@ from cs336_basics.toolkit.cli import parse_config  # noqa: E402
 from cs336_basics.toolkit.device import select_device  # noqa: E402
 
 MODES = {"graphs": {"cuda_graphs": True}, "static": {"cuda_graphs": False}, "dynamic": {"static_cache": False}}
+WORKLOADS = ("greedy", "groups", "rollouts")
 COLUMNS = {
     "workload": "workload",
     "batch": "batch",
@@ -76,11 +77,24 @@ class BenchConfig:
         default_factory=lambda: ["graphs", "static", "dynamic", "generate"],
         metadata={"help": "graphs, static, dynamic (our sampler) and generate (transformers)"},
     )
-    workloads: list[str] = field(
-        default_factory=lambda: ["greedy", "groups", "rollouts"], metadata={"help": "greedy, groups, rollouts"}
-    )
+    workloads: list[str] = field(default_factory=lambda: list(WORKLOADS), metadata={"help": ", ".join(WORKLOADS)})
     repeats: int = field(default=3, metadata={"help": "timed calls per setting (the median is reported)"})
     out_dir: str = field(default="runs/bench_sampler", metadata={"help": "folder for the table, JSON and plot"})
+
+    def __post_init__(self):
+        """Refuse a setting that could only fail after minutes of decoding the settings before it."""
+        if unknown := sorted(set(self.modes) - {*MODES, "generate"}):
+            raise ValueError(f"unknown --modes {unknown}: choose from {', '.join([*MODES, 'generate'])}")
+        if unknown := sorted(set(self.workloads) - set(WORKLOADS)):
+            raise ValueError(f"unknown --workloads {unknown}: choose from {', '.join(WORKLOADS)}")
+        if min(self.batch_sizes, default=0) < 1 or min(self.group_size, self.prompt_tokens, self.new_tokens) < 1:
+            raise ValueError("--batch_sizes, --group_size, --prompt_tokens and --new_tokens must be positive")
+        grouped = {"groups", "rollouts"} & set(self.workloads)
+        if grouped and (odd := [batch for batch in self.batch_sizes if batch % self.group_size]):
+            raise ValueError(
+                f"--batch_sizes {odd} are not multiples of --group_size {self.group_size}, which the "
+                f"{' and '.join(sorted(grouped))} workloads need"
+            )
 
 
 def random_smollm2_shaped(device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
@@ -147,8 +161,6 @@ def generate_rows(model, prompts, params: SamplingParams, eos: int | None, token
 def workload(cfg: BenchConfig, name: str, batch: int, tokenizer, eos: int | None):
     """(prompt token ids, sampling params, EOS id used) of one workload at one batch size."""
     group = 1 if name == "greedy" else cfg.group_size
-    if batch % group:
-        raise SystemExit(f"batch size {batch} is not a multiple of --group_size {group}")
     if name == "rollouts":
         if tokenizer is None:
             raise SystemExit("the rollouts workload needs the real model and tokenizer, not --model random")
@@ -212,9 +224,6 @@ def bench_setting(cfg: BenchConfig, name: str, batch: int, model, tokenizer, eos
 
 def main() -> None:
     cfg = parse_config(BenchConfig)
-    unknown = set(cfg.modes) - {*MODES, "generate"} | set(cfg.workloads) - {"greedy", "groups", "rollouts"}
-    if unknown:
-        raise SystemExit(f"unknown modes or workloads: {sorted(unknown)}")
     if cfg.policy.threads:
         torch.set_num_threads(cfg.policy.threads)
     device = select_device(cfg.policy.device)

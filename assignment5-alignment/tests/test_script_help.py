@@ -4,12 +4,14 @@ config's docstring, not the dataclass signature."""
 from __future__ import annotations
 
 import argparse
+import re
+import shlex
 from pathlib import Path
 from unittest import mock
 
 import pytest
 from cs336_basics.toolkit.cli import add_dataclass_arguments, parse_config
-from cs336_basics.toolkit.entry_points import help_probe, load_entry_point_module
+from cs336_basics.toolkit.entry_points import help_probe, load_entry_point_module, unparsable_commands
 
 SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "scripts"
 SCRIPTS = sorted(p for p in SCRIPTS_DIR.rglob("*.py") if "parse_config" in p.read_text())
@@ -62,3 +64,33 @@ def test_help_does_not_load_torch():
         help_text, loaded = help_probe(path, ("torch",))
         assert loaded == [], f"torch loaded by {path}"
         assert help_text.count("usage:") == 1, path
+
+
+def test_make_bench_commands_parse():
+    """`make bench`'s commands for this package's benchmarks: a renamed flag would stop them with a usage error."""
+    makefile = SCRIPTS_DIR.parents[1] / "Makefile"
+    commands = re.findall(r"assignment5-alignment/benchmarks/(\w+)\.py([^\n]*)", makefile.read_text())
+    assert {script for script, _ in commands} == {"bench_grader", "bench_sampler"}
+    benchmarks = SCRIPTS_DIR.parent / "benchmarks"
+    refused = unparsable_commands(
+        [(script, shlex.split(args)) for script, args in commands],
+        lambda script: script_config_class(benchmarks / f"{script}.py"),
+    )
+    assert refused == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--batch_sizes", "1", "8"], "--batch_sizes [1] are not multiples of --group_size 8"),
+        (["--modes", "fast"], "unknown --modes ['fast']"),
+        (["--workloads", "greedy", "chat"], "unknown --workloads ['chat']"),
+        (["--new_tokens", "0"], "must be positive"),
+    ],
+)
+def test_bench_sampler_refuses_a_bad_setting_before_decoding(argv, message, capsys):
+    cls = script_config_class(SCRIPTS_DIR.parent / "benchmarks" / "bench_sampler.py")
+    with pytest.raises(SystemExit) as exit_:
+        parse_config(cls, argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert parse_config(cls, ["--workloads", "greedy", "--batch_sizes", "1"]).batch_sizes == [1]
