@@ -170,13 +170,6 @@ def bigram_cross_entropies(
     }
 
 
-def read_tokens(data: Path, name: str) -> UInt16[np.ndarray, " tokens"]:
-    path = data / f"{name}.bin"
-    if not path.is_file() or path.stat().st_size % 2:
-        raise FileNotFoundError(f"no uint16 token file {path}: run prepare_filter_experiment.py")
-    return np.fromfile(path, dtype="<u2")
-
-
 def check_characters(name: str, characters: int, meta: dict) -> None:
     """Stop when the labelled inputs are not the text the token files were made from."""
     if name not in meta["corpora"]:
@@ -249,8 +242,9 @@ def diagnose(config: DiagnoseConfig) -> dict:
         epochs = trained / meta["corpora"][name]["tokens"]
         reads[name] = {"epochs": epochs, "characters_read": {p: epochs * n for p, n in composition[name].items()}}
 
-    data = config.experiment / "data"
-    tokens = {name: read_tokens(data, name) for name in (*TRAINING, *HELDOUT)}
+    from cs336_basics.data import load_tokens
+
+    tokens = {name: load_tokens(config.experiment / "data" / f"{name}.bin") for name in (*TRAINING, *HELDOUT)}
     return {
         "composition": composition,
         "heldout_articles": {
